@@ -1,0 +1,306 @@
+"""The ``mailtracker`` command line: the only place that configures logging and prints."""
+
+import argparse
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional
+
+from mailtracker import __version__
+from mailtracker.config import Home, init_home, load_config
+from mailtracker.errors import MailtrackerError, NotInitialisedError
+
+log = logging.getLogger("mailtracker")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args, Home.locate(args.home)) or 0
+    except MailtrackerError as exc:
+        print(f"mailtracker: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailtracker",
+        description="Email-open tracking with your own pixel server.",
+        epilog="Every command takes --help. Files live in the home: --home, $MAILTRACKER_HOME, "
+               "or the platform's standard config and data folders.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailtracker {__version__}")
+    parser.add_argument("--home", metavar="DIR", help="use this directory for all files")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say more, with timestamps")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    cmd = commands.add_parser("init", help="create the home, config and secret",
+                              description="Create (or update) the home: config file, random "
+                              "secret (mode 0600), hits folder. Safe to re-run; the secret is "
+                              "only replaced with --force.")
+    cmd.add_argument("--server-url", metavar="URL", help="public address of your pixel server")
+    cmd.add_argument("--path-prefix", metavar="/p", help="path before /<token>.gif in pixel URLs")
+    cmd.add_argument("--hits-dir", metavar="DIR", help="where hits-*.csv arrive (default <home>/hits)")
+    cmd.add_argument("--force", action="store_true", help="replace the secret: every existing tag stops counting")
+    cmd.set_defaults(run=cmd_init)
+
+    cmd = commands.add_parser("tag", help="mint a tracking tag and print its pixel",
+                              description="Mint a tag, append it to tags.csv and print the "
+                              "pixel URL and the <img> HTML to paste into an email.")
+    cmd.add_argument("--name", default="", help="who the email is for (shown in the register)")
+    cmd.add_argument("--subject", default="", help="the email's subject")
+    cmd.add_argument("--to", action="append", default=[], metavar="ADDR", help="a recipient (repeatable)")
+    cmd.add_argument("--json", action="store_true", help="print a JSON object with id, url, html")
+    cmd.set_defaults(run=cmd_tag)
+
+    cmd = commands.add_parser("serve", help="run the pixel server",
+                              description="Run the pixel server in the foreground. GET/HEAD "
+                              "<prefix>/<token>.gif answers a 43-byte GIF; valid hits are appended "
+                              "to hits-<server-id>-<UTC date>.csv.")
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=56789, help="port to listen on (default 56789)")
+    cmd.add_argument("--hits-dir", metavar="DIR", help="where to write hits (default: the home's)")
+    cmd.add_argument("--path-prefix", metavar="/p", help="shown in the start-up message; any "
+                     "prefix is accepted so old links keep working")
+    cmd.add_argument("--server-id", default="pixel", help="names this instance's hits files (default pixel)")
+    cmd.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                     help="take X-Forwarded-For only from this address or network (repeatable)")
+    cmd.add_argument("--secret-file", metavar="FILE", help="the shared secret (default: the home's)")
+    cmd.add_argument("--client-address", choices=("full", "truncated", "hash"),
+                     help="how client addresses are stored (default: the config's, else truncated)")
+    cmd.add_argument("--workers", type=int, default=1, help="worker processes, each with its own file")
+    cmd.set_defaults(run=cmd_serve)
+
+    cmd = commands.add_parser("fold", help="fold new hits into register.csv once",
+                              description="Read what is new in tags.csv and hits-*.csv and "
+                              "update register.csv; prints what it folded.")
+    cmd.set_defaults(run=cmd_fold)
+
+    cmd = commands.add_parser("watch", help="fold whenever a log changes (foreground)",
+                              description="Watch the hits folder and tags.csv and keep "
+                              "register.csv up to date until interrupted.")
+    cmd.set_defaults(run=cmd_watch)
+
+    cmd = commands.add_parser("rebuild", help="regenerate register.csv from the logs alone",
+                              description="Forget all fold state and count every log again.")
+    cmd.set_defaults(run=cmd_rebuild)
+
+    cmd = commands.add_parser("list", help="show tags with their opens (the old -dump)",
+                              description="Fold, then show every tag with short id, opens and last open.")
+    cmd.add_argument("--json", action="store_true", help="print the register rows as JSON")
+    cmd.set_defaults(run=cmd_list)
+
+    cmd = commands.add_parser("demo", help="run a local pixel server, the watcher and a demo tag",
+                              description="Everything on this machine: a pixel server on "
+                              "127.0.0.1, the watcher, and a demo tag to open with curl.")
+    cmd.add_argument("--port", type=int, default=56789, help="pixel server port (default 56789)")
+    cmd.set_defaults(run=cmd_demo)
+    return parser
+
+
+def cmd_init(args, home: Home) -> int:
+    done = init_home(home, server_url=args.server_url, path_prefix=args.path_prefix,
+                     hits_dir=args.hits_dir, force=args.force)
+    config = done["config"]
+    print(f"{'Created' if done['created_config'] else 'Updated'} {home.config_path}")
+    if done["new_secret"]:
+        print(f"Wrote a new secret to {home.secret_path} (copy it to your pixel server)")
+    else:
+        print(f"Kept the secret at {home.secret_path}")
+    print(f"Pixel URLs look like {config.pixel_url('<token>')}")
+    print(f"Hits are read from {home.hits_dir(config)}")
+    return 0
+
+
+def cmd_tag(args, home: Home) -> int:
+    from mailtracker.tags import mint_tag
+
+    tag = mint_tag(home, load_config(home), name=args.name, subject=args.subject, recipients=args.to)
+    if args.json:
+        print(json.dumps(tag.to_json()))
+    else:
+        print(f"Tag {tag.short_id} for {tag.name or tag.recipients or '(no name)'}")
+        print(f"Pixel URL: {tag.url}")
+        print(f"HTML:      {tag.html}")
+    return 0
+
+
+def cmd_serve(args, home: Home) -> int:
+    from mailtracker.server import ServerSettings, pick_port, run_server
+
+    try:
+        config = load_config(home)
+    except NotInitialisedError:
+        if not (args.secret_file and args.hits_dir):
+            raise
+        config = None
+    settings = ServerSettings(
+        hits_dir=str(Path(args.hits_dir).resolve()) if args.hits_dir else str(home.hits_dir(config)),
+        secret_file=str(Path(args.secret_file).resolve()) if args.secret_file else str(home.secret_path),
+        server_id=args.server_id, host=args.host, port=args.port,
+        path_prefix=args.path_prefix or (config.path_prefix if config else "/p"),
+        workers=args.workers, trusted_proxies=args.trusted_proxy,
+        client_address=args.client_address or (config.client_address if config else "truncated"),
+    )
+    settings = pick_port(settings)
+    print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
+          f"writing hits to {settings.hits_dir}", flush=True)
+    run_server(settings)
+    return 0
+
+
+def cmd_fold(args, home: Home) -> int:
+    from mailtracker.fold import fold
+
+    result = fold(home)
+    print(f"Folded {result.summary()}")
+    if result.register_error:
+        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+        from mailtracker.errors import RegisterLockedError
+
+        return RegisterLockedError.code
+    return 0
+
+
+def cmd_rebuild(args, home: Home) -> int:
+    from mailtracker.fold import fold
+
+    result = fold(home, rebuild=True, progress=True)
+    print(f"Rebuilt register.csv: {result.summary()}")
+    return 0
+
+
+def cmd_watch(args, home: Home) -> int:
+    from mailtracker.watcher import Watcher
+
+    config = load_config(home)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Watcher(home, config):
+        print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
+              "Ctrl-C stops.", flush=True)
+        try:
+            while not stop.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_list(args, home: Home) -> int:
+    from mailtracker.fold import fold, load_state
+
+    result = fold(home)
+    if result.register_error:
+        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+    rows = load_state(home).register_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No tags yet: mint one with 'mailtracker tag --name NAME'.")
+        return 0
+    print(format_table(rows))
+    return 0
+
+
+def format_table(rows, now: Optional[datetime] = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN")
+    lines = [header]
+    for row in rows:
+        lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
+                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_time(stamp: str, now: datetime) -> str:
+    """'2026-11-24 22:31 UTC (5 min ago)', or 'never'."""
+    if not stamp:
+        return "never"
+    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    seconds = max(0, int((now - when).total_seconds()))
+    if seconds < 60:
+        ago = "just now"
+    elif seconds < 3600:
+        ago = f"{seconds // 60} min ago"
+    elif seconds < 86400:
+        ago = f"{seconds // 3600} h ago"
+    else:
+        ago = f"{seconds // 86400} d ago"
+    return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+def cmd_demo(args, home: Home) -> int:
+    import requests
+
+    from mailtracker.tags import mint_tag
+    from mailtracker.watcher import Watcher
+
+    init_home(home, server_url=f"http://127.0.0.1:{args.port}")
+    config = load_config(home)
+    server = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir),
+                               "serve", "--port", str(args.port)])
+    try:
+        _wait_healthy(requests, f"http://127.0.0.1:{args.port}/healthz", server)
+        tag = mint_tag(home, config, name="Demo recipient", subject="mailtracker demo")
+
+        def report(result):
+            if result.new_opens:
+                state = __import__("mailtracker.fold", fromlist=["load_state"]).load_state(home)
+                row = next(r for r in state.register_rows() if r["id"] == tag.id)
+                print(f"Opened: tag {tag.short_id} opens={row['opens']} last_open={row['last_open']}",
+                      flush=True)
+
+        with Watcher(home, config, on_fold=report):
+            print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n\n"
+                  f"Trigger an open:  curl -s -o /dev/null {tag.url}\n"
+                  f"See the counts:   mailtracker --home {home.data_dir} list\n"
+                  f"The register:     {home.register_path}\n\nCtrl-C stops.", flush=True)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                while not stop.wait(1.0) and server.poll() is None:
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    return 0
+
+
+def _wait_healthy(requests, url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise MailtrackerError(f"the pixel server exited with code {server.returncode}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise MailtrackerError(f"the pixel server did not answer {url} within {timeout_s:.0f} s")

@@ -1,0 +1,255 @@
+"""Where mailtracker keeps its files, and the settings and secret it reads there.
+
+A home is one directory (``--home`` or ``MAILTRACKER_HOME``) or, by default, the
+platform's standard places: settings and the secret in the user config dir,
+logs and the register in the user data dir.
+"""
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from mailtracker.errors import ConfigError, NotInitialisedError, SecretError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on older Pythons only
+    import tomli as tomllib
+
+APP_NAME = "mailtracker"
+ENV_HOME = "MAILTRACKER_HOME"
+SECRET_BYTES = 32
+CLIENT_ADDRESS_MODES = ("full", "truncated", "hash")
+_PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+
+
+@dataclass(frozen=True)
+class Home:
+    """The directories of one mailtracker installation and the files in them."""
+
+    data_dir: Path
+    config_dir: Path
+
+    @classmethod
+    def locate(cls, override: Optional[str] = None) -> "Home":
+        root = override or os.environ.get(ENV_HOME)
+        if root:
+            path = Path(root).expanduser().resolve()
+            return cls(data_dir=path, config_dir=path)
+        return cls(
+            data_dir=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            config_dir=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        )
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.config_dir / "secret"
+
+    @property
+    def tags_path(self) -> Path:
+        return self.data_dir / "tags.csv"
+
+    @property
+    def register_path(self) -> Path:
+        return self.data_dir / "register.csv"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    def hits_dir(self, config: "Config") -> Path:
+        if config.hits_dir:
+            return Path(config.hits_dir).expanduser()
+        return self.data_dir / "hits"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in ``config.toml``; every field has a working default."""
+
+    server_url: str = "http://127.0.0.1:56789"
+    path_prefix: str = "/p"
+    hits_dir: str = ""
+    client_address: str = "truncated"
+
+    def pixel_url(self, token: str) -> str:
+        return f"{self.pixel_base()}{token}.gif"
+
+    def pixel_base(self) -> str:
+        """The start every pixel URL of this home shares, ending in a slash."""
+        return f"{self.server_url.rstrip('/')}{self.path_prefix}/"
+
+    def validated(self) -> "Config":
+        return replace(
+            self,
+            server_url=validate_server_url(self.server_url),
+            path_prefix=validate_path_prefix(self.path_prefix),
+            client_address=validate_client_address(self.client_address),
+        )
+
+
+def validate_server_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"server URL {url!r} is not an http(s) URL with a host name; "
+            "give the public address of your pixel server, e.g. https://t.example.org"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"server URL {url!r} must not have a query or fragment")
+    return url.strip().rstrip("/")
+
+
+def validate_path_prefix(prefix: str) -> str:
+    prefix = "/" + prefix.strip().strip("/") if prefix.strip().strip("/") else ""
+    if not _PREFIX_RE.match(prefix) or any(seg in (".", "..") for seg in prefix.split("/")):
+        raise ConfigError(
+            f"path prefix {prefix!r} may hold only letters, digits and . _ ~ - between slashes"
+        )
+    return prefix
+
+
+def validate_client_address(mode: str) -> str:
+    if mode not in CLIENT_ADDRESS_MODES:
+        raise ConfigError(
+            f"client_address {mode!r} is not one of {', '.join(CLIENT_ADDRESS_MODES)}"
+        )
+    return mode
+
+
+def load_config(home: Home) -> Config:
+    """Read the home's config, or fail with how to create it."""
+    try:
+        raw = home.config_path.read_bytes()
+    except FileNotFoundError:
+        raise NotInitialisedError(
+            f"no mailtracker home at {home.config_dir}; run 'mailtracker init' first"
+        ) from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{home.config_path} is not valid TOML: {exc}") from None
+    pixel = doc.get("pixel", {})
+    desktop = doc.get("desktop", {})
+    server = doc.get("server", {})
+    defaults = Config()
+    return Config(
+        server_url=str(pixel.get("server_url", defaults.server_url)),
+        path_prefix=str(pixel.get("path_prefix", defaults.path_prefix)),
+        hits_dir=str(desktop.get("hits_dir", defaults.hits_dir)),
+        client_address=str(server.get("client_address", defaults.client_address)),
+    ).validated()
+
+
+def save_config(home: Home, config: Config) -> None:
+    values = {key: json.dumps(value) for key, value in asdict(config).items()}
+    text = (
+        "# mailtracker settings. Edit freely; 'mailtracker init' keeps what is here.\n"
+        "\n[pixel]\n"
+        "# The public address of your pixel server, as recipients' mail clients reach it.\n"
+        f"server_url = {values['server_url']}\n"
+        "# The path before /<token>.gif in every pixel URL minted from now on.\n"
+        f"path_prefix = {values['path_prefix']}\n"
+        "\n[desktop]\n"
+        "# Where the hits-*.csv logs arrive (Syncthing folder, rsync target...). Empty: <home>/hits\n"
+        f"hits_dir = {values['hits_dir']}\n"
+        "\n[server]\n"
+        "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
+        f"client_address = {values['client_address']}\n"
+    )
+    write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
+
+
+def create_secret(home: Home, force: bool = False) -> bool:
+    """Write a new random secret unless one exists; True when one was written."""
+    if home.secret_path.exists() and not force:
+        return False
+    text = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+    write_file_atomically(home.secret_path, (text + "\n").encode("ascii"), mode=0o600, replace_existing=force)
+    return True
+
+
+def read_secret(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise SecretError(
+            f"no secret at {path}; run 'mailtracker init' (desktop) or copy the desktop's "
+            "secret file to the server"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretError(f"cannot read the secret at {path}: {exc}") from None
+    try:
+        secret = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, ValueError):
+        raise SecretError(f"the secret at {path} is not base64 text as 'mailtracker init' writes it") from None
+    if len(secret) < 16:
+        raise SecretError(f"the secret at {path} is too short ({len(secret)} bytes, need 16 or more)")
+    return secret
+
+
+def write_file_atomically(path: Path, data: bytes, mode: int, replace_existing: bool) -> None:
+    """Write a whole file atomically, created with ``mode`` (never briefly wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not replace_existing and path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def init_home(
+    home: Home,
+    server_url: Optional[str] = None,
+    path_prefix: Optional[str] = None,
+    hits_dir: Optional[str] = None,
+    force: bool = False,
+) -> dict:
+    """Create or update a home; returns what was done, for the CLI to report."""
+    try:
+        config = load_config(home)
+        created_config = False
+    except NotInitialisedError:
+        config = Config()
+        created_config = True
+    changes = {}
+    if server_url is not None:
+        changes["server_url"] = server_url
+    if path_prefix is not None:
+        changes["path_prefix"] = path_prefix
+    if hits_dir is not None:
+        changes["hits_dir"] = str(Path(hits_dir).expanduser().resolve())
+    config = replace(config, **changes).validated()
+    home.data_dir.mkdir(parents=True, exist_ok=True)
+    home.hits_dir(config).mkdir(parents=True, exist_ok=True)
+    home.state_dir.mkdir(parents=True, exist_ok=True)
+    save_config(home, config)
+    new_secret = create_secret(home, force=force)
+    return {
+        "config": config,
+        "created_config": created_config,
+        "new_secret": new_secret,
+    }

@@ -1,0 +1,71 @@
+"""The one exception hierarchy of mailtracker, with stable numeric codes.
+
+A code travels unchanged to the extension (native messaging error replies) and
+becomes the command line's exit code. Append new codes; never renumber.
+"""
+
+
+class MailtrackerError(Exception):
+    """Base of every error mailtracker reports to a person."""
+
+    code = 1
+
+
+class NotInitialisedError(MailtrackerError):
+    """The home has no config or secret yet."""
+
+    code = 10
+
+
+class ConfigError(MailtrackerError):
+    """The config file or a setting is invalid."""
+
+    code = 11
+
+
+class SecretError(MailtrackerError):
+    """The shared secret is missing, unreadable or malformed."""
+
+    code = 12
+
+
+class TokenError(MailtrackerError):
+    """A token is malformed or its MAC does not verify."""
+
+    code = 20
+
+
+class LogWriteError(MailtrackerError):
+    """An append-only log (tags or hits) could not be written."""
+
+    code = 30
+
+
+class LockTimeoutError(MailtrackerError):
+    """Another mailtracker process held a lock for too long."""
+
+    code = 31
+
+
+class RegisterLockedError(MailtrackerError):
+    """register.csv could not be replaced, e.g. it is open in a spreadsheet."""
+
+    code = 40
+
+
+class ServerError(MailtrackerError):
+    """The pixel server cannot start or run."""
+
+    code = 50
+
+
+class ProtocolError(MailtrackerError):
+    """A native messaging frame or request is malformed."""
+
+    code = 60
+
+
+class UnknownTagError(MailtrackerError):
+    """No tag with that id (or Message-ID) exists in tags.csv."""
+
+    code = 61

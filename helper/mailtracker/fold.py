@@ -1,0 +1,287 @@
+"""Folding the logs into counts: read what is new in tags.csv and in every
+hits-*.csv, count each hit exactly once, and write register.csv.
+
+The fold remembers how far it read each log (``logs.Cursor``) and which hits it
+has counted, so a new hit costs the same however long the history is, and a
+log read twice, replaced by a sync tool, or copied as a Syncthing conflict
+file never counts a hit twice. Its state is replaced atomically after each
+pass, under a lock, so an interrupted fold leaves the previous, correct state.
+"""
+
+import bisect
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from filelock import FileLock, Timeout
+
+from mailtracker.config import Config, Home, load_config, write_file_atomically
+from mailtracker.errors import LockTimeoutError, RegisterLockedError
+from mailtracker.logs import HITS_GLOB, TAG_COLUMNS, Cursor, read_new_lines, restore, strip_bom
+from mailtracker.register import write_register
+from mailtracker.tokens import short_id
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+FOLD_LOCK_TIMEOUT_S = 120.0
+_HIT_TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
+
+
+class SeenHits:
+    """The hit ids already counted, as runs of sequence numbers per writer boot.
+
+    A hit id is ``<boot>.<seq in hex>``: each server process numbers its hits
+    from 1, so the ids it wrote collapse into one run and the set stays tiny.
+    """
+
+    def __init__(self, runs: Optional[Dict[str, List[List[int]]]] = None):
+        self.runs = runs or {}
+
+    def add(self, boot: str, seq: int) -> bool:
+        """Record a hit; False when it was counted before."""
+        runs = self.runs.get(boot)
+        if runs is None:
+            self.runs[boot] = [[seq, seq]]
+            return True
+        last = runs[-1]
+        if seq == last[1] + 1:
+            last[1] = seq
+            return True
+        if seq > last[1]:
+            runs.append([seq, seq])
+            return True
+        i = bisect.bisect_right(runs, [seq, float("inf")]) - 1
+        if i >= 0 and runs[i][1] >= seq:
+            return False
+        joins_left = i >= 0 and runs[i][1] + 1 == seq
+        joins_right = runs[i + 1][0] - 1 == seq
+        if joins_left and joins_right:
+            runs[i][1] = runs[i + 1][1]
+            del runs[i + 1]
+        elif joins_left:
+            runs[i][1] = seq
+        elif joins_right:
+            runs[i + 1][0] = seq
+        else:
+            runs.insert(i + 1, [seq, seq])
+        return True
+
+
+@dataclass
+class FoldResult:
+    """What one fold pass did, for the CLI and the watcher to report."""
+
+    new_hits: int = 0
+    new_opens: int = 0
+    duplicate_hits: int = 0
+    new_tags: int = 0
+    skipped_lines: int = 0
+    unknown_tag_hits: int = 0
+    files_read: int = 0
+    register_written: bool = False
+    register_error: str = ""
+
+    def summary(self) -> str:
+        parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
+        if self.new_tags:
+            parts.append(f"{self.new_tags} new tags")
+        if self.duplicate_hits:
+            parts.append(f"{self.duplicate_hits} already counted")
+        if self.unknown_tag_hits:
+            parts.append(f"{self.unknown_tag_hits} for tags not in tags.csv")
+        if self.skipped_lines:
+            parts.append(f"{self.skipped_lines} unreadable lines skipped")
+        text = ", ".join(parts) + f" from {self.files_read} files"
+        if self.register_written:
+            text += "; register.csv updated"
+        return text
+
+
+@dataclass
+class FoldState:
+    """Everything the fold remembers between passes; all of it derived from the logs."""
+
+    files: Dict[str, Cursor] = field(default_factory=dict)
+    tags_cursor: Cursor = field(default_factory=Cursor)
+    seen: SeenHits = field(default_factory=SeenHits)
+    tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    counts: Dict[str, list] = field(default_factory=dict)
+    register_pending: bool = True
+
+    @classmethod
+    def load(cls, path: Path) -> "FoldState":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("fold state %s is unreadable (%s); rebuilding it from the logs", path, exc)
+            return cls()
+        if doc.get("version") != STATE_VERSION:
+            log.info("fold state is from another version; rebuilding it from the logs")
+            return cls()
+        return cls(
+            files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
+            tags_cursor=Cursor.from_json(doc["tags_cursor"]),
+            seen=SeenHits(doc["seen"]),
+            tags=doc["tags"],
+            counts=doc["counts"],
+            register_pending=doc["register_pending"],
+        )
+
+    def save(self, path: Path) -> None:
+        doc = {
+            "version": STATE_VERSION,
+            "files": {name: c.to_json() for name, c in self.files.items()},
+            "tags_cursor": self.tags_cursor.to_json(),
+            "seen": self.seen.runs,
+            "tags": self.tags,
+            "counts": self.counts,
+            "register_pending": self.register_pending,
+        }
+        write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
+                              mode=0o644, replace_existing=True)
+
+    def register_rows(self) -> List[Dict[str, str]]:
+        rows = []
+        for tag_id, tag in sorted(self.tags.items(), key=lambda item: (item[1]["created"], item[0])):
+            hits, opens, first_open, last_open = self.counts.get(tag_id, (0, 0, "", ""))
+            rows.append({
+                **tag, "id": tag_id, "short_id": short_id(tag_id), "opens": opens,
+                "first_open": first_open, "last_open": last_open, "hits": hits,
+            })
+        return rows
+
+
+def state_path(home: Home) -> Path:
+    return home.state_dir / "fold-state.json"
+
+
+def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
+         progress: bool = False) -> FoldResult:
+    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone."""
+    config = config or load_config(home)
+    home.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
+            state = FoldState() if rebuild else FoldState.load(state_path(home))
+            result = FoldResult()
+            _fold_tags(home, state, result)
+            _fold_hits(home.hits_dir(config), state, result, progress or rebuild)
+            changed = result.new_hits or result.new_tags or rebuild
+            if changed:
+                state.register_pending = True
+                state.save(state_path(home))
+            if state.register_pending or not home.register_path.exists():
+                try:
+                    write_register(home.register_path, state.register_rows(), result.new_opens)
+                except RegisterLockedError as exc:
+                    result.register_error = str(exc)
+                else:
+                    result.register_written = True
+                    state.register_pending = False
+                    state.save(state_path(home))
+            return result
+    except Timeout:
+        raise LockTimeoutError(
+            f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
+            "is a rebuild running?"
+        ) from None
+
+
+def load_state(home: Home) -> FoldState:
+    return FoldState.load(state_path(home))
+
+
+def _fold_tags(home: Home, state: FoldState, result: FoldResult) -> None:
+    for batch in read_new_lines(home.tags_path, state.tags_cursor):
+        text = [strip_bom(line).decode("utf-8", "replace") for line in batch]
+        for row in csv.reader(text):
+            if not row or row[0] == "id":
+                continue
+            if len(row) != len(TAG_COLUMNS) or len(row[0]) != 32:
+                result.skipped_lines += 1
+                log.warning("skipped an unreadable line in tags.csv: %.80r", ",".join(row))
+                continue
+            record = dict(zip(TAG_COLUMNS, (restore(value) for value in row)))
+            tag_id = record.pop("id")
+            existing = state.tags.get(tag_id)
+            if existing is None:
+                state.tags[tag_id] = record
+                result.new_tags += 1
+            else:
+                # Later rows for a tag (sent, unsent...) fill in or change fields.
+                existing.update({key: value for key, value in record.items() if value})
+
+
+def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, progress: bool) -> None:
+    paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
+    bar = _progress_bar(paths, state, progress)
+    seen_add = state.seen.add
+    counts = state.counts
+    try:
+        for path in paths:
+            cursor = state.files.setdefault(path.name, Cursor())
+            before = cursor.offset
+            read_any = False
+            for batch in read_new_lines(path, cursor):
+                read_any = True
+                for line in batch:
+                    parts = line.split(b",", 5)
+                    try:
+                        boot, _, seq = parts[0].partition(b".")
+                        is_new = seen_add(boot.decode("ascii"), int(seq, 16))
+                        when = parts[1].decode("ascii")
+                        tag = parts[2].decode("ascii")
+                        method = parts[3]
+                    except (IndexError, ValueError):
+                        if not strip_bom(line).startswith(b"hit_id,") and line.strip():
+                            result.skipped_lines += 1
+                            log.warning("skipped an unreadable line in %s: %.80r", path.name, line)
+                        continue
+                    if not is_new:
+                        result.duplicate_hits += 1
+                        continue
+                    if len(when) != _HIT_TIME_LENGTH or len(tag) != 32:
+                        result.skipped_lines += 1
+                        continue
+                    entry = counts.get(tag)
+                    if entry is None:
+                        entry = counts[tag] = [0, 0, "", ""]
+                    entry[0] += 1
+                    result.new_hits += 1
+                    if method == b"GET":
+                        entry[1] += 1
+                        result.new_opens += 1
+                        if not entry[2] or when < entry[2]:
+                            entry[2] = when
+                        if when > entry[3]:
+                            entry[3] = when
+                    if tag not in state.tags:
+                        result.unknown_tag_hits += 1
+                if bar is not None:
+                    bar.update(cursor.offset - before)
+                    before = cursor.offset
+            result.files_read += read_any
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(paths: List[Path], state: FoldState, wanted: bool):
+    if not wanted:
+        return None
+    total = 0
+    for path in paths:
+        cursor = state.files.get(path.name)
+        size = path.stat().st_size
+        total += size - cursor.offset if cursor and cursor.offset <= size else size
+    if total < (8 << 20):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="folding hits", disable=None)

@@ -1,0 +1,269 @@
+"""The pixel server: every ``<prefix>/<token>.gif`` gets a 43-byte transparent
+GIF; a hit whose token verifies is first appended to the hits log.
+
+``create_app`` builds the ASGI application from settings and the secret;
+``run_server`` runs it under granian, a production HTTP server (the HTTP
+parsing, limits and keep-alive are granian's, not ours).
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import List, Optional
+
+from mailtracker.config import read_secret
+from mailtracker.errors import ServerError
+from mailtracker.logs import HitLog, format_row, neutralise, utc_timestamp
+from mailtracker.tokens import verify_token
+
+log = logging.getLogger(__name__)
+
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"
+       b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+ENV_SETTINGS = "MAILTRACKER_SERVE_SETTINGS"
+MAX_TEXT = 512
+_SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GIF_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"content-length", str(len(GIF)).encode()),
+    (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"Thu, 01 Jan 1970 00:00:00 GMT"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+@dataclass
+class ServerSettings:
+    """How one pixel server instance runs; passed to its worker processes as JSON."""
+
+    hits_dir: str
+    secret_file: str
+    server_id: str = "pixel"
+    host: str = "127.0.0.1"
+    port: int = 56789
+    path_prefix: str = "/p"
+    workers: int = 1
+    trusted_proxies: List[str] = field(default_factory=list)
+    client_address: str = "truncated"
+
+    def validated(self) -> "ServerSettings":
+        if not _SERVER_ID_RE.match(self.server_id):
+            raise ServerError(
+                f"server id {self.server_id!r} may hold only letters, digits, '_' and '.', "
+                "up to 63 characters (it becomes part of a file name)"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ServerError(f"trusted proxy {proxy!r} is not an IP address or network") from None
+        if self.workers < 1:
+            raise ServerError("--workers must be 1 or more")
+        return self
+
+
+def _client_address_formatter(mode: str, secret: bytes):
+    if mode == "full":
+        return str
+    if mode == "hash":
+        salt = hmac.new(secret, b"mailtracker-client-address-v1", hashlib.sha256).digest()
+        return lambda ip: "h" + hmac.new(salt, ip.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def truncate(ip: str) -> str:
+        address = ipaddress.ip_address(ip)
+        bits = 24 if address.version == 4 else 48
+        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
+
+    return truncate
+
+
+def _clean_text(raw: Optional[bytes]) -> str:
+    if not raw:
+        return ""
+    text = raw[: MAX_TEXT * 4].decode("utf-8", "replace")
+    return neutralise(_CONTROL.sub(" ", text)[:MAX_TEXT])
+
+
+class PixelApp:
+    """The ASGI application. Every request is answered; only verified hits are logged."""
+
+    def __init__(self, settings: ServerSettings, secret: bytes, hit_log: HitLog):
+        self.settings = settings
+        self.secret = secret
+        self.hit_log = hit_log
+        self.boot = base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
+        self.seq = 0
+        self.invalid = 0
+        self._format_client = _client_address_formatter(settings.client_address, secret)
+        self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        log.info("pixel server %s stopping: %d hits logged, %d requests with invalid tokens",
+                 self.hit_log.writer_id, self.hit_log.written, self.invalid)
+        self.hit_log.close()
+
+    async def _http(self, scope, send):
+        path = scope["path"]
+        method = scope["method"]
+        if path.endswith(".gif"):
+            if method not in ("GET", "HEAD"):
+                await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
+                return
+            token = path[path.rfind("/") + 1:-4]
+            if verify_token(self.secret, token):
+                self._log_hit(scope, token, method)
+            else:
+                self.invalid += 1
+            await send({"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS})
+            await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        elif path == "/healthz":
+            healthy = self.hit_log.flush_pending()
+            body = {"status": "ok" if healthy else "cannot write hits",
+                    "pending_hits": len(self.hit_log.pending)}
+            await _respond(send, 200 if healthy else 503, b"application/json",
+                           json.dumps(body).encode() + b"\n")
+        else:
+            await _respond(send, 404, b"text/plain", b"not found\n")
+
+    def _log_hit(self, scope, token: str, method: str) -> None:
+        headers = dict(scope["headers"])
+        self.seq += 1
+        now = time.time()
+        when = utc_timestamp(now)
+        line = format_row((
+            f"{self.boot}.{self.seq:x}", when, token, method,
+            self._client(scope, headers.get(b"x-forwarded-for")),
+            _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")),
+        ))
+        self.hit_log.append(line.encode("utf-8"), when[:10])
+
+    def _client(self, scope, forwarded: Optional[bytes]) -> str:
+        peer = (scope.get("client") or ("", 0))[0]
+        address = peer
+        if forwarded and self._trusted and self._is_trusted(peer):
+            # The right-most address that is not one of our proxies is the client.
+            for candidate in reversed(forwarded.decode("latin-1").split(",")):
+                candidate = candidate.strip()
+                if not self._is_trusted(candidate):
+                    address = candidate
+                    break
+        try:
+            return self._format_client(str(ipaddress.ip_address(address)))
+        except ValueError:
+            return ""
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+
+async def _respond(send, status: int, content_type: bytes, body: bytes, extra=()):
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store"), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def open_hit_log(settings: ServerSettings) -> HitLog:
+    """Claim a writer id: the server id, or one slot of it per worker process."""
+    hits_dir = Path(settings.hits_dir)
+    if settings.workers == 1:
+        return HitLog(hits_dir, settings.server_id)
+    for slot in range(1, settings.workers + 1):
+        try:
+            return HitLog(hits_dir, f"{settings.server_id}.w{slot}")
+        except ServerError:
+            continue
+    raise ServerError(f"all {settings.workers} writer slots of {settings.server_id!r} are taken")
+
+
+def create_app(settings: ServerSettings, secret: bytes) -> PixelApp:
+    settings.validated()
+    return PixelApp(settings, secret, open_hit_log(settings))
+
+
+def app_from_environment() -> PixelApp:
+    """The factory granian calls in each worker process."""
+    settings = ServerSettings(**json.loads(os.environ[ENV_SETTINGS]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings, read_secret(Path(settings.secret_file)))
+
+
+def check_can_serve(settings: ServerSettings) -> None:
+    """Fail before starting workers, with a plain reason, if they could not run."""
+    settings.validated()
+    read_secret(Path(settings.secret_file))
+    hits_dir = Path(settings.hits_dir)
+    try:
+        hits_dir.mkdir(parents=True, exist_ok=True)
+        probe = hits_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ServerError(f"cannot write hits to {hits_dir}: {exc.strerror or exc}") from None
+    open_hit_log(settings).close()
+
+
+def pick_port(settings: ServerSettings) -> ServerSettings:
+    """Port 0 means any free port; choose it here so it can be announced."""
+    if settings.port:
+        return settings
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.bind((settings.host, 0))
+        return replace(settings, port=probe.getsockname()[1])
+
+
+def run_server(settings: ServerSettings) -> None:
+    """Run the pixel server in the foreground until interrupted."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    check_can_serve(settings)
+    os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
+    server = Granian(
+        "mailtracker.server:app_from_environment",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=10_000, max_buffer_size=65_536),
+        log_access=False,
+        respawn_failed_workers=True,
+    )
+    server.serve()

@@ -1,0 +1,61 @@
+"""Minting tracking tags: a new token, its row in tags.csv, its pixel URL and HTML."""
+
+import html
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from mailtracker.config import Config, Home, read_secret
+from mailtracker.logs import TAG_COLUMNS, append_rows, neutralise, utc_timestamp
+from mailtracker.tokens import mint_token, short_id
+
+
+@dataclass(frozen=True)
+class Tag:
+    id: str
+    short_id: str
+    created: str
+    name: str
+    subject: str
+    recipients: str
+    identity: str
+    url: str
+    html: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def pixel_html(url: str) -> str:
+    """The <img> that carries the pixel: 1x1, no border, no alt text to show."""
+    src = html.escape(url, quote=True)
+    return (f'<img src="{src}" width="1" height="1" alt="" '
+            'style="border:0;width:1px;height:1px;display:block" />')
+
+
+def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
+             recipients: Sequence[str] = (), identity: str = "", status: str = "minted") -> Tag:
+    """Mint a tag and append it to tags.csv before anyone can see its URL."""
+    secret = read_secret(home.secret_path)
+    token = mint_token(secret)
+    created = utc_timestamp()
+    joined = "; ".join(r.strip() for r in recipients if r.strip())
+    row = {
+        "id": token, "created": created, "name": name, "subject": subject,
+        "recipients": joined, "identity": identity, "message_id": "", "status": status,
+    }
+    append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
+    url = config.pixel_url(token)
+    return Tag(id=token, short_id=short_id(token), created=created, name=name,
+               subject=subject, recipients=joined, identity=identity, url=url,
+               html=pixel_html(url))
+
+
+def update_tag(home: Home, tag_id: str, **fields: str) -> None:
+    """Append a row that changes some fields of a tag (the log stays append-only)."""
+    row = {col: "" for col in TAG_COLUMNS}
+    row.update(fields, id=tag_id)
+    append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
+
+
+def _cell(column: str, value: str) -> str:
+    return value if column in ("id", "created") else neutralise(value)

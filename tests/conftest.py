@@ -1,0 +1,133 @@
+"""Shared fixtures: a temporary home, the real pixel server as a subprocess, and
+the suite's rules (no real home, no leaked threads)."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mailtracker.config import Home, init_home, load_config
+
+SERVER_START_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """Never the real home: HOME, XDG dirs and MAILTRACKER_HOME point into a temp dir."""
+    fake_home = tmp_path_factory.mktemp("userhome")
+    monkeypatch.setenv("HOME", str(fake_home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(fake_home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(fake_home / ".local" / "share"))
+    monkeypatch.delenv("MAILTRACKER_HOME", raising=False)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"threads outlived their test: {leaked}")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Home:
+    """An initialised home in a temp dir, also exported as MAILTRACKER_HOME."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("MAILTRACKER_HOME", str(root))
+    home = Home.locate(str(root))
+    init_home(home)
+    return home
+
+
+def run_cli(*args, home=None, check=True, timeout=60, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real ``mailtracker`` command line in a subprocess."""
+    cmd = [sys.executable, "-m", "mailtracker"]
+    if home is not None:
+        cmd += ["--home", str(home.data_dir)]
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mailtracker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+class PixelServer:
+    """A real ``mailtracker serve`` process on a free loopback port."""
+
+    def __init__(self, home: Home, *extra: str, hits_dir: Path = None):
+        self.home = home
+        self.hits_dir = hits_dir or home.hits_dir(load_config(home))
+        self.log_path = home.data_dir / f"serve-{time.monotonic_ns()}.log"
+        cmd = [sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve",
+               "--port", "0", "--hits-dir", str(self.hits_dir), *extra]
+        self._log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                     start_new_session=True)
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://([^/]+):(\d+)/", line)
+        if not match:
+            self.stop()
+            raise AssertionError(f"server did not start: {line!r}\n{self.log()}")
+        self.base = f"http://127.0.0.1:{match.group(2)}"
+        self.wait_healthy()
+
+    def wait_healthy(self):
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                requests.get(self.base + "/healthz", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("server did not answer /healthz in time")
+
+    def url(self, token: str, prefix: str = "/p") -> str:
+        return f"{self.base}{prefix}/{token}.gif"
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def hit_lines(self):
+        lines = []
+        for path in sorted(self.hits_dir.glob("hits-*.csv")):
+            lines += path.read_text(encoding="utf-8-sig").splitlines()[1:]
+        return lines
+
+    def stop(self, sig=15):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
+        self.proc.stdout.close()
+        self._log.close()
+
+
+@pytest.fixture
+def pixel_server(home):
+    server = PixelServer(home)
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
+    """Wait on an observable event, with a bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
