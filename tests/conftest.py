@@ -68,6 +68,7 @@ class PixelServer:
     def __init__(self, home: Home, *extra: str, hits_dir: Path = None):
         self.home = home
         self.hits_dir = hits_dir or home.hits_dir(load_config(home))
+        self.server_id = extra[extra.index("--server-id") + 1] if "--server-id" in extra else "pixel"
         self.log_path = home.data_dir / f"serve-{time.monotonic_ns()}.log"
         cmd = [sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve",
                "--port", "0", "--hits-dir", str(self.hits_dir), *extra]
@@ -103,7 +104,8 @@ class PixelServer:
 
     def hit_lines(self):
         lines = []
-        for path in sorted(self.hits_dir.glob("hits-*.csv")):
+        for path in sorted(self.hits_dir.glob(f"hits-{self.server_id}-*.csv")) + \
+                sorted(self.hits_dir.glob(f"hits-{self.server_id}.w*.csv")):
             lines += path.read_text(encoding="utf-8-sig").splitlines()[1:]
         return lines
 

@@ -262,7 +262,8 @@ def run_server(settings: ServerSettings) -> None:
         interface=Interfaces.ASGI,
         workers=settings.workers,
         http=HTTPModes.http1,
-        http1_settings=HTTP1Settings(header_read_timeout=10_000, max_buffer_size=65_536),
+        # Slow senders are cut off after 10 s; oversized headers get granian's 431.
+        http1_settings=HTTP1Settings(header_read_timeout=10_000),
         log_access=False,
         respawn_failed_workers=True,
     )

@@ -1,0 +1,99 @@
+"""The home: where files live, init, the config file and the secret."""
+
+import stat
+
+import pytest
+
+from mailtracker.config import Config, Home, init_home, load_config, read_secret
+from mailtracker.errors import ConfigError, NotInitialisedError, SecretError
+from tests.conftest import run_cli
+
+
+def test_init_creates_config_secret_and_hits_dir(tmp_path):
+    """init makes a working home; the secret is readable by its owner only."""
+    home = Home.locate(str(tmp_path / "h"))
+    done = init_home(home)
+    assert done["created_config"] and done["new_secret"]
+    assert load_config(home) == Config()
+    assert stat.S_IMODE(home.secret_path.stat().st_mode) == 0o600
+    assert len(read_secret(home.secret_path)) == 32
+    assert home.hits_dir(load_config(home)).is_dir()
+
+
+def test_init_twice_keeps_the_secret_and_settings(tmp_path):
+    """Re-running init never replaces the secret or forgets a setting."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home, server_url="https://t.example.org", path_prefix="/px")
+    secret = home.secret_path.read_bytes()
+    done = init_home(home)
+    assert not done["new_secret"]
+    assert home.secret_path.read_bytes() == secret
+    assert load_config(home).server_url == "https://t.example.org"
+    assert load_config(home).pixel_url("tok") == "https://t.example.org/px/tok.gif"
+
+
+def test_init_force_replaces_the_secret(tmp_path):
+    """Only --force writes a new secret."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home)
+    secret = home.secret_path.read_bytes()
+    init_home(home, force=True)
+    assert home.secret_path.read_bytes() != secret
+    assert stat.S_IMODE(home.secret_path.stat().st_mode) == 0o600
+
+
+def test_mailtracker_home_variable_and_flag_choose_the_home(tmp_path, monkeypatch):
+    """--home wins over MAILTRACKER_HOME, which wins over the platform dirs."""
+    monkeypatch.setenv("MAILTRACKER_HOME", str(tmp_path / "env"))
+    assert Home.locate().data_dir == tmp_path / "env"
+    assert Home.locate(str(tmp_path / "flag")).config_dir == tmp_path / "flag"
+
+
+def test_default_home_uses_platform_dirs(tmp_path):
+    """Without an override, settings go to the config dir and data to the data dir."""
+    home = Home.locate()
+    assert home.config_dir.name == "mailtracker" and home.data_dir.name == "mailtracker"
+    assert home.config_dir != home.data_dir
+    run_cli("init")
+    assert home.config_path.exists() and home.secret_path.exists() and home.data_dir.is_dir()
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "not a url", "https://", "https://h/?q=1"])
+def test_bad_server_url_is_refused_with_a_reason(tmp_path, url):
+    """A server URL that cannot serve pixels is refused, naming the problem."""
+    with pytest.raises(ConfigError, match="server URL"):
+        init_home(Home.locate(str(tmp_path / "h")), server_url=url)
+
+
+@pytest.mark.parametrize("prefix", ["/a/../b", "/a b", "/<script>", "/%2e%2e"])
+def test_bad_path_prefix_is_refused(tmp_path, prefix):
+    """Path prefixes are plain segments: no traversal, spaces or markup."""
+    with pytest.raises(ConfigError, match="path prefix"):
+        init_home(Home.locate(str(tmp_path / "h")), path_prefix=prefix)
+
+
+def test_path_prefix_is_normalised(tmp_path):
+    """'px/', '/px' and '/px/' all mean /px; an empty prefix puts pixels at the root."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home, path_prefix="px/")
+    assert load_config(home).path_prefix == "/px"
+    init_home(home, path_prefix="/")
+    assert load_config(home).pixel_url("t") == "http://127.0.0.1:56789/t.gif"
+
+
+def test_uninitialised_home_says_run_init(tmp_path):
+    """Commands on an empty home explain how to create it."""
+    with pytest.raises(NotInitialisedError, match="mailtracker init"):
+        load_config(Home.locate(str(tmp_path / "empty")))
+
+
+def test_broken_config_and_secret_are_reported(tmp_path):
+    """A hand-broken config or secret gives a clear error, not a traceback."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home)
+    home.secret_path.write_text("not base64 !!!\n")
+    with pytest.raises(SecretError):
+        read_secret(home.secret_path)
+    home.config_path.write_text("[pixel\nserver_url=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(home)

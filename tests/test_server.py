@@ -1,0 +1,263 @@
+"""The pixel server, as a real process on loopback: answers, logging, bad input."""
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mailtracker.config import load_config
+from mailtracker.server import GIF
+from mailtracker.tags import mint_tag
+from tests.conftest import PixelServer, wait_for
+
+
+def _hits(server):
+    text = "\r\n".join(server.hit_lines())
+    return list(csv.DictReader(io.StringIO("hit_id,time,tag,method,client,user_agent,referer\r\n" + text,
+                                           newline="")))
+
+
+def _raw(server, data: bytes, timeout=5.0) -> bytes:
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in data:
+                    break
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return b"".join(chunks)
+
+
+@pytest.fixture
+def tag(home):
+    return mint_tag(home, load_config(home), name="John")
+
+
+def test_valid_pixel_answers_a_gif_and_logs_the_hit(pixel_server, tag):
+    """GET of a minted pixel: the 43-byte GIF, no caching, and one line in the hits log."""
+    reply = requests.get(pixel_server.url(tag.id), headers={"User-Agent": "Mail/1.0", "Referer": "https://r.example/"})
+    assert reply.status_code == 200 and reply.content == GIF and len(GIF) == 43
+    assert reply.headers["Content-Type"] == "image/gif"
+    assert "no-store" in reply.headers["Cache-Control"]
+    (hit,) = _hits(pixel_server)
+    assert hit["tag"] == tag.id and hit["method"] == "GET"
+    assert hit["user_agent"] == "Mail/1.0" and hit["referer"] == "https://r.example/"
+    assert hit["client"] == "127.0.0.0"  # truncated to /24 by default
+    assert hit["time"].endswith("Z") and len(hit["time"]) == 24
+    files = list(pixel_server.hits_dir.glob("hits-pixel-*.csv"))
+    assert len(files) == 1 and files[0].name == f"hits-pixel-{hit['time'][:10]}.csv"
+    assert files[0].read_bytes().startswith(b"\xef\xbb\xbfhit_id,time,tag,")
+
+
+def test_head_is_answered_and_logged_as_head(pixel_server, tag):
+    """HEAD gets the GIF's headers without a body and is logged with its method."""
+    reply = requests.head(pixel_server.url(tag.id))
+    assert reply.status_code == 200 and reply.headers["Content-Length"] == "43" and reply.content == b""
+    assert [h["method"] for h in _hits(pixel_server)] == ["HEAD"]
+
+
+def test_forged_token_gets_the_same_gif_and_is_not_logged(pixel_server, tag):
+    """A scanner learns nothing: forged tokens get the same answer, nothing is logged."""
+    forged = tag.id[:-1] + ("a" if tag.id[-1] != "a" else "b")
+    good = requests.get(pixel_server.url(tag.id))
+    bad = requests.get(pixel_server.url(forged))
+    assert bad.status_code == good.status_code == 200 and bad.content == GIF
+    assert {k: v for k, v in bad.headers.items() if k != "date"} == \
+        {k: v for k, v in good.headers.items() if k != "date"}
+    assert [h["tag"] for h in _hits(pixel_server)] == [tag.id]
+
+
+def test_old_links_keep_working_after_a_prefix_change(pixel_server, tag):
+    """The token is the last path segment, whatever prefix came before it."""
+    for prefix in ("/p", "/old/prefix", ""):
+        assert requests.get(pixel_server.url(tag.id, prefix=prefix)).content == GIF
+    assert len(_hits(pixel_server)) == 3
+
+
+def test_other_paths_are_404_and_other_methods_405(pixel_server, tag):
+    """Only pixels and /healthz exist; POST to a pixel is refused."""
+    assert requests.get(pixel_server.base + "/").status_code == 404
+    assert requests.get(pixel_server.base + "/p/" + tag.id).status_code == 404
+    assert requests.post(pixel_server.url(tag.id)).status_code == 405
+    health = requests.get(pixel_server.base + "/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert _hits(pixel_server) == []
+
+
+def test_path_traversal_reads_nothing(pixel_server, home):
+    """Traversal attempts get a 404 or the plain GIF; no file content leaks."""
+    secret = home.secret_path.read_bytes().strip()
+    for path in (b"/p/../../../etc/passwd", b"/p/..%2f..%2fsecret.gif", b"/../" + str(home.secret_path).encode()):
+        reply = _raw(pixel_server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reply.startswith((b"HTTP/1.1 404", b"HTTP/1.1 200", b"HTTP/1.1 400")), reply[:80]
+        assert secret not in reply and b"root:" not in reply
+    assert _hits(pixel_server) == []
+
+
+def test_malformed_and_oversized_requests_are_refused_and_server_keeps_serving(pixel_server, tag):
+    """Garbage gets 400, a 1 MB header or 200 headers get 431, TLS bytes no 200; hits still log."""
+    assert _raw(pixel_server, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert not _raw(pixel_server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 20).startswith(b"HTTP/1.1 200")
+    pixel = b"GET /p/" + tag.id.encode() + b".gif HTTP/1.1\r\nHost: x\r\n"
+    huge = pixel + b"X-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
+    assert _raw(pixel_server, huge).startswith(b"HTTP/1.1 431")
+    many = pixel + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n"
+    assert _raw(pixel_server, many).startswith(b"HTTP/1.1 431")
+    assert _hits(pixel_server) == []
+    assert requests.get(pixel_server.url(tag.id)).content == GIF
+    assert len(_hits(pixel_server)) == 1
+
+
+def test_non_utf8_and_formula_user_agents_are_logged_safely(pixel_server, tag):
+    """Invalid UTF-8 becomes U+FFFD, a formula is neutralised, control bytes are dropped."""
+    _raw(pixel_server, b"GET /p/" + tag.id.encode() + b".gif HTTP/1.1\r\nHost: x\r\nUser-Agent: bad\xff\xfebytes\r\n\r\n")
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": '=HYPERLINK("http://evil","x")'})
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "a\tb"})
+    agents = [h["user_agent"] for h in _hits(pixel_server)]
+    assert agents[0] == "bad\ufffd\ufffdbytes"
+    assert agents[1] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert agents[2] == "a b"
+
+
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(home, tag):
+    """X-Forwarded-For only counts when it comes from a --trusted-proxy."""
+    plain = PixelServer(home)
+    try:
+        requests.get(plain.url(tag.id), headers={"X-Forwarded-For": "203.0.113.9"})
+        assert _hits(plain)[0]["client"] == "127.0.0.0"
+    finally:
+        plain.stop()
+    proxied = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--server-id", "proxied")
+    try:
+        requests.get(proxied.url(tag.id), headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
+        assert [h["client"] for h in _hits(proxied) if True][-1] == "203.0.113.0"
+    finally:
+        proxied.stop()
+
+
+def test_client_address_privacy_modes(home, tag):
+    """full keeps the address, hash keeps a salted digest that never shows the address."""
+    full = PixelServer(home, "--client-address", "full", "--server-id", "full")
+    requests.get(full.url(tag.id))
+    full.stop()
+    hashed = PixelServer(home, "--client-address", "hash", "--server-id", "hashed")
+    requests.get(hashed.url(tag.id))
+    requests.get(hashed.url(tag.id))
+    hashed.stop()
+    clients = {h["client"] for h in _hits(full)}
+    assert "127.0.0.1" in clients
+    hashed_clients = {h["client"] for h in _hits(hashed) if h["client"] not in clients}
+    assert len(hashed_clients) == 1 and "127" not in hashed_clients.pop()
+
+
+def test_a_second_server_with_the_same_id_is_refused(pixel_server, home):
+    """Two writers on one file would interleave lines: the second one says so and exits."""
+    proc = subprocess.run(
+        [os.sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve", "--port", "0",
+         "--hits-dir", str(pixel_server.hits_dir)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 50
+    assert "already writing" in proc.stderr and "--server-id" in proc.stderr
+
+
+def test_kill_9_under_load_loses_no_answered_hit(home, tag):
+    """Every hit whose GIF reached the client is in the log after a kill -9 mid-load."""
+    server = PixelServer(home)
+    answered, lock, stop = [], threading.Lock(), threading.Event()
+
+    def client(n):
+        session = requests.Session()
+        i = 0
+        while not stop.is_set():
+            agent = f"c{n}-{i}"
+            try:
+                if session.get(server.url(tag.id), headers={"User-Agent": agent}, timeout=5).content == GIF:
+                    with lock:
+                        answered.append(agent)
+            except requests.RequestException:
+                return
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(answered) >= 500, timeout=30, what="500 answered hits")
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        server.stop()
+    logged = {h["user_agent"] for h in _hits(server)}
+    missing = set(answered) - logged
+    assert not missing, f"{len(missing)} answered hits lost"
+    assert len(answered) >= 500
+
+
+def test_each_worker_writes_its_own_file(home, tag):
+    """With --workers 2 the hits are split over per-worker files, none lost or doubled."""
+    server = PixelServer(home, "--workers", "2")
+    try:
+        session = requests.Session()
+        for i in range(200):
+            requests.get(server.url(tag.id), headers={"User-Agent": f"u{i}"})
+        wait_for(lambda: len(server.hit_lines()) >= 200, what="200 hits logged")
+        names = {p.name.rsplit("-", 3)[0] for p in server.hits_dir.glob("hits-*.csv")}
+        assert names <= {"hits-pixel.w1", "hits-pixel.w2"}
+        assert sorted(h["user_agent"] for h in _hits(server)) == sorted(f"u{i}" for i in range(200))
+        session.close()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode:
+        pytest.skip("needs root to mount a small tmpfs as a full disk")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk):
+    """On a full disk: GIFs still served, /healthz says why, hits written once space returns."""
+    hits_dir = tiny_disk / "hits"
+    server = PixelServer(home, hits_dir=hits_dir)
+    try:
+        requests.get(server.url(tag.id), headers={"User-Agent": "before"})
+        filler = tiny_disk / "filler"
+        with open(filler, "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 4096)
+            except OSError:
+                pass
+        for i in range(50):
+            assert requests.get(server.url(tag.id), headers={"User-Agent": f"during-{i}"}).content == GIF
+        health = requests.get(server.base + "/healthz")
+        assert health.status_code == 503 and health.json()["pending_hits"] > 0
+        assert "cannot write hits" in server.log()
+        filler.unlink()
+        requests.get(server.url(tag.id), headers={"User-Agent": "after"})
+        assert requests.get(server.base + "/healthz").status_code == 200
+        agents = [h["user_agent"] for h in _hits(server)]
+        assert agents == ["before"] + [f"during-{i}" for i in range(50)] + ["after"]
+    finally:
+        server.stop()
