@@ -1,0 +1,123 @@
+"""The command line as a person uses it: real subprocesses, real server, real watcher."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from mailtracker.cli import build_parser, describe_time
+from mailtracker.register import read_register
+from tests.conftest import PixelServer, run_cli, wait_for
+
+COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
+
+
+@pytest.mark.parametrize("command", [None] + COMMANDS)
+def test_every_command_has_help(command):
+    """`mailtracker [COMMAND] --help` explains itself and exits 0."""
+    proc = run_cli(*([command] if command else []), "--help")
+    assert "usage: mailtracker" in proc.stdout and "options:" in proc.stdout and len(proc.stdout) > 120
+
+
+def test_commands_on_an_uninitialised_home_say_run_init(tmp_path):
+    """Without a home, commands fail with the NotInitialised code and name the fix."""
+    proc = run_cli("--home", str(tmp_path / "none"), "list", check=False)
+    assert proc.returncode == 10 and "mailtracker init" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_newcomer_flow_tag_curl_watch_register(home):
+    """README quick start: tag, serve, watch, curl the pixel -> opens=1 and a last_open."""
+    tag = json.loads(run_cli("tag", "--name", "John", "--json", home=home).stdout)
+    server = PixelServer(home)
+    watcher = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "watch"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert "Watching" in watcher.stdout.readline()
+        requests.get(server.url(tag["id"]))
+
+        def register_row():
+            if home.register_path.exists():
+                rows = [r for r in read_register(home.register_path) if r["id"] == tag["id"]]
+                return rows and rows[0]["opens"] == "1" and rows[0]
+        row = wait_for(register_row, timeout=2.0, what="opens=1 in register.csv")
+        assert row["last_open"].endswith("Z")
+    finally:
+        os.killpg(watcher.pid, signal.SIGTERM)
+        assert watcher.wait(timeout=10) == 0
+        watcher.stdout.close()
+        server.stop()
+    listing = run_cli("list", home=home).stdout
+    assert re.search(rf"{tag['id'][:7]}\s+John\s+1\s+\d{{4}}-\d\d-\d\d", listing), listing
+
+
+def test_list_json_and_fold_output(home):
+    """`fold` prints what it folded; `list --json` gives the register rows."""
+    run_cli("tag", "--name", "Ann", "--subject", "Hello", home=home)
+    assert "1 new tags" in run_cli("fold", home=home).stdout
+    rows = json.loads(run_cli("list", "--json", home=home).stdout)
+    assert [(r["name"], r["subject"], r["opens"]) for r in rows] == [("Ann", "Hello", 0)]
+
+
+def test_rebuild_command_regenerates_the_register(home):
+    """`rebuild` recreates a deleted register from the logs alone."""
+    run_cli("tag", "--name", "Ann", home=home)
+    run_cli("fold", home=home)
+    home.register_path.unlink()
+    assert "Rebuilt" in run_cli("rebuild", home=home).stdout
+    assert [r["name"] for r in read_register(home.register_path)] == ["Ann"]
+
+
+def test_describe_time_reads_like_a_person_would_say_it():
+    """Times show as UTC plus how long ago."""
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    assert describe_time("", now) == "never"
+    assert describe_time("2026-11-24T10:00:00.000Z", now) == "2026-11-24 10:00 UTC (2 h ago)"
+    assert describe_time("2026-11-24T11:59:30.000Z", now).endswith("(just now)")
+
+
+def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
+    """`make run`'s command: prints a demo pixel; fetching it prints opens=1."""
+    demo_home = tmp_path / "demo"
+    with socket_port() as port:
+        pass
+    proc = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(demo_home), "demo",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            found = re.search(r"curl -s -o /dev/null (\S+)", line)
+            if found:
+                url = found.group(1)
+            if "Ctrl-C stops" in line:
+                break
+        assert url and url.startswith(f"http://127.0.0.1:{port}/p/")
+        assert requests.get(url).status_code == 200
+        for line in proc.stdout:
+            if "Opened:" in line:
+                assert "opens=1" in line
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        proc.stdout.close()
+
+
+class socket_port:
+    def __enter__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()

@@ -1,0 +1,248 @@
+"""The fold: counts each hit once, whatever the sync tool did to the logs."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mailtracker.config import load_config
+from mailtracker.errors import RegisterLockedError
+from mailtracker.fold import FoldState, SeenHits, fold, load_state
+from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
+from mailtracker.register import read_register
+from mailtracker.tags import mint_tag, update_tag
+from mailtracker import register as register_module
+
+
+def write_hits(path, hits, header=True, boot="bootaaaa"):
+    """Append hits in the server's exact format: (seq, tag, method, time?) tuples."""
+    with open(path, "ab") as handle:
+        if header and handle.tell() == 0:
+            handle.write(header_line(HIT_COLUMNS))
+        for seq, tag, method, *when in hits:
+            stamp = when[0] if when else utc_timestamp()
+            handle.write(format_row([f"{boot}.{seq:x}", stamp, tag, method, "127.0.0.0",
+                                     "Mozilla/5.0 (X11; Linux x86_64) Thunderbird/128.0", ""]).encode())
+
+
+@pytest.fixture
+def tags(home):
+    config = load_config(home)
+    return [mint_tag(home, config, name=n, subject=f"about {n}") for n in ("Ann", "Bob")]
+
+
+@pytest.fixture
+def hits_dir(home):
+    return home.hits_dir(load_config(home))
+
+
+def _opens(home):
+    return {row["name"]: int(row["opens"]) for row in read_register(home.register_path)}
+
+
+def test_fold_counts_opens_and_first_last_open(home, tags, hits_dir):
+    """GETs are opens; first/last open come from their times; HEADs are hits, not opens."""
+    ann, bob = tags
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [
+        (1, ann.id, "GET", "2026-11-24T10:00:00.000Z"),
+        (2, ann.id, "GET", "2026-11-24T09:00:00.000Z"),
+        (3, ann.id, "HEAD", "2026-11-24T11:00:00.000Z"),
+    ])
+    result = fold(home)
+    assert (result.new_hits, result.new_opens, result.new_tags) == (3, 2, 2)
+    rows = {row["name"]: row for row in read_register(home.register_path)}
+    assert rows["Ann"]["opens"] == "2" and rows["Ann"]["hits"] == "3"
+    assert rows["Ann"]["first_open"] == "2026-11-24T09:00:00.000Z"
+    assert rows["Ann"]["last_open"] == "2026-11-24T10:00:00.000Z"
+    assert rows["Bob"]["opens"] == "0" and rows["Bob"]["last_open"] == ""
+    assert rows["Ann"]["short_id"] == ann.id[:7] and rows["Ann"]["subject"] == "about Ann"
+
+
+def test_register_has_the_promised_columns_and_bom(home, tags):
+    """register.csv opens in a spreadsheet: BOM, header, the documented columns."""
+    fold(home)
+    raw = home.register_path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfid,short_id,name,subject,recipients,created,")
+    for column in ("opens", "first_open", "last_open"):
+        assert column.encode() in raw.split(b"\r\n")[0]
+
+
+def test_folding_twice_gives_the_same_register(home, tags, hits_dir):
+    """A second fold with nothing new changes nothing and rewrites nothing."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    fold(home)
+    before = home.register_path.read_bytes()
+    mtime = home.register_path.stat().st_mtime_ns
+    result = fold(home)
+    assert result.new_hits == 0 and not result.register_written
+    assert home.register_path.read_bytes() == before
+    assert home.register_path.stat().st_mtime_ns == mtime
+
+
+def test_incremental_fold_counts_only_new_lines(home, tags, hits_dir):
+    """Appends after a fold are counted once, on top of what was there."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET")])
+    fold(home)
+    write_hits(path, [(2, tags[0].id, "GET"), (3, tags[1].id, "GET")])
+    assert fold(home).new_hits == 2
+    assert _opens(home) == {"Ann": 2, "Bob": 1}
+
+
+def test_sync_conflict_copy_and_renamed_copy_never_double_count(home, tags, hits_dir):
+    """A Syncthing .sync-conflict copy or a second copy of the same hits adds nothing."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(i, tags[0].id, "GET") for i in range(1, 6)])
+    fold(home)
+    shutil.copy(path, hits_dir / "hits-a-2026-11-24.sync-conflict-20261124-101010-ABCDEFG.csv")
+    write_hits(hits_dir / "hits-a-2026-11-24.sync-conflict-20261124-101010-ABCDEFG.csv",
+               [(6, tags[0].id, "GET")])
+    result = fold(home)
+    assert result.new_hits == 1 and result.duplicate_hits == 5
+    assert _opens(home)["Ann"] == 6
+
+
+def test_rename_replace_by_a_sync_tool_is_read_from_where_it_left(home, tags, hits_dir):
+    """rsync/Syncthing write a temp file and rename it over the log: only new hits count."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET")])
+    fold(home)
+    tmp = hits_dir / ".hits-a-2026-11-24.csv.tmp"
+    shutil.copy(path, tmp)
+    write_hits(tmp, [(2, tags[0].id, "GET")])
+    os.replace(tmp, path)
+    result = fold(home)
+    assert (result.new_hits, result.duplicate_hits) == (1, 0)
+    assert _opens(home)["Ann"] == 2
+
+
+def test_truncated_or_rotated_file_does_not_double_count(home, tags, hits_dir):
+    """A log cut short and refilled (same writer) is re-read, and old hits are skipped."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET"), (2, tags[0].id, "GET")])
+    fold(home)
+    path.unlink()
+    write_hits(path, [(2, tags[0].id, "GET"), (3, tags[1].id, "GET")])
+    result = fold(home)
+    assert (result.new_hits, result.duplicate_hits) == (1, 1)
+    assert _opens(home) == {"Ann": 2, "Bob": 1}
+
+
+def test_half_written_last_line_is_counted_once_when_complete(home, tags, hits_dir):
+    """A line cut mid-way (sync in progress) waits, then counts once it is whole."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET")])
+    line = format_row(["bootaaaa.2", utc_timestamp(), tags[1].id, "GET", "1.2.3.0", "UA, x", ""]).encode()
+    with open(path, "ab") as handle:
+        handle.write(line[:20])
+    assert fold(home).new_hits == 1
+    with open(path, "ab") as handle:
+        handle.write(line[20:])
+    assert fold(home).new_hits == 1
+    assert _opens(home) == {"Ann": 1, "Bob": 1}
+
+
+def test_garbage_lines_are_skipped_and_reported(home, tags, hits_dir):
+    """Unreadable hit lines and corrupt tags.csv lines are skipped, counted, and the rest folds."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET")])
+    with open(path, "ab") as handle:
+        handle.write(b"\x00\x00garbage\xff\r\nnot,a,hit\r\n")
+    write_hits(path, [(2, tags[0].id, "GET")])
+    with open(home.tags_path, "ab") as handle:
+        handle.write(b"broken line without enough fields\r\n")
+    result = fold(home)
+    assert result.new_hits == 2 and result.skipped_lines == 3
+    assert _opens(home) == {"Ann": 2, "Bob": 0}
+
+
+def test_hits_for_unknown_tags_are_reported_not_lost(home, tags, hits_dir):
+    """A hit for a tag not (yet) in tags.csv is kept and counts once the tag arrives."""
+    stranger = "a" * 32
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, stranger, "GET")])
+    assert fold(home).unknown_tag_hits == 1
+    assert load_state(home).counts[stranger][1] == 1
+
+
+def test_later_tag_rows_update_status_and_message_id(home, tags):
+    """tags.csv stays append-only: a later row for a tag fills in its Message-ID and status."""
+    update_tag(home, tags[0].id, message_id="<abc@example.org>", status="sent")
+    fold(home)
+    row = {r["name"]: r for r in read_register(home.register_path)}["Ann"]
+    assert (row["message_id"], row["status"]) == ("<abc@example.org>", "sent")
+
+
+def test_rebuild_from_logs_alone_equals_the_incremental_result(home, tags, hits_dir):
+    """Deleting all fold state and rebuilding gives the same register."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    for seq in range(1, 20):
+        write_hits(path, [(seq, tags[seq % 2].id, "GET")])
+        fold(home)
+    incremental = home.register_path.read_bytes()
+    shutil.rmtree(home.state_dir)
+    home.register_path.unlink()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == incremental
+
+
+def test_register_locked_by_spreadsheet_simulated(home, tags, hits_dir, monkeypatch):
+    """(Windows locking simulated: os.replace refused.) Counts are kept and written later."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    real_replace = os.replace
+
+    def locked(src, dst):
+        if str(dst).endswith("register.csv"):
+            raise PermissionError(13, "The process cannot access the file")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(register_module.os, "replace", locked)
+    result = fold(home)
+    assert "open in another program" in result.register_error and "1 new opens are kept" in result.register_error
+    assert not home.register_path.exists()
+    monkeypatch.setattr(register_module.os, "replace", real_replace)
+    result = fold(home)
+    assert result.register_written and result.new_hits == 0
+    assert _opens(home)["Ann"] == 1
+
+
+def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir):
+    """kill -9 of folds at random moments, then one more fold: every hit counted exactly once."""
+    total = 60_000
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(seq, tags[seq % 2].id, "GET") for seq in range(1, total + 1)])
+    script = "import sys\nfrom mailtracker.config import Home\nfrom mailtracker.fold import fold\nfold(Home.locate(sys.argv[1]))\n"
+    for delay in (0.05, 0.1, 0.2, 0.3, 0.4):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(home.data_dir)])
+        time.sleep(delay)  # not a wait for an event: the point is to kill at arbitrary moments
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        write_hits(path, [(total + int(delay * 100), tags[0].id, "GET")])
+    fold(home)
+    opens = _opens(home)
+    assert opens["Ann"] + opens["Bob"] == total + 5
+
+
+def test_seen_hits_records_each_id_once_in_any_order():
+    """The compact seen-set answers correctly for in-order, out-of-order and repeated ids."""
+    seen = SeenHits()
+    order = [5, 1, 2, 3, 9, 7, 8, 4, 6, 10, 2, 9, 5]
+    fresh = [seen.add("b", n) for n in order]
+    assert fresh == [True] * 10 + [False] * 3
+    assert seen.runs["b"] == [[1, 10]]
+    assert seen.add("other", 1)
+
+
+def test_fold_state_survives_a_corrupt_state_file(home, tags, hits_dir):
+    """A damaged state file is rebuilt from the logs, not trusted and not fatal."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    fold(home)
+    (home.state_dir / "fold-state.json").write_text("{not json")
+    fold(home)
+    assert _opens(home)["Ann"] == 1
+    assert json.loads((home.state_dir / "fold-state.json").read_text())["version"] == 1
+    assert isinstance(FoldState.load(home.state_dir / "fold-state.json"), FoldState)
