@@ -12,14 +12,18 @@ import pytest
 
 from mailtracker.config import load_config
 from mailtracker.errors import RegisterLockedError
-from mailtracker.fold import FoldState, SeenHits, fold, load_state
+from mailtracker.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
 from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
 from mailtracker.register import read_register
-from mailtracker.tags import mint_tag, update_tag
+from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker import register as register_module
 
 
-def write_hits(path, hits, header=True, boot="bootaaaa"):
+THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
+OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
+
+
+def write_hits(path, hits, header=True, boot="bootaaaa", agent=THUNDERBIRD):
     """Append hits in the server's exact format: (seq, tag, method, time?) tuples."""
     with open(path, "ab") as handle:
         if header and handle.tell() == 0:
@@ -27,7 +31,7 @@ def write_hits(path, hits, header=True, boot="bootaaaa"):
         for seq, tag, method, *when in hits:
             stamp = when[0] if when else utc_timestamp()
             handle.write(format_row([f"{boot}.{seq:x}", stamp, tag, method, "127.0.0.0",
-                                     "Mozilla/5.0 (X11; Linux x86_64) Thunderbird/128.0", ""]).encode())
+                                     agent, ""]).encode())
 
 
 @pytest.fixture
@@ -166,7 +170,7 @@ def test_hits_for_unknown_tags_are_reported_not_lost(home, tags, hits_dir):
     stranger = "a" * 32
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, stranger, "GET")])
     assert fold(home).unknown_tag_hits == 1
-    assert load_state(home).counts[stranger][1] == 1
+    assert load_state(home).counts[stranger][OPENS] == 1
 
 
 def test_later_tag_rows_update_status_and_message_id(home, tags):
@@ -244,5 +248,21 @@ def test_fold_state_survives_a_corrupt_state_file(home, tags, hits_dir):
     (home.state_dir / "fold-state.json").write_text("{not json")
     fold(home)
     assert _opens(home)["Ann"] == 1
-    assert json.loads((home.state_dir / "fold-state.json").read_text())["version"] == 1
+    assert json.loads((home.state_dir / "fold-state.json").read_text())["version"] == STATE_VERSION
     assert isinstance(FoldState.load(home.state_dir / "fold-state.json"), FoldState)
+
+
+def test_sender_thunderbird_fetch_near_a_send_is_self_not_an_open(home, tags, hits_dir):
+    """A Thunderbird fetch within the window after a send or display is labelled self."""
+    ann = tags[0]
+    record_self_fetch(home, ann.id, "send", when="2026-11-24T10:00:00.000Z")
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, ann.id, "GET", "2026-11-24T10:00:01.500Z")])
+    write_hits(path, [(2, ann.id, "GET", "2026-11-24T10:00:02.000Z")], agent=OUTLOOK)
+    write_hits(path, [(3, ann.id, "GET", "2026-11-24T12:00:00.000Z")])
+    fold(home)
+    row = {r["name"]: r for r in read_register(home.register_path)}["Ann"]
+    assert (row["opens"], row["self_hits"], row["hits"]) == ("2", "1", "3")
+    assert row["first_open"] == "2026-11-24T10:00:02.000Z"
+    timeline = load_state(home).counts[ann.id][-1]
+    assert [label for _, label in timeline] == ["self", "open", "open"]

@@ -64,6 +64,10 @@ class Home:
         return self.data_dir / "tags.csv"
 
     @property
+    def self_fetches_path(self) -> Path:
+        return self.data_dir / "self-fetches.csv"
+
+    @property
     def register_path(self) -> Path:
         return self.data_dir / "register.csv"
 

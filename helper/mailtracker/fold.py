@@ -20,14 +20,23 @@ from filelock import FileLock, Timeout
 
 from mailtracker.config import Config, Home, load_config, write_file_atomically
 from mailtracker.errors import LockTimeoutError, RegisterLockedError
-from mailtracker.logs import HITS_GLOB, TAG_COLUMNS, Cursor, read_new_lines, restore, strip_bom
+from mailtracker.logs import (
+    HITS_GLOB, TAG_COLUMNS, Cursor, parse_timestamp, read_new_lines, restore, strip_bom,
+)
 from mailtracker.register import write_register
-from mailtracker.tokens import short_id
+from mailtracker.tokens import TOKEN_LENGTH, short_id
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 FOLD_LOCK_TIMEOUT_S = 120.0
+TIMELINE_LENGTH = 100
+# A self fetch reaches the server just after the send or display that caused it;
+# the window allows for clock skew between desktop and server.
+SELF_BEFORE_S = 5.0
+SELF_AFTER_S = 120.0
+# Fields of a tag's counts entry (a list: the fold's hot loop updates it per hit).
+HITS, OPENS, FIRST, LAST, SELF, MACHINE, TIMELINE = range(7)
 _HIT_TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
 
 
@@ -107,6 +116,8 @@ class FoldState:
 
     files: Dict[str, Cursor] = field(default_factory=dict)
     tags_cursor: Cursor = field(default_factory=Cursor)
+    self_cursor: Cursor = field(default_factory=Cursor)
+    self_windows: Dict[str, List[str]] = field(default_factory=dict)
     seen: SeenHits = field(default_factory=SeenHits)
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, list] = field(default_factory=dict)
@@ -127,6 +138,8 @@ class FoldState:
         return cls(
             files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
             tags_cursor=Cursor.from_json(doc["tags_cursor"]),
+            self_cursor=Cursor.from_json(doc["self_cursor"]),
+            self_windows=doc["self_windows"],
             seen=SeenHits(doc["seen"]),
             tags=doc["tags"],
             counts=doc["counts"],
@@ -138,6 +151,8 @@ class FoldState:
             "version": STATE_VERSION,
             "files": {name: c.to_json() for name, c in self.files.items()},
             "tags_cursor": self.tags_cursor.to_json(),
+            "self_cursor": self.self_cursor.to_json(),
+            "self_windows": self.self_windows,
             "seen": self.seen.runs,
             "tags": self.tags,
             "counts": self.counts,
@@ -149,10 +164,11 @@ class FoldState:
     def register_rows(self) -> List[Dict[str, str]]:
         rows = []
         for tag_id, tag in sorted(self.tags.items(), key=lambda item: (item[1]["created"], item[0])):
-            hits, opens, first_open, last_open = self.counts.get(tag_id, (0, 0, "", ""))
+            entry = self.counts.get(tag_id) or [0, 0, "", "", 0, 0, []]
             rows.append({
-                **tag, "id": tag_id, "short_id": short_id(tag_id), "opens": opens,
-                "first_open": first_open, "last_open": last_open, "hits": hits,
+                **tag, "id": tag_id, "short_id": short_id(tag_id), "opens": entry[OPENS],
+                "first_open": entry[FIRST], "last_open": entry[LAST], "hits": entry[HITS],
+                "self_hits": entry[SELF], "machine_hits": entry[MACHINE],
             })
         return rows
 
@@ -171,6 +187,7 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
             state = FoldState() if rebuild else FoldState.load(state_path(home))
             result = FoldResult()
             _fold_tags(home, state, result)
+            _fold_self_fetches(home, state)
             _fold_hits(home.hits_dir(config), state, result, progress or rebuild)
             changed = result.new_hits or result.new_tags or rebuild
             if changed:
@@ -218,11 +235,16 @@ def _fold_tags(home: Home, state: FoldState, result: FoldResult) -> None:
                 existing.update({key: value for key, value in record.items() if value})
 
 
+def _fold_self_fetches(home: Home, state: FoldState) -> None:
+    for batch in read_new_lines(home.self_fetches_path, state.self_cursor):
+        for row in csv.reader([strip_bom(line).decode("utf-8", "replace") for line in batch]):
+            if len(row) >= 2 and len(row[0]) == 32:
+                state.self_windows.setdefault(row[0], []).append(row[1])
+
+
 def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, progress: bool) -> None:
     paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
     bar = _progress_bar(paths, state, progress)
-    seen_add = state.seen.add
-    counts = state.counts
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
@@ -230,39 +252,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, progress: b
             read_any = False
             for batch in read_new_lines(path, cursor):
                 read_any = True
-                for line in batch:
-                    parts = line.split(b",", 5)
-                    try:
-                        boot, _, seq = parts[0].partition(b".")
-                        is_new = seen_add(boot.decode("ascii"), int(seq, 16))
-                        when = parts[1].decode("ascii")
-                        tag = parts[2].decode("ascii")
-                        method = parts[3]
-                    except (IndexError, ValueError):
-                        if not strip_bom(line).startswith(b"hit_id,") and line.strip():
-                            result.skipped_lines += 1
-                            log.warning("skipped an unreadable line in %s: %.80r", path.name, line)
-                        continue
-                    if not is_new:
-                        result.duplicate_hits += 1
-                        continue
-                    if len(when) != _HIT_TIME_LENGTH or len(tag) != 32:
-                        result.skipped_lines += 1
-                        continue
-                    entry = counts.get(tag)
-                    if entry is None:
-                        entry = counts[tag] = [0, 0, "", ""]
-                    entry[0] += 1
-                    result.new_hits += 1
-                    if method == b"GET":
-                        entry[1] += 1
-                        result.new_opens += 1
-                        if not entry[2] or when < entry[2]:
-                            entry[2] = when
-                        if when > entry[3]:
-                            entry[3] = when
-                    if tag not in state.tags:
-                        result.unknown_tag_hits += 1
+                _fold_hit_lines(batch, path.name, state, result)
                 if bar is not None:
                     bar.update(cursor.offset - before)
                     before = cursor.offset
@@ -270,6 +260,68 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, progress: b
     finally:
         if bar is not None:
             bar.close()
+
+
+def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result: FoldResult) -> None:
+    """The hot loop: split off the fixed fields, count each new hit under its label."""
+    seen_add = state.seen.add
+    counts = state.counts
+    self_windows = state.self_windows
+    for line in lines:
+        parts = line.split(b",", 5)
+        try:
+            boot, _, seq = parts[0].partition(b".")
+            boot, seq = boot.decode("ascii"), int(seq, 16)
+            when = parts[1].decode("ascii")
+            tag = parts[2].decode("ascii")
+            method = parts[3]
+            if len(when) != _HIT_TIME_LENGTH or len(tag) != TOKEN_LENGTH or len(parts) != 6:
+                raise ValueError(line)
+        except (IndexError, ValueError):
+            if not strip_bom(line).startswith(b"hit_id,") and line.strip():
+                result.skipped_lines += 1
+                log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
+            continue
+        if not seen_add(boot, seq):
+            result.duplicate_hits += 1
+            continue
+        entry = counts.get(tag)
+        if entry is None:
+            entry = counts[tag] = [0, 0, "", "", 0, 0, []]
+        entry[HITS] += 1
+        result.new_hits += 1
+        if method != b"GET":
+            label = "prefetch"
+        elif tag in self_windows and _is_self_fetch(when, parts[5], self_windows[tag]):
+            label = "self"
+        else:
+            label = "open"
+        if label == "open":
+            entry[OPENS] += 1
+            result.new_opens += 1
+            if not entry[FIRST] or when < entry[FIRST]:
+                entry[FIRST] = when
+            if when > entry[LAST]:
+                entry[LAST] = when
+        elif label == "self":
+            entry[SELF] += 1
+        else:
+            entry[MACHINE] += 1
+        timeline = entry[TIMELINE]
+        timeline.append([when, label])
+        if len(timeline) > TIMELINE_LENGTH:
+            del timeline[0]
+        if tag not in state.tags:
+            result.unknown_tag_hits += 1
+
+
+def _is_self_fetch(when: str, rest: bytes, windows: List[str]) -> bool:
+    """A Thunderbird fetch close to a moment the sender's Thunderbird could fetch it."""
+    agent = next(csv.reader([rest.decode("utf-8", "replace")]), [""])[0]
+    if "Thunderbird/" not in agent:
+        return False
+    hit = parse_timestamp(when)
+    return any(-SELF_BEFORE_S <= hit - parse_timestamp(moment) <= SELF_AFTER_S for moment in windows)
 
 
 def _progress_bar(paths: List[Path], state: FoldState, wanted: bool):

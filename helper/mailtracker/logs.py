@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 BOM = "\ufeff"
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
+# Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
+SELF_FETCH_COLUMNS = ("tag", "time", "reason")
 # The fields the fold needs come first and never hold a comma, so it can split
 # them off without a CSV parser; the free text from the request comes last.
 HIT_COLUMNS = ("hit_id", "time", "tag", "method", "client", "user_agent", "referer")
@@ -65,6 +67,12 @@ def utc_timestamp(when: Optional[float] = None) -> str:
     when = time.time() if when is None else when
     moment = datetime.fromtimestamp(when, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(stamp: str) -> float:
+    """Seconds since the epoch of a ``utc_timestamp`` string."""
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -16,7 +16,7 @@ from mailtracker.logs import BOM, format_row, neutralise, restore
 
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
-    "message_id", "opens", "first_open", "last_open", "hits",
+    "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from mailtracker.config import Config, Home, read_secret
-from mailtracker.logs import TAG_COLUMNS, append_rows, neutralise, utc_timestamp
+from mailtracker.logs import SELF_FETCH_COLUMNS, TAG_COLUMNS, append_rows, neutralise, utc_timestamp
 from mailtracker.tokens import mint_token, short_id
 
 
@@ -59,3 +59,9 @@ def update_tag(home: Home, tag_id: str, **fields: str) -> None:
 
 def _cell(column: str, value: str) -> str:
     return value if column in ("id", "created") else neutralise(value)
+
+
+def record_self_fetch(home: Home, tag_id: str, reason: str, when: str = "") -> None:
+    """Note a moment the sender's own Thunderbird may fetch this tag's pixel."""
+    append_rows(home.self_fetches_path, SELF_FETCH_COLUMNS,
+                [[tag_id, when or utc_timestamp(), neutralise(reason)]])
