@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import signal
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.config import Home, init_home, load_config
+from mailtracker.config import ENV_HOME, Home, init_home, load_config
 from mailtracker.errors import MailtrackerError, NotInitialisedError
 
 log = logging.getLogger("mailtracker")
@@ -106,6 +107,32 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Fold, then show every tag with short id, opens and last open.")
     cmd.add_argument("--json", action="store_true", help="print the register rows as JSON")
     cmd.set_defaults(run=cmd_list)
+
+    cmd = commands.add_parser("host", help="the native messaging host (Thunderbird starts it)",
+                              description="Speak the native messaging protocol on stdin/stdout. "
+                              "Thunderbird starts this through the launcher that install-host writes.")
+    cmd.add_argument("thunderbird_args", nargs="*", help=argparse.SUPPRESS)
+    cmd.set_defaults(run=cmd_host)
+
+    cmd = commands.add_parser("install-host", help="let Thunderbird's add-on reach this helper",
+                              description="Write the native messaging host manifest and a launcher "
+                              "where Thunderbird looks for them (Linux ~/.mozilla/native-messaging-hosts, "
+                              "macOS ~/Library/Mozilla/NativeMessagingHosts, Windows a registry key). "
+                              "Safe to re-run.")
+    cmd.add_argument("--system", action="store_true", help="install for all users (needs admin rights)")
+    cmd.set_defaults(run=cmd_install_host)
+
+    cmd = commands.add_parser("uninstall-host", help="remove what install-host wrote",
+                              description="Remove the host manifest, launcher and registry key.")
+    cmd.add_argument("--system", action="store_true", help="remove the all-users install")
+    cmd.set_defaults(run=cmd_uninstall_host)
+
+    cmd = commands.add_parser("doctor", help="check each link from Thunderbird to the helper",
+                              description="Check the host manifest, the allowed extension id, the "
+                              "launcher, a real ping through it, and the home and secret; name the "
+                              "first broken link.")
+    cmd.add_argument("--system", action="store_true", help="check the all-users install")
+    cmd.set_defaults(run=cmd_doctor)
 
     cmd = commands.add_parser("demo", help="run a local pixel server, the watcher and a demo tag",
                               description="Everything on this machine: a pixel server on "
@@ -252,6 +279,49 @@ def describe_time(stamp: str, now: datetime) -> str:
     else:
         ago = f"{seconds // 86400} d ago"
     return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+def cmd_host(args, home: Home) -> int:
+    from mailtracker.host import run_host
+
+    return run_host(home, args.thunderbird_args)
+
+
+def _home_override(args) -> Optional[str]:
+    root = args.home or os.environ.get(ENV_HOME)
+    return str(Path(root).expanduser().resolve()) if root else None
+
+
+def cmd_install_host(args, home: Home) -> int:
+    from mailtracker.install import install_host
+
+    load_config(home)
+    for line in install_host(home, _home_override(args), system=args.system):
+        print(line[0].upper() + line[1:])
+    print("Restart Thunderbird, then check with 'mailtracker doctor'.")
+    return 0
+
+
+def cmd_uninstall_host(args, home: Home) -> int:
+    from mailtracker.install import uninstall_host
+
+    for line in uninstall_host(home, system=args.system):
+        print(line[0].upper() + line[1:])
+    return 0
+
+
+def cmd_doctor(args, home: Home) -> int:
+    from mailtracker.install import check_host_chain
+
+    checks = check_host_chain(home, system=args.system)
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    broken = [check for check in checks if not check.ok]
+    if broken:
+        print(f"\nThe chain breaks at: {broken[0].name}.")
+        return 1
+    print("\nThunderbird can reach the helper.")
+    return 0
 
 
 def cmd_demo(args, home: Home) -> int:

@@ -1,0 +1,201 @@
+"""The native messaging host, as Thunderbird runs it: a real subprocess, real frames."""
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from mailtracker.config import read_secret
+from mailtracker.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
+from mailtracker.tokens import verify_token
+from tests.conftest import PixelServer, run_cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+class HostProcess:
+    """The helper started the way Thunderbird starts it: manifest path and extension id."""
+
+    def __init__(self, home, extension_id=EXTENSION_ID):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "host",
+             "/path/to/mailtracker.helper.json", extension_id],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.counter = 0
+
+    def send_raw(self, payload: bytes):
+        self.proc.stdin.write(struct.pack("=I", len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def read(self) -> dict:
+        header = self.proc.stdout.read(4)
+        assert len(header) == 4, self.proc.stderr.read().decode()
+        (length,) = struct.unpack("=I", header)
+        return json.loads(self.proc.stdout.read(length))
+
+    def call(self, command, **args) -> dict:
+        self.counter += 1
+        request = {"id": f"r{self.counter}", "command": command, "protocol": PROTOCOL_VERSION, **args}
+        self.send_raw(json.dumps(request).encode())
+        reply = self.read()
+        assert reply["id"] == request["id"]
+        return reply
+
+    def close(self) -> int:
+        self.proc.stdin.close()
+        code = self.proc.wait(timeout=20)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code
+
+
+@pytest.fixture
+def host(home):
+    process = HostProcess(home)
+    yield process
+    if process.proc.poll() is None:
+        process.close()
+
+
+def test_ping_and_config(host, home):
+    """ping names the version and protocol; config gives the pixel URL base."""
+    assert host.call("ping")["data"]["protocol"] == PROTOCOL_VERSION
+    data = host.call("config")["data"]
+    assert data["pixel_base"] == "http://127.0.0.1:56789/p/"
+
+
+def test_mint_sent_status_round_trip_with_a_real_open(host, home):
+    """mint -> sent(Message-ID) -> a recipient's fetch -> status by Message-ID shows the open."""
+    minted = host.call("mint", subject="Hello", recipients=["ann@example.org", "bob@example.org"],
+                       identity="me@example.org")["data"]
+    assert verify_token(read_secret(home.secret_path), minted["id"])
+    assert minted["url"].startswith("http://127.0.0.1:56789/p/") and "<img" in minted["html"]
+    assert host.call("sent", tag_id=minted["id"], message_id="<abc.123@example.org>")["ok"]
+    assert host.call("status", message_id="abc.123@example.org")["data"]["opens"] == 0
+    server = PixelServer(home)
+    try:
+        requests.get(server.url(minted["id"]), headers={"User-Agent": "Outlook-iOS/2.0"})
+    finally:
+        server.stop()
+    status = host.call("status", message_id="<abc.123@example.org>")["data"]
+    assert status["tracked"] and status["opens"] == 1 and status["status"] == "sent"
+    assert [event["label"] for event in status["timeline"]] == ["open"]
+    listed = host.call("list", limit=5)["data"]["tags"]
+    assert listed[0]["id"] == minted["id"] and listed[0]["message_id"] == "abc.123@example.org"
+    assert listed[0]["recipients"] == "ann@example.org; bob@example.org"
+
+
+def test_unsent_and_self_fetch_are_recorded(host, home):
+    """unsent marks the tag; self_fetch by Message-ID is accepted for a sent tag."""
+    tag = host.call("mint", subject="s", recipients=[], identity="")["data"]
+    assert host.call("unsent", tag_id=tag["id"], reason="send failed")["ok"]
+    assert host.call("status", tag_id=tag["id"])["data"]["status"] == "unsent"
+    other = host.call("mint", subject="s2", recipients=["x@y"], identity="")["data"]
+    host.call("sent", tag_id=other["id"], message_id="m2@x")
+    assert host.call("self_fetch", message_id="m2@x")["ok"]
+    assert home.self_fetches_path.read_text(encoding="utf-8-sig").count(other["id"]) >= 2
+
+
+def test_status_of_an_untracked_message_says_so(host):
+    """A message without a tag is reported as not tracked, not as an error."""
+    assert host.call("status", message_id="never@seen") == {"id": "r1", "ok": True, "data": {"tracked": False}}
+
+
+def test_malformed_requests_get_error_replies_and_the_host_keeps_going(host):
+    """Bad JSON, non-objects, unknown commands, wrong protocol, bad arguments: errors, then ping works."""
+    host.send_raw(b"{not json")
+    reply = host.read()
+    assert reply["ok"] is False and reply["id"] is None and reply["code"] == 60
+    host.send_raw(b"\xff\xfe")
+    assert host.read()["ok"] is False
+    host.send_raw(b"[1,2]")
+    assert "JSON object" in host.read()["message"]
+    assert "unknown command" in host.call("format_disk")["message"]
+    assert "protocol" in host.call("ping", protocol=99)["message"]
+    assert host.call("mint", recipients="not a list")["code"] == 60
+    assert host.call("sent", tag_id="short", message_id="x")["ok"] is False
+    assert host.call("ping")["ok"]
+
+
+def test_oversized_frame_is_refused_and_the_stream_stays_in_step(host):
+    """A frame over the cap gets an error reply; the next frame is read correctly."""
+    host.send_raw(b" " * (MAX_REQUEST_BYTES + 1))
+    reply = host.read()
+    assert reply["ok"] is False and "limit" in reply["message"]
+    assert host.call("ping")["ok"]
+
+
+def test_host_writes_only_frames_and_exits_cleanly_on_eof(host):
+    """stdout holds exactly the reply frames; closing stdin ends the host with 0."""
+    host.call("ping")
+    assert host.close() == 0
+
+
+def test_host_refuses_other_extensions(home):
+    """Started for another extension id, the host answers nothing and exits non-zero."""
+    other = HostProcess(home, extension_id="evil@example.com")
+    other.proc.stdin.close()
+    assert other.proc.wait(timeout=20) != 0
+    assert other.proc.stdout.read() == b""
+    assert b"refusing" in other.proc.stderr.read()
+    other.proc.stdout.close()
+    other.proc.stderr.close()
+
+
+def test_every_command_in_the_readme_protocol_table_is_answered(host):
+    """The README's command table is the contract: each command listed there exists."""
+    table = README.read_text().split("### Native messaging commands")[1].split("\n\n")[1]
+    commands = re.findall(r"^\| `(\w+)`", table, flags=re.M)
+    assert len(commands) >= 8
+    for command in commands:
+        reply = host.call(command)
+        assert reply["ok"] or "unknown command" not in reply["message"], command
+
+
+def test_install_host_doctor_uninstall(home, tmp_path):
+    """install-host writes a manifest Thunderbird reads; doctor pings through it; uninstall removes it."""
+    out = run_cli("install-host", home=home).stdout
+    manifest_path = Path.home() / ".mozilla" / "native-messaging-hosts" / "mailtracker.helper.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["name"] == "mailtracker.helper" and manifest["allowed_extensions"] == [EXTENSION_ID]
+    assert Path(manifest["path"]).is_absolute() and str(manifest_path) in out
+    assert run_cli("install-host", home=home).returncode == 0  # safe to re-run
+    doctor = run_cli("doctor", home=home)
+    assert "helper answers a ping: version" in doctor.stdout and "BROKEN" not in doctor.stdout
+    assert "Removed" in run_cli("uninstall-host", home=home).stdout
+    assert not manifest_path.exists()
+
+
+@pytest.mark.parametrize("breakage, link", [
+    ("missing", "host manifest present"),
+    ("wrong id", "extension allowed"),
+    ("relative path", "launcher executable"),
+    ("not executable", "launcher executable"),
+    ("broken launcher", "helper answers a ping"),
+])
+def test_doctor_names_the_broken_link(home, breakage, link):
+    """Each way the chain breaks is named by doctor, with the fix."""
+    run_cli("install-host", home=home)
+    manifest_path = Path.home() / ".mozilla" / "native-messaging-hosts" / "mailtracker.helper.json"
+    manifest = json.loads(manifest_path.read_text())
+    launcher = Path(manifest["path"])
+    if breakage == "missing":
+        manifest_path.unlink()
+    elif breakage == "wrong id":
+        manifest["allowed_extensions"] = ["other@example.org"]
+    elif breakage == "relative path":
+        manifest["path"] = "mailtracker.helper"
+    elif breakage == "not executable":
+        launcher.chmod(0o644)
+    elif breakage == "broken launcher":
+        launcher.write_text("#!/bin/sh\nexit 3\n")
+    if manifest_path.exists():
+        manifest_path.write_text(json.dumps(manifest))
+    doctor = run_cli("doctor", home=home, check=False)
+    assert doctor.returncode == 1
+    assert f"The chain breaks at: {link}." in doctor.stdout
