@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_HOME ?= .demo-home
 
-.PHONY: run test bench clean
+.PHONY: run test test-python test-extension xpi clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,21 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run: $(VENV)/.installed
 	$(PY) -m mailtracker --home $(DEMO_HOME) demo
 
-test: $(VENV)/.installed
+extension/node_modules/.installed: extension/package.json extension/package-lock.json
+	npm --prefix extension ci --no-audit --no-fund
+	touch $@
+
+test: test-extension test-python
+
+test-python: $(VENV)/.installed
 	$(PY) -m pytest
 
+test-extension: extension/node_modules/.installed
+	npm --prefix extension test
+	npm --prefix extension run lint
+
+xpi:
+	$(PYTHON) packaging/build_xpi.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) build dist helper/*.egg-info
+	rm -rf $(VENV) $(DEMO_HOME) build dist helper/*.egg-info extension/node_modules

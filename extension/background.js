@@ -1,0 +1,107 @@
+// Registers mailtracker's listeners; the logic lives in modules/.
+//
+// Thunderbird suspends an idle Manifest V3 background and wakes it only for
+// listeners added synchronously at top level, so this file does nothing else.
+
+import { createTabQueue, createTabStore } from "./modules/composeTabs.mjs";
+import { refreshComposeAction } from "./modules/composeIndicator.mjs";
+import { createDisplayWatcher } from "./modules/displayWatch.mjs";
+import { identityEmails } from "./modules/messageInfo.mjs";
+import { createHelper } from "./modules/nativeHost.mjs";
+import { notify } from "./modules/notify.mjs";
+import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
+import { createSendFlow } from "./modules/sendFlow.mjs";
+import { loadPixelBases, loadSentIds, rememberPixelBase } from "./modules/settings.mjs";
+
+const helper = createHelper();
+
+const sendFlow = createSendFlow({
+  helper,
+  tabStore: createTabStore(),
+  runForTab: createTabQueue(),
+  DOMParser,
+  notify,
+  editor: {
+    readBody: async (tabId) => (await browser.compose.getComposeDetails(tabId)).body,
+    writeBody: (tabId, body) => browser.compose.setComposeDetails(tabId, { body }),
+  },
+});
+
+const onMessagesDisplayed = createDisplayWatcher({
+  helper,
+  loadOwnEmails: async () => identityEmails(await browser.accounts.list(false)),
+  loadSentIds: () => loadSentIds(),
+  setActionEnabled: (tabId, enabled) =>
+    enabled ? browser.messageDisplayAction.enable(tabId) : browser.messageDisplayAction.disable(tabId),
+});
+
+function logError(error) {
+  console.error("mailtracker:", error);
+}
+
+async function refreshPixelConfig() {
+  try {
+    const config = await helper.config();
+    await rememberPixelBase(config.pixel_base);
+  } catch (error) {
+    // The options page and the next send report this; a start-up notification would only nag.
+    console.warn("mailtracker: helper config unavailable: %s", error.message);
+  }
+  await syncBlockRules(await loadPixelBases());
+}
+
+browser.compose.onBeforeSend.addListener((tab, details) => sendFlow.beforeSend(tab, details));
+
+// Must return nothing: a returned value once left compose.sendMessage() unsettled.
+browser.compose.onAfterSend.addListener((tab, sendInfo) => {
+  sendFlow.afterSend(tab, sendInfo).catch(logError);
+});
+
+browser.tabs.onRemoved.addListener((tabId) => {
+  sendFlow.forgetTab(tabId).catch(logError);
+});
+
+browser.tabs.onCreated.addListener((tab) => {
+  if (tab.type === "messageCompose") {
+    refreshComposeAction(tab.id).catch(logError);
+  }
+});
+
+browser.compose.onIdentityChanged.addListener((tab) => {
+  refreshComposeAction(tab.id).catch(logError);
+});
+
+// <all_urls> because the pixel server is only known at run time; the listener
+// only sees origins the user granted (see README.md), i.e. the pixel server.
+browser.webRequest.onBeforeRequest.addListener(
+  createRequestBlocker(() => loadPixelBases()),
+  { urls: ["<all_urls>"] },
+  ["blocking"],
+);
+
+browser.messageDisplay.onMessagesDisplayed.addListener((tab, messages) => {
+  onMessagesDisplayed(tab, messages).catch(logError);
+});
+
+browser.action.onClicked.addListener(() => {
+  browser.tabs.create({ url: "/tracked/tracked.html" }).catch(logError);
+});
+
+browser.runtime.onStartup.addListener(() => {
+  refreshPixelConfig().catch(logError);
+});
+
+browser.runtime.onInstalled.addListener(() => {
+  refreshPixelConfig().catch(logError);
+});
+
+// Block rules only take effect on granted origins, so re-apply them when the grant changes.
+browser.permissions.onAdded.addListener(() => {
+  loadPixelBases().then(syncBlockRules).catch(logError);
+});
+
+browser.storage.onChanged.addListener((changes, areaName) => {
+  if (areaName === "local" && changes.pixelBases) {
+    syncBlockRules(changes.pixelBases.newValue ?? []).catch(logError);
+  }
+});

@@ -1,0 +1,97 @@
+// The open-status popup of a sent email: opens, first and last open, and a small timeline.
+
+import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
+import { messagesOf, summarizeStatus } from "../modules/messageInfo.mjs";
+import { createHelper } from "../modules/nativeHost.mjs";
+
+const byId = (id) => document.getElementById(id);
+
+function showState(text, isProblem = false) {
+  byId("state").textContent = text;
+  byId("state").className = isProblem ? "problem" : "";
+  byId("state").hidden = false;
+}
+
+function renderStrip(timeline) {
+  const strip = byId("strip");
+  strip.replaceChildren();
+  if (timeline.length === 0) {
+    strip.hidden = true;
+    return;
+  }
+  const first = timeline[0].time.getTime();
+  const span = Math.max(1, timeline.at(-1).time.getTime() - first);
+  for (const event of timeline) {
+    const dot = document.createElement("span");
+    dot.className = `label-${event.label}`;
+    dot.style.left = `${timeline.length === 1 ? 50 : ((event.time.getTime() - first) / span) * 100}%`;
+    dot.title = `${formatDateTime(event.time)}: ${t(`label_${event.label}`)}`;
+    strip.append(dot);
+  }
+}
+
+function renderTimeline(timeline) {
+  const list = byId("timeline");
+  list.replaceChildren();
+  // Newest first: the latest open is what people come to see.
+  for (const event of [...timeline].reverse()) {
+    const item = document.createElement("li");
+    item.className = `label-${event.label}`;
+    const time = document.createElement("time");
+    time.dateTime = event.time.toISOString();
+    time.textContent = formatDateTime(event.time);
+    item.append(time, t(`label_${event.label}`));
+    list.append(item);
+  }
+}
+
+function renderStatus(summary) {
+  byId("state").hidden = true;
+  byId("opens").textContent = String(summary.opens);
+  byId("firstOpen").textContent = summary.firstOpen ? formatDateTime(summary.firstOpen) : t("messageNoOpens");
+  byId("lastOpen").textContent = formatDateTime(summary.lastOpen);
+  renderStrip(summary.timeline);
+  renderTimeline(summary.timeline);
+  byId("earlier").hidden = summary.hiddenEarlier === 0;
+  byId("earlier").textContent = t("messageEarlierHidden", [String(summary.hiddenEarlier)]);
+  const { open, proxy, prefetch, self } = summary.counts;
+  byId("breakdown").textContent = t("messageBreakdown", [open, proxy, prefetch, self].map(String));
+  byId("shortId").textContent = summary.shortId ? t("messageShortId", [summary.shortId]) : "";
+  byId("status").hidden = false;
+}
+
+async function main() {
+  localizePage();
+  byId("openTracked").addEventListener("click", async (event) => {
+    event.preventDefault();
+    await browser.tabs.create({ url: "/tracked/tracked.html" });
+    window.close();
+  });
+
+  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
+  const messages = messagesOf(await browser.messageDisplay.getDisplayedMessages(tab.id));
+  if (messages.length !== 1) {
+    showState(t("messageSelectOne"));
+    return;
+  }
+  const messageId = messages[0].headerMessageId;
+  if (!messageId) {
+    showState(t("messageNoMessageId"));
+    return;
+  }
+  let data;
+  try {
+    data = await createHelper().status({ messageId });
+  } catch (error) {
+    showState(helperProblemText(error), true);
+    return;
+  }
+  const summary = summarizeStatus(data);
+  if (!summary.tracked) {
+    showState(t("messageNotTracked"));
+    return;
+  }
+  renderStatus(summary);
+}
+
+main().catch((error) => showState(String(error?.message ?? error), true));

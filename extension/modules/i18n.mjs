@@ -1,0 +1,38 @@
+// Fills extension pages with strings from _locales and formats dates for them.
+
+import { DOCTOR_COMMAND, INSTALL_COMMAND } from "./nativeHost.mjs";
+
+/** The localised string name, with $1… replaced by substitutions. */
+export function t(name, substitutions) {
+  return browser.i18n.getMessage(name, substitutions);
+}
+
+/** Replaces the text of every [data-i18n] element and the title of every [data-i18n-title] one. */
+export function localizePage(root = document) {
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of root.querySelectorAll("[data-i18n-title]")) {
+    element.title = t(element.dataset.i18nTitle);
+  }
+}
+
+let dateFormat;
+
+/** A date and time in Thunderbird's UI language, or "—" for none. */
+export function formatDateTime(date) {
+  if (!date) {
+    return "—";
+  }
+  dateFormat ??= new Intl.DateTimeFormat(browser.i18n.getUILanguage(), {
+    dateStyle: "medium",
+    timeStyle: "short",
+  });
+  return dateFormat.format(date);
+}
+
+/** Shows a helper failure as text naming the fix. */
+export function helperProblemText(error) {
+  const what = error?.kind === "missing" ? t("helperMissing") : (error?.message ?? String(error));
+  return `${what} ${t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND])}`;
+}

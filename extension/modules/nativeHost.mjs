@@ -1,0 +1,118 @@
+// Speaks the native messaging contract with the mailtracker helper.
+//
+// One process per request (runtime.sendNativeMessage), not a connectNative
+// port: requests are rare (a few per send, one per popup), a Manifest V3
+// background may be suspended at any time and a port would die with it, and a
+// helper that crashes can only fail the one request it was answering.
+// `browser` is only read when a request is sent, so node can import this module.
+
+export const HOST_NAME = "mailtracker.helper";
+export const PROTOCOL = 1;
+export const DEFAULT_TIMEOUT_MS = 15000;
+
+// The fix for every helper failure, named in every message whatever went
+// wrong: install the host manifest, then let the helper diagnose itself.
+export const INSTALL_COMMAND = "mailtracker install-host";
+export const DOCTOR_COMMAND = "mailtracker doctor";
+
+/**
+ * A failed helper request. kind is one of:
+ *   "missing"  - Thunderbird found no host manifest (or it is not for us),
+ *   "failed"   - the helper answered ok:false (code and message are the helper's),
+ *   "timeout"  - no answer in time,
+ *   "protocol" - an answer that does not follow the contract.
+ */
+export class HelperError extends Error {
+  constructor(kind, message, code = null) {
+    super(message);
+    this.name = "HelperError";
+    this.kind = kind;
+    this.code = code;
+  }
+}
+
+function defaultNewId() {
+  return globalThis.crypto.randomUUID();
+}
+
+function defaultSend(request) {
+  return browser.runtime.sendNativeMessage(HOST_NAME, request);
+}
+
+/** Builds one request frame. */
+export function buildRequest(command, args, id) {
+  return { ...args, id, command, protocol: PROTOCOL };
+}
+
+/** Returns the reply's data, or throws HelperError. */
+export function parseReply(reply, id) {
+  if (reply === null || typeof reply !== "object") {
+    throw new HelperError("protocol", "the helper's reply is not a JSON object");
+  }
+  if (reply.id !== id) {
+    throw new HelperError("protocol", `the helper answered request ${reply.id}, not ${id}`);
+  }
+  if (reply.ok === true) {
+    return reply.data ?? {};
+  }
+  if (reply.ok === false) {
+    throw new HelperError("failed", String(reply.message ?? "the helper reported an error"), reply.code ?? null);
+  }
+  throw new HelperError("protocol", "the helper's reply has no ok field");
+}
+
+/** Turns what sendNativeMessage threw into a HelperError. */
+export function classifyTransportError(error) {
+  if (error instanceof HelperError) {
+    return error;
+  }
+  const text = String(error?.message ?? error);
+  // Thunderbird gives this one message for a missing manifest, a wrong
+  // extension id in allowed_extensions and a relative path alike.
+  if (/no such native application/i.test(text)) {
+    return new HelperError("missing", text);
+  }
+  return new HelperError("failed", text);
+}
+
+function withTimeout(promise, timeoutMs) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(new HelperError("timeout", `the helper did not answer within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Returns an object with one method per contract command. Every method resolves
+ * with the reply's data or rejects with a HelperError.
+ * send, newId and timeoutMs exist so tests can stand in for Thunderbird.
+ */
+export function createHelper({ send = defaultSend, newId = defaultNewId, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  async function call(command, args = {}) {
+    const id = newId();
+    let reply;
+    try {
+      reply = await withTimeout(Promise.resolve().then(() => send(buildRequest(command, args, id))), timeoutMs);
+    } catch (error) {
+      throw classifyTransportError(error);
+    }
+    return parseReply(reply, id);
+  }
+
+  return {
+    call,
+    ping: () => call("ping"),
+    config: () => call("config"),
+    mint: ({ subject, recipients, identity }) => call("mint", { subject, recipients, identity }),
+    sent: ({ tagId, messageId }) => call("sent", { tag_id: tagId, message_id: messageId }),
+    unsent: ({ tagId, reason }) => call("unsent", { tag_id: tagId, reason }),
+    selfFetch: ({ tagId, messageId }) =>
+      call("self_fetch", tagId ? { tag_id: tagId } : { message_id: messageId }),
+    status: ({ messageId }) => call("status", { message_id: messageId }),
+    list: ({ limit }) => call("list", { limit }),
+  };
+}

@@ -1,0 +1,69 @@
+// Tells the user, through Thunderbird notifications, that the helper failed and how to fix it.
+//
+// The wording is built by pure functions taking an i18n lookup, so tests can
+// check that every failure names the fix; only show() touches `browser`.
+
+import { DOCTOR_COMMAND, INSTALL_COMMAND } from "./nativeHost.mjs";
+
+function describeError(error, t) {
+  if (error?.kind === "missing") {
+    return t("helperMissing");
+  }
+  if (error?.kind === "timeout") {
+    return t("helperTimeout");
+  }
+  const code = error?.code != null ? ` (${t("errorCode", [String(error.code)])})` : "";
+  return `${error?.message ?? String(error)}${code}`;
+}
+
+/** {title, message} for a helper failure at send time. */
+export function helperFailureText(error, { cancelled }, t) {
+  return {
+    title: t(cancelled ? "sendBlockedTitle" : "sentUntrackedTitle"),
+    message: [
+      describeError(error, t),
+      t(cancelled ? "sendBlockedBody" : "sentUntrackedBody"),
+      t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND]),
+    ].join("\n"),
+  };
+}
+
+/** {title, message} for a mail that left tracked but whose send the helper did not record. */
+export function recordFailureText(error, t) {
+  return {
+    title: t("recordFailedTitle"),
+    message: [describeError(error, t), t("recordFailedBody"), t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND])].join(
+      "\n",
+    ),
+  };
+}
+
+function i18n(name, substitutions) {
+  return browser.i18n.getMessage(name, substitutions);
+}
+
+async function show({ title, message }) {
+  try {
+    await browser.notifications.create({
+      type: "basic",
+      iconUrl: browser.runtime.getURL("icons/mailtracker.svg"),
+      title,
+      message,
+    });
+  } catch (error) {
+    // A notification that cannot be shown must not break the send itself.
+    console.error("mailtracker: %s: %s (%s)", title, message, error);
+  }
+}
+
+/** The notify object the send flow expects. */
+export const notify = {
+  helperFailed(error, options) {
+    console.warn("mailtracker: helper failed at send time: %s", error?.message);
+    void show(helperFailureText(error, options, i18n));
+  },
+  recordFailed(error) {
+    console.warn("mailtracker: helper did not record a sent mail: %s", error?.message);
+    void show(recordFailureText(error, i18n));
+  },
+};

@@ -1,0 +1,124 @@
+// The options page: default tracking per identity, the "block sending" option,
+// the pixel server's host permission, and the helper's health.
+
+import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
+import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
+import { originPatternOf } from "../modules/pixelBlocker.mjs";
+import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
+import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
+
+const helper = createHelper();
+const byId = (id) => document.getElementById(id);
+
+function flashSaved() {
+  byId("saved").hidden = false;
+  setTimeout(() => {
+    byId("saved").hidden = true;
+  }, 1500);
+}
+
+async function renderIdentities(settings) {
+  const list = byId("identities");
+  list.replaceChildren();
+  const accounts = await browser.accounts.list(false);
+  const identities = accounts.flatMap((account) => account.identities ?? []);
+  if (identities.length === 0) {
+    const item = document.createElement("li");
+    item.textContent = t("optionsNoIdentities");
+    list.append(item);
+    return;
+  }
+  for (const identity of identities) {
+    const item = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = settings.identityDefaults[identity.id] ?? DEFAULT_TRACKING;
+    box.addEventListener("change", async () => {
+      const { identityDefaults } = await loadSettings();
+      await saveSettings({ identityDefaults: { ...identityDefaults, [identity.id]: box.checked } });
+      flashSaved();
+    });
+    const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;
+    label.append(box, ` ${name}`);
+    item.append(label);
+    list.append(item);
+  }
+}
+
+async function renderGrantState(pattern) {
+  const granted = await browser.permissions.contains({ origins: [pattern] });
+  byId("grantState").textContent = t(granted ? "optionsBlockGranted" : "optionsBlockDenied");
+  byId("grant").hidden = granted;
+}
+
+async function renderServer() {
+  let config;
+  try {
+    config = await helper.config();
+  } catch (error) {
+    byId("server").textContent = `${t("optionsServerUnknown")} ${helperProblemText(error)}`;
+    byId("server").className = "problem";
+    return;
+  }
+  await rememberPixelBase(config.pixel_base);
+  const pattern = originPatternOf(config.pixel_base);
+  byId("server").textContent = t("optionsServerIs", [config.pixel_base]);
+  if (!pattern) {
+    return;
+  }
+  const grant = byId("grant");
+  grant.textContent = t("optionsBlockGrant", [pattern]);
+  // permissions.request must run in the click itself (a user action), so the
+  // pattern is worked out beforehand and nothing is awaited before the call.
+  grant.addEventListener("click", () => {
+    browser.permissions
+      .request({ origins: [pattern] })
+      .then(() => renderGrantState(pattern))
+      .catch((error) => {
+        byId("grantState").textContent = String(error?.message ?? error);
+      });
+  });
+  await renderGrantState(pattern);
+}
+
+async function renderHelper() {
+  const target = byId("helper");
+  try {
+    const info = await helper.ping();
+    const problems = [];
+    if (info.protocol !== PROTOCOL) {
+      problems.push(t("helperProtocolMismatch", [String(info.protocol), String(PROTOCOL)]));
+    }
+    const ours = browser.runtime.getManifest().version;
+    if (info.version !== ours) {
+      problems.push(t("helperVersionMismatch", [String(info.version), ours]));
+    }
+    target.textContent = problems.length
+      ? problems.join(" ")
+      : t("optionsHelperOk", [String(info.version), String(info.protocol)]);
+    target.className = problems.length ? "problem" : "";
+  } catch (error) {
+    target.textContent = helperProblemText(error);
+    target.className = "problem";
+  }
+}
+
+async function main() {
+  localizePage();
+  const settings = await loadSettings();
+  const block = byId("blockOnHelperFailure");
+  block.checked = settings.blockOnHelperFailure;
+  block.addEventListener("change", async () => {
+    await saveSettings({ blockOnHelperFailure: block.checked });
+    flashSaved();
+  });
+  await renderIdentities(settings);
+  // Both spawn the helper; run them side by side.
+  await Promise.all([renderServer(), renderHelper()]);
+}
+
+main().catch((error) => {
+  byId("helper").textContent = String(error?.message ?? error);
+  byId("helper").className = "problem";
+});

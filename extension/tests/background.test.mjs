@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { before, describe, test } from "node:test";
+
+import { DOMParser } from "./dom.mjs";
+import { BASE, TOKEN, getMessage, memoryArea, pixelUrl } from "./fixtures.mjs";
+
+// A stand-in for Thunderbird's `browser`: events record their listeners, every
+// other function records its call, and native messages go to nativeReply().
+const listeners = new Map();
+const apiCalls = [];
+const nativeRequests = [];
+let nativeReply = (request) => ({ id: request.id, ok: true, data: {} });
+
+function event(name) {
+  return {
+    addListener(listener, ...options) {
+      listeners.set(name, { listener, options });
+    },
+  };
+}
+
+function api(name, result) {
+  return async (...args) => {
+    apiCalls.push({ name, args });
+    return typeof result === "function" ? result(...args) : result;
+  };
+}
+
+const local = memoryArea();
+const session = memoryArea();
+
+globalThis.DOMParser = DOMParser;
+globalThis.browser = {
+  compose: {
+    onBeforeSend: event("compose.onBeforeSend"),
+    onAfterSend: event("compose.onAfterSend"),
+    onIdentityChanged: event("compose.onIdentityChanged"),
+    getComposeDetails: api("compose.getComposeDetails", {}),
+    setComposeDetails: api("compose.setComposeDetails"),
+  },
+  composeAction: { setIcon: api("composeAction.setIcon"), setTitle: api("composeAction.setTitle") },
+  tabs: { onRemoved: event("tabs.onRemoved"), onCreated: event("tabs.onCreated"), create: api("tabs.create") },
+  webRequest: { onBeforeRequest: event("webRequest.onBeforeRequest") },
+  messageDisplay: { onMessagesDisplayed: event("messageDisplay.onMessagesDisplayed") },
+  messageDisplayAction: { enable: api("messageDisplayAction.enable"), disable: api("messageDisplayAction.disable") },
+  action: { onClicked: event("action.onClicked") },
+  accounts: { list: api("accounts.list", []) },
+  permissions: { onAdded: event("permissions.onAdded") },
+  notifications: { create: api("notifications.create") },
+  i18n: { getMessage, getUILanguage: () => "en" },
+  runtime: {
+    onStartup: event("runtime.onStartup"),
+    onInstalled: event("runtime.onInstalled"),
+    getURL: (path) => `moz-extension://test/${path}`,
+    sendNativeMessage: async (host, request) => {
+      nativeRequests.push({ host, request });
+      return nativeReply(request);
+    },
+  },
+  storage: { local, session, onChanged: event("storage.onChanged") },
+};
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe("background.js", () => {
+  before(async () => {
+    await import("../background.js");
+  });
+
+  test("registers its listeners at top level and calls no other API while loading", () => {
+    assert.deepEqual([...listeners.keys()].sort(), [
+      "action.onClicked",
+      "compose.onAfterSend",
+      "compose.onBeforeSend",
+      "compose.onIdentityChanged",
+      "messageDisplay.onMessagesDisplayed",
+      "permissions.onAdded",
+      "runtime.onInstalled",
+      "runtime.onStartup",
+      "storage.onChanged",
+      "tabs.onCreated",
+      "tabs.onRemoved",
+      "webRequest.onBeforeRequest",
+    ]);
+    assert.deepEqual(apiCalls, []);
+    assert.deepEqual(nativeRequests, []);
+  });
+
+  test("the webRequest listener is blocking, for all URLs, and cancels our pixels", async () => {
+    const { listener, options } = listeners.get("webRequest.onBeforeRequest");
+    assert.deepEqual(options, [{ urls: ["<all_urls>"] }, ["blocking"]]);
+    await local.set({ pixelBases: [BASE] });
+    assert.deepEqual(await listener({ url: pixelUrl(), tabId: 9, type: "image" }), { cancel: true });
+    assert.deepEqual(await listener({ url: "https://example.org/a.png", tabId: 9, type: "image" }), {});
+  });
+
+  test("a send goes through the native helper: mint in onBeforeSend, sent and self_fetch after", async () => {
+    nativeReply = (request) => {
+      const data = {
+        mint: { id: TOKEN, short_id: "abcdefg", url: pixelUrl(), html: `<img src="${pixelUrl()}" width="1" height="1" alt="">` },
+        sent: { tag_id: TOKEN },
+        self_fetch: {},
+      }[request.command];
+      return { id: request.id, ok: true, data };
+    };
+    const details = {
+      isPlainText: false,
+      deliveryFormat: "auto",
+      identityId: "id1",
+      from: "Me <me@example.org>",
+      to: ["ann@example.org"],
+      subject: "Hi",
+      body: "<p>Hello</p>",
+    };
+    const result = await listeners.get("compose.onBeforeSend").listener({ id: 3 }, details);
+    assert.match(result.details.body, new RegExp(`src="${pixelUrl()}"`));
+    assert.equal(result.details.deliveryFormat, "both");
+
+    const returned = listeners.get("compose.onAfterSend").listener({ id: 3 }, { mode: "sendNow", headerMessageId: "m@x" });
+    assert.equal(returned, undefined, "onAfterSend must return nothing");
+    await settle();
+    assert.deepEqual(
+      nativeRequests.map(({ host, request }) => [host, request.command, request.protocol]),
+      [
+        ["mailtracker.helper", "mint", 1],
+        ["mailtracker.helper", "sent", 1],
+        ["mailtracker.helper", "self_fetch", 1],
+      ],
+    );
+    assert.equal(nativeRequests[1].request.message_id, "m@x");
+  });
+
+  test("a missing helper sends the mail untracked and shows a notification naming the fix", async () => {
+    nativeReply = () => {
+      throw new Error("No such native application mailtracker.helper");
+    };
+    const details = { isPlainText: false, deliveryFormat: "auto", to: ["a@x.org"], subject: "S", body: "<p>x</p>" };
+    const result = await listeners.get("compose.onBeforeSend").listener({ id: 4 }, details);
+    assert.equal(result, undefined);
+    await settle();
+    const shown = apiCalls.filter((c) => c.name === "notifications.create").map((c) => c.args[0].message);
+    assert.equal(shown.length, 1);
+    assert.match(shown[0], /mailtracker install-host.*mailtracker doctor/s);
+  });
+});

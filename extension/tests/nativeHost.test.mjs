@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { HOST_NAME, HelperError, buildRequest, createHelper } from "../modules/nativeHost.mjs";
+
+/** A sendNativeMessage double answering with reply(request). */
+function helperAnswering(reply, options = {}) {
+  const sent = [];
+  let n = 0;
+  const helper = createHelper({
+    newId: () => `r${++n}`,
+    send: async (request) => {
+      sent.push(request);
+      return reply(request);
+    },
+    ...options,
+  });
+  return { helper, sent };
+}
+
+describe("nativeHost", () => {
+  test("the host name is the one the helper installs", () => {
+    assert.equal(HOST_NAME, "mailtracker.helper");
+  });
+
+  test("a request carries id, command, protocol 1 and its arguments", () => {
+    assert.deepEqual(buildRequest("mint", { subject: "Hi" }, "r1"), {
+      id: "r1",
+      command: "mint",
+      protocol: 1,
+      subject: "Hi",
+    });
+  });
+
+  test("an ok reply resolves with its data", async () => {
+    const { helper } = helperAnswering((req) => ({ id: req.id, ok: true, data: { version: "0.1.0", protocol: 1 } }));
+    assert.deepEqual(await helper.ping(), { version: "0.1.0", protocol: 1 });
+  });
+
+  test("an error reply rejects with the helper's code and message", async () => {
+    const { helper } = helperAnswering((req) => ({ id: req.id, ok: false, code: 12, message: "register locked" }));
+    await assert.rejects(helper.list({ limit: 5 }), (error) => {
+      assert.ok(error instanceof HelperError);
+      assert.equal(error.kind, "failed");
+      assert.equal(error.code, 12);
+      assert.equal(error.message, "register locked");
+      return true;
+    });
+  });
+
+  test("Thunderbird's 'No such native application' means the helper is missing", async () => {
+    const helper = createHelper({
+      send: async () => {
+        throw new Error("No such native application mailtracker.helper");
+      },
+    });
+    await assert.rejects(helper.ping(), { kind: "missing" });
+  });
+
+  test("a reply to another request id is a protocol error", async () => {
+    const { helper } = helperAnswering(() => ({ id: "someone-else", ok: true, data: {} }));
+    await assert.rejects(helper.ping(), { kind: "protocol" });
+  });
+
+  test("a helper that never answers times out", async () => {
+    const helper = createHelper({ send: () => new Promise(() => {}), timeoutMs: 20 });
+    await assert.rejects(helper.ping(), { kind: "timeout" });
+  });
+
+  test("each command sends the contract's argument names", async () => {
+    const { helper, sent } = helperAnswering((req) => ({ id: req.id, ok: true, data: {} }));
+    await helper.mint({ subject: "S", recipients: ["a@x"], identity: "me@x" });
+    await helper.sent({ tagId: "t1", messageId: "m1@x" });
+    await helper.unsent({ tagId: "t1", reason: "why" });
+    await helper.selfFetch({ tagId: "t1" });
+    await helper.selfFetch({ messageId: "m1@x" });
+    await helper.status({ messageId: "m1@x" });
+    await helper.list({ limit: 7 });
+    await helper.config();
+    const strip = ({ id, protocol, ...rest }) => rest;
+    assert.deepEqual(sent.map(strip), [
+      { command: "mint", subject: "S", recipients: ["a@x"], identity: "me@x" },
+      { command: "sent", tag_id: "t1", message_id: "m1@x" },
+      { command: "unsent", tag_id: "t1", reason: "why" },
+      { command: "self_fetch", tag_id: "t1" },
+      { command: "self_fetch", message_id: "m1@x" },
+      { command: "status", message_id: "m1@x" },
+      { command: "list", limit: 7 },
+      { command: "config" },
+    ]);
+    assert.ok(sent.every((req) => req.protocol === 1 && typeof req.id === "string"));
+  });
+});

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  DEFAULT_TRACKING,
+  classifySendResult,
+  countRecipients,
+  decideOnHelperFailure,
+  describeCompose,
+  emailOf,
+  identityOf,
+  isTrackingWanted,
+  planSend,
+  recipientsOf,
+} from "../modules/tracking.mjs";
+
+const html = (extra = {}) => ({ isPlainText: false, deliveryFormat: "auto", to: ["a@example.org"], ...extra });
+
+describe("isTrackingWanted", () => {
+  test("an identity without a default tracks every HTML email", () => {
+    assert.equal(DEFAULT_TRACKING, true);
+    assert.equal(isTrackingWanted({ identityId: "id1", identityDefaults: {} }), true);
+  });
+
+  test("the identity's default from the options page applies", () => {
+    assert.equal(isTrackingWanted({ identityId: "id1", identityDefaults: { id1: false } }), false);
+    assert.equal(isTrackingWanted({ identityId: "id2", identityDefaults: { id1: false } }), true);
+  });
+
+  test("the per-tab toggle overrides the identity default both ways", () => {
+    assert.equal(isTrackingWanted({ identityId: "id1", tabChoice: true, identityDefaults: { id1: false } }), true);
+    assert.equal(isTrackingWanted({ identityId: "id1", tabChoice: false, identityDefaults: {} }), false);
+  });
+});
+
+describe("describeCompose", () => {
+  test("an HTML email that is wanted is shown as tracked", () => {
+    assert.equal(describeCompose({ wanted: true, details: html() }).status, "tracked");
+  });
+
+  test("a plain-text editor is never shown as tracked, and cannot be switched from here", () => {
+    const view = describeCompose({ wanted: true, details: html({ isPlainText: true, deliveryFormat: null }) });
+    assert.equal(view.status, "untrackable");
+    assert.equal(view.reason, "plainTextEditor");
+    assert.equal(view.canSwitchToHtml, false);
+  });
+
+  test("an HTML email set to go out as plain text offers the switch to HTML", () => {
+    const view = describeCompose({ wanted: true, details: html({ deliveryFormat: "plaintext" }) });
+    assert.equal(view.status, "untrackable");
+    assert.equal(view.canSwitchToHtml, true);
+  });
+
+  test("an email the user turned off is shown as off", () => {
+    assert.equal(describeCompose({ wanted: false, details: html() }).status, "off");
+  });
+
+  test("several recipients, across to/cc/bcc, are flagged; one is not", () => {
+    assert.equal(describeCompose({ wanted: true, details: html() }).several, false);
+    assert.equal(describeCompose({ wanted: true, details: html({ cc: ["b@example.org"] }) }).several, true);
+  });
+
+  test("a mailing list counts as several recipients", () => {
+    assert.equal(countRecipients({ to: ["Team <Team>"] }) > 1, true);
+    assert.equal(countRecipients({ to: [{ id: "x", type: "mailingList" }] }) > 1, true);
+    assert.equal(countRecipients({ to: "a@example.org" }), 1);
+  });
+});
+
+describe("planSend", () => {
+  test("a wanted HTML email is tracked and forced to multipart, since 'auto' may drop the HTML", () => {
+    assert.deepEqual(planSend({ wanted: true, details: html() }), { track: true, reason: null, deliveryFormat: "both" });
+  });
+
+  test("an explicit html or both delivery format is kept", () => {
+    assert.equal(planSend({ wanted: true, details: html({ deliveryFormat: "html" }) }).deliveryFormat, undefined);
+    assert.equal(planSend({ wanted: true, details: html({ deliveryFormat: "both" }) }).deliveryFormat, undefined);
+  });
+
+  test("a plain-text email is sent untracked, never pretended", () => {
+    assert.deepEqual(planSend({ wanted: true, details: html({ isPlainText: true }) }), {
+      track: false,
+      reason: "plainTextEditor",
+    });
+    assert.equal(planSend({ wanted: true, details: html({ deliveryFormat: "plaintext" }) }).track, false);
+  });
+
+  test("an email turned off is not tracked", () => {
+    assert.equal(planSend({ wanted: false, details: html() }).track, false);
+  });
+});
+
+describe("decideOnHelperFailure", () => {
+  test("by default the email is sent untracked", () => {
+    assert.deepEqual(decideOnHelperFailure({ blockOnHelperFailure: false }), { cancel: false });
+    assert.deepEqual(decideOnHelperFailure({}), { cancel: false });
+  });
+
+  test("with the block option on, the send is cancelled", () => {
+    assert.deepEqual(decideOnHelperFailure({ blockOnHelperFailure: true }), { cancel: true });
+  });
+});
+
+describe("addresses and send results", () => {
+  test("recipientsOf lists to, cc and bcc as strings", () => {
+    assert.deepEqual(recipientsOf({ to: ["A <a@x.org>"], cc: "b@x.org", bcc: [{ id: "c1", type: "contact" }] }), [
+      "A <a@x.org>",
+      "b@x.org",
+      "contact:c1",
+    ]);
+  });
+
+  test("emailOf and identityOf give the bare sender address", () => {
+    assert.equal(emailOf("Ann Example <Ann@Example.org>"), "ann@example.org");
+    assert.equal(identityOf({ from: "Ann <ann@example.org>", identityId: "id1" }), "ann@example.org");
+    assert.equal(identityOf({ identityId: "id1" }), "id1");
+  });
+
+  test("a send with an error, or a draft, is not sent", () => {
+    assert.equal(classifySendResult({ mode: "sendNow", error: "SMTP said no" }).sent, false);
+    assert.equal(classifySendResult({ mode: "draft" }).sent, false);
+  });
+
+  test("a successful send yields its header Message-ID, falling back to the copies'", () => {
+    assert.deepEqual(classifySendResult({ mode: "sendNow", headerMessageId: "m1@x" }), {
+      sent: true,
+      messageId: "m1@x",
+      reason: null,
+    });
+    assert.equal(classifySendResult({ mode: "sendLater", messages: [{ headerMessageId: "m2@x" }] }).messageId, "m2@x");
+  });
+});
+
+describe("redirect", () => {
+  test("a redirected mail is someone else's and is never tracked", () => {
+    const details = html({ type: "redirect" });
+    assert.equal(planSend({ wanted: true, details }).track, false);
+    assert.equal(describeCompose({ wanted: true, details }).status, "untrackable");
+  });
+});
