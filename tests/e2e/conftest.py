@@ -1,0 +1,68 @@
+"""One real Thunderbird, SMTP sink and pixel server for the whole e2e session.
+
+Thunderbird starts once (about 5 s) and every test drives it like a user would.
+Without Thunderbird the tests are skipped on a developer machine and fail in CI
+(CI=true), where skipping would hide that nothing was tested.
+"""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailtracker.config import Home, init_home
+from tests.conftest import PixelServer
+from tests.e2e.thunderbird import THUNDERBIRD, SmtpSink, Thunderbird
+
+EXTENSION_DIR = Path(__file__).resolve().parents[2] / "extension"
+
+
+@dataclass
+class Desktop:
+    home: Home
+    server: PixelServer
+    sink: SmtpSink
+    tb: Thunderbird
+
+
+def _require_thunderbird():
+    if not os.access(THUNDERBIRD, os.X_OK):
+        message = f"needs Debian's thunderbird at {THUNDERBIRD} (apt-get install thunderbird)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def desktop(tmp_path_factory):
+    _require_thunderbird()
+    root = tmp_path_factory.mktemp("e2e")
+    user_home = root / "user"
+    user_home.mkdir()
+    home = Home.locate(str(root / "mailtracker"))
+    init_home(home)
+    env = {**os.environ, "HOME": str(user_home), "XDG_CONFIG_HOME": str(user_home / ".config"),
+           "XDG_DATA_HOME": str(user_home / ".local" / "share")}
+    server = PixelServer(home)
+    init_home(home, server_url=server.base)
+    subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "install-host"],
+                   env=env, check=True, capture_output=True)
+    sink = SmtpSink(root)
+    tb = None
+    try:
+        tb = Thunderbird(root, env, sink.port, extra_prefs={
+            # Extension pages in the parent process, so tests can read them like a user sees them.
+            "extensions.webextensions.remote": False,
+            # Optional host permissions are granted by the options page's button without a prompt.
+            "extensions.webextOptionalPermissionPrompts": False,
+        })
+        tb.install_addon(EXTENSION_DIR)
+        yield Desktop(home, server, sink, tb)
+    finally:
+        if tb is not None:
+            tb.stop()
+        sink.stop()
+        server.stop()

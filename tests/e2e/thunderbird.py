@@ -1,0 +1,292 @@
+"""A real Thunderbird for end-to-end tests: a fresh profile with an account that
+sends to a local SMTP sink, started headless with Marionette, and driven from its
+chrome context the way a user's clicks would drive it."""
+
+import json
+import mailbox
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+THUNDERBIRD = "/usr/lib/thunderbird/thunderbird"
+SENDER = "sender@example.org"
+EXTENSION_ID = "mailtracker@mailtracker.invalid"
+
+# First-run noise off, no network, no updates (see shared THUNDERBIRD.md).
+QUIET_PREFS = {
+    "mail.provider.enabled": False,
+    "mailnews.start_page.enabled": False,
+    "mail.shell.checkDefaultClient": False,
+    "mail.rights.override": True,
+    "mail.startup.enabledMailCheckOnce": True,
+    "app.update.auto": False,
+    "app.update.enabled": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "extensions.update.enabled": False,
+    "services.settings.server": "http://127.0.0.1:9/",
+    "network.connectivity-service.enabled": False,
+    "network.captive-portal-service.enabled": False,
+    "mail.spotlight.firstRunDone": True,
+    "mail.winsearch.firstRunDone": True,
+    "browser.dom.window.dump.enabled": True,
+    "devtools.console.stdout.chrome": True,
+    "extensions.logging.enabled": False,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def account_prefs(smtp_port: int) -> Dict[str, object]:
+    """A never-polled POP3 account with Local Folders, sending via the local sink."""
+    return {
+        "mail.accountmanager.accounts": "account1,account2",
+        "mail.accountmanager.defaultaccount": "account1",
+        "mail.accountmanager.localfoldersserver": "server2",
+        "mail.account.account1.identities": "id1",
+        "mail.account.account1.server": "server1",
+        "mail.account.account2.server": "server2",
+        "mail.server.server1.type": "pop3",
+        "mail.server.server1.hostname": "127.0.0.1",
+        "mail.server.server1.port": 9,
+        "mail.server.server1.userName": "sender",
+        "mail.server.server1.name": SENDER,
+        "mail.server.server1.login_at_startup": False,
+        "mail.server.server1.check_new_mail": False,
+        "mail.server.server1.deferred_to_account": "account2",
+        "mail.server.server2.type": "none",
+        "mail.server.server2.hostname": "Local Folders",
+        "mail.server.server2.userName": "nobody",
+        "mail.server.server2.name": "Local Folders",
+        "mail.identity.id1.useremail": SENDER,
+        "mail.identity.id1.fullName": "Sender",
+        "mail.identity.id1.valid": True,
+        "mail.identity.id1.compose_html": True,
+        "mail.identity.id1.fcc": True,
+        "mail.identity.id1.smtpServer": "smtp1",
+        "mail.smtpservers": "smtp1",
+        "mail.smtp.defaultserver": "smtp1",
+        "mail.smtpserver.smtp1.hostname": "127.0.0.1",
+        "mail.smtpserver.smtp1.port": smtp_port,
+        "mail.smtpserver.smtp1.authMethod": 1,
+        "mail.smtpserver.smtp1.try_ssl": 0,
+        "mail.smtpserver.smtp1.username": "",
+    }
+
+
+def write_user_js(profile: Path, prefs: Dict[str, object]) -> None:
+    lines = [f"user_pref({json.dumps(name)}, {json.dumps(value)});" for name, value in prefs.items()]
+    (profile / "user.js").write_text("\n".join(lines) + "\n")
+
+
+class SmtpSink:
+    """aiosmtpd in its own process, storing every message in a Maildir."""
+
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.maildir = root / "maildir"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
+             "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._listening, 20, "the SMTP sink to listen")
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def messages(self) -> List:
+        if not self.maildir.exists():
+            return []
+        return list(mailbox.Maildir(str(self.maildir), create=False))
+
+    def wait_for_message(self, subject: str, timeout: float = 30.0):
+        def find():
+            for message in self.messages():
+                if message["Subject"] == subject:
+                    return message
+        return wait_until(find, timeout, f"a message with subject {subject!r} at the SMTP sink")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Thunderbird:
+    """One headless Thunderbird process with Marionette, for a whole test session."""
+
+    def __init__(self, root: Path, env: Dict[str, str], smtp_port: int, extra_prefs=None,
+                 headless: bool = True):
+        from marionette_driver.marionette import Marionette
+
+        self.profile = root / "profile"
+        self.profile.mkdir(parents=True)
+        self.port = free_port()
+        prefs = {**QUIET_PREFS, **account_prefs(smtp_port), "marionette.port": self.port,
+                 **(extra_prefs or {})}
+        write_user_js(self.profile, prefs)
+        self.log_path = root / "thunderbird.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [THUNDERBIRD, "--no-remote", "--profile", str(self.profile),
+             *(["--headless"] if headless else []), "--marionette", "--remote-allow-system-access"],
+            env={**env, "MOZ_CRASHREPORTER_DISABLE": "1", **({"MOZ_HEADLESS": "1"} if headless else {})},
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.client = Marionette(host="127.0.0.1", port=self.port)
+        wait_until(self._marionette_up, 60, "Thunderbird's Marionette port")
+        self.client.start_session()
+        self.client.set_context(self.client.CONTEXT_CHROME)
+
+    def _marionette_up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"Thunderbird exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def install_addon(self, path: Path) -> str:
+        from marionette_driver.addons import Addons
+
+        return Addons(self.client).install(str(path.resolve()), temp=True)
+
+    def js(self, script: str, args: Optional[list] = None, timeout_s: float = 30.0):
+        """Run async chrome-context JS; the script calls ``resolve(value)``."""
+        self.client.timeout.script = timeout_s
+        wrapped = (
+            "const args = Array.from(arguments).slice(0, -1); const resolve = arguments[arguments.length - 1];\n"
+            "(async () => {\n" + script + "\n})().catch(e => resolve({__error: String(e) + '\\n' + e.stack}));"
+        )
+        result = self.client.execute_async_script(wrapped, script_args=args or [])
+        if isinstance(result, dict) and "__error" in result:
+            raise AssertionError(f"chrome script failed: {result['__error']}")
+        return result
+
+    # --- what a user does, driven from the chrome context -------------------------
+
+    def set_pref(self, name: str, value) -> None:
+        kind = {bool: "Bool", int: "Int", str: "String"}[type(value)]
+        self.js(f"Services.prefs.set{kind}Pref(args[0], args[1]); resolve(null);", [name, value])
+
+    def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>") -> None:
+        """Open an HTML compose window like Write does, wait until it is ready, press Send."""
+        self.js("""
+        const [subject, to, body] = args;
+        const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
+        const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
+        fields.to = to; fields.subject = subject; fields.body = body;
+        params.composeFields = fields;
+        params.format = Ci.nsIMsgCompFormat.HTML;
+        params.type = Ci.nsIMsgCompType.New;
+        params.identity = MailServices.accounts.defaultAccount.defaultIdentity;
+        const opened = new Promise(done => {
+          const observer = {
+            observe(win) {
+              win.addEventListener("compose-editor-ready", () => done(win), { once: true });
+              Services.obs.removeObserver(observer, "chrome-document-global-created");
+            },
+          };
+          Services.obs.addObserver(observer, "chrome-document-global-created");
+        });
+        MailServices.compose.OpenComposeWindowWithParams(null, params);
+        const win = await opened;
+        win.goDoCommand("cmd_sendNow");
+        resolve(null);
+        """, [subject, to, body_html], timeout_s=60)
+
+    def extension_url(self, path: str) -> str:
+        host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
+        return f"moz-extension://{host}/{path}"
+
+    def in_extension_tab(self, path: str, script: str, args: Optional[list] = None, timeout_s: float = 30.0):
+        """Open an extension page in a tab of the main window, run ``script`` with
+        ``doc`` (its document) and ``waitFor(fn)``, then close the tab."""
+        return self.js("""
+        const [url, inner, innerArgs] = args;
+        const win = Services.wm.getMostRecentWindow("mail:3pane");
+        const tabmail = win.document.getElementById("tabmail");
+        const tab = tabmail.openTab("contentTab", { url });
+        const waitFor = async (fn, what) => {
+          for (let i = 0; i < 400; i++) {
+            const doc = tab.browser.contentDocument;
+            const value = doc && doc.readyState == "complete" && doc.location.href == url && fn(doc);
+            if (value) return value;
+            await new Promise(r => setTimeout(r, 50));
+          }
+          throw new Error("timed out waiting for " + what);
+        };
+        try {
+          const run = new Function("doc", "waitFor", "args", "return (async () => {" + inner + "})();");
+          resolve(await run(() => tab.browser.contentDocument, waitFor, innerArgs));
+        } finally {
+          tabmail.closeTab(tab);
+        }
+        """, [self.extension_url(path), script, args or []], timeout_s=timeout_s)
+
+    def display_sent_message(self, message_id: str) -> dict:
+        """Show the Sent copy in a message tab and wait until it (and its images) loaded."""
+        return self.js("""
+        const [messageId] = args;
+        const root = MailServices.accounts.localFoldersServer.rootFolder;
+        const sent = root.getChildNamed("Sent");
+        let hdr = null;
+        for (let i = 0; i < 200 && !hdr; i++) {
+          hdr = sent.msgDatabase.getMsgHdrForMessageID(messageId);
+          if (!hdr) await new Promise(r => setTimeout(r, 50));
+        }
+        if (!hdr) throw new Error("no Sent copy of " + messageId);
+        const win = Services.wm.getMostRecentWindow("mail:3pane");
+        const tabmail = win.document.getElementById("tabmail");
+        const tab = tabmail.openTab("mailMessageTab", { messageURI: sent.getUriForMsg(hdr), background: false });
+        let browser = null;
+        for (let i = 0; i < 400; i++) {
+          browser = tab.chromeBrowser?.contentWindow?.getMessagePaneBrowser?.();
+          const doc = browser?.contentDocument;
+          if (doc && doc.readyState == "complete" && doc.body && doc.body.textContent.trim()) break;
+          await new Promise(r => setTimeout(r, 50));
+        }
+        const images = [...browser.contentDocument.images].map(img => ({ src: img.src, complete: img.complete, width: img.naturalWidth }));
+        tabmail.closeTab(tab);
+        resolve({ images });
+        """, [message_id], timeout_s=60)
+
+    def stop(self) -> None:
+        try:
+            self.client.delete_session()
+        except Exception:  # noqa: BLE001 - the process is going away either way
+            pass
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
