@@ -199,3 +199,14 @@ def test_doctor_names_the_broken_link(home, breakage, link):
     doctor = run_cli("doctor", home=home, check=False)
     assert doctor.returncode == 1
     assert f"The chain breaks at: {link}." in doctor.stdout
+
+
+def test_extension_manifest_matches_the_helper():
+    """One source of truth: the add-on's id and version are the helper's."""
+    from mailtracker import __version__
+
+    manifest = json.loads((README.parent / "extension" / "manifest.json").read_text())
+    assert manifest["browser_specific_settings"]["gecko"]["id"] == EXTENSION_ID
+    assert manifest["version"] == __version__
+    assert manifest["manifest_version"] == 3
+    assert manifest["browser_specific_settings"]["gecko"]["strict_min_version"].startswith("128")
