@@ -39,7 +39,7 @@ def test_newcomer_flow_tag_curl_watch_register(home):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         assert "Watching" in watcher.stdout.readline()
-        requests.get(server.url(tag["id"]))
+        requests.get(server.url(tag["id"]), headers={"User-Agent": "curl/7.88.1"})  # as the README does
 
         def register_row():
             if home.register_path.exists():
@@ -100,7 +100,7 @@ def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
             if "Ctrl-C stops" in line:
                 break
         assert url and url.startswith(f"http://127.0.0.1:{port}/p/")
-        assert requests.get(url).status_code == 200
+        assert requests.get(url, headers={"User-Agent": "curl/7.88.1"}).status_code == 200
         for line in proc.stdout:
             if "Opened:" in line:
                 assert "opens=1" in line

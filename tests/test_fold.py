@@ -12,13 +12,14 @@ import pytest
 
 from mailtracker.config import load_config
 from mailtracker.errors import RegisterLockedError
-from mailtracker.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
+from mailtracker.fold import OPENS, STATE_VERSION, TIMELINE, FoldState, SeenHits, fold, load_state
 from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker import register as register_module
 
 
+BASE_TIME = 1_795_000_000.0
 THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
 OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
 
@@ -29,7 +30,8 @@ def write_hits(path, hits, header=True, boot="bootaaaa", agent=THUNDERBIRD):
         if header and handle.tell() == 0:
             handle.write(header_line(HIT_COLUMNS))
         for seq, tag, method, *when in hits:
-            stamp = when[0] if when else utc_timestamp()
+            # Two minutes apart by default: separate opens, not repeats of one.
+            stamp = when[0] if when else utc_timestamp(BASE_TIME + seq * 120)
             handle.write(format_row([f"{boot}.{seq:x}", stamp, tag, method, "127.0.0.0",
                                      agent, ""]).encode())
 
@@ -258,11 +260,11 @@ def test_sender_thunderbird_fetch_near_a_send_is_self_not_an_open(home, tags, hi
     record_self_fetch(home, ann.id, "send", when="2026-11-24T10:00:00.000Z")
     path = hits_dir / "hits-a-2026-11-24.csv"
     write_hits(path, [(1, ann.id, "GET", "2026-11-24T10:00:01.500Z")])
-    write_hits(path, [(2, ann.id, "GET", "2026-11-24T10:00:02.000Z")], agent=OUTLOOK)
+    write_hits(path, [(2, ann.id, "GET", "2026-11-24T10:01:00.000Z")], agent=OUTLOOK)
     write_hits(path, [(3, ann.id, "GET", "2026-11-24T12:00:00.000Z")])
     fold(home)
     row = {r["name"]: r for r in read_register(home.register_path)}["Ann"]
     assert (row["opens"], row["self_hits"], row["hits"]) == ("2", "1", "3")
-    assert row["first_open"] == "2026-11-24T10:00:02.000Z"
-    timeline = load_state(home).counts[ann.id][-1]
-    assert [label for _, label in timeline] == ["self", "open", "open"]
+    assert row["first_open"] == "2026-11-24T10:01:00.000Z"
+    timeline = load_state(home).counts[ann.id][TIMELINE]
+    assert [event[1] for event in timeline] == ["self", "open", "open"]

@@ -68,6 +68,10 @@ class Home:
         return self.data_dir / "self-fetches.csv"
 
     @property
+    def apple_ranges_path(self) -> Path:
+        return self.state_dir / "apple-egress-ranges.txt"
+
+    @property
     def register_path(self) -> Path:
         return self.data_dir / "register.csv"
 
@@ -89,6 +93,13 @@ class Config:
     path_prefix: str = "/p"
     hits_dir: str = ""
     client_address: str = "truncated"
+    delivery_window_s: float = 10.0
+    repeat_window_s: float = 60.0
+
+    def rules(self):
+        from mailtracker.classify import Rules
+
+        return Rules(delivery_window_s=self.delivery_window_s, repeat_window_s=self.repeat_window_s)
 
     def pixel_url(self, token: str) -> str:
         return f"{self.pixel_base()}{token}.gif"
@@ -150,13 +161,23 @@ def load_config(home: Home) -> Config:
     pixel = doc.get("pixel", {})
     desktop = doc.get("desktop", {})
     server = doc.get("server", {})
+    counting = doc.get("counting", {})
     defaults = Config()
     return Config(
         server_url=str(pixel.get("server_url", defaults.server_url)),
         path_prefix=str(pixel.get("path_prefix", defaults.path_prefix)),
         hits_dir=str(desktop.get("hits_dir", defaults.hits_dir)),
         client_address=str(server.get("client_address", defaults.client_address)),
+        delivery_window_s=_seconds(counting, "delivery_window_s", defaults.delivery_window_s),
+        repeat_window_s=_seconds(counting, "repeat_window_s", defaults.repeat_window_s),
     ).validated()
+
+
+def _seconds(section: dict, key: str, default: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"[counting] {key} must be a number of seconds, 0 or more")
+    return float(value)
 
 
 def save_config(home: Home, config: Config) -> None:
@@ -174,6 +195,11 @@ def save_config(home: Home, config: Config) -> None:
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
         f"client_address = {values['client_address']}\n"
+        "\n[counting]\n"
+        "# Fetches this soon after a send come from mail servers and scanners, not people.\n"
+        f"delivery_window_s = {values['delivery_window_s']}\n"
+        "# The same client fetching again within this many seconds is one open.\n"
+        f"repeat_window_s = {values['repeat_window_s']}\n"
     )
     write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
 

@@ -15,7 +15,10 @@ from typing import BinaryIO, Callable, Dict, Optional
 from mailtracker import __version__
 from mailtracker.config import Home, load_config
 from mailtracker.errors import MailtrackerError, ProtocolError, UnknownTagError
-from mailtracker.fold import HITS, FIRST, LAST, OPENS, SELF, MACHINE, TIMELINE, FoldState, fold, load_state
+from mailtracker.classify import explain
+from mailtracker.fold import (
+    FIRST, HITS, LAST, MACHINE, OPENS, SELF, TIMELINE, FoldState, fold, load_state, new_entry,
+)
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker.tokens import TOKEN_LENGTH, short_id
 
@@ -156,12 +159,15 @@ class Host:
             tag_id, tag = self._find(state, request)
         except UnknownTagError:
             return {"tracked": False}
-        entry = state.counts.get(tag_id) or [0, 0, "", "", 0, 0, []]
+        entry = state.counts.get(tag_id) or new_entry()
         return {
             "tracked": True, "id": tag_id, "short_id": short_id(tag_id), "status": tag.get("status", ""),
             "opens": entry[OPENS], "first_open": entry[FIRST], "last_open": entry[LAST],
             "hits": entry[HITS], "self_hits": entry[SELF], "machine_hits": entry[MACHINE],
-            "timeline": [{"time": when, "label": label} for when, label in entry[TIMELINE]],
+            "timeline": [
+                {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
+                 "client": client}
+                for when, label, counted, reason, client in entry[TIMELINE]],
         }
 
     def list(self, request: dict) -> dict:

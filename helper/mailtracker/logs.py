@@ -6,9 +6,11 @@ came from outside (names, subjects, user agents) is neutralised so that no
 spreadsheet runs it as a formula.
 """
 
+import calendar
 import hashlib
 import logging
 import os
+import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -69,10 +71,27 @@ def utc_timestamp(when: Optional[float] = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+_STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_MINUTES: dict = {}
+
+
 def parse_timestamp(stamp: str) -> float:
-    """Seconds since the epoch of a ``utc_timestamp`` string."""
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    """Seconds since the epoch of a ``utc_timestamp`` string; ValueError if it is not one.
+
+    The fold calls this once per hit: the minute is looked up in a small cache
+    instead of going through strptime (14 µs) every time.
+    """
+    minute = _MINUTES.get(stamp[:16])
+    if minute is None:
+        if not _STAMP_RE.fullmatch(stamp):
+            raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
+        if len(_MINUTES) > 100_000:
+            _MINUTES.clear()
+        minute = _MINUTES[stamp[:16]] = calendar.timegm((
+            int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), int(stamp[14:16]), 0))
+    if len(stamp) != 24 or stamp[16] != ":" or stamp[19] != "." or stamp[23] != "Z":
+        raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
+    return minute + int(stamp[17:19]) + int(stamp[20:23]) / 1000
 
 
 def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
