@@ -108,6 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", action="store_true", help="print the register rows as JSON")
     cmd.set_defaults(run=cmd_list)
 
+    cmd = commands.add_parser("show", help="one tag's hits with labels and reasons",
+                              description="Fold, then show one tag (by short id, id or Message-ID): "
+                              "its opens, and each recent hit with its label, client and reason.")
+    cmd.add_argument("tag", help="short id (7 characters), full id, or Message-ID")
+    cmd.set_defaults(run=cmd_show)
+
+    cmd = commands.add_parser("ranges", help="load Apple's Mail Privacy Protection address ranges",
+                              description="Apple publishes the addresses its privacy relays use as "
+                              "a CSV (egress-ip-ranges.csv). Download it yourself and load it here; "
+                              "without it, Apple's prefetches are recognised by user agent only.")
+    actions = cmd.add_subparsers(title="actions", metavar="ACTION", dest="ranges_action", required=True)
+    load = actions.add_parser("load", help="load a CSV of ranges (first column a CIDR)")
+    load.add_argument("file", type=Path, help="Apple's egress-ip-ranges.csv")
+    actions.add_parser("status", help="say whether ranges are loaded")
+    actions.add_parser("forget", help="remove the loaded ranges")
+    cmd.set_defaults(run=cmd_ranges)
+
     cmd = commands.add_parser("host", help="the native messaging host (Thunderbird starts it)",
                               description="Speak the native messaging protocol on stdin/stdout. "
                               "Thunderbird starts this through the launcher that install-host writes.")
@@ -250,11 +267,17 @@ def cmd_list(args, home: Home) -> int:
 
 def format_table(rows, now: Optional[datetime] = None) -> str:
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN", "NOT COUNTED")
     lines = [header]
     for row in rows:
+        ignored = []
+        if row["machine_hits"]:
+            ignored.append(f"{row['machine_hits']} machine")
+        if row["self_hits"]:
+            ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
-                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now)))
+                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now),
+                      ", ".join(ignored)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
                      for line in lines)
@@ -279,6 +302,47 @@ def describe_time(stamp: str, now: datetime) -> str:
     else:
         ago = f"{seconds // 86400} d ago"
     return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+def cmd_show(args, home: Home) -> int:
+    from mailtracker.classify import explain
+    from mailtracker.errors import UnknownTagError
+    from mailtracker.fold import TIMELINE, fold, load_state, new_entry
+
+    fold(home)
+    state = load_state(home)
+    wanted = args.tag.strip().strip("<>")
+    matches = [tag_id for tag_id, tag in state.tags.items()
+               if tag_id == wanted or tag_id.startswith(wanted) and len(wanted) >= 7
+               or tag.get("message_id") == wanted]
+    if len(matches) != 1:
+        raise UnknownTagError(f"no single tag matches {args.tag!r}" if not matches
+                              else f"{args.tag!r} matches {len(matches)} tags; give more characters")
+    row = next(r for r in state.register_rows() if r["id"] == matches[0])
+    entry = state.counts.get(matches[0]) or new_entry()
+    print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
+    print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
+          f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
+    for stamp, label, counted, reason, client in entry[TIMELINE]:
+        mark = "" if counted else " (not counted again)"
+        print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
+    return 0
+
+
+def cmd_ranges(args, home: Home) -> int:
+    from mailtracker.ranges import forget_apple_ranges, load_apple_ranges
+
+    if args.ranges_action == "load":
+        count = load_apple_ranges(home, args.file)
+        print(f"Loaded {count} Apple relay ranges; the next fold labels the whole history again.")
+    elif args.ranges_action == "forget":
+        print("Removed Apple's ranges." if forget_apple_ranges(home) else "No ranges were loaded.")
+    elif home.apple_ranges_path.exists():
+        count = len(home.apple_ranges_path.read_text().split())
+        print(f"{count} Apple relay ranges loaded from {home.apple_ranges_path}.")
+    else:
+        print("No Apple ranges loaded: Apple's prefetches are recognised by user agent only.")
+    return 0
 
 
 def cmd_host(args, home: Home) -> int:
