@@ -31,13 +31,14 @@ from mailtracker.tokens import TOKEN_LENGTH, short_id
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 FOLD_LOCK_TIMEOUT_S = 120.0
 TIMELINE_LENGTH = 50
 RECENT_CLIENTS = 16
 # Fields of a tag's counts entry (a list: the fold's hot loop updates it per hit).
 # TIMELINE holds the latest hits as [time, label, counted 0/1, reason code, client];
-# RECENT maps a client (address + user agent) to its last counted open, for repeats.
+# RECENT maps a client (address + client description) to the time of its last counted
+# open, for telling a repeat from a new open.
 HITS, OPENS, FIRST, LAST, SELF, MACHINE, TIMELINE, RECENT = range(8)
 
 
@@ -341,9 +342,8 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
             context = contexts[tag]
         else:
             context = contexts[tag] = labeller.context(moments[tag]) if tag in moments else None
-        needs_time = context is not None or verdict.kind == "candidate"
         try:
-            when = parse_timestamp(stamp) if needs_time else 0.0
+            when = parse_timestamp(stamp) if context is not None else 0.0
         except ValueError:
             result.skipped_lines += 1
             continue
@@ -359,12 +359,12 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
             recent = entry[RECENT]
             key = parts[4].decode("ascii", "replace") + " " + verdict.client
             last = recent.pop(key, None)
-            if last is not None and 0 <= when - last < repeat_window:
+            if last is not None and 0 <= parse_timestamp(stamp) - parse_timestamp(last) < repeat_window:
                 recent[key] = last
                 counted, reason = 0, f"repeat:{repeat_window:.0f}"
             else:
                 # Re-inserted at the end: the first key is the least recently seen.
-                recent[key] = when
+                recent[key] = stamp
                 if len(recent) > RECENT_CLIENTS:
                     del recent[next(iter(recent))]
                 entry[OPENS] += 1
