@@ -8,7 +8,7 @@ from typing import Dict, List, Tuple
 
 from mailtracker.classify import LABELS, explain
 from mailtracker.config import Home, init_home, load_config
-from mailtracker.fold import TIMELINE, fold, load_state
+from mailtracker.fold import fold, load_state
 from mailtracker.logs import HIT_COLUMNS, format_row, header_line, neutralise, utc_timestamp
 from mailtracker.tags import mint_tag, record_self_fetch
 
@@ -55,7 +55,7 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
             ]).encode("utf-8"))
     fold(home)
     state = load_state(home)
-    timelines = {tag_id: list(state.counts[tag_id][TIMELINE]) for tag_id in tags.values()}
+    timelines = {tag_id: state.timeline(tag_id) for tag_id in tags.values()}
     results = []
     for row in rows:
         stamp, label, counted, reason, client = timelines[tags[row["email"]]].pop(0)

@@ -8,7 +8,7 @@ import pytest
 
 from mailtracker.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
 from mailtracker.config import load_config, save_config
-from mailtracker.fold import TIMELINE, fold, load_state
+from mailtracker.fold import fold, load_state
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag, record_self_fetch
 from mailtracker.logs import utc_timestamp
@@ -122,7 +122,7 @@ def test_changing_the_rules_relabels_the_whole_history(home):
     save_config(home, replace(config, delivery_window_s=60.0))
     fold(home)
     assert read_register(home.register_path)[0]["opens"] == "0"
-    assert [event[1] for event in load_state(home).counts[tag.id][TIMELINE]] == ["prefetch"]
+    assert [event[1] for event in load_state(home).timeline(tag.id)] == ["prefetch"]
 
 
 def test_ranges_command_loads_and_relabels(home):

@@ -307,7 +307,7 @@ def describe_time(stamp: str, now: datetime) -> str:
 def cmd_show(args, home: Home) -> int:
     from mailtracker.classify import explain
     from mailtracker.errors import UnknownTagError
-    from mailtracker.fold import TIMELINE, fold, load_state, new_entry
+    from mailtracker.fold import fold, load_state
 
     fold(home)
     state = load_state(home)
@@ -319,11 +319,10 @@ def cmd_show(args, home: Home) -> int:
         raise UnknownTagError(f"no single tag matches {args.tag!r}" if not matches
                               else f"{args.tag!r} matches {len(matches)} tags; give more characters")
     row = next(r for r in state.register_rows() if r["id"] == matches[0])
-    entry = state.counts.get(matches[0]) or new_entry()
     print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
-    for stamp, label, counted, reason, client in entry[TIMELINE]:
+    for stamp, label, counted, reason, client in state.timeline(matches[0]):
         mark = "" if counted else " (not counted again)"
         print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
     return 0

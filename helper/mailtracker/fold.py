@@ -10,6 +10,7 @@ pass, under a lock, so an interrupted fold leaves the previous, correct state.
 
 import bisect
 import csv
+import gc
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,19 +32,54 @@ from mailtracker.tokens import TOKEN_LENGTH, short_id
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 FOLD_LOCK_TIMEOUT_S = 120.0
 TIMELINE_LENGTH = 50
 RECENT_CLIENTS = 16
 # Fields of a tag's counts entry (a list: the fold's hot loop updates it per hit).
-# TIMELINE holds the latest hits as [time, label, counted 0/1, reason code, client];
+# TIMELINE holds the latest hits as (time, label, counted 0/1, reason code, client);
 # RECENT maps a client (address + client description) to the time of its last counted
-# open, for telling a repeat from a new open.
+# open, for telling a repeat from a new open. Both rest in the state file as one
+# string each, and are only unpacked for the tags a fold touches: the state stays
+# small to read and write, and holds few objects for the garbage collector.
 HITS, OPENS, FIRST, LAST, SELF, MACHINE, TIMELINE, RECENT = range(8)
 
 
 def new_entry() -> list:
     return [0, 0, "", "", 0, 0, [], {}]
+
+
+def unpack_timeline(packed) -> list:
+    if not isinstance(packed, str):
+        return packed
+    events = []
+    for line in packed.split("\n") if packed else ():
+        stamp, label, counted, reason, client = line.split("\t")
+        events.append((stamp, label, int(counted), reason, client))
+    return events
+
+
+def _pack_timeline(events) -> str:
+    if isinstance(events, str):
+        return events
+    return "\n".join(f"{stamp}\t{label}\t{counted}\t{reason}\t{client}"
+                     for stamp, label, counted, reason, client in events)
+
+
+def _unpack_recent(packed) -> dict:
+    if not isinstance(packed, str):
+        return packed
+    recent = {}
+    for line in packed.split("\n") if packed else ():
+        key, moment = line.split("\t")
+        recent[key] = float(moment)
+    return recent
+
+
+def _pack_recent(recent) -> str:
+    if isinstance(recent, str):
+        return recent
+    return "\n".join(f"{key}\t{moment!r}" for key, moment in recent.items())
 _HIT_TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
 
 
@@ -166,11 +202,17 @@ class FoldState:
             "labels": self.labels,
             "seen": self.seen.runs,
             "tags": self.tags,
-            "counts": self.counts,
+            "counts": {tag: [*entry[:TIMELINE], _pack_timeline(entry[TIMELINE]),
+                             _pack_recent(entry[RECENT])] for tag, entry in self.counts.items()},
             "register_pending": self.register_pending,
         }
         write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o644, replace_existing=True)
+
+    def timeline(self, tag_id: str) -> list:
+        """The tag's latest hits, oldest first: (time, label, counted, reason code, client)."""
+        entry = self.counts.get(tag_id)
+        return list(unpack_timeline(entry[TIMELINE])) if entry else []
 
     def register_rows(self) -> List[Dict[str, str]]:
         rows = []
@@ -204,20 +246,28 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
             result = FoldResult()
             _fold_tags(home, state, result)
             _fold_self_fetches(home, state)
-            _fold_hits(home.hits_dir(config), state, result, labeller, progress or rebuild)
+            # Millions of short-lived objects, none of them cyclic: the collector
+            # would only rescan the state over and over.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                _fold_hits(home.hits_dir(config), state, result, labeller, progress or rebuild)
+            finally:
+                if collecting:
+                    gc.enable()
             changed = result.new_hits or result.new_tags or rebuild
-            if changed:
-                state.register_pending = True
-                state.save(state_path(home))
-            if state.register_pending or not home.register_path.exists():
+            if changed or state.register_pending or not home.register_path.exists():
+                # The register is written before the state: a crash in between leaves
+                # the old state, and folding it again gives the same register.
                 try:
                     write_register(home.register_path, state.register_rows(), result.new_opens)
                 except RegisterLockedError as exc:
                     result.register_error = str(exc)
+                    state.register_pending = True
                 else:
                     result.register_written = True
                     state.register_pending = False
-                    state.save(state_path(home))
+                state.save(state_path(home))
             return result
     except Timeout:
         raise LockTimeoutError(
@@ -282,6 +332,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
                progress: bool) -> None:
     paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
     bar = _progress_bar(paths, state, progress)
+    contexts: Dict[str, Optional[Context]] = {}
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
@@ -289,7 +340,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
             read_any = False
             for batch in read_new_lines(path, cursor):
                 read_any = True
-                _fold_hit_lines(batch, path.name, state, result, labeller)
+                _fold_hit_lines(batch, path.name, state, result, labeller, contexts)
                 if bar is not None:
                     bar.update(cursor.offset - before)
                     before = cursor.offset
@@ -300,7 +351,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result: FoldResult,
-                    labeller: Labeller) -> None:
+                    labeller: Labeller, contexts: Dict[str, Optional["Context"]]) -> None:
     """The hot loop: split off the fixed fields, label each new hit, count it.
 
     Written for speed (a million hits in a couple of seconds): the user agent's
@@ -311,7 +362,7 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
     counts = state.counts
     moments = state.moments
     verdicts = labeller.verdicts
-    contexts: Dict[str, Optional[Context]] = {}
+    missing = object()
     rules, apple = labeller.rules, labeller.apple
     repeat_window = rules.repeat_window_s
     for line in lines:
@@ -338,9 +389,8 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
         entry = counts.get(tag)
         if entry is None:
             entry = counts[tag] = new_entry()
-        if tag in contexts:
-            context = contexts[tag]
-        else:
+        context = contexts.get(tag, missing)
+        if context is missing:
             context = contexts[tag] = labeller.context(moments[tag]) if tag in moments else None
         try:
             when = parse_timestamp(stamp) if context is not None else 0.0
@@ -357,14 +407,18 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
         result.new_hits += 1
         if label == "open" or label == "proxy":
             recent = entry[RECENT]
+            if recent.__class__ is str:
+                recent = entry[RECENT] = _unpack_recent(recent)
             key = parts[4].decode("ascii", "replace") + " " + verdict.client
+            if context is None:
+                when = parse_timestamp(stamp)
             last = recent.pop(key, None)
-            if last is not None and 0 <= parse_timestamp(stamp) - parse_timestamp(last) < repeat_window:
+            if last is not None and 0 <= when - last < repeat_window:
                 recent[key] = last
                 counted, reason = 0, f"repeat:{repeat_window:.0f}"
             else:
                 # Re-inserted at the end: the first key is the least recently seen.
-                recent[key] = stamp
+                recent[key] = when
                 if len(recent) > RECENT_CLIENTS:
                     del recent[next(iter(recent))]
                 entry[OPENS] += 1
@@ -378,7 +432,9 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
         else:
             entry[MACHINE] += 1
         timeline = entry[TIMELINE]
-        timeline.append([stamp, label, counted, reason, verdict.client])
+        if timeline.__class__ is str:
+            timeline = entry[TIMELINE] = unpack_timeline(timeline)
+        timeline.append((stamp, label, counted, reason, verdict.client))
         if len(timeline) > TIMELINE_LENGTH:
             del timeline[0]
         if tag not in state.tags:

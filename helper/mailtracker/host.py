@@ -17,7 +17,7 @@ from mailtracker.config import Home, load_config
 from mailtracker.errors import MailtrackerError, ProtocolError, UnknownTagError
 from mailtracker.classify import explain
 from mailtracker.fold import (
-    FIRST, HITS, LAST, MACHINE, OPENS, SELF, TIMELINE, FoldState, fold, load_state, new_entry,
+    FIRST, HITS, LAST, MACHINE, OPENS, SELF, FoldState, fold, load_state, new_entry,
 )
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker.tokens import TOKEN_LENGTH, short_id
@@ -167,7 +167,7 @@ class Host:
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
-                for when, label, counted, reason, client in entry[TIMELINE]],
+                for when, label, counted, reason, client in state.timeline(tag_id)],
         }
 
     def list(self, request: dict) -> dict:
