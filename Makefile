@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_HOME ?= .demo-home
 
-.PHONY: run test test-python test-extension xpi clean
+.PHONY: run test test-python test-extension xpi bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test-extension: extension/node_modules/.installed
 
 xpi:
 	$(PYTHON) packaging/build_xpi.py
+
+# Figures, not tests: see bench/README.md (needs wrk and nginx-light for the server).
+bench: $(VENV)/.installed
+	-$(PY) bench/bench_server.py
+	-$(PY) bench/bench_fold.py
+	-$(PY) bench/bench_classify.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) build dist helper/*.egg-info extension/node_modules
