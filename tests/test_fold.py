@@ -12,7 +12,7 @@ import pytest
 
 from mailtracker.config import load_config
 from mailtracker.errors import RegisterLockedError
-from mailtracker.fold import OPENS, STATE_VERSION, TIMELINE, FoldState, SeenHits, fold, load_state
+from mailtracker.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
 from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag

@@ -28,42 +28,25 @@ from mailtracker.logs import (
     HITS_GLOB, TAG_COLUMNS, Cursor, parse_timestamp, read_new_lines, restore, strip_bom,
 )
 from mailtracker.register import write_register
+from mailtracker.timeline import TimelineStore, read_timeline
 from mailtracker.tokens import TOKEN_LENGTH, short_id
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 FOLD_LOCK_TIMEOUT_S = 120.0
-TIMELINE_LENGTH = 50
 RECENT_CLIENTS = 16
+_HIT_TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
 # Fields of a tag's counts entry (a list: the fold's hot loop updates it per hit).
-# TIMELINE holds the latest hits as (time, label, counted 0/1, reason code, client);
-# RECENT maps a client (address + client description) to the time of its last counted
-# open, for telling a repeat from a new open. Both rest in the state file as one
-# string each, and are only unpacked for the tags a fold touches: the state stays
-# small to read and write, and holds few objects for the garbage collector.
-HITS, OPENS, FIRST, LAST, SELF, MACHINE, TIMELINE, RECENT = range(8)
+# RECENT maps a client (address + client description) to the time of its last
+# counted open, for telling a repeat from a new open; it rests in the state file
+# as one string and is unpacked only for the tags a fold touches. Each tag's
+# latest hits, for the views, are kept apart in the timeline store.
+HITS, OPENS, FIRST, LAST, SELF, MACHINE, RECENT = range(7)
 
 
 def new_entry() -> list:
-    return [0, 0, "", "", 0, 0, [], {}]
-
-
-def unpack_timeline(packed) -> list:
-    if not isinstance(packed, str):
-        return packed
-    events = []
-    for line in packed.split("\n") if packed else ():
-        stamp, label, counted, reason, client = line.split("\t")
-        events.append((stamp, label, int(counted), reason, client))
-    return events
-
-
-def _pack_timeline(events) -> str:
-    if isinstance(events, str):
-        return events
-    return "\n".join(f"{stamp}\t{label}\t{counted}\t{reason}\t{client}"
-                     for stamp, label, counted, reason, client in events)
+    return [0, 0, "", "", 0, 0, {}]
 
 
 def _unpack_recent(packed) -> dict:
@@ -80,7 +63,6 @@ def _pack_recent(recent) -> str:
     if isinstance(recent, str):
         return recent
     return "\n".join(f"{key}\t{moment!r}" for key, moment in recent.items())
-_HIT_TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
 
 
 class SeenHits:
@@ -202,17 +184,18 @@ class FoldState:
             "labels": self.labels,
             "seen": self.seen.runs,
             "tags": self.tags,
-            "counts": {tag: [*entry[:TIMELINE], _pack_timeline(entry[TIMELINE]),
-                             _pack_recent(entry[RECENT])] for tag, entry in self.counts.items()},
+            "counts": {tag: [*entry[:RECENT], _pack_recent(entry[RECENT])]
+                       for tag, entry in self.counts.items()},
             "register_pending": self.register_pending,
         }
         write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o644, replace_existing=True)
 
+    timeline_path: Optional[Path] = None
+
     def timeline(self, tag_id: str) -> list:
         """The tag's latest hits, oldest first: (time, label, counted, reason code, client)."""
-        entry = self.counts.get(tag_id)
-        return list(unpack_timeline(entry[TIMELINE])) if entry else []
+        return read_timeline(self.timeline_path, tag_id) if self.timeline_path else []
 
     def register_rows(self) -> List[Dict[str, str]]:
         rows = []
@@ -228,6 +211,10 @@ class FoldState:
 
 def state_path(home: Home) -> Path:
     return home.state_dir / "fold-state.json"
+
+
+def timeline_path(home: Home) -> Path:
+    return home.state_dir / "timelines.sqlite3"
 
 
 def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
@@ -251,23 +238,16 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
             collecting = gc.isenabled()
             gc.disable()
             try:
-                _fold_hits(home.hits_dir(config), state, result, labeller, progress or rebuild)
+                with TimelineStore(timeline_path(home)) as timelines:
+                    events = _Timelines(timelines, fresh=rebuild)
+                    _fold_hits(home.hits_dir(config), state, result, labeller, events,
+                               progress or rebuild)
+                    _save_state_and_register(home, state, result, rebuild)
+                    # After the counts: a crash in between costs a view some events, never a count.
+                    timelines.save(events.touched, replace_all=rebuild)
             finally:
                 if collecting:
                     gc.enable()
-            changed = result.new_hits or result.new_tags or rebuild
-            if changed or state.register_pending or not home.register_path.exists():
-                # The register is written before the state: a crash in between leaves
-                # the old state, and folding it again gives the same register.
-                try:
-                    write_register(home.register_path, state.register_rows(), result.new_opens)
-                except RegisterLockedError as exc:
-                    result.register_error = str(exc)
-                    state.register_pending = True
-                else:
-                    result.register_written = True
-                    state.register_pending = False
-                state.save(state_path(home))
             return result
     except Timeout:
         raise LockTimeoutError(
@@ -276,8 +256,41 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
         ) from None
 
 
+def _save_state_and_register(home: Home, state: FoldState, result: FoldResult, rebuild: bool) -> None:
+    changed = result.new_hits or result.new_tags or rebuild
+    if changed or state.register_pending or not home.register_path.exists():
+        # The register is written before the state: a crash in between leaves
+        # the old state, and folding it again gives the same register.
+        try:
+            write_register(home.register_path, state.register_rows(), result.new_opens)
+        except RegisterLockedError as exc:
+            result.register_error = str(exc)
+            state.register_pending = True
+        else:
+            result.register_written = True
+            state.register_pending = False
+        state.save(state_path(home))
+
+
+class _Timelines:
+    """The timelines a fold pass touches, read from the store on first touch."""
+
+    def __init__(self, store: TimelineStore, fresh: bool):
+        self.store = store
+        self.fresh = fresh
+        self.touched: Dict[str, list] = {}
+
+    def of(self, tag: str) -> list:
+        events = self.touched.get(tag)
+        if events is None:
+            events = self.touched[tag] = [] if self.fresh else self.store.get(tag)
+        return events
+
+
 def load_state(home: Home) -> FoldState:
-    return FoldState.load(state_path(home))
+    state = FoldState.load(state_path(home))
+    state.timeline_path = timeline_path(home)
+    return state
 
 
 def _fold_tags(home: Home, state: FoldState, result: FoldResult) -> None:
@@ -329,7 +342,7 @@ class Labeller:
 
 
 def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: Labeller,
-               progress: bool) -> None:
+               timelines: "_Timelines", progress: bool) -> None:
     paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
     bar = _progress_bar(paths, state, progress)
     contexts: Dict[str, Optional[Context]] = {}
@@ -340,7 +353,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
             read_any = False
             for batch in read_new_lines(path, cursor):
                 read_any = True
-                _fold_hit_lines(batch, path.name, state, result, labeller, contexts)
+                _fold_hit_lines(batch, path.name, state, result, labeller, contexts, timelines)
                 if bar is not None:
                     bar.update(cursor.offset - before)
                     before = cursor.offset
@@ -351,7 +364,8 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result: FoldResult,
-                    labeller: Labeller, contexts: Dict[str, Optional["Context"]]) -> None:
+                    labeller: Labeller, contexts: Dict[str, Optional["Context"]],
+                    timelines: "_Timelines") -> None:
     """The hot loop: split off the fixed fields, label each new hit, count it.
 
     Written for speed (a million hits in a couple of seconds): the user agent's
@@ -362,6 +376,7 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
     counts = state.counts
     moments = state.moments
     verdicts = labeller.verdicts
+    touched = timelines.touched
     missing = object()
     rules, apple = labeller.rules, labeller.apple
     repeat_window = rules.repeat_window_s
@@ -431,12 +446,10 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
             entry[SELF] += 1
         else:
             entry[MACHINE] += 1
-        timeline = entry[TIMELINE]
-        if timeline.__class__ is str:
-            timeline = entry[TIMELINE] = unpack_timeline(timeline)
+        timeline = touched.get(tag)
+        if timeline is None:
+            timeline = timelines.of(tag)
         timeline.append((stamp, label, counted, reason, verdict.client))
-        if len(timeline) > TIMELINE_LENGTH:
-            del timeline[0]
         if tag not in state.tags:
             result.unknown_tag_hits += 1
 
