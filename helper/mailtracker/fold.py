@@ -15,17 +15,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
 from mailtracker.classify import (
-    AddressRanges, Context, Rules, Verdict, decide, judge_agent, load_ranges,
+    SELF_AFTER_S, SELF_BEFORE_S, AddressRanges, Context, Rules, Verdict, decide, judge_agent,
+    load_ranges,
 )
 from mailtracker.config import Config, Home, load_config, write_file_atomically
 from mailtracker.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.logs import (
     HITS_GLOB, TAG_COLUMNS, Cursor, parse_timestamp, read_new_lines, restore, strip_bom,
+    utc_timestamp,
 )
 from mailtracker.register import write_register
 from mailtracker.timeline import TimelineStore, read_timeline
@@ -335,17 +337,24 @@ class Labeller:
         self.fingerprint = f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
         self.verdicts: Dict[bytes, Verdict] = {}
 
-    def context(self, moments: List[list]) -> Context:
+    def context(self, moments: List[list]) -> Tuple[Context, str, str]:
+        """The tag's context, and the span of hit times (as timestamp strings) in
+        which it can change a label: outside it, the user agent alone decides."""
         sends = [moment for moment, reason in moments if reason == "send"]
-        return Context(sent_at=min(sends) if sends else None,
-                       self_moments=[moment for moment, _ in moments])
+        context = Context(sent_at=min(sends) if sends else None,
+                          self_moments=[moment for moment, _ in moments])
+        ends = [moment + SELF_AFTER_S for moment, _ in moments]
+        if context.sent_at is not None:
+            ends.append(context.sent_at + self.rules.delivery_window_s)
+        start = min(moment for moment, _ in moments) - SELF_BEFORE_S
+        return context, utc_timestamp(start), utc_timestamp(max(ends) + 1)
 
 
 def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: Labeller,
                timelines: "_Timelines", progress: bool) -> None:
     paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
     bar = _progress_bar(paths, state, progress)
-    contexts: Dict[str, Optional[Context]] = {}
+    contexts: Dict[str, Optional[tuple]] = {}
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
@@ -364,7 +373,7 @@ def _fold_hits(hits_dir: Path, state: FoldState, result: FoldResult, labeller: L
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result: FoldResult,
-                    labeller: Labeller, contexts: Dict[str, Optional["Context"]],
+                    labeller: Labeller, contexts: Dict[str, Optional[tuple]],
                     timelines: "_Timelines") -> None:
     """The hot loop: split off the fixed fields, label each new hit, count it.
 
@@ -404,9 +413,10 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
         entry = counts.get(tag)
         if entry is None:
             entry = counts[tag] = new_entry()
-        context = contexts.get(tag, missing)
-        if context is missing:
-            context = contexts[tag] = labeller.context(moments[tag]) if tag in moments else None
+        span = contexts.get(tag, missing)
+        if span is missing:
+            span = contexts[tag] = labeller.context(moments[tag]) if tag in moments else None
+        context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
         try:
             when = parse_timestamp(stamp) if context is not None else 0.0
         except ValueError:
