@@ -73,6 +73,20 @@ def utc_timestamp(when: Optional[float] = None) -> str:
 
 _STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-6]\d\.\d{3}Z")
 _MINUTES: dict = {}
+_DAYS: dict = {}
+
+
+def _minute_of(stamp: str) -> int:
+    day = _DAYS.get(stamp[:10])
+    if day is None:
+        if not _STAMP_RE.fullmatch(stamp):
+            raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
+        day = _DAYS[stamp[:10]] = calendar.timegm((int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), 0, 0, 0))
+    hours, minutes = stamp[11:13], stamp[14:16]
+    if stamp[10] != "T" or stamp[13] != ":" or not (hours.isdigit() and minutes.isdigit()) \
+            or hours > "23" or minutes > "59":
+        raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
+    return day + int(hours) * 3600 + int(minutes) * 60
 
 
 def parse_timestamp(stamp: str) -> float:
@@ -83,12 +97,9 @@ def parse_timestamp(stamp: str) -> float:
     """
     minute = _MINUTES.get(stamp[:16])
     if minute is None:
-        if not _STAMP_RE.fullmatch(stamp):
-            raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
         if len(_MINUTES) > 100_000:
             _MINUTES.clear()
-        minute = _MINUTES[stamp[:16]] = calendar.timegm((
-            int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), int(stamp[14:16]), 0))
+        minute = _MINUTES[stamp[:16]] = _minute_of(stamp)
     if len(stamp) != 24 or stamp[16] != ":" or stamp[19] != "." or stamp[23] != "Z":
         raise ValueError(f"not a mailtracker timestamp: {stamp!r}")
     return minute + int(stamp[17:19]) + int(stamp[20:23]) / 1000
