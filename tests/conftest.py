@@ -133,3 +133,7 @@ def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# The real desktop (Xvfb with trayer, dunst on a session bus), started once per session.
+from tests.display import notification_service, x_display  # noqa: E402,F401

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--server-url", metavar="URL", help="public address of your pixel server")
     cmd.add_argument("--path-prefix", metavar="/p", help="path before /<token>.gif in pixel URLs")
     cmd.add_argument("--hits-dir", metavar="DIR", help="where hits-*.csv arrive (default <home>/hits)")
+    cmd.add_argument("--pull-url", metavar="URL", help="pull hits over HTTP(S) from this server "
+                     "(started with --serve-hits); '' turns pulling off")
     cmd.add_argument("--force", action="store_true", help="replace the secret: every existing tag stops counting")
     cmd.set_defaults(run=cmd_init)
 
@@ -87,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--client-address", choices=("full", "truncated", "hash"),
                      help="how client addresses are stored (default: the config's, else truncated)")
     cmd.add_argument("--workers", type=int, default=1, help="worker processes, each with its own file")
+    cmd.add_argument("--serve-hits", action="store_true",
+                     help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
+                     "(bearer token derived from the secret)")
+    cmd.add_argument("--retention-days", type=int, default=0, metavar="N",
+                     help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
 
     cmd = commands.add_parser("fold", help="fold new hits into register.csv once",
@@ -149,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "launcher, a real ping through it, and the home and secret; name the "
                               "first broken link.")
     cmd.add_argument("--system", action="store_true", help="check the all-users install")
+    cmd.add_argument("--server", action="store_true",
+                     help="check the pixel server instead: name, TLS, health, pixel headers, and a "
+                     "test hit (never counted) coming back into the hits folder")
+    cmd.add_argument("--wait", type=float, default=20.0, metavar="S",
+                     help="with --server: how long the test hit may take to arrive (default 20 s)")
     cmd.set_defaults(run=cmd_doctor)
 
     cmd = commands.add_parser("demo", help="run a local pixel server, the watcher and a demo tag",
@@ -156,12 +168,67 @@ def build_parser() -> argparse.ArgumentParser:
                               "127.0.0.1, the watcher, and a demo tag to open with curl.")
     cmd.add_argument("--port", type=int, default=56789, help="pixel server port (default 56789)")
     cmd.set_defaults(run=cmd_demo)
+
+    cmd = commands.add_parser("tray", help="the desktop daemon: tray icon, notifications, watcher",
+                              description="Fold the logs whenever they change, show new opens in a "
+                              "tray icon with a menu of recent tracked emails, and notify when a "
+                              "person opens one. Without a tray it still folds and says why.")
+    cmd.set_defaults(run=cmd_tray)
+
+    cmd = commands.add_parser("report", help="write the HTML report (timelines, opens per day)",
+                              description="Fold, then write a self-contained HTML report: an open "
+                              "timeline per email, opens per day, and a table with labels.")
+    cmd.add_argument("--output", metavar="FILE", help="where to write it (default <home>/report.html)")
+    cmd.add_argument("--open", action="store_true", help="open it in the web browser")
+    cmd.set_defaults(run=cmd_report)
+
+    cmd = commands.add_parser("install-autostart", help="start 'mailtracker tray' at login",
+                              description="Linux: an XDG autostart entry; macOS: a LaunchAgent; "
+                              "Windows: a value under the Run key. Safe to re-run.")
+    cmd.set_defaults(run=cmd_install_autostart)
+
+    cmd = commands.add_parser("uninstall-autostart", help="remove what install-autostart wrote",
+                              description="Remove the autostart entry for 'mailtracker tray'.")
+    cmd.set_defaults(run=cmd_uninstall_autostart)
+
+    cmd = commands.add_parser("pull", help="pull new hits from the server over HTTP(S) once",
+                              description="Fetch the new bytes of the server's hits files (the "
+                              "server runs with --serve-hits) into the hits folder, from pull_url "
+                              "in config.toml or --url. 'watch' does this on an interval by itself.")
+    cmd.add_argument("--url", action="append", metavar="URL", help="pull from this server (repeatable)")
+    cmd.add_argument("--print-token", action="store_true",
+                     help="print the bearer token (derived from the secret), e.g. for curl, and exit")
+    cmd.set_defaults(run=cmd_pull)
+
+    cmd = commands.add_parser("syncthing", help="Syncthing folder settings for both sides, and a check",
+                              description="Print the folder settings for the server side (send-only) "
+                              "and the desktop side (receive-only), or check a running Syncthing's "
+                              "hits folder through its REST API (--fix repairs the settings).")
+    actions = cmd.add_subparsers(title="actions", metavar="ACTION", dest="syncthing_action", required=True)
+    show = actions.add_parser("settings", help="print the folder settings for both sides")
+    show.add_argument("--server-path", default=None, metavar="DIR",
+                      help="the hits folder on the server (default /var/lib/mailtracker/hits)")
+    show.add_argument("--desktop-path", default=None, metavar="DIR",
+                      help="the hits folder on the desktop (default: this home's)")
+    show.add_argument("--folder-id", default=None, metavar="ID", help="default mailtracker-hits")
+    show.add_argument("--json", action="store_true", help="print the settings as Syncthing REST JSON")
+    check = actions.add_parser("check", help="check a running Syncthing's hits folder")
+    check.add_argument("--side", choices=("desktop", "server"), default="desktop",
+                       help="which side this Syncthing is (default desktop)")
+    check.add_argument("--path", metavar="DIR", help="the hits folder (default: this home's on the "
+                       "desktop, /var/lib/mailtracker/hits on the server)")
+    check.add_argument("--folder-id", metavar="ID", help="the folder's ID (default: found by path)")
+    check.add_argument("--address", metavar="URL", help="Syncthing's GUI/REST address, e.g. http://127.0.0.1:8384")
+    check.add_argument("--api-key", metavar="KEY", help="Syncthing's API key (default: from its config.xml)")
+    check.add_argument("--syncthing-home", metavar="DIR", type=Path, help="the folder of Syncthing's config.xml")
+    check.add_argument("--fix", action="store_true", help="change the settings that are wrong")
+    cmd.set_defaults(run=cmd_syncthing)
     return parser
 
 
 def cmd_init(args, home: Home) -> int:
     done = init_home(home, server_url=args.server_url, path_prefix=args.path_prefix,
-                     hits_dir=args.hits_dir, force=args.force)
+                     hits_dir=args.hits_dir, force=args.force, pull_url=args.pull_url)
     config = done["config"]
     print(f"{'Created' if done['created_config'] else 'Updated'} {home.config_path}")
     if done["new_secret"]:
@@ -170,6 +237,8 @@ def cmd_init(args, home: Home) -> int:
         print(f"Kept the secret at {home.secret_path}")
     print(f"Pixel URLs look like {config.pixel_url('<token>')}")
     print(f"Hits are read from {home.hits_dir(config)}")
+    if config.pull_urls:
+        print(f"'watch' pulls them from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s")
     return 0
 
 
@@ -202,6 +271,7 @@ def cmd_serve(args, home: Home) -> int:
         path_prefix=args.path_prefix or (config.path_prefix if config else "/p"),
         workers=args.workers, trusted_proxies=args.trusted_proxy,
         client_address=args.client_address or (config.client_address if config else "truncated"),
+        serve_hits=args.serve_hits, retention_days=args.retention_days,
     )
     settings = pick_port(settings)
     print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
@@ -237,9 +307,12 @@ def cmd_watch(args, home: Home) -> int:
     config = load_config(home)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Watcher(home, config):
+    with Watcher(home, config) as watcher, _puller(home, config, watcher) as puller:
         print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
               "Ctrl-C stops.", flush=True)
+        if puller is not None:
+            print(f"Pulling hits from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s "
+                  "('mailtracker pull' pulls now).", flush=True)
         try:
             while not stop.wait(3600):
                 pass
@@ -376,6 +449,8 @@ def cmd_uninstall_host(args, home: Home) -> int:
 def cmd_doctor(args, home: Home) -> int:
     from mailtracker.install import check_host_chain
 
+    if args.server:
+        return _doctor_server(args, home)
     checks = check_host_chain(home, system=args.system)
     for check in checks:
         print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
@@ -384,6 +459,50 @@ def cmd_doctor(args, home: Home) -> int:
         print(f"\nThe chain breaks at: {broken[0].name}.")
         return 1
     print("\nThunderbird can reach the helper.")
+    return 0
+
+
+def cmd_tray(args, home: Home) -> int:
+    from mailtracker.tray import Tray
+
+    config = load_config(home)
+    tray = Tray(home, config)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: tray.request_stop())
+    return tray.run(alongside=lambda: _puller(home, config, tray.watcher))
+
+
+def cmd_report(args, home: Home) -> int:
+    import webbrowser
+
+    from mailtracker.fold import fold
+    from mailtracker.report import write_report
+
+    result = fold(home)
+    if result.register_error:
+        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+    path = write_report(home, Path(args.output).resolve() if args.output else None)
+    print(f"Wrote the report {path}")
+    if args.open:
+        webbrowser.open(path.as_uri())
+    return 0
+
+
+def cmd_install_autostart(args, home: Home) -> int:
+    from mailtracker.autostart import install_autostart
+
+    load_config(home)
+    for line in install_autostart(_home_override(args)):
+        print(line[0].upper() + line[1:])
+    print("'mailtracker tray' starts at your next login; start it now with 'mailtracker tray &'.")
+    return 0
+
+
+def cmd_uninstall_autostart(args, home: Home) -> int:
+    from mailtracker.autostart import uninstall_autostart
+
+    for line in uninstall_autostart():
+        print(line[0].upper() + line[1:])
     return 0
 
 
@@ -437,3 +556,106 @@ def _wait_healthy(requests, url: str, server: subprocess.Popen, timeout_s: float
         except requests.RequestException:
             time.sleep(0.1)
     raise MailtrackerError(f"the pixel server did not answer {url} within {timeout_s:.0f} s")
+
+
+def _puller(home: Home, config, watcher):
+    """The Puller 'watch' runs when config.toml names a pull_url, else nothing."""
+    import contextlib
+
+    if not config.pull_urls:
+        return contextlib.nullcontext()
+    from mailtracker.config import read_secret
+    from mailtracker.pull import Puller, pull_token
+
+    def fold_after(status, result):
+        if result is not None and result.changed:
+            watcher.fold_now()
+
+    return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
+                  interval_s=config.pull_interval_s, on_pull=fold_after)
+
+
+def cmd_pull(args, home: Home) -> int:
+    from mailtracker.config import read_secret
+    from mailtracker.errors import PullError
+    from mailtracker.pull import Puller, pull_token
+
+    token = pull_token(read_secret(home.secret_path))
+    if args.print_token:
+        print(token)
+        return 0
+    config = load_config(home)
+    urls = args.url or config.pull_urls
+    if not urls:
+        raise PullError(f"no server to pull from: set pull_url in {home.config_path} "
+                        "(or 'mailtracker init --pull-url URL'), or pass --url")
+    result = Puller(home.hits_dir(config), urls, token).pull_once()
+    print(f"Pulled {result.summary()}")
+    return 0
+
+
+def _doctor_server(args, home: Home) -> int:
+    from mailtracker.probe import check_server
+
+    config = load_config(home)
+    print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
+          flush=True)
+    checks = check_server(home, config, wait_s=args.wait)
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    broken = [check for check in checks if not check.ok]
+    if broken:
+        print(f"\nThe path to the server breaks at: {broken[0].name}.")
+        return 1
+    print("\nThe server works, and its hits reach this desktop.")
+    return 0
+
+
+def cmd_syncthing(args, home: Home) -> int:
+    from mailtracker import syncthing
+
+    if args.syncthing_action == "settings":
+        desktop_path = args.desktop_path or _desktop_hits_dir(home, "<your desktop hits folder>")
+        server_path = args.server_path or syncthing.SERVER_HITS_DIR
+        folder_id = args.folder_id or syncthing.FOLDER_ID
+        if args.json:
+            print(json.dumps({"server": syncthing.folder_settings("server", server_path, folder_id),
+                              "desktop": syncthing.folder_settings("desktop", desktop_path, folder_id)},
+                             indent=2))
+            return 0
+        print(syncthing.describe_settings("server", server_path, folder_id))
+        print()
+        print(syncthing.describe_settings("desktop", desktop_path, folder_id))
+        print("\nThen check each side: 'mailtracker syncthing check' here, and on the server "
+              f"'mailtracker syncthing check --side server --path {server_path}'.")
+        return 0
+    path = args.path or (syncthing.SERVER_HITS_DIR if args.side == "server" else _desktop_hits_dir(home))
+    if args.api_key:
+        address = args.address or syncthing.DEFAULT_ADDRESS
+        api_key = args.api_key
+    else:
+        address, api_key, _ = syncthing.find_gui(args.syncthing_home)
+        address = args.address or address
+    api = syncthing.SyncthingAPI(address, api_key)
+    result = syncthing.check_folder(api, args.side, path, args.folder_id)
+    if args.fix and result.changes:
+        changed = syncthing.fix_folder(api, result)
+        print(f"Changed {', '.join(changed)}")
+        result = syncthing.check_folder(api, args.side, path, args.folder_id)
+    for check in result.checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    if not result.ok:
+        hint = " ('--fix' changes the settings)" if result.changes and not args.fix else ""
+        print(f"\nSyncthing's {args.side} side needs attention{hint}.")
+        return 1
+    print(f"\nSyncthing's {args.side} side is set up for mailtracker.")
+    return 0
+
+
+def _desktop_hits_dir(home: Home, fallback: Optional[str] = None) -> str:
+    try:
+        return str(home.hits_dir(load_config(home)))
+    except NotInitialisedError:
+        if fallback is None:
+            raise
+        return fallback

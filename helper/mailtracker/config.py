@@ -95,6 +95,9 @@ class Config:
     client_address: str = "truncated"
     delivery_window_s: float = 10.0
     repeat_window_s: float = 60.0
+    # HTTP pull (see pull.py): the servers to pull hits-*.csv from, and how often.
+    pull_urls: tuple = ()
+    pull_interval_s: float = 30.0
 
     def rules(self):
         from mailtracker.classify import Rules
@@ -114,6 +117,7 @@ class Config:
             server_url=validate_server_url(self.server_url),
             path_prefix=validate_path_prefix(self.path_prefix),
             client_address=validate_client_address(self.client_address),
+            pull_urls=validate_pull_urls(self.pull_urls),
         )
 
 
@@ -127,6 +131,23 @@ def validate_server_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"server URL {url!r} must not have a query or fragment")
     return url.strip().rstrip("/")
+
+
+def validate_pull_urls(urls) -> tuple:
+    """``pull_url``: one URL, a list of them (one per server), or empty for no pulling."""
+    if isinstance(urls, str):
+        urls = [urls] if urls.strip() else []
+    if not isinstance(urls, (list, tuple)) or not all(isinstance(url, str) for url in urls):
+        raise ConfigError("[desktop] pull_url must be a URL or a list of URLs")
+    checked = []
+    for url in urls:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(
+                f"pull URL {url!r} is not an http(s) URL with a host name, e.g. https://t.example.org"
+            )
+        checked.append(url.strip().rstrip("/"))
+    return tuple(checked)
 
 
 def validate_path_prefix(prefix: str) -> str:
@@ -170,7 +191,15 @@ def load_config(home: Home) -> Config:
         client_address=str(server.get("client_address", defaults.client_address)),
         delivery_window_s=_seconds(counting, "delivery_window_s", defaults.delivery_window_s),
         repeat_window_s=_seconds(counting, "repeat_window_s", defaults.repeat_window_s),
+        pull_urls=desktop.get("pull_url", defaults.pull_urls),
+        pull_interval_s=_pull_interval(desktop.get("pull_interval_s", defaults.pull_interval_s)),
     ).validated()
+
+
+def _pull_interval(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError("[desktop] pull_interval_s must be a number of seconds above 0")
+    return float(value)
 
 
 def _seconds(section: dict, key: str, default: float) -> float:
@@ -192,6 +221,11 @@ def save_config(home: Home, config: Config) -> None:
         "\n[desktop]\n"
         "# Where the hits-*.csv logs arrive (Syncthing folder, rsync target...). Empty: <home>/hits\n"
         f"hits_dir = {values['hits_dir']}\n"
+        "# Pull hits over HTTPS from the server (serve --serve-hits): its URL, or a list of them.\n"
+        "# Empty: hits arrive by Syncthing, rsync or another tool instead.\n"
+        f"pull_url = {_toml_urls(config.pull_urls)}\n"
+        "# Seconds between pulls (a pull that finds nothing new costs one small request).\n"
+        f"pull_interval_s = {values['pull_interval_s']}\n"
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
         f"client_address = {values['client_address']}\n"
@@ -202,6 +236,10 @@ def save_config(home: Home, config: Config) -> None:
         f"repeat_window_s = {values['repeat_window_s']}\n"
     )
     write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
+
+
+def _toml_urls(urls: tuple) -> str:
+    return json.dumps(urls[0] if len(urls) == 1 else "" if not urls else list(urls))
 
 
 def create_secret(home: Home, force: bool = False) -> bool:
@@ -257,6 +295,7 @@ def init_home(
     path_prefix: Optional[str] = None,
     hits_dir: Optional[str] = None,
     force: bool = False,
+    pull_url: Optional[str] = None,
 ) -> dict:
     """Create or update a home; returns what was done, for the CLI to report."""
     try:
@@ -272,6 +311,8 @@ def init_home(
         changes["path_prefix"] = path_prefix
     if hits_dir is not None:
         changes["hits_dir"] = str(Path(hits_dir).expanduser().resolve())
+    if pull_url is not None:
+        changes["pull_urls"] = pull_url
     config = replace(config, **changes).validated()
     home.data_dir.mkdir(parents=True, exist_ok=True)
     home.hits_dir(config).mkdir(parents=True, exist_ok=True)

@@ -69,3 +69,27 @@ class UnknownTagError(MailtrackerError):
     """No tag with that id (or Message-ID) exists in tags.csv."""
 
     code = 61
+
+
+class PullError(MailtrackerError):
+    """Hits could not be pulled from the pixel server over HTTP."""
+
+    code = 70
+
+
+class PullAuthError(PullError):
+    """The pixel server refused the pull token (its secret is not this desktop's)."""
+
+    code = 71
+
+
+class SyncthingError(MailtrackerError):
+    """A running Syncthing could not be asked about its folders."""
+
+    code = 72
+
+
+class AlreadyRunningError(MailtrackerError):
+    """Another process already does this job (a second tray daemon for the same home)."""
+
+    code = 80

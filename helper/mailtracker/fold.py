@@ -31,7 +31,7 @@ from mailtracker.logs import (
 )
 from mailtracker.register import write_register
 from mailtracker.timeline import TimelineStore, read_timeline
-from mailtracker.tokens import TOKEN_LENGTH, short_id
+from mailtracker.tokens import PROBE_TAG_PREFIX, TOKEN_LENGTH, short_id
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +407,8 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: FoldState, result
                 result.skipped_lines += 1
                 log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
             continue
+        if tag.startswith(PROBE_TAG_PREFIX):
+            continue  # the test hit of 'doctor --server': it proves the path, it is no open
         if not seen_add(boot, seq):
             result.duplicate_hits += 1
             continue

@@ -19,6 +19,7 @@ from mailtracker.classify import explain
 from mailtracker.fold import (
     FIRST, HITS, LAST, MACHINE, OPENS, SELF, FoldState, fold, load_state, new_entry,
 )
+from mailtracker.marks import tracking_paused
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker.tokens import TOKEN_LENGTH, short_id
 
@@ -119,7 +120,7 @@ class Host:
     def config(self, request: dict) -> dict:
         config = load_config(self.home)
         return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
-                "path_prefix": config.path_prefix}
+                "path_prefix": config.path_prefix, "paused": tracking_paused(self.home)}
 
     def mint(self, request: dict) -> dict:
         recipients = request.get("recipients") or []

@@ -9,6 +9,7 @@ spreadsheet runs it as a formula.
 import calendar
 import hashlib
 import logging
+import math
 import os
 import re
 import time
@@ -64,11 +65,19 @@ def header_line(columns: Sequence[str]) -> bytes:
     return (BOM + format_row(columns)).encode("utf-8")
 
 
+_LAST_SECOND = (None, "")
+
+
 def utc_timestamp(when: Optional[float] = None) -> str:
     """UTC ISO 8601 with milliseconds and a Z; sorts as text in time order."""
+    global _LAST_SECOND
     when = time.time() if when is None else when
-    moment = datetime.fromtimestamp(when, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    second = math.floor(when)
+    cached_second, prefix = _LAST_SECOND  # one tuple: safe to share between threads
+    if cached_second != second:
+        prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        _LAST_SECOND = (second, prefix)
+    return f"{prefix}{min(999, int((when - second) * 1000)):03d}Z"
 
 
 _STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-6]\d\.\d{3}Z")
@@ -237,6 +246,19 @@ class HitLog:
 
     def append(self, line: bytes, day: str) -> bool:
         """Write one formatted line; False when it had to wait in memory."""
+        if not self.pending and day == self._day:
+            try:
+                count = self._file.write(line)
+            except OSError as exc:
+                count, problem = 0, exc
+            else:
+                problem = OSError(28, "the disk is full")
+            if count == len(line):
+                self.written += 1
+                return True
+            self.pending.append((day, line[count:]))
+            self._complain(problem)
+            return False
         self.pending.append((day, line))
         if len(self.pending) > self.MAX_PENDING:
             self.pending.popleft()

@@ -58,3 +58,8 @@ def read_register(path: Path) -> List[Dict[str, str]]:
         for col in _OUTSIDE_TEXT:
             row[col] = restore(row.get(col, ""))
     return rows
+
+
+def display_name(row: Dict[str, str]) -> str:
+    """Who a tracked email went to, as people read it: name, else recipients, else the tag."""
+    return row.get("name") or row.get("recipients") or f"tag {row['short_id']}"

@@ -1,11 +1,16 @@
 """The pixel server: every ``<prefix>/<token>.gif`` gets a 43-byte transparent
 GIF; a hit whose token verifies is first appended to the hits log.
 
+Optionally it also serves its hits files to the desktop (``/hits/``, behind a
+bearer token, see ``pull``) and deletes its own hits files once they are older
+than a retention period.
+
 ``create_app`` builds the ASGI application from settings and the secret;
 ``run_server`` runs it under granian, a production HTTP server (the HTTP
 parsing, limits and keep-alive are granian's, not ours).
 """
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,21 +21,24 @@ import os
 import re
 import secrets
 import socket
-import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional
 
 from mailtracker.config import read_secret
 from mailtracker.errors import ServerError
-from mailtracker.logs import HitLog, format_row, neutralise, utc_timestamp
-from mailtracker.tokens import verify_token
+from mailtracker.logs import HitLog, neutralise, utc_timestamp
+from mailtracker.hitfiles import CHUNK_BYTES, HITS_ROUTE, answer_hits_request, pull_token
+from mailtracker.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"
        b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 ENV_SETTINGS = "MAILTRACKER_SERVE_SETTINGS"
+PRUNE_EVERY_S = 3600.0
 MAX_TEXT = 512
 _SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -58,6 +66,8 @@ class ServerSettings:
     workers: int = 1
     trusted_proxies: List[str] = field(default_factory=list)
     client_address: str = "truncated"
+    serve_hits: bool = False
+    retention_days: int = 0
 
     def validated(self) -> "ServerSettings":
         if not _SERVER_ID_RE.match(self.server_id):
@@ -72,6 +82,8 @@ class ServerSettings:
                 raise ServerError(f"trusted proxy {proxy!r} is not an IP address or network") from None
         if self.workers < 1:
             raise ServerError("--workers must be 1 or more")
+        if self.retention_days < 0:
+            raise ServerError("--retention-days must be 1 or more (or 0: keep every hits file)")
         return self
 
 
@@ -88,6 +100,21 @@ def _client_address_formatter(mode: str, secret: bytes):
         return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
 
     return truncate
+
+
+def _stored_address_function(formatter):
+    def stored(address: str) -> str:
+        try:
+            return formatter(str(ipaddress.ip_address(address)))
+        except ValueError:
+            return ""
+    return stored
+
+
+def _csv_field(text: str) -> str:
+    if "," in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _clean_text(raw: Optional[bytes]) -> str:
@@ -107,8 +134,14 @@ class PixelApp:
         self.boot = base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
         self.seq = 0
         self.invalid = 0
-        self._format_client = _client_address_formatter(settings.client_address, secret)
+        # A peer sends many hits: its stored form is worked out once.
+        self._stored_address = lru_cache(maxsize=8192)(
+            _stored_address_function(_client_address_formatter(settings.client_address, secret)))
+        self._verify = TokenVerifier(secret)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        self._pull_token = pull_token(secret) if settings.serve_hits else ""
+        self.refused_pulls = 0
+        self._pruner: Optional[asyncio.Task] = None
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -121,16 +154,40 @@ class PixelApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.settings.retention_days:
+                    # The first pass runs before any request is served.
+                    self._prune()
+                    self._pruner = asyncio.get_running_loop().create_task(self._prune_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._pruner is not None:
+                    self._pruner.cancel()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def close(self) -> None:
-        log.info("pixel server %s stopping: %d hits logged, %d requests with invalid tokens",
-                 self.hit_log.writer_id, self.hit_log.written, self.invalid)
+        log.info("pixel server %s stopping: %d hits logged, %d requests with invalid tokens, "
+                 "%d hits requests refused", self.hit_log.writer_id, self.hit_log.written,
+                 self.invalid, self.refused_pulls)
         self.hit_log.close()
+
+    def _prune(self) -> None:
+        try:
+            pruned = prune_old_hits(Path(self.settings.hits_dir), self.settings.server_id,
+                                    self.settings.retention_days,
+                                    datetime.now(timezone.utc).date())
+        except OSError as exc:
+            log.error("cannot prune old hits files in %s: %s", self.settings.hits_dir, exc.strerror or exc)
+            return
+        if pruned:
+            log.info("deleted %d hits files older than %d days: %s", len(pruned),
+                     self.settings.retention_days, ", ".join(pruned))
+
+    async def _prune_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            self._prune()
 
     async def _http(self, scope, send):
         path = scope["path"]
@@ -140,12 +197,14 @@ class PixelApp:
                 await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
                 return
             token = path[path.rfind("/") + 1:-4]
-            if verify_token(self.secret, token):
+            if self._verify(token):
                 self._log_hit(scope, token, method)
             else:
                 self.invalid += 1
             await send({"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS})
             await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
+            await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
         elif path == "/healthz":
             healthy = self.hit_log.flush_pending()
             body = {"status": "ok" if healthy else "cannot write hits",
@@ -155,16 +214,43 @@ class PixelApp:
         else:
             await _respond(send, 404, b"text/plain", b"not found\n")
 
+    async def _send_hits(self, scope, send, path: str) -> None:
+        """A hits list or file for the desktop's puller; files are streamed in chunks."""
+        method = scope["method"]
+        answer = answer_hits_request(Path(self.settings.hits_dir), self._pull_token, method, path,
+                                     dict(scope["headers"]))
+        if answer.status == 401:
+            self.refused_pulls += 1
+            if self.refused_pulls == 1:
+                log.warning("refused a hits request without the right bearer token (more are only "
+                            "counted): a desktop with another secret, or someone probing")
+        await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+        if answer.fd is None:
+            await send({"type": "http.response.body", "body": answer.body if method == "GET" else b""})
+            return
+        try:
+            position, remaining = answer.start, answer.length if method == "GET" else 0
+            while remaining:
+                chunk = _read_at(answer.fd, min(CHUNK_BYTES, remaining), position)
+                if not chunk:
+                    break  # the file shrank: the client sees a short body and asks again
+                position += len(chunk)
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining or method != "GET" or not answer.length:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(answer.fd)
+
     def _log_hit(self, scope, token: str, method: str) -> None:
         headers = dict(scope["headers"])
         self.seq += 1
-        now = time.time()
-        when = utc_timestamp(now)
-        line = format_row((
-            f"{self.boot}.{self.seq:x}", when, token, method,
-            self._client(scope, headers.get(b"x-forwarded-for")),
-            _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")),
-        ))
+        when = utc_timestamp()
+        # The first five fields never need CSV quoting; the two from the request may.
+        line = (f"{self.boot}.{self.seq:x},{when},{token},{method},"
+                f"{self._client(scope, headers.get(b'x-forwarded-for'))},"
+                f"{_csv_field(_clean_text(headers.get(b'user-agent')))},"
+                f"{_csv_field(_clean_text(headers.get(b'referer')))}\r\n")
         self.hit_log.append(line.encode("utf-8"), when[:10])
 
     def _client(self, scope, forwarded: Optional[bytes]) -> str:
@@ -177,10 +263,7 @@ class PixelApp:
                 if not self._is_trusted(candidate):
                     address = candidate
                     break
-        try:
-            return self._format_client(str(ipaddress.ip_address(address)))
-        except ValueError:
-            return ""
+        return self._stored_address(address)
 
     def _is_trusted(self, address: str) -> bool:
         try:
@@ -188,6 +271,41 @@ class PixelApp:
         except ValueError:
             return False
         return any(ip in network for network in self._trusted)
+
+
+def _read_at(fd: int, size: int, position: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, position)
+    os.lseek(fd, position, os.SEEK_SET)  # pragma: no cover - Windows only
+    return os.read(fd, size)
+
+
+def prune_old_hits(hits_dir: Path, server_id: str, keep_days: int, today: date) -> List[str]:
+    """Delete this server's hits files dated more than ``keep_days`` days before ``today``.
+
+    Only files named for this server id (or one of its worker slots) are
+    touched; today's file and the ``keep_days`` before it are always kept.
+    """
+    if keep_days < 1:
+        return []
+    own = re.compile(rf"hits-{re.escape(server_id)}(?:\.w\d+)?-(\d{{4}}-\d\d-\d\d)\.csv")
+    oldest_kept = today - timedelta(days=keep_days)
+    pruned = []
+    for name in sorted(os.listdir(hits_dir)):
+        match = own.fullmatch(name)
+        if not match:
+            continue
+        try:
+            day = date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        if day < oldest_kept:
+            try:
+                os.unlink(hits_dir / name)
+            except FileNotFoundError:
+                continue
+            pruned.append(name)
+    return pruned
 
 
 async def _respond(send, status: int, content_type: bytes, body: bytes, extra=()):
@@ -253,6 +371,10 @@ def run_server(settings: ServerSettings) -> None:
     from granian.http import HTTP1Settings
 
     check_can_serve(settings)
+    if settings.serve_hits:
+        log.info("serving the hits files at %s to holders of the pull token", HITS_ROUTE)
+    if settings.retention_days:
+        log.info("deleting this server's hits files older than %d days", settings.retention_days)
     os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
     server = Granian(
         "mailtracker.server:app_from_environment",

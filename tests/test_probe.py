@@ -1,0 +1,143 @@
+"""``mailtracker doctor --server``: each step from the desktop to a real server
+and back, the first broken one named, and the test hit never counted."""
+
+import http.server
+import shutil
+import socket
+import threading
+
+from mailtracker.config import Home, init_home, load_config, read_secret
+from mailtracker.fold import fold, load_state
+from mailtracker.probe import check_server
+from mailtracker.register import read_register
+from mailtracker.tags import mint_tag
+from mailtracker.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
+from tests.conftest import PixelServer, run_cli
+
+
+def _lines(proc):
+    return [line for line in proc.stdout.splitlines() if line.startswith(("ok ", "BROKEN"))]
+
+
+def test_the_probe_tag_verifies_and_is_recognisable_without_the_secret(home):
+    """The reserved tag is a valid token (the server logs it) that the fold knows by its prefix."""
+    secret = read_secret(home.secret_path)
+    token = probe_token(secret)
+    assert verify_token(secret, token) and token.startswith(PROBE_TAG_PREFIX)
+    assert probe_token(b"another secret of 32 bytes......") != token
+
+
+def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel_server):
+    """Server writing into this desktop's hits folder: every step ok, and the register shows no test hit."""
+    init_home(home, server_url=pixel_server.base)
+    tag = mint_tag(home, load_config(home), name="Real")
+    proc = run_cli("doctor", "--server", home=home)
+    steps = _lines(proc)
+    assert [line.split(":")[0] for line in steps] == [
+        "ok   name resolves", "ok   TLS certificate valid", "ok   server healthy",
+        "ok   pixel served", "ok   test hit arrived"]
+    assert "its hits reach this desktop" in proc.stdout
+    probe_hits = [line for line in pixel_server.hit_lines() if PROBE_TAG_PREFIX in line]
+    assert len(probe_hits) == 1 and "mailtracker-doctor/" in probe_hits[0]
+    result = fold(home)
+    assert result.new_hits == 0 and result.unknown_tag_hits == 0
+    assert [row["id"] for row in read_register(home.register_path)] == [tag.id]
+    assert not any(key.startswith(PROBE_TAG_PREFIX) for key in load_state(home).counts)
+
+
+def test_doctor_server_checks_the_http_pull(home, tmp_path):
+    """With a pull_url the test hit comes home by HTTP pull, and doctor says so."""
+    server_home = Home.locate(str(tmp_path / "vps"))
+    init_home(server_home)
+    shutil.copy(home.secret_path, server_home.secret_path)
+    server = PixelServer(server_home, "--serve-hits")
+    try:
+        init_home(home, server_url=server.base, pull_url=server.base)
+        proc = run_cli("doctor", "--server", home=home)
+    finally:
+        server.stop()
+    assert "ok   test hit arrived" in proc.stdout and "(HTTP pull)" in proc.stdout
+
+
+def test_a_server_that_is_down_is_named(home):
+    """Nothing listening: the step 'server healthy' is never reached; the reason is given."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    init_home(home, server_url=f"http://127.0.0.1:{port}")
+    proc = run_cli("doctor", "--server", home=home, check=False)
+    assert proc.returncode == 1
+    assert "BROKEN  server answers: cannot connect to 127.0.0.1" in proc.stdout
+    assert "Connection refused" in proc.stdout and "breaks at: server answers" in proc.stdout
+
+
+def test_a_name_that_does_not_resolve_is_named(home, monkeypatch):
+    """A resolver failure stops the check at the first step (resolver replaced: no DNS traffic)."""
+    init_home(home, server_url="https://t.example.invalid")
+
+    def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    checks = check_server(home, load_config(home), wait_s=1)
+    assert [(c.name, c.ok) for c in checks] == [("name resolves", False)]
+    assert "t.example.invalid does not resolve" in checks[0].detail
+
+
+class _NotMailtracker(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<html>a web site</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_url_that_is_not_the_pixel_server_is_named(home):
+    """A web site at server_url: /healthz is not mailtracker's, and doctor says so."""
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotMailtracker)
+    thread = threading.Thread(target=site.serve_forever)
+    thread.start()
+    try:
+        init_home(home, server_url=f"http://127.0.0.1:{site.server_port}")
+        proc = run_cli("doctor", "--server", home=home, check=False)
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join()
+    assert proc.returncode == 1 and "BROKEN  server healthy" in proc.stdout
+    assert "is this URL the mailtracker pixel server" in proc.stdout
+
+
+def test_a_hit_that_never_arrives_is_named(home, tmp_path):
+    """The server answers but writes elsewhere and nothing syncs: the last step fails within --wait."""
+    server = PixelServer(home, hits_dir=tmp_path / "elsewhere")
+    try:
+        init_home(home, server_url=server.base)
+        proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
+    finally:
+        server.stop()
+    assert proc.returncode == 1
+    assert "ok   pixel served" in proc.stdout and "BROKEN  test hit arrived" in proc.stdout
+    assert "within 1 s" in proc.stdout and "secret" in proc.stdout
+
+
+def test_a_server_with_another_secret_is_named_by_the_pull(home, tmp_path):
+    """Another secret on the server: its pull refuses this desktop's token, and doctor shows the 401."""
+    server_home = Home.locate(str(tmp_path / "vps"))
+    init_home(server_home)
+    server = PixelServer(server_home, "--serve-hits")
+    try:
+        init_home(home, server_url=server.base, pull_url=server.base)
+        proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
+    finally:
+        server.stop()
+    assert proc.returncode == 1
+    assert "BROKEN  test hit arrived: pulling from the server failed" in proc.stdout
+    assert "HTTP 401" in proc.stdout
+    assert not [line for line in server.hit_lines() if PROBE_TAG_PREFIX in line]
+

@@ -1,0 +1,163 @@
+"""The HTML report: its numbers are the register's, it is self-contained, and
+headless Chromium draws its charts (bars and timeline dots counted in the PNG)."""
+
+import os
+import subprocess
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mailtracker.config import load_config, read_secret
+from mailtracker.fold import fold
+from mailtracker.logs import TAG_COLUMNS, append_rows, utc_timestamp
+from mailtracker.register import read_register
+from mailtracker.report import BAR_COLOUR, LABEL_COLOURS, write_report
+from mailtracker.tokens import mint_token
+from tests.display import require
+from tests.test_fold import OUTLOOK, THUNDERBIRD, write_hits
+
+ARTIFACTS = os.environ.get("MAILTRACKER_TEST_ARTIFACTS")
+
+
+def _noon(days_ago: int) -> float:
+    """Local noon some days ago: the same local day whatever the time zone."""
+    moment = datetime.now().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+    return moment.timestamp()
+
+
+@pytest.fixture
+def history(home):
+    """Three emails sent 5 days ago; person opens on 4 days (1, 1, 1, 2 a day) and one HEAD."""
+    secret = read_secret(home.secret_path)
+    ids = {}
+    for name, subject in (("Ann", "Offer <b>new</b> & roof"), ("Bob", "Invoice 42"), ("Cy", "Hello")):
+        ids[name] = mint_token(secret)
+        append_rows(home.tags_path, TAG_COLUMNS, [[ids[name], utc_timestamp(_noon(5)), name, subject,
+                                                  f"{name.lower()}@example.org", "", "", "sent"]])
+    hits = home.hits_dir(load_config(home)) / "hits-a-2026-11-24.csv"
+    write_hits(hits, [(1, ids["Ann"], "GET", utc_timestamp(_noon(4))),
+                      (2, ids["Bob"], "HEAD", utc_timestamp(_noon(3) - 8 * 3600)),
+                      (3, ids["Bob"], "GET", utc_timestamp(_noon(3))),
+                      (4, ids["Ann"], "GET", utc_timestamp(_noon(2)))], agent=OUTLOOK)
+    write_hits(hits, [(5, ids["Ann"], "GET", utc_timestamp(_noon(1))),
+                      (6, ids["Bob"], "GET", utc_timestamp(_noon(1) + 7200))], agent=THUNDERBIRD)
+    fold(home)
+    return ids
+
+
+class _Table(HTMLParser):
+    """The report's table rows and tiles, as text."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.tiles, self._cell, self._tile = [], {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and attrs.get("id", "").startswith("t-"):
+            self.rows.append([])
+        elif tag == "td" and self.rows:
+            self._cell = ""
+        elif tag == "div" and "data-key" in attrs:
+            self._tile = attrs["data-key"]
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        elif self._tile is not None:
+            self.tiles[self._tile] = int(data)
+            self._tile = None
+
+
+def test_report_numbers_are_the_registers(home, history):
+    """Every email's opens, self, machine and total hits in the table, and the totals, match register.csv."""
+    page = write_report(home).read_text(encoding="utf-8")
+    table = _Table()
+    table.feed(page)
+    register = {row["short_id"]: row for row in read_register(home.register_path)}
+    assert len(table.rows) == 3
+    for short_id, _, _, _, opens, _, _, own, machines, hits, _ in table.rows:
+        row = register[short_id]
+        assert (opens, own, machines, hits) == (row["opens"], row["self_hits"], row["machine_hits"], row["hits"])
+    assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
+
+
+def test_report_is_self_contained_and_escapes_what_people_typed(home, history):
+    """No script, no fetched resource, a CSP that forbids them; a subject's markup shows as text."""
+    page = write_report(home).read_text(encoding="utf-8")
+    assert "<script" not in page and "src=" not in page and "http" not in page.replace(
+        "http-equiv", "").replace("http://www.w3.org", "")
+    assert "default-src 'none'" in page
+    assert "Offer &lt;b&gt;new&lt;/b&gt; &amp; roof" in page and "<b>new</b>" not in page
+
+
+def _render(html: Path, png: Path, tmp_path: Path, size=(1000, 1400)) -> None:
+    require("chromium")
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+         "--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={size[0]},{size[1]}",
+         f"--screenshot={png}", html.as_uri()],
+        check=True, capture_output=True, timeout=90)
+
+
+def _hex(colour: str):
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _blobs(image, colour):
+    """Connected areas of exactly this colour: (pixel count, box)."""
+    width, height = image.size
+    data = image.convert("RGB").tobytes()
+    target = bytes(_hex(colour))
+    hit = {i for i in range(width * height) if data[3 * i:3 * i + 3] == target}
+    blobs = []
+    while hit:
+        stack = [hit.pop()]
+        members = []
+        while stack:
+            i = stack.pop()
+            members.append(i)
+            x, y = i % width, i // width
+            for j in ((i - 1) if x else None, (i + 1) if x < width - 1 else None,
+                      i - width if y else None, i + width if y < height - 1 else None):
+                if j is not None and j in hit:
+                    hit.remove(j)
+                    stack.append(j)
+        xs, ys = [i % width for i in members], [i // width for i in members]
+        blobs.append((len(members), (min(xs), min(ys), max(xs), max(ys))))
+    return blobs
+
+
+@pytest.mark.slow
+def test_chromium_draws_the_opens_per_day_and_the_timeline(home, history, tmp_path):
+    """Rendered by headless Chromium: four day bars of heights 1:1:1:2, one dot per person open, the HEAD apart."""
+    from PIL import Image
+
+    png = tmp_path / "report.png"
+    _render(write_report(home), png, tmp_path)
+    if ARTIFACTS:
+        Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        Image.open(png).save(Path(ARTIFACTS) / "report.png")
+    image = Image.open(png)
+
+    bars = sorted(box for size, box in _blobs(image, BAR_COLOUR) if size > 50)
+    heights = [bottom - top + 1 for _, top, _, bottom in bars]
+    assert len(bars) == 4, bars
+    assert heights[3] == pytest.approx(2 * heights[0], abs=2)
+    assert heights[0] == pytest.approx(heights[1], abs=1) == pytest.approx(heights[2], abs=1)
+
+    dots = [box for size, box in _blobs(image, LABEL_COLOURS["open"]) if size > 80]
+    register = read_register(home.register_path)
+    assert len(dots) == sum(int(row["opens"]) for row in register) == 5
+    rows = sorted({top for _, top, _, _ in dots})
+    assert len(rows) == 2  # Ann's and Bob's timelines; Cy was never opened
+    machine = [box for size, box in _blobs(image, LABEL_COLOURS["prefetch"]) if size > 25]
+    assert len(machine) == 2  # the HEAD in Bob's row, and its dot in the legend

@@ -1,0 +1,74 @@
+"""Several pixel servers: each writes its own files, the desktop folds them all,
+and no hit is counted twice, whether the files arrive by a folder sync or by
+HTTP pull."""
+
+import os
+import shutil
+
+import requests
+
+from mailtracker.config import Home, init_home, load_config, read_secret
+from mailtracker.fold import fold
+from mailtracker.pull import Puller, pull_token
+from mailtracker.register import read_register
+from mailtracker.tags import mint_tag
+from tests.conftest import PixelServer
+from tests.test_pull import AGENT
+
+
+def _hits_per_name(home: Home):
+    return {row["name"]: int(row["hits"]) for row in read_register(home.register_path)}
+
+
+def test_two_servers_write_their_own_files_and_each_hit_counts_once(home):
+    """Servers a and b share a hits folder; every hit counts once, also after a re-read and a rebuild."""
+    config = load_config(home)
+    tags = {name: mint_tag(home, config, name=name) for name in ("Ann", "Bob")}
+    a = PixelServer(home, "--server-id", "a")
+    b = PixelServer(home, "--server-id", "b")
+    try:
+        for server, counts in ((a, {"Ann": 2, "Bob": 1}), (b, {"Ann": 1, "Bob": 3})):
+            for name, n in counts.items():
+                for i in range(n):
+                    assert requests.get(server.url(tags[name].id), headers={"User-Agent": f"{AGENT} {i}"}).ok
+    finally:
+        a.stop()
+        b.stop()
+    hits_dir = home.hits_dir(config)
+    assert {p.name.rsplit("-", 3)[0] for p in hits_dir.glob("hits-*.csv")} == {"hits-a", "hits-b"}
+    assert fold(home).new_hits == 7
+    assert _hits_per_name(home) == {"Ann": 3, "Bob": 4}
+    # A sync tool delivers both files again (temp file and rename): nothing more is counted.
+    for path in list(hits_dir.glob("hits-*.csv")):
+        shutil.copy(path, path.with_name("." + path.name + ".tmp"))
+        os.replace(path.with_name("." + path.name + ".tmp"), path)
+    result = fold(home)
+    assert result.new_hits == 0
+    assert fold(home, rebuild=True).new_hits == 7
+    assert _hits_per_name(home) == {"Ann": 3, "Bob": 4}
+
+
+def test_two_servers_pulled_over_http(tmp_path, home):
+    """Two servers on their own machines (own folders), one desktop pulling from both."""
+    servers = []
+    for server_id in ("east", "west"):
+        root = Home.locate(str(tmp_path / server_id))
+        init_home(root)
+        shutil.copy(home.secret_path, root.secret_path)
+        servers.append(PixelServer(root, "--server-id", server_id, "--serve-hits"))
+    try:
+        config = load_config(home)
+        tag = mint_tag(home, config, name="Ann")
+        for n, server in enumerate(servers):
+            for i in range(n + 1):
+                assert requests.get(server.url(tag.id), headers={"User-Agent": f"{AGENT} {i}"}).ok
+        puller = Puller(home.hits_dir(config), [s.base for s in servers], pull_token(read_secret(home.secret_path)))
+        puller.pull_once()
+        puller.pull_once()
+    finally:
+        for server in servers:
+            server.stop()
+    names = sorted(p.name.rsplit("-", 3)[0] for p in home.hits_dir(config).glob("hits-*.csv"))
+    assert names == ["hits-east", "hits-west"]
+    assert fold(home).new_hits == 3 and fold(home).new_hits == 0
+    assert _hits_per_name(home) == {"Ann": 3}
