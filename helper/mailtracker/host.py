@@ -15,10 +15,6 @@ from typing import BinaryIO, Callable, Dict, Optional
 from mailtracker import __version__
 from mailtracker.config import Home, load_config
 from mailtracker.errors import MailtrackerError, ProtocolError, UnknownTagError
-from mailtracker.classify import explain
-from mailtracker.fold import (
-    FIRST, HITS, LAST, MACHINE, OPENS, SELF, FoldState, fold, load_state, new_entry,
-)
 from mailtracker.marks import tracking_paused
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker.tokens import TOKEN_LENGTH, short_id
@@ -155,6 +151,9 @@ class Host:
         return {}
 
     def status(self, request: dict) -> dict:
+        from mailtracker.classify import explain
+        from mailtracker.fold import FIRST, HITS, LAST, MACHINE, OPENS, SELF, new_entry
+
         state = fold_quietly(self.home)
         try:
             tag_id, tag = self._find(state, request)
@@ -188,7 +187,7 @@ class Host:
         return tag_id
 
     @staticmethod
-    def _find(state: FoldState, request: dict):
+    def _find(state, request: dict):
         tag_id = request.get("tag_id")
         if tag_id in state.tags:
             return tag_id, state.tags[tag_id]
@@ -207,8 +206,12 @@ def _text(request: dict, key: str) -> str:
     return value
 
 
-def fold_quietly(home: Home) -> FoldState:
+def fold_quietly(home: Home):
     """Bring the counts up to date before answering; a locked register is no error here."""
+    # Imported here: Thunderbird starts a helper per message, and a mint, the one
+    # request on the send path, needs none of the fold.
+    from mailtracker.fold import fold, load_state
+
     fold(home)
     return load_state(home)
 
