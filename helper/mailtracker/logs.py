@@ -73,11 +73,15 @@ def utc_timestamp(when: Optional[float] = None) -> str:
     global _LAST_SECOND
     when = time.time() if when is None else when
     second = math.floor(when)
+    # Rounded to microseconds first, as datetime does, so 15.573 stays .573.
+    micros = round((when - second) * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
     cached_second, prefix = _LAST_SECOND  # one tuple: safe to share between threads
     if cached_second != second:
         prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
         _LAST_SECOND = (second, prefix)
-    return f"{prefix}{min(999, int((when - second) * 1000)):03d}Z"
+    return f"{prefix}{micros // 1000:03d}Z"
 
 
 _STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-6]\d\.\d{3}Z")
