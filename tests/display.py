@@ -208,15 +208,22 @@ def notification_service(x_display, tmp_path_factory):
         dunst = subprocess.Popen(["dunst", "-config", str(_dunstrc(config_dir))], env=service.env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def answering():
-            return subprocess.run(["dunstctl", "is-paused"], env=service.env, capture_output=True,
-                                  timeout=10).returncode == 0
-
-        wait_for(answering, timeout=START_TIMEOUT_S, what="dunst on the session bus")
+        wait_for(lambda: _name_owned(address, "org.freedesktop.Notifications"), timeout=START_TIMEOUT_S,
+                 what="dunst on the session bus")
         yield service
     finally:
         _stop(dunst, bus)
         bus.stdout.close()
+
+
+def _name_owned(address: str, name: str) -> bool:
+    """Whether a program holds a bus name; asking this never starts one (D-Bus activation)."""
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+
+    bus = DBusAddress("/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus")
+    with open_dbus_connection(bus=address) as connection:
+        return connection.send_and_get_reply(new_method_call(bus, "NameHasOwner", "s", (name,)), timeout=5).body[0]
 
 
 def _dunstrc(folder: Path) -> Path:

@@ -105,6 +105,23 @@ def test_unsent_and_self_fetch_are_recorded(host, home):
     assert home.self_fetches_path.read_text(encoding="utf-8-sig").count(other["id"]) >= 2
 
 
+def test_mint_while_paused_is_refused_with_its_own_code(host, home):
+    """Paused from the tray: mint answers code 81 (the add-on then sends untracked); resume mints."""
+    from mailtracker.marks import Marks
+
+    def set_paused(paused):
+        marks = Marks.load(home)
+        marks.paused = paused
+        marks.save(home)
+
+    set_paused(True)
+    reply = host.call("mint", subject="s", recipients=["a@b.c"], identity="")
+    assert (reply["ok"], reply["code"]) == (False, 81) and "paused" in reply["message"]
+    assert host.call("config")["data"]["paused"] is True
+    set_paused(False)
+    assert host.call("mint", subject="s", recipients=["a@b.c"], identity="")["ok"]
+
+
 def test_status_of_an_untracked_message_says_so(host):
     """A message without a tag is reported as not tracked, not as an error."""
     assert host.call("status", message_id="never@seen") == {"id": "r1", "ok": True, "data": {"tracked": False}}

@@ -7,6 +7,8 @@
 // `browser` is only read when a request is sent, so node can import this module.
 
 export const HOST_NAME = "mailtracker.helper";
+// The helper's error code for "tracking is paused from the tray" (errors.py).
+export const TRACKING_PAUSED = 81;
 export const PROTOCOL = 1;
 export const DEFAULT_TIMEOUT_MS = 15000;
 

@@ -4,7 +4,7 @@
 // Everything that talks to Thunderbird or the helper is passed in, so node
 // tests drive the whole flow with fakes; background.js wires the real ones.
 
-import { HelperError } from "./nativeHost.mjs";
+import { HelperError, TRACKING_PAUSED } from "./nativeHost.mjs";
 import { insertPixel, isPixelUrl, pixelBaseOf, stripPixels } from "./pixel.mjs";
 import { loadPixelBases, loadSettings, rememberPixelBase, rememberSentId } from "./settings.mjs";
 import {
@@ -114,6 +114,10 @@ export function createSendFlow(deps) {
         }
         return result;
       } catch (error) {
+        if (error?.code === TRACKING_PAUSED) {
+          // The user paused tracking in the tray: untracked is what they asked for.
+          return stripOnly(details, bases);
+        }
         const decision = decideOnHelperFailure(settings);
         notify.helperFailed(error, { cancelled: decision.cancel });
         return decision.cancel ? { cancel: true } : stripOnly(details, bases);

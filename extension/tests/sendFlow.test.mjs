@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
 
 import { createTabQueue, createTabStore } from "../modules/composeTabs.mjs";
-import { HelperError } from "../modules/nativeHost.mjs";
+import { HelperError, TRACKING_PAUSED } from "../modules/nativeHost.mjs";
 import { countPixels } from "../modules/pixel.mjs";
 import { createSendFlow } from "../modules/sendFlow.mjs";
 import { DOMParser } from "./dom.mjs";
@@ -153,6 +153,19 @@ describe("onBeforeSend", () => {
       notices.map((n) => [n.type, n.cancelled, n.error.kind]),
       [["helperFailed", false, "missing"]],
     );
+  });
+
+  test("while tracking is paused from the tray, the email goes out untracked, quietly, even with 'block sending' on", async () => {
+    const helper = fakeHelper({
+      mint: () => {
+        throw new HelperError("failed", "tracking is paused from the tray", TRACKING_PAUSED);
+      },
+    });
+    const flow = makeFlow(helper, { settings: { blockOnHelperFailure: true } });
+    const result = await flow.beforeSend(TAB, composeDetails({ body: `<p>x</p><img src="${pixelUrl()}">` }));
+    assert.notEqual(result?.cancel, true);
+    assert.equal(pixels(result.details.body), 0);
+    assert.deepEqual(notices, []);
   });
 
   test("when the helper fails and 'block sending' is on, the send is cancelled", async () => {

@@ -93,3 +93,9 @@ class AlreadyRunningError(MailtrackerError):
     """Another process already does this job (a second tray daemon for the same home)."""
 
     code = 80
+
+
+class TrackingPausedError(MailtrackerError):
+    """Tracking is paused from the tray: no new tags until it is resumed."""
+
+    code = 81

@@ -14,7 +14,7 @@ from typing import BinaryIO, Callable, Dict, Optional
 
 from mailtracker import __version__
 from mailtracker.config import Home, load_config
-from mailtracker.errors import MailtrackerError, ProtocolError, UnknownTagError
+from mailtracker.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
 from mailtracker.marks import tracking_paused
 from mailtracker.tags import mint_tag, record_self_fetch, update_tag
 from mailtracker.tokens import TOKEN_LENGTH, short_id
@@ -122,6 +122,9 @@ class Host:
         recipients = request.get("recipients") or []
         if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
             raise ProtocolError("recipients must be a list of strings")
+        if tracking_paused(self.home):
+            raise TrackingPausedError(
+                "tracking is paused from the tray: this email is sent without a pixel")
         subject, identity = _text(request, "subject"), _text(request, "identity")
         name = _text(request, "name") or (recipients[0] if recipients else "")
         tag = mint_tag(self.home, load_config(self.home), name=name, subject=subject,

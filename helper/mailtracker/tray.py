@@ -9,6 +9,10 @@ desktop extra) the daemon still folds and notifies, and says why there is no
 icon. One daemon per home: a lock keeps a second one from starting a second
 watcher. pystray and Pillow are imported only when an icon is shown, so the
 rest of this module works on a server install.
+
+On X11 without PyGObject pystray falls back to its X backend, which has no
+menu: a click opens the report, and ``IconThread`` works around that backend's
+deadlock, deafness to clicks and occasionally dropped dock requests.
 """
 
 import contextlib
@@ -44,6 +48,8 @@ ICON_SIZE = 64
 TILE_COLOUR = (37, 99, 235)
 PAUSED_COLOUR = (107, 114, 128)
 BADGE_COLOUR = (220, 38, 38)
+DOCK_ATTEMPTS = 5
+DOCK_CHECK_S = 1.0
 # How each platform opens a file in the program the user chose for its type.
 OPENERS = {"linux": ["xdg-open"], "darwin": ["open"], "win32": None}
 
@@ -228,6 +234,7 @@ class IconThread:
         self._calls: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._display = None
+        self.docked = threading.Event()
         if not type(icon).__module__.endswith("_xorg") or not hasattr(icon, "_message_handlers"):
             return
         import Xlib.X
@@ -264,6 +271,28 @@ class IconThread:
                 window=self._window, client_type=self._atom, data=(32, [0] * 5)),
                 event_mask=Xlib.X.NoEventMask)
             self._display.flush()
+
+    def keep_docked(self, stopping: threading.Event, attempts: int = DOCK_ATTEMPTS,
+                    every_s: float = DOCK_CHECK_S) -> None:
+        """Ask the tray again while it has not taken the icon: an X tray drops a dock
+        request now and then (3 of 40 starts under trayer, with pystray alone)."""
+        if self._display is None:
+            return
+        for attempt in range(attempts + 1):
+            if stopping.wait(every_s) or self.docked.is_set():
+                return
+            self(lambda ask=attempt < attempts: self._check_docked(ask))
+        if not stopping.is_set() and not self.docked.wait(every_s):
+            log.warning("the system tray did not take the icon after %d requests; opens are still "
+                        "folded and notified", attempts + 1)
+
+    def _check_docked(self, ask_again: bool) -> None:
+        window = self._icon._window
+        if window.query_tree().parent.id != self._icon._display.screen().root.id:
+            self.docked.set()
+        elif ask_again:
+            log.info("the system tray has not taken the icon yet; asking again")
+            self._icon._show()
 
     def _run_posted(self) -> None:
         while True:
@@ -343,8 +372,9 @@ class Tray:
         self._marks_lock = threading.RLock()
         self._stop_requested = threading.Event()
         self._stopper: Optional[threading.Thread] = None
+        self._docker: Optional[threading.Thread] = None
         self._stopped = False
-        self._on_icon_thread: Callable[[Callable[[], None]], None] = lambda call: call()
+        self._on_icon_thread: Optional[IconThread] = None
         self._shown: Tuple[int, bool] = (-1, False)
 
     # -- the parts -------------------------------------------------------------
@@ -412,8 +442,9 @@ class Tray:
             self.icon.run(setup=self._setup)
         finally:
             self._stop_requested.set()
-            if self._stopper is not None:
-                self._stopper.join()
+            for thread in (self._stopper, self._docker):
+                if thread is not None:
+                    thread.join()
             self.stop()
             self._on_icon_thread.close()
 
@@ -423,6 +454,9 @@ class Tray:
         self._stopper = threading.Thread(target=self._stop_when_asked, name="mailtracker-tray-stop",
                                          daemon=True)
         self._stopper.start()
+        self._docker = threading.Thread(target=self._on_icon_thread.keep_docked,
+                                        args=(self._stop_requested,), name="mailtracker-dock", daemon=True)
+        self._docker.start()
         self.start()
 
     def _stop_when_asked(self) -> None:
