@@ -507,8 +507,6 @@ def cmd_uninstall_autostart(args, home: Home) -> int:
 
 
 def cmd_demo(args, home: Home) -> int:
-    import requests
-
     from mailtracker.tags import mint_tag
     from mailtracker.watcher import Watcher
 
@@ -517,7 +515,7 @@ def cmd_demo(args, home: Home) -> int:
     server = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir),
                                "serve", "--port", str(args.port)])
     try:
-        _wait_healthy(requests, f"http://127.0.0.1:{args.port}/healthz", server)
+        _wait_healthy(f"http://127.0.0.1:{args.port}/healthz", server)
         tag = mint_tag(home, config, name="Demo recipient", subject="mailtracker demo")
 
         def report(result):
@@ -545,13 +543,17 @@ def cmd_demo(args, home: Home) -> int:
     return 0
 
 
-def _wait_healthy(requests, url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
+def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    import requests
+
+    from mailtracker.client import session
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise MailtrackerError(f"the pixel server exited with code {server.returncode}")
         try:
-            if requests.get(url, timeout=1).ok:
+            if session().get(url, timeout=1).ok:
                 return
         except requests.RequestException:
             time.sleep(0.1)
