@@ -1,7 +1,5 @@
 """Honest counts: each hit labelled open, proxy, prefetch or self, with a reason."""
 
-import csv
-import io
 from dataclasses import replace
 
 import pytest

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from mailtracker.config import load_config
-from mailtracker.errors import RegisterLockedError
 from mailtracker.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
 from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
 from mailtracker.register import read_register

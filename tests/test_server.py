@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
-from pathlib import Path
 
 import pytest
 import requests

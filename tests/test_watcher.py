@@ -10,7 +10,6 @@ from mailtracker.config import load_config
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag
 from mailtracker.watcher import Watcher
-from tests.conftest import wait_for
 from tests.test_fold import write_hits
 
 

@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 PERSON_LABELS = ("open", "proxy")
 LABELS = ("open", "proxy", "prefetch", "self")

@@ -3,7 +3,6 @@ no self-counting, and the recipient's open shown in Thunderbird."""
 
 import csv
 import io
-import time
 from html.parser import HTMLParser
 
 import pytest
