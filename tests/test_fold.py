@@ -77,6 +77,15 @@ def test_register_has_the_promised_columns_and_bom(home, tags):
         assert column.encode() in raw.split(b"\r\n")[0]
 
 
+def test_a_self_fetch_moment_alone_is_remembered(home, tags, hits_dir):
+    """A send reported before any hit is kept by the fold that reads it, not read again."""
+    fold(home)
+    record_self_fetch(home, tags[0].id, "send", when="2026-11-24T10:00:00.000Z")
+    fold(home)
+    fold(home)
+    assert len(load_state(home).moments[tags[0].id]) == 1
+
+
 def test_folding_twice_gives_the_same_register(home, tags, hits_dir):
     """A second fold with nothing new changes nothing and rewrites nothing."""
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
@@ -175,9 +184,12 @@ def test_hits_for_unknown_tags_are_reported_not_lost(home, tags, hits_dir):
 
 
 def test_later_tag_rows_update_status_and_message_id(home, tags):
-    """tags.csv stays append-only: a later row for a tag fills in its Message-ID and status."""
-    update_tag(home, tags[0].id, message_id="<abc@example.org>", status="sent")
+    """tags.csv stays append-only: a later row for a tag fills in its Message-ID and status,
+    also when it arrives in a fold of its own."""
     fold(home)
+    update_tag(home, tags[0].id, message_id="<abc@example.org>", status="sent")
+    assert fold(home).register_written
+    assert load_state(home).tags[tags[0].id]["message_id"] == "<abc@example.org>"
     row = {r["name"]: r for r in read_register(home.register_path)}["Ann"]
     assert (row["message_id"], row["status"]) == ("<abc@example.org>", "sent")
 

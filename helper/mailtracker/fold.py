@@ -115,6 +115,8 @@ class FoldResult:
     new_opens: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
+    updated_tags: int = 0
+    new_moments: int = 0
     skipped_lines: int = 0
     unknown_tag_hits: int = 0
     files_read: int = 0
@@ -234,7 +236,7 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
             state.labels = labeller.fingerprint
             result = FoldResult()
             _fold_tags(home, state, result)
-            _fold_self_fetches(home, state)
+            _fold_self_fetches(home, state, result)
             # Millions of short-lived objects, none of them cyclic: the collector
             # would only rescan the state over and over.
             collecting = gc.isenabled()
@@ -259,7 +261,8 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
 
 
 def _save_state_and_register(home: Home, state: FoldState, result: FoldResult, rebuild: bool) -> None:
-    changed = result.new_hits or result.new_tags or rebuild
+    changed = (result.new_hits or result.new_tags or result.updated_tags or result.new_moments
+               or rebuild)
     if changed or state.register_pending or not home.register_path.exists():
         # The register is written before the state: a crash in between leaves
         # the old state, and folding it again gives the same register.
@@ -314,9 +317,10 @@ def _fold_tags(home: Home, state: FoldState, result: FoldResult) -> None:
             else:
                 # Later rows for a tag (sent, unsent...) fill in or change fields.
                 existing.update({key: value for key, value in record.items() if value})
+                result.updated_tags += 1
 
 
-def _fold_self_fetches(home: Home, state: FoldState) -> None:
+def _fold_self_fetches(home: Home, state: FoldState, result: FoldResult) -> None:
     for batch in read_new_lines(home.self_fetches_path, state.self_cursor):
         for row in csv.reader([strip_bom(line).decode("utf-8", "replace") for line in batch]):
             if len(row) < 3 or len(row[0]) != TOKEN_LENGTH:
@@ -326,6 +330,7 @@ def _fold_self_fetches(home: Home, state: FoldState) -> None:
             except ValueError:
                 continue
             state.moments.setdefault(row[0], []).append([moment, restore(row[2])])
+            result.new_moments += 1
 
 
 class Labeller:
