@@ -29,7 +29,7 @@ from typing import List, Optional
 
 from mailtracker.config import read_secret
 from mailtracker.errors import ServerError
-from mailtracker.logs import HitLog, neutralise, utc_timestamp
+from mailtracker.logs import HitLog, csv_field, neutralise, utc_timestamp
 from mailtracker.hitfiles import CHUNK_BYTES, HITS_ROUTE, answer_hits_request, pull_token
 from mailtracker.tokens import TokenVerifier
 
@@ -109,12 +109,6 @@ def _stored_address_function(formatter):
         except ValueError:
             return ""
     return stored
-
-
-def _csv_field(text: str) -> str:
-    if "," in text or '"' in text:
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def _clean_text(raw: Optional[bytes]) -> str:
@@ -249,8 +243,8 @@ class PixelApp:
         # The first five fields never need CSV quoting; the two from the request may.
         line = (f"{self.boot}.{self.seq:x},{when},{token},{method},"
                 f"{self._client(scope, headers.get(b'x-forwarded-for'))},"
-                f"{_csv_field(_clean_text(headers.get(b'user-agent')))},"
-                f"{_csv_field(_clean_text(headers.get(b'referer')))}\r\n")
+                f"{csv_field(_clean_text(headers.get(b'user-agent')))},"
+                f"{csv_field(_clean_text(headers.get(b'referer')))}\r\n")
         self.hit_log.append(line.encode("utf-8"), when[:10])
 
     def _client(self, scope, forwarded: Optional[bytes]) -> str:
