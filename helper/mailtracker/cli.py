@@ -364,17 +364,9 @@ def describe_time(stamp: str, now: datetime) -> str:
     """'2026-11-24 22:31 UTC (5 min ago)', or 'never'."""
     if not stamp:
         return "never"
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    seconds = max(0, int((now - when).total_seconds()))
-    if seconds < 60:
-        ago = "just now"
-    elif seconds < 3600:
-        ago = f"{seconds // 60} min ago"
-    elif seconds < 86400:
-        ago = f"{seconds // 3600} h ago"
-    else:
-        ago = f"{seconds // 86400} d ago"
-    return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
+    from mailtracker.logs import ago
+
+    return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
 
 
 def cmd_show(args, home: Home) -> int:

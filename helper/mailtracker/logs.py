@@ -119,6 +119,19 @@ def parse_timestamp(stamp: str) -> float:
     return minute + int(stamp[17:19]) + int(stamp[20:23]) / 1000
 
 
+def ago(stamp: str, now: float) -> str:
+    """How long before ``now`` (epoch seconds) a timestamp was: 'just now', '5 min ago',
+    '2 h ago', '3 d ago'."""
+    seconds = max(0, int(now - parse_timestamp(stamp)))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
 def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Append whole rows under a lock, durably; creates the file with its header."""
     data = "".join(format_row(row) for row in rows).encode("utf-8")

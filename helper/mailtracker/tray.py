@@ -32,7 +32,7 @@ from mailtracker.config import Config, Home
 from mailtracker.errors import AlreadyRunningError, MailtrackerError
 from mailtracker.fold import FoldResult, load_state
 from mailtracker.install import platform_key
-from mailtracker.logs import parse_timestamp
+from mailtracker.logs import ago
 from mailtracker.marks import Marks
 from mailtracker.notifications import Delivery, Notice, Notifications, Notifier
 from mailtracker.register import display_name
@@ -77,18 +77,6 @@ class View:
     paused: bool
     title: str
     entries: Tuple[MenuEntry, ...]
-
-
-def ago(stamp: str, now: float) -> str:
-    """'just now', '5 min ago', '2 h ago', '3 d ago'."""
-    seconds = max(0, int(now - parse_timestamp(stamp)))
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
 
 
 def _plural(count: int, word: str) -> str:
