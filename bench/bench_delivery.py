@@ -33,7 +33,8 @@ import requests  # noqa: E402
 
 from mailtracker.client import Session  # noqa: E402
 from mailtracker.config import Home, init_home, load_config, read_secret  # noqa: E402
-from mailtracker.pull import DEFAULT_INTERVAL_S, Puller, pull_token  # noqa: E402
+from mailtracker.hitfiles import pull_token  # noqa: E402
+from mailtracker.pull import DEFAULT_INTERVAL_S, Puller  # noqa: E402
 from mailtracker.tags import mint_tag  # noqa: E402
 from mailtracker.watcher import Watcher  # noqa: E402
 from tests.conftest import PixelServer  # noqa: E402

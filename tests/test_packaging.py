@@ -19,7 +19,8 @@ import urllib3
 
 from mailtracker.config import init_home, load_config, read_secret
 from mailtracker.errors import PullError
-from mailtracker.pull import Puller, pull_token
+from mailtracker.hitfiles import pull_token
+from mailtracker.pull import Puller
 from mailtracker.server import GIF
 from mailtracker.tags import mint_tag
 from tests.conftest import PixelServer, run_cli, wait_for

@@ -18,7 +18,8 @@ from mailtracker.config import Home, init_home, load_config, read_secret
 from mailtracker.errors import PullAuthError, PullError
 from mailtracker.fold import fold, load_state
 from mailtracker.logs import HIT_COLUMNS, HitLog, format_row, utc_timestamp
-from mailtracker.pull import Puller, PullStatus, parse_range, pull_token, retry_delay
+from mailtracker.hitfiles import parse_range, pull_token
+from mailtracker.pull import Puller, PullStatus, retry_delay
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag
 from tests.conftest import PixelServer, run_cli, wait_for

@@ -9,7 +9,8 @@ import requests
 
 from mailtracker.config import Home, init_home, load_config, read_secret
 from mailtracker.fold import fold
-from mailtracker.pull import Puller, pull_token
+from mailtracker.hitfiles import pull_token
+from mailtracker.pull import Puller
 from mailtracker.register import read_register
 from mailtracker.tags import mint_tag
 from tests.conftest import PixelServer

@@ -559,7 +559,8 @@ def _puller(home: Home, config, watcher):
     if not config.pull_urls:
         return contextlib.nullcontext()
     from mailtracker.config import read_secret
-    from mailtracker.pull import Puller, pull_token
+    from mailtracker.hitfiles import pull_token
+    from mailtracker.pull import Puller
 
     def fold_after(status, result):
         if result is not None and result.changed:
@@ -572,7 +573,8 @@ def _puller(home: Home, config, watcher):
 def cmd_pull(args, home: Home) -> int:
     from mailtracker.config import read_secret
     from mailtracker.errors import PullError
-    from mailtracker.pull import Puller, pull_token
+    from mailtracker.hitfiles import pull_token
+    from mailtracker.pull import Puller
 
     token = pull_token(read_secret(home.secret_path))
     if args.print_token:

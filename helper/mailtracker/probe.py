@@ -23,7 +23,8 @@ from mailtracker.config import Config, Home, read_secret
 from mailtracker.errors import MailtrackerError
 from mailtracker.install import Check
 from mailtracker.logs import HITS_GLOB
-from mailtracker.pull import Puller, describe_request_error, pull_token
+from mailtracker.hitfiles import pull_token
+from mailtracker.pull import Puller, describe_request_error
 from mailtracker.server import GIF
 from mailtracker.tokens import probe_token
 

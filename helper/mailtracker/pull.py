@@ -29,10 +29,7 @@ from filelock import FileLock, Timeout
 
 from mailtracker.client import session as shared_session
 from mailtracker.errors import LockTimeoutError, MailtrackerError, PullAuthError, PullError
-# pull_token and parse_range are part of this module's interface for the desktop side.
-from mailtracker.hitfiles import (  # noqa: F401
-    CHUNK_BYTES, HITS_NAME_RE, HITS_ROUTE, parse_range, pull_token,
-)
+from mailtracker.hitfiles import CHUNK_BYTES, HITS_NAME_RE, HITS_ROUTE
 from mailtracker.logs import utc_timestamp
 
 log = logging.getLogger(__name__)
