@@ -33,10 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from mailtracker.config import Home, init_home, read_secret
-from mailtracker.fold import fold, load_state, state_path
-from mailtracker.logs import HIT_COLUMNS, SELF_FETCH_COLUMNS, TAG_COLUMNS, format_row, header_line, neutralise, utc_timestamp
-from mailtracker.tokens import mint_token
+from mailtracker.core.csvcodec import format_row, header_line, neutralise
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token
+from mailtracker.desktop.fold import fold, load_state, state_path
+from mailtracker.desktop.tags import SELF_FETCH_COLUMNS, TAG_COLUMNS
 
 TARGET_SCRATCH_S = 2.0
 TARGET_SCRATCH_HITS = 1_000_000

@@ -36,10 +36,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from mailtracker.config import Home, init_home, load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import HIT_COLUMNS, header_line
-from mailtracker.server import GIF
+from mailtracker.core.contract import GIF
+from mailtracker.core.csvcodec import header_line
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.fold import fold, load_state
 
 HOST = "127.0.0.1"
 # Apple Mail's user agent: it holds a comma, so every logged line takes the

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mailtracker.config import Home, init_home, load_config
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
 
 SERVER_START_TIMEOUT_S = 30.0
 

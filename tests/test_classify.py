@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import pytest
 
-from mailtracker.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
-from mailtracker.config import load_config, save_config
-from mailtracker.fold import fold, load_state
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag, record_self_fetch
-from mailtracker.logs import utc_timestamp
+from mailtracker.core.settings import load_config, save_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
+from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag, record_self_fetch
 from tests.conftest import run_cli
 from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus, scores
 from tests.test_fold import write_hits

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from mailtracker.cli import build_parser, describe_time
-from mailtracker.register import read_register
+from mailtracker.desktop.register import read_register
 from tests.conftest import PixelServer, run_cli, wait_for
 
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)

@@ -10,13 +10,14 @@ import time
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
-from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag, record_self_fetch, update_tag
-from mailtracker import register as register_module
-
+from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop import register as register_module
+from mailtracker.desktop.fold import OPENS, STATE_VERSION, FoldState, SeenHits, fold, load_state
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
 
 BASE_TIME = 1_795_000_000.0
 THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
@@ -232,7 +233,7 @@ def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir)
     total = 60_000
     path = hits_dir / "hits-a-2026-11-24.csv"
     write_hits(path, [(seq, tags[seq % 2].id, "GET") for seq in range(1, total + 1)])
-    script = "import sys\nfrom mailtracker.config import Home\nfrom mailtracker.fold import fold\nfold(Home.locate(sys.argv[1]))\n"
+    script = "import sys\nfrom mailtracker.core.paths import Home\nfrom mailtracker.desktop.fold import fold\nfold(Home.locate(sys.argv[1]))\n"
     for delay in (0.05, 0.1, 0.2, 0.3, 0.4):
         proc = subprocess.Popen([sys.executable, "-c", script, str(home.data_dir)])
         time.sleep(delay)  # not a wait for an event: the point is to kill at arbitrary moments

@@ -5,16 +5,16 @@ import re
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 
-from dataclasses import replace
-
-from mailtracker.config import load_config, read_secret, save_config
-from mailtracker.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
-from mailtracker.tokens import verify_token
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config, save_config
+from mailtracker.core.tokens import verify_token
+from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
 from tests.conftest import PixelServer, run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -107,7 +107,7 @@ def test_unsent_and_self_fetch_are_recorded(host, home):
 
 def test_mint_while_paused_is_refused_with_its_own_code(host, home):
     """Paused from the tray: mint answers code 81 (the add-on then sends untracked); resume mints."""
-    from mailtracker.marks import Marks
+    from mailtracker.desktop.marks import Marks
 
     def set_paused(paused):
         marks = Marks.load(home)

@@ -1,6 +1,6 @@
 """The marks: seen and told opens and the pause, kept in the home, read by the native host."""
 
-from mailtracker.marks import Marks, marks_path, tracking_paused
+from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
 from tests.test_host import HostProcess
 
 ROWS = [{"id": "a" * 32, "opens": 3}, {"id": "b" * 32, "opens": 0}]

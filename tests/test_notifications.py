@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import utc_timestamp
-from mailtracker.marks import Marks, marks_path
-from mailtracker.notifications import Delivery, Notice, NotificationUnavailable, Notifier
-from mailtracker.tags import mint_tag
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.marks import Marks, marks_path
+from mailtracker.desktop.notifications import Delivery, Notice, NotificationUnavailable, Notifier
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import wait_for
 from tests.display import started_within
 from tests.test_fold import OUTLOOK, write_hits

@@ -17,12 +17,12 @@ import pytest
 import requests
 import urllib3
 
-from mailtracker.config import init_home, load_config, read_secret
-from mailtracker.errors import PullError
-from mailtracker.hitfiles import pull_token
-from mailtracker.pull import Puller
-from mailtracker.server import GIF
-from mailtracker.tags import mint_tag
+from mailtracker.core.contract import GIF, pull_token
+from mailtracker.core.errors import PullError
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.pull import Puller
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import PixelServer, run_cli, wait_for
 from tests.test_pull import AGENT, free_port
 from tests.tools import require_tool, unavailable

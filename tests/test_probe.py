@@ -6,12 +6,14 @@ import shutil
 import socket
 import threading
 
-from mailtracker.config import Home, init_home, load_config, read_secret
-from mailtracker.fold import fold, load_state
-from mailtracker.probe import check_server
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
+from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.probe import check_server
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import PixelServer, run_cli
 
 

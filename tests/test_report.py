@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from mailtracker.config import load_config, read_secret
-from mailtracker.fold import fold
-from mailtracker.logs import TAG_COLUMNS, append_rows, utc_timestamp
-from mailtracker.register import read_register
-from mailtracker.report import BAR_COLOUR, LABEL_COLOURS, write_report
-from mailtracker.tokens import mint_token
+from mailtracker.core.files import append_rows
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.report import BAR_COLOUR, LABEL_COLOURS, write_report
+from mailtracker.desktop.tags import TAG_COLUMNS
 from tests.display import require
 from tests.test_fold import OUTLOOK, THUNDERBIRD, write_hits
 

@@ -9,10 +9,11 @@ import time
 import pytest
 import requests
 
-from mailtracker.config import Home, init_home, load_config
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.watcher import Watcher
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.desktop.watcher import Watcher
 from tests.conftest import PixelServer, run_cli, wait_for
 from tests.syncthing_pair import FOLDER_ID, Pair
 from tests.test_pull import AGENT

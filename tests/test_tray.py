@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import utc_timestamp
-from mailtracker.marks import Marks, marks_path, tracking_paused
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.tray import (
-    BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, Tray, ago, build_view, draw_icon,
-)
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import ago, utc_timestamp
+from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.desktop.tray.app import Tray
+from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, draw_icon
+from mailtracker.desktop.tray.menu import build_view
 from tests.conftest import wait_for
 from tests.display import started_within
 from tests.test_fold import write_hits

@@ -3,8 +3,8 @@
 import argparse
 import json
 import logging
-import signal
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.config import ENV_HOME, Home, init_home, load_config
-from mailtracker.errors import MailtrackerError, NotInitialisedError
+from mailtracker.core.errors import MailtrackerError, MissingExtraError, NotInitialisedError
+from mailtracker.core.paths import ENV_HOME, Home
+from mailtracker.core.settings import init_home, load_config
 
 log = logging.getLogger("mailtracker")
+
+# Which install extra brings each optional library (setup.cfg), to name it when one is missing.
+EXTRA_OF_LIBRARY = {
+    "granian": "server", "uvloop": "server",
+    "requests": "desktop", "watchdog": "desktop", "ua_parser": "desktop", "tqdm": "desktop",
+    "pystray": "desktop", "PIL": "desktop",
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -36,6 +44,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
         return exc.code
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        error = MissingExtraError(f"this command needs mailtracker's '{extra}' extra ({exc.name} is not "
+                                  f"installed): pip install 'mailtracker[{extra}]'")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
     except KeyboardInterrupt:
         return 130
 
@@ -243,7 +259,7 @@ def cmd_init(args, home: Home) -> int:
 
 
 def cmd_tag(args, home: Home) -> int:
-    from mailtracker.tags import mint_tag
+    from mailtracker.desktop.tags import mint_tag
 
     tag = mint_tag(home, load_config(home), name=args.name, subject=args.subject, recipients=args.to)
     if args.json:
@@ -256,7 +272,8 @@ def cmd_tag(args, home: Home) -> int:
 
 
 def cmd_serve(args, home: Home) -> int:
-    from mailtracker.server import ServerSettings, pick_port, run_server
+    from mailtracker.server.app import ServerSettings
+    from mailtracker.server.run import pick_port, run_server
 
     try:
         config = load_config(home)
@@ -281,20 +298,20 @@ def cmd_serve(args, home: Home) -> int:
 
 
 def cmd_fold(args, home: Home) -> int:
-    from mailtracker.fold import fold
+    from mailtracker.desktop.fold import fold
 
     result = fold(home)
     print(f"Folded {result.summary()}")
     if result.register_error:
         print(f"mailtracker: {result.register_error}", file=sys.stderr)
-        from mailtracker.errors import RegisterLockedError
+        from mailtracker.core.errors import RegisterLockedError
 
         return RegisterLockedError.code
     return 0
 
 
 def cmd_rebuild(args, home: Home) -> int:
-    from mailtracker.fold import fold
+    from mailtracker.desktop.fold import fold
 
     result = fold(home, rebuild=True, progress=True)
     print(f"Rebuilt register.csv: {result.summary()}")
@@ -302,7 +319,7 @@ def cmd_rebuild(args, home: Home) -> int:
 
 
 def cmd_watch(args, home: Home) -> int:
-    from mailtracker.watcher import Watcher
+    from mailtracker.desktop.watcher import Watcher
 
     config = load_config(home)
     stop = threading.Event()
@@ -322,7 +339,7 @@ def cmd_watch(args, home: Home) -> int:
 
 
 def cmd_list(args, home: Home) -> int:
-    from mailtracker.fold import fold, load_state
+    from mailtracker.desktop.fold import fold, load_state
 
     result = fold(home)
     if result.register_error:
@@ -364,15 +381,15 @@ def describe_time(stamp: str, now: datetime) -> str:
     """'2026-11-24 22:31 UTC (5 min ago)', or 'never'."""
     if not stamp:
         return "never"
-    from mailtracker.logs import ago
+    from mailtracker.core.timestamps import ago
 
     return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
 
 
 def cmd_show(args, home: Home) -> int:
-    from mailtracker.classify import explain
-    from mailtracker.errors import UnknownTagError
-    from mailtracker.fold import fold, load_state
+    from mailtracker.core.errors import UnknownTagError
+    from mailtracker.desktop.classify import explain
+    from mailtracker.desktop.fold import fold, load_state
 
     fold(home)
     state = load_state(home)
@@ -394,7 +411,7 @@ def cmd_show(args, home: Home) -> int:
 
 
 def cmd_ranges(args, home: Home) -> int:
-    from mailtracker.ranges import forget_apple_ranges, load_apple_ranges
+    from mailtracker.desktop.ranges import forget_apple_ranges, load_apple_ranges
 
     if args.ranges_action == "load":
         count = load_apple_ranges(home, args.file)
@@ -410,7 +427,7 @@ def cmd_ranges(args, home: Home) -> int:
 
 
 def cmd_host(args, home: Home) -> int:
-    from mailtracker.host import run_host
+    from mailtracker.desktop.host import run_host
 
     return run_host(home, args.thunderbird_args)
 
@@ -421,7 +438,7 @@ def _home_override(args) -> Optional[str]:
 
 
 def cmd_install_host(args, home: Home) -> int:
-    from mailtracker.install import install_host
+    from mailtracker.desktop.install import install_host
 
     load_config(home)
     for line in install_host(home, _home_override(args), system=args.system):
@@ -431,7 +448,7 @@ def cmd_install_host(args, home: Home) -> int:
 
 
 def cmd_uninstall_host(args, home: Home) -> int:
-    from mailtracker.install import uninstall_host
+    from mailtracker.desktop.install import uninstall_host
 
     for line in uninstall_host(home, system=args.system):
         print(line[0].upper() + line[1:])
@@ -439,7 +456,7 @@ def cmd_uninstall_host(args, home: Home) -> int:
 
 
 def cmd_doctor(args, home: Home) -> int:
-    from mailtracker.install import check_host_chain
+    from mailtracker.desktop.install import check_host_chain
 
     if args.server:
         return _doctor_server(args, home)
@@ -455,7 +472,7 @@ def cmd_doctor(args, home: Home) -> int:
 
 
 def cmd_tray(args, home: Home) -> int:
-    from mailtracker.tray import Tray
+    from mailtracker.desktop.tray.app import Tray
 
     config = load_config(home)
     tray = Tray(home, config)
@@ -467,8 +484,8 @@ def cmd_tray(args, home: Home) -> int:
 def cmd_report(args, home: Home) -> int:
     import webbrowser
 
-    from mailtracker.fold import fold
-    from mailtracker.report import write_report
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.report import write_report
 
     result = fold(home)
     if result.register_error:
@@ -481,7 +498,7 @@ def cmd_report(args, home: Home) -> int:
 
 
 def cmd_install_autostart(args, home: Home) -> int:
-    from mailtracker.autostart import install_autostart
+    from mailtracker.desktop.autostart import install_autostart
 
     load_config(home)
     for line in install_autostart(_home_override(args)):
@@ -491,7 +508,7 @@ def cmd_install_autostart(args, home: Home) -> int:
 
 
 def cmd_uninstall_autostart(args, home: Home) -> int:
-    from mailtracker.autostart import uninstall_autostart
+    from mailtracker.desktop.autostart import uninstall_autostart
 
     for line in uninstall_autostart():
         print(line[0].upper() + line[1:])
@@ -499,8 +516,8 @@ def cmd_uninstall_autostart(args, home: Home) -> int:
 
 
 def cmd_demo(args, home: Home) -> int:
-    from mailtracker.tags import mint_tag
-    from mailtracker.watcher import Watcher
+    from mailtracker.desktop.tags import mint_tag
+    from mailtracker.desktop.watcher import Watcher
 
     init_home(home, server_url=f"http://127.0.0.1:{args.port}")
     config = load_config(home)
@@ -512,7 +529,7 @@ def cmd_demo(args, home: Home) -> int:
 
         def report(result):
             if result.new_opens:
-                state = __import__("mailtracker.fold", fromlist=["load_state"]).load_state(home)
+                state = __import__("mailtracker.desktop.fold", fromlist=["load_state"]).load_state(home)
                 row = next(r for r in state.register_rows() if r["id"] == tag.id)
                 print(f"Opened: tag {tag.short_id} opens={row['opens']} last_open={row['last_open']}",
                       flush=True)
@@ -538,7 +555,7 @@ def cmd_demo(args, home: Home) -> int:
 def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
     import requests
 
-    from mailtracker.client import session
+    from mailtracker.desktop.client import session
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -558,9 +575,9 @@ def _puller(home: Home, config, watcher):
 
     if not config.pull_urls:
         return contextlib.nullcontext()
-    from mailtracker.config import read_secret
-    from mailtracker.hitfiles import pull_token
-    from mailtracker.pull import Puller
+    from mailtracker.core.contract import pull_token
+    from mailtracker.core.secret import read_secret
+    from mailtracker.desktop.pull import Puller
 
     def fold_after(status, result):
         if result is not None and result.changed:
@@ -571,10 +588,10 @@ def _puller(home: Home, config, watcher):
 
 
 def cmd_pull(args, home: Home) -> int:
-    from mailtracker.config import read_secret
-    from mailtracker.errors import PullError
-    from mailtracker.hitfiles import pull_token
-    from mailtracker.pull import Puller
+    from mailtracker.core.contract import pull_token
+    from mailtracker.core.errors import PullError
+    from mailtracker.core.secret import read_secret
+    from mailtracker.desktop.pull import Puller
 
     token = pull_token(read_secret(home.secret_path))
     if args.print_token:
@@ -591,7 +608,7 @@ def cmd_pull(args, home: Home) -> int:
 
 
 def _doctor_server(args, home: Home) -> int:
-    from mailtracker.probe import check_server
+    from mailtracker.desktop.probe import check_server
 
     config = load_config(home)
     print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
@@ -608,7 +625,7 @@ def _doctor_server(args, home: Home) -> int:
 
 
 def cmd_syncthing(args, home: Home) -> int:
-    from mailtracker import syncthing
+    from mailtracker.desktop import syncthing
 
     if args.syncthing_action == "settings":
         desktop_path = args.desktop_path or _desktop_hits_dir(home, "<your desktop hits folder>")

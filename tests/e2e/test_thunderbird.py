@@ -8,9 +8,9 @@ from html.parser import HTMLParser
 import pytest
 import requests
 
-from mailtracker.config import read_secret
-from mailtracker.fold import fold, load_state
-from mailtracker.tokens import verify_token
+from mailtracker.core.secret import read_secret
+from mailtracker.core.tokens import verify_token
+from mailtracker.desktop.fold import fold, load_state
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ unpadded base64url. The desktop's side is ``pull.py``; this module stays free of
 HTTP client libraries so the pixel server's workers stay small.
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -19,22 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-HITS_ROUTE = "/hits/"
-# Only hits files straight in the hits folder: no slash can match, so no path
-# leaves the folder, and dot files (locks, sync tools' temp files) never match.
-HITS_NAME_RE = re.compile(r"hits-[A-Za-z0-9][A-Za-z0-9_.-]*\.csv")
-_TOKEN_LABEL = b"mailtracker-pull-token-v1"
+from mailtracker.core.contract import HITS_NAME_RE, HITS_ROUTE
+
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
-CHUNK_BYTES = 256 << 10
 
-
-def pull_token(secret: bytes) -> str:
-    """The bearer token both sides derive from the shared secret."""
-    digest = hmac.new(secret, _TOKEN_LABEL, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-# --- the server's side: pure request -> response, streamed by server.py ---
 
 @dataclass
 class HitsResponse:
@@ -148,3 +135,4 @@ def _file(path: Path, range_header: Optional[bytes]) -> HitsResponse:
         headers.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
     headers.append((b"content-length", str(end - start).encode()))
     return HitsResponse(206 if span is not None else 200, headers, fd=fd, start=start, length=end - start)
+

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mailtracker.client import session as shared_session
-from mailtracker.errors import SyncthingError
-from mailtracker.install import Check
+from mailtracker.core.errors import SyncthingError
+from mailtracker.desktop.client import session as shared_session
+from mailtracker.desktop.install import Check
 
 FOLDER_ID = "mailtracker-hits"
 FOLDER_LABEL = "mailtracker hits"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from mailtracker.logs import parse_timestamp
-from mailtracker.marks import Marks
-from mailtracker.register import display_name
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.register import display_name
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 import requests
 from filelock import FileLock, Timeout
 
-from mailtracker.client import session as shared_session
-from mailtracker.errors import LockTimeoutError, MailtrackerError, PullAuthError, PullError
-from mailtracker.hitfiles import CHUNK_BYTES, HITS_NAME_RE, HITS_ROUTE
-from mailtracker.logs import utc_timestamp
+from mailtracker.core.contract import CHUNK_BYTES, HITS_NAME_RE, HITS_ROUTE
+from mailtracker.core.errors import LockTimeoutError, MailtrackerError, PullAuthError, PullError
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.client import session as shared_session
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import platformdirs
 
-from mailtracker.install import platform_key
+from mailtracker.desktop.install import platform_key
 
 ENTRY_NAME = "mailtracker"
 LAUNCH_AGENT_LABEL = "org.mailtracker.tray"

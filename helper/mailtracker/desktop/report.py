@@ -15,11 +15,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mailtracker.classify import PERSON_LABELS
-from mailtracker.config import Home, write_file_atomically
-from mailtracker.fold import FoldState, load_state
-from mailtracker.logs import parse_timestamp
-from mailtracker.register import display_name
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.paths import Home
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.desktop.classify import PERSON_LABELS
+from mailtracker.desktop.fold import FoldState, load_state
+from mailtracker.desktop.register import display_name
 
 MAX_DAYS = 60
 MIN_DAYS = 14

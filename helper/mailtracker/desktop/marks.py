@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Mapping
 
-from mailtracker.config import Home, write_file_atomically
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.paths import Home
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from typing import Callable, Optional
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from mailtracker.config import Config, Home
-from mailtracker.errors import MailtrackerError
-from mailtracker.fold import FoldResult, fold
-from mailtracker.logs import HITS_GLOB
+from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.hitline import HITS_GLOB
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import Config
+from mailtracker.desktop.fold import FoldResult, fold
 
 log = logging.getLogger(__name__)
 

@@ -1,88 +1,28 @@
-"""Where mailtracker keeps its files, and the settings and secret it reads there.
-
-A home is one directory (``--home`` or ``MAILTRACKER_HOME``) or, by default, the
-platform's standard places: settings and the secret in the user config dir,
-logs and the register in the user data dir.
+"""The settings in ``config.toml``: their defaults, their checks, and creating a home.
 """
 
-import base64
-import binascii
 import json
-import os
 import re
-import secrets
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-import platformdirs
-
-from mailtracker.errors import ConfigError, NotInitialisedError, SecretError
+from mailtracker.core.errors import ConfigError, NotInitialisedError
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import create_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib
 
-APP_NAME = "mailtracker"
-ENV_HOME = "MAILTRACKER_HOME"
-SECRET_BYTES = 32
 CLIENT_ADDRESS_MODES = ("full", "truncated", "hash")
+
+
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
-
-
-@dataclass(frozen=True)
-class Home:
-    """The directories of one mailtracker installation and the files in them."""
-
-    data_dir: Path
-    config_dir: Path
-
-    @classmethod
-    def locate(cls, override: Optional[str] = None) -> "Home":
-        root = override or os.environ.get(ENV_HOME)
-        if root:
-            path = Path(root).expanduser().resolve()
-            return cls(data_dir=path, config_dir=path)
-        return cls(
-            data_dir=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
-            config_dir=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
-        )
-
-    @property
-    def config_path(self) -> Path:
-        return self.config_dir / "config.toml"
-
-    @property
-    def secret_path(self) -> Path:
-        return self.config_dir / "secret"
-
-    @property
-    def tags_path(self) -> Path:
-        return self.data_dir / "tags.csv"
-
-    @property
-    def self_fetches_path(self) -> Path:
-        return self.data_dir / "self-fetches.csv"
-
-    @property
-    def apple_ranges_path(self) -> Path:
-        return self.state_dir / "apple-egress-ranges.txt"
-
-    @property
-    def register_path(self) -> Path:
-        return self.data_dir / "register.csv"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.data_dir / "state"
-
-    def hits_dir(self, config: "Config") -> Path:
-        if config.hits_dir:
-            return Path(config.hits_dir).expanduser()
-        return self.data_dir / "hits"
 
 
 @dataclass(frozen=True)
@@ -100,7 +40,7 @@ class Config:
     pull_interval_s: float = 30.0
 
     def rules(self):
-        from mailtracker.classify import Rules
+        from mailtracker.desktop.classify import Rules
 
         return Rules(delivery_window_s=self.delivery_window_s, repeat_window_s=self.repeat_window_s)
 
@@ -242,53 +182,6 @@ def _toml_urls(urls: tuple) -> str:
     return json.dumps(urls[0] if len(urls) == 1 else "" if not urls else list(urls))
 
 
-def create_secret(home: Home, force: bool = False) -> bool:
-    """Write a new random secret unless one exists; True when one was written."""
-    if home.secret_path.exists() and not force:
-        return False
-    text = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
-    write_file_atomically(home.secret_path, (text + "\n").encode("ascii"), mode=0o600, replace_existing=force)
-    return True
-
-
-def read_secret(path: Path) -> bytes:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise SecretError(
-            f"no secret at {path}; run 'mailtracker init' (desktop) or copy the desktop's "
-            "secret file to the server"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretError(f"cannot read the secret at {path}: {exc}") from None
-    try:
-        secret = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, ValueError):
-        raise SecretError(f"the secret at {path} is not base64 text as 'mailtracker init' writes it") from None
-    if len(secret) < 16:
-        raise SecretError(f"the secret at {path} is too short ({len(secret)} bytes, need 16 or more)")
-    return secret
-
-
-def write_file_atomically(path: Path, data: bytes, mode: int, replace_existing: bool) -> None:
-    """Write a whole file atomically, created with ``mode`` (never briefly wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not replace_existing and path.exists():
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def init_home(
     home: Home,
     server_url: Optional[str] = None,
@@ -324,3 +217,4 @@ def init_home(
         "created_config": created_config,
         "new_secret": new_secret,
     }
+

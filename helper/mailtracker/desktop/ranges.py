@@ -4,9 +4,10 @@ downloaded from here, so the user gives the file)."""
 
 from pathlib import Path
 
-from mailtracker.classify import parse_ranges_csv
-from mailtracker.config import Home, write_file_atomically
-from mailtracker.errors import ConfigError
+from mailtracker.core.errors import ConfigError
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.paths import Home
+from mailtracker.desktop.classify import parse_ranges_csv
 
 
 def load_apple_ranges(home: Home, source: Path) -> int:

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from mailtracker.errors import RegisterLockedError
-from mailtracker.logs import BOM, format_row, neutralise, restore
+from mailtracker.core.csvcodec import BOM, format_row, neutralise, restore
+from mailtracker.core.errors import RegisterLockedError
 
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",

@@ -1,12 +1,21 @@
-"""Minting tracking tags: a new token, its row in tags.csv, its pixel URL and HTML."""
+"""Minting tracking tags: a new token, its row in tags.csv, its pixel URL and HTML.
+"""
 
 import html
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from mailtracker.config import Config, Home, read_secret
-from mailtracker.logs import SELF_FETCH_COLUMNS, TAG_COLUMNS, append_rows, neutralise, utc_timestamp
-from mailtracker.tokens import mint_token, short_id
+from mailtracker.core.csvcodec import neutralise
+from mailtracker.core.files import append_rows
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import Config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token, short_id
+
+TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
+# Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
+SELF_FETCH_COLUMNS = ("tag", "time", "reason")
 
 
 @dataclass(frozen=True)
@@ -65,3 +74,5 @@ def record_self_fetch(home: Home, tag_id: str, reason: str, when: str = "") -> N
     """Note a moment the sender's own Thunderbird may fetch this tag's pixel."""
     append_rows(home.self_fetches_path, SELF_FETCH_COLUMNS,
                 [[tag_id, when or utc_timestamp(), neutralise(reason)]])
+
+

@@ -18,15 +18,16 @@ from urllib.parse import urlsplit
 import requests
 
 from mailtracker import __version__
-from mailtracker.client import session as shared_session
-from mailtracker.config import Config, Home, read_secret
-from mailtracker.errors import MailtrackerError
-from mailtracker.install import Check
-from mailtracker.logs import HITS_GLOB
-from mailtracker.hitfiles import pull_token
-from mailtracker.pull import Puller, describe_request_error
-from mailtracker.server import GIF
-from mailtracker.tokens import probe_token
+from mailtracker.core.contract import GIF, pull_token
+from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.hitline import HITS_GLOB
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import Config
+from mailtracker.core.tokens import probe_token
+from mailtracker.desktop.client import session as shared_session
+from mailtracker.desktop.install import Check
+from mailtracker.desktop.pull import Puller, describe_request_error
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,12 @@ class SecretError(MailtrackerError):
     code = 12
 
 
+class MissingExtraError(MailtrackerError):
+    """A command needs a library of an install extra ('server' or 'desktop') that is not installed."""
+
+    code = 13
+
+
 class TokenError(MailtrackerError):
     """A token is malformed or its MAC does not verify."""
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from mailtracker.config import Home, load_config, read_secret
-from mailtracker.errors import MailtrackerError
-from mailtracker.host import EXTENSION_ID, HOST_NAME, PROTOCOL_VERSION
+from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config
+from mailtracker.desktop.host import EXTENSION_ID, HOST_NAME, PROTOCOL_VERSION
 
 # Where Thunderbird reads native messaging host manifests, per platform and scope.
 # Thunderbird on Linux reads ~/.mozilla (not ~/.thunderbird); on Windows the

@@ -6,8 +6,8 @@ bearer token, see ``pull``) and deletes its own hits files once they are older
 than a retention period.
 
 ``create_app`` builds the ASGI application from settings and the secret;
-``run_server`` runs it under granian, a production HTTP server (the HTTP
-parsing, limits and keep-alive are granian's, not ours).
+``mailtracker.server.run`` runs it under granian, a production HTTP server (the
+HTTP parsing, limits and keep-alive are granian's, not ours).
 """
 
 import asyncio
@@ -20,28 +20,37 @@ import logging
 import os
 import re
 import secrets
-import socket
-from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional
 
-from mailtracker.config import read_secret
-from mailtracker.errors import ServerError
-from mailtracker.logs import HitLog, csv_field, neutralise, utc_timestamp
-from mailtracker.hitfiles import CHUNK_BYTES, HITS_ROUTE, answer_hits_request, pull_token
-from mailtracker.tokens import TokenVerifier
+from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
+from mailtracker.core.csvcodec import csv_field, neutralise
+from mailtracker.core.errors import ServerError
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import TokenVerifier
+from mailtracker.server.hitfiles import answer_hits_request
+from mailtracker.server.hitlog import HitLog
+from mailtracker.server.retention import prune_old_hits
 
 log = logging.getLogger(__name__)
 
-GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"
-       b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-ENV_SETTINGS = "MAILTRACKER_SERVE_SETTINGS"
+
+
 PRUNE_EVERY_S = 3600.0
+
+
 MAX_TEXT = 512
+
+
 _SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 _GIF_HEADERS = [
     (b"content-type", b"image/gif"),
     (b"content-length", str(len(GIF)).encode()),
@@ -274,34 +283,6 @@ def _read_at(fd: int, size: int, position: int) -> bytes:
     return os.read(fd, size)
 
 
-def prune_old_hits(hits_dir: Path, server_id: str, keep_days: int, today: date) -> List[str]:
-    """Delete this server's hits files dated more than ``keep_days`` days before ``today``.
-
-    Only files named for this server id (or one of its worker slots) are
-    touched; today's file and the ``keep_days`` before it are always kept.
-    """
-    if keep_days < 1:
-        return []
-    own = re.compile(rf"hits-{re.escape(server_id)}(?:\.w\d+)?-(\d{{4}}-\d\d-\d\d)\.csv")
-    oldest_kept = today - timedelta(days=keep_days)
-    pruned = []
-    for name in sorted(os.listdir(hits_dir)):
-        match = own.fullmatch(name)
-        if not match:
-            continue
-        try:
-            day = date.fromisoformat(match.group(1))
-        except ValueError:
-            continue
-        if day < oldest_kept:
-            try:
-                os.unlink(hits_dir / name)
-            except FileNotFoundError:
-                continue
-            pruned.append(name)
-    return pruned
-
-
 async def _respond(send, status: int, content_type: bytes, body: bytes, extra=()):
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store"), *extra]
@@ -326,61 +307,3 @@ def create_app(settings: ServerSettings, secret: bytes) -> PixelApp:
     settings.validated()
     return PixelApp(settings, secret, open_hit_log(settings))
 
-
-def app_from_environment() -> PixelApp:
-    """The factory granian calls in each worker process."""
-    settings = ServerSettings(**json.loads(os.environ[ENV_SETTINGS]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return create_app(settings, read_secret(Path(settings.secret_file)))
-
-
-def check_can_serve(settings: ServerSettings) -> None:
-    """Fail before starting workers, with a plain reason, if they could not run."""
-    settings.validated()
-    read_secret(Path(settings.secret_file))
-    hits_dir = Path(settings.hits_dir)
-    try:
-        hits_dir.mkdir(parents=True, exist_ok=True)
-        probe = hits_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ServerError(f"cannot write hits to {hits_dir}: {exc.strerror or exc}") from None
-    open_hit_log(settings).close()
-
-
-def pick_port(settings: ServerSettings) -> ServerSettings:
-    """Port 0 means any free port; choose it here so it can be announced."""
-    if settings.port:
-        return settings
-    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
-        probe.bind((settings.host, 0))
-        return replace(settings, port=probe.getsockname()[1])
-
-
-def run_server(settings: ServerSettings) -> None:
-    """Run the pixel server in the foreground until interrupted."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-
-    check_can_serve(settings)
-    if settings.serve_hits:
-        log.info("serving the hits files at %s to holders of the pull token", HITS_ROUTE)
-    if settings.retention_days:
-        log.info("deleting this server's hits files older than %d days", settings.retention_days)
-    os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
-    server = Granian(
-        "mailtracker.server:app_from_environment",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        http=HTTPModes.http1,
-        # Slow senders are cut off after 10 s; oversized headers get granian's 431.
-        http1_settings=HTTP1Settings(header_read_timeout=10_000),
-        log_access=False,
-        respawn_failed_workers=True,
-    )
-    server.serve()

@@ -13,11 +13,12 @@ import sys
 from typing import BinaryIO, Callable, Dict, Optional
 
 from mailtracker import __version__
-from mailtracker.config import Home, load_config
-from mailtracker.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
-from mailtracker.marks import tracking_paused
-from mailtracker.tags import mint_tag, record_self_fetch, update_tag
-from mailtracker.tokens import TOKEN_LENGTH, short_id
+from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import load_config
+from mailtracker.core.tokens import TOKEN_LENGTH, short_id
+from mailtracker.desktop.marks import tracking_paused
+from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,8 @@ class Host:
         return {}
 
     def status(self, request: dict) -> dict:
-        from mailtracker.classify import explain
-        from mailtracker.fold import FIRST, HITS, LAST, MACHINE, OPENS, SELF, new_entry
+        from mailtracker.desktop.classify import explain
+        from mailtracker.desktop.fold import FIRST, HITS, LAST, MACHINE, OPENS, SELF, new_entry
 
         state = fold_quietly(self.home)
         try:
@@ -213,7 +214,7 @@ def fold_quietly(home: Home):
     """Bring the counts up to date before answering; a locked register is no error here."""
     # Imported here: Thunderbird starts a helper per message, and a mint, the one
     # request on the send path, needs none of the fold.
-    from mailtracker.fold import fold, load_state
+    from mailtracker.desktop.fold import fold, load_state
 
     fold(home)
     return load_state(home)

@@ -19,19 +19,29 @@ from typing import Dict, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
-from mailtracker.classify import (
-    SELF_AFTER_S, SELF_BEFORE_S, AddressRanges, Context, Rules, Verdict, decide, judge_agent,
+from mailtracker.core.csvcodec import restore, strip_bom
+from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.hitline import HITS_GLOB
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import Config, load_config
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, TOKEN_LENGTH, short_id
+from mailtracker.desktop.classify import (
+    SELF_AFTER_S,
+    SELF_BEFORE_S,
+    AddressRanges,
+    Context,
+    Rules,
+    Verdict,
+    decide,
+    judge_agent,
     load_ranges,
 )
-from mailtracker.config import Config, Home, load_config, write_file_atomically
-from mailtracker.errors import LockTimeoutError, RegisterLockedError
-from mailtracker.logs import (
-    HITS_GLOB, TAG_COLUMNS, Cursor, parse_timestamp, read_new_lines, restore, strip_bom,
-    utc_timestamp,
-)
-from mailtracker.register import write_register
-from mailtracker.timeline import TimelineStore, read_timeline
-from mailtracker.tokens import PROBE_TAG_PREFIX, TOKEN_LENGTH, short_id
+from mailtracker.desktop.register import write_register
+from mailtracker.desktop.tags import TAG_COLUMNS
+from mailtracker.desktop.tail import Cursor, read_new_lines
+from mailtracker.desktop.timeline import TimelineStore, read_timeline
 
 log = logging.getLogger(__name__)
 
