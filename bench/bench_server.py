@@ -41,7 +41,8 @@ from mailtracker.core.csvcodec import header_line
 from mailtracker.core.hitline import HIT_COLUMNS
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
-from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import Register
 
 HOST = "127.0.0.1"
 # Apple Mail's user agent: it holds a comma, so every logged line takes the
@@ -467,8 +468,9 @@ def check_hits(hits_dir: Path, token: str, home: Home) -> LogCheck:
     config = replace(load_config(home), hits_dir=str(hits_dir))
     state_home = Home(data_dir=hits_dir.parent / "fold-home", config_dir=home.config_dir)
     fold(state_home, config=config)
-    counts = load_state(state_home).counts.get(token)
-    check.folded = counts[0] if counts else 0
+    with Register.load(state_home) as register:
+        row = register.get(token)
+    check.folded = row["hits"] if row else 0
     return check
 
 

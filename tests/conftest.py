@@ -138,3 +138,28 @@ def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
 
 # The real desktop (Xvfb with trayer, dunst on a session bus), started once per session.
 from tests.display import notification_service, x_display  # noqa: E402,F401
+
+
+def rows_of(home: Home) -> list:
+    """Every register row, as the read model has them."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.rows()
+
+
+def row_of(home: Home, tag_id: str) -> dict:
+    """One tag's register row from the read model; a zero row for a tag it does not know."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.get(tag_id) or {"opens": 0, "hits": 0, "self_hits": 0, "machine_hits": 0,
+                                         "first_open": "", "last_open": ""}
+
+
+def timeline_of(home: Home, tag_id: str) -> list:
+    """One tag's latest hits from the read model: (time, label, counted, reason, client)."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.timeline(tag_id)

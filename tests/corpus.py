@@ -12,7 +12,8 @@ from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.classify import LABELS, explain
-from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -57,8 +58,8 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
                 row["method"], row["client"], neutralise(row["user_agent"]), "",
             ]).encode("utf-8"))
     fold(home)
-    state = load_state(home)
-    timelines = {tag_id: state.timeline(tag_id) for tag_id in tags.values()}
+    with Register.load(home) as register:
+        timelines = {tag_id: register.timeline(tag_id) for tag_id in tags.values()}
     results = []
     for row in rows:
         stamp, label, counted, reason, client = timelines[tags[row["email"]]].pop(0)

@@ -14,6 +14,7 @@ import requests
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config, save_config
 from mailtracker.core.tokens import verify_token
+from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
 from tests.conftest import PixelServer, run_cli
 
@@ -86,6 +87,7 @@ def test_mint_sent_status_round_trip_with_a_real_open(host, home):
         requests.get(server.url(minted["id"]), headers={"User-Agent": "Outlook-iOS/2.0"})
     finally:
         server.stop()
+    fold(home)  # what the daemon does; the host only reads what it folded
     status = host.call("status", message_id="<abc.123@example.org>")["data"]
     assert status["tracked"] and status["opens"] == 1 and status["status"] == "sent"
     assert [event["label"] for event in status["timeline"]] == ["open"]

@@ -10,11 +10,11 @@ import pytest
 
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.fold import fold
 from mailtracker.desktop.marks import Marks, marks_path
 from mailtracker.desktop.notifications import Delivery, Notice, NotificationUnavailable, Notifier
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import wait_for
+from tests.conftest import rows_of, wait_for
 from tests.display import started_within
 from tests.test_fold import OUTLOOK, write_hits
 
@@ -31,7 +31,7 @@ def mail(home):
     def rows_after(*lines):
         write_hits(hits, lines, agent=OUTLOOK)
         fold(home)
-        return load_state(home).register_rows()
+        return rows_of(home)
 
     return tags, rows_after
 
@@ -58,7 +58,7 @@ def test_a_person_open_notifies_once_and_a_refold_does_not(mail, home):
     notice = notifier.take(1.0)
     assert notice.title == "Ann opened “About Ann”" and notice.body.startswith("First open at ")
     fold(home, rebuild=True)
-    notifier.observe(load_state(home).register_rows(), 2.0)
+    notifier.observe(rows_of(home), 2.0)
     assert notifier.take(GAP + 2.0) is None
 
 
@@ -153,7 +153,7 @@ def test_the_daemon_notifies_a_person_open_once(home, notification_service, tmp_
             write_hits(hits, [(2, tag.id, "GET", utc_timestamp())], agent=OUTLOOK)
             started_within(proc, lambda: notification_service.shown() > before, 10, "a notification")
             write_hits(hits, [(3, tag.id, "HEAD", utc_timestamp())], agent=OUTLOOK)
-            started_within(proc, lambda: load_state(home).register_rows()[0]["machine_hits"] == 2, 10,
+            started_within(proc, lambda: rows_of(home)[0]["machine_hits"] == 2, 10,
                            "the second HEAD folded")
         finally:
             os.kill(proc.pid, signal.SIGTERM)

@@ -10,11 +10,11 @@ from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
-from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.fold import fold
 from mailtracker.desktop.probe import check_server
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import PixelServer, run_cli
+from tests.conftest import PixelServer, rows_of, run_cli
 
 
 def _lines(proc):
@@ -44,7 +44,8 @@ def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel
     result = fold(home)
     assert result.new_hits == 0 and result.unknown_tag_hits == 0
     assert [row["id"] for row in read_register(home.register_path)] == [tag.id]
-    assert not any(key.startswith(PROBE_TAG_PREFIX) for key in load_state(home).counts)
+    assert not any(row["id"].startswith(PROBE_TAG_PREFIX) for row in rows_of(home))
+    assert not any(PROBE_TAG_PREFIX in line for line in home.register_path.read_text().splitlines()[1:])
 
 
 def test_doctor_server_checks_the_http_pull(home, tmp_path):

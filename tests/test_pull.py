@@ -22,13 +22,13 @@ from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.client import Session
-from mailtracker.desktop.fold import fold, load_state
+from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller, PullStatus, retry_delay
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.server.hitfiles import parse_range
 from mailtracker.server.hitlog import HitLog
-from tests.conftest import PixelServer, run_cli, wait_for
+from tests.conftest import PixelServer, row_of, run_cli, wait_for
 from tests.tcp_proxy import TcpProxy
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -414,4 +414,4 @@ def test_watch_pulls_and_folds_by_itself(server, desktop):
         watch.send_signal(signal.SIGTERM)
         _, err = watch.communicate(timeout=30)
     assert watch.returncode == 0, err
-    assert load_state(desktop).counts[tag.id]
+    assert row_of(desktop, tag.id)["hits"]

@@ -127,12 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=cmd_rebuild)
 
     cmd = commands.add_parser("list", help="show tags with their opens (the old -dump)",
-                              description="Fold, then show every tag with short id, opens and last open.")
+                              description="Show every tag with short id, opens and last open, as the last fold "
+                              "counted them (a running tray or watch keeps that current).")
     cmd.add_argument("--json", action="store_true", help="print the register rows as JSON")
     cmd.set_defaults(run=cmd_list)
 
     cmd = commands.add_parser("show", help="one tag's hits with labels and reasons",
-                              description="Fold, then show one tag (by short id, id or Message-ID): "
+                              description="Show one tag (by short id, id or Message-ID): "
                               "its opens, and each recent hit with its label, client and reason.")
     cmd.add_argument("tag", help="short id (7 characters), full id, or Message-ID")
     cmd.set_defaults(run=cmd_show)
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=cmd_tray)
 
     cmd = commands.add_parser("report", help="write the HTML report (timelines, opens per day)",
-                              description="Fold, then write a self-contained HTML report: an open "
+                              description="Write a self-contained HTML report of the last fold's counts: an open "
                               "timeline per email, opens per day, and a table with labels.")
     cmd.add_argument("--output", metavar="FILE", help="where to write it (default <home>/report.html)")
     cmd.add_argument("--open", action="store_true", help="open it in the web browser")
@@ -319,15 +320,18 @@ def cmd_rebuild(args, home: Home) -> int:
 
 
 def cmd_watch(args, home: Home) -> int:
-    from mailtracker.desktop.watcher import Watcher
+    from mailtracker.desktop.daemon import Daemon
 
     config = load_config(home)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Watcher(home, config) as watcher, _puller(home, config, watcher) as puller:
+    with Daemon(home, config) as daemon:
+        if not daemon.leading.is_set():
+            print("Another mailtracker process (the tray, another 'watch', or Thunderbird's helper) "
+                  "keeps the counts current; this one takes over when it stops.", flush=True)
         print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
               "Ctrl-C stops.", flush=True)
-        if puller is not None:
+        if config.pull_urls:
             print(f"Pulling hits from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s "
                   "('mailtracker pull' pulls now).", flush=True)
         try:
@@ -338,13 +342,22 @@ def cmd_watch(args, home: Home) -> int:
     return 0
 
 
-def cmd_list(args, home: Home) -> int:
-    from mailtracker.desktop.fold import fold, load_state
+def _read_register(home: Home):
+    """The read model, with a word on stderr when nobody keeps it current."""
+    from mailtracker.desktop.daemon import daemon_running
+    from mailtracker.desktop.register import Register
 
-    result = fold(home)
-    if result.register_error:
-        print(f"mailtracker: {result.register_error}", file=sys.stderr)
-    rows = load_state(home).register_rows()
+    load_config(home)  # an uninitialised home says so, rather than showing nothing
+    if not daemon_running(home):
+        print("mailtracker: no daemon is folding ('mailtracker tray', 'watch', or Thunderbird's "
+              "helper): these are the counts of the last fold; 'mailtracker fold' updates them",
+              file=sys.stderr)
+    return Register.load(home)
+
+
+def cmd_list(args, home: Home) -> int:
+    with _read_register(home) as register:
+        rows = register.rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -389,22 +402,16 @@ def describe_time(stamp: str, now: datetime) -> str:
 def cmd_show(args, home: Home) -> int:
     from mailtracker.core.errors import UnknownTagError
     from mailtracker.desktop.classify import explain
-    from mailtracker.desktop.fold import fold, load_state
 
-    fold(home)
-    state = load_state(home)
-    wanted = args.tag.strip().strip("<>")
-    matches = [tag_id for tag_id, tag in state.tags.items()
-               if tag_id == wanted or tag_id.startswith(wanted) and len(wanted) >= 7
-               or tag.get("message_id") == wanted]
-    if len(matches) != 1:
-        raise UnknownTagError(f"no single tag matches {args.tag!r}" if not matches
-                              else f"{args.tag!r} matches {len(matches)} tags; give more characters")
-    row = next(r for r in state.register_rows() if r["id"] == matches[0])
+    with _read_register(home) as register:
+        row = register.find(args.tag)
+        if row is None:
+            raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
+        timeline = register.timeline(row["id"])
     print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
-    for stamp, label, counted, reason, client in state.timeline(matches[0]):
+    for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
         print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
     return 0
@@ -478,18 +485,15 @@ def cmd_tray(args, home: Home) -> int:
     tray = Tray(home, config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: tray.request_stop())
-    return tray.run(alongside=lambda: _puller(home, config, tray.watcher))
+    return tray.run()
 
 
 def cmd_report(args, home: Home) -> int:
     import webbrowser
 
-    from mailtracker.desktop.fold import fold
     from mailtracker.desktop.report import write_report
 
-    result = fold(home)
-    if result.register_error:
-        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+    _read_register(home).close()  # only for its word when no daemon keeps the counts current
     path = write_report(home, Path(args.output).resolve() if args.output else None)
     print(f"Wrote the report {path}")
     if args.open:
@@ -516,8 +520,9 @@ def cmd_uninstall_autostart(args, home: Home) -> int:
 
 
 def cmd_demo(args, home: Home) -> int:
+    from mailtracker.desktop.daemon import Daemon
+    from mailtracker.desktop.register import Register
     from mailtracker.desktop.tags import mint_tag
-    from mailtracker.desktop.watcher import Watcher
 
     init_home(home, server_url=f"http://127.0.0.1:{args.port}")
     config = load_config(home)
@@ -527,17 +532,20 @@ def cmd_demo(args, home: Home) -> int:
         _wait_healthy(f"http://127.0.0.1:{args.port}/healthz", server)
         tag = mint_tag(home, config, name="Demo recipient", subject="mailtracker demo")
 
+        shown = [0]
+
         def report(result):
-            if result.new_opens:
-                state = __import__("mailtracker.desktop.fold", fromlist=["load_state"]).load_state(home)
-                row = next(r for r in state.register_rows() if r["id"] == tag.id)
+            with Register.load(home) as register:
+                row = register.get(tag.id)
+            if row is not None and row["opens"] > shown[0]:
+                shown[0] = row["opens"]
                 print(f"Opened: tag {tag.short_id} opens={row['opens']} last_open={row['last_open']}",
                       flush=True)
 
-        with Watcher(home, config, on_fold=report):
+        with Daemon(home, config, on_change=report):
             print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n\n"
                   f"Trigger an open:  curl -s -o /dev/null {tag.url}\n"
-                  f"See the counts:   mailtracker --home {home.data_dir} list\n"
+                  f"See the counts:   {_own_command()} --home {home.data_dir} list\n"
                   f"The register:     {home.register_path}\n\nCtrl-C stops.", flush=True)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -550,6 +558,16 @@ def cmd_demo(args, home: Home) -> int:
         server.terminate()
         server.wait(timeout=15)
     return 0
+
+
+def _own_command() -> str:
+    """How to run this mailtracker again: its console script, which may not be on PATH (a venv)."""
+    import shutil
+
+    script = Path(sys.executable).parent / ("mailtracker.exe" if os.name == "nt" else "mailtracker")
+    if shutil.which("mailtracker") == str(script) or not script.exists():
+        return "mailtracker"
+    return str(script)
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
@@ -567,24 +585,6 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -
         except requests.RequestException:
             time.sleep(0.1)
     raise MailtrackerError(f"the pixel server did not answer {url} within {timeout_s:.0f} s")
-
-
-def _puller(home: Home, config, watcher):
-    """The Puller 'watch' runs when config.toml names a pull_url, else nothing."""
-    import contextlib
-
-    if not config.pull_urls:
-        return contextlib.nullcontext()
-    from mailtracker.core.contract import pull_token
-    from mailtracker.core.secret import read_secret
-    from mailtracker.desktop.pull import Puller
-
-    def fold_after(status, result):
-        if result is not None and result.changed:
-            watcher.fold_now()
-
-    return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
-                  interval_s=config.pull_interval_s, on_pull=fold_after)
 
 
 def cmd_pull(args, home: Home) -> int:

@@ -53,6 +53,11 @@ def verify_token(secret: bytes, token: str) -> bool:
     return TokenVerifier(secret)(token)
 
 
+def is_token_shaped(text: str) -> bool:
+    """Whether ``text`` has a token's length and alphabet (says nothing of its MAC)."""
+    return len(text) == TOKEN_LENGTH and _ALPHABET.issuperset(text)
+
+
 def short_id(token: str) -> str:
     """The 7-character display form of a tag id (the seed script's short form)."""
     return token[:SHORT_ID_LENGTH]

@@ -8,7 +8,10 @@ Labels:
   HEAD requests, fetches within seconds of the send.
 - ``self``: the sender's own Thunderbird.
 
-Pure functions and small records only; the fold calls ``classify`` per hit.
+This module owns all of "what counts": the per-hit rules (``decide``), the
+context a tag's send and display moments give them, and the repeat rule (the
+same client again within a minute is one open). The fold hands every new hit
+to one ``Judge`` and only adds up what it says.
 """
 
 import bisect
@@ -16,7 +19,10 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from mailtracker.core.hitline import HitFields, user_agent_of
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 
 PERSON_LABELS = ("open", "proxy")
 LABELS = ("open", "proxy", "prefetch", "self")
@@ -36,6 +42,8 @@ SCANNER_AGENTS = (
 )
 SELF_BEFORE_S = 5.0
 SELF_AFTER_S = 120.0
+# How many clients per tag the repeat rule remembers (the least recently seen is forgotten).
+RECENT_CLIENTS = 16
 
 
 @dataclass(frozen=True)
@@ -212,3 +220,80 @@ def describe_client(agent: str) -> str:
         client = agent.split("/", 1)[0][:40] or "unknown client"
     where = " ".join(part for part in (device, system) if part and part != "Other")
     return f"{client} on {where}" if where else client
+
+
+class Judgement(NamedTuple):
+    """What the judge says of one hit: its label, the code of the reason, whether it
+    counts as a new open, and the reader's client as people name it."""
+
+    label: str
+    reason: str
+    counted: bool
+    client: str
+
+
+class Judge:
+    """Labels the hits of one fold pass with the rules and Apple ranges in force.
+
+    ``moments`` maps a tag to its ``[epoch seconds, reason]`` moments (the send,
+    Thunderbird showing the mail); ``recent`` (per tag, owned by the caller and
+    kept between passes) maps a client to the time of its last counted open.
+    """
+
+    def __init__(self, rules: Rules, apple: Optional[AddressRanges], moments: Dict[str, List[list]]):
+        self.rules = rules
+        self.apple = apple
+        self.moments = moments
+        self.fingerprint = f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
+        self._verdicts: Dict[bytes, Verdict] = {}
+        self._spans: Dict[str, Optional[tuple]] = {}
+
+    def forget_context(self, tag: str) -> None:
+        """A tag's moments changed (a send or a display was recorded)."""
+        self._spans.pop(tag, None)
+
+    def _span(self, tag: str) -> Optional[tuple]:
+        """The tag's context, and the span of hit times (as timestamp strings) in which
+        it can change a label: outside it, the user agent alone decides."""
+        moments = self.moments.get(tag)
+        if not moments:
+            return None
+        sends = [moment for moment, reason in moments if reason == "send"]
+        context = Context(sent_at=min(sends) if sends else None,
+                          self_moments=[moment for moment, _ in moments])
+        ends = [moment + SELF_AFTER_S for moment, _ in moments]
+        if context.sent_at is not None:
+            ends.append(context.sent_at + self.rules.delivery_window_s)
+        start = min(moment for moment, _ in moments) - SELF_BEFORE_S
+        return context, utc_timestamp(start), utc_timestamp(max(ends) + 1)
+
+    def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
+        """Label one new hit; raises ValueError for a time that is not a timestamp."""
+        verdict = self._verdicts.get(hit.rest)
+        if verdict is None:
+            verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
+        span = self._spans.get(hit.tag, False)
+        if span is False:
+            span = self._spans[hit.tag] = self._span(hit.tag)
+        stamp = hit.time
+        context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
+        when = parse_timestamp(stamp) if context is not None else 0.0
+        if hit.method == b"GET" and verdict.kind == "candidate" and context is None:
+            label, reason = verdict.label, verdict.code  # decide()'s answer, without the call
+        else:
+            label, reason = decide(hit.method.decode("ascii", "replace"), verdict, hit.client, when,
+                                   context, self.rules, self.apple)
+        if label not in PERSON_LABELS:
+            return Judgement(label, reason, False, verdict.client)
+        if context is None:
+            when = parse_timestamp(stamp)
+        key = f"{hit.client} {verdict.client}"
+        last = recent.pop(key, None)
+        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+            recent[key] = last
+            return Judgement(label, f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+        # Re-inserted at the end: the first key is the least recently seen.
+        recent[key] = when
+        if len(recent) > RECENT_CLIENTS:
+            del recent[next(iter(recent))]
+        return Judgement(label, reason, True, verdict.client)

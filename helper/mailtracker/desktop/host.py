@@ -10,15 +10,19 @@ import json
 import logging
 import struct
 import sys
+import threading
+import time
 from typing import BinaryIO, Callable, Dict, Optional
 
 from mailtracker import __version__
 from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
-from mailtracker.core.tokens import TOKEN_LENGTH, short_id
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import is_token_shaped, short_id
 from mailtracker.desktop.marks import tracking_paused
-from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import find_tag, mint_tag, record_self_fetch, update_tag
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,10 @@ EXTENSION_ID = "mailtracker@mailtracker.invalid"
 # Thunderbird never sends big requests; a bigger frame is a bug or an attack.
 MAX_REQUEST_BYTES = 1 << 20
 MAX_REPLY_BYTES = 1 << 20
+MAX_ID_LENGTH = 200
+MAX_REASON = 200
+# A display the extension reports this long ago is not believed (see _moment).
+MAX_MOMENT_AGE_S = 3600.0
 _DISCARD_LIMIT = 64 << 20
 
 
@@ -77,7 +85,12 @@ def error_reply(request_id, exc: MailtrackerError) -> dict:
 
 
 class Host:
-    """Answers requests; one instance per host process (Thunderbird starts it)."""
+    """Answers requests; one instance per host process (Thunderbird starts it).
+
+    It only reads and appends: answers come from the read model (``Register``) at
+    once, and what the extension reports (a mint, a send, a display) is appended
+    to the logs for the fold to take in. It never folds on the way.
+    """
 
     def __init__(self, home: Home):
         self.home = home
@@ -90,26 +103,20 @@ class Host:
     def handle(self, payload: bytes) -> dict:
         request_id = None
         try:
-            try:
-                request = json.loads(payload.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise ProtocolError(f"the request is not UTF-8 JSON: {exc}") from None
-            if not isinstance(request, dict):
-                raise ProtocolError("the request must be a JSON object")
+            request = parse_request(payload)
             request_id = request.get("id")
-            protocol = request.get("protocol", PROTOCOL_VERSION)
-            if protocol != PROTOCOL_VERSION:
-                raise ProtocolError(
-                    f"the extension speaks protocol {protocol!r}, this helper {PROTOCOL_VERSION}; "
-                    "update both to the same version")
-            command = self.commands.get(request.get("command"))
+            command = self.commands.get(request["command"])
             if command is None:
-                raise ProtocolError(f"unknown command {request.get('command')!r}")
+                raise ProtocolError(f"unknown command {request['command']!r}")
             return {"id": request_id, "ok": True, "data": command(request)}
         except MailtrackerError as exc:
-            return error_reply(request_id, exc)
+            return error_reply(getattr(exc, "request_id", request_id), exc)
         except OSError as exc:
-            return error_reply(request_id, MailtrackerError(f"the helper could not read or write its files: {exc}"))
+            return error_reply(request_id, MailtrackerError(
+                f"the helper could not read or write its files: {exc.strerror or exc}"))
+        except Exception as exc:  # a bug must cost one reply, never the host
+            log.exception("the helper failed on a request")
+            return error_reply(request_id, MailtrackerError(f"the helper failed unexpectedly: {exc!r}"))
 
     def ping(self, request: dict) -> dict:
         return {"version": __version__, "protocol": PROTOCOL_VERSION}
@@ -135,72 +142,138 @@ class Host:
         return tag.to_json()
 
     def sent(self, request: dict) -> dict:
-        tag_id = self._tag_id(request)
+        tag_id = self._known_tag_id(request)
         message_id = _text(request, "message_id").strip().strip("<>")
         update_tag(self.home, tag_id, message_id=message_id, status="sent")
         record_self_fetch(self.home, tag_id, "send")
         return {"tag_id": tag_id}
 
     def unsent(self, request: dict) -> dict:
-        tag_id = self._tag_id(request)
+        tag_id = self._known_tag_id(request)
         update_tag(self.home, tag_id, status="unsent")
         return {"tag_id": tag_id}
 
     def self_fetch(self, request: dict) -> dict:
+        """The sender's Thunderbird shows a tracked mail (or is about to): note the moment
+        the extension gives, so a fetch then is labelled ``self`` however late the fold runs."""
+        when = _moment(request)
         if request.get("tag_id"):
-            tag_id = self._tag_id(request)
+            tag_id = self._known_tag_id(request)
         else:
-            tag_id = self._find(fold_quietly(self.home), request)[0]
-        record_self_fetch(self.home, tag_id, _text(request, "reason") or "display")
+            message_id = _text(request, "message_id").strip().strip("<>")
+            found = self._row(request)
+            if found is not None:
+                tag_id = found["id"]
+            else:
+                # Sent a moment ago: in tags.csv, not yet in the read model.
+                tagged = find_tag(self.home, message_id=message_id) if message_id else None
+                if tagged is None:
+                    raise UnknownTagError("no tracked email with that tag id or Message-ID")
+                tag_id = tagged[0]
+        record_self_fetch(self.home, tag_id, _text(request, "reason")[:MAX_REASON] or "display", when)
         return {}
 
     def status(self, request: dict) -> dict:
         from mailtracker.desktop.classify import explain
-        from mailtracker.desktop.fold import FIRST, HITS, LAST, MACHINE, OPENS, SELF, new_entry
 
-        state = fold_quietly(self.home)
-        try:
-            tag_id, tag = self._find(state, request)
-        except UnknownTagError:
-            return {"tracked": False}
-        entry = state.counts.get(tag_id) or new_entry()
+        with Register.load(self.home) as register:
+            row = self._row(request, register)
+            timeline = register.timeline(row["id"]) if row is not None else []
+        if row is None:
+            row = self._unfolded_row(request)
+            if row is None:
+                return {"tracked": False}
         return {
-            "tracked": True, "id": tag_id, "short_id": short_id(tag_id), "status": tag.get("status", ""),
-            "opens": entry[OPENS], "first_open": entry[FIRST], "last_open": entry[LAST],
-            "hits": entry[HITS], "self_hits": entry[SELF], "machine_hits": entry[MACHINE],
+            "tracked": True, "id": row["id"], "short_id": row["short_id"], "status": row["status"],
+            "opens": row["opens"], "first_open": row["first_open"], "last_open": row["last_open"],
+            "hits": row["hits"], "self_hits": row["self_hits"], "machine_hits": row["machine_hits"],
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
-                for when, label, counted, reason, client in state.timeline(tag_id)],
+                for when, label, counted, reason, client in timeline],
         }
 
     def list(self, request: dict) -> dict:
         limit = request.get("limit", 50)
-        if not isinstance(limit, int) or limit < 1:
+        if type(limit) is not int or limit < 1:
             raise ProtocolError("limit must be a positive integer")
-        rows = fold_quietly(self.home).register_rows()
+        with Register.load(self.home) as register:
+            rows = register.rows()
         rows.sort(key=lambda row: row["created"], reverse=True)
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
                 "first_open", "last_open", "status", "message_id")
         return {"tags": [{key: row[key] for key in keys} for row in rows[:limit]]}
 
-    def _tag_id(self, request: dict) -> str:
+    def _unfolded_row(self, request: dict) -> Optional[dict]:
+        """A tag the fold has not taken in yet (sent a moment ago), from tags.csv, with no hits."""
+        message_id = _text(request, "message_id").strip().strip("<>")
+        found = find_tag(self.home, tag_id=request.get("tag_id") or "", message_id=message_id)
+        if found is None:
+            return None
+        tag_id, fields = found
+        return {"id": tag_id, "short_id": short_id(tag_id), "status": fields.get("status", ""),
+                "opens": 0, "first_open": "", "last_open": "", "hits": 0, "self_hits": 0,
+                "machine_hits": 0}
+
+    def _known_tag_id(self, request: dict) -> str:
+        """The request's tag id, checked: of the token alphabet, and minted here."""
         tag_id = _text(request, "tag_id")
-        if len(tag_id) != TOKEN_LENGTH:
+        if not is_token_shaped(tag_id):
             raise ProtocolError("tag_id must be a 32-character tag id")
+        with Register.load(self.home) as register:
+            if register.get(tag_id) is not None:
+                return tag_id
+        if find_tag(self.home, tag_id=tag_id) is None:
+            raise UnknownTagError(f"no tag {tag_id[:7]}… was minted in this home")
         return tag_id
 
-    @staticmethod
-    def _find(state, request: dict):
+    def _row(self, request: dict, register: Optional[Register] = None) -> Optional[dict]:
         tag_id = request.get("tag_id")
-        if tag_id in state.tags:
-            return tag_id, state.tags[tag_id]
+        if tag_id is not None and not (isinstance(tag_id, str) and (not tag_id or is_token_shaped(tag_id))):
+            raise ProtocolError("tag_id must be a 32-character tag id")
         message_id = _text(request, "message_id").strip().strip("<>")
-        if message_id:
-            for candidate, tag in state.tags.items():
-                if tag.get("message_id") == message_id:
-                    return candidate, tag
-        raise UnknownTagError("no tracked email with that tag id or Message-ID")
+        if register is None:
+            with Register.load(self.home) as own:
+                return self._row(request, own)
+        if tag_id:
+            row = register.get(tag_id)
+            if row is not None:
+                return row
+        return register.find(message_id) if message_id else None
+
+
+def parse_request(payload: bytes) -> dict:
+    """A request frame as a dict with a string command; ProtocolError for anything else."""
+    try:
+        request = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"the request is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("the request is nested too deeply") from None
+    if not isinstance(request, dict):
+        raise ProtocolError("the request must be a JSON object")
+    request_id = request.get("id")
+    if not (request_id is None or type(request_id) in (str, int)) or len(str(request_id)) > MAX_ID_LENGTH:
+        raise ProtocolError(f"the request id must be a string or integer of at most {MAX_ID_LENGTH} characters")
+    try:
+        # JSON may carry lone surrogates ("\ud800"); nothing could write them as UTF-8.
+        json.dumps(request, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("the request holds text that is not valid Unicode (a lone surrogate)") from None
+    protocol = request.get("protocol", PROTOCOL_VERSION)
+    if type(protocol) is not int or protocol != PROTOCOL_VERSION:
+        raise _answerable(ProtocolError(
+            f"the extension speaks protocol {protocol!r}, this helper {PROTOCOL_VERSION}; "
+            "update both to the same version"), request_id)
+    if not isinstance(request.get("command"), str):
+        raise _answerable(ProtocolError("the request needs a command (a string)"), request_id)
+    return request
+
+
+def _answerable(exc: MailtrackerError, request_id) -> MailtrackerError:
+    """An error for a request whose id is sound: the reply can name it."""
+    exc.request_id = request_id
+    return exc
 
 
 def _text(request: dict, key: str) -> str:
@@ -210,31 +283,80 @@ def _text(request: dict, key: str) -> str:
     return value
 
 
-def fold_quietly(home: Home):
-    """Bring the counts up to date before answering; a locked register is no error here."""
-    # Imported here: Thunderbird starts a helper per message, and a mint, the one
-    # request on the send path, needs none of the fold.
-    from mailtracker.desktop.fold import fold, load_state
+def _moment(request: dict) -> str:
+    """When the extension says it happened (``at``: epoch milliseconds), else now; a moment
+    far from now is a wrong clock or a forgery, and now is the safer guess."""
+    at = request.get("at")
+    now = time.time()
+    if type(at) in (int, float) and now - MAX_MOMENT_AGE_S <= at / 1000 <= now + 60:
+        return utc_timestamp(at / 1000)
+    return utc_timestamp(now)
 
-    fold(home)
-    return load_state(home)
+
+class FrameWriter:
+    """Writes frames to stdout; replies and pushed events come from two threads."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, message: dict) -> None:
+        with self._lock:
+            write_frame(self.stream, message)
+
+
+class Subscription:
+    """What ``subscribe`` starts, for a port Thunderbird keeps open: the home's daemon
+    (leading, or following another one) and a pushed ``changed`` event whenever the
+    counts changed. Ends with the port."""
+
+    def __init__(self, home: Home, write: FrameWriter):
+        from mailtracker.desktop.daemon import Daemon
+
+        self.daemon = Daemon(home, load_config(home), on_change=self._changed)
+        self._write = write
+
+    def _changed(self, result) -> None:
+        self._write({"event": "changed", "data": {}})
+
+    def start(self) -> dict:
+        self.daemon.start()
+        return {"folding": self.daemon.leading.is_set()}
+
+    def stop(self) -> None:
+        self.daemon.stop()
 
 
 def serve_stdio(home: Home, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Answer frames until the extension closes the pipe."""
     host = Host(home)
-    while True:
-        try:
-            payload = read_frame(stdin)
-        except FrameTooLarge as exc:
-            write_frame(stdout, error_reply(None, exc))
-            continue
-        except ProtocolError as exc:
-            log.error("%s", exc)
-            return exc.code
-        if payload is None:
-            return 0
-        write_frame(stdout, host.handle(payload))
+    write = FrameWriter(stdout)
+    subscription: Optional[Subscription] = None
+
+    def subscribe(request: dict) -> dict:
+        nonlocal subscription
+        if subscription is None:
+            subscription = Subscription(home, write)
+            return subscription.start()
+        return {"folding": subscription.daemon.leading.is_set()}
+
+    host.commands["subscribe"] = subscribe
+    try:
+        while True:
+            try:
+                payload = read_frame(stdin)
+            except FrameTooLarge as exc:
+                write(error_reply(None, exc))
+                continue
+            except ProtocolError as exc:
+                log.error("%s", exc)
+                return exc.code
+            if payload is None:
+                return 0
+            write(host.handle(payload))
+    finally:
+        if subscription is not None:
+            subscription.stop()
 
 
 def run_host(home: Home, argv_tail) -> int:

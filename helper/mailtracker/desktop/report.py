@@ -3,7 +3,7 @@ read a CSV, with an open timeline per email, opens per day, and a table.
 
 Charts are inline SVG written here (no plotting library, no script, nothing
 fetched): the page opens offline, from disk, in any browser. Times are shown
-in the computer's local time zone. Everything comes from the fold state, so
+in the computer's local time zone. Everything comes from the read model, so
 the numbers are the register's.
 """
 
@@ -19,7 +19,7 @@ from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
-from mailtracker.desktop.fold import FoldState, load_state
+from mailtracker.desktop.register import Register
 from mailtracker.desktop.register import display_name
 
 MAX_DAYS = 60
@@ -75,20 +75,21 @@ def report_path(home: Home) -> Path:
 
 
 def write_report(home: Home, path: Optional[Path] = None, now: Optional[float] = None) -> Path:
-    """Write the report from the current fold state (fold first for the latest)."""
+    """Write the report from the read model (as the last fold left it)."""
     path = path or report_path(home)
-    page = build_report(load_state(home), now)
+    with Register.load(home) as register:
+        page = build_report(register, now)
     write_file_atomically(path, page.encode("utf-8"), mode=0o644, replace_existing=True)
     return path
 
 
-def gather_emails(state: FoldState) -> List[Email]:
+def gather_emails(register: Register) -> List[Email]:
     """Every sent or pending tag (never the unsent), newest first."""
     emails = []
-    for row in state.register_rows():
+    for row in register.rows():
         if row.get("status") == "unsent":
             continue
-        hits = [_hit(item) for item in state.timeline(row["id"])]
+        hits = [_hit(item) for item in register.timeline(row["id"])]
         emails.append(Email(row=row, hits=hits))
     emails.sort(key=lambda email: (email.created, email.row["id"]), reverse=True)
     return emails
@@ -109,9 +110,9 @@ def opens_per_day(emails: Sequence[Email]) -> Dict[date, int]:
     return days
 
 
-def build_report(state: FoldState, now: Optional[float] = None) -> str:
+def build_report(register: Register, now: Optional[float] = None) -> str:
     now = time.time() if now is None else now
-    emails = gather_emails(state)
+    emails = gather_emails(register)
     local_now = datetime.fromtimestamp(now).astimezone()
     zone = local_now.strftime("%Z (UTC%z)")
     opened = sum(1 for email in emails if int(email.row["opens"]))

@@ -1,17 +1,25 @@
-"""Minting tracking tags: a new token, its row in tags.csv, its pixel URL and HTML.
+"""tags.csv and self-fetches.csv, the desktop's two append-only logs: minting a
+tag (a new token, its row, its pixel URL and HTML), later rows that change a tag,
+the moments the sender's own Thunderbird may fetch a pixel, and reading both logs
+back. The one owner of both formats.
 """
 
+import csv
 import html
+import io
+import logging
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mailtracker.core.csvcodec import neutralise
+from mailtracker.core.csvcodec import neutralise, restore, strip_bom
 from mailtracker.core.files import append_rows
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import Config
-from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.core.tokens import mint_token, short_id
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
+from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id
+
+log = logging.getLogger(__name__)
 
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
 # Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
@@ -76,3 +84,66 @@ def record_self_fetch(home: Home, tag_id: str, reason: str, when: str = "") -> N
                 [[tag_id, when or utc_timestamp(), neutralise(reason)]])
 
 
+
+
+def _rows(batch: List[bytes]) -> Iterator[Optional[List[str]]]:
+    """The CSV rows of a batch of complete lines; None for a row the csv module refuses."""
+    text = "\n".join(strip_bom(line).decode("utf-8", "replace") for line in batch)
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            log.warning("skipped an unreadable row: %s", exc)
+            yield None
+            continue
+        yield row
+
+
+def parse_tag_records(batch: List[bytes]) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
+    """(tag id, fields) for each row of tags.csv in ``batch``; None for an unreadable row."""
+    for row in _rows(batch):
+        if row is not None and (not row or row[0] == "id"):
+            continue
+        if row is None or len(row) != len(TAG_COLUMNS) or len(row[0]) != TOKEN_LENGTH:
+            if row is not None:
+                log.warning("skipped an unreadable line in tags.csv: %.80r", ",".join(row))
+            yield None
+            continue
+        record = dict(zip(TAG_COLUMNS, (restore(value) for value in row)))
+        yield record.pop("id"), record
+
+
+def parse_self_fetches(batch: List[bytes]) -> Iterator[Tuple[str, float, str]]:
+    """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``batch``."""
+    for row in _rows(batch):
+        if row is None or len(row) < 3 or len(row[0]) != TOKEN_LENGTH:
+            continue
+        try:
+            moment = parse_timestamp(row[1])
+        except ValueError:
+            continue
+        yield row[0], moment, restore(row[2])
+
+
+def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tuple[str, Dict[str, str]]]:
+    """The tag with this id, or the latest one whose email has this Message-ID, straight
+    from tags.csv (a tag minted a moment ago is there before any fold has run)."""
+    found: Dict[str, Dict[str, str]] = {}
+    best = ""
+    try:
+        with open(home.tags_path, "rb") as handle:
+            for record in parse_tag_records(handle.read().splitlines()):
+                if record is None:
+                    continue
+                rid, fields = record
+                if rid == tag_id or (message_id and fields.get("message_id") == message_id) or rid in found:
+                    merged = found.setdefault(rid, {})
+                    merged.update({key: value for key, value in fields.items() if value or key not in merged})
+                    if rid == tag_id or fields.get("message_id") == message_id:
+                        best = rid
+    except FileNotFoundError:
+        return None
+    return (best, found[best]) if best else None

@@ -2,7 +2,9 @@
 
 watchdog reports appends as *modified* and a sync tool's temp-file-and-rename
 as *moved* (its destination is the log); both wake the fold. A register that
-could not be written is retried on a timer until it can.
+could not be written is retried on a timer until it can, and so is a fold that
+failed, whatever the reason: the watcher says so and tries again, with a growing
+delay, rather than going quiet.
 """
 
 import fnmatch
@@ -22,6 +24,9 @@ from mailtracker.core.settings import Config
 from mailtracker.desktop.fold import FoldResult, fold
 
 log = logging.getLogger(__name__)
+
+# The longest wait between two tries of a fold that keeps failing.
+MAX_RETRY_S = 300.0
 
 
 class _LogChanged(FileSystemEventHandler):
@@ -51,6 +56,8 @@ class Watcher:
         self.max_delay_s = max_delay_s
         self.retry_s = retry_s
         self.last_result: Optional[FoldResult] = None
+        self.last_error = ""
+        self.failures = 0
         self._wake = threading.Event()
         self._stopping = False
         self._observer: Optional[Observer] = None
@@ -93,8 +100,9 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stopping:
-            retry = self.last_result is not None and bool(self.last_result.register_error)
-            if not self._wake.wait(self.retry_s if retry else None) and not retry:
+            retry = self.failures or (self.last_result is not None and bool(self.last_result.register_error))
+            delay = min(MAX_RETRY_S, self.retry_s * 2 ** max(0, self.failures - 1)) if retry else None
+            if not self._wake.wait(delay) and not retry:
                 continue
             self._settle()
             if self._stopping:
@@ -113,16 +121,28 @@ class Watcher:
     def _fold_once(self) -> None:
         try:
             result = fold(self.home, self.config)
-        except MailtrackerError as exc:
-            log.error("%s", exc)
+        except Exception as exc:
+            self.failures += 1
+            if isinstance(exc, MailtrackerError):
+                self.last_error = str(exc)
+            elif isinstance(exc, OSError):
+                self.last_error = f"folding failed: {exc.strerror or exc}"
+            else:  # a bug: the traceback is for the log, the words for the user
+                log.exception("folding failed unexpectedly")
+                self.last_error = f"folding failed unexpectedly ({exc!r}); the log has the details"
+            log.error("%s; trying again in %.0f s (failure %d)", self.last_error,
+                      min(MAX_RETRY_S, self.retry_s * 2 ** (self.failures - 1)), self.failures)
             return
-        except OSError as exc:
-            log.error("folding failed: %s; will try again on the next change", exc)
-            return
+        if self.failures:
+            log.info("folding works again after %d failures", self.failures)
+        self.failures, self.last_error = 0, ""
         self.last_result = result
         if result.register_error:
             log.warning("%s", result.register_error)
         elif result.new_hits or result.new_tags:
             log.info("folded %s", result.summary())
         if self.on_fold is not None:
-            self.on_fold(result)
+            try:
+                self.on_fold(result)
+            except Exception:  # the owner's view failed; the folding goes on
+                log.exception("showing the new counts failed")

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
-from mailtracker.core.csvcodec import csv_field, neutralise
+from mailtracker.core.csvcodec import neutralise
+from mailtracker.core.hitline import format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
@@ -249,12 +250,10 @@ class PixelApp:
         headers = dict(scope["headers"])
         self.seq += 1
         when = utc_timestamp()
-        # The first five fields never need CSV quoting; the two from the request may.
-        line = (f"{self.boot}.{self.seq:x},{when},{token},{method},"
-                f"{self._client(scope, headers.get(b'x-forwarded-for'))},"
-                f"{csv_field(_clean_text(headers.get(b'user-agent')))},"
-                f"{csv_field(_clean_text(headers.get(b'referer')))}\r\n")
-        self.hit_log.append(line.encode("utf-8"), when[:10])
+        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method,
+                               self._client(scope, headers.get(b"x-forwarded-for")),
+                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")))
+        self.hit_log.append(line, when[:10])
 
     def _client(self, scope, forwarded: Optional[bytes]) -> str:
         peer = (scope.get("client") or ("", 0))[0]

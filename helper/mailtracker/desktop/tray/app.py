@@ -10,13 +10,12 @@ One tray per home: a lock keeps a second one from starting. pystray and Pillow
 are imported only when an icon is shown.
 """
 
-import contextlib
 import logging
 import os
 import threading
 import time
 import webbrowser
-from typing import Callable, ContextManager, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -24,7 +23,9 @@ from mailtracker.core.errors import AlreadyRunningError, MailtrackerError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config
 from mailtracker.core.tokens import short_id
-from mailtracker.desktop.fold import FoldResult, load_state
+from mailtracker.desktop.daemon import Daemon
+from mailtracker.desktop.fold import FoldResult
+from mailtracker.desktop.register import Register
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.notifications import Delivery, Notice, Notifications, Notifier
 from mailtracker.desktop.opener import open_in_system_program
@@ -32,7 +33,6 @@ from mailtracker.desktop.report import write_report
 from mailtracker.desktop.tray.backend import IconThread, title_for, tray_unavailable_reason
 from mailtracker.desktop.tray.icon import draw_icon
 from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view
-from mailtracker.desktop.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,11 @@ class Tray:
         self.config = config
         self.marks = Marks.load(home)
         self.notifier = Notifier(self.marks)
-        self.watcher = Watcher(home, config, on_fold=self._on_fold)
+        self.daemon = Daemon(home, config, on_change=self._on_change)
         self.notifications: Optional[Notifications] = None
         self.icon = None
         self.reason = ""
-        self.view = build_view(load_state(home).register_rows(), self.marks, time.time())
+        self.view = build_view(_rows(home), self.marks, time.time())
         self._deliver = deliver
         self._marks_lock = threading.RLock()
         self._stop_requested = threading.Event()
@@ -96,7 +96,7 @@ class Tray:
     def start(self) -> "Tray":
         deliver = self._deliver or Delivery(icon=self.icon)
         self.notifications = Notifications(self.notifier, deliver).start()
-        self.watcher.start()
+        self.daemon.start()
         return self
 
     def stop(self) -> None:
@@ -104,7 +104,7 @@ class Tray:
             return
         self._stopped = True
         try:
-            self.watcher.stop()
+            self.daemon.stop()
         finally:
             if self.notifications is not None:
                 self.notifications.stop()
@@ -117,13 +117,9 @@ class Tray:
 
     # -- the whole daemon --------------------------------------------------------
 
-    def run(self, alongside: Callable[[], ContextManager] = contextlib.nullcontext) -> int:
-        """Run until asked to stop (Quit, SIGTERM, Ctrl-C); a second one for a home refuses.
-
-        ``alongside`` makes a part that runs as long as the daemon (e.g. the HTTP
-        puller), started only once this process is the home's one daemon.
-        """
-        with InstanceLock(self.home), alongside():
+    def run(self) -> int:
+        """Run until asked to stop (Quit, SIGTERM, Ctrl-C); a second one for a home refuses."""
+        with InstanceLock(self.home):
             self.reason = tray_unavailable_reason()
             if self.reason:
                 log.warning("no tray icon: %s. mailtracker keeps folding the logs into %s and "
@@ -181,12 +177,12 @@ class Tray:
 
     # -- keeping the view current ---------------------------------------------------
 
-    def _on_fold(self, result: FoldResult) -> None:
+    def _on_change(self, result: Optional[FoldResult]) -> None:
         self.refresh()
 
     def refresh(self) -> None:
         """Read the fold state (whoever folded it), notify, and update icon and menu."""
-        rows = load_state(self.home).register_rows()
+        rows = _rows(self.home)
         with self._marks_lock:
             if self.notifications is not None and self.notifications.observe(rows):
                 self._save_marks()
@@ -283,3 +279,8 @@ class Tray:
     def _do_quit(self) -> None:
         self.request_stop()
 
+
+
+def _rows(home: Home):
+    with Register.load(home) as register:
+        return register.rows()
