@@ -10,9 +10,8 @@ from mailtracker.desktop.classify import AddressRanges, Context, Rules, classify
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
-from tests.conftest import run_cli, timeline_of
+from tests.conftest import run_cli, timeline_of, write_hits
 from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus, scores
-from tests.test_fold import write_hits
 
 OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
 GMAIL = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"

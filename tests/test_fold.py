@@ -10,31 +10,14 @@ import time
 
 import pytest
 
-from mailtracker.core.csvcodec import format_row, header_line
-from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.csvcodec import format_row
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop import register as register_module
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
-from tests.conftest import row_of, rows_of, timeline_of
-
-BASE_TIME = 1_795_000_000.0
-THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
-OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
-
-
-def write_hits(path, hits, header=True, boot="bootaaaa", agent=THUNDERBIRD):
-    """Append hits in the server's exact format: (seq, tag, method, time?) tuples."""
-    with open(path, "ab") as handle:
-        if header and handle.tell() == 0:
-            handle.write(header_line(HIT_COLUMNS))
-        for seq, tag, method, *when in hits:
-            # Two minutes apart by default: separate opens, not repeats of one.
-            stamp = when[0] if when else utc_timestamp(BASE_TIME + seq * 120)
-            handle.write(format_row([f"{boot}.{seq:x}", stamp, tag, method, "127.0.0.0",
-                                     agent, ""]).encode())
+from tests.conftest import OUTLOOK, row_of, rows_of, run_cli, timeline_of, write_hits
 
 
 @pytest.fixture
@@ -211,6 +194,30 @@ def test_rebuild_from_logs_alone_equals_the_incremental_result(home, tags, hits_
     assert home.register_path.read_bytes() == incremental
 
 
+def test_a_permission_problem_is_not_blamed_on_a_spreadsheet(home, tags, hits_dir):
+    """On Linux a register that cannot be replaced is a permissions problem: said so, and
+    'rebuild' then exits with the register's code instead of claiming success."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    home.data_dir.chmod(0o500)
+    try:
+        if os.access(home.data_dir, os.W_OK):
+            pytest.skip("running as a user whom permissions do not stop (root)")
+        result = fold(home)
+        assert "open in another program" not in result.register_error
+        assert "Permission denied" in result.register_error and "1 new opens are kept" in result.register_error
+    finally:
+        home.data_dir.chmod(0o700)
+
+
+def test_rebuild_that_cannot_write_the_register_says_so_and_fails(home, tags, hits_dir):
+    """'rebuild' with register.csv not replaceable exits 40 and does not say 'Rebuilt'."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    home.register_path.mkdir()  # a folder in its place: no file can replace it
+    proc = run_cli("rebuild", home=home, check=False)
+    assert proc.returncode == 40, proc.stdout + proc.stderr
+    assert "Rebuilt" not in proc.stdout and "register.csv was not written" in proc.stdout
+
+
 def test_register_locked_by_spreadsheet_simulated(home, tags, hits_dir, monkeypatch):
     """(Windows locking simulated: os.replace refused.) Counts are kept and written later."""
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
@@ -222,6 +229,7 @@ def test_register_locked_by_spreadsheet_simulated(home, tags, hits_dir, monkeypa
         return real_replace(src, dst)
 
     monkeypatch.setattr(register_module.os, "replace", locked)
+    monkeypatch.setattr(register_module, "SPREADSHEETS_LOCK_FILES", True)
     result = fold(home)
     assert "open in another program" in result.register_error and "1 new opens are kept" in result.register_error
     assert not home.register_path.exists()

@@ -12,11 +12,11 @@ from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.marks import Marks, marks_path
-from mailtracker.desktop.notifications import Delivery, Notice, NotificationUnavailable, Notifier
+from mailtracker.core.errors import NotificationUnavailable
+from mailtracker.desktop.notifications import Delivery, Notice, Notifier
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import rows_of, wait_for
+from tests.conftest import OUTLOOK, rows_of, wait_for, write_hits
 from tests.display import started_within
-from tests.test_fold import OUTLOOK, write_hits
 
 COOLDOWN, GAP = 600.0, 20.0
 

@@ -69,7 +69,7 @@ def test_a_server_that_is_down_is_named(home):
         port = probe.getsockname()[1]
     init_home(home, server_url=f"http://127.0.0.1:{port}")
     proc = run_cli("doctor", "--server", home=home, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "BROKEN  server answers: cannot connect to 127.0.0.1" in proc.stdout
     assert "Connection refused" in proc.stdout and "breaks at: server answers" in proc.stdout
 
@@ -112,7 +112,7 @@ def test_a_url_that_is_not_the_pixel_server_is_named(home):
         site.shutdown()
         site.server_close()
         thread.join()
-    assert proc.returncode == 1 and "BROKEN  server healthy" in proc.stdout
+    assert proc.returncode == 90 and "BROKEN  server healthy" in proc.stdout
     assert "is this URL the mailtracker pixel server" in proc.stdout
 
 
@@ -124,7 +124,7 @@ def test_a_hit_that_never_arrives_is_named(home, tmp_path):
         proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
     finally:
         server.stop()
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "ok   pixel served" in proc.stdout and "BROKEN  test hit arrived" in proc.stdout
     assert "within 1 s" in proc.stdout and "secret" in proc.stdout
 
@@ -139,7 +139,7 @@ def test_a_server_with_another_secret_is_named_by_the_pull(home, tmp_path):
         proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
     finally:
         server.stop()
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "BROKEN  test hit arrived: pulling from the server failed" in proc.stdout
     assert "HTTP 401" in proc.stdout
     assert not [line for line in server.hit_lines() if PROBE_TAG_PREFIX in line]

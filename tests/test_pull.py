@@ -28,16 +28,8 @@ from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.server.hitfiles import parse_range
 from mailtracker.server.hitlog import HitLog
-from tests.conftest import PixelServer, row_of, run_cli, wait_for
+from tests.conftest import AGENT, PixelServer, free_port, row_of, run_cli, wait_for
 from tests.tcp_proxy import TcpProxy
-
-AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

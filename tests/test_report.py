@@ -18,8 +18,8 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.report import BAR_COLOUR, LABEL_COLOURS, write_report
 from mailtracker.desktop.tags import TAG_COLUMNS
+from tests.conftest import OUTLOOK, THUNDERBIRD, write_hits
 from tests.display import require
-from tests.test_fold import OUTLOOK, THUNDERBIRD, write_hits
 
 ARTIFACTS = os.environ.get("MAILTRACKER_TEST_ARTIFACTS")
 

@@ -15,8 +15,7 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import PixelServer
-from tests.test_pull import AGENT
+from tests.conftest import AGENT, PixelServer
 
 
 def _hits_per_name(home: Home):

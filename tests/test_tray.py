@@ -19,9 +19,8 @@ from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.tray.app import Tray
 from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, draw_icon
 from mailtracker.desktop.tray.menu import build_view
-from tests.conftest import rows_of, wait_for
+from tests.conftest import rows_of, wait_for, write_hits
 from tests.display import started_within
-from tests.test_fold import write_hits
 
 ARTIFACTS = Path(os.environ.get("MAILTRACKER_TEST_ARTIFACTS", "")) if os.environ.get(
     "MAILTRACKER_TEST_ARTIFACTS") else None

@@ -10,7 +10,7 @@ from mailtracker.core.settings import load_config
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.watcher import Watcher
-from tests.test_fold import write_hits
+from tests.conftest import write_hits
 
 
 class FoldRecorder:

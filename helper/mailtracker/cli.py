@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.core.errors import MailtrackerError, MissingExtraError, NotInitialisedError
+from mailtracker.core.errors import (
+    CheckFailedError,
+    FileAccessError,
+    MailtrackerError,
+    MissingExtraError,
+    NotInitialisedError,
+    RegisterLockedError,
+)
 from mailtracker.core.paths import ENV_HOME, Home
 from mailtracker.core.settings import init_home, load_config
 
@@ -44,6 +51,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:
+        # A file the command needed: say which and why, in words, not a traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        error = FileAccessError(f"cannot read or write{where}: {exc.strerror or exc}")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
     except ModuleNotFoundError as exc:
         extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
         if extra is None:
@@ -305,8 +318,6 @@ def cmd_fold(args, home: Home) -> int:
     print(f"Folded {result.summary()}")
     if result.register_error:
         print(f"mailtracker: {result.register_error}", file=sys.stderr)
-        from mailtracker.core.errors import RegisterLockedError
-
         return RegisterLockedError.code
     return 0
 
@@ -315,6 +326,10 @@ def cmd_rebuild(args, home: Home) -> int:
     from mailtracker.desktop.fold import fold
 
     result = fold(home, rebuild=True, progress=True)
+    if result.register_error:
+        print(f"Counted the logs again ({result.summary()}), but register.csv was not written.")
+        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+        return RegisterLockedError.code
     print(f"Rebuilt register.csv: {result.summary()}")
     return 0
 
@@ -473,7 +488,7 @@ def cmd_doctor(args, home: Home) -> int:
     broken = [check for check in checks if not check.ok]
     if broken:
         print(f"\nThe chain breaks at: {broken[0].name}.")
-        return 1
+        return CheckFailedError.code
     print("\nThunderbird can reach the helper.")
     return 0
 
@@ -619,7 +634,7 @@ def _doctor_server(args, home: Home) -> int:
     broken = [check for check in checks if not check.ok]
     if broken:
         print(f"\nThe path to the server breaks at: {broken[0].name}.")
-        return 1
+        return CheckFailedError.code
     print("\nThe server works, and its hits reach this desktop.")
     return 0
 
@@ -660,7 +675,7 @@ def cmd_syncthing(args, home: Home) -> int:
     if not result.ok:
         hint = " ('--fix' changes the settings)" if result.changes and not args.fix else ""
         print(f"\nSyncthing's {args.side} side needs attention{hint}.")
-        return 1
+        return CheckFailedError.code
     print(f"\nSyncthing's {args.side} side is set up for mailtracker.")
     return 0
 

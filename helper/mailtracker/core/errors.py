@@ -35,16 +35,19 @@ class MissingExtraError(MailtrackerError):
     code = 13
 
 
-class TokenError(MailtrackerError):
-    """A token is malformed or its MAC does not verify."""
-
-    code = 20
+# 20 was TokenError, which nothing raised; a code is never given to another error.
 
 
 class LogWriteError(MailtrackerError):
     """An append-only log (tags or hits) could not be written."""
 
     code = 30
+
+
+class FileAccessError(MailtrackerError):
+    """A file or folder could not be read or written (permissions, a full disk, a missing folder)."""
+
+    code = 32
 
 
 class LockTimeoutError(MailtrackerError):
@@ -105,3 +108,15 @@ class TrackingPausedError(MailtrackerError):
     """Tracking is paused from the tray: no new tags until it is resumed."""
 
     code = 81
+
+
+class NotificationUnavailable(MailtrackerError):
+    """No desktop notification can be shown here (no D-Bus service, no osascript)."""
+
+    code = 82
+
+
+class CheckFailedError(MailtrackerError):
+    """``doctor`` found a broken link (its output names it)."""
+
+    code = 90

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.register import display_name
 
@@ -174,10 +175,6 @@ class Notifications:
                 self.deliver(notice)
             except NotificationUnavailable as exc:
                 log.warning("%s", exc)
-
-
-class NotificationUnavailable(Exception):
-    """This session cannot show a notification; the message says why."""
 
 
 class Delivery:

@@ -23,6 +23,9 @@ REGISTER_COLUMNS = (
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
+# On Windows a spreadsheet holding the file refuses the replace with a permission
+# error; elsewhere that error means the folder's permissions.
+SPREADSHEETS_LOCK_FILES = os.name == "nt"
 
 
 def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 0) -> None:
@@ -43,7 +46,7 @@ def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         kept = f"the {new_opens} new opens are kept" if new_opens else "nothing is lost"
-        if isinstance(exc, PermissionError):
+        if isinstance(exc, PermissionError) and SPREADSHEETS_LOCK_FILES:
             raise RegisterLockedError(
                 f"{path.name} is open in another program; {kept} and will be written "
                 "when it is closed"
