@@ -385,7 +385,7 @@ def cmd_list(args, home: Home) -> int:
 
 def format_table(rows, now: Optional[datetime] = None) -> str:
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN", "NOT COUNTED")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED")
     lines = [header]
     for row in rows:
         ignored = []
@@ -394,7 +394,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         if row["self_hits"]:
             ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
-                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now),
+                      _clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
+                      describe_time(row["last_open"], now),
                       ", ".join(ignored)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
@@ -426,6 +427,15 @@ def cmd_show(args, home: Home) -> int:
     print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
+    links = row.get("links") or []
+    if links:
+        print(f"{row.get('clicks', 0)} clicks (first {row.get('first_click') or '-'}, "
+              f"last {row.get('last_click') or '-'}) on {len(links)} tracked links:")
+        for link in links:
+            text = f"'{_clip(link['text'], 32)}' " if link["text"] else ""
+            last = f", last {link['last_click']}" if link["last_click"] else ""
+            print(f"  link {link['link']}: {text}{_clip(link['target'], 60)} — "
+                  f"{link['clicks']} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
         print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")

@@ -4,6 +4,9 @@ desktop reads one back. The one owner of that format and of the hit id.
 A line is Excel-dialect CSV: ``hit_id,time,tag,method,client,user_agent,referer``.
 The five fields the fold needs come first and never hold a comma, so the fold
 splits them off without a CSV parser; the free text from the request comes last.
+The method column says what was requested: ``GET`` or ``HEAD`` of the pixel, or
+``click:<link>:<GET|HEAD>`` for a click on link number ``<link>`` of the mail
+(a desktop that predates clicks sees an unknown method and counts no open).
 A hit id is ``<boot>.<seq in hex>``: each server process names itself with a random
 boot id and numbers its hits from 1, so ids never repeat across restarts and the
 ids a process wrote collapse into one run.
@@ -26,6 +29,19 @@ _HEADER_START = b"hit_id,"
 
 def format_hit_id(boot: str, seq: int) -> str:
     return f"{boot}.{seq:x}"
+
+
+def click_method(link: int, method: str) -> str:
+    """The method column of a click on link number ``link``."""
+    return f"click:{link}:{method}"
+
+
+def parse_method(field: bytes):
+    """(HTTP method, link number or None) of a method column."""
+    if not field.startswith(b"click:"):
+        return field, None
+    _, link, method = field.split(b":", 2)
+    return method, int(link)
 
 
 def format_hit_line(hit_id: str, when: str, tag: str, method: str, client: str,

@@ -56,6 +56,10 @@ class Home:
         return self.data_dir / "self-fetches.csv"
 
     @property
+    def links_path(self) -> Path:
+        return self.data_dir / "links.csv"
+
+    @property
     def apple_ranges_path(self) -> Path:
         return self.state_dir / "apple-egress-ranges.txt"
 

@@ -7,6 +7,9 @@ Labels:
 - ``prefetch``: no person: Apple Mail Privacy Protection, security scanners,
   HEAD requests, fetches within seconds of the send.
 - ``self``: the sender's own Thunderbird.
+- ``click``: a person followed one of the mail's links (a click is also proof of an
+  open). Gateways that follow every link on delivery, HEAD requests and scanner
+  agents are ``prefetch``, as for the pixel.
 
 This module owns all of "what counts": the per-hit rules (``decide``), the
 context a tag's send and display moments give them, and the repeat rule (the
@@ -21,11 +24,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mailtracker.core.hitline import HitFields, user_agent_of
+from mailtracker.core.hitline import HitFields, parse_method, user_agent_of
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 
 PERSON_LABELS = ("open", "proxy")
-LABELS = ("open", "proxy", "prefetch", "self")
+LABELS = ("open", "proxy", "prefetch", "self", "click")
 
 # The user agent Apple's Mail Privacy Protection relays send, and nothing else sends.
 APPLE_PRIVACY_AGENT = "Mozilla/5.0"
@@ -133,6 +136,8 @@ REASONS = {
     "proxy": "{}, fetching as the reader opened the email",
     "open": "a mail client displayed the email",
     "repeat": "the same client again within {} s: counted once",
+    "click": "a person followed link {}",
+    "click-delivery": "a link followed {} s after sending: a mail gateway checking links on delivery",
 }
 
 
@@ -269,6 +274,8 @@ class Judge:
 
     def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
         """Label one new hit; raises ValueError for a time that is not a timestamp."""
+        if hit.method.startswith(b"click:"):
+            return self._judge_click(hit, recent)
         verdict = self._verdicts.get(hit.rest)
         if verdict is None:
             verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
@@ -297,3 +304,31 @@ class Judge:
         if len(recent) > RECENT_CLIENTS:
             del recent[next(iter(recent))]
         return Judgement(label, reason, True, verdict.client)
+
+    def _judge_click(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
+        """A click: a person's unless the request, the agent or the timing says a machine
+        checked the link; the same client on the same link within the repeat window is one."""
+        method, link = parse_method(hit.method)
+        verdict = self._verdicts.get(hit.rest)
+        if verdict is None:
+            verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
+        when = parse_timestamp(hit.time)
+        if method != b"GET":
+            return Judgement("prefetch", f"method:{method.decode('ascii', 'replace')}", False, verdict.client)
+        if verdict.kind != "candidate" or verdict.label == "proxy":
+            # Scanners, bare agents, Apple's relay, image proxies: none of them is a reader's browser.
+            return Judgement("prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code,
+                             False, verdict.client)
+        moments = self.moments.get(hit.tag) or ()
+        sends = [moment for moment, reason in moments if reason == "send"]
+        if sends and 0 <= when - min(sends) < self.rules.delivery_window_s:
+            return Judgement("prefetch", f"click-delivery:{when - min(sends):.0f}", False, verdict.client)
+        key = f"click{link} {hit.client} {verdict.client}"
+        last = recent.pop(key, None)
+        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+            recent[key] = last
+            return Judgement("click", f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+        recent[key] = when
+        if len(recent) > RECENT_CLIENTS:
+            del recent[next(iter(recent))]
+        return Judgement("click", f"click:{link}", True, verdict.client)
