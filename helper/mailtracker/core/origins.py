@@ -87,14 +87,33 @@ def address_key(address: str) -> Optional[Tuple[int, int]]:
 
 
 def parse_span(text: str) -> Tuple[int, int, int]:
-    """(version, first, last) of a CIDR ('40.92.0.0/15'), a range ('a-b') or an address."""
+    """(version, first, last) of a CIDR ('40.92.0.0/15'), a range ('a-b') or an address.
+
+    inet_pton and bit arithmetic rather than ipaddress: a snapshot has some 20,000
+    rows, and this keeps reading it to a few tens of milliseconds."""
+    text = text.strip()
     if "-" in text:
-        first, last = (ipaddress.ip_address(part.strip()) for part in text.split("-", 1))
-        if first.version != last.version or int(last) < int(first):
+        low, high = (_address_value(part.strip()) for part in text.split("-", 1))
+        if low[0] != high[0] or high[1] < low[1]:
             raise ValueError(f"{text!r} is not an address range")
-        return first.version, int(first), int(last)
-    net = ipaddress.ip_network(text.strip(), strict=False)
-    return net.version, int(net.network_address), int(net.broadcast_address)
+        return low[0], low[1], high[1]
+    address, slash, prefix = text.partition("/")
+    version, value = _address_value(address)
+    bits = 32 if version == 4 else 128
+    length = int(prefix) if slash else bits
+    if not 0 <= length <= bits or (slash and not prefix.isdigit()):
+        raise ValueError(f"{text!r} is not an IP network")
+    host = (1 << (bits - length)) - 1
+    return version, value & ~host, (value & ~host) | host
+
+
+def _address_value(text: str) -> Tuple[int, int]:
+    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+        try:
+            return version, int.from_bytes(socket.inet_pton(family, text), "big")
+        except OSError:
+            continue
+    raise ValueError(f"{text!r} is not an IP address")
 
 
 def format_span(version: int, first: int, last: int) -> str:
@@ -173,6 +192,10 @@ class Origins:
 
     def __len__(self) -> int:
         return sum(len(starts) for starts in self._starts.values())
+
+    def fingerprint(self) -> str:
+        """Names this snapshot's data: a changed source relabels the history."""
+        return ",".join(f"{s.id}@{s.date}" for s in sorted(self.sources, key=lambda s: s.id)) + f"/{len(self)}"
 
     def replace_source(self, source: Source, spans: Iterable[Tuple[int, int, int, str]]) -> "Origins":
         """A new Origins with one source's rows replaced (what `ranges update` does)."""

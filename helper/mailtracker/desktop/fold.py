@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
+from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
@@ -233,6 +234,23 @@ class _FoldState:
         return [self.row(tag_id) for tag_id, _ in order]
 
 
+_ORIGINS_CACHE: Dict[tuple, Origins] = {}
+
+
+def load_origins(home: Home) -> Origins:
+    """The network origins in force: 'ranges update''s snapshot, else the package's. Read
+    once per process (a daemon folds often; reading the snapshot takes a fifth of a second)."""
+    path = home.origins_path
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        key = ("shipped",)
+    if key not in _ORIGINS_CACHE:
+        _ORIGINS_CACHE.clear()
+        _ORIGINS_CACHE[key] = Origins.load(path)
+    return _ORIGINS_CACHE[key]
+
+
 def state_path(home: Home) -> Path:
     return home.state_dir / "fold-state.json"
 
@@ -254,11 +272,11 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
 
 def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
     state = _FoldState() if rebuild else _FoldState.load(state_path(home))
-    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments)
+    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
     if state.labels and state.labels != judge.fingerprint:
         log.info("the labelling rules changed; counting the whole history again")
         state, rebuild = _FoldState(), True
-        judge = Judge(judge.rules, judge.apple, state.moments)
+        judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
     state.labels = judge.fingerprint
     result = FoldResult()
     _fold_tags(home, state, result)
