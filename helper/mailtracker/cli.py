@@ -151,15 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("tag", help="short id (7 characters), full id, or Message-ID")
     cmd.set_defaults(run=cmd_show)
 
-    cmd = commands.add_parser("ranges", help="load Apple's Mail Privacy Protection address ranges",
-                              description="Apple publishes the addresses its privacy relays use as "
-                              "a CSV (egress-ip-ranges.csv). Download it yourself and load it here; "
-                              "without it, Apple's prefetches are recognised by user agent only.")
+    cmd = commands.add_parser("ranges", help="the networks of providers and scanners: status, update",
+                              description="Where a fetch comes from (Microsoft 365, Google, Apple's "
+                              "relays, mail gateways) decides its label. A dated snapshot of the "
+                              "ranges the providers publish ships with mailtracker; 'update' fetches "
+                              "fresh copies, 'status' says how old each is. 'load' adds a copy of "
+                              "Apple's egress-ip-ranges.csv by hand.")
     actions = cmd.add_subparsers(title="actions", metavar="ACTION", dest="ranges_action", required=True)
-    load = actions.add_parser("load", help="load a CSV of ranges (first column a CIDR)")
+    actions.add_parser("status", help="each source of network ranges, its date and age")
+    update = actions.add_parser("update", help="fetch the providers' current lists (only what changed)")
+    update.add_argument("--mirror", metavar="URL", default="",
+                        help="fetch every list by its file name from this base URL instead (an offline copy)")
+    update.add_argument("--output", metavar="FILE", type=Path,
+                        help="where to write the snapshot (default: the home's state folder; a pixel "
+                        "server reads it with 'serve --origins FILE')")
+    load = actions.add_parser("load", help="load a CSV of Apple's relay ranges (first column a CIDR)")
     load.add_argument("file", type=Path, help="Apple's egress-ip-ranges.csv")
-    actions.add_parser("status", help="say whether ranges are loaded")
-    actions.add_parser("forget", help="remove the loaded ranges")
+    actions.add_parser("forget", help="remove what 'load' and 'update' stored (the shipped snapshot stays)")
     cmd.set_defaults(run=cmd_ranges)
 
     cmd = commands.add_parser("host", help="the native messaging host (Thunderbird starts it)",
@@ -443,18 +451,27 @@ def cmd_show(args, home: Home) -> int:
 
 
 def cmd_ranges(args, home: Home) -> int:
-    from mailtracker.desktop.ranges import forget_apple_ranges, load_apple_ranges
+    from mailtracker.desktop import ranges
 
     if args.ranges_action == "load":
-        count = load_apple_ranges(home, args.file)
+        count = ranges.load_apple_ranges(home, args.file)
         print(f"Loaded {count} Apple relay ranges; the next fold labels the whole history again.")
     elif args.ranges_action == "forget":
-        print("Removed Apple's ranges." if forget_apple_ranges(home) else "No ranges were loaded.")
-    elif home.apple_ranges_path.exists():
-        count = len(home.apple_ranges_path.read_text().split())
-        print(f"{count} Apple relay ranges loaded from {home.apple_ranges_path}.")
+        print("Removed the ranges stored here; the shipped snapshot is used." if ranges.forget_ranges(home)
+              else "Nothing was stored; the shipped snapshot is used.")
+    elif args.ranges_action == "update":
+        reports, path = ranges.update_ranges(home, mirror=args.mirror, output=args.output)
+        for report in reports:
+            print(f"{report.outcome:<9}  {report.id:<13} {report.url}"
+                  + (f": {report.detail}" if report.detail else ""))
+        if path is None:
+            from mailtracker.core.errors import RangesUpdateError
+
+            raise RangesUpdateError("no list could be fetched; the ranges in use are unchanged")
+        print(f"Wrote {path}; the next fold labels the whole history again.")
     else:
-        print("No Apple ranges loaded: Apple's prefetches are recognised by user agent only.")
+        for line in ranges.describe_ranges(home):
+            print(line)
     return 0
 
 

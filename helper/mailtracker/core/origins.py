@@ -429,3 +429,69 @@ def fetch_conditional(session, url: str, etag: str = "", last_modified: str = ""
         content = gzip.decompress(content)
     return Fetched(True, content.decode("utf-8-sig"), response.headers.get("ETag", ""),
                    response.headers.get("Last-Modified", ""))
+
+
+# --- updating a snapshot from the providers' own lists -------------------------------------
+
+@dataclass
+class SourceUpdate:
+    """What ``update_origins`` did for one source."""
+
+    id: str
+    url: str
+    outcome: str      # "updated", "unchanged" or "failed"
+    detail: str = ""
+
+
+def _source_spans(source_id: str, text: str) -> Tuple[str, List[Tuple[int, int, int, str]]]:
+    """(publisher's date or '', spans) of one fetched list, by the source it is."""
+    if source_id in ("google-goog", "google-cloud"):
+        return parse_google_ranges(text, "google" if source_id == "google-goog" else "google-cloud")
+    if source_id == "m365":
+        return "", parse_m365_endpoints(text)
+    if source_id == "apple-egress":
+        return "", parse_apple_egress(text)
+    if source_id == "asn":
+        return "", parse_asn_ranges(text, ASN_ORIGINS)
+    raise ValueError(f"no parser for source {source_id!r}")
+
+
+UPDATABLE = {
+    "apple-egress": ("Apple", UPDATE_URLS["apple-egress"]),
+    "google-goog": ("Google", UPDATE_URLS["google-goog"]),
+    "google-cloud": ("Google", UPDATE_URLS["google-cloud"]),
+    "m365": ("Microsoft", UPDATE_URLS["m365"]),
+    "asn": ("DB-IP (CC BY 4.0)", UPDATE_URLS["dbip-asn"]),
+}
+
+
+def update_origins(current: Origins, session, validators: Dict[str, dict], today: str,
+                   client_id: str, mirror: str = "") -> Tuple[Origins, List[SourceUpdate]]:
+    """Fetch each provider's list (conditionally: an unchanged list is not downloaded) and
+    replace that source's rows; a list that fails keeps its old rows. ``validators`` (the
+    ETag and Last-Modified per source) is updated in place. ``mirror`` fetches every list
+    by its file name from another base URL (an offline copy)."""
+    reports = []
+    for source_id, (publisher, template) in UPDATABLE.items():
+        url = template.format(client_id=client_id, month=today[:7])
+        if mirror:
+            url = mirror.rstrip("/") + "/" + url.split("?", 1)[0].rsplit("/", 1)[1]
+        known = validators.get(source_id, {})
+        try:
+            fetched = fetch_conditional(session, url, known.get("etag", ""), known.get("last_modified", ""))
+            if not fetched.changed:
+                reports.append(SourceUpdate(source_id, url, "unchanged"))
+                continue
+            published, spans = _source_spans(source_id, fetched.text)
+            if not spans:
+                raise ValueError("the list holds no address ranges")
+        except Exception as exc:  # one provider's outage or format change costs only its list
+            reports.append(SourceUpdate(source_id, url, "failed", str(exc)[:200]))
+            continue
+        old = next((s for s in current.sources if s.id == source_id), None)
+        source = Source(source_id, url.split("?", 1)[0], published or today,
+                        old.licence if old else f"published by {publisher}", "")
+        current = current.replace_source(source, spans)
+        validators[source_id] = {"etag": fetched.etag, "last_modified": fetched.last_modified}
+        reports.append(SourceUpdate(source_id, url, "updated", f"{len(spans)} ranges"))
+    return current, reports
