@@ -100,3 +100,12 @@ def test_reader_cursor_survives_json_round_trip(tmp_path):
     with open(path, "ab") as handle:
         handle.write(b"two\r\n")
     assert _lines(path, loaded) == [b"two"]
+
+
+def test_a_semicolon_is_quoted_for_semicolon_locale_spreadsheets():
+    """A field with ';' is quoted, so a ';'-separated spreadsheet keeps it whole; it reads back the same."""
+    row = ["a;b", "plain", "x; =1"]
+    line = format_row(row)
+    assert line == '"a;b",plain,"x; =1"\r\n'
+    assert next(csv.reader(io.StringIO(line, newline=""))) == row
+    assert next(csv.reader(io.StringIO(line, newline=""), delimiter=";"))[0].startswith("a;b")
