@@ -11,9 +11,11 @@ the previous, correct state. What counts is decided by ``classify.Judge``.
 """
 
 import bisect
+import fnmatch
 import gc
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -110,6 +112,9 @@ class FoldResult:
     skipped_lines: int = 0
     unknown_tag_hits: int = 0
     files_read: int = 0
+    # Entries of the hits folder named like hits files that were not read: folders,
+    # FIFOs, devices, symlinks (a synced folder carries whatever the other side has).
+    skipped_entries: List[str] = field(default_factory=list)
     register_written: bool = False
     register_error: str = ""
     # The tags whose rows or timelines this pass changed.
@@ -126,6 +131,10 @@ class FoldResult:
         if self.skipped_lines:
             parts.append(f"{self.skipped_lines} unreadable lines skipped")
         text = ", ".join(parts) + f" from {self.files_read} files"
+        if self.skipped_entries:
+            names = ", ".join(self.skipped_entries[:3]) + (", ..." if len(self.skipped_entries) > 3 else "")
+            text += (f"; skipped {len(self.skipped_entries)} entries of the hits folder that are "
+                     f"not regular files ({names})")
         if self.register_written:
             text += "; register.csv updated"
         return text
@@ -145,6 +154,8 @@ class _FoldState:
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, list] = field(default_factory=dict)
     register_pending: bool = True
+    # The odd entries of the hits folder already warned about (each is named once).
+    odd_entries: List[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> "_FoldState":
@@ -169,6 +180,7 @@ class _FoldState:
                 tags=doc["tags"],
                 counts=doc["counts"],
                 register_pending=doc["register_pending"],
+                odd_entries=list(doc.get("odd_entries", [])),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
@@ -187,6 +199,7 @@ class _FoldState:
             "counts": {tag: [*entry[:_RECENT], _packed_recent(entry[_RECENT])]
                        for tag, entry in self.counts.items()},
             "register_pending": self.register_pending,
+            "odd_entries": self.odd_entries,
         }
         write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o644, replace_existing=True)
@@ -262,7 +275,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         view.save_rows(state.rows() if fresh else [state.row(tag) for tag in result.touched if tag in state.tags],
                        replace_all=fresh)
     if result.touched or fresh or result.new_moments or state.register_pending \
-            or not home.register_path.exists():
+            or state.odd_entries != result.skipped_entries or not home.register_path.exists():
+        state.odd_entries = list(result.skipped_entries)
         try:
             write_register(home.register_path, state.rows(), result.new_opens)
         except RegisterLockedError as exc:
@@ -317,23 +331,53 @@ def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge:
 
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
                timelines: _Timelines, progress: bool) -> None:
-    paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
+    paths = _hits_files(hits_dir, state, result)
     bar = _progress_bar(paths, state, progress)
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
             before = cursor.offset
             read_any = False
-            for batch in read_new_lines(path, cursor):
-                read_any = True
-                _fold_hit_lines(batch, path.name, state, result, judge, timelines)
-                if bar is not None:
-                    bar.update(cursor.offset - before)
-                    before = cursor.offset
+            try:
+                # Not following a symlink even if one replaced the file since it was listed.
+                for batch in read_new_lines(path, cursor, follow_symlinks=False):
+                    read_any = True
+                    _fold_hit_lines(batch, path.name, state, result, judge, timelines)
+                    if bar is not None:
+                        bar.update(cursor.offset - before)
+                        before = cursor.offset
+            except OSError as exc:
+                # What was read is counted and its cursor kept; the rest waits for the next fold.
+                log.warning("cannot read %s (%s); the next fold tries again", path.name, exc.strerror or exc)
+                result.skipped_entries.append(path.name)
             result.files_read += read_any
     finally:
         if bar is not None:
             bar.close()
+
+
+def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[Path]:
+    """The regular hits files directly in the folder. A folder, FIFO, device or symlink
+    with such a name is skipped and named (a FIFO would block the fold, /dev/zero never
+    ends, a symlink would bring some other file's lines in); each is warned about once."""
+    paths = []
+    try:
+        with os.scandir(hits_dir) as entries:
+            for entry in entries:
+                if not fnmatch.fnmatch(entry.name, HITS_GLOB):
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    paths.append(Path(entry.path))
+                else:
+                    result.skipped_entries.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    result.skipped_entries.sort()
+    for name in result.skipped_entries:
+        if name not in state.odd_entries:
+            log.warning("skipped %s in %s: it is not a regular file (a folder, FIFO, device or "
+                        "symlink); only regular hits files are folded", name, hits_dir)
+    return sorted(paths)
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
