@@ -30,8 +30,9 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.register import write_register
-from mailtracker.desktop.tags import parse_self_fetches, parse_tag_records
-from mailtracker.desktop.tail import Cursor, read_new_lines
+from mailtracker.desktop.tags import (SELF_FETCH_COLUMNS, TAG_COLUMNS, parse_self_fetches,
+                                     parse_tag_records, read_columns, records_end)
+from mailtracker.desktop.tail import Cursor, read_new_data, read_new_lines
 from mailtracker.desktop.view import ViewWriter, view_path
 
 log = logging.getLogger(__name__)
@@ -304,8 +305,9 @@ class _Timelines:
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    for batch in read_new_lines(home.tags_path, state.tags_cursor):
-        for record in parse_tag_records(batch):
+    columns = read_columns(home.tags_path, TAG_COLUMNS)
+    for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
+        for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
                 continue
@@ -322,8 +324,9 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    for batch in read_new_lines(home.self_fetches_path, state.self_cursor):
-        for tag_id, moment, reason in parse_self_fetches(batch):
+    columns = read_columns(home.self_fetches_path, SELF_FETCH_COLUMNS)
+    for batch in read_new_data(home.self_fetches_path, state.self_cursor, record_end=records_end):
+        for tag_id, moment, reason in parse_self_fetches(batch, columns):
             state.moments.setdefault(tag_id, []).append([moment, reason])
             judge.forget_context(tag_id)
             result.new_moments += 1
