@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -235,7 +236,7 @@ def tiny_disk(tmp_path):
 
 
 def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk):
-    """On a full disk: GIFs still served, /healthz says why, hits written once space returns."""
+    """On a full disk: GIFs still served, /healthz says why, hits written once space returns, and the log says when."""
     hits_dir = tiny_disk / "hits"
     server = PixelServer(home, hits_dir=hits_dir)
     try:
@@ -255,6 +256,7 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
         filler.unlink()
         requests.get(server.url(tag.id), headers={"User-Agent": "after"})
         assert requests.get(server.base + "/healthz").status_code == 200
+        assert "hits can be written to" in server.log() and "again after" in server.log()
         agents = [h["user_agent"] for h in _hits(server)]
         assert agents == ["before"] + [f"during-{i}" for i in range(50)] + ["after"]
     finally:
@@ -301,3 +303,21 @@ def test_c1_control_characters_are_removed_from_user_agents(pixel_server, tag):
     (hit,) = _hits(pixel_server)
     assert hit["user_agent"] == "Mail 31mRED 0;title   next"
     assert not any(0x80 <= ord(c) <= 0x9f for c in hit["user_agent"])
+
+
+def test_a_hits_file_moved_or_deleted_while_serving_is_reopened(pixel_server, tag):
+    """A hits file renamed or deleted under the server: later hits go to a new file at its path, /healthz stays true."""
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "before"})
+    (path,) = pixel_server.hits_dir.glob("hits-pixel-*.csv")
+    moved = path.with_name("moved-away.csv")
+    path.rename(moved)
+    time.sleep(1.1)
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-move"})
+    assert path.exists() and "after-move" in path.read_text(encoding="utf-8-sig")
+    assert "after-move" not in moved.read_text(encoding="utf-8-sig")
+    path.unlink()
+    health = requests.get(pixel_server.base + "/healthz")
+    assert health.status_code == 200 and path.exists()
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-delete"})
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfhit_id,") and b"after-delete" in path.read_bytes()
+    assert "was moved or deleted while this server wrote to it" in pixel_server.log()

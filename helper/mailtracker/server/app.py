@@ -242,7 +242,7 @@ class PixelApp:
         elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
             await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
         elif path == "/healthz":
-            healthy = self.hit_log.flush_pending()
+            healthy = self.hit_log.flush_pending(check_file=True)
             body = {"status": "ok" if healthy else "cannot write hits",
                     "pending_hits": len(self.hit_log.pending)}
             await _respond(send, 200 if healthy else 503, b"application/json",
