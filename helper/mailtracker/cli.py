@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -411,7 +412,17 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
 
 
 def _clip(text: str, width: int) -> str:
+    text = _printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# C0, DEL and C1 (CSI U+009B and OSC U+009D drive a terminal as ESC [ and ESC ] do):
+# names, subjects and clients come from outside and must not reach the terminal raw.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(" ", text)
 
 
 def describe_time(stamp: str, now: datetime) -> str:
@@ -432,7 +443,7 @@ def cmd_show(args, home: Home) -> int:
         if row is None:
             raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
         timeline = register.timeline(row["id"])
-    print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
+    print(_printable(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}"))
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
     links = row.get("links") or []
@@ -446,7 +457,7 @@ def cmd_show(args, home: Home) -> int:
                   f"{link['clicks']} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
-        print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
+        print(_printable(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}"))
     return 0
 
 
