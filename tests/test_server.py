@@ -321,3 +321,21 @@ def test_a_hits_file_moved_or_deleted_while_serving_is_reopened(pixel_server, ta
     requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-delete"})
     assert path.read_bytes().startswith(b"\xef\xbb\xbfhit_id,") and b"after-delete" in path.read_bytes()
     assert "was moved or deleted while this server wrote to it" in pixel_server.log()
+
+
+def test_the_server_writes_where_a_hit_came_from_before_it_hides_the_address(home):
+    """Behind a trusted proxy, a fetch from Exchange Online Protection is written with its
+    origin even though the address is stored hashed: the desktop can still call it a scanner."""
+    from mailtracker.core.secret import read_secret
+    from mailtracker.core.tokens import mint_token
+
+    token = mint_token(read_secret(home.secret_path))
+    server = PixelServer(home, "--client-address", "hash", "--trusted-proxy", "127.0.0.1")
+    try:
+        for address in ("40.107.22.1", "198.51.100.7"):
+            requests.get(server.url(token), headers={"X-Forwarded-For": address, "User-Agent": "Chrome/126.0"})
+        lines = server.hit_lines()
+    finally:
+        server.stop()
+    assert [line.rsplit(",", 1)[1] for line in lines] == ["microsoft-eop", ""]
+    assert "40.107" not in "".join(lines)

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--serve-hits", action="store_true",
                      help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
                      "(bearer token derived from the secret)")
+    cmd.add_argument("--origins", metavar="FILE", default="",
+                     help="network origins snapshot written by 'ranges update' (default: the home's "
+                     "if there is one, else the one shipped with mailtracker)")
     cmd.add_argument("--retention-days", type=int, default=0, metavar="N",
                      help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
@@ -312,6 +315,7 @@ def cmd_serve(args, home: Home) -> int:
         workers=args.workers, trusted_proxies=args.trusted_proxy,
         client_address=args.client_address or (config.client_address if config else "truncated"),
         serve_hits=args.serve_hits, retention_days=args.retention_days,
+        origins_file=args.origins or (str(home.origins_path) if home.origins_path.exists() else ""),
     )
     settings = pick_port(settings)
     print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
+from mailtracker.core.origins import Origins
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.server.hitfiles import answer_hits_request
@@ -99,6 +100,8 @@ class ServerSettings:
     client_address: str = "truncated"
     serve_hits: bool = False
     retention_days: int = 0
+    # A snapshot of network origins written by 'ranges update'; empty: the package's own.
+    origins_file: str = ""
 
     def validated(self) -> "ServerSettings":
         if not _SERVER_ID_RE.match(self.server_id):
@@ -184,8 +187,16 @@ class PixelApp:
         self.seq = 0
         self.invalid = 0
         # A peer sends many hits: its stored form is worked out once.
-        self._stored_address = lru_cache(maxsize=8192)(
-            _stored_address_function(_client_address_formatter(settings.client_address, secret)))
+        stored = _stored_address_function(_client_address_formatter(settings.client_address, secret))
+        origins = Origins.load(Path(settings.origins_file) if settings.origins_file else None)
+
+        def client_forms(address: str) -> Tuple[str, str]:
+            # The network is judged on the full address, before the privacy setting
+            # truncates or hashes it: every setting then classifies as well as 'full'.
+            ip = normalise_address(address)
+            return stored(address), origins.lookup(str(ip)) if ip is not None else ""
+
+        self._client_forms = lru_cache(maxsize=8192)(client_forms)
         self._verify = TokenVerifier(secret)
         self._verify_click = ClickVerifier(secret)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
@@ -318,12 +329,14 @@ class PixelApp:
         headers = dict(scope["headers"])
         self.seq += 1
         when = utc_timestamp()
-        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method,
-                               self._client(scope, headers.get(b"x-forwarded-for")),
-                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")))
+        client, origin = self._client(scope, headers.get(b"x-forwarded-for"))
+        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method, client,
+                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")),
+                               origin)
         self.hit_log.append(line, when[:10])
 
-    def _client(self, scope, forwarded: Optional[bytes]) -> str:
+    def _client(self, scope, forwarded: Optional[bytes]) -> Tuple[str, str]:
+        """The client's stored form and its network origin."""
         peer = (scope.get("client") or ("", 0))[0]
         address = peer
         if forwarded and self._trusted and self._is_trusted(peer):
@@ -333,7 +346,7 @@ class PixelApp:
                 if not self._is_trusted(candidate):
                     address = candidate
                     break
-        return self._stored_address(address)
+        return self._client_forms(address)
 
     def _is_trusted(self, address: str) -> bool:
         ip = normalise_address(address)
