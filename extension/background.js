@@ -11,6 +11,7 @@ import { createHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
+import { createSentCopy } from "./modules/sentCopy.mjs";
 import { loadPixelBases, loadSentIds, rememberPixelBase } from "./modules/settings.mjs";
 
 const helper = createHelper();
@@ -25,6 +26,13 @@ const sendFlow = createSendFlow({
     readBody: async (tabId) => (await browser.compose.getComposeDetails(tabId)).body,
     writeBody: (tabId, body) => browser.compose.setComposeDetails(tabId, { body }),
   },
+});
+
+const sentCopy = createSentCopy({
+  messenger: browser,
+  notify: (outcome) => notify.sentCopy(outcome),
+  loadPixelBases: () => loadPixelBases(),
+  DOMParser,
 });
 
 const onMessagesDisplayed = createDisplayWatcher({
@@ -50,11 +58,15 @@ async function refreshPixelConfig() {
   await syncBlockRules(await loadPixelBases());
 }
 
-browser.compose.onBeforeSend.addListener((tab, details) => sendFlow.beforeSend(tab, details));
+// The Sent copy of a tracked mail is staged, then replaced by a clean one (sentCopy.mjs).
+browser.compose.onBeforeSend.addListener(async (tab, details) =>
+  sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details)),
+);
 
 // Must return nothing: a returned value once left compose.sendMessage() unsettled.
 browser.compose.onAfterSend.addListener((tab, sendInfo) => {
   sendFlow.afterSend(tab, sendInfo).catch(logError);
+  sentCopy.afterSend(tab, sendInfo).catch(logError);
 });
 
 browser.tabs.onRemoved.addListener((tabId) => {
@@ -87,12 +99,15 @@ browser.action.onClicked.addListener(() => {
   browser.tabs.create({ url: "/tracked/tracked.html" }).catch(logError);
 });
 
+// A staged Sent copy left by a crash or a restart is finished at the next start.
 browser.runtime.onStartup.addListener(() => {
   refreshPixelConfig().catch(logError);
+  sentCopy.finishStaged().catch(logError);
 });
 
 browser.runtime.onInstalled.addListener(() => {
   refreshPixelConfig().catch(logError);
+  sentCopy.finishStaged().catch(logError);
 });
 
 // Block rules only take effect on granted origins, so re-apply them when the grant changes.

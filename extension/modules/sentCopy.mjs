@@ -1,0 +1,367 @@
+// Keeps the Sent copy of a tracked mail free of our pixel.
+//
+// Thunderbird cannot give the Fcc copy its own body, and a stored message
+// cannot be edited. So onBeforeSend files the copy into a staging folder under
+// Local Folders (it never reaches an IMAP server with the pixel), and after the
+// send the staged copy is read, cleaned (mime.mjs) and imported into the real
+// Sent folder; only once the clean copy is found there is the staged one
+// deleted. Any failure leaves the original copy where the user finds it (moved
+// to Sent as it is, or, if even that fails, in the staging folder) and says so.
+// A staged copy left by a crash is finished at the next start.
+//
+// Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
+
+import { removePixelsFromMessage } from "./mime.mjs";
+import { countPixels, isPixelUrl } from "./pixel.mjs";
+import { pushBounded } from "./settings.mjs";
+
+export const STAGING_FOLDER = "mailtracker-staging";
+const MAX_STATUSES = 500;
+const VERIFY_ATTEMPTS = 40;
+const VERIFY_INTERVAL_MS = 100;
+
+/** Outcomes recorded per Message-ID; every state but "clean" means the copy in Sent still has the pixel. */
+export const STATES = Object.freeze({
+  clean: "clean", // the Sent copy is the clean one
+  protected: "protected", // signed or encrypted: kept as it is
+  kept: "kept", // cleaning failed: the original copy was put in Sent as it is
+  staged: "staged", // cleaning and moving failed: the original copy is in the staging folder
+  serverCopy: "serverCopy", // Sent already held a copy (the server's own): kept it
+  off: "off", // the user turned the clean copy off
+});
+
+/** The clean-copy option; on unless turned off on the options page. */
+export async function loadCleanCopyEnabled(area) {
+  const { cleanSentCopy } = await (area ?? browser.storage.local).get("cleanSentCopy");
+  return cleanSentCopy !== false;
+}
+
+/** What the message popup shows for one Message-ID: {state, reason, at} or null. */
+export async function loadSentCopyStatus(messageId, area) {
+  const { sentCopyStatus } = await (area ?? browser.storage.local).get("sentCopyStatus");
+  return sentCopyStatus?.[messageId] ?? null;
+}
+
+function isSignedOrEncrypted(details) {
+  const options = details?.selectedEncryptionTechnology?.options;
+  return Boolean(options?.signMessage || options?.encryptBody);
+}
+
+/** The identity's address in a From header value ("Name <a@b>" or "a@b"), lower-cased. */
+function addressOf(author) {
+  const angle = /<([^<>]+)>\s*$/.exec(author ?? "");
+  return (angle ? angle[1] : (author ?? "")).trim().toLowerCase();
+}
+
+async function fileOf(messenger, messageId) {
+  const raw = await messenger.messages.getRaw(messageId, { data_format: "File" });
+  return new Uint8Array(await raw.arrayBuffer());
+}
+
+/**
+ * deps: {messenger, localArea, sessionArea, notify(outcome), loadPixelBases(), DOMParser,
+ *        log?, wait?(ms)}
+ */
+export function createSentCopy(deps) {
+  const { messenger, notify, loadPixelBases, DOMParser } = deps;
+  const local = deps.localArea ?? browser.storage.local;
+  const session = deps.sessionArea ?? browser.storage.session;
+  const log = deps.log ?? console;
+  const wait = deps.wait ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  // Message-IDs being finished right now: onAfterSend and the start-up scan never both take one.
+  const busy = new Set();
+
+  async function localFoldersAccount() {
+    const accounts = await messenger.accounts.list(false);
+    return accounts.find((account) => account.type === "none") ?? null;
+  }
+
+  async function stagingFolder({ create }) {
+    const account = await localFoldersAccount();
+    if (!account) {
+      return null;
+    }
+    const [found] = await messenger.folders.query({ accountId: account.id, name: STAGING_FOLDER, isRoot: false });
+    if (found || !create) {
+      return found ?? null;
+    }
+    return messenger.folders.create(account.rootFolder.id, STAGING_FOLDER);
+  }
+
+  /**
+   * The identity's Sent folder as Thunderbird would pick it by default: the
+   * Sent folder of its own account, else the Local Folders one (POP3 accounts
+   * that store mail in Local Folders), created like Thunderbird would create it.
+   * null when the account keeps its mail on a server whose Sent is not known
+   * yet: then the copy is filed normally and replaced where it lands.
+   */
+  async function defaultSentFolder(identityId) {
+    const identity = identityId ? await messenger.identities.get(identityId) : null;
+    const account = identity?.accountId ? await messenger.accounts.get(identity.accountId, false) : null;
+    if (account) {
+      const [own] = await messenger.folders.query({ accountId: account.id, specialUse: ["sent"] });
+      if (own) {
+        return own.id;
+      }
+      if (account.type === "imap") {
+        return null;
+      }
+    }
+    const localAccount = await localFoldersAccount();
+    if (!localAccount) {
+      return null;
+    }
+    const [sent] = [
+      ...(await messenger.folders.query({ accountId: localAccount.id, specialUse: ["sent"] })),
+      ...(await messenger.folders.query({ accountId: localAccount.id, name: "Sent", isRoot: false })),
+    ];
+    return sent?.id ?? (await messenger.folders.create(localAccount.rootFolder.id, "Sent")).id;
+  }
+
+  async function identityIdForAuthor(author) {
+    const email = addressOf(author);
+    const accounts = await messenger.accounts.list(false);
+    for (const account of accounts) {
+      const identity = (account.identities ?? []).find((i) => i.email?.toLowerCase() === email);
+      if (identity) {
+        return identity.id;
+      }
+    }
+    return null;
+  }
+
+  const tabKey = (tabId) => `sentCopyTab:${tabId}`;
+
+  async function recordStatus(messageId, state, reason = "") {
+    if (!messageId) {
+      return;
+    }
+    const { sentCopyStatus = {}, sentCopyOrder } = await local.get(["sentCopyStatus", "sentCopyOrder"]);
+    const order = pushBounded(sentCopyOrder, messageId, MAX_STATUSES);
+    const kept = Object.fromEntries(
+      order.filter((id) => id in sentCopyStatus || id === messageId).map((id) => [id, sentCopyStatus[id]]),
+    );
+    kept[messageId] = { state, reason, at: new Date().toISOString() };
+    await local.set({ sentCopyStatus: kept, sentCopyOrder: order });
+  }
+
+  async function journal() {
+    const { sentCopyJournal = {} } = await local.get("sentCopyJournal");
+    return sentCopyJournal;
+  }
+
+  async function setJournal(messageId, entry) {
+    const entries = await journal();
+    if (entry) {
+      entries[messageId] = entry;
+    } else {
+      delete entries[messageId];
+    }
+    await local.set({ sentCopyJournal: entries });
+  }
+
+  /**
+   * Called with onBeforeSend's result for a tracked or untracked mail: adds the
+   * staging folder as this copy's Fcc when the mail carries our pixel, and
+   * undoes that when a later attempt from the same tab does not.
+   */
+  async function amendBeforeSend(tab, details, result) {
+    const previous = (await session.get(tabKey(tab.id)))[tabKey(tab.id)];
+    const staging = await stagingFolder({ create: false });
+    const stagedBefore = staging && details?.overrideDefaultFccFolderId === staging.id;
+    const restore = (out) => {
+      if (stagedBefore) {
+        // An earlier attempt staged this tab's copy: give the user's own choice back.
+        const fcc = previous?.userOverride ?? null;
+        return { ...(out ?? {}), details: { ...(out?.details ?? {}), overrideDefaultFccFolderId: fcc } };
+      }
+      return out;
+    };
+    if (!result?.details?.body || result.cancel) {
+      return restore(result);
+    }
+    const bases = await loadPixelBases();
+    if (countPixels(result.details.body, bases, DOMParser) === 0) {
+      return restore(result);
+    }
+    if (!(await loadCleanCopyEnabled(local)) || isSignedOrEncrypted(details)) {
+      await session.set({ [tabKey(tab.id)]: { target: null, reason: isSignedOrEncrypted(details) ? "protected" : "off" } });
+      return restore(result);
+    }
+    const userOverride = stagedBefore ? (previous?.userOverride ?? null) : (details?.overrideDefaultFccFolderId ?? null);
+    if (userOverride === "") {
+      // The user chose "no copy" for this mail: there is nothing to clean.
+      return restore(result);
+    }
+    const target = userOverride || (await defaultSentFolder(details?.identityId));
+    if (!target) {
+      await session.set({ [tabKey(tab.id)]: { target: null, userOverride, reason: "unstaged" } });
+      return restore(result);
+    }
+    const folder = staging ?? (await stagingFolder({ create: true }));
+    await session.set({ [tabKey(tab.id)]: { target, userOverride, reason: "staged" } });
+    return { ...result, details: { ...result.details, overrideDefaultFccFolderId: folder.id } };
+  }
+
+  async function findIn(folderId, headerMessageId) {
+    const found = await messenger.messages.query({ folderId, headerMessageId });
+    return found?.messages ?? [];
+  }
+
+  async function waitIn(folderId, headerMessageId) {
+    for (let i = 0; i < VERIFY_ATTEMPTS; i += 1) {
+      const found = await findIn(folderId, headerMessageId);
+      if (found.length) {
+        return found;
+      }
+      await wait(VERIFY_INTERVAL_MS);
+    }
+    return [];
+  }
+
+  /** Puts the original copy in Sent as it is; returns the state reached. */
+  async function keepOriginal(staged, target, why) {
+    try {
+      if (target) {
+        await messenger.messages.move([staged.id], target);
+        await notify({ state: STATES.kept, reason: why, subject: staged.subject });
+        return STATES.kept;
+      }
+    } catch (error) {
+      log.error("mailtracker: could not move the Sent copy %s to Sent: %s", staged.headerMessageId, error?.message);
+    }
+    await notify({ state: STATES.staged, reason: why, subject: staged.subject, folder: STAGING_FOLDER });
+    return STATES.staged;
+  }
+
+  /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
+  async function finishOne(staged, target) {
+    const messageId = staged.headerMessageId;
+    let state;
+    let reason = "";
+    try {
+      const already = target ? await findIn(target, messageId) : [];
+      if (already.length) {
+        // A clean copy imported before a crash, or the server's own copy: one copy is enough.
+        await messenger.messages.delete([staged.id], { deletePermanently: true });
+        const previous = await loadSentCopyStatus(messageId, local);
+        // "importing": the import had started when Thunderbird stopped; it is ours.
+        state = [STATES.clean, "importing"].includes(previous?.state) ? STATES.clean : STATES.serverCopy;
+        reason = state === STATES.serverCopy ? "Sent already held a copy with this Message-ID" : "";
+      } else if (!target) {
+        state = await keepOriginal(staged, null, "no Sent folder was found for this identity");
+        reason = "no Sent folder was found for this identity";
+      } else {
+        const bases = await loadPixelBases();
+        const raw = await fileOf(messenger, staged.id);
+        const cleaned = removePixelsFromMessage(raw, (src) => isPixelUrl(src, bases));
+        if (cleaned.protectedBy) {
+          reason = `${cleaned.protectedBy}: changing it would break it`;
+          await messenger.messages.move([staged.id], target);
+          state = STATES.protected;
+        } else {
+          await recordStatus(messageId, "importing", "");
+          const file = new File([cleaned.bytes], "message.eml", { type: "message/rfc822" });
+          try {
+            await messenger.messages.import(file, target, { read: true });
+          } catch (error) {
+            reason = `the clean copy was refused: ${error?.message ?? error}`;
+          }
+          if (!reason && (await waitIn(target, messageId)).length === 0) {
+            reason = "the clean copy did not appear in Sent";
+          }
+          if (reason) {
+            state = await keepOriginal(staged, target, reason);
+          } else {
+            await recordStatus(messageId, STATES.clean, "");
+            await messenger.messages.delete([staged.id], { deletePermanently: true });
+            state = STATES.clean;
+          }
+        }
+      }
+    } catch (error) {
+      reason = String(error?.message ?? error);
+      log.error("mailtracker: finishing the Sent copy %s failed: %s", messageId, reason);
+      state = await keepOriginal(staged, target, reason);
+    }
+    await recordStatus(messageId, state, reason);
+    if (state !== STATES.staged) {
+      await setJournal(messageId, null);
+    }
+    return state;
+  }
+
+  async function guarded(messageId, run) {
+    if (busy.has(messageId)) {
+      return null;
+    }
+    busy.add(messageId);
+    try {
+      return await run();
+    } finally {
+      busy.delete(messageId);
+    }
+  }
+
+  /** onAfterSend: finish this tab's staged copy (or a copy filed where we could not stage). */
+  async function afterSend(tab, sendInfo) {
+    const key = tabKey(tab.id);
+    const plan = (await session.get(key))[key];
+    await session.remove(key);
+    if (!plan) {
+      return [];
+    }
+    const headerMessageId = sendInfo?.headerMessageId ?? sendInfo?.messages?.[0]?.headerMessageId;
+    if (sendInfo?.error || !headerMessageId) {
+      return [];
+    }
+    if (plan.reason === "off" || plan.reason === "protected") {
+      await recordStatus(headerMessageId, plan.reason === "off" ? STATES.off : STATES.protected, "");
+      return [];
+    }
+    const staging = await stagingFolder({ create: false });
+    const results = [];
+    for (const copy of sendInfo.messages ?? []) {
+      if (staging && copy.folder?.id === staging.id) {
+        await setJournal(copy.headerMessageId, { target: plan.target });
+        results.push(await guarded(copy.headerMessageId, () => finishOne(copy, plan.target)));
+      } else if (plan.reason === "unstaged" && copy.folder?.id) {
+        // Filed straight into a Sent folder we could not name beforehand:
+        // bring it to staging, then replace it where it was.
+        const target = copy.folder.id;
+        const folder = await stagingFolder({ create: true });
+        await setJournal(copy.headerMessageId, { target });
+        await messenger.messages.move([copy.id], folder.id);
+        const [moved] = await waitIn(folder.id, copy.headerMessageId);
+        results.push(moved ? await guarded(copy.headerMessageId, () => finishOne(moved, target)) : STATES.kept);
+      }
+    }
+    return results;
+  }
+
+  /** At start: every copy still in the staging folder is finished (crash, restart, send later). */
+  async function finishStaged() {
+    const staging = await stagingFolder({ create: false });
+    if (!staging) {
+      return [];
+    }
+    const entries = await journal();
+    const results = [];
+    let page = await messenger.messages.list(staging.id);
+    for (;;) {
+      for (const staged of page.messages ?? []) {
+        const target =
+          entries[staged.headerMessageId]?.target ??
+          (await defaultSentFolder(await identityIdForAuthor(staged.author)));
+        results.push(await guarded(staged.headerMessageId, () => finishOne(staged, target)));
+      }
+      if (!page.id) {
+        break;
+      }
+      page = await messenger.messages.continueList(page.id);
+    }
+    return results;
+  }
+
+  return { amendBeforeSend, afterSend, finishStaged, defaultSentFolder };
+}

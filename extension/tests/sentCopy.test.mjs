@@ -1,0 +1,264 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { binaryToBytes, bytesToBinary, decodeQuotedPrintable, encodeQuotedPrintable } from "../modules/mime.mjs";
+import { STAGING_FOLDER, STATES, createSentCopy, loadSentCopyStatus } from "../modules/sentCopy.mjs";
+import { DOMParser } from "./dom.mjs";
+import { BASE, TOKEN, memoryArea, pixelUrl } from "./fixtures.mjs";
+
+const PIXEL = `<img src="${pixelUrl()}" width="1" height="1" alt="" moz-do-not-send="true">`;
+const BODY = `<html><body><p>Hello</p>${PIXEL}</body></html>`;
+
+function rawMessage(messageId, html = BODY) {
+  return binaryToBytes(
+    [
+      `Message-ID: <${messageId}>`,
+      "From: Sender <sender@example.org>",
+      "Subject: Hi",
+      "Content-Type: text/html; charset=UTF-8",
+      "Content-Transfer-Encoding: quoted-printable",
+      "",
+      encodeQuotedPrintable(html, "\r\n"),
+      "",
+    ].join("\r\n"),
+  );
+}
+
+/** A Thunderbird double: a POP3 account storing in Local Folders, with folders holding raw messages. */
+function fakeThunderbird({ withSent = true } = {}) {
+  const folders = new Map([["local:/Trash", { name: "Trash", accountId: "local", specialUse: ["trash"] }]]);
+  if (withSent) {
+    folders.set("local:/Sent", { name: "Sent", accountId: "local", specialUse: ["sent"] });
+  }
+  const messages = new Map();
+  let nextId = 1;
+  const calls = [];
+  const faults = { import: null, move: null };
+  const add = (folderId, bytes) => {
+    const text = bytesToBinary(bytes);
+    const id = nextId++;
+    messages.set(id, {
+      id,
+      folderId,
+      bytes,
+      headerMessageId: /Message-ID: <([^>]+)>/i.exec(text)[1],
+      author: "Sender <sender@example.org>",
+      subject: "Hi",
+    });
+    return id;
+  };
+  const header = (m) => ({ ...m, bytes: undefined, folder: { id: m.folderId } });
+  const inFolder = (folderId) => [...messages.values()].filter((m) => m.folderId === folderId);
+  const messenger = {
+    accounts: {
+      list: async () => [
+        { id: "pop", type: "pop3", identities: [{ id: "id1", email: "sender@example.org" }] },
+        { id: "local", type: "none", rootFolder: { id: "local:/" }, identities: [] },
+      ],
+      get: async (id) => ({ id, type: id === "pop" ? "pop3" : "none" }),
+    },
+    identities: { get: async (id) => (id === "id1" ? { id, accountId: "pop" } : null) },
+    folders: {
+      query: async ({ accountId, name, specialUse }) =>
+        [...folders.entries()]
+          .filter(([, f]) => f.accountId === accountId)
+          .filter(([, f]) => name == null || f.name === name)
+          .filter(([, f]) => specialUse == null || specialUse.some((use) => f.specialUse.includes(use)))
+          .map(([id, f]) => ({ id, name: f.name })),
+      create: async (parentId, name) => {
+        const id = `${parentId}${name}`;
+        folders.set(id, { name, accountId: "local", specialUse: [] });
+        calls.push(["folders.create", name]);
+        return { id, name };
+      },
+    },
+    messages: {
+      getRaw: async (id) => ({ arrayBuffer: async () => messages.get(id).bytes.buffer }),
+      import: async (file, folderId) => {
+        calls.push(["messages.import", folderId]);
+        if (faults.import) throw new Error(faults.import);
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        const messageId = /Message-ID: <([^>]+)>/i.exec(bytesToBinary(bytes))[1];
+        if (inFolder(folderId).some((m) => m.headerMessageId === messageId)) {
+          throw new Error(`Destination folder already contains a message with id <${messageId}>`);
+        }
+        return header(messages.get(add(folderId, bytes)));
+      },
+      query: async ({ folderId, headerMessageId }) => ({
+        id: null,
+        messages: inFolder(folderId).filter((m) => m.headerMessageId === headerMessageId).map(header),
+      }),
+      delete: async (ids, options) => {
+        calls.push(["messages.delete", ids, options]);
+        ids.forEach((id) => messages.delete(id));
+      },
+      move: async (ids, folderId) => {
+        calls.push(["messages.move", ids, folderId]);
+        if (faults.move) throw new Error(faults.move);
+        ids.forEach((id) => {
+          messages.get(id).folderId = folderId;
+        });
+      },
+      list: async (folderId) => ({ id: null, messages: inFolder(folderId).map(header) }),
+      continueList: async () => ({ id: null, messages: [] }),
+    },
+  };
+  return { messenger, messages, folders, calls, faults, add, inFolder, header };
+}
+
+function setup(options) {
+  const tb = fakeThunderbird(options);
+  const notices = [];
+  const local = memoryArea();
+  const sentCopy = createSentCopy({
+    messenger: tb.messenger,
+    localArea: local,
+    sessionArea: memoryArea(),
+    notify: async (outcome) => notices.push(outcome),
+    loadPixelBases: async () => [BASE],
+    DOMParser,
+    log: { error() {}, warn() {} },
+    wait: async () => {},
+  });
+  return { tb, notices, local, sentCopy };
+}
+
+const STAGING = `local:/${STAGING_FOLDER}`;
+const tracked = { details: { body: BODY } };
+const composeDetails = { identityId: "id1", body: "<p>Hello</p>" };
+
+/** onBeforeSend, then Thunderbird filing the copy where the result said, then onAfterSend. */
+async function send({ tb, sentCopy }, messageId, details = composeDetails, result = tracked) {
+  const amended = await sentCopy.amendBeforeSend({ id: 1 }, details, result);
+  const fcc = amended?.details?.overrideDefaultFccFolderId || "local:/Sent";
+  const id = tb.add(fcc, rawMessage(messageId));
+  await sentCopy.afterSend({ id: 1 }, { mode: "sendNow", headerMessageId: messageId, messages: [tb.header(tb.messages.get(id))] });
+  return amended;
+}
+
+const sourcesIn = (tb, folderId) => tb.inFolder(folderId).map((m) => bytesToBinary(m.bytes));
+// The token as a reader sees it: quoted-printable may split it over lines.
+const hasPixel = (source) => decodeQuotedPrintable(source).includes(TOKEN);
+
+describe("sentCopy", () => {
+  test("a tracked send is staged, then Sent holds exactly one copy, without the pixel", async () => {
+    const env = setup();
+    const amended = await send(env, "m1@x");
+    assert.equal(amended.details.overrideDefaultFccFolderId, STAGING);
+    assert.equal(amended.details.body, BODY, "the body that is sent keeps its pixel");
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]) && sent[0].includes("Message-ID: <m1@x>") && sent[0].includes("Hello"));
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+    assert.equal((await loadSentCopyStatus("m1@x", env.local)).state, STATES.clean);
+    const order = env.tb.calls.map((c) => c[0]);
+    assert.ok(order.indexOf("messages.import") < order.indexOf("messages.delete"), "written before the staged copy goes");
+    assert.deepEqual(env.tb.calls.find((c) => c[0] === "messages.delete")[2], { deletePermanently: true });
+    assert.deepEqual(env.notices, []);
+  });
+
+  test("an import the folder refuses puts the original copy in Sent as it is, and says so", async () => {
+    const env = setup();
+    env.tb.faults.import = "Error importing message: no";
+    await send(env, "m2@x");
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(sent[0].includes("=") && bytesToBinary(rawMessage("m2@x")) === sent[0], "the original, byte for byte");
+    assert.equal((await loadSentCopyStatus("m2@x", env.local)).state, STATES.kept);
+    assert.equal(env.notices[0].state, STATES.kept);
+    assert.match(env.notices[0].reason, /refused/);
+  });
+
+  test("when even the move fails the copy stays in the staging folder, and the start-up scan finishes it", async () => {
+    const env = setup();
+    env.tb.faults.import = "server down";
+    env.tb.faults.move = "server down";
+    await send(env, "m3@x");
+    assert.equal(sourcesIn(env.tb, STAGING).length, 1, "nothing lost");
+    assert.ok(hasPixel(sourcesIn(env.tb, STAGING)[0]));
+    assert.equal(env.notices[0].state, STATES.staged);
+    assert.equal((await loadSentCopyStatus("m3@x", env.local)).state, STATES.staged);
+
+    env.tb.faults.import = null;
+    env.tb.faults.move = null;
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    assert.ok(!hasPixel(sourcesIn(env.tb, "local:/Sent")[0]));
+  });
+
+  test("a staged copy whose clean copy was already imported before a crash is not doubled", async () => {
+    const env = setup();
+    await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, tracked);
+    env.tb.add(STAGING, rawMessage("m4@x"));
+    await env.tb.messenger.messages.import(
+      { arrayBuffer: async () => rawMessage("m4@x", "<p>Hello</p>").buffer },
+      "local:/Sent",
+    );
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.serverCopy]);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+  });
+
+  test("a crash before onAfterSend: the scan finds the Sent folder from the copy's author", async () => {
+    const env = setup();
+    await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, tracked);
+    env.tb.add(STAGING, rawMessage("m5@x"));
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]));
+  });
+
+  test("signed or encrypted mail keeps Thunderbird's own copy and records why", async () => {
+    const env = setup();
+    const signed = { ...composeDetails, selectedEncryptionTechnology: { name: "OpenPGP", options: { signMessage: true } } };
+    const amended = await send(env, "m6@x", signed);
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
+    assert.ok(hasPixel(sourcesIn(env.tb, "local:/Sent")[0]), "the copy as it was sent");
+    assert.equal((await loadSentCopyStatus("m6@x", env.local)).state, STATES.protected);
+  });
+
+  test("untracked mail is not staged, and an untracked retry gives the user's Fcc choice back", async () => {
+    const env = setup();
+    const untracked = { details: { body: "<p>Hello</p>" } };
+    assert.equal(await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, untracked), untracked);
+    assert.equal(await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, undefined), undefined);
+    const first = await env.sentCopy.amendBeforeSend({ id: 2 }, composeDetails, tracked);
+    assert.equal(first.details.overrideDefaultFccFolderId, STAGING);
+    const retry = await env.sentCopy.amendBeforeSend(
+      { id: 2 },
+      { ...composeDetails, overrideDefaultFccFolderId: STAGING },
+      untracked,
+    );
+    assert.equal(retry.details.overrideDefaultFccFolderId, null);
+  });
+
+  test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {
+    const env = setup();
+    env.tb.folders.set("local:/Other", { name: "Other", accountId: "local", specialUse: [] });
+    const picked = await env.sentCopy.amendBeforeSend({ id: 1 }, { ...composeDetails, overrideDefaultFccFolderId: "local:/Other" }, tracked);
+    assert.equal(picked.details.overrideDefaultFccFolderId, STAGING);
+    const id = env.tb.add(STAGING, rawMessage("m7@x"));
+    await env.sentCopy.afterSend({ id: 1 }, { headerMessageId: "m7@x", messages: [env.tb.header(env.tb.messages.get(id))] });
+    assert.equal(sourcesIn(env.tb, "local:/Other").length, 1);
+    const none = await env.sentCopy.amendBeforeSend({ id: 3 }, { ...composeDetails, overrideDefaultFccFolderId: "" }, tracked);
+    assert.equal(none.details.overrideDefaultFccFolderId, undefined);
+  });
+
+  test("turned off on the options page: the copy is left to Thunderbird and the status says so", async () => {
+    const env = setup();
+    await env.local.set({ cleanSentCopy: false });
+    const amended = await send(env, "m8@x");
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
+    assert.ok(sourcesIn(env.tb, "local:/Sent")[0].includes("Message-ID: <m8@x>"));
+    assert.equal((await loadSentCopyStatus("m8@x", env.local)).state, STATES.off);
+  });
+
+  test("a profile without a Local Folders Sent folder gets one, as Thunderbird would make it", async () => {
+    const env = setup({ withSent: false });
+    await send(env, "m9@x");
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    assert.ok(env.tb.calls.some((c) => c[0] === "folders.create" && c[1] === "Sent"));
+  });
+});
