@@ -1,9 +1,10 @@
 // The options page: default tracking per identity, the "block sending" option,
-// the pixel server's host permission, and the helper's health.
+// the clean Sent copy, the pixel server's host permission, and the helper's health.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
+import { loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
 import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
@@ -111,6 +112,12 @@ async function main() {
   block.checked = settings.blockOnHelperFailure;
   block.addEventListener("change", async () => {
     await saveSettings({ blockOnHelperFailure: block.checked });
+    flashSaved();
+  });
+  const cleanCopy = byId("cleanSentCopy");
+  cleanCopy.checked = await loadCleanCopyEnabled();
+  cleanCopy.addEventListener("change", async () => {
+    await saveSettings({ cleanSentCopy: cleanCopy.checked });
     flashSaved();
   });
   await renderIdentities(settings);
