@@ -345,6 +345,21 @@ function cleanEntity(entity, isPixel, depth) {
   };
 }
 
+// Thunderbird's own bookkeeping at the top of a message kept in a local mbox
+// (read and flag state); never part of the mail that was sent.
+const LOCAL_STATUS_FIELD = /^X-Mozilla-(Status|Status2|Keys):[^\n]*\n(?:[ \t][^\n]*\n)*/i;
+
+/** bytes without the X-Mozilla-Status/-Status2/-Keys fields a local folder put first. */
+export function stripLocalStatusHeaders(bytes) {
+  let text = bytesToBinary(bytes);
+  let changed = false;
+  for (let match = LOCAL_STATUS_FIELD.exec(text); match; match = LOCAL_STATUS_FIELD.exec(text)) {
+    text = text.slice(match[0].length);
+    changed = true;
+  }
+  return changed ? binaryToBytes(text) : bytes;
+}
+
 /**
  * Removes every <img> whose src isPixel(src) accepts from the message's
  * text/html parts. Returns {bytes, removed, protectedBy}: protectedBy names

@@ -11,7 +11,7 @@
 //
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
-import { removePixelsFromMessage } from "./mime.mjs";
+import { removePixelsFromMessage, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
 import { pushBounded } from "./settings.mjs";
 
@@ -73,7 +73,8 @@ export function createSentCopy(deps) {
 
   async function localFoldersAccount() {
     const accounts = await messenger.accounts.list(false);
-    return accounts.find((account) => account.type === "none") ?? null;
+    // Manifest V3 calls the Local Folders account "local" (V2: "none").
+    return accounts.find((account) => account.type === "local" || account.type === "none") ?? null;
   }
 
   async function stagingFolder({ create }) {
@@ -261,7 +262,9 @@ export function createSentCopy(deps) {
           state = STATES.protected;
         } else {
           await recordStatus(messageId, "importing", "");
-          const file = new File([cleaned.bytes], "message.eml", { type: "message/rfc822" });
+          // The staged copy sits in a local mbox, which put its flags first; the
+          // target folder keeps its own (and an IMAP server must not get ours).
+          const file = new File([stripLocalStatusHeaders(cleaned.bytes)], "message.eml", { type: "message/rfc822" });
           try {
             await messenger.messages.import(file, target, { read: true });
           } catch (error) {

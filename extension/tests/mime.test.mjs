@@ -10,6 +10,7 @@ import {
   findPixelTags,
   parseContentType,
   removePixelsFromMessage,
+  stripLocalStatusHeaders,
 } from "../modules/mime.mjs";
 import { isPixelUrl } from "../modules/pixel.mjs";
 import { BASE, TOKEN, pixelUrl } from "./fixtures.mjs";
@@ -248,5 +249,15 @@ describe("removePixelsFromMessage", () => {
       CRLF,
     );
     assert.equal(clean(message).text, message.replace(PIXEL_TAG, ""));
+  });
+});
+
+describe("stripLocalStatusHeaders", () => {
+  test("drops the X-Mozilla-Status fields a local folder put first, and nothing else", () => {
+    const mail = `${HEADERS}${CRLF}X-Mozilla-Keys: kept${CRLF}${CRLF}body${CRLF}`;
+    const stored = `X-Mozilla-Status: 0001${CRLF}X-Mozilla-Status2: 00800000${CRLF}X-Mozilla-Keys:${CRLF}   ${CRLF}${mail}`;
+    assert.equal(text(stripLocalStatusHeaders(bytes(stored))), mail);
+    const input = bytes(mail);
+    assert.equal(stripLocalStatusHeaders(input), input);
   });
 });

@@ -53,9 +53,9 @@ function fakeThunderbird({ withSent = true } = {}) {
     accounts: {
       list: async () => [
         { id: "pop", type: "pop3", identities: [{ id: "id1", email: "sender@example.org" }] },
-        { id: "local", type: "none", rootFolder: { id: "local:/" }, identities: [] },
+        { id: "local", type: "local", rootFolder: { id: "local:/" }, identities: [] },
       ],
-      get: async (id) => ({ id, type: id === "pop" ? "pop3" : "none" }),
+      get: async (id) => ({ id, type: id === "pop" ? "pop3" : "local" }),
     },
     identities: { get: async (id) => (id === "id1" ? { id, accountId: "pop" } : null) },
     folders: {

@@ -195,17 +195,28 @@ class Thunderbird:
         kind = {bool: "Bool", int: "Int", str: "String"}[type(value)]
         self.js(f"Services.prefs.set{kind}Pref(args[0], args[1]); resolve(null);", [name, value])
 
-    def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>") -> None:
-        """Open an HTML compose window like Write does, wait until it is ready, press Send."""
+    def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
+                         identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None) -> None:
+        """Open an HTML compose window like Write does, wait until it is ready, press Send.
+        identity_key picks another identity than the default account's; attachments are files."""
         self.js("""
-        const [subject, to, body] = args;
+        const [subject, to, body, identityKey, files] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
         fields.to = to; fields.subject = subject; fields.body = body;
+        for (const path of files) {
+          const attachment = Cc["@mozilla.org/messengercompose/attachment;1"].createInstance(Ci.nsIMsgAttachment);
+          const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
+          file.initWithPath(path);
+          attachment.url = Services.io.newFileURI(file).spec;
+          attachment.name = file.leafName;
+          fields.addAttachment(attachment);
+        }
         params.composeFields = fields;
         params.format = Ci.nsIMsgCompFormat.HTML;
         params.type = Ci.nsIMsgCompType.New;
-        params.identity = MailServices.accounts.defaultAccount.defaultIdentity;
+        params.identity = identityKey ? MailServices.accounts.getIdentity(identityKey)
+          : MailServices.accounts.defaultAccount.defaultIdentity;
         const opened = new Promise(done => {
           const observer = {
             observe(win) {
@@ -219,7 +230,7 @@ class Thunderbird:
         const win = await opened;
         win.goDoCommand("cmd_sendNow");
         resolve(null);
-        """, [subject, to, body_html], timeout_s=60)
+        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []]], timeout_s=60)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])

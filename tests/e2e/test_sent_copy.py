@@ -1,0 +1,266 @@
+"""End to end: the Sent copy of a tracked mail carries no live pixel, on a real
+IMAP server (Dovecot on loopback, read back with imaplib as another device would)
+and in Local Folders; nothing is lost or doubled, even across a crash."""
+
+import email
+import json
+import email.policy
+import os
+import re
+import statistics
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
+from tests.e2e.test_thunderbird import html_part, pixels_in, sent_row, token_of
+from tests.e2e.thunderbird import THUNDERBIRD, Thunderbird, wait_until
+
+pytestmark = pytest.mark.slow
+
+IMAP_EMAIL = "imap-sender@example.org"
+STAGING = "mailtracker-staging"
+# A real attachment (all 256 byte values) and an inline image Thunderbird sends as a cid: part.
+ATTACHMENT_BYTES = bytes(range(256)) * 8
+PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+BODY = (f'<p>Hello <b>there</b>, caf\u00e9 \u2014 see the logo:</p><img src="data:image/png;base64,{PNG_1PX}" '
+        'alt="logo" width="1" height="1"><p>A long line that Thunderbird will wrap somewhere around here, '
+        'because it goes on and on well past seventy-six characters of quoted-printable.</p>')
+
+
+def _require(path: str, package: str):
+    if not os.access(path, os.X_OK):
+        message = f"needs {path} (apt-get install {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    _require(DOVECOT, "dovecot-imapd")
+    server = Dovecot()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+ADD_IMAP_ACCOUNT = """
+const [port, user, password, email] = args;
+const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
+server.port = port;
+server.socketType = Ci.nsMsgSocketType.plain;
+server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
+server.password = password;
+server.doBiff = false;
+const identity = MailServices.accounts.createIdentity();
+identity.email = email;
+identity.fullName = "IMAP Sender";
+identity.composeHtml = true;
+identity.doFcc = true;
+identity.fccFolderURI = server.serverURI + "/Sent";
+identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
+const account = MailServices.accounts.createAccount();
+account.incomingServer = server;
+account.addIdentity(identity);
+// Log in and list the folders, as the first start of a real account does.
+server.performExpand(null);
+for (let i = 0; i < 400; i++) {
+  const sent = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.SentMail);
+  if (sent) { sent.updateFolder(null); resolve(identity.key); return; }
+  await new Promise(r => setTimeout(r, 50));
+}
+throw new Error("Thunderbird did not list the IMAP Sent folder");
+"""
+
+
+def add_imap_account(tb: Thunderbird, server: Dovecot) -> str:
+    return tb.js(ADD_IMAP_ACCOUNT, [server.port, USER, PASSWORD, IMAP_EMAIL], timeout_s=40)
+
+
+@pytest.fixture(scope="session")
+def imap_identity(desktop, dovecot):
+    """An IMAP account on the Dovecot, added to the session's Thunderbird (one instance)."""
+    return add_imap_account(desktop.tb, dovecot)
+
+
+def extension_storage(tb: Thunderbird) -> dict:
+    """The add-on's storage.local, read through one of its pages."""
+    return json.loads(tb.in_extension_tab("options/options.html", """
+        await waitFor(d => d.getElementById("cleanSentCopy"), "the options page");
+        return JSON.stringify(await doc().defaultView.wrappedJSObject.browser.storage.local.get(null));
+    """))
+
+
+def sent_copy_state(tb: Thunderbird, message_id: str):
+    return (extension_storage(tb).get("sentCopyStatus") or {}).get(message_id, {}).get("state")
+
+
+def set_clean_copy(tb: Thunderbird, on: bool) -> None:
+    tb.in_extension_tab("options/options.html", """
+        const box = await waitFor(d => d.getElementById("cleanSentCopy"), "the switch");
+        // The identities are listed after the page's listeners are in place.
+        await waitFor(d => d.querySelector("#identities li"), "the page to be ready");
+        if (box.checked !== args[0]) {
+            box.click();
+            await waitFor(d => !d.getElementById("saved").hidden, "the setting to be saved");
+        }
+    """, [on])
+
+
+def local_folder(tb: Thunderbird, name: str):
+    """The live (not expunged) messages of a Local Folders mbox, as Thunderbird stored them."""
+    path = tb.profile / "Mail" / "Local Folders" / name
+    if not path.exists():
+        return []
+    live = []
+    # Read-only, without mailbox.mbox (it opens the file for writing): Thunderbird
+    # starts every message with a "From " line and escapes such lines in bodies.
+    for chunk in re.split(rb"(?:\r?\n|^)From [^\n]*\n", path.read_bytes()):
+        if not chunk.strip():
+            continue
+        message = email.message_from_bytes(chunk, policy=email.policy.compat32)
+        status = int(message.get("X-Mozilla-Status", "0"), 16)
+        if not status & 0x0008:  # nsMsgMessageFlags.Expunged: deleted, not yet compacted
+            live.append(message)
+    return live
+
+
+def with_id(messages, message_id):
+    return [m for m in messages if m["Message-ID"] == message_id]
+
+
+class Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+def text_of(html: str) -> str:
+    class Text(HTMLParser):
+        parts = []
+
+        def handle_data(self, data):
+            self.parts.append(data)
+    parser = Text()
+    parser.parts = []
+    parser.feed(html)
+    return " ".join("".join(parser.parts).split())
+
+
+def attachment_of(message):
+    for part in message.walk():
+        if part.get_filename() == "data.bin":
+            return part.get_payload(decode=True)
+    raise AssertionError("no attachment data.bin")
+
+
+def assert_clean_copy_of(copy, received, desktop, tag_id):
+    """The Sent copy is what the recipient got, minus our pixel."""
+    source = copy.as_bytes()
+    assert desktop.server.base.encode() not in source and tag_id.encode() not in source
+    # Quoted-printable may split the token over lines: look in the decoded parts too.
+    for part in copy.walk():
+        if not part.is_multipart():
+            assert tag_id.encode() not in (part.get_payload(decode=True) or b"")
+    # Every header field as the recipient got it, in order: the SMTP sink adds
+    # X-Peer/X-MailFrom/X-RcptTo, a local folder keeps its flags in X-Mozilla-*.
+    def fields(message, skip):
+        return [(name, value) for name, value in message.items() if not name.lower().startswith(skip)]
+    assert fields(copy, ("x-mozilla-",)) == fields(received, ("x-peer", "x-mailfrom", "x-rcptto"))
+    assert attachment_of(copy) == ATTACHMENT_BYTES == attachment_of(received)
+    assert text_of(html_part(copy)) == text_of(html_part(received))
+    sent_images = Images()
+    sent_images.feed(html_part(received))
+    copy_images = Images()
+    copy_images.feed(html_part(copy))
+    assert copy_images.sources == [src for src in sent_images.sources if not src.startswith(desktop.server.base)]
+    inline = [p.get_payload(decode=True) for p in copy.walk() if p.get_content_type() == "image/png"]
+    assert inline == [p.get_payload(decode=True) for p in received.walk() if p.get_content_type() == "image/png"]
+    assert len(inline) == 1
+
+
+def send_tracked_with_attachment(desktop, tmp_path, subject, identity_key=None):
+    attachment = tmp_path / "data.bin"
+    attachment.write_bytes(ATTACHMENT_BYTES)
+    started = time.monotonic()
+    desktop.tb.compose_and_send(subject, "Recipient <rcpt@example.net>", BODY, identity_key=identity_key,
+                                attachments=[attachment])
+    received = desktop.sink.wait_for_message(subject)
+    delivered = time.monotonic()
+    (pixel,) = pixels_in(received, desktop)
+    tag_id = token_of(pixel)
+    wait_until(lambda: sent_row(desktop.home, tag_id), 20, "the tag marked sent")
+    return received, tag_id, started, delivered
+
+
+def test_imap_sent_copy_has_no_pixel(desktop, dovecot, imap_identity, tmp_path):
+    """IMAP: Sent holds exactly one copy, the mail as sent minus the pixel; staging is empty."""
+    received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "IMAP clean copy", imap_identity)
+    message_id = received["Message-ID"]
+    copies = wait_until(lambda: with_id(dovecot.messages("Sent"), message_id), 30, "the copy in IMAP Sent")
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
+    copies = with_id(dovecot.messages("Sent"), message_id)
+    assert len(copies) == 1, [c["Message-ID"] for c in copies]
+    assert_clean_copy_of(copies[0], received, desktop, tag_id)
+    assert not [name for name in copies[0].keys() if name.lower().startswith("x-mozilla-")]
+    assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+    assert with_id(dovecot.messages("INBOX"), message_id) == []
+
+
+def test_local_folders_sent_copy_has_no_pixel(desktop, tmp_path):
+    """POP3 with Local Folders: the same, in Local Folders' Sent."""
+    received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "Local clean copy")
+    message_id = received["Message-ID"]
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
+    copies = with_id(local_folder(desktop.tb, "Sent"), message_id)
+    assert len(copies) == 1
+    assert_clean_copy_of(copies[0], received, desktop, tag_id)
+    assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+
+
+def test_clean_copy_off_keeps_thunderbirds_copy(desktop, dovecot, imap_identity, tmp_path):
+    """The options page's switch off: Sent holds Thunderbird's own copy, pixel and all."""
+    set_clean_copy(desktop.tb, False)
+    try:
+        received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "IMAP copy off", imap_identity)
+        message_id = received["Message-ID"]
+        copies = wait_until(lambda: with_id(dovecot.messages("Sent"), message_id), 30, "the copy in IMAP Sent")
+        assert len(copies) == 1
+        assert tag_id in html_part(copies[0])
+        wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "off", 20, "the status")
+    finally:
+        set_clean_copy(desktop.tb, True)
+
+
+def test_replacement_time(desktop, dovecot, imap_identity, tmp_path):
+    """Figures, printed: how long the clean copy takes after the send, and what it adds."""
+    def run(subject, identity):
+        received, _, started, delivered = send_tracked_with_attachment(desktop, tmp_path, subject, identity)
+        message_id = received["Message-ID"].strip("<>")
+        wait_until(lambda: sent_copy_state(desktop.tb, message_id) == "clean", 30, "the clean copy")
+        # storage.local's time is the moment the clean copy was verified in Sent.
+        return delivered - started, time.monotonic() - delivered
+
+    timings = {"imap": [run(f"Timing IMAP {i}", imap_identity) for i in range(5)],
+               "local": [run(f"Timing local {i}", None) for i in range(5)]}
+    set_clean_copy(desktop.tb, False)
+    try:
+        plain = []
+        for i in range(5):
+            _, _, started, delivered = send_tracked_with_attachment(desktop, tmp_path, f"Timing off {i}", imap_identity)
+            plain.append(delivered - started)
+    finally:
+        set_clean_copy(desktop.tb, True)
+    for kind, pairs in timings.items():
+        print(f"{kind}: send {statistics.median(p[0] for p in pairs):.3f} s, clean copy verified "
+              f"{statistics.median(p[1] for p in pairs):.3f} s after delivery (median of 5; bounded by the "
+              f"test's polling of storage)")
+    print(f"imap, clean copy off: send {statistics.median(plain):.3f} s (median of 5)")
