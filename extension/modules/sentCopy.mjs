@@ -133,7 +133,7 @@ export function createSentCopy(deps) {
 
   const tabKey = (tabId) => `sentCopyTab:${tabId}`;
 
-  async function recordStatus(messageId, state, reason = "") {
+  async function recordStatus(messageId, state, reason = "", extra = {}) {
     if (!messageId) {
       return;
     }
@@ -142,7 +142,7 @@ export function createSentCopy(deps) {
     const kept = Object.fromEntries(
       order.filter((id) => id in sentCopyStatus || id === messageId).map((id) => [id, sentCopyStatus[id]]),
     );
-    kept[messageId] = { state, reason, at: new Date().toISOString() };
+    kept[messageId] = { state, reason, at: new Date().toISOString(), ...extra };
     await local.set({ sentCopyStatus: kept, sentCopyOrder: order });
   }
 
@@ -238,6 +238,7 @@ export function createSentCopy(deps) {
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
   async function finishOne(staged, target) {
     const messageId = staged.headerMessageId;
+    const started = Date.now();
     let state;
     let reason = "";
     try {
@@ -287,7 +288,8 @@ export function createSentCopy(deps) {
       log.error("mailtracker: finishing the Sent copy %s failed: %s", messageId, reason);
       state = await keepOriginal(staged, target, reason);
     }
-    await recordStatus(messageId, state, reason);
+    // ms: how long the replacement took, for the figures in the README.
+    await recordStatus(messageId, state, reason, { ms: Date.now() - started });
     if (state !== STATES.staged) {
       await setJournal(messageId, null);
     }
