@@ -26,7 +26,6 @@ export const STATES = Object.freeze({
   protected: "protected", // signed or encrypted: kept as it is
   kept: "kept", // cleaning failed: the original copy was put in Sent as it is
   staged: "staged", // cleaning and moving failed: the original copy is in the staging folder
-  serverCopy: "serverCopy", // Sent already held a copy (the server's own): kept it
   off: "off", // the user turned the clean copy off
 });
 
@@ -70,6 +69,8 @@ export function createSentCopy(deps) {
   const wait = deps.wait ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   // Message-IDs being finished right now: onAfterSend and the start-up scan never both take one.
   const busy = new Set();
+  // Why a copy was kept as it is, for its status.
+  const lastReason = new Map();
 
   async function localFoldersAccount() {
     const accounts = await messenger.accounts.list(false);
@@ -222,6 +223,7 @@ export function createSentCopy(deps) {
 
   /** Puts the original copy in Sent as it is; returns the state reached. */
   async function keepOriginal(staged, target, why) {
+    lastReason.set(staged.headerMessageId, why);
     try {
       if (target) {
         await messenger.messages.move([staged.id], target);
@@ -235,59 +237,91 @@ export function createSentCopy(deps) {
     return STATES.staged;
   }
 
+  const carriesPixel = async (id, bases) =>
+    removePixelsFromMessage(await fileOf(messenger, id), (src) => isPixelUrl(src, bases)).removed > 0;
+
+  /**
+   * The copies with this Message-ID already in Sent, sorted: {clean, pixel}.
+   * A clean one is ours (imported before a crash); one with the pixel is the
+   * server's own copy (Gmail files one) or Thunderbird's.
+   */
+  async function copiesIn(target, messageId, bases) {
+    const clean = [];
+    const pixel = [];
+    for (const copy of await findIn(target, messageId)) {
+      ((await carriesPixel(copy.id, bases)) ? pixel : clean).push(copy.id);
+    }
+    return { clean, pixel };
+  }
+
+  /** Leaves exactly one clean copy in Sent once one is there; returns whether one is. */
+  async function keepOneClean(target, messageId, bases) {
+    const { clean, pixel } = await copiesIn(target, messageId, bases);
+    if (!clean.length) {
+      return false;
+    }
+    const extra = [...clean.slice(1), ...pixel];
+    if (extra.length) {
+      await messenger.messages.delete(extra, { deletePermanently: true });
+    }
+    return true;
+  }
+
+  async function importClean(staged, target, bases) {
+    const messageId = staged.headerMessageId;
+    const cleaned = removePixelsFromMessage(await fileOf(messenger, staged.id), (src) => isPixelUrl(src, bases));
+    if (cleaned.protectedBy) {
+      await messenger.messages.move([staged.id], target);
+      return { state: STATES.protected, reason: `${cleaned.protectedBy}: changing it would break it` };
+    }
+    // The server's own copy, with the pixel, is replaced like ours: the
+    // original is still safe in staging while Sent is briefly without one.
+    const { pixel } = await copiesIn(target, messageId, bases);
+    if (pixel.length) {
+      await messenger.messages.delete(pixel, { deletePermanently: true });
+    }
+    await recordStatus(messageId, "importing", "");
+    // The staged copy sits in a local mbox, which put its flags first; the
+    // target folder keeps its own (and an IMAP server must not get ours).
+    const file = new File([stripLocalStatusHeaders(cleaned.bytes)], "message.eml", { type: "message/rfc822" });
+    try {
+      await messenger.messages.import(file, target, { read: true });
+    } catch (error) {
+      return { state: await keepOriginal(staged, target, `the clean copy was refused: ${error?.message ?? error}`) };
+    }
+    if (!(await waitIn(target, messageId)).length) {
+      return { state: await keepOriginal(staged, target, "the clean copy did not appear in Sent") };
+    }
+    await keepOneClean(target, messageId, bases);
+    await recordStatus(messageId, STATES.clean, "");
+    await messenger.messages.delete([staged.id], { deletePermanently: true });
+    return { state: STATES.clean };
+  }
+
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
   async function finishOne(staged, target) {
     const messageId = staged.headerMessageId;
     const started = Date.now();
-    let state;
-    let reason = "";
+    let outcome;
     try {
-      const already = target ? await findIn(target, messageId) : [];
-      if (already.length) {
-        // A clean copy imported before a crash, or the server's own copy: one copy is enough.
+      const bases = await loadPixelBases();
+      if (!target) {
+        outcome = { state: await keepOriginal(staged, null, "no Sent folder was found for this identity") };
+      } else if (await keepOneClean(target, messageId, bases)) {
+        // Imported before a crash: the staged copy is no longer needed.
         await messenger.messages.delete([staged.id], { deletePermanently: true });
-        const previous = await loadSentCopyStatus(messageId, local);
-        // "importing": the import had started when Thunderbird stopped; it is ours.
-        state = [STATES.clean, "importing"].includes(previous?.state) ? STATES.clean : STATES.serverCopy;
-        reason = state === STATES.serverCopy ? "Sent already held a copy with this Message-ID" : "";
-      } else if (!target) {
-        state = await keepOriginal(staged, null, "no Sent folder was found for this identity");
-        reason = "no Sent folder was found for this identity";
+        outcome = { state: STATES.clean };
       } else {
-        const bases = await loadPixelBases();
-        const raw = await fileOf(messenger, staged.id);
-        const cleaned = removePixelsFromMessage(raw, (src) => isPixelUrl(src, bases));
-        if (cleaned.protectedBy) {
-          reason = `${cleaned.protectedBy}: changing it would break it`;
-          await messenger.messages.move([staged.id], target);
-          state = STATES.protected;
-        } else {
-          await recordStatus(messageId, "importing", "");
-          // The staged copy sits in a local mbox, which put its flags first; the
-          // target folder keeps its own (and an IMAP server must not get ours).
-          const file = new File([stripLocalStatusHeaders(cleaned.bytes)], "message.eml", { type: "message/rfc822" });
-          try {
-            await messenger.messages.import(file, target, { read: true });
-          } catch (error) {
-            reason = `the clean copy was refused: ${error?.message ?? error}`;
-          }
-          if (!reason && (await waitIn(target, messageId)).length === 0) {
-            reason = "the clean copy did not appear in Sent";
-          }
-          if (reason) {
-            state = await keepOriginal(staged, target, reason);
-          } else {
-            await recordStatus(messageId, STATES.clean, "");
-            await messenger.messages.delete([staged.id], { deletePermanently: true });
-            state = STATES.clean;
-          }
-        }
+        outcome = await importClean(staged, target, bases);
       }
     } catch (error) {
-      reason = String(error?.message ?? error);
+      const reason = String(error?.message ?? error);
       log.error("mailtracker: finishing the Sent copy %s failed: %s", messageId, reason);
-      state = await keepOriginal(staged, target, reason);
+      outcome = { state: await keepOriginal(staged, target, reason), reason };
     }
+    const { state } = outcome;
+    const reason = outcome.reason ?? lastReason.get(messageId) ?? "";
+    lastReason.delete(messageId);
     // ms: how long the replacement took, for the figures in the README.
     await recordStatus(messageId, state, reason, { ms: Date.now() - started });
     if (state !== STATES.staged) {

@@ -195,9 +195,34 @@ describe("sentCopy", () => {
       { arrayBuffer: async () => rawMessage("m4@x", "<p>Hello</p>").buffer },
       "local:/Sent",
     );
-    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.serverCopy]);
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);
     assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
     assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+    assert.equal(env.tb.calls.filter((c) => c[0] === "messages.import").length, 1, "only the test's own import");
+  });
+
+  test("a copy the server filed itself, pixel and all, is replaced by the clean one", async () => {
+    const env = setup();
+    env.tb.add("local:/Sent", rawMessage("m10@x"));
+    await send(env, "m10@x");
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]));
+    assert.equal((await loadSentCopyStatus("m10@x", env.local)).state, STATES.clean);
+  });
+
+  test("an import that left a second copy (a crash, a server that files its own) ends with exactly one clean copy", async () => {
+    const env = setup();
+    const realImport = env.tb.messenger.messages.import;
+    env.tb.messenger.messages.import = async (file, folderId) => {
+      const header = await realImport(file, folderId);
+      env.tb.add(folderId, rawMessage("m11@x", "<p>Hello</p>"));
+      return header;
+    };
+    await send(env, "m11@x");
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]));
   });
 
   test("a crash before onAfterSend: the scan finds the Sent folder from the copy's author", async () => {
