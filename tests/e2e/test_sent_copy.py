@@ -16,7 +16,8 @@ import pytest
 
 from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
 from tests.e2e.test_thunderbird import html_part, pixels_in, sent_row, token_of
-from tests.e2e.thunderbird import THUNDERBIRD, Thunderbird, wait_until
+from tests.e2e.conftest import EXTENSION_DIR
+from tests.e2e.thunderbird import Thunderbird, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -269,3 +270,92 @@ def test_replacement_time(desktop, dovecot, imap_identity, tmp_path):
         print(f"\n{kind} Sent: Send pressed to delivered {statistics.median(d for _, d in sent) * 1000:.0f} ms, "
               f"replacement {statistics.median(ms):.0f} ms after onAfterSend (median of {len(ms)}; all: {ms})")
     print(f"IMAP, clean copy off: Send pressed to delivered {statistics.median(d for _, d in off) * 1000:.0f} ms")
+
+
+def imap_account_prefs(server: Dovecot) -> dict:
+    """The same IMAP account in user.js, so that it survives a restart of its own."""
+    return {
+        "mail.accountmanager.accounts": "account1,account2,account3",
+        "mail.account.account3.identities": "id2",
+        "mail.account.account3.server": "server3",
+        "mail.server.server3.type": "imap",
+        "mail.server.server3.hostname": "127.0.0.1",
+        "mail.server.server3.port": server.port,
+        "mail.server.server3.userName": USER,
+        "mail.server.server3.name": "IMAP",
+        "mail.server.server3.socketType": 0,
+        "mail.server.server3.authMethod": 3,
+        "mail.server.server3.login_at_startup": False,
+        "mail.server.server3.check_new_mail": False,
+        "mail.identity.id2.useremail": IMAP_EMAIL,
+        "mail.identity.id2.fullName": "IMAP Sender",
+        "mail.identity.id2.valid": True,
+        "mail.identity.id2.compose_html": True,
+        "mail.identity.id2.fcc": True,
+        "mail.identity.id2.fcc_folder": "imap://sender@127.0.0.1/Sent",
+        "mail.identity.id2.smtpServer": "smtp1",
+    }
+
+
+CONNECT_IMAP = """
+const server = MailServices.accounts.getIncomingServer("server3");
+server.password = args[0];
+server.performExpand(null);
+for (let i = 0; i < 400; i++) {
+  const sent = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.SentMail);
+  if (sent) { sent.updateFolder(null); resolve(null); return; }
+  await new Promise(r => setTimeout(r, 50));
+}
+throw new Error("Thunderbird did not list the IMAP Sent folder");
+"""
+
+
+def start_device(desktop, root: Path, server: Dovecot) -> Thunderbird:
+    tb = Thunderbird(root, desktop.env, desktop.sink.port,
+                     extra_prefs={**desktop.prefs, **imap_account_prefs(server)})
+    try:
+        # The password is given each start, before the add-on's start-up scan runs.
+        tb.js(CONNECT_IMAP, [PASSWORD], timeout_s=40)
+        tb.install_addon(EXTENSION_DIR)
+    except BaseException:
+        tb.stop()
+        raise
+    return tb
+
+
+def test_a_crash_between_send_and_replacement_is_finished_at_the_next_start(desktop, dovecot, tmp_path):
+    """Thunderbird killed while the clean copy waits on the server: at the next start
+    the staged copy is finished; Sent ends with exactly one clean copy, staging empty."""
+    root = tmp_path / "device"
+    tb = start_device(desktop, root, dovecot)
+    killed = False
+    try:
+        subject = "Crash before the clean copy"
+        dovecot.pause()
+        try:
+            tb.compose_and_send(subject, "Recipient <rcpt@example.net>", BODY, identity_key="id2")
+            received = desktop.sink.wait_for_message(subject)
+            message_id = received["Message-ID"]
+            # The copy is staged on disk and the replacement has begun: it waits on the server.
+            wait_until(lambda: with_id(local_folder(tb, STAGING), message_id), 20, "the staged copy")
+            wait_until(lambda: sent_copy_state(tb, message_id.strip("<>")) == "importing", 20, "the import")
+            tb.kill()
+            killed = True
+        finally:
+            dovecot.resume()
+        assert with_id(local_folder(tb, STAGING), message_id), "the staged copy survived the crash"
+    finally:
+        if not killed:
+            tb.stop()
+    (pixel,) = pixels_in(received, desktop)
+    tag_id = token_of(pixel)
+    tb = start_device(desktop, root, dovecot)
+    try:
+        wait_until(lambda: not with_id(local_folder(tb, STAGING), message_id), 30, "the staged copy to be finished")
+        copies = with_id(dovecot.messages("Sent"), message_id)
+        assert len(copies) == 1, f"{len(copies)} copies in Sent"
+        assert tag_id.encode() not in copies[0].as_bytes()
+        assert text_of(html_part(copies[0])) == text_of(html_part(received))
+        print("after the restart:", (extension_storage(tb).get("sentCopyStatus") or {}).get(message_id.strip("<>")))
+    finally:
+        tb.stop()

@@ -142,7 +142,8 @@ class Thunderbird:
         from marionette_driver.marionette import Marionette
 
         self.profile = root / "profile"
-        self.profile.mkdir(parents=True)
+        # An existing profile is started again as it was left (a restart).
+        self.profile.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         prefs = {**QUIET_PREFS, **account_prefs(smtp_port), "marionette.port": self.port,
                  **(extra_prefs or {})}
@@ -287,6 +288,12 @@ class Thunderbird:
         tabmail.closeTab(tab);
         resolve({ images });
         """, [message_id], timeout_s=60)
+
+    def kill(self) -> None:
+        """End the process group at once (SIGKILL), as a crash or power cut would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self._log.close()
 
     def stop(self) -> None:
         try:
