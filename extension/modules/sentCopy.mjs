@@ -42,8 +42,9 @@ export async function loadSentCopyStatus(messageId, area) {
 }
 
 function isSignedOrEncrypted(details) {
-  const options = details?.selectedEncryptionTechnology?.options;
-  return Boolean(options?.signMessage || options?.encryptBody);
+  // {name: "OpenPGP" | "S/MIME", signMessage, encryptBody, …}, as Thunderbird 153 reports it.
+  const technology = details?.selectedEncryptionTechnology;
+  return Boolean(technology?.signMessage || technology?.encryptBody);
 }
 
 /** The identity's address in a From header value ("Name <a@b>" or "a@b"), lower-cased. */

@@ -237,7 +237,7 @@ describe("sentCopy", () => {
 
   test("signed or encrypted mail keeps Thunderbird's own copy and records why", async () => {
     const env = setup();
-    const signed = { ...composeDetails, selectedEncryptionTechnology: { name: "OpenPGP", options: { signMessage: true } } };
+    const signed = { ...composeDetails, selectedEncryptionTechnology: { name: "OpenPGP", signMessage: true, encryptBody: false } };
     const amended = await send(env, "m6@x", signed);
     assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
     assert.ok(hasPixel(sourcesIn(env.tb, "local:/Sent")[0]), "the copy as it was sent");

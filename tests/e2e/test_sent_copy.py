@@ -241,6 +241,47 @@ def test_clean_copy_off_keeps_thunderbirds_copy(desktop, dovecot, imap_identity,
         set_clean_copy(desktop.tb, True)
 
 
+ADD_SIGNING_IDENTITY = """
+// An OpenPGP key of its own (no passphrase) on a new identity that signs by default.
+const { RNP } = ChromeUtils.importESModule("chrome://openpgp/content/modules/RNP.sys.mjs");
+const identity = MailServices.accounts.createIdentity();
+identity.email = args[0];
+identity.fullName = "Signer";
+identity.composeHtml = true;
+identity.doFcc = true;
+identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
+MailServices.accounts.defaultAccount.addIdentity(identity);
+identity.setUnicharAttribute("openpgp_key_id", await RNP.genKey(`Signer <${args[0]}>`, "ECC", 0, 30, ""));
+await RNP.saveKeyRings();
+identity.signMail = true;
+resolve(identity.key);
+"""
+
+
+def test_signed_mail_keeps_its_copy_as_sent(desktop):
+    """OpenPGP-signed: no change would keep the signature valid, so the one copy in
+    Sent is Thunderbird's own, signed, pixel included, and the status says so."""
+    signer = desktop.tb.js(ADD_SIGNING_IDENTITY, ["signer@example.org"], timeout_s=60)
+    subject = "Signed, kept as sent"
+    desktop.tb.compose_and_send(subject, "Recipient <rcpt@example.net>", "<p>Signed <b>hello</b></p>",
+                                identity_key=signer)
+    received = desktop.sink.wait_for_message(subject)
+    assert received.get_content_type() == "multipart/signed"
+    message_id = received["Message-ID"]
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "protected", 20, "the status")
+    copies = with_id(local_folder(desktop.tb, "Sent"), message_id)
+    assert len(copies) == 1
+    assert copies[0].get_content_type() == "multipart/signed"
+    (pixel,) = pixels_in(received, desktop)
+    assert token_of(pixel) in html_part(copies[0]), "the signed copy is the one that was sent"
+    assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+    popup = desktop.tb.in_extension_tab("options/options.html", """
+        await waitFor(d => d.getElementById("cleanSentCopy"), "the options page");
+        return doc().defaultView.wrappedJSObject.browser.i18n.getMessage("sentCopy_protected");
+    """)
+    assert "signed or encrypted" in popup
+
+
 def test_replacement_time(desktop, dovecot, imap_identity, tmp_path):
     """Figures, printed: how long the clean copy takes after a send, and what staging adds to the send."""
     def send_all(prefix, identity, count=5):
