@@ -16,6 +16,8 @@ import pytest
 
 from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
 from tests.e2e.test_thunderbird import html_part, pixels_in, sent_row, token_of
+from mailtracker.config import read_secret
+from mailtracker.tokens import mint_token
 from tests.e2e.conftest import EXTENSION_DIR
 from tests.e2e.thunderbird import Thunderbird, wait_until
 
@@ -398,5 +400,52 @@ def test_a_crash_between_send_and_replacement_is_finished_at_the_next_start(desk
         assert tag_id.encode() not in copies[0].as_bytes()
         assert text_of(html_part(copies[0])) == text_of(html_part(received))
         print("after the restart:", (extension_storage(tb).get("sentCopyStatus") or {}).get(message_id.strip("<>")))
+        # This profile is also the sender's other device, reading Sent with remote content allowed.
+        the_other_device_never_fetches_the_pixel(tb, desktop, dovecot, received, tag_id)
     finally:
         tb.stop()
+
+
+DISPLAY_IMAP_MESSAGE = """
+const [messageId] = args;
+const sent = MailServices.accounts.getIncomingServer("server3").rootFolder
+  .getFolderWithFlags(Ci.nsMsgFolderFlags.SentMail);
+let hdr = null;
+for (let i = 0; i < 400 && !hdr; i++) {
+  if (i % 20 == 0) sent.updateFolder(null);
+  hdr = sent.msgDatabase.getMsgHdrForMessageID(messageId);
+  if (!hdr) await new Promise(r => setTimeout(r, 50));
+}
+if (!hdr) throw new Error("no copy of " + messageId + " in IMAP Sent");
+const win = Services.wm.getMostRecentWindow("mail:3pane");
+const tabmail = win.document.getElementById("tabmail");
+const tab = tabmail.openTab("mailMessageTab", { messageURI: sent.getUriForMsg(hdr), background: false });
+let doc = null;
+for (let i = 0; i < 400; i++) {
+  doc = tab.chromeBrowser?.contentWindow?.getMessagePaneBrowser?.()?.contentDocument;
+  if (doc && doc.readyState == "complete" && doc.body && doc.body.textContent.includes("Hello")) break;
+  await new Promise(r => setTimeout(r, 50));
+}
+const images = [...doc.images].map(img => img.src);
+tabmail.closeTab(tab);
+resolve(images);
+"""
+
+
+def the_other_device_never_fetches_the_pixel(tb, desktop, dovecot, received, tag_id):
+    """Remote content allowed: the clean copy loads no pixel; a copy that still had one
+    (appended here as a control, so the test can tell) does reach the server."""
+    # A valid token of its own: the server logs only tokens whose MAC verifies.
+    control_tag = mint_token(read_secret(desktop.home.secret_path))
+    control = received.as_bytes().replace(tag_id.encode(), control_tag.encode())
+    control_id = f"control-{time.time_ns()}@example.org"
+    control = control.replace(received["Message-ID"].encode(), f"<{control_id}>".encode(), 1)
+    dovecot.append("Sent", control)
+    tb.set_pref("mailnews.message_display.disable_remote_image", False)
+    shown = tb.js(DISPLAY_IMAP_MESSAGE, [received["Message-ID"].strip("<>")], timeout_s=60)
+    assert not [src for src in shown if desktop.server.base in src], shown
+    shown = tb.js(DISPLAY_IMAP_MESSAGE, [control_id], timeout_s=60)
+    assert [src for src in shown if control_tag in src], shown
+    wait_until(lambda: [line for line in desktop.server.hit_lines() if control_tag in line], 20,
+               "the control copy's pixel to reach the server")
+    assert not [line for line in desktop.server.hit_lines() if tag_id in line]
