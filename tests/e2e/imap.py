@@ -64,6 +64,12 @@ class Dovecot:
             first_valid_uid = {mail_user.pw_uid}
             last_valid_uid = {mail_user.pw_uid}
             mail_location = maildir:{self.mail_dir}/%u
+            # One log line per message saved, so a test can tell what ever reached the server.
+            mail_plugins = $mail_plugins mail_log notify
+            plugin {{
+              mail_log_events = save copy expunge
+              mail_log_fields = uid box msgid
+            }}
             passdb {{
               driver = passwd-file
               args = {passwd}
@@ -116,6 +122,12 @@ class Dovecot:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def saved(self, message_id: str) -> List[str]:
+        """The mail_log lines of every save (APPEND, copy) of message_id, ever."""
+        return [line for line in self.log().splitlines()
+                if "save:" in line.lower() or "copy:" in line.lower()
+                if f"msgid={message_id}" in line]
 
     def connect(self) -> imaplib.IMAP4:
         client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)

@@ -214,6 +214,8 @@ def test_imap_sent_copy_has_no_pixel(desktop, dovecot, imap_identity, tmp_path):
     assert len(copies) == 1, [c["Message-ID"] for c in copies]
     assert_clean_copy_of(copies[0], received, desktop, tag_id)
     assert not [name for name in copies[0].keys() if name.lower().startswith("x-mozilla-")]
+    # The copy with the pixel never reached the server: the clean one is all it ever saved.
+    assert len(dovecot.saved(message_id)) == 1, dovecot.saved(message_id)
     assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
     assert with_id(dovecot.messages("INBOX"), message_id) == []
 
