@@ -41,6 +41,18 @@ export async function loadSentCopyStatus(messageId, area) {
   return sentCopyStatus?.[messageId] ?? null;
 }
 
+// Mail services whose SMTP server files its own copy of what it sends, pixel included.
+const OWN_COPY_DOMAINS = ["gmail.com", "googlemail.com"];
+
+/** Whether mail from this address goes through a server that keeps its own Sent copy (README: "The Sent copy"). */
+export function filesOwnSentCopy(email) {
+  const domain =
+    String(email ?? "")
+      .toLowerCase()
+      .split("@")[1] ?? "";
+  return OWN_COPY_DOMAINS.includes(domain);
+}
+
 function isSignedOrEncrypted(details) {
   // {name: "OpenPGP" | "S/MIME", signMessage, encryptBody, …}, as Thunderbird 153 reports it.
   const technology = details?.selectedEncryptionTechnology;
@@ -188,10 +200,14 @@ export function createSentCopy(deps) {
       return restore(result);
     }
     if (!(await loadCleanCopyEnabled(local)) || isSignedOrEncrypted(details)) {
-      await session.set({ [tabKey(tab.id)]: { target: null, reason: isSignedOrEncrypted(details) ? "protected" : "off" } });
+      await session.set({
+        [tabKey(tab.id)]: { target: null, reason: isSignedOrEncrypted(details) ? "protected" : "off" },
+      });
       return restore(result);
     }
-    const userOverride = stagedBefore ? (previous?.userOverride ?? null) : (details?.overrideDefaultFccFolderId ?? null);
+    const userOverride = stagedBefore
+      ? (previous?.userOverride ?? null)
+      : (details?.overrideDefaultFccFolderId ?? null);
     if (userOverride === "") {
       // The user chose "no copy" for this mail: there is nothing to clean.
       return restore(result);

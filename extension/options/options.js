@@ -4,7 +4,7 @@
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
-import { loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
+import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
 import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
@@ -18,11 +18,18 @@ function flashSaved() {
   }, 1500);
 }
 
+function renderOwnCopyServers(identities) {
+  const concerned = identities.filter((identity) => filesOwnSentCopy(identity.email));
+  byId("ownCopyServers").textContent = t("optionsSentCopyOwnServer", [concerned.map((i) => i.email).join(", ")]);
+  byId("ownCopyServers").hidden = concerned.length === 0;
+}
+
 async function renderIdentities(settings) {
   const list = byId("identities");
   list.replaceChildren();
   const accounts = await browser.accounts.list(false);
   const identities = accounts.flatMap((account) => account.identities ?? []);
+  renderOwnCopyServers(identities);
   if (identities.length === 0) {
     const item = document.createElement("li");
     item.textContent = t("optionsNoIdentities");

@@ -153,7 +153,9 @@ describe("removePixelsFromMessage", () => {
 
   test("multipart/mixed with a base64 html part and attachments: attachments byte for byte the same", () => {
     const attachment = "JVBERi0xLjQKJcOkw7zDtsOfCjIgMCBvYmoKPDwvTGVuZ3RoIDMgMCBSL0ZpbHRlci9GbGF0ZURl";
-    const html64 = btoa(HTML_BYTES).match(/.{1,72}/g).join(CRLF);
+    const html64 = btoa(HTML_BYTES)
+      .match(/.{1,72}/g)
+      .join(CRLF);
     const inner = [
       'Content-Type: multipart/related; boundary="rel"',
       "",
@@ -194,7 +196,10 @@ describe("removePixelsFromMessage", () => {
     const partStart = result.text.indexOf(`base64${CRLF}${CRLF}`) + 10;
     const part = result.text.slice(partStart, result.text.indexOf(`${CRLF}--rel${CRLF}`, partStart));
     assert.equal(decodeBase64(part), EXPECTED_HTML);
-    assert.ok(part.split(CRLF).every((line) => line.length <= 72), "the original base64 line length is kept");
+    assert.ok(
+      part.split(CRLF).every((line) => line.length <= 72),
+      "the original base64 line length is kept",
+    );
   });
 
   test("a mail without our pixel comes back as the very same bytes", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { binaryToBytes, bytesToBinary, decodeQuotedPrintable, encodeQuotedPrintable } from "../modules/mime.mjs";
-import { STAGING_FOLDER, STATES, createSentCopy, loadSentCopyStatus } from "../modules/sentCopy.mjs";
+import { STAGING_FOLDER, STATES, createSentCopy, filesOwnSentCopy, loadSentCopyStatus } from "../modules/sentCopy.mjs";
 import { DOMParser } from "./dom.mjs";
 import { BASE, TOKEN, memoryArea, pixelUrl } from "./fixtures.mjs";
 
@@ -86,7 +86,9 @@ function fakeThunderbird({ withSent = true } = {}) {
       },
       query: async ({ folderId, headerMessageId }) => ({
         id: null,
-        messages: inFolder(folderId).filter((m) => m.headerMessageId === headerMessageId).map(header),
+        messages: inFolder(folderId)
+          .filter((m) => m.headerMessageId === headerMessageId)
+          .map(header),
       }),
       delete: async (ids, options) => {
         calls.push(["messages.delete", ids, options]);
@@ -132,7 +134,10 @@ async function send({ tb, sentCopy }, messageId, details = composeDetails, resul
   const amended = await sentCopy.amendBeforeSend({ id: 1 }, details, result);
   const fcc = amended?.details?.overrideDefaultFccFolderId || "local:/Sent";
   const id = tb.add(fcc, rawMessage(messageId));
-  await sentCopy.afterSend({ id: 1 }, { mode: "sendNow", headerMessageId: messageId, messages: [tb.header(tb.messages.get(id))] });
+  await sentCopy.afterSend(
+    { id: 1 },
+    { mode: "sendNow", headerMessageId: messageId, messages: [tb.header(tb.messages.get(id))] },
+  );
   return amended;
 }
 
@@ -152,7 +157,10 @@ describe("sentCopy", () => {
     assert.deepEqual(sourcesIn(env.tb, STAGING), []);
     assert.equal((await loadSentCopyStatus("m1@x", env.local)).state, STATES.clean);
     const order = env.tb.calls.map((c) => c[0]);
-    assert.ok(order.indexOf("messages.import") < order.indexOf("messages.delete"), "written before the staged copy goes");
+    assert.ok(
+      order.indexOf("messages.import") < order.indexOf("messages.delete"),
+      "written before the staged copy goes",
+    );
     assert.deepEqual(env.tb.calls.find((c) => c[0] === "messages.delete")[2], { deletePermanently: true });
     assert.deepEqual(env.notices, []);
   });
@@ -237,7 +245,10 @@ describe("sentCopy", () => {
 
   test("signed or encrypted mail keeps Thunderbird's own copy and records why", async () => {
     const env = setup();
-    const signed = { ...composeDetails, selectedEncryptionTechnology: { name: "OpenPGP", signMessage: true, encryptBody: false } };
+    const signed = {
+      ...composeDetails,
+      selectedEncryptionTechnology: { name: "OpenPGP", signMessage: true, encryptBody: false },
+    };
     const amended = await send(env, "m6@x", signed);
     assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
     assert.ok(hasPixel(sourcesIn(env.tb, "local:/Sent")[0]), "the copy as it was sent");
@@ -262,12 +273,23 @@ describe("sentCopy", () => {
   test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {
     const env = setup();
     env.tb.folders.set("local:/Other", { name: "Other", accountId: "local", specialUse: [] });
-    const picked = await env.sentCopy.amendBeforeSend({ id: 1 }, { ...composeDetails, overrideDefaultFccFolderId: "local:/Other" }, tracked);
+    const picked = await env.sentCopy.amendBeforeSend(
+      { id: 1 },
+      { ...composeDetails, overrideDefaultFccFolderId: "local:/Other" },
+      tracked,
+    );
     assert.equal(picked.details.overrideDefaultFccFolderId, STAGING);
     const id = env.tb.add(STAGING, rawMessage("m7@x"));
-    await env.sentCopy.afterSend({ id: 1 }, { headerMessageId: "m7@x", messages: [env.tb.header(env.tb.messages.get(id))] });
+    await env.sentCopy.afterSend(
+      { id: 1 },
+      { headerMessageId: "m7@x", messages: [env.tb.header(env.tb.messages.get(id))] },
+    );
     assert.equal(sourcesIn(env.tb, "local:/Other").length, 1);
-    const none = await env.sentCopy.amendBeforeSend({ id: 3 }, { ...composeDetails, overrideDefaultFccFolderId: "" }, tracked);
+    const none = await env.sentCopy.amendBeforeSend(
+      { id: 3 },
+      { ...composeDetails, overrideDefaultFccFolderId: "" },
+      tracked,
+    );
     assert.equal(none.details.overrideDefaultFccFolderId, undefined);
   });
 
@@ -286,4 +308,11 @@ describe("sentCopy", () => {
     assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
     assert.ok(env.tb.calls.some((c) => c[0] === "folders.create" && c[1] === "Sent"));
   });
+});
+
+test("Gmail addresses are named as servers that file their own Sent copy", () => {
+  assert.equal(filesOwnSentCopy("Me@GMail.com"), true);
+  assert.equal(filesOwnSentCopy("me@googlemail.com"), true);
+  assert.equal(filesOwnSentCopy("me@example.org"), false);
+  assert.equal(filesOwnSentCopy(undefined), false);
 });
