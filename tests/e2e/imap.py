@@ -41,10 +41,19 @@ class Dovecot:
         if os.geteuid() == 0:
             mail_user = pwd.getpwnam("nobody")
             login_user, internal_user = "dovenull", "dovecot"
-            os.chown(self.mail_dir, mail_user.pw_uid, mail_user.pw_gid)
         else:
             mail_user = pwd.getpwuid(os.getuid())
             login_user = internal_user = mail_user.pw_name
+        # "Readonly" exists and can be read but not written (ACL "lr"): the server refuses
+        # every APPEND to it, as a full or read-only mailbox would.
+        for sub in ("cur", "new", "tmp"):
+            (self.mail_dir / USER / ".Readonly" / sub).mkdir(parents=True)
+        (self.mail_dir / USER / "subscriptions").write_text("Readonly\n")
+        for path in [self.mail_dir, *self.mail_dir.rglob("*")]:
+            os.chown(path, mail_user.pw_uid, mail_user.pw_gid)
+        acl = root / "acl"
+        acl.write_text(f"Readonly owner lr\nReadonly user={USER} lr\n")
+        acl.chmod(0o644)
         passwd = root / "passwd"
         passwd.write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
         passwd.chmod(0o644)
@@ -65,10 +74,14 @@ class Dovecot:
             last_valid_uid = {mail_user.pw_uid}
             mail_location = maildir:{self.mail_dir}/%u
             # One log line per message saved, so a test can tell what ever reached the server.
-            mail_plugins = $mail_plugins mail_log notify
+            mail_plugins = $mail_plugins mail_log notify acl
             plugin {{
               mail_log_events = save copy expunge
               mail_log_fields = uid box msgid
+              acl = vfile:{acl}
+            }}
+            protocol imap {{
+              mail_plugins = $mail_plugins imap_acl
             }}
             passdb {{
               driver = passwd-file

@@ -190,12 +190,12 @@ def assert_clean_copy_of(copy, received, desktop, tag_id):
     assert len(inline) == 1
 
 
-def send_tracked_with_attachment(desktop, tmp_path, subject, identity_key=None):
+def send_tracked_with_attachment(desktop, tmp_path, subject, identity_key=None, fcc_folder_uri=None):
     attachment = tmp_path / "data.bin"
     attachment.write_bytes(ATTACHMENT_BYTES)
     started = time.monotonic()
     desktop.tb.compose_and_send(subject, "Recipient <rcpt@example.net>", BODY, identity_key=identity_key,
-                                attachments=[attachment])
+                                attachments=[attachment], fcc_folder_uri=fcc_folder_uri)
     received = desktop.sink.wait_for_message(subject)
     delivered = time.monotonic()
     (pixel,) = pixels_in(received, desktop)
@@ -243,6 +243,38 @@ def test_clean_copy_off_keeps_thunderbirds_copy(desktop, dovecot, imap_identity,
         wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "off", 20, "the status")
     finally:
         set_clean_copy(desktop.tb, True)
+
+
+def console_warnings(tb: Thunderbird, needle: str):
+    """The add-on's console.warn/error lines containing needle."""
+    return tb.js("""
+        const storage = Cc["@mozilla.org/consoleAPI-storage;1"].getService(Ci.nsIConsoleAPIStorage);
+        resolve(storage.getEvents().filter(e => e.level == "warn" || e.level == "error")
+          .map(e => (e.arguments || []).map(String).join(" ")).filter(text => text.includes(args[0])));
+    """, [needle])
+
+
+def test_a_refused_import_keeps_the_original_copy(desktop, dovecot, imap_identity, tmp_path):
+    """The Sent folder picked for this email refuses every APPEND (read-only): the clean
+    copy cannot be written and the copy as sent cannot be moved there either, so it stays
+    in the staging folder, untouched, and the status and a notification say so."""
+    readonly = desktop.tb.js("""
+        const folder = MailServices.accounts.getIncomingServer(args[0]).rootFolder.getChildNamed("Readonly");
+        resolve(folder.URI);
+    """, [desktop.tb.js("resolve(MailServices.accounts.accounts.find(a => a.identities.some("
+                        "i => i.key == args[0])).incomingServer.key);", [imap_identity])])
+    received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "Refused clean copy", imap_identity,
+                                                          fcc_folder_uri=readonly)
+    message_id = received["Message-ID"]
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "staged", 30, "the status")
+    (staged,) = with_id(local_folder(desktop.tb, STAGING), message_id)
+    assert tag_id in html_part(staged), "the copy as sent, pixel included"
+    assert attachment_of(staged) == ATTACHMENT_BYTES
+    assert with_id(dovecot.messages("Readonly"), message_id) == []
+    assert dovecot.saved(message_id) == [], "nothing reached the server"
+    status = extension_storage(desktop.tb)["sentCopyStatus"][message_id.strip("<>")]
+    assert "refused" in status["reason"], status
+    assert console_warnings(desktop.tb, "Sent copy not cleaned"), "the notification's line"
 
 
 ADD_SIGNING_IDENTITY = """

@@ -197,14 +197,17 @@ class Thunderbird:
         self.js(f"Services.prefs.set{kind}Pref(args[0], args[1]); resolve(null);", [name, value])
 
     def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
-                         identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None) -> None:
+                         identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
+                         fcc_folder_uri: Optional[str] = None) -> None:
         """Open an HTML compose window like Write does, wait until it is ready, press Send.
-        identity_key picks another identity than the default account's; attachments are files."""
+        identity_key picks another identity than the default account's; attachments are files;
+        fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To)."""
         self.js("""
-        const [subject, to, body, identityKey, files] = args;
+        const [subject, to, body, identityKey, files, fcc] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
         fields.to = to; fields.subject = subject; fields.body = body;
+        if (fcc) fields.fcc = fcc;
         for (const path of files) {
           const attachment = Cc["@mozilla.org/messengercompose/attachment;1"].createInstance(Ci.nsIMsgAttachment);
           const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
@@ -231,7 +234,8 @@ class Thunderbird:
         const win = await opened;
         win.goDoCommand("cmd_sendNow");
         resolve(null);
-        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []]], timeout_s=60)
+        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri],
+            timeout_s=60)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
