@@ -147,6 +147,18 @@ export function createSentCopy(deps) {
 
   const tabKey = (tabId) => `sentCopyTab:${tabId}`;
 
+  /** Deletes without going through Trash: {deletePermanently} on newer Thunderbird, the boolean on 128. */
+  async function deleteForGood(ids) {
+    try {
+      await messenger.messages.delete(ids, { deletePermanently: true });
+    } catch (error) {
+      if (!/argument|type/i.test(String(error?.message))) {
+        throw error;
+      }
+      await messenger.messages.delete(ids, true);
+    }
+  }
+
   async function recordStatus(messageId, state, reason = "", extra = {}) {
     if (!messageId) {
       return;
@@ -279,7 +291,7 @@ export function createSentCopy(deps) {
     }
     const extra = [...clean.slice(1), ...pixel];
     if (extra.length) {
-      await messenger.messages.delete(extra, { deletePermanently: true });
+      await deleteForGood(extra);
     }
     return true;
   }
@@ -295,7 +307,7 @@ export function createSentCopy(deps) {
     // original is still safe in staging while Sent is briefly without one.
     const { pixel } = await copiesIn(target, messageId, bases);
     if (pixel.length) {
-      await messenger.messages.delete(pixel, { deletePermanently: true });
+      await deleteForGood(pixel);
     }
     await recordStatus(messageId, "importing", "");
     // The staged copy sits in a local mbox, which put its flags first; the
@@ -311,7 +323,7 @@ export function createSentCopy(deps) {
     }
     await keepOneClean(target, messageId, bases);
     await recordStatus(messageId, STATES.clean, "");
-    await messenger.messages.delete([staged.id], { deletePermanently: true });
+    await deleteForGood([staged.id]);
     return { state: STATES.clean };
   }
 
@@ -326,7 +338,7 @@ export function createSentCopy(deps) {
         outcome = { state: await keepOriginal(staged, null, "no Sent folder was found for this identity") };
       } else if (await keepOneClean(target, messageId, bases)) {
         // Imported before a crash: the staged copy is no longer needed.
-        await messenger.messages.delete([staged.id], { deletePermanently: true });
+        await deleteForGood([staged.id]);
         outcome = { state: STATES.clean };
       } else {
         outcome = await importClean(staged, target, bases);
@@ -363,12 +375,13 @@ export function createSentCopy(deps) {
   async function afterSend(tab, sendInfo) {
     const key = tabKey(tab.id);
     const plan = (await session.get(key))[key];
-    await session.remove(key);
-    if (!plan) {
+    if (!plan || sendInfo?.error) {
+      // A failed send keeps the plan: the retry's onBeforeSend still needs the user's own Fcc choice.
       return [];
     }
+    await session.remove(key);
     const headerMessageId = sendInfo?.headerMessageId ?? sendInfo?.messages?.[0]?.headerMessageId;
-    if (sendInfo?.error || !headerMessageId) {
+    if (!headerMessageId) {
       return [];
     }
     if (plan.reason === "off" || plan.reason === "protected") {

@@ -33,7 +33,7 @@ function fakeThunderbird({ withSent = true } = {}) {
   const messages = new Map();
   let nextId = 1;
   const calls = [];
-  const faults = { import: null, move: null };
+  const faults = { import: null, move: null, deleteOptions: false };
   const add = (folderId, bytes) => {
     const text = bytesToBinary(bytes);
     const id = nextId++;
@@ -92,6 +92,9 @@ function fakeThunderbird({ withSent = true } = {}) {
       }),
       delete: async (ids, options) => {
         calls.push(["messages.delete", ids, options]);
+        if (faults.deleteOptions && typeof options !== "boolean") {
+          throw new Error("Incorrect argument types for messages.delete.");
+        }
         ids.forEach((id) => messages.delete(id));
       },
       move: async (ids, folderId) => {
@@ -268,6 +271,29 @@ describe("sentCopy", () => {
       untracked,
     );
     assert.equal(retry.details.overrideDefaultFccFolderId, null);
+  });
+
+  test("on Thunderbird 128, which takes a boolean, the staged copy is still deleted for good", async () => {
+    const env = setup();
+    env.tb.faults.deleteOptions = true;
+    await send(env, "m12@x");
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    assert.equal(env.tb.calls.filter((c) => c[0] === "messages.delete").at(-1)[2], true);
+  });
+
+  test("a failed send keeps the user's Fcc choice for the retry", async () => {
+    const env = setup();
+    env.tb.folders.set("local:/Other", { name: "Other", accountId: "local", specialUse: [] });
+    const picked = { ...composeDetails, overrideDefaultFccFolderId: "local:/Other" };
+    await env.sentCopy.amendBeforeSend({ id: 5 }, picked, tracked);
+    await env.sentCopy.afterSend({ id: 5 }, { mode: "sendNow", error: "SMTP down", messages: [] });
+    const retry = await env.sentCopy.amendBeforeSend(
+      { id: 5 },
+      { ...composeDetails, overrideDefaultFccFolderId: STAGING },
+      { details: { body: "<p>no pixel now</p>" } },
+    );
+    assert.equal(retry.details.overrideDefaultFccFolderId, "local:/Other");
   });
 
   test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {
