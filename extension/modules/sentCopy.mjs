@@ -193,6 +193,7 @@ export function createSentCopy(deps) {
    * undoes that when a later attempt from the same tab does not.
    */
   async function amendBeforeSend(tab, details, result) {
+    const started = Date.now();
     const previous = (await session.get(tabKey(tab.id)))[tabKey(tab.id)];
     const staging = await stagingFolder({ create: false });
     const stagedBefore = staging && details?.overrideDefaultFccFolderId === staging.id;
@@ -230,7 +231,10 @@ export function createSentCopy(deps) {
       return restore(result);
     }
     const folder = staging ?? (await stagingFolder({ create: true }));
-    await session.set({ [tabKey(tab.id)]: { target, userOverride, reason: "staged" } });
+    // stagingMs: what this adds to onBeforeSend, for the README's figures.
+    await session.set({
+      [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started },
+    });
     return { ...result, details: { ...result.details, overrideDefaultFccFolderId: folder.id } };
   }
 
@@ -328,7 +332,7 @@ export function createSentCopy(deps) {
   }
 
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
-  async function finishOne(staged, target) {
+  async function finishOne(staged, target, extra = {}) {
     const messageId = staged.headerMessageId;
     const started = Date.now();
     let outcome;
@@ -352,7 +356,7 @@ export function createSentCopy(deps) {
     const reason = outcome.reason ?? lastReason.get(messageId) ?? "";
     lastReason.delete(messageId);
     // ms: how long the replacement took, for the figures in the README.
-    await recordStatus(messageId, state, reason, { ms: Date.now() - started });
+    await recordStatus(messageId, state, reason, { ms: Date.now() - started, ...extra });
     if (state !== STATES.staged) {
       await setJournal(messageId, null);
     }
@@ -393,7 +397,9 @@ export function createSentCopy(deps) {
     for (const copy of sendInfo.messages ?? []) {
       if (staging && copy.folder?.id === staging.id) {
         await setJournal(copy.headerMessageId, { target: plan.target });
-        results.push(await guarded(copy.headerMessageId, () => finishOne(copy, plan.target)));
+        results.push(
+          await guarded(copy.headerMessageId, () => finishOne(copy, plan.target, { stagingMs: plan.stagingMs })),
+        );
       } else if (plan.reason === "unstaged" && copy.folder?.id) {
         // Filed straight into a Sent folder we could not name beforehand:
         // bring it to staging, then replace it where it was.
