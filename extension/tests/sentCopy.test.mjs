@@ -53,11 +53,12 @@ function fakeThunderbird({ withSent = true } = {}) {
     accounts: {
       list: async () => [
         { id: "pop", type: "pop3", identities: [{ id: "id1", email: "sender@example.org" }] },
+        { id: "imap", type: "imap", identities: [{ id: "id2", email: "imap@example.org" }] },
         { id: "local", type: "local", rootFolder: { id: "local:/" }, identities: [] },
       ],
-      get: async (id) => ({ id, type: id === "pop" ? "pop3" : "local" }),
+      get: async (id) => ({ id, type: { pop: "pop3", imap: "imap" }[id] ?? "local" }),
     },
-    identities: { get: async (id) => (id === "id1" ? { id, accountId: "pop" } : null) },
+    identities: { get: async (id) => ({ id1: { id, accountId: "pop" }, id2: { id, accountId: "imap" } })[id] ?? null },
     folders: {
       query: async ({ accountId, name, specialUse }) =>
         [...folders.entries()]
@@ -294,6 +295,23 @@ describe("sentCopy", () => {
       { details: { body: "<p>no pixel now</p>" } },
     );
     assert.equal(retry.details.overrideDefaultFccFolderId, "local:/Other");
+  });
+
+  test("an IMAP account whose Sent folder is not known yet: filed as usual, then replaced where it landed", async () => {
+    const env = setup();
+    env.tb.folders.set("imap:/Sent", { name: "Sent", accountId: "imap", specialUse: [] });
+    const details = { ...composeDetails, identityId: "id2" };
+    const amended = await env.sentCopy.amendBeforeSend({ id: 7 }, details, tracked);
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined, "not staged");
+    const id = env.tb.add("imap:/Sent", rawMessage("m13@x"));
+    await env.sentCopy.afterSend(
+      { id: 7 },
+      { headerMessageId: "m13@x", messages: [env.tb.header(env.tb.messages.get(id))] },
+    );
+    const sent = sourcesIn(env.tb, "imap:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]));
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
   });
 
   test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {
