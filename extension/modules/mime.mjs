@@ -102,7 +102,10 @@ export function encodeQuotedPrintable(binary, eol) {
       const code = line.charCodeAt(i);
       const last = i === line.length - 1;
       let piece;
-      if ((code === 0x20 || code === 0x09) && !last) {
+      if (i === 0 && line.startsWith("From ")) {
+        // A line starting "From " would be escaped by an mbox store; =46 keeps the bytes as they are.
+        piece = "=46";
+      } else if ((code === 0x20 || code === 0x09) && !last) {
         piece = line[i];
       } else if (code >= 33 && code <= 126 && code !== 61) {
         piece = line[i];

@@ -66,6 +66,12 @@ describe("transfer encodings", () => {
     assert.equal(decodeQuotedPrintable(encoded), sample);
   });
 
+  test('a line starting "From " is encoded so that no mbox store escapes it', () => {
+    const encoded = encodeQuotedPrintable("<p>x</p>\r\nFrom here on\r\n", CRLF);
+    assert.ok(!/^From /m.test(encoded));
+    assert.equal(decodeQuotedPrintable(encoded), "<p>x</p>\r\nFrom here on\r\n");
+  });
+
   test("Content-Type parameters are read with and without quotes", () => {
     assert.deepEqual(parseContentType('multipart/alternative; boundary="------------a b;c"'), {
       type: "multipart/alternative",
