@@ -71,6 +71,12 @@ browser.compose.onAfterSend.addListener((tab, sendInfo) => {
 
 browser.tabs.onRemoved.addListener((tabId) => {
   sendFlow.forgetTab(tabId).catch(logError);
+  sentCopy.forgetTab(tabId).catch(logError);
+});
+
+// A copy filed in the staging folder later (Send Later) is finished when it arrives.
+browser.folders.onFolderInfoChanged.addListener((folder, info) => {
+  sentCopy.stagingChanged(folder, info).catch(logError);
 });
 
 browser.tabs.onCreated.addListener((tab) => {

@@ -438,5 +438,26 @@ export function createSentCopy(deps) {
     return results;
   }
 
-  return { amendBeforeSend, afterSend, finishStaged, defaultSentFolder };
+  /**
+   * folders.onFolderInfoChanged: a copy reached staging with no onAfterSend to
+   * finish it (Send Later files it when the Outbox is sent). While a send is in
+   * flight its onAfterSend finishes it, with the folder the user picked.
+   */
+  async function stagingChanged(folder, info) {
+    if (folder?.name !== STAGING_FOLDER || !(info?.totalMessageCount > 0)) {
+      return [];
+    }
+    const plans = Object.entries(await session.get(null)).filter(([key]) => key.startsWith("sentCopyTab:"));
+    if (plans.some(([, plan]) => plan?.reason === "staged")) {
+      return [];
+    }
+    return finishStaged();
+  }
+
+  /** A compose tab closed: its plan, if it never sent, is dropped. */
+  async function forgetTab(tabId) {
+    await session.remove(tabKey(tabId));
+  }
+
+  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder };
 }

@@ -314,6 +314,22 @@ describe("sentCopy", () => {
     assert.deepEqual(sourcesIn(env.tb, STAGING), []);
   });
 
+  test("a copy that reaches staging later (Send Later) is finished when the folder changes, not while a send is in flight", async () => {
+    const env = setup();
+    await env.sentCopy.amendBeforeSend({ id: 8 }, composeDetails, tracked);
+    env.tb.add(STAGING, rawMessage("m14@x"));
+    const staging = { id: STAGING, name: STAGING_FOLDER };
+    assert.deepEqual(await env.sentCopy.stagingChanged(staging, { totalMessageCount: 1 }), [], "tab 8 is sending");
+    assert.equal(sourcesIn(env.tb, STAGING).length, 1);
+    await env.sentCopy.forgetTab(8);
+    assert.deepEqual(
+      await env.sentCopy.stagingChanged({ id: "local:/Trash", name: "Trash" }, { totalMessageCount: 3 }),
+      [],
+    );
+    assert.deepEqual(await env.sentCopy.stagingChanged(staging, { totalMessageCount: 1 }), [STATES.clean]);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+  });
+
   test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {
     const env = setup();
     env.tb.folders.set("local:/Other", { name: "Other", accountId: "local", specialUse: [] });

@@ -245,6 +245,33 @@ def test_clean_copy_off_keeps_thunderbirds_copy(desktop, dovecot, imap_identity,
         set_clean_copy(desktop.tb, True)
 
 
+def test_send_later_copy_is_cleaned_when_the_outbox_is_sent(desktop, dovecot, imap_identity):
+    """Send Later: the copy is filed when the Outbox goes out, long after onAfterSend;
+    it is finished when it reaches the staging folder."""
+    subject = "Sent later, clean copy"
+    desktop.tb.compose_and_send(subject, "Recipient <rcpt@example.net>", BODY, identity_key=imap_identity,
+                                command="cmd_sendLater")
+    desktop.tb.js("""
+        const outbox = MailServices.accounts.localFoldersServer.rootFolder
+          .getFolderWithFlags(Ci.nsMsgFolderFlags.Queue);
+        for (let i = 0; i < 200 && outbox.getTotalMessages(false) == 0; i++) {
+          await new Promise(r => setTimeout(r, 50));
+        }
+        Cc["@mozilla.org/messengercompose/sendlater;1"].getService(Ci.nsIMsgSendLater)
+          .sendUnsentMessages(MailServices.accounts.getIdentity(args[0]));
+        resolve(null);
+    """, [imap_identity])
+    received = desktop.sink.wait_for_message(subject)
+    message_id = received["Message-ID"]
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
+    copies = with_id(dovecot.messages("Sent"), message_id)
+    assert len(copies) == 1
+    (pixel,) = pixels_in(received, desktop)
+    assert token_of(pixel).encode() not in copies[0].as_bytes()
+    assert len(dovecot.saved(message_id)) == 1
+    assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+
+
 def console_warnings(tb: Thunderbird, needle: str):
     """The add-on's console.warn/error lines containing needle."""
     return tb.js("""

@@ -198,12 +198,13 @@ class Thunderbird:
 
     def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
                          identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
-                         fcc_folder_uri: Optional[str] = None) -> None:
+                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow") -> None:
         """Open an HTML compose window like Write does, wait until it is ready, press Send.
         identity_key picks another identity than the default account's; attachments are files;
-        fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To)."""
+        fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To);
+        command "cmd_sendLater" puts it in the Outbox instead."""
         self.js("""
-        const [subject, to, body, identityKey, files, fcc] = args;
+        const [subject, to, body, identityKey, files, fcc, command] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
         fields.to = to; fields.subject = subject; fields.body = body;
@@ -232,10 +233,10 @@ class Thunderbird:
         });
         MailServices.compose.OpenComposeWindowWithParams(null, params);
         const win = await opened;
-        win.goDoCommand("cmd_sendNow");
+        win.goDoCommand(command);
         resolve(null);
-        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri],
-            timeout_s=60)
+        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri,
+              command], timeout_s=60)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
