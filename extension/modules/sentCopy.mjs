@@ -331,10 +331,22 @@ export function createSentCopy(deps) {
     return { state: STATES.clean };
   }
 
+  async function stillStaged(staged) {
+    try {
+      return Boolean(await messenger.messages.get(staged.id));
+    } catch {
+      return false;
+    }
+  }
+
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
   async function finishOne(staged, target, extra = {}) {
     const messageId = staged.headerMessageId;
     const started = Date.now();
+    if (!(await stillStaged(staged))) {
+      // Finished meanwhile by the other path (start-up or folder-change scan).
+      return (await loadSentCopyStatus(messageId, local))?.state ?? null;
+    }
     let outcome;
     try {
       const bases = await loadPixelBases();
@@ -383,7 +395,15 @@ export function createSentCopy(deps) {
       // A failed send keeps the plan: the retry's onBeforeSend still needs the user's own Fcc choice.
       return [];
     }
-    await session.remove(key);
+    try {
+      return await finishSent(plan, sendInfo);
+    } finally {
+      // Only now: while the plan is there, the staging folder's change events leave this copy to us.
+      await session.remove(key);
+    }
+  }
+
+  async function finishSent(plan, sendInfo) {
     const headerMessageId = sendInfo?.headerMessageId ?? sendInfo?.messages?.[0]?.headerMessageId;
     if (!headerMessageId) {
       return [];

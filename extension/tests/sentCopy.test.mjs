@@ -96,6 +96,8 @@ function fakeThunderbird({ withSent = true } = {}) {
         if (faults.deleteOptions && typeof options !== "boolean") {
           throw new Error("Incorrect argument types for messages.delete.");
         }
+        const missing = ids.find((id) => !messages.has(id));
+        if (missing != null) throw new Error(`Error deleting message: Message not found: ${missing}.`);
         ids.forEach((id) => messages.delete(id));
       },
       move: async (ids, folderId) => {
@@ -104,6 +106,10 @@ function fakeThunderbird({ withSent = true } = {}) {
         ids.forEach((id) => {
           messages.get(id).folderId = folderId;
         });
+      },
+      get: async (id) => {
+        if (!messages.has(id)) throw new Error(`Message not found: ${id}.`);
+        return header(messages.get(id));
       },
       list: async (folderId) => ({ id: null, messages: inFolder(folderId).map(header) }),
       continueList: async () => ({ id: null, messages: [] }),
@@ -328,6 +334,24 @@ describe("sentCopy", () => {
     );
     assert.deepEqual(await env.sentCopy.stagingChanged(staging, { totalMessageCount: 1 }), [STATES.clean]);
     assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+  });
+
+  test("a copy the folder-change scan already finished is left alone by onAfterSend", async () => {
+    const env = setup();
+    await env.sentCopy.amendBeforeSend({ id: 9 }, composeDetails, tracked);
+    const id = env.tb.add(STAGING, rawMessage("m15@x"));
+    const copy = env.tb.header(env.tb.messages.get(id));
+    // The plan is in flight until onAfterSend has finished: the scan keeps off.
+    assert.deepEqual(await env.sentCopy.stagingChanged({ name: STAGING_FOLDER }, { totalMessageCount: 1 }), []);
+    await env.sentCopy.forgetTab(9);
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);
+    await env.sentCopy.amendBeforeSend({ id: 9 }, composeDetails, tracked);
+    assert.deepEqual(await env.sentCopy.afterSend({ id: 9 }, { headerMessageId: "m15@x", messages: [copy] }), [
+      STATES.clean,
+    ]);
+    assert.equal((await loadSentCopyStatus("m15@x", env.local)).state, STATES.clean);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    assert.deepEqual(env.notices, []);
   });
 
   test("a Fcc folder the user picked in the compose window receives the clean copy; 'no copy' stays no copy", async () => {

@@ -361,7 +361,11 @@ def test_replacement_time(desktop, dovecot, imap_identity, tmp_path):
             statuses = extension_storage(desktop.tb).get("sentCopyStatus") or {}
             found = [statuses.get(message_id) for message_id in ids]
             return found if all(s and s["state"] == "clean" for s in found) else None
-        return [(s["ms"], s["stagingMs"]) for s in wait_until(all_clean, 60, "every clean copy")]
+        try:
+            return [(s["ms"], s["stagingMs"]) for s in wait_until(all_clean, 60, "every clean copy")]
+        except AssertionError:
+            statuses = extension_storage(desktop.tb).get("sentCopyStatus") or {}
+            raise AssertionError(f"statuses: {[statuses.get(message_id) for message_id in ids]}")
 
     imap, local = send_all("Timing IMAP", imap_identity), send_all("Timing local", None)
     figures = {"IMAP": (imap, replacement_ms(imap)), "Local Folders": (local, replacement_ms(local))}
