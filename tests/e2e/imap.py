@@ -9,7 +9,6 @@ import imaplib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
@@ -198,10 +197,3 @@ class Dovecot:
         self.proc.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False

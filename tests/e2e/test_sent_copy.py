@@ -3,8 +3,8 @@ IMAP server (Dovecot on loopback, read back with imaplib as another device would
 and in Local Folders; nothing is lost or doubled, even across a crash."""
 
 import email
-import json
 import email.policy
+import json
 import os
 import re
 import statistics
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
-from tests.e2e.test_thunderbird import html_part, pixels_in, sent_row, token_of
 from mailtracker.config import read_secret
 from mailtracker.tokens import mint_token
 from tests.e2e.conftest import EXTENSION_DIR
+from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
+from tests.e2e.test_thunderbird import ImageSources, html_part, pixels_in, sent_row, token_of
 from tests.e2e.thunderbird import Thunderbird, wait_until
 
 pytestmark = pytest.mark.slow
@@ -136,24 +136,18 @@ def with_id(messages, message_id):
     return [m for m in messages if m["Message-ID"] == message_id]
 
 
-class Images(HTMLParser):
+class TextOf(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.sources = []
+        self.parts = []
 
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.sources.append(dict(attrs).get("src", ""))
+    def handle_data(self, data):
+        self.parts.append(data)
 
 
 def text_of(html: str) -> str:
-    class Text(HTMLParser):
-        parts = []
-
-        def handle_data(self, data):
-            self.parts.append(data)
-    parser = Text()
-    parser.parts = []
+    """The text a reader sees, whitespace collapsed."""
+    parser = TextOf()
     parser.feed(html)
     return " ".join("".join(parser.parts).split())
 
@@ -180,9 +174,9 @@ def assert_clean_copy_of(copy, received, desktop, tag_id):
     assert fields(copy, ("x-mozilla-",)) == fields(received, ("x-peer", "x-mailfrom", "x-rcptto"))
     assert attachment_of(copy) == ATTACHMENT_BYTES == attachment_of(received)
     assert text_of(html_part(copy)) == text_of(html_part(received))
-    sent_images = Images()
+    sent_images = ImageSources()
     sent_images.feed(html_part(received))
-    copy_images = Images()
+    copy_images = ImageSources()
     copy_images.feed(html_part(copy))
     assert copy_images.sources == [src for src in sent_images.sources if not src.startswith(desktop.server.base)]
     inline = [p.get_payload(decode=True) for p in copy.walk() if p.get_content_type() == "image/png"]
