@@ -9,7 +9,7 @@ DEMO_HOME ?= .demo-home
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,desktop]'
+	$(PY) -m pip install --quiet -e '.[test,server,desktop]'
 	touch $@
 
 run: $(VENV)/.installed

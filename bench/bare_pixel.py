@@ -5,7 +5,8 @@ exactly as ``mailtracker serve`` runs it. What separates its figures from
 the HTTP server and the Python interpreter.
 """
 
-from mailtracker.server import _GIF_HEADERS, GIF
+from mailtracker.core.contract import GIF
+from mailtracker.server.app import _GIF_HEADERS
 
 _START = {"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS}
 _BODY = {"type": "http.response.body", "body": GIF}

@@ -31,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests  # noqa: E402
 
-from mailtracker.client import Session  # noqa: E402
-from mailtracker.config import Home, init_home, load_config, read_secret  # noqa: E402
-from mailtracker.hitfiles import pull_token  # noqa: E402
-from mailtracker.pull import DEFAULT_INTERVAL_S, Puller  # noqa: E402
-from mailtracker.tags import mint_tag  # noqa: E402
-from mailtracker.watcher import Watcher  # noqa: E402
+from mailtracker.core.contract import pull_token  # noqa: E402
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret  # noqa: E402
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.client import Session  # noqa: E402
+from mailtracker.desktop.pull import DEFAULT_INTERVAL_S, Puller  # noqa: E402
+from mailtracker.desktop.tags import mint_tag  # noqa: E402
+from mailtracker.desktop.watcher import Watcher  # noqa: E402
 from tests.conftest import PixelServer  # noqa: E402
 from tests.syncthing_pair import Pair  # noqa: E402
 from tests.tcp_proxy import TcpProxy  # noqa: E402

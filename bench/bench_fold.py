@@ -33,10 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from mailtracker.config import Home, init_home, read_secret
-from mailtracker.fold import fold, load_state, state_path
-from mailtracker.logs import HIT_COLUMNS, SELF_FETCH_COLUMNS, TAG_COLUMNS, format_row, header_line, neutralise, utc_timestamp
-from mailtracker.tokens import mint_token
+from mailtracker.core.csvcodec import format_row, header_line, neutralise
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token
+from mailtracker.desktop.fold import fold, state_path
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import SELF_FETCH_COLUMNS, TAG_COLUMNS
 
 TARGET_SCRATCH_S = 2.0
 TARGET_SCRATCH_HITS = 1_000_000
@@ -240,7 +246,8 @@ def check_counts(history: History, result, expected_new: int, label: str) -> Non
                         f"duplicates {result.duplicate_hits}")
     if not result.register_written:
         problems.append(f"register not written: {result.register_error}")
-    total = sum(entry[0] for entry in load_state(history.home).counts.values())
+    with Register.load(history.home) as register:
+        total = sum(row["hits"] for row in register.rows())
     if total != history.writer.written:
         problems.append(f"counted {total} hits in all, {history.writer.written} written")
     if problems:

@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mailtracker.config import Home, init_home, load_config, save_config  # noqa: E402
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import save_config  # noqa: E402
+from mailtracker.core.settings import init_home, load_config
 from tests.conftest import PixelServer  # noqa: E402
 from tests.e2e.thunderbird import SmtpSink, Thunderbird  # noqa: E402
 

@@ -22,9 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailtracker.config import Home, init_home, load_config  # noqa: E402
-from mailtracker.logs import HIT_COLUMNS, format_row, header_line, utc_timestamp  # noqa: E402
-from mailtracker.tags import mint_tag  # noqa: E402
+from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import load_config  # noqa: E402
+from mailtracker.core.settings import init_home
+from mailtracker.core.timestamps import utc_timestamp  # noqa: E402
+from mailtracker.desktop.tags import mint_tag  # noqa: E402
 from tests.display import XDisplay, _start_xvfb, _stop, _tray_owned  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -7,14 +7,18 @@ import { createTabQueue, createTabStore } from "./modules/composeTabs.mjs";
 import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
-import { createHelper } from "./modules/nativeHost.mjs";
+import { COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
 import { loadPixelBases, loadSentIds, rememberPixelBase } from "./modules/settings.mjs";
 
-const helper = createHelper();
+// One port for the background's life: a warm helper, which also keeps the counts current.
+const helper = createConnectedHelper({
+  // Open pages (the Tracked mail page) refresh; none open is no error.
+  onChanged: () => browser.runtime.sendMessage({ event: COUNTS_CHANGED }).catch(() => {}),
+});
 
 const sendFlow = createSendFlow({
   helper,

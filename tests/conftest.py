@@ -1,8 +1,11 @@
 """Shared fixtures: a temporary home, the real pixel server as a subprocess, and
 the suite's rules (no real home, no leaked threads)."""
 
+import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -12,9 +15,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from mailtracker.config import Home, init_home, load_config
+from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.host import EXTENSION_ID, PROTOCOL_VERSION
 
 SERVER_START_TIMEOUT_S = 30.0
+BASE_TIME = 1_795_000_000.0
+THUNDERBIRD = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
+OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
+AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +149,83 @@ def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
 
 # The real desktop (Xvfb with trayer, dunst on a session bus), started once per session.
 from tests.display import notification_service, x_display  # noqa: E402,F401
+
+
+def rows_of(home: Home) -> list:
+    """Every register row, as the read model has them."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.rows()
+
+
+def row_of(home: Home, tag_id: str) -> dict:
+    """One tag's register row from the read model; a zero row for a tag it does not know."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.get(tag_id) or {"opens": 0, "hits": 0, "self_hits": 0, "machine_hits": 0,
+                                         "first_open": "", "last_open": ""}
+
+
+def timeline_of(home: Home, tag_id: str) -> list:
+    """One tag's latest hits from the read model: (time, label, counted, reason, client)."""
+    from mailtracker.desktop.register import Register
+
+    with Register.load(home) as register:
+        return register.timeline(tag_id)
+
+
+def write_hits(path, hits, header=True, boot="bootaaaa", agent=THUNDERBIRD):
+    """Append hits in the server's exact format: (seq, tag, method, time?) tuples."""
+    with open(path, "ab") as handle:
+        if header and handle.tell() == 0:
+            handle.write(header_line(HIT_COLUMNS))
+        for seq, tag, method, *when in hits:
+            # Two minutes apart by default: separate opens, not repeats of one.
+            stamp = when[0] if when else utc_timestamp(BASE_TIME + seq * 120)
+            handle.write(format_row([f"{boot}.{seq:x}", stamp, tag, method, "127.0.0.0",
+                                     agent, ""]).encode())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class HostProcess:
+    """The helper started the way Thunderbird starts it: manifest path and extension id."""
+
+    def __init__(self, home, extension_id=EXTENSION_ID):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "host",
+             "/path/to/mailtracker.helper.json", extension_id],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.counter = 0
+
+    def send_raw(self, payload: bytes):
+        self.proc.stdin.write(struct.pack("=I", len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def read(self) -> dict:
+        header = self.proc.stdout.read(4)
+        assert len(header) == 4, self.proc.stderr.read().decode()
+        (length,) = struct.unpack("=I", header)
+        return json.loads(self.proc.stdout.read(length))
+
+    def call(self, command, **args) -> dict:
+        self.counter += 1
+        request = {"id": f"r{self.counter}", "command": command, "protocol": PROTOCOL_VERSION, **args}
+        self.send_raw(json.dumps(request).encode())
+        reply = self.read()
+        assert reply["id"] == request["id"]
+        return reply
+
+    def close(self) -> int:
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+        return self.proc.wait(timeout=20)

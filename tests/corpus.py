@@ -6,11 +6,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from mailtracker.classify import LABELS, explain
-from mailtracker.config import Home, init_home, load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import HIT_COLUMNS, format_row, header_line, neutralise, utc_timestamp
-from mailtracker.tags import mint_tag, record_self_fetch
+from mailtracker.core.csvcodec import format_row, header_line, neutralise
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.classify import LABELS, explain
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import mint_tag, record_self_fetch
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "hits_corpus.csv"
@@ -30,7 +34,7 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
     init_home(home)
     config = load_config(home)
     if with_apple_ranges:
-        from mailtracker.ranges import load_apple_ranges
+        from mailtracker.desktop.ranges import load_apple_ranges
 
         load_apple_ranges(home, APPLE_SAMPLE)
     rows = load_corpus()
@@ -54,8 +58,8 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
                 row["method"], row["client"], neutralise(row["user_agent"]), "",
             ]).encode("utf-8"))
     fold(home)
-    state = load_state(home)
-    timelines = {tag_id: state.timeline(tag_id) for tag_id in tags.values()}
+    with Register.load(home) as register:
+        timelines = {tag_id: register.timeline(tag_id) for tag_id in tags.values()}
     results = []
     for row in rows:
         stamp, label, counted, reason, client = timelines[tags[row["email"]]].pop(0)

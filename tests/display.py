@@ -63,8 +63,8 @@ class XDisplay:
 
     def tray_icons(self, wm_class: str) -> List[dict]:
         """Docked windows of that class: their title and box on the screen."""
-        import Xlib.X
         import Xlib.error
+        import Xlib.X
 
         display = self.connect()
         found = []

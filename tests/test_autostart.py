@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mailtracker.autostart import (
-    autostart_location, desktop_exec, install_autostart, tray_command, uninstall_autostart,
+from mailtracker.desktop.autostart import (
+    autostart_location,
+    desktop_exec,
+    install_autostart,
+    tray_command,
+    uninstall_autostart,
 )
 from tests.conftest import run_cli
 from tests.display import require, started_within

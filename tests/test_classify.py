@@ -4,15 +4,14 @@ from dataclasses import replace
 
 import pytest
 
-from mailtracker.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
-from mailtracker.config import load_config, save_config
-from mailtracker.fold import fold, load_state
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag, record_self_fetch
-from mailtracker.logs import utc_timestamp
-from tests.conftest import run_cli
+from mailtracker.core.settings import load_config, save_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag, record_self_fetch
+from tests.conftest import run_cli, timeline_of, write_hits
 from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus, scores
-from tests.test_fold import write_hits
 
 OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
 GMAIL = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
@@ -120,7 +119,7 @@ def test_changing_the_rules_relabels_the_whole_history(home):
     save_config(home, replace(config, delivery_window_s=60.0))
     fold(home)
     assert read_register(home.register_path)[0]["opens"] == "0"
-    assert [event[1] for event in load_state(home).timeline(tag.id)] == ["prefetch"]
+    assert [event[1] for event in timeline_of(home, tag.id)] == ["prefetch"]
 
 
 def test_ranges_command_loads_and_relabels(home):

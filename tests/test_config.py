@@ -4,8 +4,10 @@ import stat
 
 import pytest
 
-from mailtracker.config import Config, Home, init_home, load_config, read_secret
-from mailtracker.errors import ConfigError, NotInitialisedError, SecretError
+from mailtracker.core.errors import ConfigError, NotInitialisedError, SecretError
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import Config, init_home, load_config
 from tests.conftest import run_cli
 
 

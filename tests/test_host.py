@@ -3,58 +3,23 @@
 import json
 import re
 import struct
-import subprocess
-import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
+from filelock import FileLock
 
-from dataclasses import replace
-
-from mailtracker.config import load_config, read_secret, save_config
-from mailtracker.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
-from mailtracker.tokens import verify_token
-from tests.conftest import PixelServer, run_cli
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config, save_config
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.tokens import verify_token
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
+from tests.conftest import HostProcess, PixelServer, run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-class HostProcess:
-    """The helper started the way Thunderbird starts it: manifest path and extension id."""
-
-    def __init__(self, home, extension_id=EXTENSION_ID):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "host",
-             "/path/to/mailtracker.helper.json", extension_id],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.counter = 0
-
-    def send_raw(self, payload: bytes):
-        self.proc.stdin.write(struct.pack("=I", len(payload)) + payload)
-        self.proc.stdin.flush()
-
-    def read(self) -> dict:
-        header = self.proc.stdout.read(4)
-        assert len(header) == 4, self.proc.stderr.read().decode()
-        (length,) = struct.unpack("=I", header)
-        return json.loads(self.proc.stdout.read(length))
-
-    def call(self, command, **args) -> dict:
-        self.counter += 1
-        request = {"id": f"r{self.counter}", "command": command, "protocol": PROTOCOL_VERSION, **args}
-        self.send_raw(json.dumps(request).encode())
-        reply = self.read()
-        assert reply["id"] == request["id"]
-        return reply
-
-    def close(self) -> int:
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                pipe.close()
-            except BrokenPipeError:
-                pass
-        return self.proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -86,6 +51,7 @@ def test_mint_sent_status_round_trip_with_a_real_open(host, home):
         requests.get(server.url(minted["id"]), headers={"User-Agent": "Outlook-iOS/2.0"})
     finally:
         server.stop()
+    fold(home)  # what the daemon does; the host only reads what it folded
     status = host.call("status", message_id="<abc.123@example.org>")["data"]
     assert status["tracked"] and status["opens"] == 1 and status["status"] == "sent"
     assert [event["label"] for event in status["timeline"]] == ["open"]
@@ -102,12 +68,40 @@ def test_unsent_and_self_fetch_are_recorded(host, home):
     other = host.call("mint", subject="s2", recipients=["x@y"], identity="")["data"]
     host.call("sent", tag_id=other["id"], message_id="m2@x")
     assert host.call("self_fetch", message_id="m2@x")["ok"]
-    assert home.self_fetches_path.read_text(encoding="utf-8-sig").count(other["id"]) >= 2
+    rows = [line.split(",") for line in home.self_fetches_path.read_text(encoding="utf-8-sig").splitlines()]
+    assert [row[2] for row in rows if row[0] == other["id"]] == ["compose", "send", "display"]
+
+
+def test_self_fetch_records_the_moment_the_add_on_gives(host, home):
+    """The display began 40 s ago (a busy desktop, a slow helper): that moment is recorded, not now."""
+    tag = host.call("mint", subject="s", recipients=["x@y"], identity="")["data"]
+    host.call("sent", tag_id=tag["id"], message_id="late@x")
+    began = time.time() - 40
+    assert host.call("self_fetch", message_id="late@x", at=int(began * 1000))["ok"]
+    last = home.self_fetches_path.read_text(encoding="utf-8-sig").splitlines()[-1].split(",")
+    assert last[0] == tag["id"] and last[2] == "display"
+    assert abs(parse_timestamp(last[1]) - began) < 0.01
+
+
+def test_status_answers_at_once_while_another_process_folds(host, home):
+    """A long rebuild elsewhere holds the fold lock: status still answers from the read model, fast."""
+    tag = host.call("mint", subject="Busy", recipients=["x@y"], identity="")["data"]
+    host.call("sent", tag_id=tag["id"], message_id="busy@x")
+    fold(home)
+    with FileLock(str(home.state_dir / "fold.lock")):
+        took = []
+        for _ in range(3):
+            start = time.perf_counter()
+            status = host.call("status", message_id="busy@x")["data"]
+            took.append(time.perf_counter() - start)
+            assert status["tracked"] and status["id"] == tag["id"]
+    print(f"status while the fold lock is held: {sorted(took)[1] * 1000:.1f} ms (median of 3)")
+    assert sorted(took)[1] < 0.2
 
 
 def test_mint_while_paused_is_refused_with_its_own_code(host, home):
     """Paused from the tray: mint answers code 81 (the add-on then sends untracked); resume mints."""
-    from mailtracker.marks import Marks
+    from mailtracker.desktop.marks import Marks
 
     def set_paused(paused):
         marks = Marks.load(home)
@@ -153,7 +147,16 @@ def test_oversized_frame_is_refused_and_the_stream_stays_in_step(host):
 
 def test_host_writes_only_frames_and_exits_cleanly_on_eof(host):
     """stdout holds exactly the reply frames; closing stdin ends the host with 0."""
-    host.call("ping")
+    for request_id in ("a", "b"):
+        host.send_raw(json.dumps({"id": request_id, "command": "ping", "protocol": PROTOCOL_VERSION}).encode())
+    host.proc.stdin.close()
+    output = host.proc.stdout.read()
+    frames = []
+    while output:
+        (length,) = struct.unpack("=I", output[:4])
+        frames.append(json.loads(output[4:4 + length]))
+        output = output[4 + length:]
+    assert [frame["id"] for frame in frames] == ["a", "b"]
     assert host.close() == 0
 
 
@@ -218,7 +221,7 @@ def test_doctor_names_the_broken_link(home, breakage, link):
     if manifest_path.exists():
         manifest_path.write_text(json.dumps(manifest))
     doctor = run_cli("doctor", home=home, check=False)
-    assert doctor.returncode == 1
+    assert doctor.returncode == 90
     assert f"The chain breaks at: {link}." in doctor.stdout
 
 

@@ -3,9 +3,10 @@
 import csv
 import io
 
-from mailtracker.logs import (
-    TAG_COLUMNS, Cursor, append_rows, format_row, neutralise, read_new_lines, restore,
-)
+from mailtracker.core.csvcodec import format_row, neutralise, restore
+from mailtracker.core.files import append_rows
+from mailtracker.desktop.tags import TAG_COLUMNS
+from mailtracker.desktop.tail import Cursor, read_new_lines
 
 TRICKY = ["plain", "a,b", 'say "hi"', "line\nbreak", "cr\rhere", "", " spaced ", "ünïcödé", "x" * 300]
 

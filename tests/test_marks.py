@@ -1,7 +1,7 @@
 """The marks: seen and told opens and the pause, kept in the home, read by the native host."""
 
-from mailtracker.marks import Marks, marks_path, tracking_paused
-from tests.test_host import HostProcess
+from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
+from tests.conftest import HostProcess
 
 ROWS = [{"id": "a" * 32, "opens": 3}, {"id": "b" * 32, "opens": 0}]
 

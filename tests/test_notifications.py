@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import utc_timestamp
-from mailtracker.marks import Marks, marks_path
-from mailtracker.notifications import Delivery, Notice, NotificationUnavailable, Notifier
-from mailtracker.tags import mint_tag
-from tests.conftest import wait_for
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.marks import Marks, marks_path
+from mailtracker.core.errors import NotificationUnavailable
+from mailtracker.desktop.notifications import Delivery, Notice, Notifier
+from mailtracker.desktop.tags import mint_tag
+from tests.conftest import OUTLOOK, rows_of, wait_for, write_hits
 from tests.display import started_within
-from tests.test_fold import OUTLOOK, write_hits
 
 COOLDOWN, GAP = 600.0, 20.0
 
@@ -31,7 +31,7 @@ def mail(home):
     def rows_after(*lines):
         write_hits(hits, lines, agent=OUTLOOK)
         fold(home)
-        return load_state(home).register_rows()
+        return rows_of(home)
 
     return tags, rows_after
 
@@ -58,7 +58,7 @@ def test_a_person_open_notifies_once_and_a_refold_does_not(mail, home):
     notice = notifier.take(1.0)
     assert notice.title == "Ann opened “About Ann”" and notice.body.startswith("First open at ")
     fold(home, rebuild=True)
-    notifier.observe(load_state(home).register_rows(), 2.0)
+    notifier.observe(rows_of(home), 2.0)
     assert notifier.take(GAP + 2.0) is None
 
 
@@ -153,10 +153,27 @@ def test_the_daemon_notifies_a_person_open_once(home, notification_service, tmp_
             write_hits(hits, [(2, tag.id, "GET", utc_timestamp())], agent=OUTLOOK)
             started_within(proc, lambda: notification_service.shown() > before, 10, "a notification")
             write_hits(hits, [(3, tag.id, "HEAD", utc_timestamp())], agent=OUTLOOK)
-            started_within(proc, lambda: load_state(home).register_rows()[0]["machine_hits"] == 2, 10,
+            started_within(proc, lambda: rows_of(home)[0]["machine_hits"] == 2, 10,
                            "the second HEAD folded")
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             code = proc.wait(timeout=15)
     assert code == 0, log_path.read_text()
     assert [item["summary"] for item in notification_service.history(since=before)] == ["Ann opened “Offer”"]
+
+
+def test_a_click_notifies_with_the_link_it_followed():
+    """'Ann clicked “the offer”': a click is told once, with the words of its link."""
+    from mailtracker.desktop.marks import Marks
+
+    row = {"id": "t" * 32, "name": "Ann", "recipients": "", "short_id": "ttttttt", "subject": "Offer",
+           "opens": 0, "last_open": "", "clicks": 0, "last_click": "", "links": []}
+    notifier = Notifier(Marks(), gap_s=0)
+    notifier.observe([row], 1.0)
+    clicked = {**row, "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z",
+               "links": [{"link": 0, "target": "https://shop.example.org/", "text": "the offer",
+                          "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z"}]}
+    assert notifier.observe([clicked], 2.0)
+    notice = notifier.take(2.0)
+    assert notice.title == "Ann clicked “the offer”" and "Offer" in notice.body
+    assert not notifier.observe([clicked], 3.0) and notifier.take(3.0) is None

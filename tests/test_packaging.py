@@ -17,14 +17,13 @@ import pytest
 import requests
 import urllib3
 
-from mailtracker.config import init_home, load_config, read_secret
-from mailtracker.errors import PullError
-from mailtracker.hitfiles import pull_token
-from mailtracker.pull import Puller
-from mailtracker.server import GIF
-from mailtracker.tags import mint_tag
-from tests.conftest import PixelServer, run_cli, wait_for
-from tests.test_pull import AGENT, free_port
+from mailtracker.core.contract import GIF, pull_token
+from mailtracker.core.errors import PullError
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.pull import Puller
+from mailtracker.desktop.tags import mint_tag
+from tests.conftest import AGENT, PixelServer, free_port, run_cli, wait_for
 from tests.tools import require_tool, unavailable
 
 PACKAGING = Path(__file__).resolve().parents[1] / "packaging"
@@ -215,7 +214,7 @@ def test_doctor_server_over_https_through_caddy(behind_caddy, home):
     ok = run_cli("doctor", "--server", home=home, env={**os.environ, "REQUESTS_CA_BUNDLE": str(caddy.ca)})
     assert "BROKEN" not in ok.stdout and "ok   TLS certificate valid: verified for 127.0.0.1" in ok.stdout
     untrusted = run_cli("doctor", "--server", home=home, check=False)
-    assert untrusted.returncode == 1
+    assert untrusted.returncode == 90
     assert "BROKEN  TLS certificate valid: TLS error with 127.0.0.1" in untrusted.stdout
     assert "certificate verify failed" in untrusted.stdout
 

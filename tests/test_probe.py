@@ -6,13 +6,15 @@ import shutil
 import socket
 import threading
 
-from mailtracker.config import Home, init_home, load_config, read_secret
-from mailtracker.fold import fold, load_state
-from mailtracker.probe import check_server
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
-from tests.conftest import PixelServer, run_cli
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.probe import check_server
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from tests.conftest import PixelServer, rows_of, run_cli
 
 
 def _lines(proc):
@@ -42,7 +44,8 @@ def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel
     result = fold(home)
     assert result.new_hits == 0 and result.unknown_tag_hits == 0
     assert [row["id"] for row in read_register(home.register_path)] == [tag.id]
-    assert not any(key.startswith(PROBE_TAG_PREFIX) for key in load_state(home).counts)
+    assert not any(row["id"].startswith(PROBE_TAG_PREFIX) for row in rows_of(home))
+    assert not any(PROBE_TAG_PREFIX in line for line in home.register_path.read_text().splitlines()[1:])
 
 
 def test_doctor_server_checks_the_http_pull(home, tmp_path):
@@ -66,7 +69,7 @@ def test_a_server_that_is_down_is_named(home):
         port = probe.getsockname()[1]
     init_home(home, server_url=f"http://127.0.0.1:{port}")
     proc = run_cli("doctor", "--server", home=home, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "BROKEN  server answers: cannot connect to 127.0.0.1" in proc.stdout
     assert "Connection refused" in proc.stdout and "breaks at: server answers" in proc.stdout
 
@@ -109,7 +112,7 @@ def test_a_url_that_is_not_the_pixel_server_is_named(home):
         site.shutdown()
         site.server_close()
         thread.join()
-    assert proc.returncode == 1 and "BROKEN  server healthy" in proc.stdout
+    assert proc.returncode == 90 and "BROKEN  server healthy" in proc.stdout
     assert "is this URL the mailtracker pixel server" in proc.stdout
 
 
@@ -121,7 +124,7 @@ def test_a_hit_that_never_arrives_is_named(home, tmp_path):
         proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
     finally:
         server.stop()
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "ok   pixel served" in proc.stdout and "BROKEN  test hit arrived" in proc.stdout
     assert "within 1 s" in proc.stdout and "secret" in proc.stdout
 
@@ -136,7 +139,7 @@ def test_a_server_with_another_secret_is_named_by_the_pull(home, tmp_path):
         proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
     finally:
         server.stop()
-    assert proc.returncode == 1
+    assert proc.returncode == 90
     assert "BROKEN  test hit arrived: pulling from the server failed" in proc.stdout
     assert "HTTP 401" in proc.stdout
     assert not [line for line in server.hit_lines() if PROBE_TAG_PREFIX in line]

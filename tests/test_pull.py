@@ -13,25 +13,23 @@ import threading
 import pytest
 import requests
 
-from mailtracker.client import Session
-from mailtracker.config import Home, init_home, load_config, read_secret
-from mailtracker.errors import PullAuthError, PullError
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import HIT_COLUMNS, HitLog, format_row, utc_timestamp
-from mailtracker.hitfiles import parse_range, pull_token
-from mailtracker.pull import Puller, PullStatus, retry_delay
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from tests.conftest import PixelServer, run_cli, wait_for
+from mailtracker.core.contract import pull_token
+from mailtracker.core.csvcodec import format_row
+from mailtracker.core.errors import PullAuthError, PullError
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.client import Session
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.pull import Puller, PullStatus, retry_delay
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.server.hitfiles import parse_range
+from mailtracker.server.hitlog import HitLog
+from tests.conftest import AGENT, PixelServer, free_port, row_of, run_cli, wait_for
 from tests.tcp_proxy import TcpProxy
-
-AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -408,4 +406,4 @@ def test_watch_pulls_and_folds_by_itself(server, desktop):
         watch.send_signal(signal.SIGTERM)
         _, err = watch.communicate(timeout=30)
     assert watch.returncode == 0, err
-    assert load_state(desktop).counts[tag.id]
+    assert row_of(desktop, tag.id)["hits"]

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mailtracker.config import load_config, read_secret
-from mailtracker.fold import fold
-from mailtracker.logs import TAG_COLUMNS, append_rows, utc_timestamp
-from mailtracker.register import read_register
-from mailtracker.report import BAR_COLOUR, LABEL_COLOURS, write_report
-from mailtracker.tokens import mint_token
+from mailtracker.core.files import append_rows
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.report import BAR_COLOUR, LABEL_COLOURS, write_report
+from mailtracker.desktop.tags import TAG_COLUMNS
+from tests.conftest import OUTLOOK, THUNDERBIRD, write_hits
 from tests.display import require
-from tests.test_fold import OUTLOOK, THUNDERBIRD, write_hits
 
 ARTIFACTS = os.environ.get("MAILTRACKER_TEST_ARTIFACTS")
 
@@ -83,9 +86,9 @@ def test_report_numbers_are_the_registers(home, history):
     table.feed(page)
     register = {row["short_id"]: row for row in read_register(home.register_path)}
     assert len(table.rows) == 3
-    for short_id, _, _, _, opens, _, _, own, machines, hits, _ in table.rows:
+    for short_id, _, _, _, opens, _, _, clicks, own, machines, hits, _ in table.rows:
         row = register[short_id]
-        assert (opens, own, machines, hits) == (row["opens"], row["self_hits"], row["machine_hits"], row["hits"])
+        assert (opens, clicks, own, machines, hits) == (row["opens"], row["clicks"], row["self_hits"], row["machine_hits"], row["hits"])
     assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
 
 

@@ -3,7 +3,7 @@ hits files, never today's, never another server's."""
 
 from datetime import date, datetime, timezone
 
-from mailtracker.server import prune_old_hits
+from mailtracker.server.retention import prune_old_hits
 from tests.conftest import PixelServer, run_cli
 
 NAMES = [

@@ -11,9 +11,9 @@ import threading
 import pytest
 import requests
 
-from mailtracker.config import load_config
-from mailtracker.server import GIF
-from mailtracker.tags import mint_tag
+from mailtracker.core.contract import GIF
+from mailtracker.core.settings import load_config
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import PixelServer, wait_for
 
 

@@ -7,14 +7,15 @@ import shutil
 
 import requests
 
-from mailtracker.config import Home, init_home, load_config, read_secret
-from mailtracker.fold import fold
-from mailtracker.hitfiles import pull_token
-from mailtracker.pull import Puller
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from tests.conftest import PixelServer
-from tests.test_pull import AGENT
+from mailtracker.core.contract import pull_token
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.pull import Puller
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from tests.conftest import AGENT, PixelServer
 
 
 def _hits_per_name(home: Home):

@@ -9,13 +9,13 @@ import time
 import pytest
 import requests
 
-from mailtracker.config import Home, init_home, load_config
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.watcher import Watcher
-from tests.conftest import PixelServer, run_cli, wait_for
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.desktop.watcher import Watcher
+from tests.conftest import AGENT, PixelServer, run_cli, wait_for
 from tests.syncthing_pair import FOLDER_ID, Pair
-from tests.test_pull import AGENT
 from tests.tools import require_tool
 
 DELIVERY_BOUND_S = 3.0
@@ -85,7 +85,7 @@ def test_check_names_wrong_settings_and_fix_repairs_them(desktop, pair):
                      json={"fsWatcherDelayS": 10, "ignoreDelete": False})
     try:
         bad = run_cli("syncthing", "check", "--syncthing-home", str(pair.desktop.home), home=desktop, check=False)
-        assert bad.returncode == 1
+        assert bad.returncode == 90
         assert "BROKEN  watcher delay: fsWatcherDelayS = 10, should be 1" in bad.stdout
         assert "BROKEN  ignore deletes" in bad.stdout and "--fix" in bad.stdout
         fixed = run_cli("syncthing", "check", "--fix", *key, home=desktop)

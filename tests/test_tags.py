@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
-from mailtracker.config import load_config, read_secret
-from mailtracker.tags import mint_tag
-from mailtracker.tokens import verify_token
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import load_config
+from mailtracker.core.tokens import verify_token
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import run_cli
 
 
@@ -44,7 +45,7 @@ def test_formula_in_a_name_is_neutralised_in_tags_csv(home):
 def test_eight_processes_minting_at_once_lose_and_duplicate_nothing(home):
     """8 processes x 40 tags at once: 320 distinct, well-formed rows, one header."""
     script = (
-        "import sys\nfrom mailtracker.config import Home, load_config\nfrom mailtracker.tags import mint_tag\n"
+        "import sys\nfrom mailtracker.core.paths import Home\nfrom mailtracker.core.settings import load_config\nfrom mailtracker.desktop.tags import mint_tag\n"
         "home = Home.locate(sys.argv[1]); config = load_config(home)\n"
         "for i in range(40): mint_tag(home, config, name=f'p{sys.argv[2]}-{i}', subject='s, with \"quotes\"')\n"
     )

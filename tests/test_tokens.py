@@ -2,7 +2,7 @@
 
 import base64
 
-from mailtracker.tokens import TOKEN_LENGTH, mint_token, short_id, verify_token
+from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id, verify_token
 
 SECRET = b"s" * 32
 

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.fold import fold, load_state
-from mailtracker.logs import utc_timestamp
-from mailtracker.marks import Marks, marks_path, tracking_paused
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.tray import (
-    BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, Tray, ago, build_view, draw_icon,
-)
-from tests.conftest import wait_for
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import ago, utc_timestamp
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.desktop.tray.app import Tray
+from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, draw_icon
+from mailtracker.desktop.tray.menu import build_view
+from tests.conftest import rows_of, wait_for, write_hits
 from tests.display import started_within
-from tests.test_fold import write_hits
 
 ARTIFACTS = Path(os.environ.get("MAILTRACKER_TEST_ARTIFACTS", "")) if os.environ.get(
     "MAILTRACKER_TEST_ARTIFACTS") else None
@@ -60,7 +59,7 @@ def test_menu_lists_recent_emails_with_opens_and_last_open(home, two_tags):
     now = time.time()
     write_hits(hits, [(1, ann.id, "GET", utc_timestamp(now - 2 * HOUR - 60))])
     fold(home)
-    view = build_view(load_state(home).register_rows(), Marks(), now)
+    view = build_view(rows_of(home), Marks(), now)
     texts = _texts(view)
     assert texts[0] == "1 new open"
     assert texts[1] == "Bob — Invoice 42 · not opened yet"  # sent after Ann's last open
@@ -76,7 +75,7 @@ def test_seen_and_paused_change_the_menu(home, two_tags):
     ann, _, hits = two_tags
     write_hits(hits, [(1, ann.id, "GET", utc_timestamp())])
     fold(home)
-    rows = load_state(home).register_rows()
+    rows = rows_of(home)
     marks = Marks()
     marks.mark_all_seen(rows)
     marks.paused = True
@@ -114,7 +113,7 @@ def test_daemon_notifies_one_new_person_open_and_not_on_a_refold(home, two_tags)
         write_hits(hits, [(2, ann.id, "GET", utc_timestamp())])
         wait_for(lambda: delivered, what="a notification")
         assert delivered[0].title == "Ann opened “Offer”"
-        assert tray.view.unseen == 1
+        wait_for(lambda: tray.view.unseen == 1, what="the icon to count the new open")
         assert "● Ann — Offer · 1 open · last opened just now (1 new)" in _texts(tray.view)
         fold(home, rebuild=True)  # counts every hit again, as another process might
         write_hits(hits, [(3, ann.id, "HEAD")])

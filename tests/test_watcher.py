@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from mailtracker.config import load_config
-from mailtracker.register import read_register
-from mailtracker.tags import mint_tag
-from mailtracker.watcher import Watcher
-from tests.test_fold import write_hits
+from mailtracker.core.settings import load_config
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.tags import mint_tag
+from mailtracker.desktop.watcher import Watcher
+from tests.conftest import write_hits
 
 
 class FoldRecorder:

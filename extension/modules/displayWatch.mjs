@@ -11,6 +11,9 @@ import { isOwnMessage, messagesOf } from "./messageInfo.mjs";
  */
 export function createDisplayWatcher({ helper, loadOwnEmails, loadSentIds, setActionEnabled, log = console }) {
   return async function onMessagesDisplayed(tab, displayed) {
+    // The moment the display began: a fetch of the pixel now is the sender's own,
+    // however long the checks below take.
+    const at = Date.now();
     const messages = messagesOf(displayed);
     // Several selected messages show a summary, not their bodies, so no pixel
     // can load and there is no single status to show.
@@ -26,7 +29,7 @@ export function createDisplayWatcher({ helper, loadOwnEmails, loadSentIds, setAc
       // Thunderbird may load the pixel of a displayed Sent copy (when remote
       // content is allowed) and no extension API can stop that load, so the
       // helper is told to label the hit as the sender's own.
-      await helper.selfFetch({ messageId: message.headerMessageId });
+      await helper.selfFetch({ messageId: message.headerMessageId, at });
     } catch (error) {
       // Untracked mail, or a helper that is not installed: neither is worth
       // interrupting someone reading their mail.

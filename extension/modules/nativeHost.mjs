@@ -1,9 +1,13 @@
 // Speaks the native messaging contract with the mailtracker helper.
 //
-// One process per request (runtime.sendNativeMessage), not a connectNative
-// port: requests are rare (a few per send, one per popup), a Manifest V3
-// background may be suspended at any time and a port would die with it, and a
-// helper that crashes can only fail the one request it was answering.
+// Two transports. The background keeps one runtime.connectNative port: a warm
+// helper answers a send's requests without starting a process each time, and,
+// subscribed, it runs the home's daemon (folding new hits) for as long as
+// Thunderbird runs, pushing a "changed" event when the counts change. A port
+// that dies (the helper crashed, the background was suspended) fails only the
+// requests in flight; the next request opens a new one. Extension pages (popups,
+// the Tracked mail page, options) ask one question each, through
+// runtime.sendNativeMessage: one process per request.
 // `browser` is only read when a request is sent, so node can import this module.
 
 export const HOST_NAME = "mailtracker.helper";
@@ -11,6 +15,8 @@ export const HOST_NAME = "mailtracker.helper";
 export const TRACKING_PAUSED = 81;
 export const PROTOCOL = 1;
 export const DEFAULT_TIMEOUT_MS = 15000;
+// The runtime message the background sends to open extension pages when the counts changed.
+export const COUNTS_CHANGED = "mailtracker-counts-changed";
 
 // The fix for every helper failure, named in every message whatever went
 // wrong: install the host manifest, then let the helper diagnose itself.
@@ -39,6 +45,63 @@ function defaultNewId() {
 
 function defaultSend(request) {
   return browser.runtime.sendNativeMessage(HOST_NAME, request);
+}
+
+function defaultConnect() {
+  return browser.runtime.connectNative(HOST_NAME);
+}
+
+/**
+ * A transport over one long-lived port: send(request) resolves with the reply
+ * whose id matches; frames without an id are events for onEvent. connect()
+ * returns a runtime.Port (or a test double with the same shape).
+ */
+export function createPortTransport({ connect = defaultConnect, onEvent = () => {}, onConnect = () => {} } = {}) {
+  let port = null;
+  const pending = new Map();
+
+  function open() {
+    const opened = connect();
+    opened.onMessage.addListener((message) => {
+      if (message && typeof message === "object" && message.id == null && message.event) {
+        onEvent(message);
+        return;
+      }
+      const waiter = pending.get(message?.id);
+      if (waiter) {
+        pending.delete(message.id);
+        waiter.resolve(message);
+      }
+    });
+    opened.onDisconnect.addListener((gone) => {
+      if (port === opened) {
+        port = null;
+      }
+      const error = new Error(gone?.error?.message ?? opened.error?.message ?? "the helper closed the connection");
+      for (const waiter of pending.values()) {
+        waiter.reject(error);
+      }
+      pending.clear();
+    });
+    port = opened;
+    onConnect();
+    return opened;
+  }
+
+  function send(request) {
+    const target = port ?? open();
+    return new Promise((resolve, reject) => {
+      pending.set(request.id, { resolve, reject });
+      try {
+        target.postMessage(request);
+      } catch (error) {
+        pending.delete(request.id);
+        reject(error);
+      }
+    });
+  }
+
+  return { send, isOpen: () => port !== null };
 }
 
 /** Builds one request frame. */
@@ -107,14 +170,39 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
 
   return {
     call,
+    subscribe: () => call("subscribe"),
     ping: () => call("ping"),
     config: () => call("config"),
     mint: ({ subject, recipients, identity }) => call("mint", { subject, recipients, identity }),
     sent: ({ tagId, messageId }) => call("sent", { tag_id: tagId, message_id: messageId }),
     unsent: ({ tagId, reason }) => call("unsent", { tag_id: tagId, reason }),
-    selfFetch: ({ tagId, messageId }) =>
-      call("self_fetch", tagId ? { tag_id: tagId } : { message_id: messageId }),
+    selfFetch: ({ tagId, messageId, at }) =>
+      call("self_fetch", { ...(tagId ? { tag_id: tagId } : { message_id: messageId }), ...(at ? { at } : {}) }),
     status: ({ messageId }) => call("status", { message_id: messageId }),
     list: ({ limit }) => call("list", { limit }),
+    links: ({ tagId, links }) => call("links", { tag_id: tagId, links }),
   };
+}
+
+/**
+ * The background's helper: one port, subscribed on every (re)connection so that
+ * the helper runs the daemon while Thunderbird runs. onChanged runs when the
+ * helper says the counts changed.
+ */
+export function createConnectedHelper({ connect = defaultConnect, onChanged = () => {}, newId, timeoutMs, log = console } = {}) {
+  let helper = null;
+  const transport = createPortTransport({
+    connect,
+    onEvent: (message) => {
+      if (message.event === "changed") {
+        onChanged(message.data ?? {});
+      }
+    },
+    // A new port is a new helper process: ask it to keep the counts current.
+    onConnect: () => {
+      queueMicrotask(() => helper.subscribe().catch((error) => log.warn("mailtracker: subscribe: %s", error.message)));
+    },
+  });
+  helper = createHelper({ send: transport.send, newId, timeoutMs });
+  return helper;
 }

@@ -434,8 +434,12 @@ export function createSentCopy(deps) {
     return results;
   }
 
-  /** At start: every copy still in the staging folder is finished (crash, restart, send later). */
-  async function finishStaged() {
+  /**
+   * At start: every copy still in the staging folder is finished (crash,
+   * restart, send later). retryFailed false leaves the copies that already
+   * failed this way (status "staged") for the next start: one notice each.
+   */
+  async function finishStaged({ retryFailed = true } = {}) {
     const staging = await stagingFolder({ create: false });
     if (!staging) {
       return [];
@@ -445,6 +449,9 @@ export function createSentCopy(deps) {
     let page = await messenger.messages.list(staging.id);
     for (;;) {
       for (const staged of page.messages ?? []) {
+        if (!retryFailed && (await loadSentCopyStatus(staged.headerMessageId, local))?.state === STATES.staged) {
+          continue;
+        }
         const target =
           entries[staged.headerMessageId]?.target ??
           (await defaultSentFolder(await identityIdForAuthor(staged.author)));
@@ -471,7 +478,7 @@ export function createSentCopy(deps) {
     if (plans.some(([, plan]) => plan?.reason === "staged")) {
       return [];
     }
-    return finishStaged();
+    return finishStaged({ retryFailed: false });
   }
 
   /** A compose tab closed: its plan, if it never sent, is dropped. */

@@ -62,11 +62,46 @@ globalThis.browser = {
       nativeRequests.push({ host, request });
       return nativeReply(request);
     },
+    // The background keeps one port; each posted request is answered by nativeReply(),
+    // and a reply that throws closes the port with that error, as Thunderbird does.
+    connectNative: (host) => {
+      const onMessage = [];
+      const onDisconnect = [];
+      return {
+        onMessage: { addListener: (listener) => onMessage.push(listener) },
+        onDisconnect: { addListener: (listener) => onDisconnect.push(listener) },
+        postMessage(request) {
+          nativeRequests.push({ host, request });
+          queueMicrotask(() => {
+            let reply;
+            try {
+              reply = nativeReply(request);
+            } catch (error) {
+              onDisconnect.forEach((listener) => listener({ error }));
+              return;
+            }
+            onMessage.forEach((listener) => listener(reply));
+          });
+        },
+      };
+    },
   },
   storage: { local, session, onChanged: event("storage.onChanged") },
 };
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** Resolves once predicate() holds; fails after a bound instead of hoping a delay was enough. */
+async function until(predicate, what, timeoutMs = 2000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The requests the mail flow made, without the port's own subscribe. */
+const flowRequests = () => nativeRequests.filter(({ request }) => request.command !== "subscribe");
 
 describe("background.js", () => {
   before(async () => {
@@ -125,16 +160,16 @@ describe("background.js", () => {
 
     const returned = listeners.get("compose.onAfterSend").listener({ id: 3 }, { mode: "sendNow", headerMessageId: "m@x" });
     assert.equal(returned, undefined, "onAfterSend must return nothing");
-    await settle();
+    await until(() => flowRequests().length >= 3, "sent and self_fetch");
     assert.deepEqual(
-      nativeRequests.map(({ host, request }) => [host, request.command, request.protocol]),
+      flowRequests().map(({ host, request }) => [host, request.command, request.protocol]),
       [
         ["mailtracker.helper", "mint", 1],
         ["mailtracker.helper", "sent", 1],
         ["mailtracker.helper", "self_fetch", 1],
       ],
     );
-    assert.equal(nativeRequests[1].request.message_id, "m@x");
+    assert.equal(flowRequests()[1].request.message_id, "m@x");
   });
 
   test("a missing helper sends the mail untracked and shows a notification naming the fix", async () => {
@@ -144,7 +179,7 @@ describe("background.js", () => {
     const details = { isPlainText: false, deliveryFormat: "auto", to: ["a@x.org"], subject: "S", body: "<p>x</p>" };
     const result = await listeners.get("compose.onBeforeSend").listener({ id: 4 }, details);
     assert.equal(result, undefined);
-    await settle();
+    await until(() => apiCalls.some((c) => c.name === "notifications.create"), "the notification");
     const shown = apiCalls.filter((c) => c.name === "notifications.create").map((c) => c.args[0].message);
     assert.equal(shown.length, 1);
     assert.match(shown[0], /mailtracker install-host.*mailtracker doctor/s);

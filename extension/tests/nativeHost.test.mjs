@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { HOST_NAME, HelperError, buildRequest, createHelper } from "../modules/nativeHost.mjs";
+import {
+  HOST_NAME,
+  HelperError,
+  buildRequest,
+  createConnectedHelper,
+  createHelper,
+  createPortTransport,
+} from "../modules/nativeHost.mjs";
 
 /** A sendNativeMessage double answering with reply(request). */
 function helperAnswering(reply, options = {}) {
@@ -89,5 +96,81 @@ describe("nativeHost", () => {
       { command: "config" },
     ]);
     assert.ok(sent.every((req) => req.protocol === 1 && typeof req.id === "string"));
+  });
+});
+
+/** A runtime.Port double: the test plays the helper through answer(request, port). */
+function fakePort(answer) {
+  const messageListeners = [];
+  const disconnectListeners = [];
+  const port = {
+    posted: [],
+    onMessage: { addListener: (listener) => messageListeners.push(listener) },
+    onDisconnect: { addListener: (listener) => disconnectListeners.push(listener) },
+    postMessage(message) {
+      port.posted.push(message);
+      queueMicrotask(() => answer(message, port));
+    },
+    deliver: (message) => messageListeners.forEach((listener) => listener(message)),
+    disconnect: (error) => disconnectListeners.forEach((listener) => listener({ error })),
+  };
+  return port;
+}
+
+describe("nativeHost over one port", () => {
+  test("requests share one port and each gets the reply with its own id", async () => {
+    const ports = [];
+    const transport = createPortTransport({
+      connect: () => {
+        const port = fakePort((req, p) => p.deliver({ id: req.id, ok: true, data: { echo: req.command } }));
+        ports.push(port);
+        return port;
+      },
+    });
+    let n = 0;
+    const helper = createHelper({ send: transport.send, newId: () => `r${++n}` });
+    const [a, b] = await Promise.all([helper.ping(), helper.config()]);
+    assert.deepEqual([a.echo, b.echo], ["ping", "config"]);
+    assert.equal(ports.length, 1);
+    assert.deepEqual(ports[0].posted.map((m) => m.id), ["r1", "r2"]);
+  });
+
+  test("a port that dies fails what was in flight, and the next request opens a new one", async () => {
+    const ports = [];
+    const transport = createPortTransport({
+      connect: () => {
+        const port = fakePort((req, p) => {
+          if (ports.length === 1) {
+            p.disconnect({ message: "No such native application mailtracker.helper" });
+          } else {
+            p.deliver({ id: req.id, ok: true, data: {} });
+          }
+        });
+        ports.push(port);
+        return port;
+      },
+    });
+    const helper = createHelper({ send: transport.send });
+    await assert.rejects(helper.ping(), { kind: "missing" });
+    assert.equal(transport.isOpen(), false);
+    assert.deepEqual(await helper.ping(), {});
+    assert.equal(ports.length, 2);
+  });
+
+  test("the connected helper subscribes on each new port and hands pushed events on", async () => {
+    const changes = [];
+    let port;
+    const helper = createConnectedHelper({
+      connect: () => {
+        port = fakePort((req, p) => p.deliver({ id: req.id, ok: true, data: { folding: true } }));
+        return port;
+      },
+      onChanged: (data) => changes.push(data),
+    });
+    await helper.ping();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.deepEqual(port.posted.map((m) => m.command).sort(), ["ping", "subscribe"]);
+    port.deliver({ event: "changed", data: {} });
+    assert.deepEqual(changes, [{}]);
   });
 });

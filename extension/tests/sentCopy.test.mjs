@@ -197,6 +197,9 @@ describe("sentCopy", () => {
     assert.equal(env.notices[0].state, STATES.staged);
     assert.equal((await loadSentCopyStatus("m3@x", env.local)).state, STATES.staged);
 
+    // A change in the staging folder does not retry it (one notice is enough); the next start does.
+    assert.deepEqual(await env.sentCopy.stagingChanged({ name: STAGING_FOLDER }, { totalMessageCount: 1 }), []);
+    assert.equal(env.notices.length, 1);
     env.tb.faults.import = null;
     env.tb.faults.move = null;
     assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);

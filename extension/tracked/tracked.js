@@ -1,7 +1,7 @@
 // The "Tracked mail" page: the most recent tracked emails with their open counts.
 
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
-import { createHelper } from "../modules/nativeHost.mjs";
+import { COUNTS_CHANGED, createHelper } from "../modules/nativeHost.mjs";
 
 // Enough for a screenful of recent mail; the register itself has them all.
 const LIMIT = 200;
@@ -72,4 +72,10 @@ async function load() {
 
 localizePage();
 byId("refresh").addEventListener("click", () => load());
+// The background says when the helper folded new counts: show them without a click.
+browser.runtime.onMessage.addListener((message) => {
+  if (message?.event === COUNTS_CHANGED) {
+    load();
+  }
+});
 load();

@@ -3,8 +3,8 @@
 import argparse
 import json
 import logging
-import signal
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,10 +14,25 @@ from pathlib import Path
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.config import ENV_HOME, Home, init_home, load_config
-from mailtracker.errors import MailtrackerError, NotInitialisedError
+from mailtracker.core.errors import (
+    CheckFailedError,
+    FileAccessError,
+    MailtrackerError,
+    MissingExtraError,
+    NotInitialisedError,
+    RegisterLockedError,
+)
+from mailtracker.core.paths import ENV_HOME, Home
+from mailtracker.core.settings import init_home, load_config
 
 log = logging.getLogger("mailtracker")
+
+# Which install extra brings each optional library (setup.cfg), to name it when one is missing.
+EXTRA_OF_LIBRARY = {
+    "granian": "server", "uvloop": "server",
+    "requests": "desktop", "watchdog": "desktop", "ua_parser": "desktop", "tqdm": "desktop",
+    "pystray": "desktop", "PIL": "desktop",
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -36,6 +51,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:
+        # A file the command needed: say which and why, in words, not a traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        error = FileAccessError(f"cannot read or write{where}: {exc.strerror or exc}")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        error = MissingExtraError(f"this command needs mailtracker's '{extra}' extra ({exc.name} is not "
+                                  f"installed): pip install 'mailtracker[{extra}]'")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
     except KeyboardInterrupt:
         return 130
 
@@ -111,12 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=cmd_rebuild)
 
     cmd = commands.add_parser("list", help="show tags with their opens (the old -dump)",
-                              description="Fold, then show every tag with short id, opens and last open.")
+                              description="Show every tag with short id, opens and last open, as the last fold "
+                              "counted them (a running tray or watch keeps that current).")
     cmd.add_argument("--json", action="store_true", help="print the register rows as JSON")
     cmd.set_defaults(run=cmd_list)
 
     cmd = commands.add_parser("show", help="one tag's hits with labels and reasons",
-                              description="Fold, then show one tag (by short id, id or Message-ID): "
+                              description="Show one tag (by short id, id or Message-ID): "
                               "its opens, and each recent hit with its label, client and reason.")
     cmd.add_argument("tag", help="short id (7 characters), full id, or Message-ID")
     cmd.set_defaults(run=cmd_show)
@@ -176,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=cmd_tray)
 
     cmd = commands.add_parser("report", help="write the HTML report (timelines, opens per day)",
-                              description="Fold, then write a self-contained HTML report: an open "
+                              description="Write a self-contained HTML report of the last fold's counts: an open "
                               "timeline per email, opens per day, and a table with labels.")
     cmd.add_argument("--output", metavar="FILE", help="where to write it (default <home>/report.html)")
     cmd.add_argument("--open", action="store_true", help="open it in the web browser")
@@ -243,7 +273,7 @@ def cmd_init(args, home: Home) -> int:
 
 
 def cmd_tag(args, home: Home) -> int:
-    from mailtracker.tags import mint_tag
+    from mailtracker.desktop.tags import mint_tag
 
     tag = mint_tag(home, load_config(home), name=args.name, subject=args.subject, recipients=args.to)
     if args.json:
@@ -256,7 +286,8 @@ def cmd_tag(args, home: Home) -> int:
 
 
 def cmd_serve(args, home: Home) -> int:
-    from mailtracker.server import ServerSettings, pick_port, run_server
+    from mailtracker.server.app import ServerSettings
+    from mailtracker.server.run import pick_port, run_server
 
     try:
         config = load_config(home)
@@ -281,36 +312,41 @@ def cmd_serve(args, home: Home) -> int:
 
 
 def cmd_fold(args, home: Home) -> int:
-    from mailtracker.fold import fold
+    from mailtracker.desktop.fold import fold
 
     result = fold(home)
     print(f"Folded {result.summary()}")
     if result.register_error:
         print(f"mailtracker: {result.register_error}", file=sys.stderr)
-        from mailtracker.errors import RegisterLockedError
-
         return RegisterLockedError.code
     return 0
 
 
 def cmd_rebuild(args, home: Home) -> int:
-    from mailtracker.fold import fold
+    from mailtracker.desktop.fold import fold
 
     result = fold(home, rebuild=True, progress=True)
+    if result.register_error:
+        print(f"Counted the logs again ({result.summary()}), but register.csv was not written.")
+        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+        return RegisterLockedError.code
     print(f"Rebuilt register.csv: {result.summary()}")
     return 0
 
 
 def cmd_watch(args, home: Home) -> int:
-    from mailtracker.watcher import Watcher
+    from mailtracker.desktop.daemon import Daemon
 
     config = load_config(home)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Watcher(home, config) as watcher, _puller(home, config, watcher) as puller:
+    with Daemon(home, config) as daemon:
+        if not daemon.leading.is_set():
+            print("Another mailtracker process (the tray, another 'watch', or Thunderbird's helper) "
+                  "keeps the counts current; this one takes over when it stops.", flush=True)
         print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
               "Ctrl-C stops.", flush=True)
-        if puller is not None:
+        if config.pull_urls:
             print(f"Pulling hits from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s "
                   "('mailtracker pull' pulls now).", flush=True)
         try:
@@ -321,13 +357,22 @@ def cmd_watch(args, home: Home) -> int:
     return 0
 
 
-def cmd_list(args, home: Home) -> int:
-    from mailtracker.fold import fold, load_state
+def _read_register(home: Home):
+    """The read model, with a word on stderr when nobody keeps it current."""
+    from mailtracker.desktop.daemon import daemon_running
+    from mailtracker.desktop.register import Register
 
-    result = fold(home)
-    if result.register_error:
-        print(f"mailtracker: {result.register_error}", file=sys.stderr)
-    rows = load_state(home).register_rows()
+    load_config(home)  # an uninitialised home says so, rather than showing nothing
+    if not daemon_running(home):
+        print("mailtracker: no daemon is folding ('mailtracker tray', 'watch', or Thunderbird's "
+              "helper): these are the counts of the last fold; 'mailtracker fold' updates them",
+              file=sys.stderr)
+    return Register.load(home)
+
+
+def cmd_list(args, home: Home) -> int:
+    with _read_register(home) as register:
+        rows = register.rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -340,7 +385,7 @@ def cmd_list(args, home: Home) -> int:
 
 def format_table(rows, now: Optional[datetime] = None) -> str:
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN", "NOT COUNTED")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED")
     lines = [header]
     for row in rows:
         ignored = []
@@ -349,7 +394,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         if row["self_hits"]:
             ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
-                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now),
+                      _clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
+                      describe_time(row["last_open"], now),
                       ", ".join(ignored)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
@@ -364,37 +410,40 @@ def describe_time(stamp: str, now: datetime) -> str:
     """'2026-11-24 22:31 UTC (5 min ago)', or 'never'."""
     if not stamp:
         return "never"
-    from mailtracker.logs import ago
+    from mailtracker.core.timestamps import ago
 
     return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
 
 
 def cmd_show(args, home: Home) -> int:
-    from mailtracker.classify import explain
-    from mailtracker.errors import UnknownTagError
-    from mailtracker.fold import fold, load_state
+    from mailtracker.core.errors import UnknownTagError
+    from mailtracker.desktop.classify import explain
 
-    fold(home)
-    state = load_state(home)
-    wanted = args.tag.strip().strip("<>")
-    matches = [tag_id for tag_id, tag in state.tags.items()
-               if tag_id == wanted or tag_id.startswith(wanted) and len(wanted) >= 7
-               or tag.get("message_id") == wanted]
-    if len(matches) != 1:
-        raise UnknownTagError(f"no single tag matches {args.tag!r}" if not matches
-                              else f"{args.tag!r} matches {len(matches)} tags; give more characters")
-    row = next(r for r in state.register_rows() if r["id"] == matches[0])
+    with _read_register(home) as register:
+        row = register.find(args.tag)
+        if row is None:
+            raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
+        timeline = register.timeline(row["id"])
     print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
-    for stamp, label, counted, reason, client in state.timeline(matches[0]):
+    links = row.get("links") or []
+    if links:
+        print(f"{row.get('clicks', 0)} clicks (first {row.get('first_click') or '-'}, "
+              f"last {row.get('last_click') or '-'}) on {len(links)} tracked links:")
+        for link in links:
+            text = f"'{_clip(link['text'], 32)}' " if link["text"] else ""
+            last = f", last {link['last_click']}" if link["last_click"] else ""
+            print(f"  link {link['link']}: {text}{_clip(link['target'], 60)} — "
+                  f"{link['clicks']} clicks{last}")
+    for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
         print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
     return 0
 
 
 def cmd_ranges(args, home: Home) -> int:
-    from mailtracker.ranges import forget_apple_ranges, load_apple_ranges
+    from mailtracker.desktop.ranges import forget_apple_ranges, load_apple_ranges
 
     if args.ranges_action == "load":
         count = load_apple_ranges(home, args.file)
@@ -410,7 +459,7 @@ def cmd_ranges(args, home: Home) -> int:
 
 
 def cmd_host(args, home: Home) -> int:
-    from mailtracker.host import run_host
+    from mailtracker.desktop.host import run_host
 
     return run_host(home, args.thunderbird_args)
 
@@ -421,7 +470,7 @@ def _home_override(args) -> Optional[str]:
 
 
 def cmd_install_host(args, home: Home) -> int:
-    from mailtracker.install import install_host
+    from mailtracker.desktop.install import install_host
 
     load_config(home)
     for line in install_host(home, _home_override(args), system=args.system):
@@ -431,7 +480,7 @@ def cmd_install_host(args, home: Home) -> int:
 
 
 def cmd_uninstall_host(args, home: Home) -> int:
-    from mailtracker.install import uninstall_host
+    from mailtracker.desktop.install import uninstall_host
 
     for line in uninstall_host(home, system=args.system):
         print(line[0].upper() + line[1:])
@@ -439,7 +488,7 @@ def cmd_uninstall_host(args, home: Home) -> int:
 
 
 def cmd_doctor(args, home: Home) -> int:
-    from mailtracker.install import check_host_chain
+    from mailtracker.desktop.install import check_host_chain
 
     if args.server:
         return _doctor_server(args, home)
@@ -449,30 +498,27 @@ def cmd_doctor(args, home: Home) -> int:
     broken = [check for check in checks if not check.ok]
     if broken:
         print(f"\nThe chain breaks at: {broken[0].name}.")
-        return 1
+        return CheckFailedError.code
     print("\nThunderbird can reach the helper.")
     return 0
 
 
 def cmd_tray(args, home: Home) -> int:
-    from mailtracker.tray import Tray
+    from mailtracker.desktop.tray.app import Tray
 
     config = load_config(home)
     tray = Tray(home, config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: tray.request_stop())
-    return tray.run(alongside=lambda: _puller(home, config, tray.watcher))
+    return tray.run()
 
 
 def cmd_report(args, home: Home) -> int:
     import webbrowser
 
-    from mailtracker.fold import fold
-    from mailtracker.report import write_report
+    from mailtracker.desktop.report import write_report
 
-    result = fold(home)
-    if result.register_error:
-        print(f"mailtracker: {result.register_error}", file=sys.stderr)
+    _read_register(home).close()  # only for its word when no daemon keeps the counts current
     path = write_report(home, Path(args.output).resolve() if args.output else None)
     print(f"Wrote the report {path}")
     if args.open:
@@ -481,7 +527,7 @@ def cmd_report(args, home: Home) -> int:
 
 
 def cmd_install_autostart(args, home: Home) -> int:
-    from mailtracker.autostart import install_autostart
+    from mailtracker.desktop.autostart import install_autostart
 
     load_config(home)
     for line in install_autostart(_home_override(args)):
@@ -491,7 +537,7 @@ def cmd_install_autostart(args, home: Home) -> int:
 
 
 def cmd_uninstall_autostart(args, home: Home) -> int:
-    from mailtracker.autostart import uninstall_autostart
+    from mailtracker.desktop.autostart import uninstall_autostart
 
     for line in uninstall_autostart():
         print(line[0].upper() + line[1:])
@@ -499,8 +545,9 @@ def cmd_uninstall_autostart(args, home: Home) -> int:
 
 
 def cmd_demo(args, home: Home) -> int:
-    from mailtracker.tags import mint_tag
-    from mailtracker.watcher import Watcher
+    from mailtracker.desktop.daemon import Daemon
+    from mailtracker.desktop.register import Register
+    from mailtracker.desktop.tags import mint_tag
 
     init_home(home, server_url=f"http://127.0.0.1:{args.port}")
     config = load_config(home)
@@ -510,17 +557,20 @@ def cmd_demo(args, home: Home) -> int:
         _wait_healthy(f"http://127.0.0.1:{args.port}/healthz", server)
         tag = mint_tag(home, config, name="Demo recipient", subject="mailtracker demo")
 
+        shown = [0]
+
         def report(result):
-            if result.new_opens:
-                state = __import__("mailtracker.fold", fromlist=["load_state"]).load_state(home)
-                row = next(r for r in state.register_rows() if r["id"] == tag.id)
+            with Register.load(home) as register:
+                row = register.get(tag.id)
+            if row is not None and row["opens"] > shown[0]:
+                shown[0] = row["opens"]
                 print(f"Opened: tag {tag.short_id} opens={row['opens']} last_open={row['last_open']}",
                       flush=True)
 
-        with Watcher(home, config, on_fold=report):
+        with Daemon(home, config, on_change=report):
             print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n\n"
                   f"Trigger an open:  curl -s -o /dev/null {tag.url}\n"
-                  f"See the counts:   mailtracker --home {home.data_dir} list\n"
+                  f"See the counts:   {_own_command()} --home {home.data_dir} list\n"
                   f"The register:     {home.register_path}\n\nCtrl-C stops.", flush=True)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -535,10 +585,20 @@ def cmd_demo(args, home: Home) -> int:
     return 0
 
 
+def _own_command() -> str:
+    """How to run this mailtracker again: its console script, which may not be on PATH (a venv)."""
+    import shutil
+
+    script = Path(sys.executable).parent / ("mailtracker.exe" if os.name == "nt" else "mailtracker")
+    if shutil.which("mailtracker") == str(script) or not script.exists():
+        return "mailtracker"
+    return str(script)
+
+
 def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -> None:
     import requests
 
-    from mailtracker.client import session
+    from mailtracker.desktop.client import session
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -552,29 +612,11 @@ def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 20.0) -
     raise MailtrackerError(f"the pixel server did not answer {url} within {timeout_s:.0f} s")
 
 
-def _puller(home: Home, config, watcher):
-    """The Puller 'watch' runs when config.toml names a pull_url, else nothing."""
-    import contextlib
-
-    if not config.pull_urls:
-        return contextlib.nullcontext()
-    from mailtracker.config import read_secret
-    from mailtracker.hitfiles import pull_token
-    from mailtracker.pull import Puller
-
-    def fold_after(status, result):
-        if result is not None and result.changed:
-            watcher.fold_now()
-
-    return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
-                  interval_s=config.pull_interval_s, on_pull=fold_after)
-
-
 def cmd_pull(args, home: Home) -> int:
-    from mailtracker.config import read_secret
-    from mailtracker.errors import PullError
-    from mailtracker.hitfiles import pull_token
-    from mailtracker.pull import Puller
+    from mailtracker.core.contract import pull_token
+    from mailtracker.core.errors import PullError
+    from mailtracker.core.secret import read_secret
+    from mailtracker.desktop.pull import Puller
 
     token = pull_token(read_secret(home.secret_path))
     if args.print_token:
@@ -591,7 +633,7 @@ def cmd_pull(args, home: Home) -> int:
 
 
 def _doctor_server(args, home: Home) -> int:
-    from mailtracker.probe import check_server
+    from mailtracker.desktop.probe import check_server
 
     config = load_config(home)
     print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
@@ -602,13 +644,13 @@ def _doctor_server(args, home: Home) -> int:
     broken = [check for check in checks if not check.ok]
     if broken:
         print(f"\nThe path to the server breaks at: {broken[0].name}.")
-        return 1
+        return CheckFailedError.code
     print("\nThe server works, and its hits reach this desktop.")
     return 0
 
 
 def cmd_syncthing(args, home: Home) -> int:
-    from mailtracker import syncthing
+    from mailtracker.desktop import syncthing
 
     if args.syncthing_action == "settings":
         desktop_path = args.desktop_path or _desktop_hits_dir(home, "<your desktop hits folder>")
@@ -643,7 +685,7 @@ def cmd_syncthing(args, home: Home) -> int:
     if not result.ok:
         hint = " ('--fix' changes the settings)" if result.changes and not args.fix else ""
         print(f"\nSyncthing's {args.side} side needs attention{hint}.")
-        return 1
+        return CheckFailedError.code
     print(f"\nSyncthing's {args.side} side is set up for mailtracker.")
     return 0
 

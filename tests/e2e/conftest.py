@@ -8,14 +8,13 @@ Without Thunderbird the tests are skipped on a developer machine and fail in CI
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from dataclasses import replace
-
-from mailtracker.config import Home, init_home, load_config, save_config
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config, save_config
 from tests.conftest import PixelServer
 from tests.e2e.thunderbird import THUNDERBIRD, SmtpSink, Thunderbird
 

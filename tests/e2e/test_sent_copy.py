@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mailtracker.config import read_secret
-from mailtracker.tokens import mint_token
+from mailtracker.core.secret import read_secret
+from mailtracker.core.tokens import mint_token
 from tests.e2e.conftest import EXTENSION_DIR
 from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
 from tests.e2e.test_thunderbird import ImageSources, html_part, pixels_in, sent_row, token_of

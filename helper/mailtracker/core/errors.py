@@ -1,0 +1,122 @@
+"""The one exception hierarchy of mailtracker, with stable numeric codes.
+
+A code travels unchanged to the extension (native messaging error replies) and
+becomes the command line's exit code. Append new codes; never renumber.
+"""
+
+
+class MailtrackerError(Exception):
+    """Base of every error mailtracker reports to a person."""
+
+    code = 1
+
+
+class NotInitialisedError(MailtrackerError):
+    """The home has no config or secret yet."""
+
+    code = 10
+
+
+class ConfigError(MailtrackerError):
+    """The config file or a setting is invalid."""
+
+    code = 11
+
+
+class SecretError(MailtrackerError):
+    """The shared secret is missing, unreadable or malformed."""
+
+    code = 12
+
+
+class MissingExtraError(MailtrackerError):
+    """A command needs a library of an install extra ('server' or 'desktop') that is not installed."""
+
+    code = 13
+
+
+# 20 was TokenError, which nothing raised; a code is never given to another error.
+
+
+class LogWriteError(MailtrackerError):
+    """An append-only log (tags or hits) could not be written."""
+
+    code = 30
+
+
+class FileAccessError(MailtrackerError):
+    """A file or folder could not be read or written (permissions, a full disk, a missing folder)."""
+
+    code = 32
+
+
+class LockTimeoutError(MailtrackerError):
+    """Another mailtracker process held a lock for too long."""
+
+    code = 31
+
+
+class RegisterLockedError(MailtrackerError):
+    """register.csv could not be replaced, e.g. it is open in a spreadsheet."""
+
+    code = 40
+
+
+class ServerError(MailtrackerError):
+    """The pixel server cannot start or run."""
+
+    code = 50
+
+
+class ProtocolError(MailtrackerError):
+    """A native messaging frame or request is malformed."""
+
+    code = 60
+
+
+class UnknownTagError(MailtrackerError):
+    """No tag with that id (or Message-ID) exists in tags.csv."""
+
+    code = 61
+
+
+class PullError(MailtrackerError):
+    """Hits could not be pulled from the pixel server over HTTP."""
+
+    code = 70
+
+
+class PullAuthError(PullError):
+    """The pixel server refused the pull token (its secret is not this desktop's)."""
+
+    code = 71
+
+
+class SyncthingError(MailtrackerError):
+    """A running Syncthing could not be asked about its folders."""
+
+    code = 72
+
+
+class AlreadyRunningError(MailtrackerError):
+    """Another process already does this job (a second tray daemon for the same home)."""
+
+    code = 80
+
+
+class TrackingPausedError(MailtrackerError):
+    """Tracking is paused from the tray: no new tags until it is resumed."""
+
+    code = 81
+
+
+class NotificationUnavailable(MailtrackerError):
+    """No desktop notification can be shown here (no D-Bus service, no osascript)."""
+
+    code = 82
+
+
+class CheckFailedError(MailtrackerError):
+    """``doctor`` found a broken link (its output names it)."""
+
+    code = 90

@@ -1,0 +1,74 @@
+"""Unguessable, self-verifying tracking tokens.
+
+A token is 96 random bits followed by the first 64 bits of an HMAC-SHA256 of
+them under the secret the desktop and the pixel server share, written in
+lowercase base32: 32 characters of [a-z2-7], safe in URLs, file names and
+spreadsheet cells. The server checks the MAC without knowing the register.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+RANDOM_BYTES = 12
+MAC_BYTES = 8
+TOKEN_LENGTH = 32
+SHORT_ID_LENGTH = 7
+_MAC_LABEL = b"mailtracker-token-v1\x00"
+_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def _mac(secret: bytes, random_part: bytes) -> bytes:
+    return hmac.new(secret, _MAC_LABEL + random_part, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def mint_token(secret: bytes) -> str:
+    random_part = secrets.token_bytes(RANDOM_BYTES)
+    raw = random_part + _mac(secret, random_part)
+    return base64.b32encode(raw).decode("ascii").lower()
+
+
+# Lowercase base32 digits to the digits int(..., 32) reads: one C call decodes a token.
+_TO_BASE32_INT = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")
+
+
+class TokenVerifier:
+    """``verify_token`` for one secret, keyed once: the pixel server's hot path."""
+
+    def __init__(self, secret: bytes):
+        self._keyed = hmac.new(secret, _MAC_LABEL, hashlib.sha256)
+
+    def __call__(self, token: str) -> bool:
+        if len(token) != TOKEN_LENGTH or not _ALPHABET.issuperset(token):
+            return False
+        raw = int(token.translate(_TO_BASE32_INT), 32).to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
+        mac = self._keyed.copy()
+        mac.update(raw[:RANDOM_BYTES])
+        return hmac.compare_digest(raw[RANDOM_BYTES:], mac.digest()[:MAC_BYTES])
+
+
+def verify_token(secret: bytes, token: str) -> bool:
+    """True only for a token minted under ``secret``; constant time in the MAC."""
+    return TokenVerifier(secret)(token)
+
+
+def is_token_shaped(text: str) -> bool:
+    """Whether ``text`` has a token's length and alphabet (says nothing of its MAC)."""
+    return len(text) == TOKEN_LENGTH and _ALPHABET.issuperset(text)
+
+
+def short_id(token: str) -> str:
+    """The 7-character display form of a tag id (the seed script's short form)."""
+    return token[:SHORT_ID_LENGTH]
+
+
+# `mailtracker doctor --server` sends a hit on a reserved tag: its random part is
+# all zero bits, so the fold can tell it apart without the secret and never counts it.
+PROBE_TAG_PREFIX = "a" * 19
+
+
+def probe_token(secret: bytes) -> str:
+    """The reserved tag that checks the server end to end: it verifies, but is never an open."""
+    random_part = bytes(RANDOM_BYTES)
+    return base64.b32encode(random_part + _mac(secret, random_part)).decode("ascii").lower()

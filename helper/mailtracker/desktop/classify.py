@@ -1,0 +1,334 @@
+"""Telling a person's open from a machine's: every hit gets a label and a reason.
+
+Labels:
+- ``open``: a person's mail client displayed the email.
+- ``proxy``: an image proxy fetched it while a person opened the email (Gmail,
+  Yahoo): an open, with the reader's device and place unknown.
+- ``prefetch``: no person: Apple Mail Privacy Protection, security scanners,
+  HEAD requests, fetches within seconds of the send.
+- ``self``: the sender's own Thunderbird.
+- ``click``: a person followed one of the mail's links (a click is also proof of an
+  open). Gateways that follow every link on delivery, HEAD requests and scanner
+  agents are ``prefetch``, as for the pixel.
+
+This module owns all of "what counts": the per-hit rules (``decide``), the
+context a tag's send and display moments give them, and the repeat rule (the
+same client again within a minute is one open). The fold hands every new hit
+to one ``Judge`` and only adds up what it says.
+"""
+
+import bisect
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from mailtracker.core.hitline import HitFields, parse_method, user_agent_of
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
+
+PERSON_LABELS = ("open", "proxy")
+LABELS = ("open", "proxy", "prefetch", "self", "click")
+
+# The user agent Apple's Mail Privacy Protection relays send, and nothing else sends.
+APPLE_PRIVACY_AGENT = "Mozilla/5.0"
+PROXY_AGENTS = (
+    ("GoogleImageProxy", "Gmail's image proxy"),
+    ("YahooMailProxy", "Yahoo Mail's image proxy"),
+)
+# Gateways that open every email on its way to the inbox, and generic HTTP tools.
+SCANNER_AGENTS = (
+    "barracuda", "mimecast", "proofpoint", "ironport", "ciscosecureemail", "trend micro",
+    "tmes", "forcepoint", "fortimail", "sophos", "symantec", "zscaler", "safelinks",
+    "bot", "crawler", "spider", "python-requests", "python-urllib", "go-http-client",
+    "java/", "okhttp", "wget", "libwww", "headlesschrome", "phantomjs",
+)
+SELF_BEFORE_S = 5.0
+SELF_AFTER_S = 120.0
+# How many clients per tag the repeat rule remembers (the least recently seen is forgotten).
+RECENT_CLIENTS = 16
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The tunable parts of classification (``[counting]`` in config.toml)."""
+
+    delivery_window_s: float = 10.0
+    repeat_window_s: float = 60.0
+
+    def fingerprint(self) -> str:
+        return f"v1:{self.delivery_window_s}:{self.repeat_window_s}"
+
+
+class AddressRanges:
+    """A set of IP networks (e.g. Apple's egress ranges) with fast overlap lookups."""
+
+    def __init__(self, networks: Sequence[str] = ()):
+        spans = sorted(
+            (net.version, int(net.network_address), int(net.broadcast_address))
+            for net in (ipaddress.ip_network(text, strict=False) for text in networks))
+        self._starts = [(version, start) for version, start, _ in spans]
+        # The furthest end among all spans up to each index, per IP version: a range
+        # [low, high] overlaps some span iff that reach, at the last span starting
+        # at or before high, is at least low.
+        self._reach = []
+        for i, (version, _, end) in enumerate(spans):
+            same = i and spans[i - 1][0] == version
+            self._reach.append(max(end, self._reach[-1]) if same else end)
+        self._versions = [version for version, _, _ in spans]
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def overlaps(self, address: str) -> bool:
+        """True when the client (a full address, or one truncated to /24 or /48) meets a range."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        low = high = int(ip)
+        if address.endswith((".0", "::")):  # truncated by the server's privacy setting
+            net = ipaddress.ip_network(f"{address}/{24 if ip.version == 4 else 48}", strict=False)
+            low, high = int(net.network_address), int(net.broadcast_address)
+        i = bisect.bisect_right(self._starts, (ip.version, high)) - 1
+        return i >= 0 and self._versions[i] == ip.version and self._reach[i] >= low
+
+
+def parse_ranges_csv(text: str) -> List[str]:
+    """Networks from a CSV whose first column is a CIDR (Apple's published format)."""
+    networks = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        first = line.split(",", 1)[0].strip().lstrip("\ufeff")
+        if not first or first.startswith("#"):
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(first, strict=False)))
+        except ValueError:
+            raise ValueError(f"line {number}: {first!r} is not an IP network") from None
+    return networks
+
+
+def load_ranges(path: Path) -> Optional[AddressRanges]:
+    try:
+        return AddressRanges(path.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class Context:
+    """What the fold knows about a tag when a hit arrives."""
+
+    sent_at: Optional[float]            # epoch seconds of the send, if the add-on reported it
+    self_moments: Sequence[float]       # moments the sender's Thunderbird may fetch the pixel
+
+
+REASONS = {
+    "method": "a {} request: nothing was displayed",
+    "self": "your own Thunderbird, while sending or showing this email",
+    "apple-agent": ("Apple Mail Privacy Protection (by its user agent; "
+                    "'mailtracker ranges load' confirms it by address)"),
+    "apple-range": "Apple Mail Privacy Protection (an Apple relay address)",
+    "bare-agent": "a bare 'Mozilla/5.0' client: no mail client sends only that",
+    "scanner": "an automated fetch ('{}' in the user agent)",
+    "no-agent": "no user agent: mail clients always send one",
+    "delivery": "fetched {} s after sending: a mail server or scanner on delivery, not a person",
+    "proxy": "{}, fetching as the reader opened the email",
+    "open": "a mail client displayed the email",
+    "repeat": "the same client again within {} s: counted once",
+    "click": "a person followed link {}",
+    "click-delivery": "a link followed {} s after sending: a mail gateway checking links on delivery",
+}
+
+
+def explain(code: str) -> str:
+    """The reason behind a label, in words, from its stored code ('scanner:bot')."""
+    name, _, detail = code.partition(":")
+    return REASONS.get(name, code).format(detail)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a user agent alone says about a hit; cached, since few agents recur a lot.
+
+    ``kind`` is "fixed" (the agent settles it), "apple" (Apple's relay: the address
+    decides the reason) or "candidate" (a person's client, unless the time says
+    it was the sender's own Thunderbird or a fetch on delivery).
+    """
+
+    kind: str
+    label: str
+    code: str
+    thunderbird: bool
+    client: str
+
+
+@lru_cache(maxsize=8192)
+def judge_agent(agent: str) -> Verdict:
+    client = describe_client(agent)
+    if agent.strip() == APPLE_PRIVACY_AGENT:
+        return Verdict("apple", "prefetch", "apple-agent", False, client)
+    lowered = agent.lower()
+    for marker in SCANNER_AGENTS:
+        if marker in lowered:
+            return Verdict("fixed", "prefetch", f"scanner:{marker}", False, client)
+    if not agent.strip():
+        return Verdict("fixed", "prefetch", "no-agent", False, client)
+    for marker, name in PROXY_AGENTS:
+        if marker in agent:
+            return Verdict("candidate", "proxy", f"proxy:{name}", False, client)
+    return Verdict("candidate", "open", "open", "Thunderbird/" in agent, client)
+
+
+def decide(method: str, verdict: Verdict, client: str, when: float, context: Optional[Context],
+           rules: Rules, apple: Optional[AddressRanges]) -> Tuple[str, str]:
+    """The label of one hit and the code of its reason (see ``explain``)."""
+    if method != "GET":
+        return "prefetch", f"method:{method}"
+    if verdict.kind == "fixed":
+        return verdict.label, verdict.code
+    if verdict.kind == "apple":
+        if apple is None:
+            return "prefetch", "apple-agent"
+        return "prefetch", "apple-range" if apple.overlaps(client) else "bare-agent"
+    if context is not None:
+        if verdict.thunderbird and any(
+                -SELF_BEFORE_S <= when - moment <= SELF_AFTER_S for moment in context.self_moments):
+            return "self", "self"
+        if context.sent_at is not None and 0 <= when - context.sent_at < rules.delivery_window_s:
+            return "prefetch", f"delivery:{when - context.sent_at:.0f}"
+    return verdict.label, verdict.code
+
+
+def classify(method: str, agent: str, client: str, when: float, context: Optional[Context],
+             rules: Rules, apple: Optional[AddressRanges]) -> Tuple[str, str]:
+    """Label one hit from its request and what is known about its tag."""
+    return decide(method, judge_agent(agent), client, when, context, rules, apple)
+
+
+def describe_client(agent: str) -> str:
+    """'Apple Mail on Mac OS X', 'Outlook', 'Gmail (image proxy)'… from a user agent."""
+    for marker, name in PROXY_AGENTS:
+        if marker in agent:
+            return f"{name.split(chr(39))[0]} (device unknown)"
+    if not agent:
+        return "unknown client"
+    try:
+        from ua_parser import parse
+    except ImportError:  # pragma: no cover - ua-parser is a dependency
+        return agent[:60]
+    result = parse(agent)
+    client = result.user_agent.family if result.user_agent else ""
+    system = result.os.family if result.os else ""
+    device = result.device.family if result.device and result.device.family not in ("Other", "Mac") else ""
+    if client in ("", "Other"):
+        client = agent.split("/", 1)[0][:40] or "unknown client"
+    where = " ".join(part for part in (device, system) if part and part != "Other")
+    return f"{client} on {where}" if where else client
+
+
+class Judgement(NamedTuple):
+    """What the judge says of one hit: its label, the code of the reason, whether it
+    counts as a new open, and the reader's client as people name it."""
+
+    label: str
+    reason: str
+    counted: bool
+    client: str
+
+
+class Judge:
+    """Labels the hits of one fold pass with the rules and Apple ranges in force.
+
+    ``moments`` maps a tag to its ``[epoch seconds, reason]`` moments (the send,
+    Thunderbird showing the mail); ``recent`` (per tag, owned by the caller and
+    kept between passes) maps a client to the time of its last counted open.
+    """
+
+    def __init__(self, rules: Rules, apple: Optional[AddressRanges], moments: Dict[str, List[list]]):
+        self.rules = rules
+        self.apple = apple
+        self.moments = moments
+        self.fingerprint = f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
+        self._verdicts: Dict[bytes, Verdict] = {}
+        self._spans: Dict[str, Optional[tuple]] = {}
+
+    def forget_context(self, tag: str) -> None:
+        """A tag's moments changed (a send or a display was recorded)."""
+        self._spans.pop(tag, None)
+
+    def _span(self, tag: str) -> Optional[tuple]:
+        """The tag's context, and the span of hit times (as timestamp strings) in which
+        it can change a label: outside it, the user agent alone decides."""
+        moments = self.moments.get(tag)
+        if not moments:
+            return None
+        sends = [moment for moment, reason in moments if reason == "send"]
+        context = Context(sent_at=min(sends) if sends else None,
+                          self_moments=[moment for moment, _ in moments])
+        ends = [moment + SELF_AFTER_S for moment, _ in moments]
+        if context.sent_at is not None:
+            ends.append(context.sent_at + self.rules.delivery_window_s)
+        start = min(moment for moment, _ in moments) - SELF_BEFORE_S
+        return context, utc_timestamp(start), utc_timestamp(max(ends) + 1)
+
+    def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
+        """Label one new hit; raises ValueError for a time that is not a timestamp."""
+        if hit.method.startswith(b"click:"):
+            return self._judge_click(hit, recent)
+        verdict = self._verdicts.get(hit.rest)
+        if verdict is None:
+            verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
+        span = self._spans.get(hit.tag, False)
+        if span is False:
+            span = self._spans[hit.tag] = self._span(hit.tag)
+        stamp = hit.time
+        context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
+        when = parse_timestamp(stamp) if context is not None else 0.0
+        if hit.method == b"GET" and verdict.kind == "candidate" and context is None:
+            label, reason = verdict.label, verdict.code  # decide()'s answer, without the call
+        else:
+            label, reason = decide(hit.method.decode("ascii", "replace"), verdict, hit.client, when,
+                                   context, self.rules, self.apple)
+        if label not in PERSON_LABELS:
+            return Judgement(label, reason, False, verdict.client)
+        if context is None:
+            when = parse_timestamp(stamp)
+        key = f"{hit.client} {verdict.client}"
+        last = recent.pop(key, None)
+        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+            recent[key] = last
+            return Judgement(label, f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+        # Re-inserted at the end: the first key is the least recently seen.
+        recent[key] = when
+        if len(recent) > RECENT_CLIENTS:
+            del recent[next(iter(recent))]
+        return Judgement(label, reason, True, verdict.client)
+
+    def _judge_click(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
+        """A click: a person's unless the request, the agent or the timing says a machine
+        checked the link; the same client on the same link within the repeat window is one."""
+        method, link = parse_method(hit.method)
+        verdict = self._verdicts.get(hit.rest)
+        if verdict is None:
+            verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
+        when = parse_timestamp(hit.time)
+        if method != b"GET":
+            return Judgement("prefetch", f"method:{method.decode('ascii', 'replace')}", False, verdict.client)
+        if verdict.kind != "candidate" or verdict.label == "proxy":
+            # Scanners, bare agents, Apple's relay, image proxies: none of them is a reader's browser.
+            return Judgement("prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code,
+                             False, verdict.client)
+        moments = self.moments.get(hit.tag) or ()
+        sends = [moment for moment, reason in moments if reason == "send"]
+        if sends and 0 <= when - min(sends) < self.rules.delivery_window_s:
+            return Judgement("prefetch", f"click-delivery:{when - min(sends):.0f}", False, verdict.client)
+        key = f"click{link} {hit.client} {verdict.client}"
+        last = recent.pop(key, None)
+        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+            recent[key] = last
+            return Judgement("click", f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+        recent[key] = when
+        if len(recent) > RECENT_CLIENTS:
+            del recent[next(iter(recent))]
+        return Judgement("click", f"click:{link}", True, verdict.client)

@@ -1,0 +1,168 @@
+"""The desktop daemon: the one process per home that keeps the counts current.
+
+It composes the watcher (fold on every change of a log) and the puller (HTTP
+pull, when config.toml names a server), and tells its owner when the counts
+changed. The tray, ``watch``, ``demo`` and the native host (while Thunderbird
+keeps a port open) all run one. Only one of them folds: the first to take the
+home's daemon lock leads; any other follows, reading the read model when it
+changes and taking over the lead when the leader stops.
+"""
+
+import contextlib
+import logging
+import threading
+from typing import Callable, Optional
+
+from filelock import FileLock, Timeout
+
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import Config
+from mailtracker.desktop.fold import FoldResult
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+# A follower looks this often whether the counts changed, or the lead is free.
+FOLLOW_POLL_S = 1.0
+
+
+def _lock(home: Home) -> FileLock:
+    home.state_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(home.state_dir / "daemon.lock"), timeout=0)
+
+
+def daemon_running(home: Home) -> bool:
+    """Whether some process leads this home's daemon (and so keeps the counts current)."""
+    if not home.state_dir.is_dir():
+        return False
+    lock = _lock(home)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+class Daemon:
+    """``start`` / ``stop`` (or ``with``); ``on_change`` runs after each fold that changed
+    something (in the leader) or whenever the read model changed (in a follower)."""
+
+    def __init__(self, home: Home, config: Config,
+                 on_change: Optional[Callable[[Optional[FoldResult]], None]] = None,
+                 follow_poll_s: float = FOLLOW_POLL_S):
+        self.home = home
+        self.config = config
+        self.on_change = on_change
+        self.follow_poll_s = follow_poll_s
+        self.watcher = Watcher(home, config, on_fold=self._folded)
+        self.leading = threading.Event()
+        self._lock = _lock(home)
+        self._puller = None
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def last_error(self) -> str:
+        """What went wrong in the last fold, in words ('' when it went well)."""
+        return self.watcher.last_error
+
+    def start(self) -> "Daemon":
+        if self._try_lead():
+            return self
+        log.info("another mailtracker process folds for %s; following it", self.home.data_dir)
+        self._thread = threading.Thread(target=self._follow, name="mailtracker-follow", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        try:
+            if self._thread is not None:
+                self._thread.join()
+        finally:
+            try:
+                if self._puller is not None:
+                    self._puller.stop()
+            finally:
+                if self.leading.is_set():
+                    self.watcher.stop()
+                    self._lock.release()
+                    self.leading.clear()
+
+    def __enter__(self) -> "Daemon":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def fold_now(self) -> None:
+        if self.leading.is_set():
+            self.watcher.fold_now()
+
+    def _try_lead(self) -> bool:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            return False
+        self.watcher.start()
+        self._puller = _puller(self.home, self.config, self.watcher)
+        if self._puller is not None:
+            self._puller.start()
+        self.leading.set()
+        return True
+
+    def _follow(self) -> None:
+        seen = self._generation()
+        while not self._stopping.wait(self.follow_poll_s):
+            try:
+                if self._try_lead():
+                    log.info("the folding process stopped; this one folds now")
+                    self._changed(None)
+                    return
+                now = self._generation()
+                if now != seen:
+                    seen = now
+                    self._changed(None)
+            except Exception:  # a follower that stops following would go quiet for good
+                log.exception("following the folding process failed; trying again")
+
+    def _generation(self) -> int:
+        with Register.load(self.home) as register:
+            return register.generation()
+
+    def _folded(self, result: FoldResult) -> None:
+        if result.touched or result.register_written:
+            self._changed(result)
+
+    def _changed(self, result: Optional[FoldResult]) -> None:
+        if self.on_change is not None:
+            self.on_change(result)
+
+
+def _puller(home: Home, config: Config, watcher: Watcher):
+    """The Puller for config.toml's pull_url (it folds after each pull that brought
+    something), or None when hits arrive another way."""
+    if not config.pull_urls:
+        return None
+    from mailtracker.core.contract import pull_token
+    from mailtracker.desktop.pull import Puller
+
+    def fold_after(status, result):
+        if result is not None and result.changed:
+            watcher.fold_now()
+
+    return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
+                  interval_s=config.pull_interval_s, on_pull=fold_after)
+
+
+@contextlib.contextmanager
+def running_daemon(home: Home, config: Config, on_change=None):
+    """A daemon for the length of a ``with`` block."""
+    daemon = Daemon(home, config, on_change).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

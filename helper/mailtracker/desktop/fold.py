@@ -1,0 +1,457 @@
+"""Folding the logs into counts: read what is new in tags.csv, self-fetches.csv
+and every hits-*.csv, count each hit exactly once, and write what readers see:
+register.csv and the read model (``view``).
+
+The fold remembers how far it read each log (``tail.Cursor``) and which hits it
+has counted, so a new hit costs the same however long the history is, and a
+log read twice, replaced by a sync tool, or copied as a Syncthing conflict
+file never counts a hit twice. Its state is private to this module and is
+replaced atomically after each pass, under a lock, so an interrupted fold leaves
+the previous, correct state. What counts is decided by ``classify.Judge``.
+"""
+
+import bisect
+import gc
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from filelock import FileLock, Timeout
+
+from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import Config, load_config
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
+from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
+from mailtracker.desktop.register import write_register
+from mailtracker.desktop.tags import parse_links, parse_self_fetches, parse_tag_records
+from mailtracker.desktop.tail import Cursor, read_new_lines
+from mailtracker.desktop.view import ViewWriter, view_path
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 8
+FOLD_LOCK_TIMEOUT_S = 120.0
+# Fields of a tag's counts entry (a list: the hot loop updates it per hit). RECENT
+# is the repeat rule's memory (client -> time of its last counted open); it rests
+# in the state file as a JSON string, decoded only for the tags a pass touches.
+# LINKS holds each clicked link's [clicks, first, last], by its number as a string.
+_HITS, _OPENS, _FIRST, _LAST, _SELF, _MACHINE, _RECENT, _CLICKS, _FIRST_CLICK, _LAST_CLICK, _LINKS = range(11)
+
+
+def _new_entry() -> list:
+    return [0, 0, "", "", 0, 0, {}, 0, "", "", {}]
+
+
+def _recent_of(entry: list) -> dict:
+    recent = entry[_RECENT]
+    if recent.__class__ is str:
+        recent = entry[_RECENT] = dict(json.loads(recent)) if recent else {}
+    return recent
+
+
+def _packed_recent(recent) -> str:
+    return recent if isinstance(recent, str) else json.dumps(list(recent.items()), separators=(",", ":"))
+
+
+class SeenHits:
+    """The hit ids already counted, as runs of sequence numbers per writer boot.
+
+    Each server process numbers its hits from 1 (see ``core.hitline``), so the
+    ids it wrote collapse into one run and the set stays tiny.
+    """
+
+    def __init__(self, runs: Optional[Dict[str, List[List[int]]]] = None):
+        self.runs = runs or {}
+
+    def add(self, boot: str, seq: int) -> bool:
+        """Record a hit; False when it was counted before."""
+        runs = self.runs.get(boot)
+        if runs is None:
+            self.runs[boot] = [[seq, seq]]
+            return True
+        last = runs[-1]
+        if seq == last[1] + 1:
+            last[1] = seq
+            return True
+        if seq > last[1]:
+            runs.append([seq, seq])
+            return True
+        i = bisect.bisect_right(runs, [seq, float("inf")]) - 1
+        if i >= 0 and runs[i][1] >= seq:
+            return False
+        joins_left = i >= 0 and runs[i][1] + 1 == seq
+        joins_right = runs[i + 1][0] - 1 == seq
+        if joins_left and joins_right:
+            runs[i][1] = runs[i + 1][1]
+            del runs[i + 1]
+        elif joins_left:
+            runs[i][1] = seq
+        elif joins_right:
+            runs[i + 1][0] = seq
+        else:
+            runs.insert(i + 1, [seq, seq])
+        return True
+
+
+@dataclass
+class FoldResult:
+    """What one fold pass did, for the CLI and the watcher to report."""
+
+    new_hits: int = 0
+    new_opens: int = 0
+    new_clicks: int = 0
+    duplicate_hits: int = 0
+    new_tags: int = 0
+    updated_tags: int = 0
+    new_moments: int = 0
+    skipped_lines: int = 0
+    unknown_tag_hits: int = 0
+    files_read: int = 0
+    register_written: bool = False
+    register_error: str = ""
+    # The tags whose rows or timelines this pass changed.
+    touched: set = field(default_factory=set, repr=False)
+
+    def summary(self) -> str:
+        parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
+        if self.new_clicks:
+            parts.insert(1, f"{self.new_clicks} new clicks")
+        if self.new_tags:
+            parts.append(f"{self.new_tags} new tags")
+        if self.duplicate_hits:
+            parts.append(f"{self.duplicate_hits} already counted")
+        if self.unknown_tag_hits:
+            parts.append(f"{self.unknown_tag_hits} for tags not in tags.csv")
+        if self.skipped_lines:
+            parts.append(f"{self.skipped_lines} unreadable lines skipped")
+        text = ", ".join(parts) + f" from {self.files_read} files"
+        if self.register_written:
+            text += "; register.csv updated"
+        return text
+
+
+@dataclass
+class _FoldState:
+    """Everything the fold remembers between passes; all of it derived from the logs."""
+
+    files: Dict[str, Cursor] = field(default_factory=dict)
+    tags_cursor: Cursor = field(default_factory=Cursor)
+    self_cursor: Cursor = field(default_factory=Cursor)
+    links_cursor: Cursor = field(default_factory=Cursor)
+    # tag -> {link number as a string: [target, text]}, from links.csv
+    links: Dict[str, Dict[str, list]] = field(default_factory=dict)
+    # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
+    moments: Dict[str, List[list]] = field(default_factory=dict)
+    labels: str = ""
+    seen: SeenHits = field(default_factory=SeenHits)
+    tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    counts: Dict[str, list] = field(default_factory=dict)
+    register_pending: bool = True
+
+    @classmethod
+    def load(cls, path: Path) -> "_FoldState":
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("fold state %s is unreadable (%s); rebuilding it from the logs", path, exc)
+            return cls()
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            log.info("fold state is from another version; rebuilding it from the logs")
+            return cls()
+        try:
+            return cls(
+                files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
+                tags_cursor=Cursor.from_json(doc["tags_cursor"]),
+                self_cursor=Cursor.from_json(doc["self_cursor"]),
+                links_cursor=Cursor.from_json(doc["links_cursor"]),
+                links=doc["links"],
+                moments=doc["moments"],
+                labels=doc["labels"],
+                seen=SeenHits(doc["seen"]),
+                tags=doc["tags"],
+                counts=doc["counts"],
+                register_pending=doc["register_pending"],
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
+            return cls()
+
+    def save(self, path: Path) -> None:
+        doc = {
+            "version": STATE_VERSION,
+            "files": {name: c.to_json() for name, c in self.files.items()},
+            "tags_cursor": self.tags_cursor.to_json(),
+            "self_cursor": self.self_cursor.to_json(),
+            "links_cursor": self.links_cursor.to_json(),
+            "links": self.links,
+            "moments": self.moments,
+            "labels": self.labels,
+            "seen": self.seen.runs,
+            "tags": self.tags,
+            "counts": {tag: [*entry[:_RECENT], _packed_recent(entry[_RECENT]), *entry[_RECENT + 1:]]
+                       for tag, entry in self.counts.items()},
+            "register_pending": self.register_pending,
+        }
+        write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
+                              mode=0o644, replace_existing=True)
+
+    def row(self, tag_id: str) -> Dict:
+        """The tag's register row: its tags.csv fields and its counts."""
+        tag = self.tags.get(tag_id, {})
+        entry = self.counts.get(tag_id) or _new_entry()
+        return {
+            "name": "", "subject": "", "recipients": "", "identity": "", "created": "", "status": "",
+            "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
+            "opens": entry[_OPENS], "first_open": entry[_FIRST], "last_open": entry[_LAST],
+            "hits": entry[_HITS], "self_hits": entry[_SELF], "machine_hits": entry[_MACHINE],
+            "clicks": entry[_CLICKS], "first_click": entry[_FIRST_CLICK], "last_click": entry[_LAST_CLICK],
+            # A person's click proves the mail was read, even when no image was loaded.
+            "opened": bool(entry[_OPENS] or entry[_CLICKS]),
+            "links": self._links_of(tag_id, entry),
+        }
+
+    def _links_of(self, tag_id: str, entry: list) -> List[Dict]:
+        known = self.links.get(tag_id, {})
+        clicked = entry[_LINKS]
+        links = []
+        for number in sorted(set(known) | set(clicked), key=int):
+            target, text = known.get(number, ("", ""))
+            count, first, last = clicked.get(number, (0, "", ""))
+            links.append({"link": int(number), "target": target, "text": text, "clicks": count,
+                          "first_click": first, "last_click": last})
+        return links
+
+    def rows(self) -> List[Dict]:
+        order = sorted(self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))
+        return [self.row(tag_id) for tag_id, _ in order]
+
+
+def state_path(home: Home) -> Path:
+    return home.state_dir / "fold-state.json"
+
+
+def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
+         progress: bool = False) -> FoldResult:
+    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone."""
+    config = config or load_config(home)
+    home.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
+            return _fold_locked(home, config, rebuild, progress)
+    except Timeout:
+        raise LockTimeoutError(
+            f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
+            "is a rebuild running?"
+        ) from None
+
+
+def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
+    state = _FoldState() if rebuild else _FoldState.load(state_path(home))
+    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments)
+    if state.labels and state.labels != judge.fingerprint:
+        log.info("the labelling rules changed; counting the whole history again")
+        state, rebuild = _FoldState(), True
+        judge = Judge(judge.rules, judge.apple, state.moments)
+    state.labels = judge.fingerprint
+    result = FoldResult()
+    _fold_tags(home, state, result)
+    _fold_self_fetches(home, state, result, judge)
+    _fold_links(home, state, result)
+    # Millions of short-lived objects, none of them cyclic: the collector
+    # would only rescan the state over and over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with ViewWriter(view_path(home.state_dir)) as view:
+            fresh = rebuild or not view.complete
+            timelines = _Timelines(view, fresh=rebuild)
+            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild)
+            _save(home, state, result, view, fresh)
+            # After the counts: a crash in between costs a view some events, never a count.
+            view.save_timelines(timelines.touched, replace_all=rebuild)
+    finally:
+        if collecting:
+            gc.enable()
+    return result
+
+
+def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool) -> None:
+    """Register and read model first, then the state: a crash in between leaves the old
+    state, and folding it again writes the same rows."""
+    if result.touched or fresh:
+        view.save_rows(state.rows() if fresh else [state.row(tag) for tag in result.touched if tag in state.tags],
+                       replace_all=fresh)
+    if result.touched or fresh or result.new_moments or state.register_pending \
+            or not home.register_path.exists():
+        try:
+            write_register(home.register_path, state.rows(), result.new_opens)
+        except RegisterLockedError as exc:
+            result.register_error = str(exc)
+            state.register_pending = True
+        else:
+            result.register_written = True
+            state.register_pending = False
+        state.save(state_path(home))
+
+
+class _Timelines:
+    """The timelines a fold pass touches, read from the store on first touch."""
+
+    def __init__(self, view: ViewWriter, fresh: bool):
+        self.view = view
+        self.fresh = fresh
+        self.touched: Dict[str, list] = {}
+
+    def of(self, tag: str) -> list:
+        events = self.touched.get(tag)
+        if events is None:
+            events = self.touched[tag] = [] if self.fresh else self.view.events(tag)
+        return events
+
+
+def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
+    for batch in read_new_lines(home.tags_path, state.tags_cursor):
+        for record in parse_tag_records(batch):
+            if record is None:
+                result.skipped_lines += 1
+                continue
+            tag_id, fields = record
+            existing = state.tags.get(tag_id)
+            if existing is None:
+                state.tags[tag_id] = fields
+                result.new_tags += 1
+            else:
+                # Later rows for a tag (sent, unsent...) fill in or change fields.
+                existing.update({key: value for key, value in fields.items() if value})
+                result.updated_tags += 1
+            result.touched.add(tag_id)
+
+
+def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
+    for batch in read_new_lines(home.self_fetches_path, state.self_cursor):
+        for tag_id, moment, reason in parse_self_fetches(batch):
+            state.moments.setdefault(tag_id, []).append([moment, reason])
+            judge.forget_context(tag_id)
+            result.new_moments += 1
+
+
+def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
+    for batch in read_new_lines(home.links_path, state.links_cursor):
+        for tag_id, number, target, text in parse_links(batch):
+            state.links.setdefault(tag_id, {})[str(number)] = [target, text]
+            result.touched.add(tag_id)
+
+
+def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
+               timelines: _Timelines, progress: bool) -> None:
+    paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
+    bar = _progress_bar(paths, state, progress)
+    try:
+        for path in paths:
+            cursor = state.files.setdefault(path.name, Cursor())
+            before = cursor.offset
+            read_any = False
+            for batch in read_new_lines(path, cursor):
+                read_any = True
+                _fold_hit_lines(batch, path.name, state, result, judge, timelines)
+                if bar is not None:
+                    bar.update(cursor.offset - before)
+                    before = cursor.offset
+            result.files_read += read_any
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
+                    judge: Judge, timelines: _Timelines) -> None:
+    """The hot loop: split off the fixed fields, have the judge label each new hit, count it."""
+    seen_add = state.seen.add
+    counts = state.counts
+    touched = timelines.touched
+    tags_touched = result.touched
+    for line in lines:
+        try:
+            hit = split_hit_line(line)
+        except ValueError:
+            if line.strip() and not is_header(line):
+                result.skipped_lines += 1
+                log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
+            continue
+        tag = hit.tag
+        if tag.startswith(PROBE_TAG_PREFIX):
+            continue  # the test hit of 'doctor --server': it proves the path, it is no open
+        if not seen_add(hit.boot, hit.seq):
+            result.duplicate_hits += 1
+            continue
+        entry = counts.get(tag)
+        if entry is None:
+            entry = counts[tag] = _new_entry()
+        recent = entry[_RECENT]
+        if recent.__class__ is str:
+            recent = _recent_of(entry)
+        try:
+            label, reason, counted, client = judge.judge(hit, recent)
+        except ValueError:
+            result.skipped_lines += 1
+            log.warning("skipped a line with an unreadable time in %s: %.80r", file_name, line)
+            continue
+        entry[_HITS] += 1
+        result.new_hits += 1
+        if counted and label != "click":
+            entry[_OPENS] += 1
+            result.new_opens += 1
+            stamp = hit.time
+            if not entry[_FIRST] or stamp < entry[_FIRST]:
+                entry[_FIRST] = stamp
+            if stamp > entry[_LAST]:
+                entry[_LAST] = stamp
+        elif label == "click" and counted:
+            _count_click(entry, hit.time, reason)
+            result.new_clicks += 1
+        elif label == "self":
+            entry[_SELF] += 1
+        elif label not in PERSON_LABELS and label != "click":
+            entry[_MACHINE] += 1
+        timeline = touched.get(tag)
+        if timeline is None:
+            timeline = timelines.of(tag)
+        timeline.append((hit.time, label, int(counted), reason, client))
+        tags_touched.add(tag)
+        if tag not in state.tags:
+            result.unknown_tag_hits += 1
+
+
+def _count_click(entry: list, stamp: str, reason: str) -> None:
+    entry[_CLICKS] += 1
+    if not entry[_FIRST_CLICK] or stamp < entry[_FIRST_CLICK]:
+        entry[_FIRST_CLICK] = stamp
+    if stamp > entry[_LAST_CLICK]:
+        entry[_LAST_CLICK] = stamp
+    per_link = entry[_LINKS].setdefault(reason.partition(":")[2], [0, "", ""])
+    per_link[0] += 1
+    if not per_link[1] or stamp < per_link[1]:
+        per_link[1] = stamp
+    per_link[2] = max(per_link[2], stamp)
+
+
+def _progress_bar(paths: List[Path], state: _FoldState, wanted: bool):
+    if not wanted:
+        return None
+    total = 0
+    for path in paths:
+        cursor = state.files.get(path.name)
+        size = path.stat().st_size
+        total += size - cursor.offset if cursor and cursor.offset <= size else size
+    if total < (8 << 20):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="folding hits", disable=None)

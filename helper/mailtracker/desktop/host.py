@@ -1,0 +1,399 @@
+"""The native messaging host: Thunderbird's extension talks to the helper here.
+
+Frames are a 4-byte native-endian length and UTF-8 JSON, on stdin and stdout.
+Requests are ``{"id", "command", "protocol", ...}``; replies are
+``{"id", "ok": true, "data"}`` or ``{"id", "ok": false, "code", "message"}``.
+stdout belongs to the protocol: nothing else may ever be written to it.
+"""
+
+import json
+import logging
+import struct
+import sys
+import threading
+import time
+from typing import BinaryIO, Callable, Dict, Optional
+
+from mailtracker import __version__
+from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import load_config
+from mailtracker.core.clicks import MAX_LINKS, click_url, is_trackable_target
+from mailtracker.core.secret import read_secret
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import is_token_shaped, short_id
+from mailtracker.desktop.marks import tracking_paused
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import find_tag, mint_tag, record_links, record_self_fetch, update_tag
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+HOST_NAME = "mailtracker.helper"
+EXTENSION_ID = "mailtracker@mailtracker.invalid"
+# Thunderbird never sends big requests; a bigger frame is a bug or an attack.
+MAX_REQUEST_BYTES = 1 << 20
+MAX_REPLY_BYTES = 1 << 20
+MAX_ID_LENGTH = 200
+MAX_REASON = 200
+# A display the extension reports this long ago is not believed (see _moment).
+MAX_MOMENT_AGE_S = 3600.0
+_DISCARD_LIMIT = 64 << 20
+
+
+def read_frame(stream: BinaryIO) -> Optional[bytes]:
+    """One frame's payload, or None at a clean end of input."""
+    header = stream.read(4)
+    if not header:
+        return None
+    if len(header) < 4:
+        raise ProtocolError("the input ended inside a frame header")
+    (length,) = struct.unpack("=I", header)
+    if length > MAX_REQUEST_BYTES:
+        if length > _DISCARD_LIMIT:
+            raise ProtocolError(f"a frame of {length} bytes is far over the limit; closing")
+        _discard(stream, length)
+        raise FrameTooLarge(length)
+    payload = stream.read(length)
+    if len(payload) < length:
+        raise ProtocolError("the input ended inside a frame")
+    return payload
+
+
+class FrameTooLarge(ProtocolError):
+    def __init__(self, length: int):
+        super().__init__(f"request of {length} bytes is over the {MAX_REQUEST_BYTES}-byte limit")
+
+
+def _discard(stream: BinaryIO, length: int) -> None:
+    while length:
+        chunk = stream.read(min(length, 1 << 16))
+        if not chunk:
+            raise ProtocolError("the input ended inside a frame")
+        length -= len(chunk)
+
+
+def write_frame(stream: BinaryIO, message: dict) -> None:
+    payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if len(payload) > MAX_REPLY_BYTES:
+        payload = json.dumps(error_reply(message.get("id"), ProtocolError(
+            "the reply would be over Thunderbird's 1 MB limit; ask for less"))).encode("utf-8")
+    stream.write(struct.pack("=I", len(payload)) + payload)
+    stream.flush()
+
+
+def error_reply(request_id, exc: MailtrackerError) -> dict:
+    return {"id": request_id, "ok": False, "code": exc.code, "message": str(exc)}
+
+
+class Host:
+    """Answers requests; one instance per host process (Thunderbird starts it).
+
+    It only reads and appends: answers come from the read model (``Register``) at
+    once, and what the extension reports (a mint, a send, a display) is appended
+    to the logs for the fold to take in. It never folds on the way.
+    """
+
+    def __init__(self, home: Home):
+        self.home = home
+        self.commands: Dict[str, Callable[[dict], dict]] = {
+            "ping": self.ping, "config": self.config, "mint": self.mint, "sent": self.sent,
+            "unsent": self.unsent, "self_fetch": self.self_fetch, "status": self.status,
+            "list": self.list, "links": self.links,
+        }
+
+    def handle(self, payload: bytes) -> dict:
+        request_id = None
+        try:
+            request = parse_request(payload)
+            request_id = request.get("id")
+            command = self.commands.get(request["command"])
+            if command is None:
+                raise ProtocolError(f"unknown command {request['command']!r}")
+            return {"id": request_id, "ok": True, "data": command(request)}
+        except MailtrackerError as exc:
+            return error_reply(getattr(exc, "request_id", request_id), exc)
+        except OSError as exc:
+            return error_reply(request_id, MailtrackerError(
+                f"the helper could not read or write its files: {exc.strerror or exc}"))
+        except Exception as exc:  # a bug must cost one reply, never the host
+            log.exception("the helper failed on a request")
+            return error_reply(request_id, MailtrackerError(f"the helper failed unexpectedly: {exc!r}"))
+
+    def ping(self, request: dict) -> dict:
+        return {"version": __version__, "protocol": PROTOCOL_VERSION}
+
+    def config(self, request: dict) -> dict:
+        config = load_config(self.home)
+        return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
+                "path_prefix": config.path_prefix, "paused": tracking_paused(self.home)}
+
+    def mint(self, request: dict) -> dict:
+        recipients = request.get("recipients") or []
+        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+            raise ProtocolError("recipients must be a list of strings")
+        if tracking_paused(self.home):
+            raise TrackingPausedError(
+                "tracking is paused from the tray: this email is sent without a pixel")
+        subject, identity = _text(request, "subject"), _text(request, "identity")
+        name = _text(request, "name") or (recipients[0] if recipients else "")
+        tag = mint_tag(self.home, load_config(self.home), name=name, subject=subject,
+                       recipients=recipients, identity=identity, status="pending")
+        # The pixel enters the body now: Thunderbird may fetch it while sending.
+        record_self_fetch(self.home, tag.id, "compose")
+        return tag.to_json()
+
+    def sent(self, request: dict) -> dict:
+        tag_id = self._known_tag_id(request)
+        message_id = _text(request, "message_id").strip().strip("<>")
+        update_tag(self.home, tag_id, message_id=message_id, status="sent")
+        record_self_fetch(self.home, tag_id, "send")
+        return {"tag_id": tag_id}
+
+    def links(self, request: dict) -> dict:
+        """Click URLs for a mail's links, in order; ``null`` for a link that cannot be
+        tracked (not http(s)). The links are noted in links.csv for the views."""
+        tag_id = self._known_tag_id(request)
+        links = request.get("links")
+        if not isinstance(links, list) or len(links) > MAX_LINKS or not all(
+                isinstance(link, dict) and isinstance(link.get("target"), str)
+                and isinstance(link.get("text", ""), str) for link in links):
+            raise ProtocolError(f"links must be a list of at most {MAX_LINKS} objects with a "
+                                "string target and text")
+        base = load_config(self.home).pixel_base()
+        secret = read_secret(self.home.secret_path)
+        urls, noted = [], []
+        for number, link in enumerate(links):
+            if is_trackable_target(link["target"]):
+                urls.append(click_url(base, secret, tag_id, number, link["target"]))
+                noted.append((number, link["target"], link.get("text", "")))
+            else:
+                urls.append(None)
+        record_links(self.home, tag_id, noted)
+        return {"urls": urls}
+
+    def unsent(self, request: dict) -> dict:
+        tag_id = self._known_tag_id(request)
+        update_tag(self.home, tag_id, status="unsent")
+        return {"tag_id": tag_id}
+
+    def self_fetch(self, request: dict) -> dict:
+        """The sender's Thunderbird shows a tracked mail (or is about to): note the moment
+        the extension gives, so a fetch then is labelled ``self`` however late the fold runs."""
+        when = _moment(request)
+        if request.get("tag_id"):
+            tag_id = self._known_tag_id(request)
+        else:
+            message_id = _text(request, "message_id").strip().strip("<>")
+            found = self._row(request)
+            if found is not None:
+                tag_id = found["id"]
+            else:
+                # Sent a moment ago: in tags.csv, not yet in the read model.
+                tagged = find_tag(self.home, message_id=message_id) if message_id else None
+                if tagged is None:
+                    raise UnknownTagError("no tracked email with that tag id or Message-ID")
+                tag_id = tagged[0]
+        record_self_fetch(self.home, tag_id, _text(request, "reason")[:MAX_REASON] or "display", when)
+        return {}
+
+    def status(self, request: dict) -> dict:
+        from mailtracker.desktop.classify import explain
+
+        with Register.load(self.home) as register:
+            row = self._row(request, register)
+            timeline = register.timeline(row["id"]) if row is not None else []
+        if row is None:
+            row = self._unfolded_row(request)
+            if row is None:
+                return {"tracked": False}
+        return {
+            "tracked": True, "id": row["id"], "short_id": row["short_id"], "status": row["status"],
+            "opens": row["opens"], "first_open": row["first_open"], "last_open": row["last_open"],
+            "hits": row["hits"], "self_hits": row["self_hits"], "machine_hits": row["machine_hits"],
+            "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
+            "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
+            "links": row.get("links", []),
+            "timeline": [
+                {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
+                 "client": client}
+                for when, label, counted, reason, client in timeline],
+        }
+
+    def list(self, request: dict) -> dict:
+        limit = request.get("limit", 50)
+        if type(limit) is not int or limit < 1:
+            raise ProtocolError("limit must be a positive integer")
+        with Register.load(self.home) as register:
+            rows = register.rows()
+        rows.sort(key=lambda row: row["created"], reverse=True)
+        keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
+                "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened")
+        return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
+
+    def _unfolded_row(self, request: dict) -> Optional[dict]:
+        """A tag the fold has not taken in yet (sent a moment ago), from tags.csv, with no hits."""
+        message_id = _text(request, "message_id").strip().strip("<>")
+        found = find_tag(self.home, tag_id=request.get("tag_id") or "", message_id=message_id)
+        if found is None:
+            return None
+        tag_id, fields = found
+        return {"id": tag_id, "short_id": short_id(tag_id), "status": fields.get("status", ""),
+                "opens": 0, "first_open": "", "last_open": "", "hits": 0, "self_hits": 0,
+                "machine_hits": 0, "clicks": 0, "first_click": "", "last_click": "", "opened": False,
+                "links": []}
+
+    def _known_tag_id(self, request: dict) -> str:
+        """The request's tag id, checked: of the token alphabet, and minted here."""
+        tag_id = _text(request, "tag_id")
+        if not is_token_shaped(tag_id):
+            raise ProtocolError("tag_id must be a 32-character tag id")
+        with Register.load(self.home) as register:
+            if register.get(tag_id) is not None:
+                return tag_id
+        if find_tag(self.home, tag_id=tag_id) is None:
+            raise UnknownTagError(f"no tag {tag_id[:7]}… was minted in this home")
+        return tag_id
+
+    def _row(self, request: dict, register: Optional[Register] = None) -> Optional[dict]:
+        tag_id = request.get("tag_id")
+        if tag_id is not None and not (isinstance(tag_id, str) and (not tag_id or is_token_shaped(tag_id))):
+            raise ProtocolError("tag_id must be a 32-character tag id")
+        message_id = _text(request, "message_id").strip().strip("<>")
+        if register is None:
+            with Register.load(self.home) as own:
+                return self._row(request, own)
+        if tag_id:
+            row = register.get(tag_id)
+            if row is not None:
+                return row
+        return register.find(message_id) if message_id else None
+
+
+def parse_request(payload: bytes) -> dict:
+    """A request frame as a dict with a string command; ProtocolError for anything else."""
+    try:
+        request = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"the request is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("the request is nested too deeply") from None
+    if not isinstance(request, dict):
+        raise ProtocolError("the request must be a JSON object")
+    request_id = request.get("id")
+    if not (request_id is None or type(request_id) in (str, int)) or len(str(request_id)) > MAX_ID_LENGTH:
+        raise ProtocolError(f"the request id must be a string or integer of at most {MAX_ID_LENGTH} characters")
+    try:
+        # JSON may carry lone surrogates ("\ud800"); nothing could write them as UTF-8.
+        json.dumps(request, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("the request holds text that is not valid Unicode (a lone surrogate)") from None
+    protocol = request.get("protocol", PROTOCOL_VERSION)
+    if type(protocol) is not int or protocol != PROTOCOL_VERSION:
+        raise _answerable(ProtocolError(
+            f"the extension speaks protocol {protocol!r}, this helper {PROTOCOL_VERSION}; "
+            "update both to the same version"), request_id)
+    if not isinstance(request.get("command"), str):
+        raise _answerable(ProtocolError("the request needs a command (a string)"), request_id)
+    return request
+
+
+def _answerable(exc: MailtrackerError, request_id) -> MailtrackerError:
+    """An error for a request whose id is sound: the reply can name it."""
+    exc.request_id = request_id
+    return exc
+
+
+def _text(request: dict, key: str) -> str:
+    value = request.get(key, "")
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be a string")
+    return value
+
+
+def _moment(request: dict) -> str:
+    """When the extension says it happened (``at``: epoch milliseconds), else now; a moment
+    far from now is a wrong clock or a forgery, and now is the safer guess."""
+    at = request.get("at")
+    now = time.time()
+    if type(at) in (int, float) and now - MAX_MOMENT_AGE_S <= at / 1000 <= now + 60:
+        return utc_timestamp(at / 1000)
+    return utc_timestamp(now)
+
+
+class FrameWriter:
+    """Writes frames to stdout; replies and pushed events come from two threads."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, message: dict) -> None:
+        with self._lock:
+            write_frame(self.stream, message)
+
+
+class Subscription:
+    """What ``subscribe`` starts, for a port Thunderbird keeps open: the home's daemon
+    (leading, or following another one) and a pushed ``changed`` event whenever the
+    counts changed. Ends with the port."""
+
+    def __init__(self, home: Home, write: FrameWriter):
+        from mailtracker.desktop.daemon import Daemon
+
+        self.daemon = Daemon(home, load_config(home), on_change=self._changed)
+        self._write = write
+
+    def _changed(self, result) -> None:
+        self._write({"event": "changed", "data": {}})
+
+    def start(self) -> dict:
+        self.daemon.start()
+        return {"folding": self.daemon.leading.is_set()}
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+def serve_stdio(home: Home, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Answer frames until the extension closes the pipe."""
+    host = Host(home)
+    write = FrameWriter(stdout)
+    subscription: Optional[Subscription] = None
+
+    def subscribe(request: dict) -> dict:
+        nonlocal subscription
+        if subscription is None:
+            subscription = Subscription(home, write)
+            return subscription.start()
+        return {"folding": subscription.daemon.leading.is_set()}
+
+    host.commands["subscribe"] = subscribe
+    try:
+        while True:
+            try:
+                payload = read_frame(stdin)
+            except FrameTooLarge as exc:
+                write(error_reply(None, exc))
+                continue
+            except ProtocolError as exc:
+                log.error("%s", exc)
+                return exc.code
+            if payload is None:
+                return 0
+            write(host.handle(payload))
+    finally:
+        if subscription is not None:
+            subscription.stop()
+
+
+def run_host(home: Home, argv_tail) -> int:
+    """Entry point Thunderbird starts: ``<launcher> <manifest path> <extension id>``."""
+    caller = argv_tail[1] if len(argv_tail) >= 2 else None
+    if caller is not None and caller != EXTENSION_ID:
+        log.error("refusing to serve extension %r: only %s may use this helper", caller, EXTENSION_ID)
+        return ProtocolError.code
+    stdout = sys.stdout.buffer
+    # Anything printed by mistake must not corrupt the protocol stream.
+    sys.stdout = sys.stderr
+    return serve_stdio(home, sys.stdin.buffer, stdout)

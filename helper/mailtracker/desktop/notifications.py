@@ -1,0 +1,266 @@
+"""Desktop notifications when a person opens a tracked email.
+
+The rules (``Notifier``) are pure: they compare the person opens the fold
+counted with the opens already told (kept in the marks), so machine and self
+hits never notify, a re-fold of the same hits changes nothing, and another
+process folding first (the native host does) still notifies. Re-opens of an
+email within a cooldown stay quiet, and notifications are at least a gap apart:
+opens arriving in between go out together, as one.
+
+Delivery is per platform, from one table: the freedesktop notification service
+over D-Bus on Linux, ``osascript`` on macOS, the tray icon's balloon on Windows.
+"""
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.errors import NotificationUnavailable
+from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.register import display_name
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "mailtracker"
+# Re-opens of one email within this time are one notification (a reader scrolling,
+# a client fetching twice); the badge and the menu still count them.
+COOLDOWN_S = 15 * 60.0
+# Notifications are at least this far apart; what arrives in between is grouped.
+GAP_S = 20.0
+GROUP_LINES = 4
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification to show."""
+
+    title: str
+    body: str
+    tag_ids: Tuple[str, ...]
+
+
+class Notifier:
+    """Decides which new person opens become a notification, and when."""
+
+    def __init__(self, marks: Marks, cooldown_s: float = COOLDOWN_S, gap_s: float = GAP_S):
+        self.marks = marks
+        self.cooldown_s = cooldown_s
+        self.gap_s = gap_s
+        self.pending: Dict[str, Mapping] = {}
+        self._told_at: Dict[str, float] = {}
+        self._last_notice_at: Optional[float] = None
+
+    def observe(self, rows: Sequence[Mapping], now: float) -> bool:
+        """Take in the register rows after a fold; True when the marks changed."""
+        if not self.marks.baselined:
+            self.marks.baseline(rows)
+            return True
+        changed = False
+        notified = self.marks.notified
+        clicks_told = self.marks.clicks_notified
+        for row in rows:
+            tag_id, opens, clicks = row["id"], int(row["opens"]), int(row.get("clicks", 0))
+            told, told_clicks = notified.get(tag_id, 0), clicks_told.get(tag_id, 0)
+            if opens == told and clicks == told_clicks:
+                continue
+            notified[tag_id], clicks_told[tag_id] = opens, clicks
+            changed = True
+            if (opens <= told and clicks <= told_clicks) or self.marks.paused:
+                continue  # fewer after a rebuild under new rules; or paused: count, stay quiet
+            if clicks > told_clicks:
+                row = {**row, "_clicked": True}
+            if tag_id in self.pending:
+                self.pending[tag_id] = row
+            elif now - self._told_at.get(tag_id, float("-inf")) >= self.cooldown_s:
+                self.pending[tag_id] = row
+        return changed
+
+    def due_at(self) -> Optional[float]:
+        """When the pending notice may go out, or None when nothing is pending."""
+        if not self.pending:
+            return None
+        if self._last_notice_at is None:
+            return float("-inf")
+        return self._last_notice_at + self.gap_s
+
+    def take(self, now: float) -> Optional[Notice]:
+        """The notice that is due now, if any; it counts as told."""
+        due = self.due_at()
+        if due is None or now < due:
+            return None
+        rows = sorted(self.pending.values(), key=lambda row: max(row["last_open"], row.get("last_click", "")),
+                      reverse=True)
+        self.pending.clear()
+        self._last_notice_at = now
+        for row in rows:
+            self._told_at[row["id"]] = now
+        return describe_opens(rows)
+
+    def drop_pending(self) -> None:
+        """Forget what waits (tracking was paused meanwhile)."""
+        self.pending.clear()
+
+
+def describe_opens(rows: Sequence[Mapping]) -> Notice:
+    ids = tuple(row["id"] for row in rows)
+    if len(rows) == 1 and rows[0].get("_clicked"):
+        row = rows[0]
+        clicked = max(row.get("links") or [{}], key=lambda link: link.get("last_click", ""))
+        link = f"“{clicked['text'] or clicked['target']}”" if clicked.get("target") else "a link"
+        return Notice(title=f"{display_name(row)} clicked {link}",
+                      body=f"In “{row['subject'] or '(no subject)'}”, at {_local_time(row.get('last_click', ''))}.",
+                      tag_ids=ids)
+    if len(rows) == 1:
+        row = rows[0]
+        opens = int(row["opens"])
+        when = _local_time(row["last_open"])
+        body = f"First open at {when}." if opens == 1 else f"Opened {opens} times; last at {when}."
+        return Notice(title=f"{display_name(row)} opened “{row['subject'] or '(no subject)'}”", body=body,
+                      tag_ids=ids)
+    lines = [f"{display_name(row)}: {row['subject'] or '(no subject)'}" for row in rows[:GROUP_LINES]]
+    if len(rows) > GROUP_LINES:
+        lines.append(f"and {len(rows) - GROUP_LINES} more")
+    return Notice(title=f"{len(rows)} tracked emails opened", body="\n".join(lines), tag_ids=ids)
+
+
+def _local_time(stamp: str) -> str:
+    if not stamp:
+        return "an unknown time"
+    return datetime.fromtimestamp(parse_timestamp(stamp)).strftime("%H:%M")
+
+
+class Notifications:
+    """Owns the thread that delivers the notifier's notices when they are due."""
+
+    def __init__(self, notifier: Notifier, deliver: Callable[[Notice], None]):
+        self.notifier = notifier
+        self.deliver = deliver
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "Notifications":
+        self._thread = threading.Thread(target=self._run, name="mailtracker-notify", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def observe(self, rows: Sequence[Mapping]) -> bool:
+        """Hand the notifier a fold's rows; True when the marks changed."""
+        with self._changed:
+            changed = self.notifier.observe(rows, time.monotonic())
+            self._changed.notify_all()
+            return changed
+
+    def drop_pending(self) -> None:
+        with self._changed:
+            self.notifier.drop_pending()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                notice = None
+                while not self._stopping and notice is None:
+                    now = time.monotonic()
+                    due = self.notifier.due_at()
+                    if due is not None and due <= now:
+                        notice = self.notifier.take(now)
+                    else:
+                        self._changed.wait(None if due is None else due - now)
+                if self._stopping:
+                    return
+            log.info("notifying: %s: %s", notice.title, notice.body.replace("\n", "; "))
+            try:
+                self.deliver(notice)
+            except NotificationUnavailable as exc:
+                log.warning("%s", exc)
+
+
+class Delivery:
+    """Shows notices on this platform; says once, in the log, when it cannot."""
+
+    def __init__(self, platform: Optional[str] = None, icon=None):
+        self.platform = platform or _platform()
+        self.icon = icon
+        self._complained = False
+
+    def __call__(self, notice: Notice) -> None:
+        show = DELIVERY.get(self.platform)
+        try:
+            if show is None:
+                raise NotificationUnavailable(f"no desktop notifications on {self.platform}")
+            show(self, notice)
+        except NotificationUnavailable as exc:
+            if self._complained:
+                log.debug("%s", exc)
+                return
+            self._complained = True
+            raise NotificationUnavailable(f"{exc}; opens are still counted, shown in the tray "
+                                          "and written to the log") from None
+
+    def freedesktop(self, notice: Notice) -> None:
+        """The freedesktop notification service, on the session D-Bus."""
+        try:
+            from jeepney import DBusAddress, MessageType, new_method_call
+            from jeepney.io.blocking import open_dbus_connection
+        except ImportError:
+            raise NotificationUnavailable(
+                "notifications need jeepney: pip install 'mailtracker[desktop]'") from None
+        address = DBusAddress("/org/freedesktop/Notifications", bus_name="org.freedesktop.Notifications",
+                              interface="org.freedesktop.Notifications")
+        message = new_method_call(address, "Notify", "susssasa{sv}i", (
+            APP_NAME, 0, "mail-read", notice.title, notice.body, [],
+            {"category": ("s", "email.arrived"), "desktop-entry": ("s", APP_NAME)}, -1))
+        try:
+            with open_dbus_connection(bus="SESSION") as connection:
+                reply = connection.send_and_get_reply(message, timeout=5)
+        except KeyError:
+            raise NotificationUnavailable(
+                "no desktop notifications: $DBUS_SESSION_BUS_ADDRESS is not set (no desktop session)"
+            ) from None
+        except (OSError, TimeoutError) as exc:
+            raise NotificationUnavailable(f"no desktop notifications: the session D-Bus: {exc}") from None
+        if reply.header.message_type is MessageType.error:
+            raise NotificationUnavailable(
+                f"no desktop notifications: the notification service answered {reply.body or reply.header}")
+
+    def osascript(self, notice: Notice) -> None:
+        script = (f"display notification {_applescript_text(notice.body)} "
+                  f"with title {_applescript_text(notice.title)}")
+        try:
+            subprocess.run(["osascript", "-e", script], check=True, capture_output=True, timeout=10)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise NotificationUnavailable(f"no desktop notifications: osascript: {exc}") from None
+
+    def tray_balloon(self, notice: Notice) -> None:
+        if self.icon is None or not getattr(self.icon, "HAS_NOTIFICATION", False):
+            raise NotificationUnavailable("no desktop notifications without the tray icon")
+        self.icon.notify(notice.body, notice.title)
+
+
+# How each platform shows a notification.
+DELIVERY: Dict[str, Callable[[Delivery, Notice], None]] = {
+    "linux": Delivery.freedesktop,
+    "darwin": Delivery.osascript,
+    "win32": Delivery.tray_balloon,
+}
+
+
+def _platform() -> str:
+    return "linux" if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) else sys.platform
+
+
+def _applescript_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,176 @@
+"""Checking the pixel server from the desktop, end to end (``doctor --server``):
+the name resolves, TLS is valid, the server is healthy, the pixel comes back
+with the right headers, and a test hit on the reserved probe tag arrives in the
+hits folder (by Syncthing, rsync or HTTP pull) within a bound.
+
+The probe tag (``tokens.probe_token``) verifies, so the server logs it like any
+hit, but the fold never counts it: checking costs no false open.
+"""
+
+import logging
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+from urllib.parse import urlsplit
+
+import requests
+
+from mailtracker import __version__
+from mailtracker.core.contract import GIF, pull_token
+from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.hitline import HITS_GLOB
+from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
+from mailtracker.core.settings import Config
+from mailtracker.core.tokens import probe_token
+from mailtracker.desktop.client import session as shared_session
+from mailtracker.desktop.install import Check
+from mailtracker.desktop.pull import Puller, describe_request_error
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT_S = 20.0
+_POLL_S = 0.25
+
+
+def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
+                 session: Optional[requests.Session] = None) -> List[Check]:
+    """Each step from this desktop to the server and back, in order; stops at the first broken one."""
+    if session is None:
+        session = shared_session()
+    checks: List[Check] = []
+
+    def add(name: str, ok: bool, detail: str) -> bool:
+        checks.append(Check(name, ok, detail))
+        return ok
+
+    url = config.server_url
+    parts = urlsplit(url)
+    host = parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        secret = read_secret(home.secret_path)
+    except MailtrackerError as exc:
+        add("secret readable", False, str(exc))
+        return checks
+    try:
+        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    except (socket.gaierror, UnicodeError) as exc:
+        add("name resolves", False, f"{host} does not resolve ({exc}); check server_url in "
+            f"{home.config_path} and the DNS record")
+        return checks
+    add("name resolves", True, f"{host} -> {', '.join(addresses)}")
+
+    try:
+        health = session.get(f"{url}/healthz", allow_redirects=False)
+    except requests.exceptions.SSLError as exc:
+        add("TLS certificate valid", False, describe_request_error(exc, parts.netloc))
+        return checks
+    except requests.RequestException as exc:
+        if parts.scheme == "https":
+            add("TLS certificate valid", False, describe_request_error(exc, parts.netloc))
+        else:
+            add("server answers", False, describe_request_error(exc, parts.netloc))
+        return checks
+    if parts.scheme == "https":
+        add("TLS certificate valid", True, f"verified for {host}")
+    else:
+        add("TLS certificate valid", True, "not used: the URL is http, so pixel requests travel "
+            "unencrypted (fine on a test machine; use https on a VPS)")
+    try:
+        healthy = health.status_code == 200 and health.json().get("status") == "ok"
+    except ValueError:
+        healthy = False
+    if not add("server healthy", healthy,
+               "/healthz answered ok" if healthy else
+               f"/healthz answered HTTP {health.status_code} {health.text.strip()[:120]!r}; "
+               "is this URL the mailtracker pixel server (or is its disk full)?"):
+        return checks
+
+    nonce = secrets.token_hex(8)
+    pixel = config.pixel_url(probe_token(secret))
+    before = _hits_sizes(home.hits_dir(config))
+    try:
+        reply = session.get(pixel, headers={"User-Agent": f"mailtracker-doctor/{__version__} probe-{nonce}"},
+                            allow_redirects=False)
+    except requests.RequestException as exc:
+        add("pixel served", False, describe_request_error(exc, parts.netloc))
+        return checks
+    problems = _pixel_problems(reply)
+    if not add("pixel served", not problems,
+               f"{pixel}: 43-byte GIF, no caching" if not problems else f"{pixel}: {'; '.join(problems)}"):
+        return checks
+
+    hits_dir = home.hits_dir(config)
+    puller = None
+    if config.pull_urls:
+        puller = Puller(hits_dir, config.pull_urls, pull_token(secret), session=session)
+    arrived, pull_error, waited = _wait_for_probe(hits_dir, before, nonce, wait_s, puller)
+    if arrived:
+        add("test hit arrived", True, f"in {arrived} after {waited:.1f} s "
+            f"({'HTTP pull' if puller else 'the folder sync'}); the fold never counts it")
+    elif pull_error:
+        add("test hit arrived", False, f"pulling from the server failed: {pull_error}")
+    else:
+        how = ("the pull found no new hit" if puller else
+               "is Syncthing, rsync or your sync tool bringing the server's hits folder here?")
+        add("test hit arrived", False,
+            f"the server answered the pixel, but no hit with it reached {hits_dir} within "
+            f"{wait_s:.0f} s: {how} Does the server use this desktop's secret (it logs only tokens "
+            "it can verify)? A slow sync tool may need a longer --wait.")
+    return checks
+
+
+def _pixel_problems(reply: requests.Response) -> List[str]:
+    problems = []
+    if reply.status_code != 200:
+        problems.append(f"HTTP {reply.status_code} instead of 200")
+    if reply.headers.get("Content-Type") != "image/gif":
+        problems.append(f"Content-Type {reply.headers.get('Content-Type')!r} instead of image/gif")
+    if reply.content != GIF:
+        problems.append(f"a {len(reply.content)}-byte body instead of the 43-byte GIF")
+    if "no-store" not in reply.headers.get("Cache-Control", ""):
+        problems.append("no 'Cache-Control: no-store' (a cache in between would hide opens)")
+    return problems
+
+
+def _hits_sizes(hits_dir: Path) -> Dict[str, int]:
+    sizes = {}
+    for path in hits_dir.glob(HITS_GLOB):
+        try:
+            sizes[path.name] = path.stat().st_size
+        except OSError:
+            continue
+    return sizes
+
+
+def _wait_for_probe(hits_dir: Path, before: Dict[str, int], nonce: str, wait_s: float,
+                    puller: Optional[Puller]):
+    """(file name it arrived in, pull error, seconds waited); polls the new bytes of each file."""
+    needle = f"probe-{nonce}".encode()
+    start = time.monotonic()
+    deadline = start + wait_s
+    pull_error = ""
+    while True:
+        if puller is not None:
+            try:
+                puller.pull_once()
+                pull_error = ""
+            except MailtrackerError as exc:
+                pull_error = str(exc)
+        for path in sorted(hits_dir.glob(HITS_GLOB)):
+            offset = before.get(path.name, 0)
+            try:
+                with open(path, "rb") as handle:
+                    if handle.seek(0, 2) < offset:
+                        offset = 0  # replaced by a shorter file: read it all
+                    handle.seek(max(0, offset - len(needle)))
+                    if needle in handle.read():
+                        return path.name, "", time.monotonic() - start
+            except OSError:
+                continue
+        if time.monotonic() >= deadline:
+            return "", pull_error, time.monotonic() - start
+        time.sleep(_POLL_S)

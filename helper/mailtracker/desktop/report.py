@@ -1,0 +1,380 @@
+"""The report: one self-contained HTML page a person would rather look at than
+read a CSV, with an open timeline per email, opens per day, and a table.
+
+Charts are inline SVG written here (no plotting library, no script, nothing
+fetched): the page opens offline, from disk, in any browser. Times are shown
+in the computer's local time zone. Everything comes from the read model, so
+the numbers are the register's.
+"""
+
+import html
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.paths import Home
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.desktop.classify import PERSON_LABELS
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.register import display_name
+
+MAX_DAYS = 60
+MIN_DAYS = 14
+MAX_TIMELINE_ROWS = 40
+# Colours per hit label; any label not listed is a machine's.
+LABEL_COLOURS = {
+    "open": "#2563eb",
+    "proxy": "#7c3aed",
+    "self": "#6b7280",
+    "prefetch": "#d97706",
+    "click": "#059669",
+}
+LABEL_MEANINGS = {
+    "open": "a person's mail client",
+    "proxy": "an image proxy fetching for a person (Gmail, Yahoo)",
+    "self": "your own Thunderbird (not counted)",
+    "prefetch": "a machine: privacy relay, scanner, HEAD request (not counted)",
+    "click": "a person followed a link (also proof of an open)",
+}
+MACHINE_COLOUR = LABEL_COLOURS["prefetch"]
+BAR_COLOUR = "#0d9488"
+REPEAT_NOTE = "a repeat within the repeat window (shown, not counted again)"
+
+
+@dataclass
+class Hit:
+    when: float
+    label: str
+    counted: bool
+
+    @property
+    def person(self) -> bool:
+        return self.label in PERSON_LABELS
+
+
+@dataclass
+class Email:
+    """A register row with the hits of its timeline."""
+
+    row: Mapping
+    hits: List[Hit]
+
+    @property
+    def created(self) -> float:
+        return parse_timestamp(self.row["created"]) if self.row.get("created") else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        return int(self.row["hits"]) > len(self.hits)
+
+
+def report_path(home: Home) -> Path:
+    return home.data_dir / "report.html"
+
+
+def write_report(home: Home, path: Optional[Path] = None, now: Optional[float] = None) -> Path:
+    """Write the report from the read model (as the last fold left it)."""
+    path = path or report_path(home)
+    with Register.load(home) as register:
+        page = build_report(register, now)
+    write_file_atomically(path, page.encode("utf-8"), mode=0o644, replace_existing=True)
+    return path
+
+
+def gather_emails(register: Register) -> List[Email]:
+    """Every sent or pending tag (never the unsent), newest first."""
+    emails = []
+    for row in register.rows():
+        if row.get("status") == "unsent":
+            continue
+        hits = [_hit(item) for item in register.timeline(row["id"])]
+        emails.append(Email(row=row, hits=hits))
+    emails.sort(key=lambda email: (email.created, email.row["id"]), reverse=True)
+    return emails
+
+
+def _hit(item: Sequence) -> Hit:
+    stamp, label, counted = item[:3]
+    return Hit(when=parse_timestamp(stamp), label=label, counted=bool(counted))
+
+
+def opens_per_day(emails: Sequence[Email]) -> Dict[date, int]:
+    days: Dict[date, int] = {}
+    for email in emails:
+        for hit in email.hits:
+            if hit.person and hit.counted:
+                day = datetime.fromtimestamp(hit.when).date()
+                days[day] = days.get(day, 0) + 1
+    return days
+
+
+def build_report(register: Register, now: Optional[float] = None) -> str:
+    now = time.time() if now is None else now
+    emails = gather_emails(register)
+    local_now = datetime.fromtimestamp(now).astimezone()
+    zone = local_now.strftime("%Z (UTC%z)")
+    opened = sum(1 for email in emails if int(email.row["opens"]))
+    opens = sum(int(email.row["opens"]) for email in emails)
+    uncounted = sum(int(email.row["self_hits"]) + int(email.row["machine_hits"]) for email in emails)
+    rate = f"{100 * opened / len(emails):.0f} %" if emails else "–"
+    parts = [
+        _HEAD,
+        "<header><h1>mailtracker report</h1>",
+        f"<p class=\"meta\">Made {_esc(local_now.strftime('%Y-%m-%d %H:%M'))}; times in {_esc(zone)}.</p>",
+        "</header>",
+        "<section class=\"tiles\">",
+        _tile("tracked emails", len(emails), "tracked"),
+        _tile(f"opened ({rate})", opened, "opened"),
+        _tile("opens by people", opens, "opens"),
+        _tile("not counted (you, machines)", uncounted, "uncounted"),
+        "</section>",
+        "<section><h2>Opens per day</h2>",
+        _day_chart(emails, now),
+        "</section>",
+        "<section><h2>Open timeline per email</h2>",
+        _timeline_chart(emails, now),
+        _legend(),
+        "</section>",
+        "<section><h2>All tracked emails</h2>",
+        _table(emails),
+        "</section>",
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mailtracker report</title>
+<style>
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       color: #111827; background: #fff; margin: 24px auto; max-width: 980px; padding: 0 16px; }
+h1 { font-size: 22px; margin: 0; } h2 { font-size: 16px; margin: 28px 0 8px; }
+.meta, .note { color: #6b7280; margin: 4px 0; }
+.tiles { display: flex; gap: 12px; margin-top: 16px; }
+.tile { flex: 1; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
+.tile b { display: block; font-size: 26px; }
+.tile span { color: #6b7280; }
+svg { display: block; max-width: 100%; height: auto; }
+svg text { font: 11px system-ui, "DejaVu Sans", sans-serif; fill: #374151; }
+svg .name { font-size: 12px; fill: #111827; }
+.legend { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 8px 0; color: #374151; }
+.legend i { display: inline-block; width: 8px; height: 8px; border-radius: 50%; margin-right: 6px; }
+.legend i.repeat { background: #fff !important; border: 1px solid #2563eb; width: 6px; height: 6px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
+th { color: #374151; font-weight: 600; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr:target { background: #fef3c7; }
+@media print { body { margin: 0; } }
+</style></head><body>"""
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _tile(label: str, value: int, key: str) -> str:
+    return f"<div class=\"tile\" data-key=\"{key}\"><b>{value}</b><span>{_esc(label)}</span></div>"
+
+
+def _local(stamp: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(stamp).strftime(fmt)
+
+
+def _nice_step(top: int, ticks: int = 4) -> int:
+    raw = max(1, top) / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return max(1, int(factor * power))
+    return max(1, int(10 * power))
+
+
+def _day_chart(emails: Sequence[Email], now: float) -> str:
+    days = opens_per_day(emails)
+    if not days:
+        return "<p class=\"note\">No opens yet.</p>"
+    last = datetime.fromtimestamp(now).date()
+    first = min(max(min(days), last - timedelta(days=MAX_DAYS - 1)), last - timedelta(days=MIN_DAYS - 1))
+    count = (last - first).days + 1
+    width, height, left, right, top, bottom = 960, 220, 44, 8, 10, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(days.values())
+    step = _nice_step(peak)
+    scale_top = step * math.ceil(peak / step)
+    slot = plot_w / count
+    bar_w = min(24.0, max(1.0, slot * 0.7))
+    out = [f"<svg class=\"days\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" "
+           "role=\"img\" aria-label=\"Opens per day\">"]
+    for value in range(0, scale_top + 1, step):
+        y = top + plot_h - plot_h * value / scale_top
+        out.append(f"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{y:.1f}\" y2=\"{y:.1f}\" "
+                   "stroke=\"#e5e7eb\"/>")
+        out.append(f"<text x=\"{left - 6}\" y=\"{y + 4:.1f}\" text-anchor=\"end\">{value}</text>")
+    label_every = max(1, math.ceil(count / 10))
+    for i in range(count):
+        day = first + timedelta(days=i)
+        x = left + i * slot + (slot - bar_w) / 2
+        value = days.get(day, 0)
+        if value:
+            bar_h = plot_h * value / scale_top
+            out.append(
+                f"<rect class=\"bar\" data-day=\"{day.isoformat()}\" data-opens=\"{value}\" "
+                f"x=\"{x:.1f}\" y=\"{top + plot_h - bar_h:.1f}\" width=\"{bar_w:.1f}\" "
+                f"height=\"{bar_h:.1f}\" fill=\"{BAR_COLOUR}\"><title>{day:%a %Y-%m-%d}: "
+                f"{value} open{'s' if value != 1 else ''}</title></rect>")
+        if i % label_every == 0 or i == count - 1:
+            out.append(f"<text x=\"{x + bar_w / 2:.1f}\" y=\"{height - bottom + 16}\" "
+                       f"text-anchor=\"middle\">{day:%b %d}</text>")
+    out.append("</svg>")
+    earlier = sum(value for day, value in days.items() if day < first)
+    if earlier:
+        out.append(f"<p class=\"note\">{earlier} earlier opens, before {first:%Y-%m-%d}, are not shown.</p>")
+    if any(email.truncated for email in emails):
+        out.append("<p class=\"note\">Emails with many hits keep only their latest hits in the "
+                   "timeline; the table has their full counts.</p>")
+    return "\n".join(out)
+
+
+def _time_ticks(start: float, end: float, count: int = 6) -> List[Tuple[float, str]]:
+    span = end - start
+    fmt = "%H:%M" if span <= 86400 else "%b %d %H:%M" if span <= 4 * 86400 else "%b %d"
+    return [(start + span * i / (count - 1), _local(start + span * i / (count - 1), fmt))
+            for i in range(count)]
+
+
+def _timeline_chart(emails: Sequence[Email], now: float) -> str:
+    shown = list(emails[:MAX_TIMELINE_ROWS])
+    if not shown:
+        return "<p class=\"note\">No tracked emails yet: mint one with 'mailtracker tag' or send " \
+               "one with Track on in Thunderbird.</p>"
+    moments = [email.created for email in shown if email.created]
+    moments += [hit.when for email in shown for hit in email.hits]
+    start, end = min(moments + [now]), now
+    if end - start < 3600:
+        start = end - 3600
+    start -= (end - start) * 0.02
+    width, left, right, row_h, top = 960, 300, 16, 28, 8
+    height = top + row_h * len(shown) + 30
+    plot_w = width - left - right
+
+    def x_of(moment: float) -> float:
+        return left + plot_w * (moment - start) / (end - start)
+
+    out = [f"<svg class=\"timeline\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" "
+           f"height=\"{height}\" role=\"img\" aria-label=\"Open timeline per email\">"]
+    ticks = _time_ticks(start, end)
+    for index, (moment, label) in enumerate(ticks):
+        x = x_of(moment)
+        anchor = "start" if index == 0 else "end" if index == len(ticks) - 1 else "middle"
+        out.append(f"<line x1=\"{x:.1f}\" x2=\"{x:.1f}\" y1=\"{top}\" y2=\"{height - 24}\" "
+                   "stroke=\"#f3f4f6\"/>")
+        out.append(f"<text x=\"{x:.1f}\" y=\"{height - 8}\" text-anchor=\"{anchor}\">{_esc(label)}</text>")
+    for index, email in enumerate(shown):
+        row = email.row
+        y = top + row_h * index + row_h / 2
+        if index % 2:
+            out.append(f"<rect x=\"0\" y=\"{y - row_h / 2:.1f}\" width=\"{width}\" height=\"{row_h}\" "
+                       "fill=\"#f9fafb\"/>")
+        name = _clip(f"{display_name(row)} — {row.get('subject') or '(no subject)'}", 44)
+        out.append(f"<g class=\"email\" data-id=\"{_esc(row['short_id'])}\" data-opens=\"{row['opens']}\">")
+        out.append(f"<text class=\"name\" x=\"4\" y=\"{y + 4:.1f}\">{_esc(name)}</text>")
+        if email.created:
+            sent_x = x_of(email.created)
+            out.append(f"<line x1=\"{sent_x:.1f}\" x2=\"{x_of(end):.1f}\" y1=\"{y:.1f}\" y2=\"{y:.1f}\" "
+                       "stroke=\"#d1d5db\"/>")
+            out.append(f"<line x1=\"{sent_x:.1f}\" x2=\"{sent_x:.1f}\" y1=\"{y - 7:.1f}\" "
+                       f"y2=\"{y + 7:.1f}\" stroke=\"#111827\" stroke-width=\"2\">"
+                       f"<title>sent {_local(email.created)}</title></line>")
+        # Machines first, so a person's open is drawn on top of a fetch at the same time.
+        for hit in sorted(email.hits, key=lambda hit: (hit.person, hit.when)):
+            colour = LABEL_COLOURS.get(hit.label, MACHINE_COLOUR)
+            what = hit.label if hit.counted else f"{hit.label}, a repeat: not counted again"
+            radius, fill = (6, colour) if hit.person else (4, colour)
+            stroke = ""
+            if hit.person and not hit.counted:
+                fill, stroke = "#ffffff", f" stroke=\"{colour}\" stroke-width=\"2\""
+            out.append(f"<circle class=\"hit {_esc(hit.label)}\" cx=\"{x_of(hit.when):.1f}\" "
+                       f"cy=\"{y:.1f}\" r=\"{radius}\" fill=\"{fill}\"{stroke}>"
+                       f"<title>{_local(hit.when)} · {_esc(what)}</title></circle>")
+        out.append("</g>")
+    out.append("</svg>")
+    if len(emails) > len(shown):
+        out.append(f"<p class=\"note\">The {len(shown)} newest emails are drawn; all "
+                   f"{len(emails)} are in the table.</p>")
+    return "\n".join(out)
+
+
+def _legend() -> str:
+    items = [f"<span><i style=\"background:{colour}\"></i>{_esc(label)}: {_esc(LABEL_MEANINGS[label])}</span>"
+             for label, colour in LABEL_COLOURS.items()]
+    items.append(f"<span><i class=\"repeat\"></i>{_esc(REPEAT_NOTE)}</span>")
+    items.append("<span>│ the email was sent</span>")
+    return "<div class=\"legend\">" + "".join(items) + "</div>"
+
+
+def _labels(email: Email) -> str:
+    tally: Dict[str, int] = {}
+    for hit in email.hits:
+        tally[hit.label] = tally.get(hit.label, 0) + 1
+    text = " · ".join(f"{label} {tally[label]}" for label in sorted(tally, key=_label_order))
+    if email.truncated:
+        text += f" (latest {len(email.hits)} hits)"
+    return text or "–"
+
+
+def _label_order(label: str) -> Tuple[int, str]:
+    order = list(LABEL_COLOURS)
+    return (order.index(label) if label in order else len(order), label)
+
+
+def _table(emails: Sequence[Email]) -> str:
+    if not emails:
+        return "<p class=\"note\">Nothing tracked yet.</p>"
+    head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
+            "Machines", "Hits", "Labels")
+    out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+           + "</tr></thead><tbody>"]
+    for email in emails:
+        row = email.row
+        cells = [
+            (_esc(row["short_id"]), ""),
+            (_esc(display_name(row)), ""),
+            (_esc(row.get("subject") or "(no subject)"), ""),
+            (_esc(_local(email.created)) if email.created else "", ""),
+            (str(row["opens"]), "n"),
+            (_stamp(row["first_open"]), ""),
+            (_stamp(row["last_open"]), ""),
+            (_clicks(row), "n"),
+            (str(row["self_hits"]), "n"),
+            (str(row["machine_hits"]), "n"),
+            (str(row["hits"]), "n"),
+            (_esc(_labels(email)), ""),
+        ]
+        out.append(f"<tr id=\"t-{_esc(row['short_id'])}\">" + "".join(
+            f"<td class=\"{cls}\">{text}</td>" if cls else f"<td>{text}</td>" for text, cls in cells)
+            + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _clicks(row) -> str:
+    """The click count, with each clicked link's words on hover."""
+    clicks = int(row.get("clicks", 0))
+    clicked = [f"{link['text'] or link['target']}: {link['clicks']}" for link in row.get("links") or []
+               if link["clicks"]]
+    return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
+
+
+def _stamp(stamp: str) -> str:
+    return _esc(_local(parse_timestamp(stamp))) if stamp else "–"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

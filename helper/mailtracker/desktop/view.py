@@ -1,0 +1,136 @@
+"""The read model's store: each tag's register row and its latest hits, in one SQLite
+file beside the fold state (``state/view.sqlite3``).
+
+The fold is its one writer: after each pass it rewrites only the rows and
+timelines of the tags that pass touched, so a new hit costs the same however
+long the history is. Everyone else reads it through ``register.Register``. The
+database runs in WAL mode: a reader sees the last committed pass and never waits
+for a fold in progress. Everything here is derived from the logs; ``mailtracker
+rebuild`` makes it anew.
+"""
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+# time, label, counted 0/1, reason code, client description
+Event = Tuple[str, str, int, str, str]
+TIMELINE_LENGTH = 50
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (
+    id TEXT PRIMARY KEY, short_id TEXT NOT NULL, message_id TEXT NOT NULL,
+    created TEXT NOT NULL, row TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tags_short_id ON tags (short_id);
+CREATE INDEX IF NOT EXISTS tags_message_id ON tags (message_id);
+CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL);
+"""
+
+
+def view_path(state_dir: Path) -> Path:
+    return state_dir / "view.sqlite3"
+
+
+class ViewWriter:
+    """The fold's handle on the store: ``with ViewWriter(path) as view``; each save is one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: Optional[sqlite3.Connection] = None
+
+    def __enter__(self) -> "ViewWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            # Another layout (or none yet): everything here is derived, so start afresh.
+            self._db.executescript("DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tags; "
+                                   "DROP TABLE IF EXISTS timelines;")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._db.close()
+        self._db = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether a pass ever wrote every row (a new or reset store holds none)."""
+        return self._db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchone() is not None
+
+    def events(self, tag: str) -> List[Event]:
+        row = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
+        return [tuple(event) for event in json.loads(row[0])] if row else []
+
+    def save_rows(self, rows: Iterable[Mapping], replace_all: bool) -> None:
+        with self._db:
+            if replace_all:
+                self._db.execute("DELETE FROM tags")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
+                ((row["id"], row["short_id"], row.get("message_id", ""), row["created"],
+                  json.dumps(row, separators=(",", ":"))) for row in rows))
+            if replace_all:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
+            # Readers compare this to know that something changed.
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
+                             "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def save_timelines(self, changed: Dict[str, List[Event]], replace_all: bool) -> None:
+        with self._db:
+            if replace_all:
+                self._db.execute("DELETE FROM timelines")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
+                ((tag, json.dumps(events[-TIMELINE_LENGTH:], separators=(",", ":")))
+                 for tag, events in changed.items()))
+
+
+class ViewReader:
+    """A read-only connection: it never writes, and never waits for the fold."""
+
+    def __init__(self, path: Path):
+        self._db: Optional[sqlite3.Connection] = None
+        if path.exists():
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _query(self, sql: str, args=()) -> list:
+        if self._db is None:
+            return []
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            return []  # no tables yet: the first fold has not finished
+
+    def rows(self) -> List[dict]:
+        return [json.loads(row) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]
+
+    def row(self, tag_id: str) -> Optional[dict]:
+        found = self._query("SELECT row FROM tags WHERE id = ?", (tag_id,))
+        return json.loads(found[0][0]) if found else None
+
+    def ids_with_prefix(self, prefix: str) -> List[str]:
+        return [tag_id for (tag_id,) in self._query(
+            "SELECT id FROM tags WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "\x7f"))]
+
+    def ids_where(self, column: str, value: str) -> List[str]:
+        assert column in ("short_id", "message_id")
+        return [tag_id for (tag_id,) in self._query(
+            f"SELECT id FROM tags WHERE {column} = ? ORDER BY created", (value,))]
+
+    def timeline(self, tag_id: str) -> List[Event]:
+        found = self._query("SELECT events FROM timelines WHERE tag = ?", (tag_id,))
+        return [tuple(event) for event in json.loads(found[0][0])] if found else []
+
+    def generation(self) -> int:
+        found = self._query("SELECT value FROM meta WHERE key = 'generation'")
+        return int(found[0][0]) if found else 0

@@ -1,0 +1,344 @@
+"""The pixel server: every ``<prefix>/<token>.gif`` gets a 43-byte transparent
+GIF; a hit whose token verifies is first appended to the hits log.
+
+Optionally it also serves its hits files to the desktop (``/hits/``, behind a
+bearer token, see ``pull``) and deletes its own hits files once they are older
+than a retention period.
+
+``create_app`` builds the ASGI application from settings and the secret;
+``mailtracker.server.run`` runs it under granian, a production HTTP server (the
+HTTP parsing, limits and keep-alive are granian's, not ours).
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import List, Optional
+
+from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
+from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
+from mailtracker.core.csvcodec import neutralise
+from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
+from mailtracker.core.errors import ServerError
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import TokenVerifier
+from mailtracker.server.hitfiles import answer_hits_request
+from mailtracker.server.hitlog import HitLog
+from mailtracker.server.retention import prune_old_hits
+
+log = logging.getLogger(__name__)
+
+
+
+PRUNE_EVERY_S = 3600.0
+
+
+MAX_TEXT = 512
+
+
+_SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+_GIF_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"content-length", str(len(GIF)).encode()),
+    (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"Thu, 01 Jan 1970 00:00:00 GMT"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+_CLICK_PATH = f"/{CLICK_SEGMENT}/"
+_REDIRECT_HEADERS = [
+    (b"content-length", b"0"),
+    (b"cache-control", b"no-store, max-age=0"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_NOT_FOUND_PAGE = (b"<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not found</title></head>"
+                   b"<body><h1>Link not found</h1><p>This link is not valid. If you copied it from an "
+                   b"email, check that all of it was copied.</p></body></html>\n")
+
+
+@dataclass
+class ServerSettings:
+    """How one pixel server instance runs; passed to its worker processes as JSON."""
+
+    hits_dir: str
+    secret_file: str
+    server_id: str = "pixel"
+    host: str = "127.0.0.1"
+    port: int = 56789
+    path_prefix: str = "/p"
+    workers: int = 1
+    trusted_proxies: List[str] = field(default_factory=list)
+    client_address: str = "truncated"
+    serve_hits: bool = False
+    retention_days: int = 0
+
+    def validated(self) -> "ServerSettings":
+        if not _SERVER_ID_RE.match(self.server_id):
+            raise ServerError(
+                f"server id {self.server_id!r} may hold only letters, digits, '_' and '.', "
+                "up to 63 characters (it becomes part of a file name)"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ServerError(f"trusted proxy {proxy!r} is not an IP address or network") from None
+        if self.workers < 1:
+            raise ServerError("--workers must be 1 or more")
+        if self.retention_days < 0:
+            raise ServerError("--retention-days must be 1 or more (or 0: keep every hits file)")
+        return self
+
+
+def _client_address_formatter(mode: str, secret: bytes):
+    if mode == "full":
+        return str
+    if mode == "hash":
+        salt = hmac.new(secret, b"mailtracker-client-address-v1", hashlib.sha256).digest()
+        return lambda ip: "h" + hmac.new(salt, ip.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def truncate(ip: str) -> str:
+        address = ipaddress.ip_address(ip)
+        bits = 24 if address.version == 4 else 48
+        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
+
+    return truncate
+
+
+def _stored_address_function(formatter):
+    def stored(address: str) -> str:
+        try:
+            return formatter(str(ipaddress.ip_address(address)))
+        except ValueError:
+            return ""
+    return stored
+
+
+def _clean_text(raw: Optional[bytes]) -> str:
+    if not raw:
+        return ""
+    text = raw[: MAX_TEXT * 4].decode("utf-8", "replace")
+    return neutralise(_CONTROL.sub(" ", text)[:MAX_TEXT])
+
+
+class PixelApp:
+    """The ASGI application. Every request is answered; only verified hits are logged."""
+
+    def __init__(self, settings: ServerSettings, secret: bytes, hit_log: HitLog):
+        self.settings = settings
+        self.secret = secret
+        self.hit_log = hit_log
+        self.boot = base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
+        self.seq = 0
+        self.invalid = 0
+        # A peer sends many hits: its stored form is worked out once.
+        self._stored_address = lru_cache(maxsize=8192)(
+            _stored_address_function(_client_address_formatter(settings.client_address, secret)))
+        self._verify = TokenVerifier(secret)
+        self._verify_click = ClickVerifier(secret)
+        self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        self._pull_token = pull_token(secret) if settings.serve_hits else ""
+        self.refused_pulls = 0
+        self._pruner: Optional[asyncio.Task] = None
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.settings.retention_days:
+                    # The first pass runs before any request is served.
+                    self._prune()
+                    self._pruner = asyncio.get_running_loop().create_task(self._prune_periodically())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._pruner is not None:
+                    self._pruner.cancel()
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def close(self) -> None:
+        log.info("pixel server %s stopping: %d hits logged, %d requests with invalid tokens, "
+                 "%d hits requests refused", self.hit_log.writer_id, self.hit_log.written,
+                 self.invalid, self.refused_pulls)
+        self.hit_log.close()
+
+    def _prune(self) -> None:
+        try:
+            pruned = prune_old_hits(Path(self.settings.hits_dir), self.settings.server_id,
+                                    self.settings.retention_days,
+                                    datetime.now(timezone.utc).date())
+        except OSError as exc:
+            log.error("cannot prune old hits files in %s: %s", self.settings.hits_dir, exc.strerror or exc)
+            return
+        if pruned:
+            log.info("deleted %d hits files older than %d days: %s", len(pruned),
+                     self.settings.retention_days, ", ".join(pruned))
+
+    async def _prune_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            self._prune()
+
+    async def _http(self, scope, send):
+        path = scope["path"]
+        method = scope["method"]
+        if path.endswith(".gif"):
+            if method not in ("GET", "HEAD"):
+                await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
+                return
+            token = path[path.rfind("/") + 1:-4]
+            if self._verify(token):
+                self._log_hit(scope, token, method)
+            else:
+                self.invalid += 1
+            await send({"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS})
+            await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        elif _CLICK_PATH in path:
+            await self._click(scope, send, path, method)
+        elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
+            await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
+        elif path == "/healthz":
+            healthy = self.hit_log.flush_pending()
+            body = {"status": "ok" if healthy else "cannot write hits",
+                    "pending_hits": len(self.hit_log.pending)}
+            await _respond(send, 200 if healthy else 503, b"application/json",
+                           json.dumps(body).encode() + b"\n")
+        else:
+            await _respond(send, 404, b"text/plain", b"not found\n")
+
+    async def _click(self, scope, send, path: str, method: str) -> None:
+        """A click on a tracked link: log it, then redirect to exactly the signed target.
+
+        A URL that does not verify gets a plain 404 page, never a redirect: the
+        server cannot be used to send anyone anywhere else."""
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
+            return
+        click = self._verify_click(path, scope.get("query_string", b""))
+        if click is None:
+            self.invalid += 1
+            await _respond(send, 404, b"text/html; charset=utf-8", _NOT_FOUND_PAGE)
+            return
+        tag, link, target = click
+        # Written before the answer, as every hit: a redirect the reader saw is never lost.
+        self._log_hit(scope, tag, click_method(link, method))
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", location_header(target)), *_REDIRECT_HEADERS]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_hits(self, scope, send, path: str) -> None:
+        """A hits list or file for the desktop's puller; files are streamed in chunks."""
+        method = scope["method"]
+        answer = answer_hits_request(Path(self.settings.hits_dir), self._pull_token, method, path,
+                                     dict(scope["headers"]))
+        if answer.status == 401:
+            self.refused_pulls += 1
+            if self.refused_pulls == 1:
+                log.warning("refused a hits request without the right bearer token (more are only "
+                            "counted): a desktop with another secret, or someone probing")
+        await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+        if answer.fd is None:
+            await send({"type": "http.response.body", "body": answer.body if method == "GET" else b""})
+            return
+        try:
+            position, remaining = answer.start, answer.length if method == "GET" else 0
+            while remaining:
+                chunk = _read_at(answer.fd, min(CHUNK_BYTES, remaining), position)
+                if not chunk:
+                    break  # the file shrank: the client sees a short body and asks again
+                position += len(chunk)
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining or method != "GET" or not answer.length:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(answer.fd)
+
+    def _log_hit(self, scope, token: str, method: str) -> None:
+        headers = dict(scope["headers"])
+        self.seq += 1
+        when = utc_timestamp()
+        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method,
+                               self._client(scope, headers.get(b"x-forwarded-for")),
+                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")))
+        self.hit_log.append(line, when[:10])
+
+    def _client(self, scope, forwarded: Optional[bytes]) -> str:
+        peer = (scope.get("client") or ("", 0))[0]
+        address = peer
+        if forwarded and self._trusted and self._is_trusted(peer):
+            # The right-most address that is not one of our proxies is the client.
+            for candidate in reversed(forwarded.decode("latin-1").split(",")):
+                candidate = candidate.strip()
+                if not self._is_trusted(candidate):
+                    address = candidate
+                    break
+        return self._stored_address(address)
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+
+def _read_at(fd: int, size: int, position: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, position)
+    os.lseek(fd, position, os.SEEK_SET)  # pragma: no cover - Windows only
+    return os.read(fd, size)
+
+
+async def _respond(send, status: int, content_type: bytes, body: bytes, extra=()):
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store"), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def open_hit_log(settings: ServerSettings) -> HitLog:
+    """Claim a writer id: the server id, or one slot of it per worker process."""
+    hits_dir = Path(settings.hits_dir)
+    if settings.workers == 1:
+        return HitLog(hits_dir, settings.server_id)
+    for slot in range(1, settings.workers + 1):
+        try:
+            return HitLog(hits_dir, f"{settings.server_id}.w{slot}")
+        except ServerError:
+            continue
+    raise ServerError(f"all {settings.workers} writer slots of {settings.server_id!r} are taken")
+
+
+def create_app(settings: ServerSettings, secret: bytes) -> PixelApp:
+    settings.validated()
+    return PixelApp(settings, secret, open_hit_log(settings))
+

@@ -1,0 +1,78 @@
+"""Running the pixel app: checks before start, the port, and granian's workers.
+"""
+
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from mailtracker.core.contract import HITS_ROUTE
+from mailtracker.core.errors import ServerError
+from mailtracker.core.secret import read_secret
+from mailtracker.server.app import PixelApp, ServerSettings, create_app, open_hit_log
+
+log = logging.getLogger(__name__)
+
+ENV_SETTINGS = "MAILTRACKER_SERVE_SETTINGS"
+
+
+def app_from_environment() -> PixelApp:
+    """The factory granian calls in each worker process."""
+    settings = ServerSettings(**json.loads(os.environ[ENV_SETTINGS]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings, read_secret(Path(settings.secret_file)))
+
+
+def check_can_serve(settings: ServerSettings) -> None:
+    """Fail before starting workers, with a plain reason, if they could not run."""
+    settings.validated()
+    read_secret(Path(settings.secret_file))
+    hits_dir = Path(settings.hits_dir)
+    try:
+        hits_dir.mkdir(parents=True, exist_ok=True)
+        probe = hits_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ServerError(f"cannot write hits to {hits_dir}: {exc.strerror or exc}") from None
+    open_hit_log(settings).close()
+
+
+def pick_port(settings: ServerSettings) -> ServerSettings:
+    """Port 0 means any free port; choose it here so it can be announced."""
+    if settings.port:
+        return settings
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.bind((settings.host, 0))
+        return replace(settings, port=probe.getsockname()[1])
+
+
+def run_server(settings: ServerSettings) -> None:
+    """Run the pixel server in the foreground until interrupted."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    check_can_serve(settings)
+    if settings.serve_hits:
+        log.info("serving the hits files at %s to holders of the pull token", HITS_ROUTE)
+    if settings.retention_days:
+        log.info("deleting this server's hits files older than %d days", settings.retention_days)
+    os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
+    server = Granian(
+        "mailtracker.server.run:app_from_environment",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        http=HTTPModes.http1,
+        # Slow senders are cut off after 10 s; oversized headers get granian's 431.
+        http1_settings=HTTP1Settings(header_read_timeout=10_000),
+        log_access=False,
+        respawn_failed_workers=True,
+    )
+    server.serve()
+
