@@ -1,11 +1,13 @@
-// Removes our tracking <img> from the text/html parts of a raw RFC 5322 message.
+// Takes our tracking out of a raw RFC 5322 message: the pixel <img> leaves the
+// text/html parts, and our click URLs turn back into the links they stand for
+// (in text/html hrefs and in the text/plain alternative, which shows them).
 //
 // Pure, and byte-exact outside what it must change: the message is handled as a
 // "binary string" (one char per byte), every header and every other part is
-// copied as it was, and only a text/html part that held a pixel is decoded,
-// edited and re-encoded with its own Content-Transfer-Encoding. The <img> tags
-// are found by a small HTML tag scanner (quoted attributes may hold newlines:
-// Thunderbird re-wraps long lines inside the tag), not by a one-line regex.
+// copied as it was, and only a text part that held our tracking is decoded,
+// edited and re-encoded with its own Content-Transfer-Encoding. Tags are found
+// by a small HTML tag scanner (quoted attributes may hold newlines: Thunderbird
+// re-wraps long lines inside a tag), not by a one-line regex.
 // Signed or encrypted mail is never touched: any change would break it.
 
 const PROTECTED_TYPES = new Set([
@@ -146,19 +148,19 @@ function base64LineLength(body) {
 
 // --- the HTML scan -------------------------------------------------------------
 
-/** Attributes of the tag whose text (after "<name") is attrText; {name: value}, names lower-cased. */
+/** Attributes of a tag's text after "<name": [{name, value, start, end}], names lower-cased. */
 function tagAttributes(attrText) {
-  const attrs = {};
+  const attrs = [];
   const attr = /([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
   let m;
   while ((m = attr.exec(attrText))) {
-    const name = m[1].toLowerCase();
-    if (!(name in attrs)) {
-      attrs[name] = m[2] ?? m[3] ?? m[4] ?? "";
-    }
+    attrs.push({ name: m[1].toLowerCase(), value: m[2] ?? m[3] ?? m[4] ?? "", start: m.index, end: attr.lastIndex });
   }
   return attrs;
 }
+
+// The first of each name counts, as in an HTML parser.
+const attribute = (attrs, name) => attrs.find((a) => a.name === name);
 
 /** The end (exclusive) of the tag starting at html[start] === "<": after its ">", honouring quotes. */
 function tagEnd(html, start) {
@@ -185,13 +187,23 @@ function decodeEntities(value) {
     .replace(/&amp;/gi, "&");
 }
 
+/** A link target written into a byte string: ASCII only (percent-encoded otherwise), attribute-escaped. */
+function asAttributeValue(target) {
+  return target
+    .replace(/[^\x00-\x7f]/gu, (c) => encodeURIComponent(c))
+    .replaceAll("&", "&amp;")
+    .replaceAll('"', "&quot;");
+}
+
 /**
- * Ranges [start, end) of every <img> in html whose src isPixel() accepts.
- * Comments, <script>/<style> contents and other tags are skipped as an HTML
- * tokenizer would; html is a binary string of an ASCII-compatible charset.
+ * The edits that take our tracking out of html: [{start, end, text}], in order.
+ * Every <img> whose src isPixel() accepts goes; every <a> whose href
+ * clickTarget() maps to a link gets that link back. Comments, <script>/<style>
+ * contents and other tags are skipped as an HTML tokenizer would; html is a
+ * binary string of an ASCII-compatible charset.
  */
-export function findPixelTags(html, isPixel) {
-  const ranges = [];
+export function findTrackingEdits(html, { isPixel, clickTarget = () => null }) {
+  const edits = [];
   let i = 0;
   while (i < html.length) {
     const lt = html.indexOf("<", i);
@@ -212,10 +224,21 @@ export function findPixelTags(html, isPixel) {
     if (end < 0) {
       break;
     }
+    const attrStart = lt + 1 + name.length;
     if (name === "img") {
-      const attrs = tagAttributes(html.slice(lt + 4, end - 1));
-      if (attrs.src != null && isPixel(decodeEntities(attrs.src))) {
-        ranges.push([lt, end]);
+      const src = attribute(tagAttributes(html.slice(attrStart, end - 1)), "src");
+      if (src && isPixel(decodeEntities(src.value))) {
+        edits.push({ start: lt, end, text: "" });
+      }
+    } else if (name === "a") {
+      const href = attribute(tagAttributes(html.slice(attrStart, end - 1)), "href");
+      const target = href ? clickTarget(decodeEntities(href.value.trim())) : null;
+      if (target) {
+        edits.push({
+          start: attrStart + href.start,
+          end: attrStart + href.end,
+          text: `href="${asAttributeValue(target)}"`,
+        });
       }
     } else if (name === "script" || name === "style") {
       const close = html.toLowerCase().indexOf(`</${name}`, end);
@@ -224,14 +247,39 @@ export function findPixelTags(html, isPixel) {
     }
     i = end;
   }
-  return ranges;
+  return edits;
 }
 
-function removeRanges(text, ranges) {
+/** Ranges [start, end) of every <img> in html whose src isPixel() accepts. */
+export function findPixelTags(html, isPixel) {
+  return findTrackingEdits(html, { isPixel }).map((edit) => [edit.start, edit.end]);
+}
+
+/** Edits that turn our click URLs written out in plain text back into their links. */
+export function findPlainTextEdits(text, { clickTarget = () => null }) {
+  const edits = [];
+  const url = /https?:\/\/[^\s<>"]+/g;
+  let m;
+  while ((m = url.exec(text))) {
+    // Punctuation after a URL in running text is not part of it.
+    const found = m[0].replace(/[.,;:!?)\]]+$/, "");
+    const target = clickTarget(found);
+    if (target) {
+      edits.push({
+        start: m.index,
+        end: m.index + found.length,
+        text: target.replace(/[^\x00-\x7f]/gu, encodeURIComponent),
+      });
+    }
+  }
+  return edits;
+}
+
+function applyEdits(text, edits) {
   let out = "";
   let from = 0;
-  for (const [start, end] of ranges) {
-    out += text.slice(from, start);
+  for (const { start, end, text: replacement } of edits) {
+    out += text.slice(from, start) + replacement;
     from = end;
   }
   return out + text.slice(from);
@@ -278,7 +326,8 @@ function multipartParts(body, boundary) {
   return parts;
 }
 
-function cleanHtmlBody(body, encoding, eol, isPixel) {
+/** body (in its transfer encoding) with edits(decoded) applied and re-encoded the same way. */
+function editTextBody(body, encoding, eol, findEdits) {
   let decoded;
   if (encoding === "quoted-printable") {
     decoded = decodeQuotedPrintable(body);
@@ -287,11 +336,11 @@ function cleanHtmlBody(body, encoding, eol, isPixel) {
   } else {
     decoded = body;
   }
-  const ranges = findPixelTags(decoded, isPixel);
-  if (!ranges.length) {
-    return { body, removed: 0 };
+  const edits = findEdits(decoded);
+  if (!edits.length) {
+    return { body, edits };
   }
-  const cleaned = removeRanges(decoded, ranges);
+  const cleaned = applyEdits(decoded, edits);
   let encoded;
   if (encoding === "quoted-printable") {
     encoded = encodeQuotedPrintable(cleaned, eol);
@@ -303,47 +352,58 @@ function cleanHtmlBody(body, encoding, eol, isPixel) {
   } else {
     encoded = cleaned;
   }
-  return { body: encoded, removed: ranges.length };
+  return { body: encoded, edits };
 }
 
-function cleanEntity(entity, isPixel, depth) {
+const UNCHANGED = { removed: 0, restored: 0 };
+
+function cleanEntity(entity, tracking, depth) {
   const { headerText, bodyStart, eol } = splitEntity(entity);
   const headers = parseHeaders(headerText);
   const { type, params } = parseContentType(headers.get("content-type"));
   if (PROTECTED_TYPES.has(type)) {
-    return { entity, removed: 0, protectedBy: type };
+    return { entity, ...UNCHANGED, protectedBy: type };
   }
   const body = entity.slice(bodyStart);
   if (type.startsWith("multipart/") && params.boundary && depth < 20) {
-    const parts = multipartParts(body, params.boundary);
     let out = "";
     let from = 0;
-    let removed = 0;
-    for (const part of parts) {
-      const result = cleanEntity(body.slice(part.start, part.end), isPixel, depth + 1);
+    const total = { ...UNCHANGED };
+    for (const part of multipartParts(body, params.boundary)) {
+      const result = cleanEntity(body.slice(part.start, part.end), tracking, depth + 1);
       if (result.protectedBy) {
-        return { entity, removed: 0, protectedBy: result.protectedBy };
+        return { entity, ...UNCHANGED, protectedBy: result.protectedBy };
       }
       out += body.slice(from, part.start) + result.entity;
       from = part.end;
-      removed += result.removed;
+      total.removed += result.removed;
+      total.restored += result.restored;
     }
-    if (!removed) {
-      return { entity, removed: 0, protectedBy: null };
+    if (!total.removed && !total.restored) {
+      return { entity, ...UNCHANGED, protectedBy: null };
     }
-    return { entity: entity.slice(0, bodyStart) + out + body.slice(from), removed, protectedBy: null };
+    return { entity: entity.slice(0, bodyStart) + out + body.slice(from), ...total, protectedBy: null };
   }
-  if (type !== "text/html") {
-    return { entity, removed: 0, protectedBy: null };
+  if (type !== "text/html" && type !== "text/plain") {
+    return { entity, ...UNCHANGED, protectedBy: null };
+  }
+  if (/-----BEGIN PGP (SIGNED )?MESSAGE-----/.test(body)) {
+    return { entity, ...UNCHANGED, protectedBy: "inline PGP" };
   }
   const encoding = (headers.get("content-transfer-encoding") ?? "7bit").trim().toLowerCase();
-  if (/-----BEGIN PGP (SIGNED )?MESSAGE-----/.test(body)) {
-    return { entity, removed: 0, protectedBy: "inline PGP" };
+  const findEdits =
+    type === "text/html"
+      ? (decoded) => findTrackingEdits(decoded, tracking)
+      : (decoded) => findPlainTextEdits(decoded, tracking);
+  const result = editTextBody(body, encoding, eol, findEdits);
+  if (!result.edits.length) {
+    return { entity, ...UNCHANGED, protectedBy: null };
   }
-  const result = cleanHtmlBody(body, encoding, eol, isPixel);
+  const removed = result.edits.filter((edit) => edit.text === "").length;
   return {
-    entity: result.removed ? entity.slice(0, bodyStart) + result.body : entity,
-    removed: result.removed,
+    entity: entity.slice(0, bodyStart) + result.body,
+    removed,
+    restored: result.edits.length - removed,
     protectedBy: null,
   };
 }
@@ -364,15 +424,22 @@ export function stripLocalStatusHeaders(bytes) {
 }
 
 /**
- * Removes every <img> whose src isPixel(src) accepts from the message's
- * text/html parts. Returns {bytes, removed, protectedBy}: protectedBy names
- * the signature or encryption that kept the message as it was (bytes is then
- * the input), removed counts the tags taken out.
+ * Takes our tracking out of a raw message: tracking is {isPixel(src),
+ * clickTarget(href)} (or just isPixel). Returns {bytes, removed, restored,
+ * protectedBy}: removed counts the pixels taken out, restored the links given
+ * back; protectedBy names the signature or encryption that kept the message as
+ * it was (bytes is then the input).
  */
-export function removePixelsFromMessage(bytes, isPixel) {
-  const result = cleanEntity(bytesToBinary(bytes), isPixel, 0);
-  if (!result.removed) {
-    return { bytes, removed: 0, protectedBy: result.protectedBy };
+export function removeTracking(bytes, tracking) {
+  const options = typeof tracking === "function" ? { isPixel: tracking } : tracking;
+  const result = cleanEntity(bytesToBinary(bytes), options, 0);
+  if (!result.removed && !result.restored) {
+    return { bytes, removed: 0, restored: 0, protectedBy: result.protectedBy };
   }
-  return { bytes: binaryToBytes(result.entity), removed: result.removed, protectedBy: null };
+  return { bytes: binaryToBytes(result.entity), removed: result.removed, restored: result.restored, protectedBy: null };
+}
+
+/** removeTracking for the pixel alone. */
+export function removePixelsFromMessage(bytes, isPixel) {
+  return removeTracking(bytes, { isPixel });
 }

@@ -1,4 +1,4 @@
-// Keeps the Sent copy of a tracked mail free of our pixel.
+// Keeps the Sent copy of a tracked mail free of our pixel (and its links the originals).
 //
 // Thunderbird cannot give the Fcc copy its own body, and a stored message
 // cannot be edited. So onBeforeSend files the copy into a staging folder under
@@ -11,7 +11,8 @@
 //
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
-import { removePixelsFromMessage, stripLocalStatusHeaders } from "./mime.mjs";
+import { clickTarget } from "./links.mjs";
+import { removeTracking, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
 import { pushBounded } from "./settings.mjs";
 
@@ -270,8 +271,16 @@ export function createSentCopy(deps) {
     return STATES.staged;
   }
 
-  const carriesPixel = async (id, bases) =>
-    removePixelsFromMessage(await fileOf(messenger, id), (src) => isPixelUrl(src, bases)).removed > 0;
+  // Our pixel and our click URLs, under every pixel base we know.
+  const trackingOf = (bases) => ({
+    isPixel: (src) => isPixelUrl(src, bases),
+    clickTarget: (href) => clickTarget(href, bases),
+  });
+
+  const carriesPixel = async (id, bases) => {
+    const found = removeTracking(await fileOf(messenger, id), trackingOf(bases));
+    return found.removed + found.restored > 0;
+  };
 
   /**
    * The copies with this Message-ID already in Sent, sorted: {clean, pixel}.
@@ -302,7 +311,7 @@ export function createSentCopy(deps) {
 
   async function importClean(staged, target, bases) {
     const messageId = staged.headerMessageId;
-    const cleaned = removePixelsFromMessage(await fileOf(messenger, staged.id), (src) => isPixelUrl(src, bases));
+    const cleaned = removeTracking(await fileOf(messenger, staged.id), trackingOf(bases));
     if (cleaned.protectedBy) {
       await messenger.messages.move([staged.id], target);
       return { state: STATES.protected, reason: `${cleaned.protectedBy}: changing it would break it` };

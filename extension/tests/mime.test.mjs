@@ -10,10 +10,12 @@ import {
   findPixelTags,
   parseContentType,
   removePixelsFromMessage,
+  removeTracking,
   stripLocalStatusHeaders,
 } from "../modules/mime.mjs";
+import { clickTarget } from "../modules/links.mjs";
 import { isPixelUrl } from "../modules/pixel.mjs";
-import { BASE, TOKEN, pixelUrl } from "./fixtures.mjs";
+import { BASE, TOKEN, clickUrl, pixelUrl } from "./fixtures.mjs";
 
 const isPixel = (src) => isPixelUrl(src, [BASE]);
 const CRLF = "\r\n";
@@ -270,5 +272,61 @@ describe("stripLocalStatusHeaders", () => {
     assert.equal(text(stripLocalStatusHeaders(bytes(stored))), mail);
     const input = bytes(mail);
     assert.equal(stripLocalStatusHeaders(input), input);
+  });
+});
+
+describe("removeTracking: links", () => {
+  const tracking = { isPixel, clickTarget: (href) => clickTarget(href, [BASE]) };
+  const ORIGINAL = "https://shop.example.org/offer?a=1&b=2";
+
+  test("our click URLs turn back into their links, in the html href and in the plain text", () => {
+    const click = clickUrl(0, ORIGINAL);
+    // As Thunderbird sent it: the tag re-wrapped before href, the text/plain showing <url>.
+    const html = `<p>See <a\r\nhref="${click.replaceAll("&", "&amp;")}">the\r\n        offer</a>.</p><p><a href="mailto:me@example.org">me</a></p>${PIXEL_TAG}`;
+    const message = [
+      HEADERS,
+      'Content-Type: multipart/alternative; boundary="alt"',
+      "",
+      "--alt",
+      "Content-Type: text/plain; charset=UTF-8; format=flowed",
+      "Content-Transfer-Encoding: 8bit",
+      "",
+      `See the offer${CRLF}<${click}>.${CRLF}`,
+      "--alt",
+      "Content-Type: text/html; charset=UTF-8",
+      "Content-Transfer-Encoding: quoted-printable",
+      "",
+      encodeQuotedPrintable(html, CRLF),
+      "--alt--",
+      "",
+    ].join(CRLF);
+    const result = removeTracking(bytes(message), tracking);
+    assert.deepEqual([result.removed, result.restored], [1, 2]);
+    const out = text(result.bytes);
+    assert.ok(!decodeQuotedPrintable(out).includes(TOKEN), "no token left anywhere");
+    assert.ok(out.includes(`See the offer${CRLF}<${ORIGINAL}>.${CRLF}`));
+    const htmlOut = decodeQuotedPrintable(out.slice(out.indexOf("quoted-printable") + 20));
+    assert.ok(htmlOut.includes(`<a\r\nhref="https://shop.example.org/offer?a=1&amp;b=2">the\r\n        offer</a>`));
+    assert.ok(htmlOut.includes('<a href="mailto:me@example.org">me</a>'));
+  });
+
+  test("a link that is not one of our click URLs is left alone, even on the pixel server", () => {
+    const html = `<a href="${BASE}c/not-a-click-url">x</a><a href="https://example.org/?u=${encodeURIComponent(ORIGINAL)}">y</a>`;
+    const message = [HEADERS, "Content-Type: text/html", "", html, ""].join(CRLF);
+    const input = bytes(message);
+    assert.equal(removeTracking(input, tracking).bytes, input);
+  });
+
+  test("a target with characters outside ASCII is written percent-encoded", () => {
+    const target = "https://example.org/caf\u00e9?q=\u2014";
+    const message = [
+      HEADERS,
+      "Content-Type: text/html; charset=UTF-8",
+      "",
+      `<a href="${clickUrl(0, target)}">x</a>`,
+      "",
+    ].join(CRLF);
+    const out = text(removeTracking(bytes(message), tracking).bytes);
+    assert.ok(out.includes('<a href="https://example.org/caf%C3%A9?q=%E2%80%94">x</a>'));
   });
 });

@@ -18,7 +18,7 @@ from mailtracker.core.secret import read_secret
 from mailtracker.core.tokens import mint_token
 from tests.e2e.conftest import EXTENSION_DIR
 from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
-from tests.e2e.test_thunderbird import ImageSources, html_part, pixels_in, sent_row, token_of
+from tests.e2e.test_thunderbird import ImageSources, Links, html_part, pixels_in, sent_row, token_of
 from tests.e2e.thunderbird import Thunderbird, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,13 @@ IMAP_EMAIL = "imap-sender@example.org"
 STAGING = "mailtracker-staging"
 # A real attachment (all 256 byte values) and an inline image Thunderbird sends as a cid: part.
 ATTACHMENT_BYTES = bytes(range(256)) * 8
+# A tracked link: it leaves as a click URL on the pixel server; the Sent copy has the original.
+ORIGINAL_LINK = "https://shop.example.org/offer?id=42&ref=mail#terms"
 PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 BODY = (f'<p>Hello <b>there</b>, caf\u00e9 \u2014 see the logo:</p><img src="data:image/png;base64,{PNG_1PX}" '
         'alt="logo" width="1" height="1"><p>A long line that Thunderbird will wrap somewhere around here, '
-        'because it goes on and on well past seventy-six characters of quoted-printable.</p>')
+        'because it goes on and on well past seventy-six characters of quoted-printable.</p>'
+        f'<p>See <a href="{ORIGINAL_LINK.replace("&", "&amp;")}">the offer</a>.</p>')
 
 
 def _require(path: str, package: str):
@@ -152,6 +155,13 @@ def text_of(html: str) -> str:
     return " ".join("".join(parser.parts).split())
 
 
+def plain_part(message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+    raise AssertionError("no text/plain part")
+
+
 def attachment_of(message):
     for part in message.walk():
         if part.get_filename() == "data.bin":
@@ -179,6 +189,13 @@ def assert_clean_copy_of(copy, received, desktop, tag_id):
     copy_images = ImageSources()
     copy_images.feed(html_part(copy))
     assert copy_images.sources == [src for src in sent_images.sources if not src.startswith(desktop.server.base)]
+    # The link the recipient got as a click URL is the original again, in both alternatives.
+    received_links, copy_links = Links(), Links()
+    received_links.feed(html_part(received))
+    copy_links.feed(html_part(copy))
+    assert [href.startswith(desktop.server.base) for href in received_links.links] == [True]
+    assert copy_links.links == [ORIGINAL_LINK]
+    assert f"<{ORIGINAL_LINK}>" in plain_part(copy)
     inline = [p.get_payload(decode=True) for p in copy.walk() if p.get_content_type() == "image/png"]
     assert inline == [p.get_payload(decode=True) for p in received.walk() if p.get_content_type() == "image/png"]
     assert len(inline) == 1
