@@ -185,7 +185,22 @@ def check_host_chain(home: Home, system: bool = False) -> List[Check]:
         add("home and secret readable", True, str(home.config_dir))
     except MailtrackerError as exc:
         add("home and secret readable", False, str(exc))
+        return checks
+    problem = read_fold_problem(home)
+    add("folding works", problem is None,
+        "no fold has failed" if problem is None
+        else f"every fold since {problem.get('since', '?')} failed ({problem.get('failures', '?')} tries): "
+             f"{problem.get('error', '?')}")
     return checks
+
+
+def read_fold_problem(home: Home) -> Optional[dict]:
+    """What the daemon left while its folds fail, or None."""
+    try:
+        problem = json.loads(home.fold_problem_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    return problem if isinstance(problem, dict) else None
 
 
 def ping_launcher(launcher: Path, manifest: Path, timeout: float = 20.0) -> dict:
