@@ -106,22 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run the pixel server in the foreground. GET/HEAD "
                               "<prefix>/<token>.gif answers a 43-byte GIF; valid hits are appended "
                               "to hits-<server-id>-<UTC date>.csv.")
-    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, default=56789, help="port to listen on (default 56789)")
+    cmd.add_argument("--config", metavar="FILE", type=Path,
+                     help="read these settings from a server config file (setup-server writes "
+                     "/etc/mailtracker/server.toml); a flag given here overrides the file")
+    cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, help="port to listen on (default 56789)")
     cmd.add_argument("--hits-dir", metavar="DIR", help="where to write hits (default: the home's)")
     cmd.add_argument("--path-prefix", metavar="/p", help="shown in the start-up message; any "
                      "prefix is accepted so old links keep working")
-    cmd.add_argument("--server-id", default="pixel", help="names this instance's hits files (default pixel)")
-    cmd.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+    cmd.add_argument("--server-id", help="names this instance's hits files (default pixel)")
+    cmd.add_argument("--trusted-proxy", action="append", metavar="ADDR",
                      help="take X-Forwarded-For only from this address or network (repeatable)")
     cmd.add_argument("--secret-file", metavar="FILE", help="the shared secret (default: the home's)")
     cmd.add_argument("--client-address", choices=("full", "truncated", "hash"),
                      help="how client addresses are stored (default: the config's, else truncated)")
-    cmd.add_argument("--workers", type=int, default=1, help="worker processes, each with its own file")
-    cmd.add_argument("--serve-hits", action="store_true",
+    cmd.add_argument("--workers", type=int, help="worker processes, each with its own file (default 1)")
+    cmd.add_argument("--serve-hits", action="store_true", default=None,
                      help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
                      "(bearer token derived from the secret)")
-    cmd.add_argument("--retention-days", type=int, default=0, metavar="N",
+    cmd.add_argument("--retention-days", type=int, metavar="N",
                      help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
 
@@ -286,29 +289,46 @@ def cmd_tag(args, home: Home) -> int:
 
 
 def cmd_serve(args, home: Home) -> int:
-    from mailtracker.server.app import ServerSettings
     from mailtracker.server.run import pick_port, run_server
 
-    try:
-        config = load_config(home)
-    except NotInitialisedError:
-        if not (args.secret_file and args.hits_dir):
-            raise
-        config = None
-    settings = ServerSettings(
-        hits_dir=str(Path(args.hits_dir).resolve()) if args.hits_dir else str(home.hits_dir(config)),
-        secret_file=str(Path(args.secret_file).resolve()) if args.secret_file else str(home.secret_path),
-        server_id=args.server_id, host=args.host, port=args.port,
-        path_prefix=args.path_prefix or (config.path_prefix if config else "/p"),
-        workers=args.workers, trusted_proxies=args.trusted_proxy,
-        client_address=args.client_address or (config.client_address if config else "truncated"),
-        serve_hits=args.serve_hits, retention_days=args.retention_days,
-    )
-    settings = pick_port(settings)
+    settings = pick_port(serve_settings(args, home))
     print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
           f"writing hits to {settings.hits_dir}", flush=True)
     run_server(settings)
     return 0
+
+
+def serve_settings(args, home: Home):
+    """ServerSettings from, in this order: the flags, --config's file, the home's config, defaults."""
+    from mailtracker.server.app import ServerSettings
+    from mailtracker.server.config import read_server_config
+
+    given = {"host": args.host, "port": args.port, "hits_dir": args.hits_dir,
+             "secret_file": args.secret_file, "server_id": args.server_id,
+             "path_prefix": args.path_prefix, "workers": args.workers,
+             "trusted_proxies": args.trusted_proxy, "client_address": args.client_address,
+             "serve_hits": args.serve_hits, "retention_days": args.retention_days}
+    values = read_server_config(args.config) if args.config else {}
+    values.update({key: value for key, value in given.items() if value is not None})
+    if not (values.get("secret_file") and values.get("hits_dir")):
+        # Only what the flags and the file leave open comes from the home, so a VPS with
+        # a server config needs no desktop home at all.
+        config = load_config(home)
+        values.setdefault("hits_dir", str(home.hits_dir(config)))
+        values.setdefault("secret_file", str(home.secret_path))
+        values.setdefault("path_prefix", config.path_prefix)
+        values.setdefault("client_address", config.client_address)
+    else:
+        try:
+            config = load_config(home)
+        except NotInitialisedError:
+            config = None
+        if config is not None:
+            values.setdefault("path_prefix", config.path_prefix)
+            values.setdefault("client_address", config.client_address)
+    for key in ("hits_dir", "secret_file"):
+        values[key] = str(Path(values[key]).expanduser().resolve())
+    return ServerSettings(**values)
 
 
 def cmd_fold(args, home: Home) -> int:
