@@ -128,6 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
 
+    cmd = commands.add_parser("setup-server", help="set this VPS up: user, secret, config, systemd unit, Caddy",
+                              description="As root on a Debian/Ubuntu VPS: create the user mailtracker, "
+                              "/var/lib/mailtracker/hits, /etc/mailtracker/secret (root only) and "
+                              "/etc/mailtracker/server.toml, install the hardened systemd unit and the "
+                              "Caddy site for --domain, enable both, then check them as 'doctor --server' "
+                              "does. Safe to re-run: only what differs is changed.")
+    cmd.add_argument("--domain", help="the public name pixels are loaded from, e.g. t.example.org "
+                     "(needed the first time; its DNS record must point at this machine)")
+    cmd.add_argument("--secret-file", metavar="FILE", type=Path,
+                     help="use this secret (the desktop's) instead of generating one")
+    cmd.add_argument("--port", type=int, help="the loopback port behind Caddy (default 56789)")
+    cmd.add_argument("--server-id", metavar="ID", help="names this instance's hits files (default vps1)")
+    cmd.add_argument("--serve-hits", action="store_true",
+                     help="serve the hits files to the desktop's 'mailtracker pull'")
+    cmd.add_argument("--root", metavar="DIR", help="write every file under DIR instead of / and run "
+                     "no command (for tests and packaging)")
+    cmd.add_argument("--dry-run", action="store_true", help="print every file and command, change nothing")
+    cmd.add_argument("--uninstall", action="store_true",
+                     help="remove what setup-server made (never the hits)")
+    cmd.add_argument("--no-check", action="store_true", help="skip the checks at the end")
+    cmd.set_defaults(run=cmd_setup_server)
+
     cmd = commands.add_parser("fold", help="fold new hits into register.csv once",
                               description="Read what is new in tags.csv and hits-*.csv and "
                               "update register.csv; prints what it folded.")
@@ -329,6 +351,47 @@ def serve_settings(args, home: Home):
     for key in ("hits_dir", "secret_file"):
         values[key] = str(Path(values[key]).expanduser().resolve())
     return ServerSettings(**values)
+
+
+def cmd_setup_server(args, home: Home) -> int:
+    from mailtracker.core.secret import read_secret
+    from mailtracker.server import setup
+
+    machine = setup.Machine(Path(args.root).resolve() if args.root else Path("/"))
+    setup.check_preconditions(machine, args.dry_run)
+    if args.uninstall:
+        plan = setup.plan_uninstall(machine)
+    else:
+        plan = setup.plan_setup(setup.Options(
+            domain=args.domain, secret_file=args.secret_file, port=args.port, server_id=args.server_id,
+            serve_hits=args.serve_hits, root=machine.root), machine)
+    if not plan.steps:
+        print("Nothing to change: " + ("nothing of setup-server's is installed." if args.uninstall else
+              f"the pixel server for {plan.domain} is set up as asked."))
+    elif args.dry_run:
+        print("Dry run: nothing is changed. setup-server would:")
+        for line in setup.describe_dry_run(plan, machine):
+            print(line)
+    else:
+        setup.apply_plan(plan, machine, lambda line: print(line[0].upper() + line[1:], flush=True))
+    for note in plan.notes:
+        print(f"\n{note}")
+    if args.uninstall or args.dry_run or args.no_check:
+        return 0
+    if not machine.is_real:
+        print("\nNot checked: under --root no service runs.")
+        return 0
+    print(f"\nChecking https://{plan.domain} from this machine:", flush=True)
+    checks = setup.check_server_works(
+        f"http://127.0.0.1:{plan.values['port']}", f"https://{plan.domain}",
+        read_secret(machine.path(setup.SECRET)), Path(plan.values["hits_dir"]))
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        return CheckFailedError.code
+    print(f"\nThe server works. On the desktop: mailtracker init --server-url https://{plan.domain} "
+          "&& mailtracker doctor --server")
+    return 0
 
 
 def cmd_fold(args, home: Home) -> int:

@@ -43,22 +43,27 @@ SETUP_KEYS = {"domain": (str,)}
 
 def read_server_config(path: Path) -> Dict[str, object]:
     """The ``[server]`` settings in ``path`` as ServerSettings keyword arguments."""
+    return {KEYS[key][0]: value for key, value in read_server_values(path).items()}
+
+
+def read_server_values(path: Path) -> Dict[str, object]:
+    """The ``[server]`` table of ``path``, checked, with the file's own key names."""
     doc = _load(path)
     server = doc.get("server", {})
     if not isinstance(server, dict):
         raise ConfigError(f"{path}: [server] must be a table")
-    settings = {}
+    values = {}
     for key, value in server.items():
         if key not in KEYS:
             raise ConfigError(f"{path}: unknown setting {key!r} in [server]; known: {', '.join(KEYS)}")
-        field, types = KEYS[key]
+        types = KEYS[key][1]
         # bool is an int in Python: port = true must not pass as port 1.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ConfigError(f"{path}: [server] {key} must be {_TYPE_WORDS[types[0]]}, not {value!r}")
         if key == "trusted_proxy" and not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{path}: [server] trusted_proxy must be a list of addresses")
-        settings[field] = list(value) if key == "trusted_proxy" else value
-    return settings
+        values[key] = list(value) if key == "trusted_proxy" else value
+    return values
 
 
 def read_setup_domain(path: Path) -> Optional[str]:
