@@ -1,6 +1,10 @@
 """The home: where files live, init, the config file and the secret."""
 
+import os
+import pty
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -142,3 +146,35 @@ def test_a_server_url_ending_in_the_prefix_does_not_repeat_it(tmp_path, url):
     assert load_config(home).pixel_url("tok") == "https://t.example.org/track/p/tok.gif"
     init_home(home, server_url="https://t.example.org/track", path_prefix="/p")
     assert load_config(home).pixel_url("tok") == "https://t.example.org/track/p/tok.gif"
+
+
+def test_init_force_warns_that_tags_stop_counting_and_stays_scriptable(home):
+    """Without a terminal: a warning naming the tags that stop counting, and the secret is replaced."""
+    from mailtracker.desktop.tags import mint_tag
+
+    mint_tag(home, load_config(home), name="Ann")
+    secret = home.secret_path.read_bytes()
+    proc = run_cli("init", "--force", home=home, stdin=subprocess.DEVNULL)
+    assert "stop counting" in proc.stderr and "(1 rows in tags.csv)" in proc.stderr
+    assert "Wrote a new secret" in proc.stdout and home.secret_path.read_bytes() != secret
+
+
+@pytest.mark.parametrize("answer, replaced", [("n\n", False), ("\n", False), ("yes\n", True)])
+def test_init_force_on_a_terminal_asks_first(home, answer, replaced):
+    """On a terminal, --force asks; anything but yes keeps the secret and changes nothing."""
+    secret = home.secret_path.read_bytes()
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "init",
+                                 "--force", "--server-url", "https://t.example.org"], stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(leader, answer.encode())
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0 and "Replace the secret? [y/N]" in err
+    assert (home.secret_path.read_bytes() != secret) == replaced
+    assert (load_config(home).server_url == "https://t.example.org") == replaced
+    if not replaced:
+        assert "nothing was changed" in out

@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args, home: Home) -> int:
+    if args.force and not confirm_new_secret(home):
+        print(f"Kept the secret at {home.secret_path}; nothing was changed.")
+        return 0
     done = init_home(home, server_url=args.server_url, path_prefix=args.path_prefix,
                      hits_dir=args.hits_dir, force=args.force, pull_url=args.pull_url)
     config = done["config"]
@@ -295,6 +298,28 @@ def cmd_init(args, home: Home) -> int:
     if config.pull_urls:
         print(f"'watch' pulls them from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s")
     return 0
+
+
+def confirm_new_secret(home: Home) -> bool:
+    """--force replaces the secret: say what that costs; on a terminal, ask first.
+
+    A script (no terminal on stdin) gets the warning and goes on, so it stays scriptable.
+    """
+    if not home.secret_path.exists():
+        return True
+    try:
+        with open(home.tags_path, encoding="utf-8-sig") as tags:
+            minted = max(sum(1 for _ in tags) - 1, 0)
+    except FileNotFoundError:
+        minted = 0
+    print(f"mailtracker: --force replaces the secret: the tags minted so far ({minted} rows in "
+          f"{home.tags_path.name}) stop counting, since the server can no longer verify their pixels, "
+          "and the pixel server needs the new secret (copy it to /etc/mailtracker/secret, then "
+          "'systemctl restart mailtracker').", file=sys.stderr)
+    if not sys.stdin.isatty():
+        return True
+    print("Replace the secret? [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_tag(args, home: Home) -> int:
