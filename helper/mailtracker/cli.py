@@ -35,9 +35,48 @@ EXTRA_OF_LIBRARY = {
 }
 
 
+# Options whose value may begin with '-' (a Syncthing API key can): 'KEY' is taken as
+# the value even when argparse would read it as an option.
+DASH_VALUE_OPTIONS = ("--api-key",)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Flushed here, not at exit (also after argparse's --help exits), so a reader
+            # that went away is seen below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_closed()
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``mailtracker tag | head``): end quietly, like a
+    program killed by SIGPIPE, instead of a BrokenPipeError traceback."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush is silent.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13
+
+
+def join_dash_values(argv: List[str]) -> List[str]:
+    """``--api-key -abc`` as ``--api-key=-abc``, which argparse reads as the value."""
+    joined, args = [], iter(argv)
+    for arg in args:
+        if arg in DASH_VALUE_OPTIONS:
+            value = next(args, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -51,6 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        raise  # stdout's reader went away: not a file problem (main ends quietly)
     except OSError as exc:
         # A file the command needed: say which and why, in words, not a traceback.
         where = f" {exc.filename}" if exc.filename else ""
