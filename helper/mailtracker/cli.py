@@ -777,7 +777,14 @@ def _doctor_server(args, home: Home) -> int:
     config = load_config(home)
     print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
           flush=True)
-    checks = check_server(home, config, wait_s=args.wait)
+    try:
+        checks = check_server(home, config, wait_s=args.wait)
+    except Exception as exc:  # a diagnosis names what broke; it never ends in a traceback
+        log.debug("doctor --server failed unexpectedly", exc_info=True)
+        from mailtracker.desktop.install import Check
+
+        checks = [Check("the check itself", False, f"it failed unexpectedly ({type(exc).__name__}: {exc}); "
+                        "please report it, with the output of 'mailtracker -v doctor --server'")]
     for check in checks:
         print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
     broken = [check for check in checks if not check.ok]
