@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_HOME ?= .demo-home
 
-.PHONY: run test test-python test-extension xpi bench clean
+.PHONY: run test test-python test-extension xpi dist bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test-extension: extension/node_modules/.installed
 
 xpi:
 	$(PYTHON) packaging/build_xpi.py
+
+# The release: wheel, sdist and .xpi in dist/, one version across them (tests/test_dist.py
+# checks them). UPDATE_URL=https://you.example/mailtracker/updates.json also writes
+# dist/updates.json and makes the add-on update itself from your copy of it.
+UPDATE_URL ?=
+dist: $(VENV)/.installed
+	$(PY) packaging/build_dist.py --out dist $(if $(UPDATE_URL),--update-url $(UPDATE_URL))
+	$(PY) -m twine check --strict dist/*.whl dist/*.tar.gz
 
 # Figures, not tests: see bench/README.md (needs wrk and nginx-light for the server).
 bench: $(VENV)/.installed
