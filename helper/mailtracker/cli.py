@@ -237,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser("install-host", help="let Thunderbird's add-on reach this helper",
                               description="Write the native messaging host manifest and a launcher "
                               "where Thunderbird looks for them (Linux ~/.mozilla/native-messaging-hosts, "
-                              "macOS ~/Library/Mozilla/NativeMessagingHosts, Windows a registry key). "
-                              "Safe to re-run.")
+                              "macOS ~/Library/Mozilla/NativeMessagingHosts, Windows a registry key); for a "
+                              "Flatpak Thunderbird also inside its sandbox, and for a snap it says what "
+                              "the portal needs. Safe to re-run.")
     cmd.add_argument("--system", action="store_true", help="install for all users (needs admin rights)")
     cmd.set_defaults(run=cmd_install_host)
 
