@@ -136,3 +136,33 @@ def test_a_version_mismatch_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="disagree"):
         build_dist.check_versions({"a.whl": __version__, "a.xpi": __version__}, __version__)
     build_dist.check_versions({"a.whl": "1", "a.tar.gz": "1", "a.xpi": "1"}, "1")
+
+
+def test_the_installed_wheel_finds_its_unit_and_caddyfile(dist, tmp_path):
+    """Installed from the wheel (no checkout around it), setup-server finds the packaged unit and
+    Caddyfile in <prefix>/share/mailtracker and writes a unit naming that install's script."""
+    import site
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    (wheel,) = dist.glob("*.whl")
+    # The venv's own pip: 'pip install --prefix' from this interpreter would also uninstall
+    # the mailtracker the suite is running from.
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    str(wheel)], check=True, timeout=300, capture_output=True)
+    assert (venv / "share/mailtracker/systemd/mailtracker.service").is_file()
+    # The dependencies come from this interpreter's site-packages; mailtracker itself only from the wheel.
+    deps = os.pathsep.join([sysconfig.get_paths()["purelib"], *site.getsitepackages()])
+    env = {**os.environ, "PYTHONPATH": deps}
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mailtracker; print(mailtracker.__file__)"],
+                           env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert where.stdout.startswith(str(venv)), where.stdout
+    root = tmp_path / "root"
+    proc = subprocess.run([str(venv / "bin" / "mailtracker"), "setup-server", "--root", str(root),
+                           "--domain", "t.example.org"], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    unit = (root / "etc/systemd/system/mailtracker.service").read_text()
+    assert f"ExecStart={venv}/bin/mailtracker serve --config /etc/mailtracker/server.toml" in unit
+    assert "t.example.org {" in (root / "etc/caddy/mailtracker.caddy").read_text()

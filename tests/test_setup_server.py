@@ -16,7 +16,7 @@ from mailtracker.core.errors import SetupError
 from mailtracker.core.secret import read_secret
 from mailtracker.server import setup
 from mailtracker.server.config import read_server_config
-from tests.conftest import free_port, run_cli, wait_for
+from tests.conftest import free_port, run_cli
 from tests.tools import require_tool
 
 DEBIAN_CADDYFILE = """# The Caddyfile is an easy way to configure your Caddy web server.

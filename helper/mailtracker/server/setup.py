@@ -149,10 +149,11 @@ def _quiet(argv) -> bool:
 
 
 def packaged_file(relative: str) -> Path:
-    """A file of packaging/ (the unit, the Caddyfile): installed beside the package
-    (setup.cfg's data_files, in <prefix>/share/mailtracker), or in a checkout."""
-    candidates = [Path(sys.prefix) / "share" / "mailtracker" / relative,
-                  Path(__file__).resolve().parents[3] / "packaging" / relative]
+    """A file of packaging/ (the unit, the Caddyfile): in a checkout, or installed beside
+    the package (setup.cfg's data_files, in <prefix>/share/mailtracker)."""
+    # A checkout first: an editable install must not run a stale copy from an older install.
+    candidates = [Path(__file__).resolve().parents[3] / "packaging" / relative,
+                  Path(sys.prefix) / "share" / "mailtracker" / relative]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
