@@ -128,10 +128,10 @@ def test_caddyfile_validates_and_is_formatted(tmp_path):
 class Caddy:
     """The shipped Caddyfile run by a real Caddy on loopback: local CA, test ports, no admin API."""
 
-    def __init__(self, root: Path, upstream_port: int):
+    def __init__(self, root: Path, upstream_port: int, site_file: Path = CADDYFILE):
         self.root = root
         self.https_port, self.http_port = free_port(), free_port()
-        site = CADDYFILE.read_text().replace("t.example.org", "127.0.0.1").replace(
+        site = site_file.read_text().replace("t.example.org", "127.0.0.1").replace(
             "127.0.0.1:56789", f"127.0.0.1:{upstream_port}")
         config = root / "Caddyfile"
         config.write_text("{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n"

@@ -183,6 +183,41 @@ def test_the_written_unit_and_config_run_a_server_that_the_final_checks_pass(roo
         proc.communicate(timeout=20)
 
 
+def test_the_closing_checks_pass_over_https_through_the_written_caddy_site(root, home, tmp_path):
+    """A real Caddy (local CA) runs the site setup-server wrote, before a server run from the written
+    config: the checks pass over verified TLS, and an untrusted certificate is named at 'TLS and Caddy'."""
+    import ssl
+
+    from tests.test_packaging import Caddy
+
+    require_tool("caddy", "caddy")
+    port = free_port()
+    setup_server(root, "--domain", "t.example.org", "--secret-file", str(home.secret_path), "--port", str(port))
+    hits_dir = tmp_path / "hits"
+    server = subprocess.Popen([sys.executable, "-m", "mailtracker", "serve", "--config",
+                               str(root / "etc/mailtracker/server.toml"), "--secret-file", str(home.secret_path),
+                               "--hits-dir", str(hits_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True, env={**os.environ, "HOME": "/nonexistent"})
+    (tmp_path / "caddy").mkdir()
+    caddy = None
+    try:
+        caddy = Caddy(tmp_path / "caddy", port, site_file=root / "etc/caddy/mailtracker.caddy")
+        trusted = ssl.create_default_context(cafile=str(caddy.ca))
+        local = f"http://127.0.0.1:{port}"
+        checks = setup.check_server_works(local, caddy.url, read_secret(home.secret_path), hits_dir,
+                                          wait_s=20, context=trusted)
+        assert all(check.ok for check in checks) and len(checks) == 5, checks
+        untrusted = setup.check_server_works(local, caddy.url, read_secret(home.secret_path), hits_dir,
+                                             wait_s=0)
+        assert untrusted[-1].name == "TLS and Caddy" and not untrusted[-1].ok
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted[-1].detail and "journalctl -u caddy" in untrusted[-1].detail
+    finally:
+        if caddy is not None:
+            caddy.stop()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.communicate(timeout=20)
+
+
 def test_the_checks_name_a_service_that_does_not_answer():
     """Nothing listening: the first check is BROKEN and the rest are not tried."""
     base = f"http://127.0.0.1:{free_port()}"

@@ -442,7 +442,7 @@ def cmd_setup_server(args, home: Home) -> int:
     else:
         setup.apply_plan(plan, machine, lambda line: print(line[0].upper() + line[1:], flush=True))
     for note in plan.notes:
-        print(f"\n{note}")
+        print(f"\n{'After a real run: ' if args.dry_run else ''}{note}")
     if args.uninstall or args.dry_run or args.no_check:
         return 0
     if not machine.is_real:

@@ -328,9 +328,9 @@ def _plan_services(plan: Plan, machine: Machine) -> None:
     caddy_state = machine.unit_state("caddy.service")
     if caddy_changed:
         plan.add(Step("run", argv=("caddy", "validate", "--adapter", "caddyfile", "--config", CADDYFILE)))
-    if caddy_state is not None and not caddy_state[1]:
+    if caddy_state is not None and not all(caddy_state):
         plan.add(Step("run", argv=("systemctl", "enable", "--now", "caddy.service")))
-    elif caddy_changed:
+    if caddy_changed and (caddy_state is None or caddy_state[1]):
         plan.add(Step("run", argv=("systemctl", "reload-or-restart", "caddy.service"),
                       why="serve the new site"))
 
