@@ -38,6 +38,7 @@ def test_the_three_artefacts_carry_one_version(dist):
     assert names == [f"mailtracker-{__version__}-py3-none-any.whl", f"mailtracker-{__version__}.tar.gz",
                      f"mailtracker-{__version__}.xpi", "updates.json"]
     assert set(build_dist.artefact_versions(dist).values()) == {__version__}
+    assert json.loads((ROOT / "extension" / "package.json").read_text())["version"] == __version__
 
 
 def test_twine_check_passes(dist):

@@ -8,9 +8,7 @@ Planning is pure: ``plan_setup`` and ``plan_uninstall`` look at what is there (t
 no command runs: that is how the tests write a whole setup into a throwaway folder.
 """
 
-import grp
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -121,6 +119,8 @@ class Machine:
 
     def user_exists(self, name: str) -> bool:
         if self.is_real:
+            import pwd  # POSIX only; check_preconditions has refused other systems
+
             try:
                 pwd.getpwnam(name)
                 return True
@@ -405,6 +405,9 @@ def _chown(path: Path, owner: str, machine: Machine) -> None:
     # The user does not exist under a throwaway root (its useradd was not run).
     if owner == "root" or not machine.is_real:
         return
+    import grp
+    import pwd
+
     os.chown(path, pwd.getpwnam(owner).pw_uid, grp.getgrnam(owner).gr_gid)
 
 
@@ -422,11 +425,11 @@ def describe_dry_run(plan: Plan, machine: Machine) -> List[str]:
 
 def check_preconditions(machine: Machine, dry_run: bool) -> None:
     """The real machine needs root and systemd; a dry run or a throwaway root need neither."""
-    if not machine.is_real or dry_run:
-        return
-    if not sys.platform.startswith("linux"):
+    if machine.is_real and not sys.platform.startswith("linux"):
         raise SetupError("setup-server sets up a Linux server with systemd; on this system run "
                          "'mailtracker serve --config FILE' under your own service manager")
+    if not machine.is_real or dry_run:
+        return
     if os.geteuid() != 0:
         raise SetupError("setup-server changes /etc and creates a user: run it as root, "
                          "e.g. sudo mailtracker setup-server --domain t.example.org")
