@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.corpus import run_corpus, scores  # noqa: E402
+from tests.corpus import person_machine_scores, run_corpus, scores  # noqa: E402
 
 
 def main() -> int:
@@ -22,11 +22,16 @@ def main() -> int:
     parser.add_argument("--no-apple-ranges", action="store_true",
                         help="classify as a user who has not loaded Apple's ranges")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as root:
-        results = run_corpus(Path(root) / "home", with_apple_ranges=not args.no_apple_ranges)
-    print(f"{'label':<10}{'precision':>10}{'recall':>8}{'support':>9}")
-    for label, (precision, recall, support) in scores(results).items():
-        print(f"{label:<10}{precision:>10.3f}{recall:>8.3f}{support:>9}")
+    for mode in ("truncated", "full", "hash"):
+        with tempfile.TemporaryDirectory() as root:
+            results = run_corpus(Path(root) / "home", with_apple_ranges=not args.no_apple_ranges,
+                                 client_address=mode)
+        print(f"client_address = {mode}")
+        print(f"  {'label':<10}{'precision':>10}{'recall':>8}{'support':>9}")
+        for label, (precision, recall, support) in [*scores(results).items(),
+                                                    *person_machine_scores(results).items()]:
+            if support:
+                print(f"  {label:<10}{precision:>10.3f}{recall:>8.3f}{support:>9}")
     misses = [(row, label, reason) for row, label, reason in results if label != row["expected"]]
     print(f"\n{len(results) - len(misses)} of {len(results)} traces labelled as the corpus says.")
     for row, label, reason in misses:

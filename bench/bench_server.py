@@ -36,10 +36,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from mailtracker.core.clicks import click_url
 from mailtracker.core.contract import GIF
 from mailtracker.core.csvcodec import header_line
 from mailtracker.core.hitline import HIT_COLUMNS
 from mailtracker.core.paths import Home
+from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import Register
@@ -299,6 +301,7 @@ class Target:
     name: str
     kind: str  # "nginx" or "mailtracker"
     workers: str
+    click: bool = False  # load a click URL (the signed redirect) instead of the pixel
     url: str = ""
     proc: Optional[subprocess.Popen] = None
     hits_dir: Optional[Path] = None
@@ -458,7 +461,8 @@ def check_hits(hits_dir: Path, token: str, home: Home) -> LogCheck:
             check.lines += 1
             parts = line.split(b",", 5)
             match = _HIT_ID_RE.match(parts[0])
-            if len(parts) < 6 or not match or parts[2] != token.encode() or parts[3] != b"GET":
+            if len(parts) < 6 or not match or parts[2] != token.encode() \
+                    or parts[3] not in (b"GET", b"click:0:GET"):
                 check.malformed += 1
                 continue
             seqs.setdefault(match.group(1), []).append(int(match.group(2), 16))
@@ -467,6 +471,9 @@ def check_hits(hits_dir: Path, token: str, home: Home) -> LogCheck:
         check.gaps += abs(numbers[-1] - len(numbers)) + (len(numbers) - len(set(numbers)))
     config = replace(load_config(home), hits_dir=str(hits_dir))
     state_home = Home(data_dir=hits_dir.parent / "fold-home", config_dir=home.config_dir)
+    state_home.data_dir.mkdir(parents=True, exist_ok=True)
+    # The register has rows for minted tags only: the fold needs the tag beside the hits.
+    shutil.copyfile(home.tags_path, state_home.tags_path)
     fold(state_home, config=config)
     with Register.load(state_home) as register:
         row = register.get(token)
@@ -490,6 +497,8 @@ def build_targets(args) -> List[Target]:
     for workers in args.workers:
         label = "worker" if workers == 1 else "workers"
         targets.append(Target(f"mailtracker serve, {workers} {label}", "mailtracker", str(workers)))
+    if not args.no_clicks:
+        targets.append(Target("mailtracker click redirect, 1 worker", "mailtracker", "1", click=True))
     return targets
 
 
@@ -519,6 +528,8 @@ def main(argv=None) -> int:
                         help="also load granian running a bare ASGI app (same GIF, no token check, "
                              "no log): the HTTP server's own ceiling, to tell its cost from ours")
     parser.add_argument("--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header wrk sends")
+    parser.add_argument("--no-clicks", action="store_true",
+                        help="do not also load a click URL (verify the signature, log, 302 redirect)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     args = parser.parse_args(argv)
     args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
@@ -560,6 +571,10 @@ def run(args, work: Path, targets: List[Target]) -> int:
         else:
             start_mailtracker(target, work, home.data_dir)
             target.url = target.url.format(token=token)
+            if target.click:
+                base = target.url.rsplit("/", 1)[0] + "/"
+                target.url = click_url(base, read_secret(home.secret_path), token, 0,
+                                       "https://shop.example.org/offer?id=42#terms")
 
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
           f"{args.rounds} rounds, {os.cpu_count()} cores shared by wrk and the server; "

@@ -2,12 +2,14 @@
 real fold, and scored. Used by tests/test_classify.py and bench/bench_classify.py."""
 
 import csv
+import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 from mailtracker.core.csvcodec import format_row, header_line, neutralise
 from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
@@ -28,8 +30,19 @@ def load_corpus() -> List[Dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[str, str], str, str]]:
-    """Fold every trace in a fresh home; returns (row, label, reason) in corpus order."""
+def stored_client(address: str, mode: str) -> str:
+    """The client column as a server with this privacy setting writes it."""
+    if mode == "hash":
+        return hashlib.sha256(b"corpus" + address.encode()).hexdigest()[:16]
+    return address
+
+
+def run_corpus(root: Path, with_apple_ranges: bool = True,
+               client_address: str = "truncated") -> List[Tuple[Dict[str, str], str, str]]:
+    """Fold every trace in a fresh home, the hits written as a server with this privacy
+    setting writes them (the origin judged from the address before it is stored);
+    returns (row, label, reason) in corpus order."""
+    origins = Origins.shipped()
     home = Home.locate(str(root))
     init_home(home)
     config = load_config(home)
@@ -55,7 +68,8 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
                 offset = DISPLAY_AFTER_S + float(offset[len("@display+"):])
             handle.write(format_row([
                 f"corpus.{seq:x}", utc_timestamp(SENT_AT + float(offset)), tags[row["email"]],
-                row["method"], row["client"], neutralise(row["user_agent"]), "",
+                row["method"], stored_client(row["client"], client_address),
+                neutralise(row["user_agent"]), "", origins.lookup(row["client"]),
             ]).encode("utf-8"))
     fold(home)
     with Register.load(home) as register:
@@ -67,7 +81,7 @@ def run_corpus(root: Path, with_apple_ranges: bool = True) -> List[Tuple[Dict[st
     return results
 
 
-def scores(results) -> Dict[str, Tuple[float, float, int]]:
+def scores(results, labels=LABELS) -> Dict[str, Tuple[float, float, int]]:
     """Precision, recall and support for each label."""
     true_pos, predicted, actual = Counter(), Counter(), Counter()
     for row, label, _ in results:
@@ -79,5 +93,13 @@ def scores(results) -> Dict[str, Tuple[float, float, int]]:
         label: (true_pos[label] / predicted[label] if predicted[label] else 1.0,
                 true_pos[label] / actual[label] if actual[label] else 1.0,
                 actual[label])
-        for label in LABELS
+        for label in labels
     }
+
+
+def person_machine_scores(results) -> Dict[str, Tuple[float, float, int]]:
+    """Precision and recall of the one question users see: a person's open, or a machine's?"""
+    def kind(label):
+        return "person" if label in ("open", "proxy") else "machine" if label == "prefetch" else label
+    return scores([(dict(row, expected=kind(row["expected"])), kind(label), reason)
+                   for row, label, reason in results], labels=("person", "machine"))

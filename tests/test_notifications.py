@@ -160,3 +160,20 @@ def test_the_daemon_notifies_a_person_open_once(home, notification_service, tmp_
             code = proc.wait(timeout=15)
     assert code == 0, log_path.read_text()
     assert [item["summary"] for item in notification_service.history(since=before)] == ["Ann opened “Offer”"]
+
+
+def test_a_click_notifies_with_the_link_it_followed():
+    """'Ann clicked “the offer”': a click is told once, with the words of its link."""
+    from mailtracker.desktop.marks import Marks
+
+    row = {"id": "t" * 32, "name": "Ann", "recipients": "", "short_id": "ttttttt", "subject": "Offer",
+           "opens": 0, "last_open": "", "clicks": 0, "last_click": "", "links": []}
+    notifier = Notifier(Marks(), gap_s=0)
+    notifier.observe([row], 1.0)
+    clicked = {**row, "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z",
+               "links": [{"link": 0, "target": "https://shop.example.org/", "text": "the offer",
+                          "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z"}]}
+    assert notifier.observe([clicked], 2.0)
+    notice = notifier.take(2.0)
+    assert notice.title == "Ann clicked “the offer”" and "Offer" in notice.body
+    assert not notifier.observe([clicked], 3.0) and notifier.take(3.0) is None

@@ -45,11 +45,28 @@ function renderTimeline(timeline) {
   }
 }
 
+function renderLinks(links) {
+  const list = byId("links");
+  list.replaceChildren(
+    ...links.map((link) => {
+      const item = document.createElement("li");
+      item.textContent = t("messageLinkClicks", [link.text || link.target, String(link.clicks)]);
+      item.title = link.target;
+      return item;
+    }),
+  );
+  list.hidden = links.length === 0;
+}
+
 function renderStatus(summary) {
   byId("state").hidden = true;
   byId("opens").textContent = String(summary.opens);
   byId("firstOpen").textContent = summary.firstOpen ? formatDateTime(summary.firstOpen) : t("messageNoOpens");
   byId("lastOpen").textContent = formatDateTime(summary.lastOpen);
+  byId("clicks").textContent = summary.clicks
+    ? t("messageClicksLast", [String(summary.clicks), formatDateTime(summary.lastClick)])
+    : String(summary.clicks);
+  renderLinks(summary.links);
   renderStrip(summary.timeline);
   renderTimeline(summary.timeline);
   byId("earlier").hidden = summary.hiddenEarlier === 0;

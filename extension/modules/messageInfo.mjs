@@ -43,7 +43,7 @@ export function identityEmails(accounts) {
     .filter(Boolean);
 }
 
-export const TIMELINE_LABELS = ["open", "proxy", "prefetch", "self"];
+export const TIMELINE_LABELS = ["open", "proxy", "prefetch", "self", "click"];
 
 function toDate(value) {
   if (value == null || value === "") {
@@ -78,5 +78,15 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
     counts,
     timeline: events.slice(-limit),
     hiddenEarlier: Math.max(0, events.length - limit),
+    clicks: Number(data.clicks ?? 0),
+    lastClick: toDate(data.last_click),
+    // A person's click proves the mail was read, even with its images blocked.
+    opened: Boolean(data.opened ?? Number(data.opens ?? 0) > 0),
+    links: (data.links ?? []).map((link) => ({
+      text: String(link.text ?? ""),
+      target: String(link.target ?? ""),
+      clicks: Number(link.clicks ?? 0),
+      lastClick: toDate(link.last_click),
+    })),
   };
 }

@@ -180,6 +180,7 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
       call("self_fetch", { ...(tagId ? { tag_id: tagId } : { message_id: messageId }), ...(at ? { at } : {}) }),
     status: ({ messageId }) => call("status", { message_id: messageId }),
     list: ({ limit }) => call("list", { limit }),
+    links: ({ tagId, links }) => call("links", { tag_id: tagId, links }),
   };
 }
 

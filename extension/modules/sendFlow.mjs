@@ -5,6 +5,7 @@
 // tests drive the whole flow with fakes; background.js wires the real ones.
 
 import { HelperError, TRACKING_PAUSED } from "./nativeHost.mjs";
+import { restoreLinks, rewriteLinks, trackableLinks } from "./links.mjs";
 import { insertPixel, isPixelUrl, pixelBaseOf, stripPixels } from "./pixel.mjs";
 import { loadPixelBases, loadSettings, rememberPixelBase, rememberSentId } from "./settings.mjs";
 import {
@@ -80,7 +81,24 @@ export function createSendFlow(deps) {
       return undefined;
     }
     const { html, removed } = stripPixels(details.body, bases, DOMParser);
-    return removed ? { details: { body: html } } : undefined;
+    const { html: clean, restored } = restoreLinks(html, bases, DOMParser);
+    return removed || restored ? { details: { body: clean } } : undefined;
+  }
+
+  // The mail's own links become click URLs; a failure costs the click tracking
+  // of this mail, never the send or the pixel.
+  async function trackLinks(tag, body, bases) {
+    const links = trackableLinks(body, bases, DOMParser);
+    if (!links.length) {
+      return body;
+    }
+    try {
+      const { urls } = await helper.links({ tagId: tag.tagId, links });
+      return rewriteLinks(body, urls, bases, DOMParser);
+    } catch (error) {
+      log.warn("mailtracker: links of tag %s are not tracked: %s", tag.tagId, error.message);
+      return body;
+    }
   }
 
   async function beforeSend(tab, details) {
@@ -108,7 +126,11 @@ export function createSendFlow(deps) {
       try {
         const tag = await obtainTag(tab.id, state, details);
         const known = await rememberPixelBase(pixelBaseOf(tag.url), localArea);
-        const result = { details: { body: insertPixel(details.body, tag, known, DOMParser) } };
+        let body = restoreLinks(details.body, known, DOMParser).html;
+        if (settings.trackLinks[details.identityId] !== false) {
+          body = await trackLinks(tag, body, known);
+        }
+        const result = { details: { body: insertPixel(body, tag, known, DOMParser) } };
         if (plan.deliveryFormat) {
           result.details.deliveryFormat = plan.deliveryFormat;
         }

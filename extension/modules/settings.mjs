@@ -8,6 +8,8 @@ import { normalizePixelBase } from "./pixel.mjs";
 export const DEFAULT_SETTINGS = Object.freeze({
   // identityId -> boolean; identities not listed use tracking.DEFAULT_TRACKING.
   identityDefaults: {},
+  // identityId -> boolean; links are tracked (rewritten to click URLs) unless false.
+  trackLinks: {},
   blockOnHelperFailure: false,
 });
 
@@ -23,9 +25,10 @@ function localArea(area) {
 
 /** Returns the options merged over DEFAULT_SETTINGS. */
 export async function loadSettings(area) {
-  const stored = await localArea(area).get(["identityDefaults", "blockOnHelperFailure"]);
+  const stored = await localArea(area).get(["identityDefaults", "trackLinks", "blockOnHelperFailure"]);
   return {
     identityDefaults: { ...DEFAULT_SETTINGS.identityDefaults, ...(stored.identityDefaults ?? {}) },
+    trackLinks: { ...DEFAULT_SETTINGS.trackLinks, ...(stored.trackLinks ?? {}) },
     blockOnHelperFailure:
       typeof stored.blockOnHelperFailure === "boolean"
         ? stored.blockOnHelperFailure

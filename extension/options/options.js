@@ -1,4 +1,4 @@
-// The options page: default tracking per identity, the "block sending" option,
+// The options page: default tracking and link tracking per identity, the "block sending" option,
 // the pixel server's host permission, and the helper's health.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
@@ -17,8 +17,9 @@ function flashSaved() {
   }, 1500);
 }
 
-async function renderIdentities(settings) {
-  const list = byId("identities");
+// One checkbox per identity for a per-identity setting (settings[key][identity.id]).
+async function renderIdentities(settings, listId, key, fallback) {
+  const list = byId(listId);
   list.replaceChildren();
   const accounts = await browser.accounts.list(false);
   const identities = accounts.flatMap((account) => account.identities ?? []);
@@ -33,10 +34,10 @@ async function renderIdentities(settings) {
     const label = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox";
-    box.checked = settings.identityDefaults[identity.id] ?? DEFAULT_TRACKING;
+    box.checked = settings[key][identity.id] ?? fallback;
     box.addEventListener("change", async () => {
-      const { identityDefaults } = await loadSettings();
-      await saveSettings({ identityDefaults: { ...identityDefaults, [identity.id]: box.checked } });
+      const current = (await loadSettings())[key];
+      await saveSettings({ [key]: { ...current, [identity.id]: box.checked } });
       flashSaved();
     });
     const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;
@@ -113,7 +114,9 @@ async function main() {
     await saveSettings({ blockOnHelperFailure: block.checked });
     flashSaved();
   });
-  await renderIdentities(settings);
+  await renderIdentities(settings, "identities", "identityDefaults", DEFAULT_TRACKING);
+  // Links are tracked wherever the pixel is, unless turned off here.
+  await renderIdentities(settings, "linkIdentities", "trackLinks", true);
   // Both spawn the helper; run them side by side.
   await Promise.all([renderServer(), renderHelper()]);
 }

@@ -39,6 +39,11 @@ export function memoryArea(initial = {}) {
   };
 }
 
+/** A click URL as the helper signs one, for link number i of TOKEN's mail. */
+export function clickUrl(i, target = "https://shop.example.org/offer?a=1&b=2") {
+  return `${BASE}c/${TOKEN}/${i}/${"s".repeat(20)}?u=${encodeURIComponent(target)}`;
+}
+
 /**
  * A helper double recording every call. handlers[command](args) returns data
  * or throws; mint hands out pixels with fresh tokens by default.
@@ -61,6 +66,7 @@ export function fakeHelper(handlers = {}) {
     sent: (args) => ({ tag_id: args.tagId }),
     unsent: (args) => ({ tag_id: args.tagId }),
     selfFetch: () => ({}),
+    links: (args) => ({ urls: args.links.map((_, i) => clickUrl(i)) }),
     status: () => ({ tracked: false }),
     config: () => ({ pixel_base: BASE }),
     ping: () => ({ version: "0.1.0", protocol: 1 }),

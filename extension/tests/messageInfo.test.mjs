@@ -64,7 +64,7 @@ describe("summarizeStatus", () => {
         ["2025-01-03T09:00:00.000Z", "open"],
       ],
     );
-    assert.deepEqual(summary.counts, { open: 2, proxy: 1, prefetch: 0, self: 1 });
+    assert.deepEqual(summary.counts, { open: 2, proxy: 1, prefetch: 0, self: 1, click: 0 });
     assert.equal(summary.opens, 2);
     assert.equal(summary.firstOpen.toISOString(), "2025-01-02T10:00:00.000Z");
   });

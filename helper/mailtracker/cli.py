@@ -217,15 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("tag", help="short id (7 characters), full id, or Message-ID")
     cmd.set_defaults(run=cmd_show)
 
-    cmd = commands.add_parser("ranges", help="load Apple's Mail Privacy Protection address ranges",
-                              description="Apple publishes the addresses its privacy relays use as "
-                              "a CSV (egress-ip-ranges.csv). Download it yourself and load it here; "
-                              "without it, Apple's prefetches are recognised by user agent only.")
+    cmd = commands.add_parser("ranges", help="the networks of providers and scanners: status, update",
+                              description="Where a fetch comes from (Microsoft 365, Google, Apple's "
+                              "relays, mail gateways) decides its label. A dated snapshot of the "
+                              "ranges the providers publish ships with mailtracker; 'update' fetches "
+                              "fresh copies, 'status' says how old each is. 'load' adds a copy of "
+                              "Apple's egress-ip-ranges.csv by hand.")
     actions = cmd.add_subparsers(title="actions", metavar="ACTION", dest="ranges_action", required=True)
-    load = actions.add_parser("load", help="load a CSV of ranges (first column a CIDR)")
+    actions.add_parser("status", help="each source of network ranges, its date and age")
+    update = actions.add_parser("update", help="fetch the providers' current lists (only what changed)")
+    update.add_argument("--mirror", metavar="URL", default="",
+                        help="fetch every list by its file name from this base URL instead (an offline copy)")
+    update.add_argument("--output", metavar="FILE", type=Path,
+                        help="where to write the snapshot (default: the home's state folder; a pixel "
+                        "server reads it with 'serve --origins FILE')")
+    load = actions.add_parser("load", help="load a CSV of Apple's relay ranges (first column a CIDR)")
     load.add_argument("file", type=Path, help="Apple's egress-ip-ranges.csv")
-    actions.add_parser("status", help="say whether ranges are loaded")
-    actions.add_parser("forget", help="remove the loaded ranges")
+    actions.add_parser("forget", help="remove what 'load' and 'update' stored (the shipped snapshot stays)")
     cmd.set_defaults(run=cmd_ranges)
 
     cmd = commands.add_parser("host", help="the native messaging host (Thunderbird starts it)",
@@ -535,7 +543,7 @@ def cmd_list(args, home: Home) -> int:
 
 def format_table(rows, now: Optional[datetime] = None) -> str:
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "LAST OPEN", "NOT COUNTED")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED")
     lines = [header]
     for row in rows:
         ignored = []
@@ -544,7 +552,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         if row["self_hits"]:
             ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
-                      _clip(row["subject"], 32), str(row["opens"]), describe_time(row["last_open"], now),
+                      _clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
+                      describe_time(row["last_open"], now),
                       ", ".join(ignored)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
@@ -576,6 +585,15 @@ def cmd_show(args, home: Home) -> int:
     print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
+    links = row.get("links") or []
+    if links:
+        print(f"{row.get('clicks', 0)} clicks (first {row.get('first_click') or '-'}, "
+              f"last {row.get('last_click') or '-'}) on {len(links)} tracked links:")
+        for link in links:
+            text = f"'{_clip(link['text'], 32)}' " if link["text"] else ""
+            last = f", last {link['last_click']}" if link["last_click"] else ""
+            print(f"  link {link['link']}: {text}{_clip(link['target'], 60)} — "
+                  f"{link['clicks']} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
         print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
@@ -583,18 +601,27 @@ def cmd_show(args, home: Home) -> int:
 
 
 def cmd_ranges(args, home: Home) -> int:
-    from mailtracker.desktop.ranges import forget_apple_ranges, load_apple_ranges
+    from mailtracker.desktop import ranges
 
     if args.ranges_action == "load":
-        count = load_apple_ranges(home, args.file)
+        count = ranges.load_apple_ranges(home, args.file)
         print(f"Loaded {count} Apple relay ranges; the next fold labels the whole history again.")
     elif args.ranges_action == "forget":
-        print("Removed Apple's ranges." if forget_apple_ranges(home) else "No ranges were loaded.")
-    elif home.apple_ranges_path.exists():
-        count = len(home.apple_ranges_path.read_text().split())
-        print(f"{count} Apple relay ranges loaded from {home.apple_ranges_path}.")
+        print("Removed the ranges stored here; the shipped snapshot is used." if ranges.forget_ranges(home)
+              else "Nothing was stored; the shipped snapshot is used.")
+    elif args.ranges_action == "update":
+        reports, path = ranges.update_ranges(home, mirror=args.mirror, output=args.output)
+        for report in reports:
+            print(f"{report.outcome:<9}  {report.id:<13} {report.url}"
+                  + (f": {report.detail}" if report.detail else ""))
+        if path is None:
+            from mailtracker.core.errors import RangesUpdateError
+
+            raise RangesUpdateError("no list could be fetched; the ranges in use are unchanged")
+        print(f"Wrote {path}; the next fold labels the whole history again.")
     else:
-        print("No Apple ranges loaded: Apple's prefetches are recognised by user agent only.")
+        for line in ranges.describe_ranges(home):
+            print(line)
     return 0
 
 

@@ -144,3 +144,44 @@ def test_recipient_open_shows_in_thunderbird(desktop):
         return row.querySelector("td.number").textContent;
     """, [tag_id[:7]])
     assert opens == "1"
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.links.append(dict(attrs).get("href", ""))
+
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+def test_a_tracked_link_redirects_to_the_original_and_counts_a_person_once(desktop):
+    """The received link points at the pixel server and leads to exactly the original; a link
+    checker's HEAD and a scanner's GET are not counted; a person's double click counts once."""
+    original = "https://shop.example.org/offer?id=42&ref=mail#terms"
+    body = (f'<p>See <a href="{original.replace("&", "&amp;")}">the offer</a>, or write to '
+            '<a href="mailto:me@example.org">me</a>.</p>')
+    desktop.tb.compose_and_send("Link e2e", "Recipient <rcpt@example.net>", body)
+    message = desktop.sink.wait_for_message("Link e2e")
+    parser = Links()
+    parser.feed(html_part(message))
+    (tracked,) = [href for href in parser.links if href.startswith(desktop.server.base)]
+    assert "mailto:me@example.org" in parser.links  # a mailto: link is left as written
+    tag_id = tracked.split("/c/", 1)[1].split("/", 1)[0]
+    wait_for(lambda: sent_row(desktop.home, tag_id), timeout=20, what="the tag marked sent")
+    checker = requests.head(tracked, allow_redirects=False, headers={"User-Agent": CHROME})
+    scanner = requests.get(tracked, allow_redirects=False, headers={"User-Agent": "Mimecast URL Protect"})
+    assert checker.status_code == scanner.status_code == 302  # a gateway still gets the redirect
+    for _ in range(2):  # a double click
+        reply = requests.get(tracked, allow_redirects=False, headers={"User-Agent": CHROME})
+        assert reply.status_code == 302 and reply.headers["Location"] == original
+    # The host the add-on keeps open folds by itself; no fold is run here.
+    wait_for(lambda: row_of(desktop.home, tag_id)["hits"] == 4, timeout=20, what="the four clicks folded")
+    row = row_of(desktop.home, tag_id)
+    assert (row["clicks"], row["machine_hits"], row["opened"]) == (1, 2, True)
+    assert [(link["text"], link["target"], link["clicks"]) for link in row["links"]] == [
+        ("the offer", original, 1)]

@@ -104,6 +104,12 @@ class SyncthingError(MailtrackerError):
     code = 72
 
 
+class RangesUpdateError(MailtrackerError):
+    """No provider's list of network ranges could be fetched."""
+
+    code = 73
+
+
 class AlreadyRunningError(MailtrackerError):
     """Another process already does this job (a second tray daemon for the same home)."""
 

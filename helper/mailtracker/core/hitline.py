@@ -1,9 +1,15 @@
 """The hits log's line: its columns, how the pixel server writes one, and how the
 desktop reads one back. The one owner of that format and of the hit id.
 
-A line is Excel-dialect CSV: ``hit_id,time,tag,method,client,user_agent,referer``.
+A line is Excel-dialect CSV: ``hit_id,time,tag,method,client,user_agent,referer,origin``.
 The five fields the fold needs come first and never hold a comma, so the fold
-splits them off without a CSV parser; the free text from the request comes last.
+splits them off without a CSV parser; the free text from the request follows, and
+last the network the request came from (``core.origins``: a short name, or empty),
+judged by the server before the address was truncated or hashed. Lines from servers
+that predate the origin column end at the referer.
+The method column says what was requested: ``GET`` or ``HEAD`` of the pixel, or
+``click:<link>:<GET|HEAD>`` for a click on link number ``<link>`` of the mail
+(a desktop that predates clicks sees an unknown method and counts no open).
 A hit id is ``<boot>.<seq in hex>``: each server process names itself with a random
 boot id and numbers its hits from 1, so ids never repeat across restarts and the
 ids a process wrote collapse into one run.
@@ -14,7 +20,7 @@ from typing import NamedTuple
 
 from mailtracker.core.csvcodec import csv_field, restore
 
-HIT_COLUMNS = ("hit_id", "time", "tag", "method", "client", "user_agent", "referer")
+HIT_COLUMNS = ("hit_id", "time", "tag", "method", "client", "user_agent", "referer", "origin")
 HITS_GLOB = "hits-*.csv"
 TIME_LENGTH = len("2026-01-01T00:00:00.000Z")
 TAG_LENGTH = 32
@@ -28,13 +34,26 @@ def format_hit_id(boot: str, seq: int) -> str:
     return f"{boot}.{seq:x}"
 
 
+def click_method(link: int, method: str) -> str:
+    """The method column of a click on link number ``link``."""
+    return f"click:{link}:{method}"
+
+
+def parse_method(field: bytes):
+    """(HTTP method, link number or None) of a method column."""
+    if not field.startswith(b"click:"):
+        return field, None
+    _, link, method = field.split(b":", 2)
+    return method, int(link)
+
+
 def format_hit_line(hit_id: str, when: str, tag: str, method: str, client: str,
-                    user_agent: str, referer: str) -> bytes:
+                    user_agent: str, referer: str, origin: str = "") -> bytes:
     """One line as the server appends it. ``client`` is an address or its stored form
     (never a comma, quote or control character: the fold splits it off unparsed);
     ``user_agent`` and ``referer`` must already be cleaned (bounded, neutralised)."""
     return (f"{hit_id},{when},{tag},{method},{client},{csv_field(user_agent)},"
-            f"{csv_field(referer)}\r\n").encode("utf-8")
+            f"{csv_field(referer)},{origin}\r\n").encode("utf-8")
 
 
 class HitFields(NamedTuple):
@@ -68,6 +87,12 @@ def split_hit_line(line: bytes) -> HitFields:
 
 def is_header(line: bytes) -> bool:
     return line.lstrip(b"\xef\xbb\xbf").startswith(_HEADER_START)
+
+
+def origin_of(rest: bytes, known) -> str:
+    """The origin column, when the line has one naming a ``known`` origin, else ''."""
+    last = rest[rest.rfind(b",") + 1:].decode("ascii", "replace")
+    return last if last in known else ""
 
 
 def user_agent_of(rest: bytes) -> str:

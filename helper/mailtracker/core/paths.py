@@ -56,6 +56,15 @@ class Home:
         return self.data_dir / "self-fetches.csv"
 
     @property
+    def links_path(self) -> Path:
+        return self.data_dir / "links.csv"
+
+    @property
+    def origins_path(self) -> Path:
+        """A snapshot of network origins fresher than the package's ('ranges update')."""
+        return self.state_dir / "origins-snapshot.csv"
+
+    @property
     def apple_ranges_path(self) -> Path:
         return self.state_dir / "apple-egress-ranges.txt"
 

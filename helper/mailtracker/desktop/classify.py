@@ -7,6 +7,9 @@ Labels:
 - ``prefetch``: no person: Apple Mail Privacy Protection, security scanners,
   HEAD requests, fetches within seconds of the send.
 - ``self``: the sender's own Thunderbird.
+- ``click``: a person followed one of the mail's links (a click is also proof of an
+  open). Gateways that follow every link on delivery, HEAD requests and scanner
+  agents are ``prefetch``, as for the pixel.
 
 This module owns all of "what counts": the per-hit rules (``decide``), the
 context a tag's send and display moments give them, and the repeat rule (the
@@ -21,11 +24,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mailtracker.core.hitline import HitFields, user_agent_of
+from mailtracker.core.hitline import HitFields, origin_of, parse_method, user_agent_of
+from mailtracker.core.origins import ORIGINS, Origins
+from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 
 PERSON_LABELS = ("open", "proxy")
-LABELS = ("open", "proxy", "prefetch", "self")
+LABELS = ("open", "proxy", "prefetch", "self", "click")
 
 # The user agent Apple's Mail Privacy Protection relays send, and nothing else sends.
 APPLE_PRIVACY_AGENT = "Mozilla/5.0"
@@ -40,10 +45,23 @@ SCANNER_AGENTS = (
     "bot", "crawler", "spider", "python-requests", "python-urllib", "go-http-client",
     "java/", "okhttp", "wget", "libwww", "headlesschrome", "phantomjs",
 )
+# Networks of mail providers and gateways whose fetches with a browser's (or any
+# ordinary) user agent are their scanners, not a person: Defender / Safe Links from
+# Exchange Online Protection and Microsoft's network, Google fetching on delivery,
+# customers' servers in the clouds (Proofpoint runs on AWS), the gateways. Their
+# documented person-facing proxies (GoogleImageProxy, YahooMailProxy) say so in
+# their user agent and stay "proxy". Apple's relays carry people (Private Relay)
+# and Outlook on the web's range (microsoft-365) is a known limit (README).
+MACHINE_ORIGINS = frozenset((
+    "microsoft-eop", "microsoft", "google", "google-cloud", "aws", "mimecast", "proofpoint",
+    "barracuda", "cisco", "trendmicro", "forcepoint", "symantec", "yahoo",
+))
 SELF_BEFORE_S = 5.0
 SELF_AFTER_S = 120.0
 # How many clients per tag the repeat rule remembers (the least recently seen is forgotten).
 RECENT_CLIENTS = 16
+# The key under which a tag's memory keeps the time of its first fetch (no client is named so).
+FIRST_FETCH = "\x00first"
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,9 @@ def load_ranges(path: Path) -> Optional[AddressRanges]:
 class Context:
     """What the fold knows about a tag when a hit arrives."""
 
-    sent_at: Optional[float]            # epoch seconds of the send, if the add-on reported it
+    sent_at: Optional[float]            # epoch seconds of the send (or of the first fetch)
     self_moments: Sequence[float]       # moments the sender's Thunderbird may fetch the pixel
+    sent: bool = True                   # False: sent_at is the first fetch (the send was not reported)
 
 
 REASONS = {
@@ -130,15 +149,22 @@ REASONS = {
     "scanner": "an automated fetch ('{}' in the user agent)",
     "no-agent": "no user agent: mail clients always send one",
     "delivery": "fetched {} s after sending: a mail server or scanner on delivery, not a person",
+    "first-fetch": "fetched {} s after the first fetch of a mail whose send time is unknown "
+                   "(minted by hand): a mail server or scanner on delivery",
+    "origin": "from {}'s network with an ordinary user agent: the provider's scanner, not a person",
     "proxy": "{}, fetching as the reader opened the email",
     "open": "a mail client displayed the email",
     "repeat": "the same client again within {} s: counted once",
+    "click": "a person followed link {}",
+    "click-delivery": "a link followed {} s after sending: a mail gateway checking links on delivery",
 }
 
 
 def explain(code: str) -> str:
     """The reason behind a label, in words, from its stored code ('scanner:bot')."""
     name, _, detail = code.partition(":")
+    if name == "origin":
+        detail = describe_origin(detail)
     return REASONS.get(name, code).format(detail)
 
 
@@ -176,22 +202,27 @@ def judge_agent(agent: str) -> Verdict:
 
 
 def decide(method: str, verdict: Verdict, client: str, when: float, context: Optional[Context],
-           rules: Rules, apple: Optional[AddressRanges]) -> Tuple[str, str]:
+           rules: Rules, apple: Optional[AddressRanges], origin: str = "") -> Tuple[str, str]:
     """The label of one hit and the code of its reason (see ``explain``)."""
     if method != "GET":
         return "prefetch", f"method:{method}"
     if verdict.kind == "fixed":
         return verdict.label, verdict.code
     if verdict.kind == "apple":
-        if apple is None:
-            return "prefetch", "apple-agent"
-        return "prefetch", "apple-range" if apple.overlaps(client) else "bare-agent"
-    if context is not None:
-        if verdict.thunderbird and any(
-                -SELF_BEFORE_S <= when - moment <= SELF_AFTER_S for moment in context.self_moments):
-            return "self", "self"
-        if context.sent_at is not None and 0 <= when - context.sent_at < rules.delivery_window_s:
-            return "prefetch", f"delivery:{when - context.sent_at:.0f}"
+        if origin == "apple-relay" or (apple is not None and apple.overlaps(client)):
+            return "prefetch", "apple-range"
+        return "prefetch", "apple-agent" if apple is None and not origin else "bare-agent"
+    if context is not None and verdict.thunderbird and any(
+            -SELF_BEFORE_S <= when - moment <= SELF_AFTER_S for moment in context.self_moments):
+        return "self", "self"
+    if origin in MACHINE_ORIGINS and verdict.label != "proxy":
+        return "prefetch", f"origin:{origin}"
+    if context is not None and context.sent_at is not None:
+        # Without a reported send, the first fetch marks the delivery: it is judged by
+        # its agent and network alone, and what follows it within the window is on delivery.
+        after = when - context.sent_at
+        if (0 <= after if context.sent else 0 < after) and after < rules.delivery_window_s:
+            return "prefetch", f"{'delivery' if context.sent else 'first-fetch'}:{after:.0f}"
     return verdict.label, verdict.code
 
 
@@ -240,27 +271,44 @@ class Judge:
     kept between passes) maps a client to the time of its last counted open.
     """
 
-    def __init__(self, rules: Rules, apple: Optional[AddressRanges], moments: Dict[str, List[list]]):
+    def __init__(self, rules: Rules, apple: Optional[AddressRanges], moments: Dict[str, List[list]],
+                 origins: Optional[Origins] = None):
         self.rules = rules
         self.apple = apple
         self.moments = moments
-        self.fingerprint = f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
+        self.origins = origins
+        self.fingerprint = (f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
+                            f":origins={origins.fingerprint() if origins is not None else 'none'}")
         self._verdicts: Dict[bytes, Verdict] = {}
         self._spans: Dict[str, Optional[tuple]] = {}
+        self._reported: Dict[str, bool] = {}  # tag -> whether the add-on reported its send
 
     def forget_context(self, tag: str) -> None:
         """A tag's moments changed (a send or a display was recorded)."""
         self._spans.pop(tag, None)
+        self._reported.pop(tag, None)
 
-    def _span(self, tag: str) -> Optional[tuple]:
+    def origin(self, hit: HitFields) -> str:
+        """Where the hit came from: what the server wrote, else the client column's
+        network (a full or truncated address; a hashed one tells nothing)."""
+        written = origin_of(hit.rest, ORIGINS)
+        if written or self.origins is None:
+            return written
+        return self.origins.lookup(hit.client)
+
+    def _span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
         """The tag's context, and the span of hit times (as timestamp strings) in which
-        it can change a label: outside it, the user agent alone decides."""
-        moments = self.moments.get(tag)
-        if not moments:
-            return None
+        it can change a label: outside it, the user agent alone decides. Without a
+        reported send, the delivery window starts at the tag's first fetch."""
+        moments = self.moments.get(tag) or []
         sends = [moment for moment, reason in moments if reason == "send"]
-        context = Context(sent_at=min(sends) if sends else None,
-                          self_moments=[moment for moment, _ in moments])
+        if not moments and first_fetch is None:
+            return None
+        if not sends and first_fetch is not None:
+            moments = [*moments, [first_fetch, "first-fetch"]]
+        context = Context(sent_at=min(sends) if sends else first_fetch,
+                          self_moments=[moment for moment, reason in moments if reason != "first-fetch"],
+                          sent=bool(sends))
         ends = [moment + SELF_AFTER_S for moment, _ in moments]
         if context.sent_at is not None:
             ends.append(context.sent_at + self.rules.delivery_window_s)
@@ -269,31 +317,77 @@ class Judge:
 
     def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
         """Label one new hit; raises ValueError for a time that is not a timestamp."""
+        if hit.method.startswith(b"click:"):
+            return self._judge_click(hit, recent)
         verdict = self._verdicts.get(hit.rest)
         if verdict is None:
             verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
         span = self._spans.get(hit.tag, False)
         if span is False:
-            span = self._spans[hit.tag] = self._span(hit.tag)
+            first = recent.get(FIRST_FETCH)
+            span = self._spans[hit.tag] = self._span(hit.tag, first)
         stamp = hit.time
+        reported = self._reported.get(hit.tag)
+        if reported is None:
+            reported = self._reported[hit.tag] = any(r == "send" for _, r in self.moments.get(hit.tag) or ())
+        if not reported and FIRST_FETCH not in recent:
+            # A tag minted by hand: its first fetch opens the delivery window.
+            recent[FIRST_FETCH] = parse_timestamp(stamp)
+            span = self._spans[hit.tag] = self._span(hit.tag, recent[FIRST_FETCH])
         context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
         when = parse_timestamp(stamp) if context is not None else 0.0
-        if hit.method == b"GET" and verdict.kind == "candidate" and context is None:
+        origin = self.origin(hit) if verdict.kind != "fixed" else ""
+        client = f"{verdict.client} · {describe_origin(origin)}" if origin else verdict.client
+        if hit.method == b"GET" and verdict.kind == "candidate" and context is None \
+                and (origin not in MACHINE_ORIGINS or verdict.label == "proxy"):
             label, reason = verdict.label, verdict.code  # decide()'s answer, without the call
         else:
             label, reason = decide(hit.method.decode("ascii", "replace"), verdict, hit.client, when,
-                                   context, self.rules, self.apple)
+                                   context, self.rules, self.apple, origin)
         if label not in PERSON_LABELS:
-            return Judgement(label, reason, False, verdict.client)
+            return Judgement(label, reason, False, client)
         if context is None:
             when = parse_timestamp(stamp)
         key = f"{hit.client} {verdict.client}"
         last = recent.pop(key, None)
         if last is not None and 0 <= when - last < self.rules.repeat_window_s:
             recent[key] = last
-            return Judgement(label, f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+            return Judgement(label, f"repeat:{self.rules.repeat_window_s:.0f}", False, client)
         # Re-inserted at the end: the first key is the least recently seen.
         recent[key] = when
-        if len(recent) > RECENT_CLIENTS:
-            del recent[next(iter(recent))]
-        return Judgement(label, reason, True, verdict.client)
+        _forget_oldest(recent)
+        return Judgement(label, reason, True, client)
+
+    def _judge_click(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
+        """A click: a person's unless the request, the agent or the timing says a machine
+        checked the link; the same client on the same link within the repeat window is one."""
+        method, link = parse_method(hit.method)
+        verdict = self._verdicts.get(hit.rest)
+        if verdict is None:
+            verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
+        when = parse_timestamp(hit.time)
+        if method != b"GET":
+            return Judgement("prefetch", f"method:{method.decode('ascii', 'replace')}", False, verdict.client)
+        if verdict.kind != "candidate" or verdict.label == "proxy":
+            # Scanners, bare agents, Apple's relay, image proxies: none of them is a reader's browser.
+            return Judgement("prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code,
+                             False, verdict.client)
+        moments = self.moments.get(hit.tag) or ()
+        sends = [moment for moment, reason in moments if reason == "send"]
+        if sends and 0 <= when - min(sends) < self.rules.delivery_window_s:
+            return Judgement("prefetch", f"click-delivery:{when - min(sends):.0f}", False, verdict.client)
+        key = f"click{link} {hit.client} {verdict.client}"
+        last = recent.pop(key, None)
+        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+            recent[key] = last
+            return Judgement("click", f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
+        recent[key] = when
+        _forget_oldest(recent)
+        return Judgement("click", f"click:{link}", True, verdict.client)
+
+
+def _forget_oldest(recent: Dict[str, float]) -> None:
+    """Keep RECENT_CLIENTS clients: forget the least recently seen (never the first fetch)."""
+    clients = len(recent) - (FIRST_FETCH in recent)
+    if clients > RECENT_CLIENTS:
+        del recent[next(key for key in recent if key != FIRST_FETCH)]

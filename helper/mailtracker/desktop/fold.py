@@ -23,27 +23,29 @@ from filelock import FileLock, Timeout
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
+from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.register import write_register
-from mailtracker.desktop.tags import parse_self_fetches, parse_tag_records
+from mailtracker.desktop.tags import parse_links, parse_self_fetches, parse_tag_records
 from mailtracker.desktop.tail import Cursor, read_new_lines
 from mailtracker.desktop.view import ViewWriter, view_path
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 7
+STATE_VERSION = 8
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Fields of a tag's counts entry (a list: the hot loop updates it per hit). RECENT
 # is the repeat rule's memory (client -> time of its last counted open); it rests
 # in the state file as a JSON string, decoded only for the tags a pass touches.
-_HITS, _OPENS, _FIRST, _LAST, _SELF, _MACHINE, _RECENT = range(7)
+# LINKS holds each clicked link's [clicks, first, last], by its number as a string.
+_HITS, _OPENS, _FIRST, _LAST, _SELF, _MACHINE, _RECENT, _CLICKS, _FIRST_CLICK, _LAST_CLICK, _LINKS = range(11)
 
 
 def _new_entry() -> list:
-    return [0, 0, "", "", 0, 0, {}]
+    return [0, 0, "", "", 0, 0, {}, 0, "", "", {}]
 
 
 def _recent_of(entry: list) -> dict:
@@ -103,6 +105,7 @@ class FoldResult:
 
     new_hits: int = 0
     new_opens: int = 0
+    new_clicks: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
     updated_tags: int = 0
@@ -117,6 +120,8 @@ class FoldResult:
 
     def summary(self) -> str:
         parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
+        if self.new_clicks:
+            parts.insert(1, f"{self.new_clicks} new clicks")
         if self.new_tags:
             parts.append(f"{self.new_tags} new tags")
         if self.duplicate_hits:
@@ -138,6 +143,9 @@ class _FoldState:
     files: Dict[str, Cursor] = field(default_factory=dict)
     tags_cursor: Cursor = field(default_factory=Cursor)
     self_cursor: Cursor = field(default_factory=Cursor)
+    links_cursor: Cursor = field(default_factory=Cursor)
+    # tag -> {link number as a string: [target, text]}, from links.csv
+    links: Dict[str, Dict[str, list]] = field(default_factory=dict)
     # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
     moments: Dict[str, List[list]] = field(default_factory=dict)
     labels: str = ""
@@ -163,6 +171,8 @@ class _FoldState:
                 files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
+                links_cursor=Cursor.from_json(doc["links_cursor"]),
+                links=doc["links"],
                 moments=doc["moments"],
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
@@ -180,11 +190,13 @@ class _FoldState:
             "files": {name: c.to_json() for name, c in self.files.items()},
             "tags_cursor": self.tags_cursor.to_json(),
             "self_cursor": self.self_cursor.to_json(),
+            "links_cursor": self.links_cursor.to_json(),
+            "links": self.links,
             "moments": self.moments,
             "labels": self.labels,
             "seen": self.seen.runs,
             "tags": self.tags,
-            "counts": {tag: [*entry[:_RECENT], _packed_recent(entry[_RECENT])]
+            "counts": {tag: [*entry[:_RECENT], _packed_recent(entry[_RECENT]), *entry[_RECENT + 1:]]
                        for tag, entry in self.counts.items()},
             "register_pending": self.register_pending,
         }
@@ -200,11 +212,43 @@ class _FoldState:
             "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
             "opens": entry[_OPENS], "first_open": entry[_FIRST], "last_open": entry[_LAST],
             "hits": entry[_HITS], "self_hits": entry[_SELF], "machine_hits": entry[_MACHINE],
+            "clicks": entry[_CLICKS], "first_click": entry[_FIRST_CLICK], "last_click": entry[_LAST_CLICK],
+            # A person's click proves the mail was read, even when no image was loaded.
+            "opened": bool(entry[_OPENS] or entry[_CLICKS]),
+            "links": self._links_of(tag_id, entry),
         }
+
+    def _links_of(self, tag_id: str, entry: list) -> List[Dict]:
+        known = self.links.get(tag_id, {})
+        clicked = entry[_LINKS]
+        links = []
+        for number in sorted(set(known) | set(clicked), key=int):
+            target, text = known.get(number, ("", ""))
+            count, first, last = clicked.get(number, (0, "", ""))
+            links.append({"link": int(number), "target": target, "text": text, "clicks": count,
+                          "first_click": first, "last_click": last})
+        return links
 
     def rows(self) -> List[Dict]:
         order = sorted(self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))
         return [self.row(tag_id) for tag_id, _ in order]
+
+
+_ORIGINS_CACHE: Dict[tuple, Origins] = {}
+
+
+def load_origins(home: Home) -> Origins:
+    """The network origins in force: 'ranges update''s snapshot, else the package's. Read
+    once per process (a daemon folds often; reading the snapshot takes a fifth of a second)."""
+    path = home.origins_path
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        key = ("shipped",)
+    if key not in _ORIGINS_CACHE:
+        _ORIGINS_CACHE.clear()
+        _ORIGINS_CACHE[key] = Origins.load(path)
+    return _ORIGINS_CACHE[key]
 
 
 def state_path(home: Home) -> Path:
@@ -228,15 +272,16 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
 
 def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
     state = _FoldState() if rebuild else _FoldState.load(state_path(home))
-    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments)
+    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
     if state.labels and state.labels != judge.fingerprint:
         log.info("the labelling rules changed; counting the whole history again")
         state, rebuild = _FoldState(), True
-        judge = Judge(judge.rules, judge.apple, state.moments)
+        judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
     state.labels = judge.fingerprint
     result = FoldResult()
     _fold_tags(home, state, result)
     _fold_self_fetches(home, state, result, judge)
+    _fold_links(home, state, result)
     # Millions of short-lived objects, none of them cyclic: the collector
     # would only rescan the state over and over.
     collecting = gc.isenabled()
@@ -315,6 +360,13 @@ def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge:
             result.new_moments += 1
 
 
+def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
+    for batch in read_new_lines(home.links_path, state.links_cursor):
+        for tag_id, number, target, text in parse_links(batch):
+            state.links.setdefault(tag_id, {})[str(number)] = [target, text]
+            result.touched.add(tag_id)
+
+
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
                timelines: _Timelines, progress: bool) -> None:
     paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
@@ -371,7 +423,7 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
             continue
         entry[_HITS] += 1
         result.new_hits += 1
-        if counted:
+        if counted and label != "click":
             entry[_OPENS] += 1
             result.new_opens += 1
             stamp = hit.time
@@ -379,9 +431,12 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
                 entry[_FIRST] = stamp
             if stamp > entry[_LAST]:
                 entry[_LAST] = stamp
+        elif label == "click" and counted:
+            _count_click(entry, hit.time, reason)
+            result.new_clicks += 1
         elif label == "self":
             entry[_SELF] += 1
-        elif label not in PERSON_LABELS:
+        elif label not in PERSON_LABELS and label != "click":
             entry[_MACHINE] += 1
         timeline = touched.get(tag)
         if timeline is None:
@@ -390,6 +445,19 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
         tags_touched.add(tag)
         if tag not in state.tags:
             result.unknown_tag_hits += 1
+
+
+def _count_click(entry: list, stamp: str, reason: str) -> None:
+    entry[_CLICKS] += 1
+    if not entry[_FIRST_CLICK] or stamp < entry[_FIRST_CLICK]:
+        entry[_FIRST_CLICK] = stamp
+    if stamp > entry[_LAST_CLICK]:
+        entry[_LAST_CLICK] = stamp
+    per_link = entry[_LINKS].setdefault(reason.partition(":")[2], [0, "", ""])
+    per_link[0] += 1
+    if not per_link[1] or stamp < per_link[1]:
+        per_link[1] = stamp
+    per_link[2] = max(per_link[2], stamp)
 
 
 def _progress_bar(paths: List[Path], state: _FoldState, wanted: bool):

@@ -18,11 +18,13 @@ from mailtracker import __version__
 from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
+from mailtracker.core.clicks import MAX_LINKS, click_url, is_trackable_target
+from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import is_token_shaped, short_id
 from mailtracker.desktop.marks import tracking_paused
 from mailtracker.desktop.register import Register
-from mailtracker.desktop.tags import find_tag, mint_tag, record_self_fetch, update_tag
+from mailtracker.desktop.tags import find_tag, mint_tag, record_links, record_self_fetch, update_tag
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class Host:
         self.commands: Dict[str, Callable[[dict], dict]] = {
             "ping": self.ping, "config": self.config, "mint": self.mint, "sent": self.sent,
             "unsent": self.unsent, "self_fetch": self.self_fetch, "status": self.status,
-            "list": self.list,
+            "list": self.list, "links": self.links,
         }
 
     def handle(self, payload: bytes) -> dict:
@@ -148,6 +150,28 @@ class Host:
         record_self_fetch(self.home, tag_id, "send")
         return {"tag_id": tag_id}
 
+    def links(self, request: dict) -> dict:
+        """Click URLs for a mail's links, in order; ``null`` for a link that cannot be
+        tracked (not http(s)). The links are noted in links.csv for the views."""
+        tag_id = self._known_tag_id(request)
+        links = request.get("links")
+        if not isinstance(links, list) or len(links) > MAX_LINKS or not all(
+                isinstance(link, dict) and isinstance(link.get("target"), str)
+                and isinstance(link.get("text", ""), str) for link in links):
+            raise ProtocolError(f"links must be a list of at most {MAX_LINKS} objects with a "
+                                "string target and text")
+        base = load_config(self.home).pixel_base()
+        secret = read_secret(self.home.secret_path)
+        urls, noted = [], []
+        for number, link in enumerate(links):
+            if is_trackable_target(link["target"]):
+                urls.append(click_url(base, secret, tag_id, number, link["target"]))
+                noted.append((number, link["target"], link.get("text", "")))
+            else:
+                urls.append(None)
+        record_links(self.home, tag_id, noted)
+        return {"urls": urls}
+
     def unsent(self, request: dict) -> dict:
         tag_id = self._known_tag_id(request)
         update_tag(self.home, tag_id, status="unsent")
@@ -187,6 +211,9 @@ class Host:
             "tracked": True, "id": row["id"], "short_id": row["short_id"], "status": row["status"],
             "opens": row["opens"], "first_open": row["first_open"], "last_open": row["last_open"],
             "hits": row["hits"], "self_hits": row["self_hits"], "machine_hits": row["machine_hits"],
+            "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
+            "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
+            "links": row.get("links", []),
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
@@ -201,8 +228,8 @@ class Host:
             rows = register.rows()
         rows.sort(key=lambda row: row["created"], reverse=True)
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
-                "first_open", "last_open", "status", "message_id")
-        return {"tags": [{key: row[key] for key in keys} for row in rows[:limit]]}
+                "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened")
+        return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
 
     def _unfolded_row(self, request: dict) -> Optional[dict]:
         """A tag the fold has not taken in yet (sent a moment ago), from tags.csv, with no hits."""
@@ -213,7 +240,8 @@ class Host:
         tag_id, fields = found
         return {"id": tag_id, "short_id": short_id(tag_id), "status": fields.get("status", ""),
                 "opens": 0, "first_open": "", "last_open": "", "hits": 0, "self_hits": 0,
-                "machine_hits": 0}
+                "machine_hits": 0, "clicks": 0, "first_click": "", "last_click": "", "opened": False,
+                "links": []}
 
     def _known_tag_id(self, request: dict) -> str:
         """The request's tag id, checked: of the token alphabet, and minted here."""

@@ -28,6 +28,8 @@ class Marks:
     paused: bool = False
     seen: Dict[str, int] = field(default_factory=dict)
     notified: Dict[str, int] = field(default_factory=dict)
+    # Per tag, the clicks notified (as ``notified`` is for opens).
+    clicks_notified: Dict[str, int] = field(default_factory=dict)
     # False until the first fold after the marks were created: the history that
     # fold finds is taken as seen and told, not announced as new.
     baselined: bool = False
@@ -46,11 +48,12 @@ class Marks:
             log.warning("%s is from another version; starting with every open seen", path)
             return cls()
         return cls(paused=bool(doc.get("paused")), seen=_counts(doc.get("seen")),
-                   notified=_counts(doc.get("notified")), baselined=True)
+                   notified=_counts(doc.get("notified")),
+                   clicks_notified=_counts(doc.get("clicks_notified")), baselined=True)
 
     def save(self, home: Home) -> None:
         doc = {"version": MARKS_VERSION, "paused": self.paused, "seen": self.seen,
-               "notified": self.notified}
+               "notified": self.notified, "clicks_notified": self.clicks_notified}
         write_file_atomically(marks_path(home), json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o644, replace_existing=True)
 
@@ -58,6 +61,7 @@ class Marks:
         """Take every open counted so far as seen and told."""
         for row in rows:
             self.seen[row["id"]] = self.notified[row["id"]] = int(row["opens"])
+            self.clicks_notified[row["id"]] = int(row.get("clicks", 0))
         self.baselined = True
 
     def unseen(self, row: Mapping) -> int:

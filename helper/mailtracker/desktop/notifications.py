@@ -63,15 +63,18 @@ class Notifier:
             return True
         changed = False
         notified = self.marks.notified
+        clicks_told = self.marks.clicks_notified
         for row in rows:
-            tag_id, opens = row["id"], int(row["opens"])
-            told = notified.get(tag_id, 0)
-            if opens == told:
+            tag_id, opens, clicks = row["id"], int(row["opens"]), int(row.get("clicks", 0))
+            told, told_clicks = notified.get(tag_id, 0), clicks_told.get(tag_id, 0)
+            if opens == told and clicks == told_clicks:
                 continue
-            notified[tag_id] = opens
+            notified[tag_id], clicks_told[tag_id] = opens, clicks
             changed = True
-            if opens < told or self.marks.paused:
+            if (opens <= told and clicks <= told_clicks) or self.marks.paused:
                 continue  # fewer after a rebuild under new rules; or paused: count, stay quiet
+            if clicks > told_clicks:
+                row = {**row, "_clicked": True}
             if tag_id in self.pending:
                 self.pending[tag_id] = row
             elif now - self._told_at.get(tag_id, float("-inf")) >= self.cooldown_s:
@@ -91,7 +94,8 @@ class Notifier:
         due = self.due_at()
         if due is None or now < due:
             return None
-        rows = sorted(self.pending.values(), key=lambda row: row["last_open"], reverse=True)
+        rows = sorted(self.pending.values(), key=lambda row: max(row["last_open"], row.get("last_click", "")),
+                      reverse=True)
         self.pending.clear()
         self._last_notice_at = now
         for row in rows:
@@ -105,6 +109,13 @@ class Notifier:
 
 def describe_opens(rows: Sequence[Mapping]) -> Notice:
     ids = tuple(row["id"] for row in rows)
+    if len(rows) == 1 and rows[0].get("_clicked"):
+        row = rows[0]
+        clicked = max(row.get("links") or [{}], key=lambda link: link.get("last_click", ""))
+        link = f"“{clicked['text'] or clicked['target']}”" if clicked.get("target") else "a link"
+        return Notice(title=f"{display_name(row)} clicked {link}",
+                      body=f"In “{row['subject'] or '(no subject)'}”, at {_local_time(row.get('last_click', ''))}.",
+                      tag_ids=ids)
     if len(rows) == 1:
         row = rows[0]
         opens = int(row["opens"])

@@ -21,6 +21,7 @@ from mailtracker.desktop.view import Event, ViewReader, view_path
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
+    "clicks", "first_click", "last_click",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 # On Windows a spreadsheet holding the file refuses the replace with a permission

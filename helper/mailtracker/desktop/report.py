@@ -31,12 +31,14 @@ LABEL_COLOURS = {
     "proxy": "#7c3aed",
     "self": "#6b7280",
     "prefetch": "#d97706",
+    "click": "#059669",
 }
 LABEL_MEANINGS = {
     "open": "a person's mail client",
     "proxy": "an image proxy fetching for a person (Gmail, Yahoo)",
     "self": "your own Thunderbird (not counted)",
     "prefetch": "a machine: privacy relay, scanner, HEAD request (not counted)",
+    "click": "a person followed a link (also proof of an open)",
 }
 MACHINE_COLOUR = LABEL_COLOURS["prefetch"]
 BAR_COLOUR = "#0d9488"
@@ -335,8 +337,8 @@ def _label_order(label: str) -> Tuple[int, str]:
 def _table(emails: Sequence[Email]) -> str:
     if not emails:
         return "<p class=\"note\">Nothing tracked yet.</p>"
-    head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "You", "Machines",
-            "Hits", "Labels")
+    head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
+            "Machines", "Hits", "Labels")
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for email in emails:
@@ -349,6 +351,7 @@ def _table(emails: Sequence[Email]) -> str:
             (str(row["opens"]), "n"),
             (_stamp(row["first_open"]), ""),
             (_stamp(row["last_open"]), ""),
+            (_clicks(row), "n"),
             (str(row["self_hits"]), "n"),
             (str(row["machine_hits"]), "n"),
             (str(row["hits"]), "n"),
@@ -359,6 +362,14 @@ def _table(emails: Sequence[Email]) -> str:
             + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _clicks(row) -> str:
+    """The click count, with each clicked link's words on hover."""
+    clicks = int(row.get("clicks", 0))
+    clicked = [f"{link['text'] or link['target']}: {link['clicks']}" for link in row.get("links") or []
+               if link["clicks"]]
+    return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
 
 
 def _stamp(stamp: str) -> str:

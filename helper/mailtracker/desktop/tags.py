@@ -1,7 +1,8 @@
-"""tags.csv and self-fetches.csv, the desktop's two append-only logs: minting a
-tag (a new token, its row, its pixel URL and HTML), later rows that change a tag,
-the moments the sender's own Thunderbird may fetch a pixel, and reading both logs
-back. The one owner of both formats.
+"""The desktop's append-only logs about tags: tags.csv (minting a tag — a new token,
+its row, its pixel URL and HTML — and later rows that change it), self-fetches.csv
+(the moments the sender's own Thunderbird may fetch a pixel) and links.csv (the
+tracked links of each mail, with their click URLs' targets); writing them and
+reading them back. The one owner of these formats.
 """
 
 import csv
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
 # Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
 SELF_FETCH_COLUMNS = ("tag", "time", "reason")
+# One row per tracked link of a mail: its number in the mail, where it goes, what it says.
+LINK_COLUMNS = ("tag", "link", "target", "text")
+MAX_LINK_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -147,3 +151,20 @@ def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tup
     except FileNotFoundError:
         return None
     return (best, found[best]) if best else None
+
+
+def record_links(home: Home, tag_id: str, links: Sequence[Tuple[int, str, str]]) -> None:
+    """Note the tracked links of a mail: (number, target, visible text). A later row for the
+    same number (the mail was sent again, changed) replaces the earlier one."""
+    rows = [[tag_id, str(link), neutralise(target), neutralise(" ".join(text.split())[:MAX_LINK_TEXT])]
+            for link, target, text in links]
+    if rows:
+        append_rows(home.links_path, LINK_COLUMNS, rows)
+
+
+def parse_links(batch: List[bytes]) -> Iterator[Tuple[str, int, str, str]]:
+    """(tag id, link number, target, text) for each readable row of links.csv in ``batch``."""
+    for row in _rows(batch):
+        if row is None or len(row) < 4 or len(row[0]) != TOKEN_LENGTH or not row[1].isdigit():
+            continue
+        yield row[0], int(row[1]), restore(row[2]), restore(row[3])

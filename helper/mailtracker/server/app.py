@@ -26,9 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional
 
+from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
-from mailtracker.core.hitline import format_hit_id, format_hit_line
+from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
@@ -61,6 +62,18 @@ _GIF_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+_CLICK_PATH = f"/{CLICK_SEGMENT}/"
+_REDIRECT_HEADERS = [
+    (b"content-length", b"0"),
+    (b"cache-control", b"no-store, max-age=0"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_NOT_FOUND_PAGE = (b"<!doctype html><html><head><meta charset=\"utf-8\"><title>Link not found</title></head>"
+                   b"<body><h1>Link not found</h1><p>This link is not valid. If you copied it from an "
+                   b"email, check that all of it was copied.</p></body></html>\n")
 
 
 @dataclass
@@ -142,6 +155,7 @@ class PixelApp:
         self._stored_address = lru_cache(maxsize=8192)(
             _stored_address_function(_client_address_formatter(settings.client_address, secret)))
         self._verify = TokenVerifier(secret)
+        self._verify_click = ClickVerifier(secret)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
@@ -207,6 +221,8 @@ class PixelApp:
                 self.invalid += 1
             await send({"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS})
             await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        elif _CLICK_PATH in path:
+            await self._click(scope, send, path, method)
         elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
             await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
         elif path == "/healthz":
@@ -217,6 +233,26 @@ class PixelApp:
                            json.dumps(body).encode() + b"\n")
         else:
             await _respond(send, 404, b"text/plain", b"not found\n")
+
+    async def _click(self, scope, send, path: str, method: str) -> None:
+        """A click on a tracked link: log it, then redirect to exactly the signed target.
+
+        A URL that does not verify gets a plain 404 page, never a redirect: the
+        server cannot be used to send anyone anywhere else."""
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
+            return
+        click = self._verify_click(path, scope.get("query_string", b""))
+        if click is None:
+            self.invalid += 1
+            await _respond(send, 404, b"text/html; charset=utf-8", _NOT_FOUND_PAGE)
+            return
+        tag, link, target = click
+        # Written before the answer, as every hit: a redirect the reader saw is never lost.
+        self._log_hit(scope, tag, click_method(link, method))
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", location_header(target)), *_REDIRECT_HEADERS]})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _send_hits(self, scope, send, path: str) -> None:
         """A hits list or file for the desktop's puller; files are streamed in chunks."""
