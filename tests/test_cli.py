@@ -176,3 +176,24 @@ def test_an_api_key_beginning_with_a_dash_is_accepted(key):
     assert args.api_key == key and args.fix
     args = build_parser().parse_args(join_dash_values(["syncthing", "check", f"--api-key={key}"]))
     assert args.api_key == key
+
+
+def test_show_and_list_print_no_control_characters(home):
+    """ESC, C1 CSI/OSC and newlines in a name, subject or client never reach the terminal raw."""
+    from mailtracker.core.csvcodec import format_row, header_line
+    from mailtracker.core.hitline import HIT_COLUMNS
+    from mailtracker.core.settings import load_config
+    from mailtracker.desktop.tags import mint_tag
+
+    config = load_config(home)
+    tag = mint_tag(home, config, name="Ann\x1b]0;pwned\x07\u009b31m", subject="a\u009d0;x\u009c\nb")
+    hits = home.hits_dir(config) / "hits-old-2026-11-24.csv"
+    hits.parent.mkdir(parents=True, exist_ok=True)
+    hits.write_bytes(header_line(HIT_COLUMNS) + format_row(
+        ["boot1.1", "2026-11-24T10:00:00.000Z", tag.id, "GET", "1.2.3.4\u009b2J", "Thunderbird/128.0 \u009b2J", ""]).encode())
+    run_cli("fold", home=home)
+    for command in (("show", tag.short_id), ("list",)):
+        out = run_cli(*command, home=home).stdout
+        assert "Ann" in out
+        bad = [c for c in out if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+        assert not bad, (command, bad)

@@ -290,3 +290,35 @@ def test_sender_thunderbird_fetch_near_a_send_is_self_not_an_open(home, tags, hi
     assert row["first_open"] == "2026-11-24T10:01:00.000Z"
     timeline = timeline_of(home, ann.id)
     assert [event[1] for event in timeline] == ["self", "open", "open"]
+
+
+def _odd_entries(hits_dir, outside):
+    """A FIFO, a folder, a symlink to /dev/zero and one to a regular file outside, all named like hits files."""
+    os.mkfifo(hits_dir / "hits-fifo-2026-11-24.csv")
+    (hits_dir / "hits-dir-2026-11-24.csv").mkdir()
+    os.symlink("/dev/zero", hits_dir / "hits-zero-2026-11-24.csv")
+    write_hits(outside, [(1, "x" * 32, "GET")], boot="outside1")
+    os.symlink(outside, hits_dir / "hits-link-2026-11-24.csv")
+    return sorted(["hits-dir-2026-11-24.csv", "hits-fifo-2026-11-24.csv",
+                   "hits-link-2026-11-24.csv", "hits-zero-2026-11-24.csv"])
+
+
+def test_odd_entries_in_the_hits_folder_are_skipped_and_named(home, tags, hits_dir, tmp_path, caplog):
+    """Only regular files are folded: a FIFO, a folder and symlinks are skipped, named, warned about once."""
+    ann, _ = tags
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, ann.id, "GET")])
+    odd = _odd_entries(hits_dir, tmp_path / "elsewhere.csv")
+    proc = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "fold"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 4 entries of the hits folder that are not regular files" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert all(proc.stderr.count(f"skipped {name} ") == 1 for name in odd), proc.stderr
+    assert row_of(home, ann.id)["opens"] == 1 and row_of(home, "x" * 32)["hits"] == 0
+    with caplog.at_level("WARNING", logger="mailtracker.desktop.fold"):
+        write_hits(hits_dir / "hits-a-2026-11-24.csv", [(2, ann.id, "GET")])
+        result = fold(home)
+        assert result.skipped_entries == odd and result.new_opens == 1
+        assert "not regular files" in result.summary()
+    assert not [r for r in caplog.records if "not a regular file" in r.getMessage()]

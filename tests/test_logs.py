@@ -6,7 +6,7 @@ import io
 from mailtracker.core.csvcodec import format_row, neutralise, restore
 from mailtracker.core.files import append_rows
 from mailtracker.desktop.tags import TAG_COLUMNS
-from mailtracker.desktop.tail import Cursor, read_new_lines
+from mailtracker.desktop.tail import MAX_RECORD_BYTES, Cursor, read_new_lines
 
 TRICKY = ["plain", "a,b", 'say "hi"', "line\nbreak", "cr\rhere", "", " spaced ", "ünïcödé", "x" * 300]
 
@@ -100,3 +100,23 @@ def test_reader_cursor_survives_json_round_trip(tmp_path):
     with open(path, "ab") as handle:
         handle.write(b"two\r\n")
     assert _lines(path, loaded) == [b"two"]
+
+
+def test_a_semicolon_is_quoted_for_semicolon_locale_spreadsheets():
+    """A field with ';' is quoted, so a ';'-separated spreadsheet keeps it whole; it reads back the same."""
+    row = ["a;b", "plain", "x; =1"]
+    line = format_row(row)
+    assert line == '"a;b",plain,"x; =1"\r\n'
+    assert next(csv.reader(io.StringIO(line, newline=""))) == row
+    assert next(csv.reader(io.StringIO(line, newline=""), delimiter=";"))[0].startswith("a;b")
+
+
+def test_reader_skips_a_run_of_bytes_without_a_line_end_and_goes_on(tmp_path):
+    """More bytes without a newline than any record holds are skipped: memory stays bounded, later lines are read."""
+    path = tmp_path / "hits-a.csv"
+    path.write_bytes(b"one\r\n" + b"x" * (MAX_RECORD_BYTES + (3 << 20)) + b"\r\ntwo\r\n")
+    cursor = Cursor()
+    batches = list(read_new_lines(path, cursor, chunk_bytes=1 << 20))
+    assert batches[0] == [b"one"] and batches[-1][-1] == b"two"
+    assert max(len(line) for batch in batches for line in batch) < (3 << 20)
+    assert cursor.offset == path.stat().st_size

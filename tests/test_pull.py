@@ -124,6 +124,25 @@ def test_only_hits_files_directly_in_the_folder_are_listed(server, token, home):
         assert reply.status_code == 404 and secret not in reply.content
 
 
+def test_a_fifo_named_like_a_hits_file_does_not_stall_the_server(server, token, home):
+    """GET of a FIFO called hits-*.csv is a prompt 404; the server keeps answering pixels."""
+    tag = mint_tag(home, load_config(home), name="Ann")
+    fifo = server.hits_dir / "hits-evil-2026-01-01.csv"
+    os.mkfifo(fifo)
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        reply = requests.get(f"{server.base}/hits/{fifo.name}", headers=auth, timeout=3)
+        assert reply.status_code == 404
+        assert requests.get(server.url(tag.id), timeout=3).status_code == 200
+        listed = requests.get(server.base + "/hits/", headers=auth, timeout=3).json()["files"]
+        assert fifo.name not in [f["name"] for f in listed]
+    finally:
+        try:  # a server stuck opening the FIFO is released by a writer, so it can stop
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
 def test_no_path_leaves_the_hits_folder(server, token, home):
     """Traversal, encoded or not, gets a 404 (or 400) and never a byte of another file."""
     secret = home.secret_path.read_bytes().strip()

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -296,7 +297,7 @@ def tiny_disk(tmp_path):
 
 
 def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk):
-    """On a full disk: GIFs still served, /healthz says why, hits written once space returns."""
+    """On a full disk: GIFs still served, /healthz says why, hits written once space returns, and the log says when."""
     hits_dir = tiny_disk / "hits"
     server = PixelServer(home, hits_dir=hits_dir)
     try:
@@ -316,7 +317,86 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
         filler.unlink()
         requests.get(server.url(tag.id), headers={"User-Agent": "after"})
         assert requests.get(server.base + "/healthz").status_code == 200
+        assert "hits can be written to" in server.log() and "again after" in server.log()
         agents = [h["user_agent"] for h in _hits(server)]
         assert agents == ["before"] + [f"during-{i}" for i in range(50)] + ["after"]
     finally:
         server.stop()
+
+
+def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
+    """Scope ids are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
+    server = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--client-address", "full")
+    forwarded = [b"fe80::1%a\tb", b"fe80::2%eth0", b"::ffff:198.51.100.7", b"[2001:db8::1]",
+                 b"1.2.3.4;x", b'"1.2.3.4"', b"=cmd|' /C calc'!A0", b"\xff\xfe", b"1.2.3.4\xc2\x9b"]
+    try:
+        for value in forwarded:
+            _raw(server, b"GET /p/" + tag.id.encode() + b".gif HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Forwarded-For: " + value + b"\r\nConnection: close\r\n\r\n")
+        wait_for(lambda: len(server.hit_lines()) == len(forwarded), what="every hit logged")
+    finally:
+        server.stop()
+    clients = [h["client"] for h in _hits(server)]
+    assert clients == ["fe80::1", "fe80::2", "198.51.100.7", "2001:db8::1",
+                       "unknown", "unknown", "unknown", "unknown", "unknown"]
+    for line in server.hit_lines():
+        assert line.split(",")[4] in clients
+
+
+def test_dual_stack_ipv4_peers_stay_ipv4(home, tag):
+    """With --host ::, an IPv4 peer is truncated as IPv4 and matches an IPv4 --trusted-proxy."""
+    server = PixelServer(home, "--host", "::", "--trusted-proxy", "127.0.0.1")
+    try:
+        requests.get(server.url(tag.id))
+        requests.get(server.url(tag.id), headers={"X-Forwarded-For": "203.0.113.9"})
+        requests.get(server.url(tag.id), headers={"X-Forwarded-For": "198.51.100.20"})
+    finally:
+        server.stop()
+    assert [h["client"] for h in _hits(server)] == ["127.0.0.0", "203.0.113.0", "198.51.100.0"]
+
+
+def test_c1_control_characters_are_removed_from_user_agents(pixel_server, tag):
+    """CSI and OSC in their one-character C1 forms never reach the log (nor a terminal)."""
+    agent = "Mail\u009b31mRED\u009d0;title\u009c \u0085next".encode("utf-8")
+    _raw(pixel_server, b"GET /p/" + tag.id.encode() + b".gif HTTP/1.1\r\nHost: x\r\nUser-Agent: "
+         + agent + b"\r\nConnection: close\r\n\r\n")
+    wait_for(lambda: pixel_server.hit_lines(), what="the hit logged")
+    (hit,) = _hits(pixel_server)
+    assert hit["user_agent"] == "Mail 31mRED 0;title   next"
+    assert not any(0x80 <= ord(c) <= 0x9f for c in hit["user_agent"])
+
+
+def test_a_hits_file_moved_or_deleted_while_serving_is_reopened(pixel_server, tag):
+    """A hits file renamed or deleted under the server: later hits go to a new file at its path, /healthz stays true."""
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "before"})
+    (path,) = pixel_server.hits_dir.glob("hits-pixel-*.csv")
+    moved = path.with_name("moved-away.csv")
+    path.rename(moved)
+    time.sleep(1.1)
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-move"})
+    assert path.exists() and "after-move" in path.read_text(encoding="utf-8-sig")
+    assert "after-move" not in moved.read_text(encoding="utf-8-sig")
+    path.unlink()
+    health = requests.get(pixel_server.base + "/healthz")
+    assert health.status_code == 200 and path.exists()
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-delete"})
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfhit_id,") and b"after-delete" in path.read_bytes()
+    assert "was moved or deleted while this server wrote to it" in pixel_server.log()
+
+
+def test_the_server_writes_where_a_hit_came_from_before_it_hides_the_address(home):
+    """Behind a trusted proxy, a fetch from Exchange Online Protection is written with its
+    origin even though the address is stored hashed: the desktop can still call it a scanner."""
+    from mailtracker.core.secret import read_secret
+    from mailtracker.core.tokens import mint_token
+
+    token = mint_token(read_secret(home.secret_path))
+    server = PixelServer(home, "--client-address", "hash", "--trusted-proxy", "127.0.0.1")
+    try:
+        for address in ("40.107.22.1", "198.51.100.7"):
+            requests.get(server.url(token), headers={"X-Forwarded-For": address, "User-Agent": "Chrome/126.0"})
+        lines = server.hit_lines()
+    finally:
+        server.stop()
+    assert [line.rsplit(",", 1)[1] for line in lines] == ["microsoft-eop", ""]
+    assert "40.107" not in "".join(lines)

@@ -6,11 +6,18 @@ import json
 import subprocess
 import sys
 
+from mailtracker.core.csvcodec import format_row
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config
-from mailtracker.core.tokens import verify_token
-from mailtracker.desktop.tags import mint_tag
-from tests.conftest import run_cli
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import mint_token, verify_token
+from mailtracker.desktop import tail as tail_module
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import read_register, write_register
+from mailtracker.desktop.tags import (MAX_FIELD, MAX_RECIPIENTS, MAX_RECIPIENTS_FIELD, find_tag, mint_tag,
+                                      parse_tag_records, record_self_fetch, records_end, update_tag)
+from mailtracker.desktop.tail import Cursor, read_new_data
+from tests.conftest import row_of, run_cli
 
 
 def _tag_rows(home):
@@ -56,3 +63,123 @@ def test_eight_processes_minting_at_once_lose_and_duplicate_nothing(home):
     assert len({r["id"] for r in rows}) == 320
     assert {r["name"] for r in rows} == {f"p{n}-{i}" for n in range(8) for i in range(40)}
     assert home.tags_path.read_text(encoding="utf-8-sig").count("id,created") == 1
+
+
+def test_oversized_fields_are_cut_at_the_writer_and_the_tag_is_minted(home, caplog):
+    """A 200,000-character subject, 6,000 recipients, a huge Message-ID and reason: cut with a warning, never refused."""
+    config = load_config(home)
+    with caplog.at_level("WARNING", logger="mailtracker.desktop.tags"):
+        tag = mint_tag(home, config, name="n" * 150_000, subject="s" * 200_000,
+                       recipients=[f"r{i}@example.org" for i in range(6000)], identity="i" * 150_000)
+        update_tag(home, tag.id, message_id="m" * 200_000, status="sent")
+        record_self_fetch(home, tag.id, "r" * 200_000)
+    later = mint_tag(home, config, name="Later")
+    assert len(tag.subject) == MAX_FIELD and tag.recipients.count("@") == MAX_RECIPIENTS
+    assert any("cut to its first" in r.getMessage() for r in caplog.records)
+    assert max(len(field) for row in _tag_rows(home) for field in row.values()) <= MAX_RECIPIENTS_FIELD
+    result = fold(home)
+    assert result.skipped_lines == 0 and result.new_moments == 1
+    row = row_of(home, tag.id)
+    assert row["subject"] == "s" * MAX_FIELD and row["message_id"] == "m" * MAX_FIELD
+    assert row_of(home, later.id)["name"] == "Later"
+    for command in ("list", "report", "rebuild"):
+        proc = run_cli(command, home=home, check=False)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (command, proc.stderr)
+
+
+def test_a_huge_field_left_by_an_older_writer_costs_no_tag(home):
+    """tags.csv rows with a 300,000-character field (one with newlines) are read, cut to the bound; later rows too."""
+    config = load_config(home)
+    first = mint_tag(home, config, name="First")
+    big, bigger = mint_token(read_secret(home.secret_path)), mint_token(read_secret(home.secret_path))
+    with open(home.tags_path, "ab") as handle:
+        handle.write(format_row([big, utc_timestamp(), "Big", "x" * 300_000, "", "", "", "sent"]).encode())
+        handle.write(format_row([bigger, utc_timestamp(), "Bigger", "y\n" * 150_000, "", "", "", "sent"]).encode())
+    last = mint_tag(home, config, name="Last")
+    fold(home)
+    assert [row_of(home, t)["name"] for t in (first.id, big, bigger, last.id)] == ["First", "Big", "Bigger", "Last"]
+    assert row_of(home, big)["subject"] == "x" * MAX_FIELD
+    assert find_tag(home, tag_id=last.id)[1]["name"] == "Last"
+    proc = run_cli("list", home=home, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+
+
+def test_read_register_skips_only_a_row_with_an_oversized_field(tmp_path, caplog):
+    """A register.csv row beyond the csv field limit is skipped with a warning; the rows after it are read."""
+    path = tmp_path / "register.csv"
+    write_register(path, [{"id": "a" * 32, "name": "Ann"}])
+    with open(path, "ab") as handle:
+        handle.write(format_row(["b" * 32, "bbbbbbb", "Huge", "z" * 200_000]).encode())
+        handle.write(format_row(["c" * 32, "ccccccc", "Cid"]).encode())
+    with caplog.at_level("WARNING", logger="mailtracker.desktop.register"):
+        rows = read_register(path)
+    assert [row["name"] for row in rows] == ["Ann", "Cid"]
+    assert any("field larger than field limit" in r.getMessage() for r in caplog.records)
+
+
+def test_newlines_in_fields_survive_a_write_read_round_trip(home):
+    """A subject and name with LF, CRLF and CR read back exactly, by the fold and by find_tag."""
+    subject, name = "first\nsecond\r\nthird\rfourth", 'a "quoted"\nname, too'
+    tag = mint_tag(home, load_config(home), name=name, subject=subject)
+    update_tag(home, tag.id, message_id="<id@x>", status="sent")
+    fold(home)
+    row = row_of(home, tag.id)
+    assert (row["subject"], row["name"], row["message_id"]) == (subject, name, "<id@x>")
+    assert find_tag(home, tag_id=tag.id)[1]["subject"] == subject
+
+
+def test_a_record_straddling_a_read_chunk_is_not_lost(home, monkeypatch):
+    """With a 61-byte read chunk every record straddles one: each minted tag is read whole, none lost."""
+    config = load_config(home)
+    minted = [mint_tag(home, config, name=f"n{i}", subject=f"line {i}\r\n" * (i % 7) + '"q", x')
+              for i in range(40)]
+    for chunk in (7, 61, 1000):
+        cursor, found = Cursor(), {}
+        for data in read_new_data(home.tags_path, cursor, record_end=records_end, chunk_bytes=chunk):
+            found.update(record for record in parse_tag_records(data) if record is not None)
+        assert {tag_id: fields["subject"] for tag_id, fields in found.items()} == \
+            {tag.id: tag.subject for tag in minted}, chunk
+    monkeypatch.setattr(tail_module, "_READ_CHUNK", 61)
+    result = fold(home)
+    assert result.skipped_lines == 0 and result.new_tags == 40
+    assert [row_of(home, tag.id)["subject"] for tag in minted] == [tag.subject for tag in minted]
+
+
+def test_a_torn_quoted_field_swallows_no_later_tag(home):
+    """A writer cut off inside a quoted field leaves an open quote: the rows after it are still read."""
+    config = load_config(home)
+    mint_tag(home, config, name="Before")
+    with open(home.tags_path, "ab") as handle:
+        handle.write(b'abcdefghijklmnopqrstuvwxyzabcdef,2026-01-01T00:00:00.000Z,Torn,"half a sub')
+    after = [mint_tag(home, config, name=f"After {i}", subject="has, comma") for i in range(3)]
+    result = fold(home)
+    assert [row_of(home, tag.id)["name"] for tag in after] == ["After 0", "After 1", "After 2"]
+    assert result.skipped_lines == 1
+
+
+def test_tags_csv_with_reordered_columns_is_read_by_header(home):
+    """A spreadsheet that reordered the columns: rows map by the header, and new rows follow its order."""
+    config = load_config(home)
+    old = mint_tag(home, config, name="Ann", subject="Offer", recipients=["a@x.org"])
+    rows = _tag_rows(home)
+    order = ["subject", "status", "id", "recipients", "name", "created", "message_id", "identity"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=order, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    home.tags_path.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
+    new = mint_tag(home, config, name="Bob", subject="Hello", recipients=["b@y.org"])
+    update_tag(home, new.id, message_id="<m@y>", status="sent")
+    fold(home)
+    assert [(row_of(home, t)["name"], row_of(home, t)["subject"], row_of(home, t)["recipients"])
+            for t in (old.id, new.id)] == [("Ann", "Offer", "a@x.org"), ("Bob", "Hello", "b@y.org")]
+    assert row_of(home, new.id)["message_id"] == "<m@y>" and row_of(home, new.id)["status"] == "sent"
+    assert [r["name"] for r in _tag_rows(home)] == ["Ann", "Bob", ""]
+
+
+def test_tags_csv_without_a_header_is_read_by_position(home):
+    """A tags.csv without its header row (an older or hand-made file) is read in the documented order."""
+    token = mint_token(read_secret(home.secret_path))
+    home.tags_path.write_bytes(format_row([token, utc_timestamp(), "Ann", "Offer", "a@x.org", "", "", "sent"]).encode())
+    fold(home)
+    assert (row_of(home, token)["name"], row_of(home, token)["subject"]) == ("Ann", "Offer")

@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--serve-hits", action="store_true", default=None,
                      help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
                      "(bearer token derived from the secret)")
+    cmd.add_argument("--origins", metavar="FILE",
+                     help="network origins snapshot written by 'ranges update' (default: the home's "
+                     "if there is one, else the one shipped with mailtracker)")
     cmd.add_argument("--retention-days", type=int, metavar="N",
                      help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
@@ -404,7 +408,8 @@ def serve_settings(args, home: Home):
              "secret_file": args.secret_file, "server_id": args.server_id,
              "path_prefix": args.path_prefix, "workers": args.workers,
              "trusted_proxies": args.trusted_proxy, "client_address": args.client_address,
-             "serve_hits": args.serve_hits, "retention_days": args.retention_days}
+             "serve_hits": args.serve_hits, "retention_days": args.retention_days,
+             "origins_file": args.origins}
     values = read_server_config(args.config) if args.config else {}
     values.update({key: value for key, value in given.items() if value is not None})
     if not (values.get("secret_file") and values.get("hits_dir")):
@@ -423,6 +428,8 @@ def serve_settings(args, home: Home):
         if config is not None:
             values.setdefault("path_prefix", config.path_prefix)
             values.setdefault("client_address", config.client_address)
+    if not values.get("origins_file"):
+        values["origins_file"] = str(home.origins_path) if home.origins_path.exists() else ""
     for key in ("hits_dir", "secret_file"):
         values[key] = str(Path(values[key]).expanduser().resolve())
     return ServerSettings(**values)
@@ -561,7 +568,17 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
 
 
 def _clip(text: str, width: int) -> str:
+    text = _printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# C0, DEL and C1 (CSI U+009B and OSC U+009D drive a terminal as ESC [ and ESC ] do):
+# names, subjects and clients come from outside and must not reach the terminal raw.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(" ", text)
 
 
 def describe_time(stamp: str, now: datetime) -> str:
@@ -582,7 +599,7 @@ def cmd_show(args, home: Home) -> int:
         if row is None:
             raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
         timeline = register.timeline(row["id"])
-    print(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}")
+    print(_printable(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}"))
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
     links = row.get("links") or []
@@ -596,7 +613,7 @@ def cmd_show(args, home: Home) -> int:
                   f"{link['clicks']} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
-        print(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}")
+        print(_printable(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}"))
     return 0
 
 

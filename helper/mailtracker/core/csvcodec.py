@@ -23,8 +23,10 @@ def restore(text: str) -> str:
 
 
 def csv_field(text: str) -> str:
-    """One Excel-dialect CSV field, quoted only when it must be (as csv.writer does)."""
-    if "," in text or '"' in text or "\r" in text or "\n" in text:
+    """One Excel-dialect CSV field, quoted when it must be: as csv.writer does, and also
+    when it holds a ';' (a spreadsheet in a locale whose list separator is ';' splits
+    an unquoted field there; any CSV reader reads the quoted field back the same)."""
+    if "," in text or '"' in text or ";" in text or "\r" in text or "\n" in text:
         return '"' + text.replace('"', '""') + '"'
     return text
 

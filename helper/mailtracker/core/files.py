@@ -2,25 +2,34 @@
 atomically, and rows appended to a log under a lock, durably.
 """
 
+import csv
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 from filelock import FileLock, Timeout
 
-from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.csvcodec import format_row, header_line, strip_bom
 from mailtracker.core.errors import LockTimeoutError, LogWriteError
 
 LOCK_TIMEOUT_S = 30.0
 
 
 def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Append whole rows under a lock, durably; creates the file with its header."""
-    data = "".join(format_row(row) for row in rows).encode("utf-8")
+    """Append whole rows under a lock, durably; creates the file with its header.
+
+    A file whose header has the same columns in another order (a spreadsheet saved it
+    so) gets its rows in that order: its readers go by the header.
+    """
+    rows = list(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
             with open(path, "ab") as handle:
+                order = None if handle.tell() == 0 else _reordered_columns(path, columns)
+                if order is not None:
+                    rows = [[dict(zip(columns, row)).get(name, "") for name in order] for row in rows]
+                data = "".join(format_row(row) for row in rows).encode("utf-8")
                 if handle.tell() == 0:
                     data = header_line(columns) + data
                 elif not _ends_with_newline(handle):
@@ -36,6 +45,19 @@ def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]
         ) from None
     except OSError as exc:
         raise LogWriteError(f"cannot append to {path}: {exc.strerror or exc}") from None
+
+
+def _reordered_columns(path: Path, columns: Sequence[str]) -> Optional[List[str]]:
+    """The file's column order, when its header names all of ``columns`` in another order."""
+    with open(path, "rb") as reader:
+        first = strip_bom(reader.readline(64 << 10)).decode("utf-8", "replace")
+    try:
+        names = [name.strip().lower() for name in next(csv.reader([first]), [])]
+    except csv.Error:
+        return None
+    if names != list(columns) and set(columns) <= set(names):
+        return names
+    return None
 
 
 def _ends_with_newline(handle) -> bool:

@@ -11,9 +11,11 @@ the previous, correct state. What counts is decided by ``classify.Judge``.
 """
 
 import bisect
+import fnmatch
 import gc
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -29,8 +31,17 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.register import write_register
-from mailtracker.desktop.tags import parse_links, parse_self_fetches, parse_tag_records
-from mailtracker.desktop.tail import Cursor, read_new_lines
+from mailtracker.desktop.tags import (
+    LINK_COLUMNS,
+    SELF_FETCH_COLUMNS,
+    TAG_COLUMNS,
+    parse_links,
+    parse_self_fetches,
+    parse_tag_records,
+    read_columns,
+    records_end,
+)
+from mailtracker.desktop.tail import Cursor, read_new_data, read_new_lines
 from mailtracker.desktop.view import ViewWriter, view_path
 
 log = logging.getLogger(__name__)
@@ -113,6 +124,9 @@ class FoldResult:
     skipped_lines: int = 0
     unknown_tag_hits: int = 0
     files_read: int = 0
+    # Entries of the hits folder named like hits files that were not read: folders,
+    # FIFOs, devices, symlinks (a synced folder carries whatever the other side has).
+    skipped_entries: List[str] = field(default_factory=list)
     register_written: bool = False
     register_error: str = ""
     # The tags whose rows or timelines this pass changed.
@@ -131,6 +145,10 @@ class FoldResult:
         if self.skipped_lines:
             parts.append(f"{self.skipped_lines} unreadable lines skipped")
         text = ", ".join(parts) + f" from {self.files_read} files"
+        if self.skipped_entries:
+            names = ", ".join(self.skipped_entries[:3]) + (", ..." if len(self.skipped_entries) > 3 else "")
+            text += (f"; skipped {len(self.skipped_entries)} entries of the hits folder that are "
+                     f"not regular files ({names})")
         if self.register_written:
             text += "; register.csv updated"
         return text
@@ -153,6 +171,8 @@ class _FoldState:
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, list] = field(default_factory=dict)
     register_pending: bool = True
+    # The odd entries of the hits folder already warned about (each is named once).
+    odd_entries: List[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> "_FoldState":
@@ -179,6 +199,7 @@ class _FoldState:
                 tags=doc["tags"],
                 counts=doc["counts"],
                 register_pending=doc["register_pending"],
+                odd_entries=list(doc.get("odd_entries", [])),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
@@ -199,6 +220,7 @@ class _FoldState:
             "counts": {tag: [*entry[:_RECENT], _packed_recent(entry[_RECENT]), *entry[_RECENT + 1:]]
                        for tag, entry in self.counts.items()},
             "register_pending": self.register_pending,
+            "odd_entries": self.odd_entries,
         }
         write_file_atomically(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o644, replace_existing=True)
@@ -307,7 +329,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         view.save_rows(state.rows() if fresh else [state.row(tag) for tag in result.touched if tag in state.tags],
                        replace_all=fresh)
     if result.touched or fresh or result.new_moments or state.register_pending \
-            or not home.register_path.exists():
+            or state.odd_entries != result.skipped_entries or not home.register_path.exists():
+        state.odd_entries = list(result.skipped_entries)
         try:
             write_register(home.register_path, state.rows(), result.new_opens)
         except RegisterLockedError as exc:
@@ -335,8 +358,9 @@ class _Timelines:
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    for batch in read_new_lines(home.tags_path, state.tags_cursor):
-        for record in parse_tag_records(batch):
+    columns = read_columns(home.tags_path, TAG_COLUMNS)
+    for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
+        for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
                 continue
@@ -353,39 +377,71 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    for batch in read_new_lines(home.self_fetches_path, state.self_cursor):
-        for tag_id, moment, reason in parse_self_fetches(batch):
+    columns = read_columns(home.self_fetches_path, SELF_FETCH_COLUMNS)
+    for batch in read_new_data(home.self_fetches_path, state.self_cursor, record_end=records_end):
+        for tag_id, moment, reason in parse_self_fetches(batch, columns):
             state.moments.setdefault(tag_id, []).append([moment, reason])
             judge.forget_context(tag_id)
             result.new_moments += 1
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
-    for batch in read_new_lines(home.links_path, state.links_cursor):
-        for tag_id, number, target, text in parse_links(batch):
+    columns = read_columns(home.links_path, LINK_COLUMNS)
+    for batch in read_new_data(home.links_path, state.links_cursor, record_end=records_end):
+        for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
 
 
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
                timelines: _Timelines, progress: bool) -> None:
-    paths = sorted(hits_dir.glob(HITS_GLOB)) if hits_dir.is_dir() else []
+    paths = _hits_files(hits_dir, state, result)
     bar = _progress_bar(paths, state, progress)
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
             before = cursor.offset
             read_any = False
-            for batch in read_new_lines(path, cursor):
-                read_any = True
-                _fold_hit_lines(batch, path.name, state, result, judge, timelines)
-                if bar is not None:
-                    bar.update(cursor.offset - before)
-                    before = cursor.offset
+            try:
+                # Not following a symlink even if one replaced the file since it was listed.
+                for batch in read_new_lines(path, cursor, follow_symlinks=False):
+                    read_any = True
+                    _fold_hit_lines(batch, path.name, state, result, judge, timelines)
+                    if bar is not None:
+                        bar.update(cursor.offset - before)
+                        before = cursor.offset
+            except OSError as exc:
+                # What was read is counted and its cursor kept; the rest waits for the next fold.
+                log.warning("cannot read %s (%s); the next fold tries again", path.name, exc.strerror or exc)
+                result.skipped_entries.append(path.name)
             result.files_read += read_any
     finally:
         if bar is not None:
             bar.close()
+
+
+def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[Path]:
+    """The regular hits files directly in the folder. A folder, FIFO, device or symlink
+    with such a name is skipped and named (a FIFO would block the fold, /dev/zero never
+    ends, a symlink would bring some other file's lines in); each is warned about once."""
+    paths = []
+    try:
+        with os.scandir(hits_dir) as entries:
+            for entry in entries:
+                if not fnmatch.fnmatch(entry.name, HITS_GLOB):
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    paths.append(Path(entry.path))
+                else:
+                    result.skipped_entries.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    result.skipped_entries.sort()
+    for name in result.skipped_entries:
+        if name not in state.odd_entries:
+            log.warning("skipped %s in %s: it is not a regular file (a folder, FIFO, device or "
+                        "symlink); only regular hits files are folded", name, hits_dir)
+    return sorted(paths)
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,

@@ -8,6 +8,7 @@ nothing: the fold keeps its counts and writes it later.
 """
 
 import csv
+import logging
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -17,6 +18,8 @@ from mailtracker.core.errors import RegisterLockedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH
 from mailtracker.desktop.view import Event, ViewReader, view_path
+
+log = logging.getLogger(__name__)
 
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
@@ -59,12 +62,25 @@ def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 
 
 
 def read_register(path: Path) -> List[Dict[str, str]]:
-    """register.csv as dicts, by its header (for tests and tools; programs read ``Register``)."""
+    """register.csv as dicts, by its header (for tests and tools; programs read ``Register``).
+
+    A row the csv module refuses (a field beyond its limit, from an older writer or a
+    spreadsheet) is skipped with a warning; the rows after it are read."""
+    rows = []
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                log.warning("skipped an unreadable row of %s (line %d): %s", path.name, reader.line_num, exc)
+                continue
+            rows.append(row)
     for row in rows:
         for col in _OUTSIDE_TEXT:
-            row[col] = restore(row.get(col, ""))
+            row[col] = restore(row.get(col) or "")
     return rows
 
 

@@ -1,15 +1,22 @@
 """The desktop's append-only logs about tags: tags.csv (minting a tag — a new token,
 its row, its pixel URL and HTML — and later rows that change it), self-fetches.csv
 (the moments the sender's own Thunderbird may fetch a pixel) and links.csv (the
-tracked links of each mail, with their click URLs' targets); writing them and
-reading them back. The one owner of these formats.
+tracked links of each mail); writing them and reading them back. The one owner of
+these formats.
+
+Every field is bounded when it is written (a field of more than 131,072 characters
+is more than Python's csv module reads, and would make the whole log unreadable),
+and read back by the file's header, so a log whose columns a spreadsheet reordered
+still maps right. A field may hold a newline: records are split where a newline
+falls outside quotes, not at every line end.
 """
 
 import csv
 import html
-import io
 import logging
+import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mailtracker.core.csvcodec import neutralise, restore, strip_bom
@@ -27,7 +34,23 @@ TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "me
 SELF_FETCH_COLUMNS = ("tag", "time", "reason")
 # One row per tracked link of a mail: its number in the mail, where it goes, what it says.
 LINK_COLUMNS = ("tag", "link", "target", "text")
-MAX_LINK_TEXT = 200
+
+# What one field may hold: far beyond any real name, subject, Message-ID or list of
+# recipients, far below the csv module's limit. Longer text is cut, never refused:
+# a tag is minted whatever the add-on sends.
+MAX_FIELD = 2_000
+MAX_RECIPIENTS = 500
+MAX_RECIPIENTS_FIELD = 20_000
+MAX_REASON = 200
+_LIMITS = {"recipients": MAX_RECIPIENTS_FIELD, "reason": MAX_REASON, "time": 64, "target": 4096,
+           "text": 200}
+# No record written within those bounds comes near this: a quote that runs longer
+# without closing was left by a torn write, not opened by a field.
+MAX_RECORD_BYTES = 1 << 20
+# The start of a row of either log (an id, then a time or nothing): a line that starts
+# so inside an open quote shows that the quote was a torn field's, not a real one.
+_ROW_START = re.compile(rb"[a-z2-7]{32},(?:\d{4}-\d\d-\d\dT[0-9:.]+Z)?,|id,created,|tag,time,")
+_FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"?([^,]*)|([^,]*)')
 
 
 @dataclass(frozen=True)
@@ -59,7 +82,9 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
     secret = read_secret(home.secret_path)
     token = mint_token(secret)
     created = utc_timestamp()
-    joined = "; ".join(r.strip() for r in recipients if r.strip())
+    name, subject = _bounded("name", name), _bounded("subject", subject)
+    identity, status = _bounded("identity", identity), _bounded("status", status)
+    joined = _joined_recipients(recipients)
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
@@ -74,7 +99,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
 def update_tag(home: Home, tag_id: str, **fields: str) -> None:
     """Append a row that changes some fields of a tag (the log stays append-only)."""
     row = {col: "" for col in TAG_COLUMNS}
-    row.update(fields, id=tag_id)
+    row.update({col: _bounded(col, value) for col, value in fields.items()}, id=tag_id)
     append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
 
 
@@ -85,51 +110,184 @@ def _cell(column: str, value: str) -> str:
 def record_self_fetch(home: Home, tag_id: str, reason: str, when: str = "") -> None:
     """Note a moment the sender's own Thunderbird may fetch this tag's pixel."""
     append_rows(home.self_fetches_path, SELF_FETCH_COLUMNS,
-                [[tag_id, when or utc_timestamp(), neutralise(reason)]])
+                [[tag_id, _bounded("time", when) or utc_timestamp(), neutralise(_bounded("reason", reason))]])
 
 
+def _bounded(column: str, value: str) -> str:
+    """``value`` cut to the column's bound, with a warning when it had to be cut."""
+    limit = _LIMITS.get(column, MAX_FIELD)
+    if len(value) <= limit:
+        return value
+    log.warning("a %s of %d characters was cut to its first %d", column, len(value), limit)
+    return value[:limit]
 
 
-def _rows(batch: List[bytes]) -> Iterator[Optional[List[str]]]:
-    """The CSV rows of a batch of complete lines; None for a row the csv module refuses."""
-    text = "\n".join(strip_bom(line).decode("utf-8", "replace") for line in batch)
-    reader = csv.reader(io.StringIO(text))
+def _joined_recipients(recipients: Sequence[str]) -> str:
+    kept = [r.strip() for r in recipients if r.strip()]
+    if len(kept) > MAX_RECIPIENTS:
+        log.warning("a tag for %d recipients keeps the first %d in tags.csv", len(kept), MAX_RECIPIENTS)
+        kept = kept[:MAX_RECIPIENTS]
+    return _bounded("recipients", "; ".join(kept))
+
+
+def split_records(data: bytes) -> Tuple[List[bytes], int]:
+    """The complete records at the start of ``data`` (each with its line end), and
+    where they end: a newline ends a record only outside a quoted field.
+
+    A quote that opens a field and does not close within ``MAX_RECORD_BYTES``, or
+    inside which a new row starts, came from a torn write: its record ends at its
+    line end, so that one damaged row never swallows the rows after it.
+    """
+    records: List[bytes] = []
+    start = pos = 0
+    size = len(data)
     while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            log.warning("skipped an unreadable row: %s", exc)
-            yield None
+        quote = data.find(b'"', pos)
+        newline = data.find(b"\n", pos)
+        if newline >= 0 and (quote < 0 or newline < quote):
+            records.append(data[start:newline + 1])
+            start = pos = newline + 1
             continue
-        yield row
+        if quote < 0:
+            break
+        if quote > start and data[quote - 1] != 0x2C:  # ','
+            pos = quote + 1  # a quote inside an unquoted field is only a character
+            continue
+        close = _closing_quote(data, quote + 1)
+        torn = _row_start_within(data, quote, close if close >= 0 else size)
+        if torn < 0 and close < 0 and size - quote > MAX_RECORD_BYTES:
+            torn = data.find(b"\n", quote) + 1 or -1
+        if torn >= 0:
+            records.append(data[start:torn])
+            start = pos = torn
+        elif close < 0:
+            break  # the record is still being written, or its end is in the next block
+        else:
+            pos = close + 1
+    return records, start
 
 
-def parse_tag_records(batch: List[bytes]) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
-    """(tag id, fields) for each row of tags.csv in ``batch``; None for an unreadable row."""
-    for row in _rows(batch):
-        if row is not None and (not row or row[0] == "id"):
+def records_end(data: bytes) -> int:
+    """Where the complete records of ``data`` end (for ``tail.read_new_data``)."""
+    return split_records(data)[1]
+
+
+def _closing_quote(data: bytes, pos: int) -> int:
+    """The quote that closes a quoted field from ``pos`` on; -1 if not (yet) in ``data``."""
+    while True:
+        quote = data.find(b'"', pos)
+        if quote < 0 or quote + 1 >= len(data):
+            return -1  # a last quote may be the first of an escaped pair: wait for more
+        if data[quote + 1] != 0x22:
+            return quote
+        pos = quote + 2
+
+
+def _row_start_within(data: bytes, start: int, end: int) -> int:
+    newline = data.find(b"\n", start, end)
+    while newline >= 0:
+        if _ROW_START.match(data, newline + 1):
+            return newline + 1
+        newline = data.find(b"\n", newline + 1, end)
+    return -1
+
+
+def _parse_record(text: str) -> List[str]:
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        # A field beyond the csv module's limit, left by an older writer: read the
+        # record here instead, so the tag is kept (its fields are cut to their bounds).
+        log.warning("a row with %s: read it field by field", exc)
+        return _split_fields(text.rstrip("\r\n"))
+
+
+def _split_fields(text: str) -> List[str]:
+    """The fields of one Excel-dialect record, as the csv module reads them, without its field limit."""
+    fields = []
+    pos = 0
+    while True:
+        match = _FIELD.match(text, pos)
+        quoted, after, plain = match.groups()
+        fields.append(quoted.replace('""', '"') + after if quoted is not None else plain)
+        pos = match.end()
+        if pos >= len(text):
+            return fields
+        pos += 1  # the comma
+
+
+def _rows(data: bytes) -> Iterator[List[str]]:
+    """The CSV rows of a block of complete records."""
+    records, _ = split_records(strip_bom(data))
+    for record in records:
+        yield _parse_record(record.decode("utf-8", "replace"))
+
+
+def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
+    """The columns a header row names, or None when ``row`` is not a header."""
+    names = [name.strip().lstrip("\ufeff").lower() for name in row]
+    if known[0] in names and len(set(names) & set(known)) >= 2:
+        return names
+    return None
+
+
+def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
+    """The columns of a log by its header (a spreadsheet may have reordered them);
+    ``known`` for a file without a header, or none yet."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(64 << 10)
+    except (FileNotFoundError, IsADirectoryError):
+        return known
+    header = _header_of(_parse_record(strip_bom(first).decode("utf-8", "replace")), known)
+    return header or known
+
+
+def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str]) -> Optional[Dict[str, str]]:
+    if len(row) != len(columns):
+        return None
+    record = dict.fromkeys(known, "")
+    for column, value in zip(columns, row):
+        if column in record:
+            record[column] = _bounded(column, restore(value))
+    return record
+
+
+def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
+                      ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
+    """(tag id, fields) for each row of tags.csv in ``data`` (complete records);
+    None for an unreadable row. ``columns`` is the file's order (``read_columns``)."""
+    for row in _rows(data):
+        if not row or row == [""]:
             continue
-        if row is None or len(row) != len(TAG_COLUMNS) or len(row[0]) != TOKEN_LENGTH:
-            if row is not None:
-                log.warning("skipped an unreadable line in tags.csv: %.80r", ",".join(row))
+        header = _header_of(row, TAG_COLUMNS)
+        if header is not None:
+            columns = header
+            continue
+        record = _mapped(row, columns, TAG_COLUMNS)
+        if record is None or len(record["id"]) != TOKEN_LENGTH:
+            log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None
             continue
-        record = dict(zip(TAG_COLUMNS, (restore(value) for value in row)))
         yield record.pop("id"), record
 
 
-def parse_self_fetches(batch: List[bytes]) -> Iterator[Tuple[str, float, str]]:
-    """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``batch``."""
-    for row in _rows(batch):
-        if row is None or len(row) < 3 or len(row[0]) != TOKEN_LENGTH:
+def parse_self_fetches(data: bytes, columns: Sequence[str] = SELF_FETCH_COLUMNS
+                       ) -> Iterator[Tuple[str, float, str]]:
+    """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``data``."""
+    for row in _rows(data):
+        header = _header_of(row, SELF_FETCH_COLUMNS)
+        if header is not None:
+            columns = header
+            continue
+        record = _mapped(row, columns, SELF_FETCH_COLUMNS)
+        if record is None or len(record["tag"]) != TOKEN_LENGTH:
             continue
         try:
-            moment = parse_timestamp(row[1])
+            moment = parse_timestamp(record["time"])
         except ValueError:
             continue
-        yield row[0], moment, restore(row[2])
+        yield record["tag"], moment, record["reason"]
 
 
 def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tuple[str, Dict[str, str]]]:
@@ -139,7 +297,7 @@ def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tup
     best = ""
     try:
         with open(home.tags_path, "rb") as handle:
-            for record in parse_tag_records(handle.read().splitlines()):
+            for record in parse_tag_records(handle.read()):
                 if record is None:
                     continue
                 rid, fields = record
@@ -156,15 +314,21 @@ def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tup
 def record_links(home: Home, tag_id: str, links: Sequence[Tuple[int, str, str]]) -> None:
     """Note the tracked links of a mail: (number, target, visible text). A later row for the
     same number (the mail was sent again, changed) replaces the earlier one."""
-    rows = [[tag_id, str(link), neutralise(target), neutralise(" ".join(text.split())[:MAX_LINK_TEXT])]
+    rows = [[tag_id, str(link), neutralise(_bounded("target", target)),
+             neutralise(_bounded("text", " ".join(text.split())))]
             for link, target, text in links]
     if rows:
         append_rows(home.links_path, LINK_COLUMNS, rows)
 
 
-def parse_links(batch: List[bytes]) -> Iterator[Tuple[str, int, str, str]]:
-    """(tag id, link number, target, text) for each readable row of links.csv in ``batch``."""
-    for row in _rows(batch):
-        if row is None or len(row) < 4 or len(row[0]) != TOKEN_LENGTH or not row[1].isdigit():
+def parse_links(data: bytes, columns: Sequence[str] = LINK_COLUMNS) -> Iterator[Tuple[str, int, str, str]]:
+    """(tag id, link number, target, text) for each readable row of links.csv in ``data``."""
+    for row in _rows(data):
+        header = _header_of(row, LINK_COLUMNS)
+        if header is not None:
+            columns = header
             continue
-        yield row[0], int(row[1]), restore(row[2]), restore(row[3])
+        record = _mapped(row, columns, LINK_COLUMNS)
+        if record is None or len(record["tag"]) != TOKEN_LENGTH or not record["link"].isdigit():
+            continue
+        yield record["tag"], int(record["link"]), record["target"], record["text"]

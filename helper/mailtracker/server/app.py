@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
+from mailtracker.core.origins import Origins
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.server.hitfiles import answer_hits_request
@@ -38,6 +39,8 @@ from mailtracker.server.hitlog import HitLog
 from mailtracker.server.retention import prune_old_hits
 
 log = logging.getLogger(__name__)
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
 
@@ -50,7 +53,13 @@ MAX_TEXT = 512
 _SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1: a C1 byte (CSI U+009B, OSC U+009D...) drives a terminal as its
+# ESC form does, and the text reaches one through 'mailtracker show'.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What the client column holds for a peer that names no address (a Unix socket, a
+# malformed X-Forwarded-For). The fold splits that column off unparsed.
+UNKNOWN_CLIENT = "unknown"
+_STORED_CLIENT = re.compile(r"[0-9A-Za-z.:]{1,64}")
 
 
 _GIF_HEADERS = [
@@ -91,6 +100,8 @@ class ServerSettings:
     client_address: str = "truncated"
     serve_hits: bool = False
     retention_days: int = 0
+    # A snapshot of network origins written by 'ranges update'; empty: the package's own.
+    origins_file: str = ""
 
     def validated(self) -> "ServerSettings":
         if not _SERVER_ID_RE.match(self.server_id):
@@ -110,27 +121,51 @@ class ServerSettings:
         return self
 
 
+def normalise_address(text: str) -> Optional[IPAddress]:
+    """The address a peer or an X-Forwarded-For entry names, in one form; None if none.
+
+    An IPv6 scope id names an interface of the receiving host, not the reader, and is
+    outside text that address parsing lets through (``fe80::1%a\tb``): it is dropped.
+    A dual-stack socket (``--host ::``) reports IPv4 peers as ``::ffff:a.b.c.d``: they
+    are IPv4 addresses, so that truncation and --trusted-proxy treat them as such.
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        if ip.scope_id is not None:
+            ip = ipaddress.IPv6Address(ip.packed)
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+    return ip
+
+
 def _client_address_formatter(mode: str, secret: bytes):
     if mode == "full":
         return str
     if mode == "hash":
         salt = hmac.new(secret, b"mailtracker-client-address-v1", hashlib.sha256).digest()
-        return lambda ip: "h" + hmac.new(salt, ip.encode(), hashlib.sha256).hexdigest()[:20]
+        return lambda ip: "h" + hmac.new(salt, str(ip).encode(), hashlib.sha256).hexdigest()[:20]
 
-    def truncate(ip: str) -> str:
-        address = ipaddress.ip_address(ip)
-        bits = 24 if address.version == 4 else 48
-        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
+    def truncate(ip: IPAddress) -> str:
+        bits = 24 if ip.version == 4 else 48
+        return str(ipaddress.ip_network((ip, bits), strict=False).network_address)
 
     return truncate
 
 
 def _stored_address_function(formatter):
     def stored(address: str) -> str:
-        try:
-            return formatter(str(ipaddress.ip_address(address)))
-        except ValueError:
-            return ""
+        ip = normalise_address(address)
+        if ip is None:
+            return UNKNOWN_CLIENT
+        text = formatter(ip)
+        # The column must never hold a separator or a control character, whatever the mode.
+        return text if _STORED_CLIENT.fullmatch(text) else UNKNOWN_CLIENT
     return stored
 
 
@@ -152,8 +187,16 @@ class PixelApp:
         self.seq = 0
         self.invalid = 0
         # A peer sends many hits: its stored form is worked out once.
-        self._stored_address = lru_cache(maxsize=8192)(
-            _stored_address_function(_client_address_formatter(settings.client_address, secret)))
+        stored = _stored_address_function(_client_address_formatter(settings.client_address, secret))
+        origins = Origins.load(Path(settings.origins_file) if settings.origins_file else None)
+
+        def client_forms(address: str) -> Tuple[str, str]:
+            # The network is judged on the full address, before the privacy setting
+            # truncates or hashes it: every setting then classifies as well as 'full'.
+            ip = normalise_address(address)
+            return stored(address), origins.lookup(str(ip)) if ip is not None else ""
+
+        self._client_forms = lru_cache(maxsize=8192)(client_forms)
         self._verify = TokenVerifier(secret)
         self._verify_click = ClickVerifier(secret)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
@@ -226,7 +269,7 @@ class PixelApp:
         elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
             await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
         elif path == "/healthz":
-            healthy = self.hit_log.flush_pending()
+            healthy = self.hit_log.flush_pending(check_file=True)
             body = {"status": "ok" if healthy else "cannot write hits",
                     "pending_hits": len(self.hit_log.pending)}
             await _respond(send, 200 if healthy else 503, b"application/json",
@@ -286,12 +329,14 @@ class PixelApp:
         headers = dict(scope["headers"])
         self.seq += 1
         when = utc_timestamp()
-        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method,
-                               self._client(scope, headers.get(b"x-forwarded-for")),
-                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")))
+        client, origin = self._client(scope, headers.get(b"x-forwarded-for"))
+        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method, client,
+                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")),
+                               origin)
         self.hit_log.append(line, when[:10])
 
-    def _client(self, scope, forwarded: Optional[bytes]) -> str:
+    def _client(self, scope, forwarded: Optional[bytes]) -> Tuple[str, str]:
+        """The client's stored form and its network origin."""
         peer = (scope.get("client") or ("", 0))[0]
         address = peer
         if forwarded and self._trusted and self._is_trusted(peer):
@@ -301,14 +346,11 @@ class PixelApp:
                 if not self._is_trusted(candidate):
                     address = candidate
                     break
-        return self._stored_address(address)
+        return self._client_forms(address)
 
     def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
+        ip = normalise_address(address)
+        return ip is not None and any(ip in network for network in self._trusted)
 
 
 def _read_at(fd: int, size: int, position: int) -> bytes:

@@ -33,6 +33,7 @@ KEYS = {
     "secret_file": ("secret_file", (str,)),
     "workers": ("workers", (int,)),
     "path_prefix": ("path_prefix", (str,)),
+    "origins": ("origins_file", (str,)),
 }
 
 _TYPE_WORDS = {str: "a string", int: "a whole number", bool: "true or false", list: "a list"}
@@ -98,6 +99,7 @@ _COMMENTS = {
     "secret_file": "The shared secret (root only; the systemd unit hands the service a copy).",
     "workers": "Worker processes, each writing its own hits file.",
     "path_prefix": "Only shown at start-up: any prefix is answered, so old links keep working.",
+    "origins": "A network origins snapshot from 'mailtracker ranges update' (empty: the shipped one).",
 }
 
 

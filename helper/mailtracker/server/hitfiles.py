@@ -112,8 +112,11 @@ def _listing(hits_dir: Path, if_none_match: Optional[bytes]) -> HitsResponse:
 
 
 def _file(path: Path, range_header: Optional[bytes]) -> HitsResponse:
+    # O_NONBLOCK: opening a FIFO named like a hits file would otherwise wait for a
+    # writer, inside the event loop, and stall every request; S_ISREG then refuses it.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, flags)
     except OSError:  # missing, a symlink (ELOOP), unreadable
         return _plain(404, b"not found\n")
     try:

@@ -3,6 +3,7 @@ the operating system before its hit is answered.
 """
 
 import logging
+import os
 import time
 from collections import deque
 from pathlib import Path
@@ -26,6 +27,9 @@ class HitLog:
     """
 
     MAX_PENDING = 200_000
+    # How often the open file is compared with the one at its path: a file moved or
+    # deleted while the server runs would otherwise take every later hit with it.
+    CHECK_FILE_EVERY_S = 1.0
 
     def __init__(self, hits_dir: Path, writer_id: str):
         self.hits_dir = hits_dir
@@ -36,6 +40,8 @@ class HitLog:
         self._day = ""
         self._file = None
         self._last_complaint = 0.0
+        self._trouble_since = 0.0
+        self._next_check = 0.0
         hits_dir.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(hits_dir / f".lock-{writer_id}"))
         try:
@@ -51,7 +57,7 @@ class HitLog:
 
     def append(self, line: bytes, day: str) -> bool:
         """Write one formatted line; False when it had to wait in memory."""
-        if not self.pending and day == self._day:
+        if not self.pending and day == self._day and time.monotonic() < self._next_check:
             try:
                 count = self._file.write(line)
             except OSError as exc:
@@ -70,8 +76,12 @@ class HitLog:
             self.dropped += 1
         return self.flush_pending()
 
-    def flush_pending(self) -> bool:
+    def flush_pending(self, check_file: bool = False) -> bool:
+        """Write what waits in memory; False while it cannot. ``check_file`` makes sure
+        the open file is still the one at its path (as /healthz does)."""
         try:
+            if self._file is not None and (check_file or time.monotonic() >= self._next_check):
+                self._check_file()
             while self.pending:
                 day, line = self.pending[0]
                 if day != self._day:
@@ -85,8 +95,25 @@ class HitLog:
         except OSError as exc:
             self._complain(exc)
             return False
+        if self._trouble_since:
+            log.warning("hits can be written to %s again after %.0f s; every hit kept in memory is "
+                        "written (%d lost beyond the memory bound)", self.hits_dir,
+                        time.monotonic() - self._trouble_since, self.dropped)
+            self._trouble_since = 0.0
         return True
 
+    def _check_file(self) -> None:
+        self._next_check = time.monotonic() + self.CHECK_FILE_EVERY_S
+        path = self.path_for(self._day)
+        try:
+            on_disk = os.stat(path)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self._file.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            log.warning("%s was moved or deleted while this server wrote to it; writing to a new "
+                        "%s from now on", path.name, path)
+            self._open(self._day)
     def _write_all(self, data: bytes) -> bytes:
         """Write as much as the OS takes; returns what is left unwritten."""
         view = memoryview(data)
@@ -106,6 +133,7 @@ class HitLog:
             self._file.close()
             self._file = None
         path = self.path_for(day)
+        self._next_check = time.monotonic() + self.CHECK_FILE_EVERY_S
         handle = open(path, "ab", buffering=0)
         try:
             if handle.tell() == 0:
@@ -124,6 +152,7 @@ class HitLog:
 
     def _complain(self, exc: OSError) -> None:
         now = time.monotonic()
+        self._trouble_since = self._trouble_since or now
         if now - self._last_complaint >= 10.0:
             self._last_complaint = now
             log.error(
