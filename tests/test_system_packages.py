@@ -65,6 +65,17 @@ def test_on_debian_as_root_it_installs_what_is_missing(monkeypatch, capsys):
                      (["apt-get", "install", "-y", "-qq", "--no-install-recommends", "caddy"], "noninteractive")]
 
 
+def test_a_service_the_tests_run_themselves_is_disabled_after_its_install(monkeypatch):
+    """Dovecot is started by the test session on loopback: its system service is disabled once installed."""
+    calls = []
+    monkeypatch.setattr(system_packages, "is_debian", lambda: True)
+    monkeypatch.setattr(system_packages, "missing_packages", lambda entries, debian: ["dovecot-imapd"])
+    monkeypatch.setattr(system_packages.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(system_packages.subprocess, "run", lambda argv, **kw: calls.append(argv))
+    assert system_packages.main() == 0
+    assert calls[-1] == ["systemctl", "disable", "--now", "dovecot.service", "dovecot.socket"]
+
+
 def test_nothing_missing_says_nothing(monkeypatch, capsys):
     """All present (as on CI after the first run): silent, exit 0."""
     monkeypatch.setattr(system_packages, "missing_packages", lambda entries, debian: [])

@@ -91,9 +91,17 @@ def test_a_new_tag_appears_in_the_register(setup):
     assert set(_opens(home)) == {"Ann", "Bob"}
 
 
-def test_stop_ends_every_thread(setup):
-    """After stop(), no observer or fold thread is left (the autouse check enforces it)."""
+def test_start_runs_the_threads_and_stop_ends_every_one(setup):
+    """start() runs an observer and a fold thread (which folds what arrived meanwhile);
+    after stop() none is left (the autouse check enforces it too)."""
     home, config, _, _ = setup
-    watcher = Watcher(home, config).start()
-    watcher.stop()
-    assert not any(t.name == "mailtracker-fold" for t in threading.enumerate())
+    recorder = FoldRecorder()
+    before = set(threading.enumerate())
+    watcher = Watcher(home, config, on_fold=recorder).start()
+    try:
+        started = [t for t in threading.enumerate() if t not in before]
+        assert any(t.name == "mailtracker-fold" for t in started) and len(started) >= 2, started
+        recorder.wait(lambda r: len(r) >= 1)  # the first fold, without any file event
+    finally:
+        watcher.stop()
+    assert not any(t.is_alive() for t in started)

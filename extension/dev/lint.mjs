@@ -37,7 +37,15 @@ const THUNDERBIRD_NAMESPACES = new Set([
   "spaces",
   "spacesToolbar",
 ]);
-const THUNDERBIRD_PERMISSIONS = new Set(["accountsRead", "compose", "messagesRead"]);
+const THUNDERBIRD_PERMISSIONS = new Set([
+  "accountsFolders",
+  "accountsRead",
+  "compose",
+  "messagesDelete",
+  "messagesImport",
+  "messagesMove",
+  "messagesRead",
+]);
 
 /** Why a lint message is expected for a Thunderbird extension, or null if it is not. */
 function thunderbirdOnly(message) {
