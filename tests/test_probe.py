@@ -156,3 +156,17 @@ def test_a_server_with_another_secret_is_named_by_the_pull(home, tmp_path):
     assert "HTTP 401" in proc.stdout
     assert not [line for line in server.hit_lines() if PROBE_TAG_PREFIX in line]
 
+
+
+def test_doctor_server_never_ends_in_a_traceback(home, monkeypatch, capsys):
+    """An unexpected failure inside the checks is one BROKEN line and exit 90, not a traceback."""
+    from mailtracker import cli
+    from mailtracker.desktop import probe
+
+    def broken(*args, **kwargs):
+        raise ValueError("Port out of range 0-65535")
+
+    monkeypatch.setattr(probe, "check_server", broken)
+    assert cli.main(["doctor", "--server"]) == 90
+    out = capsys.readouterr().out
+    assert "BROKEN  the check itself: it failed unexpectedly (ValueError: Port out of range" in out
