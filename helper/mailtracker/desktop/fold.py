@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from filelock import FileLock, Timeout
 
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
-from mailtracker.core.files import write_file_atomically
+from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
@@ -176,15 +176,8 @@ class _FoldState:
 
     @classmethod
     def load(cls, path: Path) -> "_FoldState":
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("fold state %s is unreadable (%s); rebuilding it from the logs", path, exc)
-            return cls()
-        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-            log.info("fold state is from another version; rebuilding it from the logs")
+        doc = read_versioned_json(path, STATE_VERSION, "rebuilding the fold state from the logs")
+        if doc is None:
             return cls()
         try:
             return cls(
