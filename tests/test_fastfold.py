@@ -217,16 +217,21 @@ def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monke
         assert got[part] == expected[part], part
 
 
-@pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F"])
+@pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F", b"bootaaaa.01", b"Feb 30"])
 def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage):
-    """A NUL, bytes that are not UTF-8, a lone carriage return, a hit id in capitals: per line."""
+    """A NUL, bytes that are not UTF-8, a lone carriage return, a hit id in capitals or with a
+    leading zero, a 30th of February (parse_timestamp runs it into March): per line."""
     home = _edge_home(tmp_path / "damaged", random.Random(8), hits=500)
     path = home.hits_dir(load_config(home)) / "hits-a-2026-11-25.csv"
     data = path.read_bytes()
     cut = data.index(b"\r\n", len(data) // 2) + 2
+    line = data[cut:data.index(b"\r\n", cut)]
     if damage.startswith(b"boot"):  # a well-formed hit, but not as the server writes one
-        line = data[cut:data.index(b"\r\n", cut)]
         damage = damage + line[line.index(b","):] + b"\r\n"
+    elif damage == b"Feb 30":
+        fields = line.split(b",")
+        fields[0], fields[1] = b"bootzzzz.1", b"2026-02-30" + fields[1][10:]
+        damage = b",".join(fields) + b"\r\n"
     path.write_bytes(data[:cut] + damage + data[cut:])
     _both_ways(home, tmp_path / "both", monkeypatch, expect_fast=False)
 

@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 # A line exactly as the pixel server writes it (core.hitline.format_hit_line), up to
 # the free text: only such lines are split here. The character classes are ASCII on
 # purpose (a Unicode digit or letter is no part of a hit id or a time), the time
-# is always a real one (parse_timestamp accepts a few more: those lines go per line).
+# is always a real one (parse_timestamp accepts a few more: those lines go per line),
+# the sequence number has no leading zero (so the hit id names one hit in one way).
 _SERVER_LINE = (
-    r"^[0-9A-Za-z_-]*\.[0-9a-f]{1,15},"
+    r"^[0-9A-Za-z_-]*\.(?:0|[1-9a-f][0-9a-f]{0,14}),"
     r"[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z,"
     r"[!-+\--~]{32},(?:GET|HEAD|click:[0-9]{1,9}:(?:GET|HEAD)),[!-+\--~]*,"
 )
@@ -81,7 +82,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     clock.tick("seen")
     if frame.height == 0:
         return True
-    frame, words, last_seen = _labelled(frame, state, judge)
+    frame, words, last_seen, names = _labelled(frame, state, judge)
     clock.tick("labels")
     slow = frame.filter(pl.col("slow"))["row"]
     if slow.len():
@@ -91,7 +92,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     clock.tick("slow tags")
     fast = frame.filter(~pl.col("slow"))
     _add_seen(fast, state.seen.runs)
-    _count(fast, words, last_seen, state, result, timelines)
+    _count(fast, words, last_seen, names, state, result, timelines)
     clock.tick("counts")
     log.debug("fast path: %d lines, %d hits of slow tags per line; %s", lines.len(), slow.len(), clock)
     return True
@@ -137,10 +138,9 @@ def _lines(blob: bytes) -> "pl.Series":
 def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
     """The server's lines split into fields (with their place, ``row``), and the unreadable
     lines with their file names; Declined when a line is a hit in some other form."""
-    frame = pl.DataFrame({"line": lines}).with_row_index("row")
     regular = (pl.col("line").str.contains(_SERVER_LINE) & (pl.col("line").str.len_bytes() <= MAX_LINE_BYTES)
                ).fill_null(False)
-    frame = frame.with_columns(regular=regular)
+    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row").lazy().with_columns(regular=regular))
     unreadable = []
     odd = frame.filter(~pl.col("regular"))
     if odd.height:
@@ -159,27 +159,37 @@ def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
                 total += data.count(b"\n")
                 ends.append(total)
             unreadable = [(batches[bisect.bisect_right(ends, row)][0], raw) for row, raw in unreadable]
-        frame = frame.filter(pl.col("regular"))
     fields = pl.col("line").str.splitn(",", 6).struct.rename_fields(list(_FIELDS))
-    frame = frame.select("row", fields.alias("fields")).unnest("fields")
+    query = frame.lazy().filter(pl.col("regular")).select("row", fields.alias("fields")).unnest("fields")
     hit_id = pl.col("hit_id").str.splitn(".", 2).struct.rename_fields(["boot", "seq"])
-    # Milliseconds since the epoch; a day the calendar does not have is null (and goes per line).
-    ms = pl.col("time").str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", strict=False).dt.epoch("ms")
-    frame = frame.with_columns(hit_id.alias("id"), ms=ms).unnest("id").with_columns(
-        pl.col("seq").str.to_integer(base=16, dtype=pl.Int64)).drop("hit_id")
-    if frame["ms"].null_count():
-        raise Declined("a time on a day the calendar does not have")
+    # Milliseconds since the epoch (the fields' places are fixed by _SERVER_LINE); a day the
+    # calendar does not have is null, and its batch goes per line.
+    part = lambda start, length: pl.col("time").str.slice(start, length).cast(pl.Int64)  # noqa: E731
+    day = pl.col("time").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)
+    ms = day * 86_400_000 + part(11, 2) * 3_600_000 + part(14, 2) * 60_000 + part(17, 2) * 1_000 + part(20, 3)
     # parse_timestamp's float: whole seconds, plus the milliseconds / 1000, in that order.
     whole = pl.col("ms") // 1000
-    frame = frame.with_columns(when=whole.cast(pl.Float64) + (pl.col("ms") - whole * 1000).cast(pl.Float64) / 1000
-                               ).drop("ms")
-    return frame, unreadable
+    when = whole.cast(pl.Float64) + (pl.col("ms") - whole * 1000).cast(pl.Float64) / 1000
+    frame = _collect(query.with_columns(hit_id.alias("id"), ms=ms).unnest("id").with_columns(
+        pl.col("seq").str.to_integer(base=16, dtype=pl.Int64), when=when))
+    if frame["ms"].null_count():
+        raise Declined("a time on a day the calendar does not have")
+    return frame.drop("ms"), unreadable
+
+
+def _collect(query: "pl.LazyFrame") -> "pl.DataFrame":
+    """Run a query of per-line work on every core (polars' streaming engine splits the lines
+    into morsels), the lines kept in their order, which the rules depend on."""
+    frame = query.collect(engine="streaming")
+    if not frame["row"].is_sorted():
+        frame = frame.sort("row")
+    return frame
 
 
 def _new_hits(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]):
     """The hits not counted before (by an earlier pass, or earlier in these lines), and
     how many were; ``SeenHits.add``'s answers, without changing the runs yet."""
-    first = pl.struct("boot", "seq").is_first_distinct()
+    first = pl.col("hit_id").is_first_distinct()  # one spelling per hit (_SERVER_LINE)
     known = [boot for boot in frame["boot"].unique().to_list() if boot in runs]
     if known:
         spans = pl.DataFrame(
@@ -226,24 +236,30 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     frame = frame.with_columns(pl.col("tag", "method", "rest", "client").cast(pl.Categorical).to_physical()
                                .name.suffix("_c"))
     words = _Words()
-    combos = _combos(frame, judge, words)
-    frame = frame.join(combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left")
-    frame = frame.join(_tag_table(frame, state, judge), on="tag_c", how="left", maintain_order="left")
+    combos, texts = _combos(frame, judge, words)
+    tags = _tag_table(frame, state, judge)
+    names = dict(tags.select("tag_c", "tag").iter_rows())
+    # The texts stay behind: from here on each join or filter copies only numbers and times.
+    frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
+        combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left").join(
+        tags.drop("tag"), on="tag_c", how="left", maintain_order="left")
 
     # Inside a tag's window: decide() hit by hit, with the tag's context (few hits: the
     # send's, the displays', the first fetch's neighbours). Time orders as its text does.
     in_span = ~pl.col("click") & (pl.col("start") <= pl.col("when")) & (pl.col("when") <= pl.col("end"))
     timed = frame.filter(in_span.fill_null(False))
     if timed.height:
-        contexts = {tag: judge.span(tag, first) for tag, first in timed.select("tag", "first").unique().iter_rows()}
+        contexts = {tag_c: judge.span(names[tag_c], first)
+                    for tag_c, first in timed.select("tag_c", "first").unique().iter_rows()}
         verdicts = {}
         labels = []
-        for method, rest, client, when, tag, origin in timed.select(
-                "method", "rest", "client", "when", "tag", "origin").iter_rows():
+        for method_c, rest_c, client_c, when, tag_c, origin in timed.select(
+                "method_c", "rest_c", "client_c", "when", "tag_c", "origin").iter_rows():
+            method, rest, client = texts[0][method_c], texts[1][rest_c], texts[2][client_c]
             verdict = verdicts.get(rest)
             if verdict is None:
                 verdict = verdicts[rest] = judge_agent(user_agent_of(rest.encode("utf-8")))
-            label, reason = decide(method, verdict, client, when, contexts[tag][0], rules, judge.apple, origin)
+            label, reason = decide(method, verdict, client, when, contexts[tag_c][0], rules, judge.apple, origin)
             labels.append((words.label(label), words.reason(reason), label in PERSON_LABELS))
         timed = pl.DataFrame({"row": timed["row"], "tlabel": [x[0] for x in labels],
                               "treason": [x[1] for x in labels], "tperson": [x[2] for x in labels]},
@@ -266,8 +282,8 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     # Each client's last hit, for the repeat memory of the tags that stay here.
     last_seen = people.filter(~same.shift(-1).fill_null(False) & ~pl.col("tag_c").is_in(
         frame.filter(pl.col("slow"))["tag_c"].unique().implode()))
-    return frame.select("row", "boot", "seq", "time", "tag", "tag_c", "when", "label", "reason", "described",
-                        "key", "link", "first_row", "first", "slow"), words, last_seen
+    return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
+                        "key", "link", "first_row", "first", "slow"), words, last_seen, names
 
 
 class _Words:
@@ -297,16 +313,19 @@ class _Words:
         return list(table)  # codes are given in insertion order
 
 
-def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words) -> "pl.DataFrame":
-    """Per distinct (method, free text, client): what ``Judge.judge`` says outside any window.
-    The user agent's verdict is taken once per free text, the network once per client, the
-    label once per (method, agent, network, and for Apple's bare agent the address)."""
+def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
+    """Per distinct (method, free text, client): what ``Judge.judge`` says outside any window,
+    and the texts of the three codes. The user agent's verdict is taken once per free text,
+    the network once per client, the label once per (method, agent, network, and for Apple's
+    bare agent the address)."""
     rules, apple, origins = judge.rules, judge.apple, judge.origins
     verdicts, written, looked, decided, described = {}, {}, {}, {}, {}
     rows = []
+    texts = ({}, {}, {})
     distinct = frame.unique(subset=["method_c", "rest_c", "client_c"]).select(
         "method_c", "rest_c", "client_c", "method", "rest", "client")
     for method_c, rest_c, client_c, method, rest, client in distinct.iter_rows():
+        texts[0][method_c], texts[1][rest_c], texts[2][client_c] = method, rest, client
         verdict = verdicts.get(rest)
         if verdict is None:
             raw = rest.encode("utf-8")
@@ -347,7 +366,7 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words) -> "pl.DataFrame
     return pl.DataFrame(rows, orient="row", schema={
         "method_c": pl.UInt32, "rest_c": pl.UInt32, "client_c": pl.UInt32, "click": pl.Boolean,
         "origin": pl.String, "label": pl.Int64, "reason": pl.Int64, "described": pl.Int64, "key": pl.Int64,
-        "link": pl.String})
+        "link": pl.String}), texts
 
 
 def _click_verdict(method: str, verdict) -> Tuple[str, str, Optional[str], Optional[str]]:
@@ -366,7 +385,7 @@ def _tag_table(frame: "pl.DataFrame", state, judge: Judge) -> "pl.DataFrame":
     """Per tag: whether its memory already holds clients (a slow tag), the first fetch that
     opens its delivery window (stored, or this batch's first pixel hit: ``first_row``), the
     span in which time changes a label, and the reported send a click is measured from."""
-    firsts = (frame.filter(~pl.col("click")).group_by("tag_c")
+    firsts = (frame.filter(~pl.col("method").str.starts_with("click:")).group_by("tag_c")
               .agg(pl.col("row").first().alias("frow"), pl.col("when").first().alias("fwhen")))
     firsts = {tag_c: (row, when) for tag_c, row, when in firsts.iter_rows()}
     rows = []
@@ -381,13 +400,14 @@ def _tag_table(frame: "pl.DataFrame", state, judge: Judge) -> "pl.DataFrame":
         span = judge.span(tag, first)
         start, end = (parse_timestamp(span[1]), parse_timestamp(span[2])) if span is not None else (None, None)
         send = span[0].sent_at if span is not None and reported else None
-        rows.append((tag_c, stored, first, first_row, start, end, send))
+        rows.append((tag_c, tag, stored, first, first_row, start, end, send))
     return pl.DataFrame(rows, orient="row", schema={
-        "tag_c": pl.UInt32, "stored": pl.Boolean, "first": pl.Float64, "first_row": pl.UInt32,
+        "tag_c": pl.UInt32, "tag": pl.String, "stored": pl.Boolean, "first": pl.Float64, "first_row": pl.UInt32,
         "start": pl.Float64, "end": pl.Float64, "send": pl.Float64})
 
 
-def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", state, result, timelines) -> None:
+def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str], state, result,
+           timelines) -> None:
     """Add the fast tags' hits to their counts, repeat memory and timelines. No repeats among
     them: each person's hit counts, and no other does."""
     if frame.height == 0:
@@ -400,12 +420,13 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", st
     is_open = pl.col("key").is_not_null() & (pl.col("label") != click_code)
     is_click = pl.col("label") == click_code
     per_tag = frame.group_by("tag_c").agg(
-        pl.col("tag").first(), hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
+        hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
         last=pl.col("time").filter(is_open).max(), selfs=(pl.col("label") == codes.get("self", -1)).sum(),
         machine=pl.col("label").is_in(machine_codes).sum(),
         clicks=is_click.sum(), first_click=pl.col("time").filter(is_click).min(),
-        last_click=pl.col("time").filter(is_click).max()).drop("tag_c")
-    for tag, hits, opens, first, last, selfs, machine, clicks, first_click, last_click in per_tag.iter_rows():
+        last_click=pl.col("time").filter(is_click).max())
+    for tag_c, hits, opens, first, last, selfs, machine, clicks, first_click, last_click in per_tag.iter_rows():
+        tag = names[tag_c]
         entry = counts.get(tag)
         if entry is None:
             entry = counts[tag] = per_line._new_entry()
@@ -428,15 +449,15 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", st
         if tag not in tags:
             result.unknown_tag_hits += hits
     if click_code >= 0:
-        per_link = (frame.filter(is_click).group_by("tag", "link")
+        per_link = (frame.filter(is_click).group_by("tag_c", "link")
                     .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
-        for tag, link, n, first, last in per_link.iter_rows():
-            link_counts = counts[tag][per_line._LINKS].setdefault(link, [0, "", ""])
+        for tag_c, link, n, first, last in per_link.iter_rows():
+            link_counts = counts[names[tag_c]][per_line._LINKS].setdefault(link, [0, "", ""])
             link_counts[0] += n
             if not link_counts[1] or first < link_counts[1]:
                 link_counts[1] = first
             link_counts[2] = max(link_counts[2], last)
-    _remember_clients(frame, words, last_seen, counts)
+    _remember_clients(frame, words, last_seen, names, counts)
     # Only the latest events of a tag are kept (view.TIMELINE_LENGTH): only those are built.
     # In tag order, a hit is among its tag's latest when the one that many places on is
     # another tag's.
@@ -447,7 +468,6 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", st
     events = list(zip(latest["time"].to_list(), labels.gather(latest["label"]).to_list(),
                       latest["key"].is_not_null().cast(pl.Int64).to_list(),
                       reasons.gather(latest["reason"]).to_list(), described.gather(latest["described"]).to_list()))
-    names = dict(frame.unique(subset="tag_c").select("tag_c", "tag").iter_rows())
     ends = latest.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
     touched = timelines.touched
     for tag_c, at, n in ends.iter_rows():
@@ -465,19 +485,19 @@ def _last_of_each(frame: "pl.DataFrame", group: str, count: int) -> "pl.Series":
     return order.filter((groups != groups.shift(-count)).fill_null(True))
 
 
-def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", counts) -> None:
+def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],
+                      counts) -> None:
     """Each fast tag's repeat memory after its hits: its last RECENT_CLIENTS clients by their
     last hit, oldest first, each with that hit's time (it counted), and the first fetch where
     ``Judge.judge`` put it, before the clients that came after it."""
     keys = _Words.texts(words.keys)
     people = last_seen[_last_of_each(last_seen, "tag_c", RECENT_CLIENTS)]
-    names = dict(frame.unique(subset="tag_c").select("tag_c", "tag").iter_rows())
     memories: Dict[str, list] = {}
     for tag_c, key, row, when in people.iter_rows():
         memories.setdefault(names[tag_c], []).append((row, 1, keys[key], when))
-    for tag, row, first in frame.filter(pl.col("first_row").is_not_null()).select(
-            "tag", "first_row", "first").unique("tag").iter_rows():
-        memories.setdefault(tag, []).append((row, 0, FIRST_FETCH, first))
+    for tag_c, row, first in frame.filter(pl.col("first_row").is_not_null()).select(
+            "tag_c", "first_row", "first").unique("tag_c").iter_rows():
+        memories.setdefault(names[tag_c], []).append((row, 0, FIRST_FETCH, first))
     for tag, items in memories.items():
         recent = per_line._recent_of(counts[tag])  # at most a stored first fetch (else slow)
         for _, _, key, when in sorted(items):

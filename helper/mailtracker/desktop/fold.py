@@ -8,6 +8,9 @@ log read twice, replaced by a sync tool, or copied as a Syncthing conflict
 file never counts a hit twice. Its state is private to this module and is
 replaced atomically after each pass, under a lock, so an interrupted fold leaves
 the previous, correct state. What counts is decided by ``classify.Judge``.
+The hot loop is ``_fold_hit_lines``; big batches (a first fold, a rebuild, days
+offline) go to ``fastfold``, which counts them as columns with polars when it is
+installed and gives exactly the same results (the per-line loop is its reference).
 """
 
 import bisect
