@@ -296,10 +296,18 @@ class Judge:
             return written
         return self.origins.lookup(hit.client)
 
-    def _span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
+    def send_reported(self, tag: str) -> bool:
+        """Whether the add-on reported the tag's send (else its first fetch stands for it)."""
+        reported = self._reported.get(tag)
+        if reported is None:
+            reported = self._reported[tag] = any(r == "send" for _, r in self.moments.get(tag) or ())
+        return reported
+
+    def span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
         """The tag's context, and the span of hit times (as timestamp strings) in which
         it can change a label: outside it, the user agent alone decides. Without a
-        reported send, the delivery window starts at the tag's first fetch."""
+        reported send, the delivery window starts at the tag's first fetch. (Public for
+        the fold's fast path, which labels many hits at once by the same rules.)"""
         moments = self.moments.get(tag) or []
         sends = [moment for moment, reason in moments if reason == "send"]
         if not moments and first_fetch is None:
@@ -325,15 +333,12 @@ class Judge:
         span = self._spans.get(hit.tag, False)
         if span is False:
             first = recent.get(FIRST_FETCH)
-            span = self._spans[hit.tag] = self._span(hit.tag, first)
+            span = self._spans[hit.tag] = self.span(hit.tag, first)
         stamp = hit.time
-        reported = self._reported.get(hit.tag)
-        if reported is None:
-            reported = self._reported[hit.tag] = any(r == "send" for _, r in self.moments.get(hit.tag) or ())
-        if not reported and FIRST_FETCH not in recent:
+        if not self.send_reported(hit.tag) and FIRST_FETCH not in recent:
             # A tag minted by hand: its first fetch opens the delivery window.
             recent[FIRST_FETCH] = parse_timestamp(stamp)
-            span = self._spans[hit.tag] = self._span(hit.tag, recent[FIRST_FETCH])
+            span = self._spans[hit.tag] = self.span(hit.tag, recent[FIRST_FETCH])
         context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
         when = parse_timestamp(stamp) if context is not None else 0.0
         origin = self.origin(hit) if verdict.kind != "fixed" else ""

@@ -8,6 +8,9 @@ log read twice, replaced by a sync tool, or copied as a Syncthing conflict
 file never counts a hit twice. Its state is private to this module and is
 replaced atomically after each pass, under a lock, so an interrupted fold leaves
 the previous, correct state. What counts is decided by ``classify.Judge``.
+The hot loop is ``_fold_hit_lines``; big batches (a first fold, a rebuild, days
+offline) go to ``fastfold``, which counts them as columns with polars when it is
+installed and gives exactly the same results (the per-line loop is its reference).
 """
 
 import bisect
@@ -41,7 +44,7 @@ from mailtracker.desktop.tags import (
     read_columns,
     records_end,
 )
-from mailtracker.desktop.tail import Cursor, read_new_data, read_new_lines
+from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, view_path
 
 log = logging.getLogger(__name__)
@@ -386,10 +389,21 @@ def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
             result.touched.add(tag_id)
 
 
+# The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines
+# (about 20,000 hits); below that the per-line loop is quicker than importing polars.
+# It takes up to FAST_GROUP_BYTES at a time, which bounds what a rebuild holds in memory.
+FAST_PATH = True
+FAST_MIN_BYTES = 4 << 20
+FAST_GROUP_BYTES = 256 << 20
+
+
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
                timelines: _Timelines, progress: bool) -> None:
     paths = _hits_files(hits_dir, state, result)
     bar = _progress_bar(paths, state, progress)
+    # Blocks read but not yet folded, in order: (file name, complete lines).
+    pending: List[tuple] = []
+    pending_bytes = 0
     try:
         for path in paths:
             cursor = state.files.setdefault(path.name, Cursor())
@@ -397,9 +411,16 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
             read_any = False
             try:
                 # Not following a symlink even if one replaced the file since it was listed.
-                for batch in read_new_lines(path, cursor, follow_symlinks=False):
+                for data in read_new_data(path, cursor, follow_symlinks=False):
                     read_any = True
-                    _fold_hit_lines(batch, path.name, state, result, judge, timelines)
+                    if FAST_PATH:
+                        pending.append((path.name, data))
+                        pending_bytes += len(data)
+                        if pending_bytes >= FAST_GROUP_BYTES:
+                            _fold_pending(pending, state, result, judge, timelines)
+                            pending_bytes = 0
+                    else:
+                        _fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
                     if bar is not None:
                         bar.update(cursor.offset - before)
                         before = cursor.offset
@@ -408,9 +429,27 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                 log.warning("cannot read %s (%s); the next fold tries again", path.name, exc.strerror or exc)
                 result.skipped_entries.append(path.name)
             result.files_read += read_any
+        _fold_pending(pending, state, result, judge, timelines)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, judge: Judge,
+                  timelines: _Timelines) -> None:
+    """Fold the blocks read so far: many at once by the fast path when it is there and
+    takes them, else line by line (the reference)."""
+    if sum(len(data) for _, data in pending) >= FAST_MIN_BYTES:
+        try:
+            from mailtracker.desktop import fastfold
+        except ImportError:  # polars is not installed: the per-line loop does it all
+            fastfold = None
+        if fastfold is not None and fastfold.fold_batches(pending, state, result, judge, timelines):
+            pending.clear()
+            return
+    for file_name, data in pending:
+        _fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
+    pending.clear()
 
 
 def hits_files(hits_dir: Path) -> Tuple[List[Path], List[str]]:

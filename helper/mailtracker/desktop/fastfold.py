@@ -1,0 +1,504 @@
+"""The fold's fast path: many new hit lines counted at once, as columns (polars).
+
+One responsibility: give exactly the counts, timelines, seen hits and repeat memory
+that ``fold._fold_hit_lines`` gives for the same lines, in a fraction of its time,
+for the big batches (a first fold, a rebuild, a catch-up after days offline). The
+per-line loop stays the reference and the fallback: this module is used only when
+polars is installed, and it hands back to that loop whatever it cannot do exactly.
+
+How the work splits. Per line, only column operations run: splitting off the fixed
+fields, the dedup against the seen hits, joins with small tables, the counting.
+Python runs per distinct user agent (``classify.judge_agent``), per distinct client
+(``Origins.lookup``), per distinct (method, agent, network) (``classify.decide``),
+per tag (``Judge.span``), and per hit only for the hits inside a tag's send,
+display or first-fetch window, where time changes a label. The one rule that
+depends on a tag's earlier hits is the repeat rule (the same client again within
+the window counts once, among the tag's RECENT_CLIENTS most recent clients): where
+no client of a tag comes back within the window, every person's hit counts and the
+memory is simply the last clients seen; a tag where one does, or whose memory
+already holds clients, or with a click on delivery, is a "slow tag": its new lines
+go through ``fold._fold_hit_lines`` itself, in their order.
+
+A batch is declined whole, before anything changes, when it holds what only the
+per-line code reads exactly: a NUL byte, a lone carriage return, bytes that are not
+UTF-8, or a line that parses as a hit but not in the server's own form (an odd
+method, a leap second, an upper-case id).
+"""
+
+import bisect
+import logging
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import polars as pl
+
+from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, parse_method, split_hit_line, user_agent_of
+from mailtracker.core.origins import ORIGINS
+from mailtracker.core.origins import describe as describe_origin
+from mailtracker.core.tokens import PROBE_TAG_PREFIX
+from mailtracker.desktop import fold as per_line
+from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
+from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.desktop.view import TIMELINE_LENGTH
+
+log = logging.getLogger(__name__)
+
+# A line exactly as the pixel server writes it (core.hitline.format_hit_line), up to
+# the free text: only such lines are split here. The character classes are ASCII on
+# purpose (a Unicode digit or letter is no part of a hit id or a time), the time
+# is always a real one (parse_timestamp accepts a few more: those lines go per line),
+# the sequence number has no leading zero (so the hit id names one hit in one way).
+_SERVER_LINE = (
+    r"^[0-9A-Za-z_-]*\.(?:0|[1-9a-f][0-9a-f]{0,14}),"
+    r"[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z,"
+    r"[!-+\--~]{32},(?:GET|HEAD|click:[0-9]{1,9}:(?:GET|HEAD)),[!-+\--~]*,"
+)
+_FIELDS = ("hit_id", "time", "tag", "method", "client", "rest")
+
+
+class Declined(Exception):
+    """The batch holds something only the per-line loop reads exactly."""
+
+
+def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Judge, timelines) -> bool:
+    """Fold these blocks of complete lines (file name, bytes), in order, as
+    ``fold._fold_hit_lines`` would; False, with nothing changed, when declined."""
+    clock = _Clock()
+    try:
+        lines = _lines(b"".join([b"\n", *(data for _, data in batches)]))
+        clock.tick("lines")
+        frame, unreadable = _split(lines, batches)
+        clock.tick("split")
+    except Declined as exc:
+        log.info("the fold's fast path left %d bytes to the per-line fold: %s",
+                 sum(len(data) for _, data in batches), exc)
+        return False
+    for file_name, line in unreadable:
+        result.skipped_lines += 1
+        log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
+    frame = frame.filter(~pl.col("tag").str.starts_with(PROBE_TAG_PREFIX))
+    frame, duplicates = _new_hits(frame, state.seen.runs)
+    result.duplicate_hits += duplicates
+    clock.tick("seen")
+    if frame.height == 0:
+        return True
+    frame, words, last_seen, names = _labelled(frame, state, judge)
+    clock.tick("labels")
+    slow = frame.filter(pl.col("slow"))["row"]
+    if slow.len():
+        # Their own order, through the reference loop, which also records them as seen.
+        per_line._fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
+                                 judge, timelines)
+    clock.tick("slow tags")
+    fast = frame.filter(~pl.col("slow"))
+    _add_seen(fast, state.seen.runs)
+    _count(fast, words, last_seen, names, state, result, timelines)
+    clock.tick("counts")
+    log.debug("fast path: %d lines, %d hits of slow tags per line; %s", lines.len(), slow.len(), clock)
+    return True
+
+
+class _Clock:
+    """Where the fast path's time goes, for the debug log (and bench_fold's --profile)."""
+
+    def __init__(self):
+        self.last = (time.perf_counter(), time.process_time())
+        self.parts: List[str] = []
+
+    def tick(self, what: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.parts.append(f"{what} {now[0] - self.last[0]:.3f} s (CPU {now[1] - self.last[1]:.3f} s)")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.parts)
+
+
+def _lines(blob: bytes) -> "pl.Series":
+    """The lines of ``blob`` (which starts with an empty one) as ``bytes.splitlines`` cuts
+    them, as text (None for an empty line)."""
+    if b"\x00" in blob:
+        raise Declined("a NUL byte")
+    try:
+        # One column of whole lines: no separator or quote can occur in them. The empty
+        # first line keeps a byte order mark at the start of the data in its line
+        # (polars drops one there; the per-line fold sees it).
+        column = pl.read_csv(blob, has_header=False, separator="\x00", quote_char=None,
+                             new_columns=["line"], infer_schema=False, comment_prefix=None)["line"]
+    except pl.exceptions.PolarsError as exc:  # bytes that are not UTF-8, above all
+        raise Declined(f"unreadable as UTF-8 text ({type(exc).__name__})") from None
+    if column.len() != blob.count(b"\n"):
+        raise Declined("polars cut the lines elsewhere")
+    # polars ends a line at "\r\n" or "\n"; splitlines() also at a lone "\r".
+    if column.str.contains("\r", literal=True).any():
+        raise Declined("a carriage return that ends no line")
+    return column.slice(1)
+
+
+def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
+    """The server's lines split into fields (with their place, ``row``), and the unreadable
+    lines with their file names; Declined when a line is a hit in some other form."""
+    regular = (pl.col("line").str.contains(_SERVER_LINE) & (pl.col("line").str.len_bytes() <= MAX_LINE_BYTES)
+               ).fill_null(False)
+    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row").lazy().with_columns(regular=regular))
+    unreadable = []
+    odd = frame.filter(~pl.col("regular"))
+    if odd.height:
+        for row, line in odd.select("row", "line").iter_rows():
+            raw = (line or "").encode("utf-8")
+            try:
+                split_hit_line(raw)
+            except ValueError:
+                if raw.strip() and not is_header(raw):
+                    unreadable.append((row, raw))
+                continue
+            raise Declined(f"line {row + 1} is a hit line, but not as the pixel server writes one")
+        if unreadable:  # named by their file, as the per-line fold names them
+            ends, total = [], 0
+            for _, data in batches:
+                total += data.count(b"\n")
+                ends.append(total)
+            unreadable = [(batches[bisect.bisect_right(ends, row)][0], raw) for row, raw in unreadable]
+    fields = pl.col("line").str.splitn(",", 6).struct.rename_fields(list(_FIELDS))
+    query = frame.lazy().filter(pl.col("regular")).select("row", fields.alias("fields")).unnest("fields")
+    hit_id = pl.col("hit_id").str.splitn(".", 2).struct.rename_fields(["boot", "seq"])
+    # Milliseconds since the epoch (the fields' places are fixed by _SERVER_LINE); a day the
+    # calendar does not have is null, and its batch goes per line.
+    part = lambda start, length: pl.col("time").str.slice(start, length).cast(pl.Int64)  # noqa: E731
+    day = pl.col("time").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)
+    ms = day * 86_400_000 + part(11, 2) * 3_600_000 + part(14, 2) * 60_000 + part(17, 2) * 1_000 + part(20, 3)
+    # parse_timestamp's float: whole seconds, plus the milliseconds / 1000, in that order.
+    whole = pl.col("ms") // 1000
+    when = whole.cast(pl.Float64) + (pl.col("ms") - whole * 1000).cast(pl.Float64) / 1000
+    frame = _collect(query.with_columns(hit_id.alias("id"), ms=ms).unnest("id").with_columns(
+        pl.col("seq").str.to_integer(base=16, dtype=pl.Int64), when=when))
+    if frame["ms"].null_count():
+        raise Declined("a time on a day the calendar does not have")
+    return frame.drop("ms"), unreadable
+
+
+def _collect(query: "pl.LazyFrame") -> "pl.DataFrame":
+    """Run a query of per-line work on every core (polars' streaming engine splits the lines
+    into morsels), the lines kept in their order, which the rules depend on."""
+    frame = query.collect(engine="streaming")
+    if not frame["row"].is_sorted():
+        frame = frame.sort("row")
+    return frame
+
+
+def _new_hits(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]):
+    """The hits not counted before (by an earlier pass, or earlier in these lines), and
+    how many were; ``SeenHits.add``'s answers, without changing the runs yet."""
+    first = pl.col("hit_id").is_first_distinct()  # one spelling per hit (_SERVER_LINE)
+    known = [boot for boot in frame["boot"].unique().to_list() if boot in runs]
+    if known:
+        spans = pl.DataFrame(
+            [(boot, low, high) for boot in known for low, high in runs[boot]],
+            schema={"boot": pl.String, "low": pl.Int64, "high": pl.Int64}, orient="row").sort("low")
+        # Each hit against the last run of its boot starting at or before it.
+        found = (frame.select("row", "boot", "seq").sort("seq")
+                 .join_asof(spans, left_on="seq", right_on="low", by="boot", strategy="backward")
+                 .filter(pl.col("high") >= pl.col("seq"))["row"])
+        first = first & ~pl.col("row").is_in(found.implode())
+    frame = frame.with_columns(new=first)
+    new = frame.filter(pl.col("new")).drop("new")
+    return new, frame.height - new.height
+
+
+def _add_seen(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]) -> None:
+    """Record these (new, distinct) hits in the seen runs, as SeenHits.add would one by one:
+    the runs stay sorted, disjoint and apart, so the result does not depend on the order."""
+    ids = frame.select("boot", "seq").sort("boot", "seq")
+    starts = ((pl.col("boot") != pl.col("boot").shift(1)) | (pl.col("seq") != pl.col("seq").shift(1) + 1)
+              ).fill_null(True)
+    spans = (ids.with_columns(run=starts.cum_sum())
+             .group_by("run", maintain_order=True)
+             .agg(pl.col("boot").first(), low=pl.col("seq").first(), high=pl.col("seq").last()))
+    fresh: Dict[str, List[List[int]]] = {}
+    for _, boot, low, high in spans.iter_rows():
+        fresh.setdefault(boot, []).append([low, high])
+    for boot, new in fresh.items():
+        merged: List[List[int]] = []
+        for low, high in sorted(runs.get(boot, []) + new):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        runs[boot] = merged
+
+
+def _labelled(frame: "pl.DataFrame", state, judge: Judge):
+    """Every new hit with its label, reason and client description (as codes into ``words``),
+    its repeat-rule key if it is a person's (a code too), and whether its tag is slow; with
+    the texts, and each (tag, key)'s last hit among the tags that are not slow."""
+    rules = judge.rules
+    # Codes for the texts, so that what follows joins and sorts integers.
+    frame = frame.with_columns(pl.col("tag", "method", "rest", "client").cast(pl.Categorical).to_physical()
+                               .name.suffix("_c"))
+    words = _Words()
+    combos, texts = _combos(frame, judge, words)
+    tags = _tag_table(frame, state, judge)
+    names = dict(tags.select("tag_c", "tag").iter_rows())
+    # The texts stay behind: from here on each join or filter copies only numbers and times.
+    frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
+        combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left").join(
+        tags.drop("tag"), on="tag_c", how="left", maintain_order="left")
+
+    # Inside a tag's window: decide() hit by hit, with the tag's context (few hits: the
+    # send's, the displays', the first fetch's neighbours). Time orders as its text does.
+    in_span = ~pl.col("click") & (pl.col("start") <= pl.col("when")) & (pl.col("when") <= pl.col("end"))
+    timed = frame.filter(in_span.fill_null(False))
+    if timed.height:
+        contexts = {tag_c: judge.span(names[tag_c], first)
+                    for tag_c, first in timed.select("tag_c", "first").unique().iter_rows()}
+        verdicts = {}
+        labels = []
+        for method_c, rest_c, client_c, when, tag_c, origin in timed.select(
+                "method_c", "rest_c", "client_c", "when", "tag_c", "origin").iter_rows():
+            method, rest, client = texts[0][method_c], texts[1][rest_c], texts[2][client_c]
+            verdict = verdicts.get(rest)
+            if verdict is None:
+                verdict = verdicts[rest] = judge_agent(user_agent_of(rest.encode("utf-8")))
+            label, reason = decide(method, verdict, client, when, contexts[tag_c][0], rules, judge.apple, origin)
+            labels.append((words.label(label), words.reason(reason), label in PERSON_LABELS))
+        timed = pl.DataFrame({"row": timed["row"], "tlabel": [x[0] for x in labels],
+                              "treason": [x[1] for x in labels], "tperson": [x[2] for x in labels]},
+                             schema={"row": pl.UInt32, "tlabel": pl.Int64, "treason": pl.Int64, "tperson": pl.Boolean})
+        frame = frame.join(timed, on="row", how="left", maintain_order="left").with_columns(
+            label=pl.coalesce("tlabel", "label"), reason=pl.coalesce("treason", "reason"),
+            key=pl.when(pl.col("tperson").fill_null(True)).then("key")).drop("tlabel", "treason", "tperson")
+
+    # A person's click on delivery: _judge_click words its reason with the seconds.
+    on_delivery = pl.col("click") & pl.col("key").is_not_null() \
+        & (pl.col("when") - pl.col("send") >= 0) & (pl.col("when") - pl.col("send") < rules.delivery_window_s)
+    # The same client of a tag again within the window: the repeat rule's order matters.
+    # (A sort by client and a look at the neighbour: per-group expressions cost far more.)
+    same = (pl.col("tag_c") == pl.col("tag_c").shift(1)) & (pl.col("key") == pl.col("key").shift(1))
+    gap = pl.col("when") - pl.col("when").shift(1)
+    people = frame.filter(pl.col("key").is_not_null()).select("tag_c", "key", "row", "when").sort("tag_c", "key", "row")
+    again = people.filter(same & (gap >= 0) & (gap < rules.repeat_window_s))["tag_c"]
+    slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], again]).unique()
+    frame = frame.with_columns(slow=pl.col("stored") | pl.col("tag_c").is_in(slow_tags.implode()))
+    # Each client's last hit, for the repeat memory of the tags that stay here.
+    last_seen = people.filter(~same.shift(-1).fill_null(False) & ~pl.col("tag_c").is_in(
+        frame.filter(pl.col("slow"))["tag_c"].unique().implode()))
+    return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
+                        "key", "link", "first_row", "first", "slow"), words, last_seen, names
+
+
+class _Words:
+    """The texts of labels, reasons, client descriptions and repeat-rule keys, by code."""
+
+    def __init__(self):
+        self.labels: Dict[str, int] = {}
+        self.reasons: Dict[str, int] = {}
+        self.described: Dict[str, int] = {}
+        self.keys: Dict[str, int] = {}
+
+    @staticmethod
+    def _code(table: Dict[str, int], text: str) -> int:
+        code = table.get(text)
+        if code is None:
+            code = table[text] = len(table)
+        return code
+
+    def label(self, text: str) -> int:
+        return self._code(self.labels, text)
+
+    def reason(self, text: str) -> int:
+        return self._code(self.reasons, text)
+
+    @staticmethod
+    def texts(table: Dict[str, int]) -> List[str]:
+        return list(table)  # codes are given in insertion order
+
+
+def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
+    """Per distinct (method, free text, client): what ``Judge.judge`` says outside any window,
+    and the texts of the three codes. The user agent's verdict is taken once per free text,
+    the network once per client, the label once per (method, agent, network, and for Apple's
+    bare agent the address)."""
+    rules, apple, origins = judge.rules, judge.apple, judge.origins
+    verdicts, written, looked, decided, described = {}, {}, {}, {}, {}
+    rows = []
+    texts = ({}, {}, {})
+    distinct = frame.unique(subset=["method_c", "rest_c", "client_c"]).select(
+        "method_c", "rest_c", "client_c", "method", "rest", "client")
+    for method_c, rest_c, client_c, method, rest, client in distinct.iter_rows():
+        texts[0][method_c], texts[1][rest_c], texts[2][client_c] = method, rest, client
+        verdict = verdicts.get(rest)
+        if verdict is None:
+            raw = rest.encode("utf-8")
+            verdict = verdicts[rest] = judge_agent(user_agent_of(raw))
+            written[rest] = origin_of(raw, ORIGINS)
+        link = None
+        if method.startswith("click:"):
+            click = decided.get((method, rest))
+            if click is None:
+                click = decided[(method, rest)] = _click_verdict(method, verdict)
+            label, reason, prefix, link = click
+            origin, client_words = "", verdict.client
+            key = f"{prefix}{client} {verdict.client}" if prefix is not None else None
+        else:
+            # Judge.origin: what the server wrote, else the client's network; not asked
+            # when the agent settles the label.
+            origin = ""
+            if verdict.kind != "fixed":
+                origin = written[rest]
+                if not origin and origins is not None:
+                    origin = looked.get(client)
+                    if origin is None:
+                        origin = looked[client] = origins.lookup(client)
+            address = client if verdict.kind == "apple" else ""
+            pair = decided.get((method, rest, origin, address))
+            if pair is None:
+                pair = decided[(method, rest, origin, address)] = decide(
+                    method, verdict, address, 0.0, None, rules, apple, origin)
+            label, reason = pair
+            client_words = described.get((verdict.client, origin))
+            if client_words is None:
+                client_words = described[(verdict.client, origin)] = (
+                    f"{verdict.client} · {describe_origin(origin)}" if origin else verdict.client)
+            key = f"{client} {verdict.client}" if label in PERSON_LABELS else None
+        rows.append((method_c, rest_c, client_c, method.startswith("click:"), origin, words.label(label),
+                     words.reason(reason), _Words._code(words.described, client_words),
+                     None if key is None else _Words._code(words.keys, key), link))
+    return pl.DataFrame(rows, orient="row", schema={
+        "method_c": pl.UInt32, "rest_c": pl.UInt32, "client_c": pl.UInt32, "click": pl.Boolean,
+        "origin": pl.String, "label": pl.Int64, "reason": pl.Int64, "described": pl.Int64, "key": pl.Int64,
+        "link": pl.String}), texts
+
+
+def _click_verdict(method: str, verdict) -> Tuple[str, str, Optional[str], Optional[str]]:
+    """``Judge._judge_click`` before its timing and repeat rules: (label, reason, the key's
+    start for a person's click else None, the link as a register counts it)."""
+    http, link = parse_method(method.encode("ascii"))
+    if http != b"GET":
+        return "prefetch", f"method:{http.decode('ascii', 'replace')}", None, None
+    if verdict.kind != "candidate" or verdict.label == "proxy":
+        return "prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code, None, None
+    reason = f"click:{link}"
+    return "click", reason, f"click{link} ", reason.partition(":")[2]
+
+
+def _tag_table(frame: "pl.DataFrame", state, judge: Judge) -> "pl.DataFrame":
+    """Per tag: whether its memory already holds clients (a slow tag), the first fetch that
+    opens its delivery window (stored, or this batch's first pixel hit: ``first_row``), the
+    span in which time changes a label, and the reported send a click is measured from."""
+    firsts = (frame.filter(~pl.col("method").str.starts_with("click:")).group_by("tag_c")
+              .agg(pl.col("row").first().alias("frow"), pl.col("when").first().alias("fwhen")))
+    firsts = {tag_c: (row, when) for tag_c, row, when in firsts.iter_rows()}
+    rows = []
+    for tag_c, tag in frame.unique(subset="tag_c").select("tag_c", "tag").iter_rows():
+        entry = state.counts.get(tag)
+        recent = per_line._recent_of(entry) if entry is not None else {}
+        stored = len(recent) > (FIRST_FETCH in recent)
+        first, first_row = recent.get(FIRST_FETCH), None
+        reported = judge.send_reported(tag)
+        if not reported and first is None and tag_c in firsts:
+            first_row, first = firsts[tag_c]
+        span = judge.span(tag, first)
+        start, end = (parse_timestamp(span[1]), parse_timestamp(span[2])) if span is not None else (None, None)
+        send = span[0].sent_at if span is not None and reported else None
+        rows.append((tag_c, tag, stored, first, first_row, start, end, send))
+    return pl.DataFrame(rows, orient="row", schema={
+        "tag_c": pl.UInt32, "tag": pl.String, "stored": pl.Boolean, "first": pl.Float64, "first_row": pl.UInt32,
+        "start": pl.Float64, "end": pl.Float64, "send": pl.Float64})
+
+
+def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str], state, result,
+           timelines) -> None:
+    """Add the fast tags' hits to their counts, repeat memory and timelines. No repeats among
+    them: each person's hit counts, and no other does."""
+    if frame.height == 0:
+        return
+    counts, tags = state.counts, state.tags
+    result.new_hits += frame.height
+    codes = words.labels
+    click_code = codes.get("click", -1)
+    machine_codes = [code for label, code in codes.items() if label not in (*PERSON_LABELS, "click", "self")]
+    is_open = pl.col("key").is_not_null() & (pl.col("label") != click_code)
+    is_click = pl.col("label") == click_code
+    per_tag = frame.group_by("tag_c").agg(
+        hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
+        last=pl.col("time").filter(is_open).max(), selfs=(pl.col("label") == codes.get("self", -1)).sum(),
+        machine=pl.col("label").is_in(machine_codes).sum(),
+        clicks=is_click.sum(), first_click=pl.col("time").filter(is_click).min(),
+        last_click=pl.col("time").filter(is_click).max())
+    for tag_c, hits, opens, first, last, selfs, machine, clicks, first_click, last_click in per_tag.iter_rows():
+        tag = names[tag_c]
+        entry = counts.get(tag)
+        if entry is None:
+            entry = counts[tag] = per_line._new_entry()
+        entry[per_line._HITS] += hits
+        entry[per_line._SELF] += selfs
+        entry[per_line._MACHINE] += machine
+        if opens:
+            entry[per_line._OPENS] += opens
+            if not entry[per_line._FIRST] or first < entry[per_line._FIRST]:
+                entry[per_line._FIRST] = first
+            entry[per_line._LAST] = max(entry[per_line._LAST], last)
+        if clicks:
+            entry[per_line._CLICKS] += clicks
+            if not entry[per_line._FIRST_CLICK] or first_click < entry[per_line._FIRST_CLICK]:
+                entry[per_line._FIRST_CLICK] = first_click
+            entry[per_line._LAST_CLICK] = max(entry[per_line._LAST_CLICK], last_click)
+        result.new_opens += opens
+        result.new_clicks += clicks
+        result.touched.add(tag)
+        if tag not in tags:
+            result.unknown_tag_hits += hits
+    if click_code >= 0:
+        per_link = (frame.filter(is_click).group_by("tag_c", "link")
+                    .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
+        for tag_c, link, n, first, last in per_link.iter_rows():
+            link_counts = counts[names[tag_c]][per_line._LINKS].setdefault(link, [0, "", ""])
+            link_counts[0] += n
+            if not link_counts[1] or first < link_counts[1]:
+                link_counts[1] = first
+            link_counts[2] = max(link_counts[2], last)
+    _remember_clients(frame, words, last_seen, names, counts)
+    # Only the latest events of a tag are kept (view.TIMELINE_LENGTH): only those are built.
+    # In tag order, a hit is among its tag's latest when the one that many places on is
+    # another tag's.
+    latest = frame.select("tag_c", "row", "time", "label", "key", "reason", "described")
+    latest = latest[_last_of_each(latest, "tag_c", TIMELINE_LENGTH)]
+    labels, reasons, described = (pl.Series(_Words.texts(table), dtype=pl.String)
+                                  for table in (words.labels, words.reasons, words.described))
+    events = list(zip(latest["time"].to_list(), labels.gather(latest["label"]).to_list(),
+                      latest["key"].is_not_null().cast(pl.Int64).to_list(),
+                      reasons.gather(latest["reason"]).to_list(), described.gather(latest["described"]).to_list()))
+    ends = latest.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
+    touched = timelines.touched
+    for tag_c, at, n in ends.iter_rows():
+        tag = names[tag_c]
+        if tag not in touched:
+            timelines.of(tag)
+        touched[tag].extend(events[at:at + n])
+
+
+def _last_of_each(frame: "pl.DataFrame", group: str, count: int) -> "pl.Series":
+    """Where the last ``count`` rows of each ``group`` are (by ``row``), grouped and in order: in
+    that order, a row is among its group's last when the one ``count`` places on is not its group's."""
+    order = frame.select(pl.arg_sort_by(group, "row").alias("at"))["at"]
+    groups = frame[group].gather(order)
+    return order.filter((groups != groups.shift(-count)).fill_null(True))
+
+
+def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],
+                      counts) -> None:
+    """Each fast tag's repeat memory after its hits: its last RECENT_CLIENTS clients by their
+    last hit, oldest first, each with that hit's time (it counted), and the first fetch where
+    ``Judge.judge`` put it, before the clients that came after it."""
+    keys = _Words.texts(words.keys)
+    people = last_seen[_last_of_each(last_seen, "tag_c", RECENT_CLIENTS)]
+    memories: Dict[str, list] = {}
+    for tag_c, key, row, when in people.iter_rows():
+        memories.setdefault(names[tag_c], []).append((row, 1, keys[key], when))
+    for tag_c, row, first in frame.filter(pl.col("first_row").is_not_null()).select(
+            "tag_c", "first_row", "first").unique("tag_c").iter_rows():
+        memories.setdefault(names[tag_c], []).append((row, 0, FIRST_FETCH, first))
+    for tag, items in memories.items():
+        recent = per_line._recent_of(counts[tag])  # at most a stored first fetch (else slow)
+        for _, _, key, when in sorted(items):
+            recent[key] = when

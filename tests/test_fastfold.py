@@ -1,0 +1,248 @@
+"""The fold's fast path (fastfold, polars) counts exactly what the per-line loop counts."""
+
+import json
+import random
+import shutil
+import sqlite3
+import sys
+
+import pytest
+
+from mailtracker.core.csvcodec import format_row, header_line, neutralise
+from mailtracker.core.hitline import HIT_COLUMNS, format_hit_line
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.tokens import PROBE_TAG_PREFIX
+from mailtracker.desktop import fold as fold_module
+from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import mint_tag, record_self_fetch
+from tests.conftest import OUTLOOK, THUNDERBIRD
+from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus
+
+pytest.importorskip("polars")
+from mailtracker.desktop import fastfold  # noqa: E402
+
+START = 1_795_000_000.0
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+AGENTS = [
+    THUNDERBIRD, OUTLOOK, CHROME,
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
+    "Mozilla/5.0",  # Apple's relay, or a bare client
+    'Mozilla/5.0 (compatible; "quoted", scanner/1.0)', "python-requests/2.31", "", "=cmd|' /C calc'!A0",
+]
+CLIENTS = ["203.0.113.0", "198.51.100.0", "172.224.224.5", "40.107.22.7", "66.249.93.0", "2001:db8::", "unknown",
+           "9f86d081884c7d65"]
+ORIGINS = ["", "", "", "microsoft-eop", "google", "apple-relay", "yahoo", "not-an-origin"]
+
+
+def _alphabet_tag(rng):
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(32))
+
+
+def _edge_home(root, rng, hits=6_000):
+    """A home whose logs exercise every rule: repeats and returns within the window, more
+    clients on a tag than the repeat rule remembers, sends, displays and hand-minted tags
+    (first-fetch windows), Apple's bare agent, origins written or not (7- and 8-column
+    lines), clicks with HEAD, scanners and repeats, unknown and probe tags, a restart, a
+    sync-conflict copy, and unreadable lines."""
+    home = Home.locate(str(root))
+    init_home(home)
+    config = load_config(home)
+    tags = [mint_tag(home, config, name=f"t{i}").id for i in range(40)]
+    sends = {}
+    for i, tag in enumerate(tags[:28]):  # the rest were minted by hand: no send reported
+        sends[tag] = START + i * 600
+        record_self_fetch(home, tag, "send", when=utc_timestamp(sends[tag]))
+        if i % 3 == 0:
+            record_self_fetch(home, tag, "display", when=utc_timestamp(sends[tag] + 3_000))
+    strangers = [_alphabet_tag(rng) for _ in range(3)]
+    busy = tags[5]
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    boot, seq = "bootaaaa", 0
+    for n in range(hits):
+        if n == hits // 2:
+            boot, seq = "bootbbbb", 0  # a restart
+        seq += 1
+        tag = rng.choice(tags + strangers) if n % 9 else busy
+        base = sends.get(tag, START + 5_000)
+        when = base + rng.choice([0.2, 1.5, 4, 9.9, 12, 30, 90, 119, 125, 600, 3_001, 3_100]) + rng.random() * 20_000 * (n % 2)
+        agent, client = rng.choice(AGENTS), rng.choice(CLIENTS)
+        if tag == busy:  # 30 clients coming back: the repeat rule's memory overflows
+            client, agent = f"10.0.{n % 30}.0", CHROME
+        method = rng.choice(["GET"] * 6 + ["HEAD", f"click:{rng.randrange(3)}:GET", f"click:{rng.randrange(3)}:HEAD"])
+        stamp = utc_timestamp(when)
+        hit_id = f"{boot}.{seq:x}"
+        if rng.random() < 0.3:  # a server from before the origin column
+            line = format_row([hit_id, stamp, tag, method, client, neutralise(agent), ""]).encode()
+        else:
+            line = format_hit_line(hit_id, stamp, tag, method, client, neutralise(agent),
+                                   rng.choice(["", "https://mail.google.com/", "a,b"]), rng.choice(ORIGINS))
+        lines.append(line)
+        if rng.random() < 0.08:  # the same client again soon: a repeat, or just past the window
+            seq += 1
+            again = line.replace(stamp.encode(), utc_timestamp(when + rng.choice([1, 30, 59.9, 61])).encode(), 1)
+            lines.append(again.replace(hit_id.encode(), f"{boot}.{seq:x}".encode(), 1))
+    # A hand-minted tag's first fetch, then a scanner 3 s on.
+    lines[:0] = [format_hit_line(f"bootdddd.{2 * i + k + 1:x}", utc_timestamp(START + 5_000 + offset), tag, "GET",
+                                 "203.0.113.0", CHROME, "")
+                 for i, tag in enumerate(tags[28:]) for k, offset in enumerate((0, 3))]
+    lines.insert(100, format_hit_line("bootaaaa.fffff", utc_timestamp(START), PROBE_TAG_PREFIX + "b" * 13, "GET",
+                                      "1.2.3.4", THUNDERBIRD, ""))
+    lines.insert(200, b"not,a,hit,line")
+    lines.insert(300, b"")
+    lines.insert(400, b"bootaaaa.1x,2026-11-24T10:00:00.000Z," + tags[0].encode() + b",GET,1.2.3.0,x,")
+    half = len(lines) // 2
+    for name, part in (("hits-a-2026-11-24.csv", lines[:half]), ("hits-a-2026-11-25.csv", lines[half:])):
+        (hits_dir / name).write_bytes(header_line(HIT_COLUMNS) + b"".join(
+            line if line.endswith(b"\n") else line + b"\r\n" for line in part))
+    shutil.copy(hits_dir / "hits-a-2026-11-24.csv",
+                hits_dir / "hits-a-2026-11-24.sync-conflict-20261124-101010-ABCDEFG.csv")
+    return home
+
+
+def _observed(home, result):
+    """Everything a fold leaves that anyone can see or that a later fold reads."""
+    with Register.load(home) as register:
+        rows = register.rows()
+    db = sqlite3.connect(str(home.state_dir / "view.sqlite3"))
+    try:
+        timelines = dict(db.execute("SELECT tag, events FROM timelines").fetchall())
+    finally:
+        db.close()
+    state = json.loads((home.state_dir / "fold-state.json").read_text())
+    fields = dict(vars(result), touched=sorted(result.touched))
+    return {"rows": rows, "timelines": timelines, "counts": state["counts"], "seen": state["seen"],
+            "result": fields, "register": home.register_path.read_bytes()}
+
+
+def _fold(home, fast, monkeypatch, rebuild=False):
+    """One fold with the fast path for any batch (else none); says whether it took them all."""
+    taken = []
+    real = fastfold.fold_batches
+
+    def spy(*args):
+        taken.append(real(*args))
+        return taken[-1]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fold_module, "FAST_PATH", fast)
+        patch.setattr(fold_module, "FAST_MIN_BYTES", 0)
+        patch.setattr(fastfold, "fold_batches", spy)
+        result = fold_module.fold(home, rebuild=rebuild)
+    return result, bool(taken) and all(taken)
+
+
+def _copy(home, root):
+    shutil.copytree(home.data_dir, root, ignore=shutil.ignore_patterns("state", "register.csv"))
+    return Home.locate(str(root))
+
+
+def _both_ways(home, tmp_path, monkeypatch, expect_fast=True):
+    homes = [_copy(home, tmp_path / name) for name in ("per-line", "fast")]
+    reference, _ = _fold(homes[0], False, monkeypatch)
+    result, took = _fold(homes[1], True, monkeypatch)
+    assert took == expect_fast
+    expected, got = _observed(homes[0], reference), _observed(homes[1], result)
+    for part in expected:
+        assert got[part] == expected[part], part
+    return expected
+
+
+def test_the_labelled_corpus_folds_the_same_both_ways(tmp_path, monkeypatch):
+    """Every corpus trace, with each privacy setting: the same labels, counts and timelines."""
+    for mode in ("truncated", "hash", "full"):
+        with monkeypatch.context() as patch:
+            patch.setattr(fold_module, "FAST_PATH", False)
+            run_corpus(tmp_path / mode, client_address=mode)
+        folded = _both_ways(Home.locate(str(tmp_path / mode)), tmp_path / f"{mode}-both", monkeypatch)
+        assert folded["result"]["new_hits"] == len(load_corpus())
+
+
+def test_an_edge_history_folds_the_same_both_ways(tmp_path, monkeypatch):
+    """Repeats, crowded tags, windows, Apple, clicks, origins or none, a conflict copy, bad lines."""
+    home = _edge_home(tmp_path / "edge", random.Random(12))
+    from mailtracker.desktop.ranges import load_apple_ranges
+
+    load_apple_ranges(home, APPLE_SAMPLE)
+    folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    result = folded["result"]
+    assert result["duplicate_hits"] > 1_000 and result["skipped_lines"] == 4 and result["unknown_tag_hits"]
+    assert result["new_clicks"] and result["new_opens"]
+    labels = {event[1] for events in folded["timelines"].values() for event in json.loads(events)}
+    assert labels == {"open", "proxy", "prefetch", "self", "click"}
+    reasons = {event[3].partition(":")[0] for events in folded["timelines"].values() for event in json.loads(events)}
+    assert {"repeat", "delivery", "first-fetch", "origin", "apple-range", "click", "method", "scanner"} <= reasons
+
+
+def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
+    """A history where no client comes back within the window: no tag is handed to the per-line loop."""
+    home = _edge_home(tmp_path / "calm", random.Random(3), hits=3_000)
+    hits_dir = home.hits_dir(load_config(home))
+    for path in hits_dir.glob("hits-*.csv"):
+        lines = path.read_bytes().split(b"\r\n")
+        # Every hit a minute after the one before, and no click on delivery: no repeats, no slow tag.
+        kept = [line for line in lines if b",click:" not in line and b",bootaaaa.fffff," not in line]
+        path.write_bytes(b"\r\n".join(line if n < 2 or line.count(b",") < 5 else line.replace(
+            line.split(b",")[1], utc_timestamp(START + 20_000 + 61 * n).encode(), 1)
+            for n, line in enumerate(kept)))
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+        folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    assert folded["result"]["new_opens"] > 500
+    assert "fast path:" in caplog.text and " 0 hits of slow tags per line" in caplog.text
+
+
+def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monkeypatch):
+    """On top of a folded history (stored repeat memory, seen runs, first fetches): the same."""
+    home = _edge_home(tmp_path / "history", random.Random(5), hits=3_000)
+    fold_module.fold(home)
+    later = _edge_home(tmp_path / "later", random.Random(6), hits=3_000)
+    hits_dir = home.hits_dir(load_config(home))
+    for path in sorted(later.hits_dir(load_config(later)).glob("hits-a-*.csv")):
+        # The same tags' ids in a new file, a server's next boot: new hits for old tags.
+        text = path.read_bytes().replace(b"bootaaaa.", b"bootcccc.").replace(b"bootbbbb.", b"bootaaaa.1000")
+        (hits_dir / path.name.replace("hits-a-", "hits-b-")).write_bytes(text)
+    homes = [tmp_path / "per-line", tmp_path / "fast"]
+    for root in homes:
+        shutil.copytree(home.data_dir, root)
+    results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
+               _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
+    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
+    assert expected["result"]["new_hits"] > 1_000
+    for part in expected:
+        assert got[part] == expected[part], part
+
+
+@pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F", b"bootaaaa.01", b"Feb 30"])
+def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage):
+    """A NUL, bytes that are not UTF-8, a lone carriage return, a hit id in capitals or with a
+    leading zero, a 30th of February (parse_timestamp runs it into March): per line."""
+    home = _edge_home(tmp_path / "damaged", random.Random(8), hits=500)
+    path = home.hits_dir(load_config(home)) / "hits-a-2026-11-25.csv"
+    data = path.read_bytes()
+    cut = data.index(b"\r\n", len(data) // 2) + 2
+    line = data[cut:data.index(b"\r\n", cut)]
+    if damage.startswith(b"boot"):  # a well-formed hit, but not as the server writes one
+        damage = damage + line[line.index(b","):] + b"\r\n"
+    elif damage == b"Feb 30":
+        fields = line.split(b",")
+        fields[0], fields[1] = b"bootzzzz.1", b"2026-02-30" + fields[1][10:]
+        damage = b",".join(fields) + b"\r\n"
+    path.write_bytes(data[:cut] + damage + data[cut:])
+    _both_ways(home, tmp_path / "both", monkeypatch, expect_fast=False)
+
+
+def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):
+    """polars missing: the fold imports no fast path and still counts."""
+    monkeypatch.setitem(sys.modules, "mailtracker.desktop.fastfold", None)
+    monkeypatch.setattr(fold_module, "FAST_MIN_BYTES", 0)
+    tag = mint_tag(home, load_config(home), name="Ann").id
+    hits_dir = home.hits_dir(load_config(home))
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(
+        format_hit_line("bootaaaa.1", utc_timestamp(START), tag, "GET", "1.2.3.0", OUTLOOK, ""))
+    assert fold_module.fold(home).new_opens == 1
