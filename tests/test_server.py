@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -321,3 +322,13 @@ def test_a_hits_file_moved_or_deleted_while_serving_is_reopened(pixel_server, ta
     requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after-delete"})
     assert path.read_bytes().startswith(b"\xef\xbb\xbfhit_id,") and b"after-delete" in path.read_bytes()
     assert "was moved or deleted while this server wrote to it" in pixel_server.log()
+
+
+def test_a_hits_folder_deleted_while_serving_is_made_again(pixel_server, tag):
+    """The whole hits folder removed under the server: the next hits recreate it, none answered is lost after it."""
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "before"})
+    shutil.rmtree(pixel_server.hits_dir)
+    time.sleep(1.1)
+    assert requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after"}).content == GIF
+    assert requests.get(pixel_server.base + "/healthz").status_code == 200
+    assert [h["user_agent"] for h in _hits(pixel_server)] == ["after"]

@@ -132,8 +132,12 @@ class HitLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+        # Until a file is open again, every write goes through flush_pending, which opens one.
+        self._day = ""
         path = self.path_for(day)
         self._next_check = time.monotonic() + self.CHECK_FILE_EVERY_S
+        # The folder too may have been deleted while the server ran.
+        self.hits_dir.mkdir(parents=True, exist_ok=True)
         handle = open(path, "ab", buffering=0)
         try:
             if handle.tell() == 0:
