@@ -12,7 +12,6 @@ falls outside quotes, not at every line end.
 
 import csv
 import html
-import io
 import logging
 import re
 from dataclasses import asdict, dataclass

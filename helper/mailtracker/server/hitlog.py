@@ -114,6 +114,7 @@ class HitLog:
             log.warning("%s was moved or deleted while this server wrote to it; writing to a new "
                         "%s from now on", path.name, path)
             self._open(self._day)
+
     def _write_all(self, data: bytes) -> bytes:
         """Write as much as the OS takes; returns what is left unwritten."""
         view = memoryview(data)
