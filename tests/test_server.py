@@ -265,9 +265,10 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
 
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
-    """Scope ids are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
+    """Scope ids and ports are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
     server = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--client-address", "full")
     forwarded = [b"fe80::1%a\tb", b"fe80::2%eth0", b"::ffff:198.51.100.7", b"[2001:db8::1]",
+                 b"203.0.113.9:51234", b"[2001:db8::2]:443",
                  b"1.2.3.4;x", b'"1.2.3.4"', b"=cmd|' /C calc'!A0", b"\xff\xfe", b"1.2.3.4\xc2\x9b"]
     try:
         for value in forwarded:
@@ -277,7 +278,7 @@ def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
     finally:
         server.stop()
     clients = [h["client"] for h in _hits(server)]
-    assert clients == ["fe80::1", "fe80::2", "198.51.100.7", "2001:db8::1",
+    assert clients == ["fe80::1", "fe80::2", "198.51.100.7", "2001:db8::1", "203.0.113.9", "2001:db8::2",
                        "unknown", "unknown", "unknown", "unknown", "unknown"]
     for line in server.hit_lines():
         assert line.split(",")[4] in clients
