@@ -331,3 +331,17 @@ def test_odd_entries_in_the_hits_folder_are_skipped_and_named(home, tags, hits_d
         assert result.skipped_entries == odd and result.new_opens == 1
         assert "not regular files" in result.summary()
     assert not [r for r in caplog.records if "not a regular file" in r.getMessage()]
+
+
+def test_a_20_mb_line_is_skipped_quickly_and_the_hits_around_it_count(home, tags, hits_dir):
+    """A hit line with a 20 MB user agent (no server writes one) is skipped unparsed, in well under the lock's patience."""
+    ann, _ = tags
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, ann.id, "GET")])
+    write_hits(path, [(2, ann.id, "GET")], agent="A" * 20_000_000)
+    write_hits(path, [(3, ann.id, "GET")])
+    started = time.monotonic()
+    result = fold(home)
+    assert time.monotonic() - started < 10
+    assert (result.new_hits, result.skipped_lines) == (2, 1)
+    assert row_of(home, ann.id)["opens"] == 2

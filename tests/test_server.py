@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -325,9 +326,10 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
 
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
-    """Scope ids are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
+    """Scope ids and ports are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
     server = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--client-address", "full")
     forwarded = [b"fe80::1%a\tb", b"fe80::2%eth0", b"::ffff:198.51.100.7", b"[2001:db8::1]",
+                 b"203.0.113.9:51234", b"[2001:db8::2]:443",
                  b"1.2.3.4;x", b'"1.2.3.4"', b"=cmd|' /C calc'!A0", b"\xff\xfe", b"1.2.3.4\xc2\x9b"]
     try:
         for value in forwarded:
@@ -337,7 +339,7 @@ def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
     finally:
         server.stop()
     clients = [h["client"] for h in _hits(server)]
-    assert clients == ["fe80::1", "fe80::2", "198.51.100.7", "2001:db8::1",
+    assert clients == ["fe80::1", "fe80::2", "198.51.100.7", "2001:db8::1", "203.0.113.9", "2001:db8::2",
                        "unknown", "unknown", "unknown", "unknown", "unknown"]
     for line in server.hit_lines():
         assert line.split(",")[4] in clients
@@ -400,3 +402,13 @@ def test_the_server_writes_where_a_hit_came_from_before_it_hides_the_address(hom
         server.stop()
     assert [line.rsplit(",", 1)[1] for line in lines] == ["microsoft-eop", ""]
     assert "40.107" not in "".join(lines)
+
+
+def test_a_hits_folder_deleted_while_serving_is_made_again(pixel_server, tag):
+    """The whole hits folder removed under the server: the next hits recreate it, none answered is lost after it."""
+    requests.get(pixel_server.url(tag.id), headers={"User-Agent": "before"})
+    shutil.rmtree(pixel_server.hits_dir)
+    time.sleep(1.1)
+    assert requests.get(pixel_server.url(tag.id), headers={"User-Agent": "after"}).content == GIF
+    assert requests.get(pixel_server.base + "/healthz").status_code == 200
+    assert [h["user_agent"] for h in _hits(pixel_server)] == ["after"]

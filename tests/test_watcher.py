@@ -125,3 +125,36 @@ def test_a_fold_that_keeps_failing_is_said_and_retried_until_it_works(setup):
         wait_for(lambda: read_fold_problem(home) is None, timeout=10, what="the problem cleared")
         recorder.wait(lambda r: len(r) >= 1)
     assert watcher.last_error == "" and _opens(home) == {"Ann": 0}
+
+
+    watcher = Watcher(home, config).start()
+    watcher.stop()
+    assert not any(t.name == "mailtracker-fold" for t in threading.enumerate())
+
+
+def test_a_fold_that_raises_anything_is_retried_with_backoff_and_the_watcher_lives(setup, monkeypatch, caplog):
+    """A bug in the fold (any exception) is logged, made visible, retried with a growing delay; counting resumes."""
+    import mailtracker.desktop.watcher as watcher_module
+
+    home, config, tag, hits_dir = setup
+    real_fold, calls = watcher_module.fold, []
+
+    def flaky_fold(*args, **kwargs):
+        calls.append(threading.get_ident())
+        if len(calls) <= 3:
+            raise KeyError("a bug, not an OSError nor one of ours")
+        return real_fold(*args, **kwargs)
+
+    monkeypatch.setattr(watcher_module, "fold", flaky_fold)
+    recorder = FoldRecorder()
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tag.id, "GET")])
+    with caplog.at_level("INFO", logger="mailtracker.desktop.watcher"):
+        with Watcher(home, config, on_fold=recorder, retry_s=0.05) as watcher:
+            recorder.wait(lambda results: results and results[-1].new_opens == 1)
+            assert watcher.failures == 0 and watcher.last_error == ""
+            assert watcher._thread.is_alive()
+    assert _opens(home) == {"Ann": 1}
+    messages = [record.getMessage() for record in caplog.records]
+    for failure in (1, 2, 3):
+        assert any("folding failed unexpectedly (KeyError" in m and f"(failure {failure})" in m for m in messages)
+    assert any("works again after 3 failures" in m for m in messages)

@@ -226,9 +226,8 @@ def _rows(data: bytes) -> Iterator[List[str]]:
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
     """The columns a header row names, or None when ``row`` is not a header."""
     names = [name.strip().lstrip("\ufeff").lower() for name in row]
-    if known[0] in names and len(set(names) & set(known)) >= 2:
-        return names
-    return None
+    # Every column: a data row always holds an id, which no column is named.
+    return names if set(known) <= set(names) else None
 
 
 def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
