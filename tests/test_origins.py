@@ -221,3 +221,9 @@ def test_a_changed_list_comes_with_its_new_validators_fake_session():
     session = FakeSession(FakeResponse(200, body, {"ETag": '"new"', "Last-Modified": "Tue"}))
     fetched = fetch_conditional(session, "https://download.db-ip.com/free/dbip-asn-lite-2026-12.csv.gz")
     assert fetched.changed and fetched.text.startswith("1.0.0.0") and fetched.etag == '"new"'
+
+
+def test_anything_that_is_not_an_address_has_no_origin(small):
+    """A client column from anywhere (a NUL, a word, an empty string) is looked up without an error."""
+    for text in ("\x00", "1.2.3.4\x00", "::1\x00x", "", "not an address", "[::1", "1.2.3"):
+        assert small.lookup(text) == ""

@@ -74,12 +74,12 @@ def address_key(address: str) -> Optional[Tuple[int, int]]:
         text = text[1:text.find("]")] if "]" in text else text[1:]
     try:
         return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the text
         pass
     text = text.split("%", 1)[0]  # a zone index names our interface, not theirs
     try:
         value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the text
         return None
     if value >> 32 == 0xFFFF:
         return 4, value & 0xFFFFFFFF
@@ -111,7 +111,7 @@ def _address_value(text: str) -> Tuple[int, int]:
     for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
         try:
             return version, int.from_bytes(socket.inet_pton(family, text), "big")
-        except OSError:
+        except (OSError, ValueError):
             continue
     raise ValueError(f"{text!r} is not an IP address")
 
