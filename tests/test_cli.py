@@ -46,7 +46,7 @@ def test_newcomer_flow_tag_curl_watch_register(home):
             if home.register_path.exists():
                 rows = [r for r in read_register(home.register_path) if r["id"] == tag["id"]]
                 return rows and rows[0]["opens"] == "1" and rows[0]
-        row = wait_for(register_row, timeout=2.0, what="opens=1 in register.csv")
+        row = wait_for(register_row, timeout=10.0, what="opens=1 in register.csv")
         assert row["last_open"].endswith("Z")
     finally:
         os.killpg(watcher.pid, signal.SIGTERM)

@@ -112,7 +112,7 @@ class SmtpSink:
             return []
         return list(mailbox.Maildir(str(self.maildir), create=False))
 
-    def wait_for_message(self, subject: str, timeout: float = 30.0):
+    def wait_for_message(self, subject: str, timeout: float = 90.0):
         def find():
             for message in self.messages():
                 if message["Subject"] == subject:
