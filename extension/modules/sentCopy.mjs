@@ -12,6 +12,7 @@
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
 import { clickTarget } from "./links.mjs";
+import { replaceAddressHeaders } from "./individual.mjs";
 import { removeTracking, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
 import { pushBounded } from "./settings.mjs";
@@ -73,7 +74,9 @@ async function fileOf(messenger, messageId) {
 
 /**
  * deps: {messenger, localArea, sessionArea, notify(outcome), loadPixelBases(), DOMParser,
- *        log?, wait?(ms)}
+ *        log?, wait?(ms), sentHeadersFor?(tabId)}
+ *   sentHeadersFor: the To/Cc/Bcc the clean copy gets instead of its own (the one
+ *   Sent copy of a mail sent individually lists every recipient), or undefined.
  */
 export function createSentCopy(deps) {
   const { messenger, notify, loadPixelBases, DOMParser } = deps;
@@ -232,9 +235,10 @@ export function createSentCopy(deps) {
       return restore(result);
     }
     const folder = staging ?? (await stagingFolder({ create: true }));
+    const headers = await deps.sentHeadersFor?.(tab.id);
     // stagingMs: what this adds to onBeforeSend, for the README's figures.
     await session.set({
-      [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started },
+      [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started, headers },
     });
     return { ...result, details: { ...result.details, overrideDefaultFccFolderId: folder.id } };
   }
@@ -309,9 +313,12 @@ export function createSentCopy(deps) {
     return true;
   }
 
-  async function importClean(staged, target, bases) {
+  async function importClean(staged, target, bases, headers) {
     const messageId = staged.headerMessageId;
     const cleaned = removeTracking(await fileOf(messenger, staged.id), trackingOf(bases));
+    if (headers && !cleaned.protectedBy) {
+      cleaned.bytes = replaceAddressHeaders(cleaned.bytes, headers);
+    }
     if (cleaned.protectedBy) {
       await messenger.messages.move([staged.id], target);
       return { state: STATES.protected, reason: `${cleaned.protectedBy}: changing it would break it` };
@@ -349,7 +356,7 @@ export function createSentCopy(deps) {
   }
 
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
-  async function finishOne(staged, target, extra = {}) {
+  async function finishOne(staged, target, extra = {}, headers = undefined) {
     const messageId = staged.headerMessageId;
     const started = Date.now();
     if (!(await stillStaged(staged))) {
@@ -366,7 +373,7 @@ export function createSentCopy(deps) {
         await deleteForGood([staged.id]);
         outcome = { state: STATES.clean };
       } else {
-        outcome = await importClean(staged, target, bases);
+        outcome = await importClean(staged, target, bases, headers);
       }
     } catch (error) {
       const reason = String(error?.message ?? error);
@@ -425,9 +432,11 @@ export function createSentCopy(deps) {
     const results = [];
     for (const copy of sendInfo.messages ?? []) {
       if (staging && copy.folder?.id === staging.id) {
-        await setJournal(copy.headerMessageId, { target: plan.target });
+        await setJournal(copy.headerMessageId, { target: plan.target, headers: plan.headers });
         results.push(
-          await guarded(copy.headerMessageId, () => finishOne(copy, plan.target, { stagingMs: plan.stagingMs })),
+          await guarded(copy.headerMessageId, () =>
+            finishOne(copy, plan.target, { stagingMs: plan.stagingMs }, plan.headers),
+          ),
         );
       } else if (plan.reason === "unstaged" && copy.folder?.id) {
         // Filed straight into a Sent folder we could not name beforehand:
@@ -464,7 +473,8 @@ export function createSentCopy(deps) {
         const target =
           entries[staged.headerMessageId]?.target ??
           (await defaultSentFolder(await identityIdForAuthor(staged.author)));
-        results.push(await guarded(staged.headerMessageId, () => finishOne(staged, target)));
+        const headers = entries[staged.headerMessageId]?.headers;
+        results.push(await guarded(staged.headerMessageId, () => finishOne(staged, target, {}, headers)));
       }
       if (!page.id) {
         break;
