@@ -108,6 +108,8 @@ async function main() {
     await browser.runtime.openOptionsPage();
     window.close();
   });
+  // Every control now answers (the e2e tests wait for this).
+  document.body.dataset.ready = "true";
 }
 
 main().catch((error) => {

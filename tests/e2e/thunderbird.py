@@ -198,16 +198,18 @@ class Thunderbird:
 
     def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
                          identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
-                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow") -> None:
+                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow",
+                         cc: str = "", bcc: str = "") -> None:
         """Open an HTML compose window like Write does, wait until it is ready, press Send.
         identity_key picks another identity than the default account's; attachments are files;
         fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To);
-        command "cmd_sendLater" puts it in the Outbox instead."""
+        command "cmd_sendLater" puts it in the Outbox instead, None leaves the window open
+        (press_send sends it)."""
         self.js("""
-        const [subject, to, body, identityKey, files, fcc, command] = args;
+        const [subject, to, body, identityKey, files, fcc, command, cc, bcc] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
-        fields.to = to; fields.subject = subject; fields.body = body;
+        fields.to = to; fields.cc = cc; fields.bcc = bcc; fields.subject = subject; fields.body = body;
         if (fcc) fields.fcc = fcc;
         for (const path of files) {
           const attachment = Cc["@mozilla.org/messengercompose/attachment;1"].createInstance(Ci.nsIMsgAttachment);
@@ -233,10 +235,28 @@ class Thunderbird:
         });
         MailServices.compose.OpenComposeWindowWithParams(null, params);
         const win = await opened;
-        win.goDoCommand(command);
+        if (command) win.goDoCommand(command);
         resolve(null);
         """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri,
-              command], timeout_s=60)
+              command, cc, bcc], timeout_s=60)
+
+    def press_send(self, subject: str) -> None:
+        """Press Send in the open compose window of this subject."""
+        self.js("""
+        for (const win of Services.wm.getEnumerator("msgcompose")) {
+          if (win.document.getElementById("msgSubject")?.value === args[0]) {
+            win.goDoCommand("cmd_sendNow"); resolve(null); return;
+          }
+        }
+        throw new Error("no compose window with subject " + args[0]);
+        """, [subject])
+
+    def compose_windows(self) -> List[str]:
+        """The subjects of the open compose windows."""
+        return self.js("""
+        resolve([...Services.wm.getEnumerator("msgcompose")].map(
+          w => w.document.getElementById("msgSubject")?.value ?? ""));
+        """)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
