@@ -249,15 +249,23 @@ export function createIndividualSend(deps) {
     // Before sendMessage: the copy's onBeforeSend reads these (sendFlow: tracked,
     // its tag in the group; sentCopy: the one Sent copy lists everyone).
     await tabStore.update(tab.id, { choice: true, group: groupId, ...(keep ? { sentHeaders: headers } : {}) });
+    let failure;
     try {
       const result = await compose.sendMessage(tab.id, { mode: "sendNow" });
-      const messageId = result?.headerMessageId ?? result?.messages?.[0]?.headerMessageId ?? "";
-      return { ok: true, messageId };
+      // Thunderbird 153 resolves a failed send too (once the user closed its "Send
+      // Message Error" dialog), without a Message-ID: only mail that left has one.
+      const messageId = result?.headerMessageId ?? result?.messages?.[0]?.headerMessageId;
+      if (messageId) {
+        return { ok: true, messageId };
+      }
+      failure = "Thunderbird reported no Message-ID: the mail did not leave";
     } catch (error) {
-      log.warn("mailtracker: the copy to %s was not sent: %s", recipient.key, error?.message ?? error);
-      await closeTab(tab.id).catch(() => {});
-      return { ok: false, error: String(error?.message ?? error) };
+      failure = String(error?.message ?? error);
     }
+    log.warn(`mailtracker: the copy to ${recipient.key} was not sent: ${failure}`);
+    // The failed copy's window stays open after a failed send; the original holds the email.
+    await closeTab(tab.id).catch(() => {});
+    return { ok: false, error: failure };
   }
 
   /** Sends the remaining copies one after another; returns {sent, failed} (recipient keys). */

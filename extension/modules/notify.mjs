@@ -100,7 +100,7 @@ export const notify = {
     }
   },
   individualFailed(outcome) {
-    console.warn("mailtracker: copies not sent individually to %s", outcome.failed.join(", "));
+    console.warn(`mailtracker: copies not sent individually to ${outcome.failed.join(", ")}`);
     void show(individualFailedText(outcome, i18n));
   },
   recordFailed(error) {

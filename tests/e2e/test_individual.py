@@ -129,3 +129,40 @@ def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, t
     status = native_status(desktop.tb, copy["Message-ID"].strip("<>"))
     opened = {bare(row["recipient"]): row["opened"] for row in status["recipients"]}
     assert opened == {"ann@example.net": False, "bob@example.net": True, "cy@example.net": False}, status
+
+
+RETRY_SUBJECT = "Individually retry e2e"
+RETRY_TO = ("ann2@example.net", "bob2@example.net", "cy2@example.net")
+
+
+def test_a_failed_copy_is_named_and_a_retry_sends_only_to_the_rest(desktop):
+    """The server refuses one recipient: the others get their copy, the user is told who did
+    not, the email stays open; Send again (the server now takes it) reaches only that one."""
+    from tests.e2e.test_sent_copy import console_warnings, extension_storage
+
+    tb, sink = desktop.tb, desktop.sink
+    sink.refuse(["bob2@example.net"])
+    try:
+        tb.compose_and_send(RETRY_SUBJECT, ", ".join(RETRY_TO), "<p>Hello <b>each</b></p>", command=None)
+        choose_individually(tb, RETRY_SUBJECT)
+        tb.press_send(RETRY_SUBJECT)
+        # Thunderbird itself says the send failed, in a modal dialog; compose.sendMessage
+        # settles only once the user has pressed OK there.
+        assert "bob2@example.net" in tb.accept_dialog("Send Message Error")
+        warning = wait_until(lambda: console_warnings(tb, "copies not sent individually to"), 30,
+                             "the add-on to say which copies were not sent")
+        assert warning == ["mailtracker: copies not sent individually to bob2@example.net"], warning
+    finally:
+        sink.refuse([])
+    got = sorted(bare(m["X-RcptTo"]) for m in sink.messages() if m["Subject"] == RETRY_SUBJECT)
+    assert got == ["ann2@example.net", "cy2@example.net"]
+    assert RETRY_SUBJECT in tb.compose_windows()
+    (group,) = [g for g in extension_storage(tb)["individualGroups"].values() if g["subject"] == RETRY_SUBJECT]
+    assert sorted(group["sent"]) == ["ann2@example.net", "cy2@example.net"]
+
+    tb.press_send(RETRY_SUBJECT)
+    wait_until(lambda: RETRY_SUBJECT not in tb.compose_windows(), 60, "the retry to finish and close the email")
+    got = sorted(bare(m["X-RcptTo"]) for m in sink.messages() if m["Subject"] == RETRY_SUBJECT)
+    assert got == sorted(RETRY_TO)  # nobody twice
+    sent = [m for m in local_folder(tb, "Sent") if m["Subject"] == RETRY_SUBJECT]
+    assert len(sent) == 1 and desktop.server.base.encode() not in sent[0].as_bytes()

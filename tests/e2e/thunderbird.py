@@ -89,14 +89,17 @@ def write_user_js(profile: Path, prefs: Dict[str, object]) -> None:
 
 
 class SmtpSink:
-    """aiosmtpd in its own process, storing every message in a Maildir."""
+    """aiosmtpd in its own process, storing every message in a Maildir; ``refuse`` makes it
+    refuse some recipients (tests/e2e/smtp_sink.py)."""
 
     def __init__(self, root: Path):
         self.port = free_port()
         self.maildir = root / "maildir"
+        repo = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
-             "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+             "-c", "tests.e2e.smtp_sink.RefusingMailbox", str(self.maildir)],
+            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._listening, 20, "the SMTP sink to listen")
 
@@ -106,6 +109,10 @@ class SmtpSink:
             return True
         except OSError:
             return False
+
+    def refuse(self, addresses: List[str]) -> None:
+        """From now on refuse these recipients (an empty list refuses none)."""
+        Path(f"{self.maildir}.refuse").write_text("\n".join(a.lower() for a in addresses))
 
     def messages(self) -> List:
         if not self.maildir.exists():
@@ -250,6 +257,24 @@ class Thunderbird:
         }
         throw new Error("no compose window with subject " + args[0]);
         """, [subject])
+
+    def accept_dialog(self, title: str, timeout_s: float = 30.0) -> str:
+        """Wait for a dialog with this title (e.g. "Send Message Error") and press its OK,
+        as a user would; returns the dialog's text."""
+        return self.js("""
+        const [title, tries] = args;
+        for (let i = 0; i < tries; i++) {
+          for (const win of Services.wm.getEnumerator(null)) {
+            if (win.document.title === title && win.document.querySelector("dialog")) {
+              const text = win.document.getElementById("infoBody")?.textContent ?? "";
+              win.document.querySelector("dialog").acceptDialog();
+              resolve(text); return;
+            }
+          }
+          await new Promise(r => setTimeout(r, 50));
+        }
+        throw new Error("no dialog " + title);
+        """, [title, int(timeout_s * 20)], timeout_s=timeout_s + 10)
 
     def compose_windows(self) -> List[str]:
         """The subjects of the open compose windows."""
