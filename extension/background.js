@@ -58,6 +58,7 @@ const individualSend = createIndividualSend({
     }),
   notify: (outcome) => notify.individualFailed(outcome),
   newId: () => crypto.randomUUID(),
+  sentCopyDone: (messageId) => sentCopy.finished(messageId),
 });
 
 const onMessagesDisplayed = createDisplayWatcher({

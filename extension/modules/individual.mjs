@@ -228,7 +228,8 @@ async function saveGroup(groupId, record, area) {
 /**
  * deps: {compose (beginNew, sendMessage, listAttachments, getAttachmentFile),
  *        closeTab(tabId), tabStore, loadMax(), isWanted(tab, details), notify
- *        ({failed, sent, subject}), newId(), localArea?, log?}
+ *        ({failed, sent, subject}), newId(), sentCopyDone?(messageId), localArea?, log?}
+ *   sentCopyDone resolves once the first copy's Sent copy is finished (sentCopy.mjs).
  */
 export function createIndividualSend(deps) {
   const { compose, closeTab, tabStore, notify } = deps;
@@ -288,6 +289,9 @@ export function createIndividualSend(deps) {
         record.sent[recipient.key] = outcome.messageId;
         if (keep) {
           record.keeper = outcome.messageId;
+          // The next copy's send (and a failure's modal error dialog) must not overlap the
+          // replacement of the Sent copy: seen in Thunderbird 153, it then never finished.
+          await deps.sentCopyDone?.(outcome.messageId);
         }
       } else {
         failed.push(recipient.key);

@@ -500,10 +500,28 @@ export function createSentCopy(deps) {
     return finishStaged({ retryFailed: false });
   }
 
+  /**
+   * Resolves once the copy with this Message-ID has its final status (or after
+   * timeoutMs): sending individually waits for it before the next copy.
+   */
+  async function finished(messageId, timeoutMs = 10000) {
+    for (let waited = 0; waited < timeoutMs; waited += VERIFY_INTERVAL_MS) {
+      const status = await loadSentCopyStatus(messageId, local);
+      if (status && status.state !== "importing" && "ms" in status) {
+        return status.state;
+      }
+      if (status?.state === STATES.off || status?.state === STATES.protected) {
+        return status.state;
+      }
+      await wait(VERIFY_INTERVAL_MS);
+    }
+    return null;
+  }
+
   /** A compose tab closed: its plan, if it never sent, is dropped. */
   async function forgetTab(tabId) {
     await session.remove(tabKey(tabId));
   }
 
-  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder };
+  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder, finished };
 }

@@ -143,6 +143,7 @@ function harness({ failFor = new Set(), throwFor = new Set() } = {}) {
   const begun = [];
   const closed = [];
   const notices = [];
+  const waited = [];
   let nextTab = 100;
   const compose = {
     async beginNew(d) {
@@ -172,10 +173,15 @@ function harness({ failFor = new Set(), throwFor = new Set() } = {}) {
     isWanted: async () => true,
     notify: (outcome) => notices.push(outcome),
     newId: () => "g1",
+    sentCopyDone: async (messageId) => {
+      waited.push(messageId);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      waited.push(`begun:${begun.length}`);
+    },
     localArea: local,
     log: quietLog,
   });
-  return { flow, tabStore, begun, closed, notices, local, failFor, throwFor };
+  return { flow, tabStore, begun, closed, notices, local, failFor, throwFor, waited };
 }
 
 describe("sending individually", () => {
@@ -200,6 +206,8 @@ describe("sending individually", () => {
     assert.deepEqual(h.begun[0].details.attachments, [{ file: { fileOf: 5 }, name: "offer.pdf" }]);
     assert.deepEqual(h.closed, [1]);
     assert.equal(h.notices.length, 0);
+    // The next copy waits until the first one's Sent copy is finished.
+    assert.deepEqual(h.waited, ["Ann <ann@example.org>.g1@x", "begun:1"]);
     const group = await loadGroup("g1", h.local);
     assert.equal(group.keeper, "Ann <ann@example.org>.g1@x");
     assert.equal(Object.keys(group.sent).length, 4);

@@ -9,7 +9,9 @@ import requests
 
 from mailtracker.core.secret import read_secret
 from mailtracker.core.tokens import verify_token
+from mailtracker.core.settings import load_config
 from mailtracker.desktop.register import Register
+from mailtracker.desktop.tags import mint_tag
 from tests.e2e.test_sent_copy import ATTACHMENT_BYTES, BODY, attachment_of, local_folder, text_of
 from tests.e2e.test_thunderbird import html_part, pixels_in, token_of
 from tests.e2e.thunderbird import wait_until
@@ -64,6 +66,11 @@ def bare(address: str) -> str:
     return address.rsplit("<", 1)[-1].strip(" >").lower()
 
 
+def register_has(home, tag_id: str) -> bool:
+    with Register.load(home) as register:
+        return register.get(tag_id) is not None
+
+
 def received_copies(sink):
     return [m for m in sink.messages() if m["Subject"] == SUBJECT]
 
@@ -114,6 +121,8 @@ def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, t
     wait_until(lambda: SUBJECT not in desktop.tb.compose_windows(), 20, "the original compose window to close")
 
     # Bob opens his copy: only Bob is opened, in the register the daemon folds and in the add-on.
+    # A tag of another email is in the register too: it is no recipient of this one.
+    lone = mint_tag(desktop.home, load_config(desktop.home), name="Someone else", subject="Other")
     reply = requests.get(f"{desktop.server.base}/p/{tokens['bob@example.net']}.gif",
                          headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Outlook/16.0"}, timeout=10)
     assert reply.status_code == 200
@@ -121,12 +130,14 @@ def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, t
     def register_opens():
         with Register.load(desktop.home) as register:
             rows = {bare(row["recipients"]): row for row in register.rows() if row["id"] in tokens.values()}
-        return len(rows) == 3 and rows["bob@example.net"]["opens"] == 1 and rows
+        folded_lone = register_has(desktop.home, lone.id)
+        return len(rows) == 3 and rows["bob@example.net"]["opens"] == 1 and folded_lone and rows
     rows = wait_until(register_opens, 30, "Bob's open folded by the helper's daemon")
     assert [rows[r]["opens"] for r in RECIPIENTS] == [0, 1, 0]
     assert len({row["group"] for row in rows.values()}) == 1 and rows["ann@example.net"]["group"]
 
     status = native_status(desktop.tb, copy["Message-ID"].strip("<>"))
+    assert len(status["recipients"]) == 3, status["recipients"]
     opened = {bare(row["recipient"]): row["opened"] for row in status["recipients"]}
     assert opened == {"ann@example.net": False, "bob@example.net": True, "cy@example.net": False}, status
 
@@ -164,5 +175,16 @@ def test_a_failed_copy_is_named_and_a_retry_sends_only_to_the_rest(desktop):
     wait_until(lambda: RETRY_SUBJECT not in tb.compose_windows(), 60, "the retry to finish and close the email")
     got = sorted(bare(m["X-RcptTo"]) for m in sink.messages() if m["Subject"] == RETRY_SUBJECT)
     assert got == sorted(RETRY_TO)  # nobody twice
-    sent = [m for m in local_folder(tb, "Sent") if m["Subject"] == RETRY_SUBJECT]
-    assert len(sent) == 1 and desktop.server.base.encode() not in sent[0].as_bytes()
+    # The first copy's Sent copy is replaced by a clean one (finished, with its time):
+    # exactly one copy is left, without a pixel, listing all three.
+    keeper = group["keeper"]
+
+    def one_clean_copy():
+        sent = [m for m in local_folder(tb, "Sent") if m["Subject"] == RETRY_SUBJECT]
+        state = (extension_storage(tb).get("sentCopyStatus") or {}).get(keeper, {})
+        return state.get("state") == "clean" and "ms" in state and len(sent) == 1 and sent
+    (copy,) = wait_until(one_clean_copy, 30, "the one clean Sent copy")
+    assert desktop.server.base.encode() not in copy.as_bytes()
+    assert copy["Message-ID"].strip("<>") == keeper
+    listed = " ".join(copy.get_all("To", [])).lower()
+    assert all(rcpt in listed for rcpt in RETRY_TO), listed
