@@ -6,13 +6,15 @@
 import { createTabQueue, createTabStore } from "./modules/composeTabs.mjs";
 import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
+import { createIndividualSend, loadIndividualMax } from "./modules/individual.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
 import { COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
-import { loadPixelBases, loadSentIds, rememberPixelBase } from "./modules/settings.mjs";
+import { loadPixelBases, loadSentIds, loadSettings, rememberPixelBase } from "./modules/settings.mjs";
+import { isTrackingWanted } from "./modules/tracking.mjs";
 
 // One port for the background's life: a warm helper, which also keeps the counts current.
 const helper = createConnectedHelper({
@@ -20,9 +22,11 @@ const helper = createConnectedHelper({
   onChanged: () => browser.runtime.sendMessage({ event: COUNTS_CHANGED }).catch(() => {}),
 });
 
+const tabStore = createTabStore();
+
 const sendFlow = createSendFlow({
   helper,
-  tabStore: createTabStore(),
+  tabStore,
   runForTab: createTabQueue(),
   DOMParser,
   notify,
@@ -37,6 +41,24 @@ const sentCopy = createSentCopy({
   notify: (outcome) => notify.sentCopy(outcome),
   loadPixelBases: () => loadPixelBases(),
   DOMParser,
+  sentHeadersFor: async (tabId) => (await tabStore.get(tabId)).sentHeaders,
+});
+
+// "Send individually": one copy per recipient (individual.mjs).
+const individualSend = createIndividualSend({
+  compose: browser.compose,
+  closeTab: (tabId) => browser.tabs.remove(tabId),
+  tabStore,
+  loadMax: () => loadIndividualMax(),
+  isWanted: async (tab, details, state) =>
+    isTrackingWanted({
+      identityId: details.identityId,
+      tabChoice: state.choice,
+      identityDefaults: (await loadSettings()).identityDefaults,
+    }),
+  notify: (outcome) => notify.individualFailed(outcome),
+  newId: () => crypto.randomUUID(),
+  sentCopyDone: (messageId) => sentCopy.finished(messageId),
 });
 
 const onMessagesDisplayed = createDisplayWatcher({
@@ -63,8 +85,11 @@ async function refreshPixelConfig() {
 }
 
 // The Sent copy of a tracked mail is staged, then replaced by a clean one (sentCopy.mjs).
-browser.compose.onBeforeSend.addListener(async (tab, details) =>
-  sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details)),
+// A mail sent individually is cancelled here and goes out as one copy per recipient.
+browser.compose.onBeforeSend.addListener(
+  async (tab, details) =>
+    (await individualSend.beforeSend(tab, details)) ??
+    sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details)),
 );
 
 // Must return nothing: a returned value once left compose.sendMessage() unsettled.

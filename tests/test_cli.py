@@ -197,3 +197,27 @@ def test_show_and_list_print_no_control_characters(home):
         assert "Ann" in out
         bad = [c for c in out if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
         assert not bad, (command, bad)
+
+
+def test_list_and_show_group_the_copies_sent_individually(home):
+    """Copies of one mail sent individually stand together in `list` under their group,
+    and `show` of one of them lists every recipient's copy; the register names the group."""
+    from mailtracker.core.settings import load_config
+    from mailtracker.desktop.tags import mint_tag
+
+    config = load_config(home)
+    group = "a1b2c3d4-0000-4000-8000-000000000001"
+    first = mint_tag(home, config, subject="Offer", recipients=["ann@x.org"], group=group)
+    lone = mint_tag(home, config, name="Lone", subject="Other")
+    second = mint_tag(home, config, subject="Offer", recipients=["bob@x.org"], group=group)
+    run_cli("fold", home=home)
+    lines = run_cli("list", home=home).stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if line.startswith(tag.short_id))
+             for tag in (first, second, lone)]
+    assert order == sorted(order), lines
+    assert lines[0].rstrip().endswith("GROUP") and lines[order[0]].rstrip().endswith(group[:8])
+    shown = run_cli("show", second.short_id, home=home).stdout
+    assert f"sent individually (group {group[:8]}): 2 recipients, 0 opened" in shown
+    assert "ann@x.org" in shown and "bob@x.org" in shown
+    rows = {row["id"]: row for row in read_register(home.register_path)}
+    assert rows[first.id]["group"] == rows[second.id]["group"] == group and rows[lone.id]["group"] == ""

@@ -301,3 +301,39 @@ def test_an_unknown_but_well_formed_tag_id_is_refused_with_code_61(host, home):
         reply = host.call(command, tag_id=phantom, message_id="m@x")
         assert (reply["ok"], reply["code"]) == (False, 61), (command, reply)
     assert not home.tags_path.exists() or phantom not in home.tags_path.read_text(encoding="utf-8-sig")
+
+
+def test_status_of_a_group_answers_per_recipient(host, home):
+    """Three copies minted with one group: status by one copy's Message-ID lists every
+    recipient, and a fetch of one pixel marks only that recipient opened."""
+    save_config(home, replace(load_config(home), delivery_window_s=0))
+    group = "3f1c9a2e-5b7d-4e8a-9c0f-1a2b3c4d5e6f"
+    minted = [host.call("mint", subject="Offer", recipients=[who], identity="me@example.org",
+                        group=group)["data"] for who in ("ann@x.org", "bob@x.org", "cy@x.org")]
+    assert all(tag["group"] == group for tag in minted)
+    for number, tag in enumerate(minted):
+        host.call("sent", tag_id=tag["id"], message_id=f"m{number}@x.org")
+    server = PixelServer(home)
+    try:
+        requests.get(server.url(minted[1]["id"]), headers={"User-Agent": "Outlook-iOS/2.0"})
+    finally:
+        server.stop()
+    fold(home)
+    status = host.call("status", message_id="m0@x.org")["data"]
+    assert status["group"] == group and status["opens"] == 1 and status["opened"]
+    rows = {row["recipient"]: row for row in status["recipients"]}
+    assert list(rows) == ["ann@x.org", "bob@x.org", "cy@x.org"]
+    assert [rows[who]["opened"] for who in rows] == [False, True, False]
+    assert rows["bob@x.org"]["first_open"] and rows["bob@x.org"]["device"]
+    assert rows["bob@x.org"]["tag_id"] == minted[1]["id"]
+    listed = host.call("list", limit=5)["data"]["tags"]
+    assert {tag["group"] for tag in listed} == {group}
+    assert host.call("mint", subject="s", recipients=[], identity="", group="no spaces")["ok"] is False
+
+
+def test_status_of_a_lone_tag_has_no_recipients(host, home):
+    """A tag minted without a group answers as before: no group, no recipients list."""
+    tag = host.call("mint", subject="s", recipients=["x@y"], identity="")["data"]
+    host.call("sent", tag_id=tag["id"], message_id="lone@x")
+    status = host.call("status", message_id="lone@x")["data"]
+    assert status["tracked"] and "recipients" not in status and "group" not in status

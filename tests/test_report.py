@@ -86,7 +86,7 @@ def test_report_numbers_are_the_registers(home, history):
     table.feed(page)
     register = {row["short_id"]: row for row in read_register(home.register_path)}
     assert len(table.rows) == 3
-    for short_id, _, _, _, opens, _, _, clicks, own, machines, hits, _ in table.rows:
+    for short_id, _, _, _, opens, _, _, clicks, own, machines, hits, _, _ in table.rows:
         row = register[short_id]
         assert (opens, clicks, own, machines, hits) == (row["opens"], row["clicks"], row["self_hits"], row["machine_hits"], row["hits"])
     assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
@@ -164,3 +164,21 @@ def test_chromium_draws_the_opens_per_day_and_the_timeline(home, history, tmp_pa
     assert len(rows) == 2  # Ann's and Bob's timelines; Cy was never opened
     machine = [box for size, box in _blobs(image, LABEL_COLOURS["prefetch"]) if size > 25]
     assert len(machine) == 2  # the HEAD in Bob's row, and its dot in the legend
+
+
+def test_report_groups_the_copies_sent_individually(home):
+    """The copies of one email sent individually stand together in the table, each with its
+    recipient and the group's first characters; a lone tag between them stays apart."""
+    from mailtracker.desktop.tags import mint_tag
+
+    config = load_config(home)
+    first = mint_tag(home, config, subject="Offer", recipients=["ann@x.org"], status="sent", group="grp-0001-x")
+    lone = mint_tag(home, config, name="Lone", subject="Other", status="sent")
+    second = mint_tag(home, config, subject="Offer", recipients=["bob@x.org"], status="sent", group="grp-0001-x")
+    fold(home)
+    table = _Table()
+    table.feed(write_report(home).read_text(encoding="utf-8"))
+    ids = [row[0] for row in table.rows]
+    assert abs(ids.index(first.short_id) - ids.index(second.short_id)) == 1, ids
+    groups = {row[0]: row[-1] for row in table.rows}
+    assert groups[first.short_id] == groups[second.short_id] == "grp-0001" and groups[lone.short_id] == ""

@@ -14,7 +14,7 @@ from mailtracker.core.tokens import mint_token, verify_token
 from mailtracker.desktop import tail as tail_module
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import read_register, write_register
-from mailtracker.desktop.tags import (MAX_FIELD, MAX_RECIPIENTS, MAX_RECIPIENTS_FIELD, find_tag, mint_tag,
+from mailtracker.desktop.tags import (TAG_COLUMNS, MAX_FIELD, MAX_RECIPIENTS, MAX_RECIPIENTS_FIELD, find_tag, mint_tag,
                                       parse_tag_records, record_self_fetch, records_end, update_tag)
 from mailtracker.desktop.tail import Cursor, read_new_data
 from tests.conftest import row_of, run_cli
@@ -164,13 +164,15 @@ def test_tags_csv_with_reordered_columns_is_read_by_header(home):
     rows = _tag_rows(home)
     order = ["subject", "status", "id", "recipients", "name", "created", "message_id", "identity"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=order, lineterminator="\r\n")
+    # The header of a file begun before the group column was added (its rows have none).
+    writer = csv.DictWriter(buffer, fieldnames=order, lineterminator="\r\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     home.tags_path.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
-    new = mint_tag(home, config, name="Bob", subject="Hello", recipients=["b@y.org"])
+    new = mint_tag(home, config, name="Bob", subject="Hello", recipients=["b@y.org"], group="g-2")
     update_tag(home, new.id, message_id="<m@y>", status="sent")
     fold(home)
+    assert row_of(home, new.id)["group"] == "g-2"
     assert [(row_of(home, t)["name"], row_of(home, t)["subject"], row_of(home, t)["recipients"])
             for t in (old.id, new.id)] == [("Ann", "Offer", "a@x.org"), ("Bob", "Hello", "b@y.org")]
     assert row_of(home, new.id)["message_id"] == "<m@y>" and row_of(home, new.id)["status"] == "sent"
@@ -193,3 +195,20 @@ def test_a_row_whose_fields_are_column_names_is_data_not_a_header(home):
     fold(home)
     assert (row_of(home, odd.id)["name"], row_of(home, odd.id)["subject"]) == ("id", "name")
     assert (row_of(home, after.id)["name"], row_of(home, after.id)["subject"]) == ("Bob", "Hello")
+
+
+def test_a_column_added_at_the_end_reads_old_and_new_rows(home):
+    """A tags.csv begun before the group column (8-column header and rows) keeps being read,
+    and the new 9-field rows appended under that old header carry their group."""
+    from mailtracker.core.csvcodec import header_line
+
+    config = load_config(home)
+    old = mint_token(read_secret(home.secret_path))
+    home.tags_path.parent.mkdir(parents=True, exist_ok=True)
+    home.tags_path.write_bytes(header_line(TAG_COLUMNS[:8]) + format_row(
+        [old, utc_timestamp(), "Old", "s", "", "", "", "sent"]).encode())
+    new = mint_tag(home, config, name="New", group="g-1")
+    fold(home)
+    assert row_of(home, old)["name"] == "Old" and row_of(home, old).get("group", "") == ""
+    assert row_of(home, new.id)["group"] == "g-1"
+    assert find_tag(home, tag_id=new.id)[1]["group"] == "g-1"

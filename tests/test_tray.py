@@ -70,6 +70,22 @@ def test_menu_lists_recent_emails_with_opens_and_last_open(home, two_tags):
     assert view.title == 'mailtracker: 1 new open; Ann opened "Offer" 2 h ago'
 
 
+def test_menu_groups_the_copies_sent_individually(home):
+    """An email sent individually is one line saying how many opened, then a line per recipient."""
+    config = load_config(home)
+    ann = mint_tag(home, config, subject="Offer", recipients=["ann@x.org"], group="g-1")
+    mint_tag(home, config, name="Lone", subject="Other")
+    mint_tag(home, config, subject="Offer", recipients=["bob@x.org"], group="g-1")
+    now = time.time()
+    write_hits(home.hits_dir(config) / "hits-a-2026-11-24.csv", [(1, ann.id, "GET", utc_timestamp(now - 60))])
+    fold(home)
+    texts = _texts(build_view(rows_of(home), Marks(), now))
+    assert texts[1:4] == ["Offer — sent individually · 1 of 2 opened",
+                          "    bob@x.org — Offer · not opened yet",  # sent after Ann's open
+                          "    ● ann@x.org — Offer · 1 open · last opened 1 min ago (1 new)"], texts
+    assert texts[4] == "Lone — Other · not opened yet"
+
+
 def test_seen_and_paused_change_the_menu(home, two_tags):
     """Marked seen, no email is new and 'Mark all as seen' is off; paused, the menu offers Resume."""
     ann, _, hits = two_tags

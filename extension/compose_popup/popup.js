@@ -3,6 +3,7 @@
 import { refreshComposeAction, composeView } from "../modules/composeIndicator.mjs";
 import { createTabStore } from "../modules/composeTabs.mjs";
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
+import { individualOffer, loadIndividualMax } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { loadSettings } from "../modules/settings.mjs";
 
@@ -11,8 +12,30 @@ const helper = createHelper();
 const byId = (id) => document.getElementById(id);
 
 async function composeTabId() {
+  // ?tab=N: the popup of that compose tab (opened as a page, e.g. by the e2e tests).
+  const asked = Number(new URLSearchParams(location.search).get("tab"));
+  if (Number.isInteger(asked) && asked > 0) {
+    return asked;
+  }
   const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
   return tab.id;
+}
+
+// "Send individually": offered for a tracked mail to 2..N recipients, never on by itself.
+async function renderIndividual(tabId, details, view) {
+  const state = await tabStore.get(tabId);
+  const offer = individualOffer(details, { max: await loadIndividualMax() });
+  const tracked = view.status === "tracked";
+  byId("individual").hidden = !(tracked && offer.offered);
+  byId("individually").checked = state.individually === true;
+  byId("individualExplain").textContent = t("composeIndividuallyExplain", [String(offer.count)]);
+  byId("individualLists").hidden = offer.lists === 0;
+  byId("individualTooMany").hidden = !(tracked && offer.reason === "tooMany");
+  byId("individualTooMany").textContent = t("composeIndividuallyTooMany", [String(offer.max), String(offer.count)]);
+  // Sent individually, "any of them" is no longer true.
+  if (tracked && offer.offered && state.individually === true) {
+    byId("several").hidden = true;
+  }
 }
 
 function explanationKey(view) {
@@ -20,7 +43,7 @@ function explanationKey(view) {
 }
 
 async function render(tabId) {
-  const { view } = await composeView(tabId, tabStore);
+  const { view, details } = await composeView(tabId, tabStore);
   byId("headline").textContent = t(`composeHeadline_${view.status}`);
   byId("explanation").textContent = t(explanationKey(view));
   byId("several").hidden = !(view.several && view.status === "tracked");
@@ -29,6 +52,7 @@ async function render(tabId) {
   // Where no pixel can go, the choice changes nothing that would be sent.
   toggle.hidden = view.reason === "plainTextEditor" || view.reason === "redirect";
   byId("switchFormat").hidden = !view.canSwitchToHtml;
+  await renderIndividual(tabId, details, view);
   await refreshComposeAction(tabId);
   return view;
 }
@@ -65,6 +89,10 @@ async function main() {
     view = await render(tabId);
     checkHelper(view);
   });
+  byId("individually").addEventListener("change", async () => {
+    await tabStore.update(tabId, { individually: byId("individually").checked });
+    view = await render(tabId);
+  });
   byId("switchFormat").addEventListener("click", async () => {
     await browser.compose.setComposeDetails(tabId, { deliveryFormat: "both" });
     view = await render(tabId);
@@ -80,6 +108,8 @@ async function main() {
     await browser.runtime.openOptionsPage();
     window.close();
   });
+  // Every control now answers (the e2e tests wait for this).
+  document.body.dataset.ready = "true";
 }
 
 main().catch((error) => {

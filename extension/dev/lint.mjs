@@ -41,6 +41,7 @@ const THUNDERBIRD_PERMISSIONS = new Set([
   "accountsFolders",
   "accountsRead",
   "compose",
+  "compose.send",
   "messagesDelete",
   "messagesImport",
   "messagesMove",

@@ -60,6 +60,31 @@ function renderLinks(links) {
   list.hidden = links.length === 0;
 }
 
+function renderRecipients(recipients) {
+  const list = byId("recipients");
+  list.replaceChildren(
+    ...recipients.map((row) => {
+      const item = document.createElement("li");
+      item.className = row.opened ? "opened" : "unopened";
+      const parts = [
+        row.recipient,
+        row.opened
+          ? t("messageRecipientOpened", [formatDateTime(row.firstOpen), String(row.opens), formatDateTime(row.lastOpen)])
+          : t("messageRecipientNotOpened"),
+      ];
+      if (row.device) {
+        parts.push(t("messageRecipientDevice", [row.device]));
+      }
+      if (row.clicks) {
+        parts.push(t("messageRecipientClicks", [String(row.clicks)]));
+      }
+      item.textContent = parts.join(" — ");
+      return item;
+    }),
+  );
+  byId("perRecipient").hidden = recipients.length === 0;
+}
+
 function renderStatus(summary) {
   byId("state").hidden = true;
   byId("opens").textContent = String(summary.opens);
@@ -69,6 +94,7 @@ function renderStatus(summary) {
     ? t("messageClicksLast", [String(summary.clicks), formatDateTime(summary.lastClick)])
     : String(summary.clicks);
   renderLinks(summary.links);
+  renderRecipients(summary.recipients);
   renderStrip(summary.timeline);
   renderTimeline(summary.timeline);
   byId("earlier").hidden = summary.hiddenEarlier === 0;

@@ -82,6 +82,16 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
     lastClick: toDate(data.last_click),
     // A person's click proves the mail was read, even with its images blocked.
     opened: Boolean(data.opened ?? Number(data.opens ?? 0) > 0),
+    // A mail sent individually: one row per recipient's copy (individual.mjs).
+    recipients: (data.recipients ?? []).map((row) => ({
+      recipient: String(row.recipient ?? ""),
+      opened: Boolean(row.opened),
+      opens: Number(row.opens ?? 0),
+      firstOpen: toDate(row.first_open),
+      lastOpen: toDate(row.last_open),
+      device: String(row.device ?? ""),
+      clicks: Number(row.clicks ?? 0),
+    })),
     links: (data.links ?? []).map((link) => ({
       text: String(link.text ?? ""),
       target: String(link.target ?? ""),

@@ -173,7 +173,8 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
     subscribe: () => call("subscribe"),
     ping: () => call("ping"),
     config: () => call("config"),
-    mint: ({ subject, recipients, identity }) => call("mint", { subject, recipients, identity }),
+    mint: ({ subject, recipients, identity, group }) =>
+      call("mint", { subject, recipients, identity, ...(group ? { group } : {}) }),
     sent: ({ tagId, messageId }) => call("sent", { tag_id: tagId, message_id: messageId }),
     unsent: ({ tagId, reason }) => call("unsent", { tag_id: tagId, reason }),
     selfFetch: ({ tagId, messageId, at }) =>

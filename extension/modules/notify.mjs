@@ -54,6 +54,20 @@ export function sentCopyText({ state, reason, subject, folder }, t) {
   };
 }
 
+/** {title, message} for a mail sent individually whose copies did not all leave. */
+export function individualFailedText({ failed, sent, subject }, t) {
+  return {
+    title: t("individualFailedTitle", [subject ?? ""]),
+    message: [
+      t("individualFailedBody", [failed.join(", ")]),
+      sent.length ? t("individualFailedSent", [sent.join(", ")]) : "",
+      t("individualFailedRetry"),
+    ]
+      .filter(Boolean)
+      .join("\n"),
+  };
+}
+
 function i18n(name, substitutions) {
   return browser.i18n.getMessage(name, substitutions);
 }
@@ -84,6 +98,10 @@ export const notify = {
       console.warn("mailtracker: Sent copy not cleaned: %s", outcome.reason);
       void show(text);
     }
+  },
+  individualFailed(outcome) {
+    console.warn(`mailtracker: copies not sent individually to ${outcome.failed.join(", ")}`);
+    void show(individualFailedText(outcome, i18n));
   },
   recordFailed(error) {
     console.warn("mailtracker: helper did not record a sent mail: %s", error?.message);

@@ -43,11 +43,13 @@ export function createSendFlow(deps) {
     }
   }
 
-  async function mintTag(details) {
+  async function mintTag(details, group) {
     const data = await helper.mint({
       subject: details.subject ?? "",
       recipients: recipientsOf(details),
       identity: identityOf(details),
+      // One recipient's copy of a mail sent individually (individual.mjs).
+      ...(group ? { group } : {}),
     });
     const base = pixelBaseOf(data?.url);
     if (!data?.id || !base || !isPixelUrl(data.url, [base])) {
@@ -70,7 +72,7 @@ export function createSendFlow(deps) {
       await settleUnsent(state.pending, "replaced by a new tag: the mail changed before it was sent");
       await tabStore.update(tabId, { pending: undefined });
     }
-    const pending = await mintTag(details);
+    const pending = await mintTag(details, state.group);
     await tabStore.update(tabId, { pending });
     return pending;
   }

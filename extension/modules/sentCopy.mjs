@@ -12,6 +12,7 @@
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
 import { clickTarget } from "./links.mjs";
+import { replaceAddressHeaders } from "./individual.mjs";
 import { removeTracking, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
 import { pushBounded } from "./settings.mjs";
@@ -73,7 +74,9 @@ async function fileOf(messenger, messageId) {
 
 /**
  * deps: {messenger, localArea, sessionArea, notify(outcome), loadPixelBases(), DOMParser,
- *        log?, wait?(ms)}
+ *        log?, wait?(ms), sentHeadersFor?(tabId)}
+ *   sentHeadersFor: the To/Cc/Bcc the clean copy gets instead of its own (the one
+ *   Sent copy of a mail sent individually lists every recipient), or undefined.
  */
 export function createSentCopy(deps) {
   const { messenger, notify, loadPixelBases, DOMParser } = deps;
@@ -232,9 +235,10 @@ export function createSentCopy(deps) {
       return restore(result);
     }
     const folder = staging ?? (await stagingFolder({ create: true }));
+    const headers = await deps.sentHeadersFor?.(tab.id);
     // stagingMs: what this adds to onBeforeSend, for the README's figures.
     await session.set({
-      [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started },
+      [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started, headers },
     });
     return { ...result, details: { ...result.details, overrideDefaultFccFolderId: folder.id } };
   }
@@ -308,10 +312,16 @@ export function createSentCopy(deps) {
     }
   }
 
-  /** serverCopies: copies with the pixel already in Sent (a server's own), replaced like ours. */
-  async function importClean(staged, target, bases, serverCopies) {
+  /**
+   * serverCopies: copies with the pixel already in Sent (a server's own), replaced like ours;
+   * headers: the address headers the clean copy is to list (a mail sent individually).
+   */
+  async function importClean(staged, target, bases, serverCopies, headers) {
     const messageId = staged.headerMessageId;
     const cleaned = removeTracking(await fileOf(messenger, staged.id), trackingOf(bases));
+    if (headers && !cleaned.protectedBy) {
+      cleaned.bytes = replaceAddressHeaders(cleaned.bytes, headers);
+    }
     if (cleaned.protectedBy) {
       await messenger.messages.move([staged.id], target);
       return { state: STATES.protected, reason: `${cleaned.protectedBy}: changing it would break it` };
@@ -349,7 +359,7 @@ export function createSentCopy(deps) {
   }
 
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
-  async function finishOne(staged, target, extra = {}) {
+  async function finishOne(staged, target, extra = {}, headers = undefined) {
     const messageId = staged.headerMessageId;
     const started = Date.now();
     if (!(await stillStaged(staged))) {
@@ -369,7 +379,7 @@ export function createSentCopy(deps) {
           await deleteForGood([staged.id]);
           outcome = { state: STATES.clean };
         } else {
-          outcome = await importClean(staged, target, bases, existing.pixel);
+          outcome = await importClean(staged, target, bases, existing.pixel, headers);
         }
       }
     } catch (error) {
@@ -429,9 +439,11 @@ export function createSentCopy(deps) {
     const results = [];
     for (const copy of sendInfo.messages ?? []) {
       if (staging && copy.folder?.id === staging.id) {
-        await setJournal(copy.headerMessageId, { target: plan.target });
+        await setJournal(copy.headerMessageId, { target: plan.target, headers: plan.headers });
         results.push(
-          await guarded(copy.headerMessageId, () => finishOne(copy, plan.target, { stagingMs: plan.stagingMs })),
+          await guarded(copy.headerMessageId, () =>
+            finishOne(copy, plan.target, { stagingMs: plan.stagingMs }, plan.headers),
+          ),
         );
       } else if (plan.reason === "unstaged" && copy.folder?.id) {
         // Filed straight into a Sent folder we could not name beforehand:
@@ -468,7 +480,8 @@ export function createSentCopy(deps) {
         const target =
           entries[staged.headerMessageId]?.target ??
           (await defaultSentFolder(await identityIdForAuthor(staged.author)));
-        results.push(await guarded(staged.headerMessageId, () => finishOne(staged, target)));
+        const headers = entries[staged.headerMessageId]?.headers;
+        results.push(await guarded(staged.headerMessageId, () => finishOne(staged, target, {}, headers)));
       }
       if (!page.id) {
         break;
@@ -494,10 +507,28 @@ export function createSentCopy(deps) {
     return finishStaged({ retryFailed: false });
   }
 
+  /**
+   * Resolves once the copy with this Message-ID has its final status (or after
+   * timeoutMs): sending individually waits for it before the next copy.
+   */
+  async function finished(messageId, timeoutMs = 10000) {
+    for (let waited = 0; waited < timeoutMs; waited += VERIFY_INTERVAL_MS) {
+      const status = await loadSentCopyStatus(messageId, local);
+      if (status && status.state !== "importing" && "ms" in status) {
+        return status.state;
+      }
+      if (status?.state === STATES.off || status?.state === STATES.protected) {
+        return status.state;
+      }
+      await wait(VERIFY_INTERVAL_MS);
+    }
+    return null;
+  }
+
   /** A compose tab closed: its plan, if it never sent, is dropped. */
   async function forgetTab(tabId) {
     await session.remove(tabKey(tabId));
   }
 
-  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder };
+  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder, finished };
 }

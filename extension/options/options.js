@@ -2,6 +2,7 @@
 // the clean Sent copy, the pixel server's host permission, and the helper's health.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
+import { loadIndividualMax, maxIndividual } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
 import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
@@ -133,6 +134,15 @@ async function main() {
   cleanCopy.checked = await loadCleanCopyEnabled();
   cleanCopy.addEventListener("change", async () => {
     await saveSettings({ cleanSentCopy: cleanCopy.checked });
+    flashSaved();
+  });
+  const individualMax = byId("individualMax");
+  individualMax.value = String(await loadIndividualMax());
+  individualMax.addEventListener("change", async () => {
+    // Out of range falls back to the default, and the field shows what is kept.
+    const kept = maxIndividual(individualMax.value);
+    individualMax.value = String(kept);
+    await saveSettings({ individualMax: kept });
     flashSaved();
   });
   await renderOwnCopyServers();

@@ -40,6 +40,33 @@ describe("summarizeStatus", () => {
     assert.deepEqual(summarizeStatus({ tracked: false }), { tracked: false });
   });
 
+  test("a mail sent individually has a row per recipient: opened or not, first/last open, device, clicks", () => {
+    const summary = summarizeStatus({
+      tracked: true,
+      opens: 1,
+      recipients: [
+        { recipient: "ann@x.org", opened: false, opens: 0, first_open: "", last_open: "", device: "", clicks: 0 },
+        {
+          recipient: "bob@x.org",
+          opened: true,
+          opens: 1,
+          first_open: "2025-01-02T10:00:00Z",
+          last_open: "2025-01-02T10:00:00Z",
+          device: "Outlook on Windows",
+          clicks: 2,
+        },
+      ],
+    });
+    assert.deepEqual(
+      summary.recipients.map((r) => [r.recipient, r.opened, r.firstOpen?.toISOString() ?? null, r.device, r.clicks]),
+      [
+        ["ann@x.org", false, null, "", 0],
+        ["bob@x.org", true, "2025-01-02T10:00:00.000Z", "Outlook on Windows", 2],
+      ],
+    );
+    assert.deepEqual(summarizeStatus({ tracked: true }).recipients, []);
+  });
+
   test("the timeline is sorted oldest first, counted per label, and unknown labels read as opens", () => {
     const summary = summarizeStatus({
       tracked: true,

@@ -549,10 +549,14 @@ def cmd_list(args, home: Home) -> int:
 
 
 def format_table(rows, now: Optional[datetime] = None) -> str:
+    """One line per tag; the copies of a mail sent individually stand together, under
+    their group's first 8 characters in the GROUP column."""
+    from mailtracker.desktop.register import grouped
+
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED", "GROUP")
     lines = [header]
-    for row in rows:
+    for row in (row for members in grouped(rows) for row in members):
         ignored = []
         if row["machine_hits"]:
             ignored.append(f"{row['machine_hits']} machine")
@@ -561,7 +565,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
                       _clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
                       describe_time(row["last_open"], now),
-                      ", ".join(ignored)))
+                      ", ".join(ignored), _printable((row.get("group") or "")[:8])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
                      for line in lines)
@@ -599,7 +603,17 @@ def cmd_show(args, home: Home) -> int:
         if row is None:
             raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
         timeline = register.timeline(row["id"])
+        members = register.group(row.get("group") or "")
     print(_printable(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}"))
+    if members:
+        opened = sum(1 for member in members if member.get("opened", member["opens"]))
+        print(_printable(f"sent individually (group {row['group'][:8]}): {len(members)} recipients, "
+                         f"{opened} opened"))
+        for member in members:
+            mark = "*" if member["id"] == row["id"] else " "
+            print(_printable(f" {mark}{member['short_id']}  {_clip(member['recipients'], 32):<32} "
+                             f"{member['opens']} opens, {member.get('clicks', 0)} clicks, "
+                             f"last open {member['last_open'] or '-'}"))
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
     links = row.get("links") or []

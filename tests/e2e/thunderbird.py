@@ -89,14 +89,17 @@ def write_user_js(profile: Path, prefs: Dict[str, object]) -> None:
 
 
 class SmtpSink:
-    """aiosmtpd in its own process, storing every message in a Maildir."""
+    """aiosmtpd in its own process, storing every message in a Maildir; ``refuse`` makes it
+    refuse some recipients (tests/e2e/smtp_sink.py)."""
 
     def __init__(self, root: Path):
         self.port = free_port()
         self.maildir = root / "maildir"
+        repo = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}",
-             "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+             "-c", "tests.e2e.smtp_sink.RefusingMailbox", str(self.maildir)],
+            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._listening, 20, "the SMTP sink to listen")
 
@@ -106,6 +109,10 @@ class SmtpSink:
             return True
         except OSError:
             return False
+
+    def refuse(self, addresses: List[str]) -> None:
+        """From now on refuse these recipients (an empty list refuses none)."""
+        Path(f"{self.maildir}.refuse").write_text("\n".join(a.lower() for a in addresses))
 
     def messages(self) -> List:
         if not self.maildir.exists():
@@ -199,17 +206,18 @@ class Thunderbird:
     def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
                          identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
                          fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow",
-                         ready: Optional[str] = None) -> None:
+                         ready: Optional[str] = None, cc: str = "", bcc: str = "") -> None:
         """Open an HTML compose window like Write does, wait until it is ready, press Send.
         identity_key picks another identity than the default account's; attachments are files;
         fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To);
-        command "cmd_sendLater" puts it in the Outbox instead; ready is a JS condition on the
-        compose window (``win``) to wait for before pressing it."""
+        command "cmd_sendLater" puts it in the Outbox instead, None leaves the window open
+        (press_send sends it); ready is a JS condition on the compose window (``win``) to wait
+        for before pressing it."""
         self.js("""
-        const [subject, to, body, identityKey, files, fcc, command, ready] = args;
+        const [subject, to, body, identityKey, files, fcc, command, ready, cc, bcc] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
-        fields.to = to; fields.subject = subject; fields.body = body;
+        fields.to = to; fields.cc = cc; fields.bcc = bcc; fields.subject = subject; fields.body = body;
         if (fcc) fields.fcc = fcc;
         for (const path of files) {
           const attachment = Cc["@mozilla.org/messengercompose/attachment;1"].createInstance(Ci.nsIMsgAttachment);
@@ -240,10 +248,46 @@ class Thunderbird:
           await new Promise(r => setTimeout(r, 50));
         }
         if (!isReady(win)) throw new Error("the compose window never got ready: " + ready);
-        win.goDoCommand(command);
+        if (command) win.goDoCommand(command);
         resolve(null);
         """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri,
-              command, ready], timeout_s=60)
+              command, ready, cc, bcc], timeout_s=60)
+
+    def press_send(self, subject: str) -> None:
+        """Press Send in the open compose window of this subject."""
+        self.js("""
+        for (const win of Services.wm.getEnumerator("msgcompose")) {
+          if (win.document.getElementById("msgSubject")?.value === args[0]) {
+            win.goDoCommand("cmd_sendNow"); resolve(null); return;
+          }
+        }
+        throw new Error("no compose window with subject " + args[0]);
+        """, [subject])
+
+    def accept_dialog(self, title: str, timeout_s: float = 30.0) -> str:
+        """Wait for a dialog with this title (e.g. "Send Message Error") and press its OK,
+        as a user would; returns the dialog's text."""
+        return self.js("""
+        const [title, tries] = args;
+        for (let i = 0; i < tries; i++) {
+          for (const win of Services.wm.getEnumerator(null)) {
+            if (win.document.title === title && win.document.querySelector("dialog")) {
+              const text = win.document.getElementById("infoBody")?.textContent ?? "";
+              win.document.querySelector("dialog").acceptDialog();
+              resolve(text); return;
+            }
+          }
+          await new Promise(r => setTimeout(r, 50));
+        }
+        throw new Error("no dialog " + title);
+        """, [title, int(timeout_s * 20)], timeout_s=timeout_s + 10)
+
+    def compose_windows(self) -> List[str]:
+        """The subjects of the open compose windows."""
+        return self.js("""
+        resolve([...Services.wm.getEnumerator("msgcompose")].map(
+          w => w.document.getElementById("msgSubject")?.value ?? ""));
+        """)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])

@@ -62,6 +62,10 @@ def _reordered_columns(path: Path, columns: Sequence[str]) -> Optional[List[str]
         return None
     if names != list(columns) and set(columns) <= set(names):
         return names
+    if len(set(names) & set(columns)) >= 2 and set(names) < set(columns) and names != list(columns[:len(names)]):
+        # A reordered header from before a column was added at the end: the new
+        # columns follow the header's, in their own order (the readers do the same).
+        return names + [name for name in columns if name not in names]
     return None
 
 

@@ -8,6 +8,7 @@ stdout belongs to the protocol: nothing else may ever be written to it.
 
 import json
 import logging
+import re
 import struct
 import sys
 import threading
@@ -36,6 +37,8 @@ MAX_REQUEST_BYTES = 1 << 20
 MAX_REPLY_BYTES = 1 << 20
 MAX_ID_LENGTH = 200
 MAX_REASON = 200
+# A group id names one "send individually" mail; the add-on makes it (a UUID).
+_GROUP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A display the extension reports this long ago is not believed (see _moment).
 MAX_MOMENT_AGE_S = 3600.0
 _DISCARD_LIMIT = 64 << 20
@@ -142,8 +145,11 @@ class Host:
                 "tracking is paused from the tray: this email is sent without a pixel")
         subject, identity = _text(request, "subject"), _text(request, "identity")
         name = _text(request, "name") or (recipients[0] if recipients else "")
+        group = _text(request, "group")
+        if group and not _GROUP_ID.fullmatch(group):
+            raise ProtocolError("group must be 1 to 64 letters, digits, '-' or '_'")
         tag = mint_tag(self.home, load_config(self.home), name=name, subject=subject,
-                       recipients=recipients, identity=identity, status="pending")
+                       recipients=recipients, identity=identity, status="pending", group=group)
         # The pixel enters the body now: Thunderbird may fetch it while sending.
         record_self_fetch(self.home, tag.id, "compose")
         return tag.to_json()
@@ -208,10 +214,27 @@ class Host:
         with Register.load(self.home) as register:
             row = self._row(request, register)
             timeline = register.timeline(row["id"]) if row is not None else []
+            members = register.group(row.get("group", "")) if row is not None else []
+            timelines = {member["id"]: register.timeline(member["id"]) for member in members}
         if row is None:
             row = self._unfolded_row(request)
             if row is None:
                 return {"tracked": False}
+        if not row.get("group"):
+            return self._status_of(row, timeline, explain)
+        # One Sent copy stands for every recipient's own copy ("send individually"):
+        # the totals are the group's, and each recipient has a row of their own.
+        members = members or [row]
+        merged = sorted((event for member in members for event in timelines.get(member["id"], [])),
+                        key=lambda event: event[0])
+        answer = self._status_of(_group_totals(row, members), merged, explain)
+        answer["group"] = row["group"]
+        answer["recipients"] = [_recipient_status(member, timelines.get(member["id"], []))
+                                for member in members]
+        return answer
+
+    @staticmethod
+    def _status_of(row: dict, timeline, explain) -> dict:
         return {
             "tracked": True, "id": row["id"], "short_id": row["short_id"], "status": row["status"],
             "opens": row["opens"], "first_open": row["first_open"], "last_open": row["last_open"],
@@ -233,7 +256,8 @@ class Host:
             rows = register.rows()
         rows.sort(key=lambda row: row["created"], reverse=True)
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
-                "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened")
+                "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened",
+                "group")
         return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
 
     def _unfolded_row(self, request: dict) -> Optional[dict]:
@@ -246,7 +270,7 @@ class Host:
         return {"id": tag_id, "short_id": short_id(tag_id), "status": fields.get("status", ""),
                 "opens": 0, "first_open": "", "last_open": "", "hits": 0, "self_hits": 0,
                 "machine_hits": 0, "clicks": 0, "first_click": "", "last_click": "", "opened": False,
-                "links": []}
+                "links": [], "recipients": fields.get("recipients", ""), "group": fields.get("group", "")}
 
     def _known_tag_id(self, request: dict) -> str:
         """The request's tag id, checked: of the token alphabet, and minted here."""
@@ -273,6 +297,36 @@ class Host:
             if row is not None:
                 return row
         return register.find(message_id) if message_id else None
+
+
+def _group_totals(row: dict, members) -> dict:
+    """The row of the group's Sent copy: its own fields, the counts summed over every copy."""
+    totals = dict(row)
+    for key in ("opens", "hits", "self_hits", "machine_hits", "clicks"):
+        totals[key] = sum(member.get(key, 0) for member in members)
+    for key, pick in (("first_open", min), ("last_open", max), ("first_click", min), ("last_click", max)):
+        stamps = [member.get(key) for member in members if member.get(key)]
+        totals[key] = pick(stamps) if stamps else ""
+    totals["opened"] = any(member.get("opened", bool(member.get("opens"))) for member in members)
+    totals["links"] = []
+    return totals
+
+
+def _device_of(timeline) -> str:
+    """The client of the latest counted open in a timeline, as classify describes it."""
+    for when, label, counted, reason, client in reversed(timeline):
+        if label == "open" and counted:
+            return client
+    return ""
+
+
+def _recipient_status(row: dict, timeline) -> dict:
+    """One recipient's copy of a "send individually" mail, as the Opens popup shows it."""
+    return {"tag_id": row["id"], "short_id": row["short_id"], "recipient": row.get("recipients", ""),
+            "status": row.get("status", ""), "opened": bool(row.get("opened", row.get("opens"))),
+            "opens": row.get("opens", 0), "first_open": row.get("first_open", ""),
+            "last_open": row.get("last_open", ""), "device": _device_of(timeline),
+            "clicks": row.get("clicks", 0), "last_click": row.get("last_click", "")}
 
 
 def parse_request(payload: bytes) -> dict:

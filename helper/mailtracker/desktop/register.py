@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
-    "clicks", "first_click", "last_click",
+    "clicks", "first_click", "last_click", "group",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 # On Windows a spreadsheet holding the file refuses the replace with a permission
@@ -84,6 +84,23 @@ def read_register(path: Path) -> List[Dict[str, str]]:
     return rows
 
 
+def grouped(rows: Sequence[Dict]) -> List[List[Dict]]:
+    """Rows in order, the copies of one "send individually" mail together where its
+    first copy stands: a list of groups, a lone tag being a group of one."""
+    groups: List[List[Dict]] = []
+    by_group: Dict[str, List[Dict]] = {}
+    for row in rows:
+        group_id = row.get("group") or ""
+        if group_id and group_id in by_group:
+            by_group[group_id].append(row)
+            continue
+        members = [row]
+        groups.append(members)
+        if group_id:
+            by_group[group_id] = members
+    return groups
+
+
 def display_name(row: Dict[str, str]) -> str:
     """Who a tracked email went to, as people read it: name, else recipients, else the tag."""
     return row.get("name") or row.get("recipients") or f"tag {row['short_id']}"
@@ -141,6 +158,12 @@ class Register:
             if ids:
                 return self._reader.row(ids[-1])
         return None
+
+    def group(self, group_id: str) -> List[Dict]:
+        """The rows of one "send individually" mail, one per recipient's copy, oldest first."""
+        if not group_id:
+            return []
+        return [row for row in self._reader.rows() if row.get("group") == group_id]
 
     def timeline(self, tag_id: str) -> List[Event]:
         """The tag's latest hits, oldest first: (time, label, counted, reason code, client)."""

@@ -19,8 +19,7 @@ from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
-from mailtracker.desktop.register import Register
-from mailtracker.desktop.register import display_name
+from mailtracker.desktop.register import Register, display_name, grouped
 
 MAX_DAYS = 60
 MIN_DAYS = 14
@@ -338,10 +337,13 @@ def _table(emails: Sequence[Email]) -> str:
     if not emails:
         return "<p class=\"note\">Nothing tracked yet.</p>"
     head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
-            "Machines", "Hits", "Labels")
+            "Machines", "Hits", "Labels", "Group")
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
-    for email in emails:
+    # The copies of an email sent individually stand together, one row per recipient.
+    by_id = {email.row["id"]: email for email in emails}
+    ordered = [by_id[row["id"]] for members in grouped([email.row for email in emails]) for row in members]
+    for email in ordered:
         row = email.row
         cells = [
             (_esc(row["short_id"]), ""),
@@ -356,6 +358,7 @@ def _table(emails: Sequence[Email]) -> str:
             (str(row["machine_hits"]), "n"),
             (str(row["hits"]), "n"),
             (_esc(_labels(email)), ""),
+            (_esc((row.get("group") or "")[:8]), ""),
         ]
         out.append(f"<tr id=\"t-{_esc(row['short_id'])}\">" + "".join(
             f"<td class=\"{cls}\">{text}</td>" if cls else f"<td>{text}</td>" for text, cls in cells)

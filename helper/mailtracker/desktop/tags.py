@@ -29,7 +29,12 @@ from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id
 
 log = logging.getLogger(__name__)
 
-TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
+# group: the mail a tag is one recipient's copy of ("send individually"); empty otherwise.
+TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status",
+               "group")
+# Columns are only ever added at the end of TAG_COLUMNS: a row of an older writer (or a
+# new row under an older file's header) is read by position, down to this many fields.
+TAG_COLUMNS_FIRST = 8
 # Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
 SELF_FETCH_COLUMNS = ("tag", "time", "reason")
 # One row per tracked link of a mail: its number in the mail, where it goes, what it says.
@@ -42,8 +47,9 @@ MAX_FIELD = 2_000
 MAX_RECIPIENTS = 500
 MAX_RECIPIENTS_FIELD = 20_000
 MAX_REASON = 200
+MAX_GROUP = 64
 _LIMITS = {"recipients": MAX_RECIPIENTS_FIELD, "reason": MAX_REASON, "time": 64, "target": 4096,
-           "text": 200}
+           "text": 200, "group": MAX_GROUP}
 # No record written within those bounds comes near this: a quote that runs longer
 # without closing was left by a torn write, not opened by a field.
 MAX_RECORD_BYTES = 1 << 20
@@ -64,6 +70,7 @@ class Tag:
     identity: str
     url: str
     html: str
+    group: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,23 +84,26 @@ def pixel_html(url: str) -> str:
 
 
 def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
-             recipients: Sequence[str] = (), identity: str = "", status: str = "minted") -> Tag:
+             recipients: Sequence[str] = (), identity: str = "", status: str = "minted",
+             group: str = "") -> Tag:
     """Mint a tag and append it to tags.csv before anyone can see its URL."""
     secret = read_secret(home.secret_path)
     token = mint_token(secret)
     created = utc_timestamp()
     name, subject = _bounded("name", name), _bounded("subject", subject)
     identity, status = _bounded("identity", identity), _bounded("status", status)
+    group = _bounded("group", group)
     joined = _joined_recipients(recipients)
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
+        "group": group,
     }
     append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)
     return Tag(id=token, short_id=short_id(token), created=created, name=name,
                subject=subject, recipients=joined, identity=identity, url=url,
-               html=pixel_html(url))
+               html=pixel_html(url), group=group)
 
 
 def update_tag(home: Home, tag_id: str, **fields: str) -> None:
@@ -226,8 +236,10 @@ def _rows(data: bytes) -> Iterator[List[str]]:
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
     """The columns a header row names, or None when ``row`` is not a header."""
     names = [name.strip().lstrip("\ufeff").lower() for name in row]
-    # Every column: a data row always holds an id, which no column is named.
-    return names if set(known) <= set(names) else None
+    # Every column the log had from the start (a data row always holds an id, which no
+    # column is named); columns added since may be missing from an older file's header.
+    required = known[:TAG_COLUMNS_FIRST] if tuple(known) == TAG_COLUMNS else known
+    return names if set(required) <= set(names) else None
 
 
 def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
@@ -242,7 +254,16 @@ def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
     return header or known
 
 
-def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str]) -> Optional[Dict[str, str]]:
+def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str],
+            shortest: Optional[int] = None) -> Optional[Dict[str, str]]:
+    if len(row) != len(columns) and shortest is not None:
+        # Columns added at the end since this file's header (or this row) was written:
+        # those the header does not name follow it, in the known order.
+        columns = list(columns) + [name for name in known if name not in columns]
+        if len(row) < shortest or len(row) > len(columns) or any(
+                name in known[:shortest] for name in columns[len(row):]):
+            return None
+        columns = columns[:len(row)]
     if len(row) != len(columns):
         return None
     record = dict.fromkeys(known, "")
@@ -252,10 +273,11 @@ def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str]) -> Opt
     return record
 
 
-def _records(data: bytes, columns: Sequence[str], known: Sequence[str]
+def _records(data: bytes, columns: Sequence[str], known: Sequence[str], shortest: Optional[int] = None
              ) -> Iterator[Tuple[List[str], Optional[Dict[str, str]]]]:
     """(row, its fields by name) for each data row of a log in ``data``; the fields are
-    None for a row of the wrong length. A header row changes the columns that follow."""
+    None for a row of the wrong length (``shortest``: rows may lack the columns added
+    since). A header row changes the columns that follow."""
     for row in _rows(data):
         if not row or row == [""]:
             continue
@@ -263,14 +285,14 @@ def _records(data: bytes, columns: Sequence[str], known: Sequence[str]
         if header is not None:
             columns = header
             continue
-        yield row, _mapped(row, columns, known)
+        yield row, _mapped(row, columns, known, shortest=shortest)
 
 
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
                       ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
     """(tag id, fields) for each row of tags.csv in ``data`` (complete records);
     None for an unreadable row. ``columns`` is the file's order (``read_columns``)."""
-    for row, record in _records(data, columns, TAG_COLUMNS):
+    for row, record in _records(data, columns, TAG_COLUMNS, shortest=TAG_COLUMNS_FIRST):
         if record is None or len(record["id"]) != TOKEN_LENGTH:
             log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None

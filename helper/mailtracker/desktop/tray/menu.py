@@ -7,7 +7,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.timestamps import ago
 from mailtracker.desktop.marks import Marks
-from mailtracker.desktop.register import display_name
+from mailtracker.desktop.register import display_name, grouped
 
 APP_NAME = "mailtracker"
 
@@ -81,8 +81,18 @@ def build_view(rows: Sequence[Mapping], marks: Marks, now: float, problem: str =
     entries = [MenuEntry(headline, enabled=False), SEPARATOR]
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
-    for row in recent:
-        entries.append(MenuEntry(describe_row(row, marks.unseen(row), now), action=("show", row["id"])))
+    for members in grouped(recent):
+        group = members[0].get("group")
+        if group:
+            # An email sent individually: a line for it, then one per recipient's copy.
+            copies = [row for row in rows if row.get("group") == group and row.get("status") != "unsent"]
+            opened = sum(1 for row in copies if row.get("opened", int(row["opens"]) > 0))
+            subject = _clip(members[0].get("subject") or "(no subject)", 32)
+            entries.append(MenuEntry(f"{subject} — sent individually · {opened} of {len(copies)} opened",
+                                     enabled=False))
+        for row in members:
+            text = describe_row(row, marks.unseen(row), now)
+            entries.append(MenuEntry(f"    {text}" if group else text, action=("show", row["id"])))
     entries += [
         SEPARATOR,
         MenuEntry("Mark all as seen", ("mark_seen",), enabled=bool(unseen)),
