@@ -120,8 +120,9 @@ def _observed(home, result):
             "result": fields, "register": home.register_path.read_bytes()}
 
 
-def _fold(home, fast, monkeypatch, rebuild=False):
-    """One fold with the fast path for any batch (else none); says whether it took them all."""
+def _fold(home, fast, monkeypatch, rebuild=False, group_bytes=None):
+    """One fold with the fast path for any batch (else none), ``group_bytes`` at a time; says
+    whether it took them all."""
     taken = []
     real = fastfold.fold_batches
 
@@ -133,6 +134,8 @@ def _fold(home, fast, monkeypatch, rebuild=False):
         patch.setattr(fold_module, "FAST_PATH", fast)
         patch.setattr(fold_module, "FAST_MIN_BYTES", 0)
         patch.setattr(fastfold, "fold_batches", spy)
+        if group_bytes:
+            patch.setattr(fold_module, "FAST_GROUP_BYTES", group_bytes)
         result = fold_module.fold(home, rebuild=rebuild)
     return result, bool(taken) and all(taken)
 
@@ -142,10 +145,10 @@ def _copy(home, root):
     return Home.locate(str(root))
 
 
-def _both_ways(home, tmp_path, monkeypatch, expect_fast=True):
+def _both_ways(home, tmp_path, monkeypatch, expect_fast=True, group_bytes=None):
     homes = [_copy(home, tmp_path / name) for name in ("per-line", "fast")]
     reference, _ = _fold(homes[0], False, monkeypatch)
-    result, took = _fold(homes[1], True, monkeypatch)
+    result, took = _fold(homes[1], True, monkeypatch, group_bytes=group_bytes)
     assert took == expect_fast
     expected, got = _observed(homes[0], reference), _observed(homes[1], result)
     for part in expected:
@@ -204,6 +207,13 @@ def _calm(home, start):
         kept = [line for line in lines if b",click:" not in line and b",bootaaaa.fffff," not in line]
         path.write_bytes(b"\r\n".join(line if n < 2 or line.count(b",") < 5 else line.replace(
             line.split(b",")[1], utc_timestamp(start + 61 * n).encode(), 1) for n, line in enumerate(kept)))
+
+
+def test_a_batch_in_many_groups_folds_the_same(tmp_path, monkeypatch):
+    """A rebuild bigger than FAST_GROUP_BYTES goes in groups; each carries the last one's memory."""
+    home = _edge_home(tmp_path / "big", random.Random(9), hits=3_000)
+    _calm(home, START + 20_000)
+    _both_ways(home, tmp_path / "both", monkeypatch, group_bytes=40_000)
 
 
 def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
