@@ -22,7 +22,8 @@ tag": its new lines go through ``fold._fold_hit_lines`` itself, in their order.
 A batch is declined whole, before anything changes, when it holds what only the
 per-line code reads exactly: a NUL byte, a lone carriage return, bytes that are not
 UTF-8, or a line that parses as a hit but not in the server's own form (an odd
-method, a leap second, an upper-case id).
+method, a leap second, a 30th of February, an upper-case id or one with a leading
+zero).
 """
 
 import bisect
@@ -35,10 +36,10 @@ import polars as pl
 from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, parse_method, split_hit_line, user_agent_of
 from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
+from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
-from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.view import TIMELINE_LENGTH
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
 
 
 class _Clock:
-    """Where the fast path's time goes, for the debug log (and bench_fold's --profile)."""
+    """Where the fast path's time goes (wall and CPU), for the debug log."""
 
     def __init__(self):
         self.last = (time.perf_counter(), time.process_time())
@@ -295,7 +296,8 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
 
 
 class _Words:
-    """The texts of labels, reasons, client descriptions and repeat-rule keys, by code."""
+    """The texts of labels, reasons, client descriptions and repeat-rule keys, by code; and the
+    first fetches the tags' memories held, which the memory is rebuilt with."""
 
     def __init__(self):
         self.labels: Dict[str, int] = {}
