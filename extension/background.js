@@ -11,6 +11,7 @@ import { COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs"
 import { notify } from "./modules/notify.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
+import { createSentCopy } from "./modules/sentCopy.mjs";
 import { loadPixelBases, loadSentIds, rememberPixelBase } from "./modules/settings.mjs";
 
 // One port for the background's life: a warm helper, which also keeps the counts current.
@@ -29,6 +30,13 @@ const sendFlow = createSendFlow({
     readBody: async (tabId) => (await browser.compose.getComposeDetails(tabId)).body,
     writeBody: (tabId, body) => browser.compose.setComposeDetails(tabId, { body }),
   },
+});
+
+const sentCopy = createSentCopy({
+  messenger: browser,
+  notify: (outcome) => notify.sentCopy(outcome),
+  loadPixelBases: () => loadPixelBases(),
+  DOMParser,
 });
 
 const onMessagesDisplayed = createDisplayWatcher({
@@ -54,20 +62,31 @@ async function refreshPixelConfig() {
   await syncBlockRules(await loadPixelBases());
 }
 
-browser.compose.onBeforeSend.addListener((tab, details) => sendFlow.beforeSend(tab, details));
+// The Sent copy of a tracked mail is staged, then replaced by a clean one (sentCopy.mjs).
+browser.compose.onBeforeSend.addListener(async (tab, details) =>
+  sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details)),
+);
 
 // Must return nothing: a returned value once left compose.sendMessage() unsettled.
 browser.compose.onAfterSend.addListener((tab, sendInfo) => {
   sendFlow.afterSend(tab, sendInfo).catch(logError);
+  sentCopy.afterSend(tab, sendInfo).catch(logError);
 });
 
 browser.tabs.onRemoved.addListener((tabId) => {
   sendFlow.forgetTab(tabId).catch(logError);
+  sentCopy.forgetTab(tabId).catch(logError);
+});
+
+// A copy filed in the staging folder later (Send Later) is finished when it arrives.
+browser.folders.onFolderInfoChanged.addListener((folder, info) => {
+  sentCopy.stagingChanged(folder, info).catch(logError);
 });
 
 browser.tabs.onCreated.addListener((tab) => {
   if (tab.type === "messageCompose") {
-    refreshComposeAction(tab.id).catch(logError);
+    // The button says at once if the helper is down: such a mail would go out untracked.
+    refreshComposeAction(tab.id, { helper }).catch(logError);
   }
 });
 
@@ -91,12 +110,15 @@ browser.action.onClicked.addListener(() => {
   browser.tabs.create({ url: "/tracked/tracked.html" }).catch(logError);
 });
 
+// A staged Sent copy left by a crash or a restart is finished at the next start.
 browser.runtime.onStartup.addListener(() => {
   refreshPixelConfig().catch(logError);
+  sentCopy.finishStaged().catch(logError);
 });
 
 browser.runtime.onInstalled.addListener(() => {
   refreshPixelConfig().catch(logError);
+  sentCopy.finishStaged().catch(logError);
 });
 
 // Block rules only take effect on granted origins, so re-apply them when the grant changes.

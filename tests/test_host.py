@@ -234,3 +234,70 @@ def test_extension_manifest_matches_the_helper():
     assert manifest["version"] == __version__
     assert manifest["manifest_version"] == 3
     assert manifest["browser_specific_settings"]["gecko"]["strict_min_version"].startswith("128")
+
+
+@pytest.mark.parametrize("payload, expect_id", [
+    (b'{"id": "a", "command": [], "protocol": 1}', "a"),
+    (b"{}", None),
+    (b'{"id": "b", "command": "status", "protocol": 1, "tag_id": ["x"]}', "b"),
+    (b'{"id": "c", "command": "sent", "protocol": 1, "tag_id": {"x": 1}}', "c"),
+    (b'{"id": "d", "command": "status", "protocol": 1, "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
+    (b'{"id": "\\ud800", "command": "ping", "protocol": 1}', None),
+    (b'{"id": "e", "command": "mint", "protocol": 1, "subject": "\\udfff", "recipients": []}', None),
+    (b'{"id": "f", "command": "ping", "protocol": true}', "f"),
+    (b'{"id": "g", "command": "ping", "protocol": 1.0}', "g"),
+    (b'{"id": "' + b"x" * 300_000 + b'", "command": "ping", "protocol": 1}', None),
+    (b'{"id": "h", "command": "sent", "protocol": 1, "tag_id": "=HYPERLINK(1)aaaaaaaaaaaaaaaaaaaa"}', "h"),
+    (b'{"id": "i", "command": "sent", "protocol": 1, "tag_id": "' + b"b" * 32 + b'"}', "i"),
+])
+def test_every_hostile_frame_gets_an_error_reply_and_the_host_keeps_serving(host, home, payload, expect_id):
+    """Odd types, deep nesting, lone surrogates, a protocol of true, a huge id, a forged tag id:
+    a clean error reply (no traceback), nothing written, and the next request is answered."""
+    tags_before = home.tags_path.read_bytes() if home.tags_path.exists() else b""
+    host.send_raw(payload)
+    reply = host.read()
+    assert reply["ok"] is False and reply["code"] in (60, 61), reply
+    assert reply["id"] == expect_id
+    assert len(json.dumps(reply)) < 2000
+    assert host.call("ping")["ok"]
+    assert (home.tags_path.read_bytes() if home.tags_path.exists() else b"") == tags_before
+
+
+def test_hostile_frames_each_get_a_reply_and_the_host_keeps_serving(host, home):
+    """{}, a non-string command, tag ids that are lists or objects, deep nesting, lone surrogates,
+    protocol true or 1.0, a huge id: each an error reply with code 60, no traceback, then ping works."""
+    tag = host.call("mint", subject="s", recipients=["a@b.c"], identity="")["data"]
+    frames = [
+        b"{}", b'{"command": []}', b'{"command": {"x": 1}}', b'{"id": "a", "command": null}',
+        json.dumps({"id": "b", "command": "sent", "tag_id": [tag["id"]], "protocol": 1}).encode(),
+        json.dumps({"id": "c", "command": "status", "tag_id": {"id": tag["id"]}, "protocol": 1}).encode(),
+        json.dumps({"id": "d", "command": "self_fetch", "tag_id": 7, "protocol": 1}).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "\\ud800", "command": "ping"}',
+        b'{"id": "e", "command": "mint", "subject": "\\udfff", "recipients": [], "protocol": 1}',
+        b'{"id": "f", "command": "ping", "protocol": true}',
+        b'{"id": "g", "command": "ping", "protocol": 1.0}',
+        json.dumps({"id": "x" * 500_000, "command": "ping"}).encode(),
+        json.dumps({"id": "h", "command": "sent", "tag_id": "=HYPERLINK(\"x\")" + "a" * 16,
+                    "message_id": "m", "protocol": 1}).encode(),
+    ]
+    for frame in frames:
+        host.send_raw(frame)
+        reply = host.read()
+        assert reply["ok"] is False and reply["code"] == 60, (frame[:60], reply)
+        assert len(json.dumps(reply)) < 10_000
+    assert host.call("ping")["ok"]
+    assert host.call("status", tag_id=tag["id"])["data"]["tracked"]
+    assert "=HYPERLINK" not in home.tags_path.read_text(encoding="utf-8-sig")
+    host.proc.stdin.close()
+    assert host.proc.wait(timeout=20) == 0
+    assert b"Traceback" not in host.proc.stderr.read()
+
+
+def test_an_unknown_but_well_formed_tag_id_is_refused_with_code_61(host, home):
+    """sent, unsent and self_fetch for a tag id never minted here: error 61, no phantom row in tags.csv."""
+    phantom = "a" * 32
+    for command in ("sent", "unsent", "self_fetch"):
+        reply = host.call(command, tag_id=phantom, message_id="m@x")
+        assert (reply["ok"], reply["code"]) == (False, 61), (command, reply)
+    assert not home.tags_path.exists() or phantom not in home.tags_path.read_text(encoding="utf-8-sig")

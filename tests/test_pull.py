@@ -426,3 +426,30 @@ def test_watch_pulls_and_folds_by_itself(server, desktop):
         _, err = watch.communicate(timeout=30)
     assert watch.returncode == 0, err
     assert row_of(desktop, tag.id)["hits"]
+
+
+def test_a_pull_writes_through_no_symlink_and_waits_on_no_fifo(home, desktop, session, tmp_path):
+    """Local entries named like the server's files but a symlink or a FIFO: left alone, named, the other files pulled."""
+    server = PixelServer(home, "--serve-hits")
+    try:
+        tag = mint_tag(desktop, load_config(desktop), name="Ann")
+        for name in ("hits-one-2026-01-01.csv", "hits-two-2026-01-01.csv", "hits-three-2026-01-01.csv"):
+            big_hits_file(server.hits_dir / name, [tag], 3, boot=name.split("-")[1] + "boot")
+        local = desktop.hits_dir(load_config(desktop))
+        local.mkdir(parents=True, exist_ok=True)
+        outside = tmp_path / "not-a-hits-file.txt"
+        outside.write_bytes(b"keep me\n")
+        os.symlink(outside, local / "hits-one-2026-01-01.csv")
+        os.mkfifo(local / "hits-two-2026-01-01.csv")
+        puller = make_puller(desktop, server.base, session)
+        result = puller.pull_once()
+        assert outside.read_bytes() == b"keep me\n"
+        assert (local / "hits-three-2026-01-01.csv").read_bytes() == \
+            (server.hits_dir / "hits-three-2026-01-01.csv").read_bytes()
+        assert "hits-three-2026-01-01.csv" in result.files
+        (local / "hits-one-2026-01-01.csv").unlink()
+        puller.pull_once()  # not answered "nothing new": the skipped file comes once it can
+        assert (local / "hits-one-2026-01-01.csv").read_bytes() == \
+            (server.hits_dir / "hits-one-2026-01-01.csv").read_bytes()
+    finally:
+        server.stop()

@@ -183,3 +183,13 @@ def test_tags_csv_without_a_header_is_read_by_position(home):
     home.tags_path.write_bytes(format_row([token, utc_timestamp(), "Ann", "Offer", "a@x.org", "", "", "sent"]).encode())
     fold(home)
     assert (row_of(home, token)["name"], row_of(home, token)["subject"]) == ("Ann", "Offer")
+
+
+def test_a_row_whose_fields_are_column_names_is_data_not_a_header(home):
+    """A tag named "id" with the subject "name" and recipients "created" stays a tag, and the rows after it map right."""
+    config = load_config(home)
+    odd = mint_tag(home, config, name="id", subject="name", recipients=["created"], identity="status")
+    after = mint_tag(home, config, name="Bob", subject="Hello")
+    fold(home)
+    assert (row_of(home, odd.id)["name"], row_of(home, odd.id)["subject"]) == ("id", "name")
+    assert (row_of(home, after.id)["name"], row_of(home, after.id)["subject"]) == ("Bob", "Hello")

@@ -3,6 +3,7 @@
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { messagesOf, summarizeStatus } from "../modules/messageInfo.mjs";
 import { createHelper } from "../modules/nativeHost.mjs";
+import { loadSentCopyStatus } from "../modules/sentCopy.mjs";
 
 const byId = (id) => document.getElementById(id);
 
@@ -50,7 +51,8 @@ function renderLinks(links) {
   list.replaceChildren(
     ...links.map((link) => {
       const item = document.createElement("li");
-      item.textContent = t("messageLinkClicks", [link.text || link.target, String(link.clicks)]);
+      const key = link.clicks === 1 ? "messageLinkClick" : "messageLinkClicks";
+      item.textContent = t(key, [link.text || link.target, String(link.clicks)]);
       item.title = link.target;
       return item;
     }),
@@ -77,6 +79,16 @@ function renderStatus(summary) {
   byId("status").hidden = false;
 }
 
+/** What became of this mail's Sent copy, from the add-on's own record. */
+async function renderSentCopy(messageId) {
+  const status = await loadSentCopyStatus(messageId);
+  if (!status) {
+    return;
+  }
+  byId("sentCopy").textContent = t(`sentCopy_${status.state}`, [status.reason || ""]);
+  byId("sentCopy").hidden = false;
+}
+
 async function main() {
   localizePage();
   byId("openTracked").addEventListener("click", async (event) => {
@@ -96,6 +108,7 @@ async function main() {
     showState(t("messageNoMessageId"));
     return;
   }
+  await renderSentCopy(messageId);
   let data;
   try {
     data = await createHelper().status({ messageId });

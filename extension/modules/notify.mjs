@@ -38,6 +38,22 @@ export function recordFailureText(error, t) {
   };
 }
 
+/** {title, message} for a Sent copy that still carries the pixel; null when there is nothing to say. */
+export function sentCopyText({ state, reason, subject, folder }, t) {
+  if (state !== "kept" && state !== "staged") {
+    return null;
+  }
+  return {
+    title: t("sentCopyFailedTitle"),
+    message: [
+      t(state === "kept" ? "sentCopyKeptBody" : "sentCopyStagedBody", [subject ?? "", folder ?? ""]),
+      reason,
+    ]
+      .filter(Boolean)
+      .join("\n"),
+  };
+}
+
 function i18n(name, substitutions) {
   return browser.i18n.getMessage(name, substitutions);
 }
@@ -61,6 +77,13 @@ export const notify = {
   helperFailed(error, options) {
     console.warn("mailtracker: helper failed at send time: %s", error?.message);
     void show(helperFailureText(error, options, i18n));
+  },
+  sentCopy(outcome) {
+    const text = sentCopyText(outcome, i18n);
+    if (text) {
+      console.warn("mailtracker: Sent copy not cleaned: %s", outcome.reason);
+      void show(text);
+    }
   },
   recordFailed(error) {
     console.warn("mailtracker: helper did not record a sent mail: %s", error?.message);

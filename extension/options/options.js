@@ -1,9 +1,10 @@
 // The options page: default tracking and link tracking per identity, the "block sending" option,
-// the pixel server's host permission, and the helper's health.
+// the clean Sent copy, the pixel server's host permission, and the helper's health.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
+import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
 import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
@@ -15,6 +16,15 @@ function flashSaved() {
   setTimeout(() => {
     byId("saved").hidden = true;
   }, 1500);
+}
+
+async function renderOwnCopyServers() {
+  const accounts = await browser.accounts.list(false);
+  const concerned = accounts
+    .flatMap((account) => account.identities ?? [])
+    .filter((identity) => filesOwnSentCopy(identity.email));
+  byId("ownCopyServers").textContent = t("optionsSentCopyOwnServer", [concerned.map((i) => i.email).join(", ")]);
+  byId("ownCopyServers").hidden = concerned.length === 0;
 }
 
 // One checkbox per identity for a per-identity setting (settings[key][identity.id]).
@@ -65,6 +75,11 @@ async function renderServer() {
   await rememberPixelBase(config.pixel_base);
   const pattern = originPatternOf(config.pixel_base);
   byId("server").textContent = t("optionsServerIs", [config.pixel_base]);
+  if (config.problem) {
+    // The helper's daemon cannot fold: counts shown anywhere are stale until this is fixed.
+    byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
+    byId("server").className = "problem";
+  }
   if (!pattern) {
     return;
   }
@@ -114,6 +129,13 @@ async function main() {
     await saveSettings({ blockOnHelperFailure: block.checked });
     flashSaved();
   });
+  const cleanCopy = byId("cleanSentCopy");
+  cleanCopy.checked = await loadCleanCopyEnabled();
+  cleanCopy.addEventListener("change", async () => {
+    await saveSettings({ cleanSentCopy: cleanCopy.checked });
+    flashSaved();
+  });
+  await renderOwnCopyServers();
   await renderIdentities(settings, "identities", "identityDefaults", DEFAULT_TRACKING);
   // Links are tracked wherever the pixel is, unless turned off here.
   await renderIdentities(settings, "linkIdentities", "trackLinks", true);

@@ -27,6 +27,9 @@ class Desktop:
     server: PixelServer
     sink: SmtpSink
     tb: Thunderbird
+    # What Thunderbird was started with, for tests that start one of their own.
+    env: dict = None
+    prefs: dict = None
 
 
 def _require_thunderbird():
@@ -57,14 +60,15 @@ def desktop(tmp_path_factory):
     sink = SmtpSink(root)
     tb = None
     try:
-        tb = Thunderbird(root, env, sink.port, extra_prefs={
+        prefs = {
             # Extension pages in the parent process, so tests can read them like a user sees them.
             "extensions.webextensions.remote": False,
             # Optional host permissions are granted by the options page's button without a prompt.
             "extensions.webextOptionalPermissionPrompts": False,
-        })
+        }
+        tb = Thunderbird(root, env, sink.port, extra_prefs=prefs)
         tb.install_addon(EXTENSION_DIR)
-        yield Desktop(home, server, sink, tb)
+        yield Desktop(home, server, sink, tb, env, prefs)
     finally:
         if tb is not None:
             tb.stop()

@@ -142,7 +142,8 @@ class Thunderbird:
         from marionette_driver.marionette import Marionette
 
         self.profile = root / "profile"
-        self.profile.mkdir(parents=True)
+        # An existing profile is started again as it was left (a restart).
+        self.profile.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         prefs = {**QUIET_PREFS, **account_prefs(smtp_port), "marionette.port": self.port,
                  **(extra_prefs or {})}
@@ -195,17 +196,34 @@ class Thunderbird:
         kind = {bool: "Bool", int: "Int", str: "String"}[type(value)]
         self.js(f"Services.prefs.set{kind}Pref(args[0], args[1]); resolve(null);", [name, value])
 
-    def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>") -> None:
-        """Open an HTML compose window like Write does, wait until it is ready, press Send."""
+    def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
+                         identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
+                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow",
+                         ready: Optional[str] = None) -> None:
+        """Open an HTML compose window like Write does, wait until it is ready, press Send.
+        identity_key picks another identity than the default account's; attachments are files;
+        fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To);
+        command "cmd_sendLater" puts it in the Outbox instead; ready is a JS condition on the
+        compose window (``win``) to wait for before pressing it."""
         self.js("""
-        const [subject, to, body] = args;
+        const [subject, to, body, identityKey, files, fcc, command, ready] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
         fields.to = to; fields.subject = subject; fields.body = body;
+        if (fcc) fields.fcc = fcc;
+        for (const path of files) {
+          const attachment = Cc["@mozilla.org/messengercompose/attachment;1"].createInstance(Ci.nsIMsgAttachment);
+          const file = Cc["@mozilla.org/file/local;1"].createInstance(Ci.nsIFile);
+          file.initWithPath(path);
+          attachment.url = Services.io.newFileURI(file).spec;
+          attachment.name = file.leafName;
+          fields.addAttachment(attachment);
+        }
         params.composeFields = fields;
         params.format = Ci.nsIMsgCompFormat.HTML;
         params.type = Ci.nsIMsgCompType.New;
-        params.identity = MailServices.accounts.defaultAccount.defaultIdentity;
+        params.identity = identityKey ? MailServices.accounts.getIdentity(identityKey)
+          : MailServices.accounts.defaultAccount.defaultIdentity;
         const opened = new Promise(done => {
           const observer = {
             observe(win) {
@@ -217,9 +235,15 @@ class Thunderbird:
         });
         MailServices.compose.OpenComposeWindowWithParams(null, params);
         const win = await opened;
-        win.goDoCommand("cmd_sendNow");
+        const isReady = new Function("win", "return " + (ready || "true") + ";");
+        for (let i = 0; i < 200 && !isReady(win); i++) {
+          await new Promise(r => setTimeout(r, 50));
+        }
+        if (!isReady(win)) throw new Error("the compose window never got ready: " + ready);
+        win.goDoCommand(command);
         resolve(null);
-        """, [subject, to, body_html], timeout_s=60)
+        """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri,
+              command, ready], timeout_s=60)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
@@ -276,6 +300,12 @@ class Thunderbird:
         tabmail.closeTab(tab);
         resolve({ images });
         """, [message_id], timeout_s=60)
+
+    def kill(self) -> None:
+        """End the process group at once (SIGKILL), as a crash or power cut would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self._log.close()
 
     def stop(self) -> None:
         try:

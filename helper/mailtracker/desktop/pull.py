@@ -18,6 +18,7 @@ server's privacy setting, user agents), so it only travels over HTTPS.
 import logging
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -233,10 +234,11 @@ class Puller:
             files = self._parse_listing(source, response)
             etag = response.headers.get("ETag")
         source.etag = None
+        complete = True
         for name, size in files:
-            self._pull_file(source, name, size, result)
+            complete = self._pull_file(source, name, size, result) and complete
         # Only a listing whose every file was fully pulled may answer "nothing new" later.
-        source.etag = etag
+        source.etag = etag if complete else None
 
     def _get(self, source: _Source, url: str, headers: Dict[str, str], stream: bool = True) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "identity", **headers}
@@ -273,17 +275,25 @@ class Puller:
                 raise PullError(f"{source.listing_url} listed a file mailtracker does not accept: {name!r}")
         return files
 
-    def _pull_file(self, source: _Source, name: str, size: int, result: PullResult) -> None:
+    def _pull_file(self, source: _Source, name: str, size: int, result: PullResult) -> bool:
+        """Bring one file up to date; False when it was left alone (see below)."""
         local = self.hits_dir / name
         try:
-            have = local.stat().st_size
+            info = os.lstat(local)
         except FileNotFoundError:
-            have = 0
+            info = None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            # A symlink, FIFO or folder by that name (another sync tool's, or made by hand):
+            # writing through it would block the pull or change a file outside the folder.
+            log.warning("%s in %s is not a regular file (a symlink, FIFO or folder); it is not "
+                        "pulled until it is removed", name, self.hits_dir)
+            return False
+        have = info.st_size if info is not None else 0
         if size == have:
-            return
+            return True
         if size < have:
             self._download_whole(source, name, result)
-            return
+            return True
         start = max(0, have - OVERLAP_BYTES)
         url = f"{source.url}{HITS_ROUTE}{name}"
         response = self._get(source, url, {"Range": f"bytes={start}-"})
@@ -296,10 +306,11 @@ class Puller:
                     "Content-Range", "").startswith(f"bytes {start}-"):
                 # The server ignored the range and sent the whole file: it replaces the copy.
                 self._save_whole(source, name, response, result)
-                return
+                return True
             expected = int(response.headers.get("Content-Length", "-1"))
             tail = _read_tail(local, start, have)
             self._append(source, name, local, response, tail, expected, result)
+        return True
 
     def _append(self, source: _Source, name: str, local: Path, response: requests.Response,
                 tail: bytes, expected: int, result: PullResult) -> None:
@@ -307,7 +318,7 @@ class Puller:
         pending = b""
         checked = not tail
         try:
-            with open(local, "ab") as handle:
+            with open(local, "ab", opener=_no_follow) as handle:
                 for chunk in response.iter_content(CHUNK_BYTES):
                     got += len(chunk)
                     result.bytes_received += len(chunk)
@@ -367,6 +378,11 @@ class Puller:
             tmp.unlink(missing_ok=True)
         result.files[name] = got
         result.replaced.append(name)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    """Open without following a symlink or waiting on a FIFO put there since it was checked."""
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
 
 
 def _read_tail(path: Path, start: int, end: int) -> bytes:

@@ -226,9 +226,8 @@ def _rows(data: bytes) -> Iterator[List[str]]:
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
     """The columns a header row names, or None when ``row`` is not a header."""
     names = [name.strip().lstrip("\ufeff").lower() for name in row]
-    if known[0] in names and len(set(names) & set(known)) >= 2:
-        return names
-    return None
+    # Every column: a data row always holds an id, which no column is named.
+    return names if set(known) <= set(names) else None
 
 
 def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
@@ -253,18 +252,25 @@ def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str]) -> Opt
     return record
 
 
+def _records(data: bytes, columns: Sequence[str], known: Sequence[str]
+             ) -> Iterator[Tuple[List[str], Optional[Dict[str, str]]]]:
+    """(row, its fields by name) for each data row of a log in ``data``; the fields are
+    None for a row of the wrong length. A header row changes the columns that follow."""
+    for row in _rows(data):
+        if not row or row == [""]:
+            continue
+        header = _header_of(row, known)
+        if header is not None:
+            columns = header
+            continue
+        yield row, _mapped(row, columns, known)
+
+
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
                       ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
     """(tag id, fields) for each row of tags.csv in ``data`` (complete records);
     None for an unreadable row. ``columns`` is the file's order (``read_columns``)."""
-    for row in _rows(data):
-        if not row or row == [""]:
-            continue
-        header = _header_of(row, TAG_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, TAG_COLUMNS)
+    for row, record in _records(data, columns, TAG_COLUMNS):
         if record is None or len(record["id"]) != TOKEN_LENGTH:
             log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None
@@ -275,12 +281,7 @@ def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
 def parse_self_fetches(data: bytes, columns: Sequence[str] = SELF_FETCH_COLUMNS
                        ) -> Iterator[Tuple[str, float, str]]:
     """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``data``."""
-    for row in _rows(data):
-        header = _header_of(row, SELF_FETCH_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, SELF_FETCH_COLUMNS)
+    for _, record in _records(data, columns, SELF_FETCH_COLUMNS):
         if record is None or len(record["tag"]) != TOKEN_LENGTH:
             continue
         try:
@@ -323,12 +324,7 @@ def record_links(home: Home, tag_id: str, links: Sequence[Tuple[int, str, str]])
 
 def parse_links(data: bytes, columns: Sequence[str] = LINK_COLUMNS) -> Iterator[Tuple[str, int, str, str]]:
     """(tag id, link number, target, text) for each readable row of links.csv in ``data``."""
-    for row in _rows(data):
-        header = _header_of(row, LINK_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, LINK_COLUMNS)
+    for _, record in _records(data, columns, LINK_COLUMNS):
         if record is None or len(record["tag"]) != TOKEN_LENGTH or not record["link"].isdigit():
             continue
         yield record["tag"], int(record["link"]), record["target"], record["text"]

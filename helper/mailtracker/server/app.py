@@ -130,8 +130,11 @@ def normalise_address(text: str) -> Optional[IPAddress]:
     are IPv4 addresses, so that truncation and --trusted-proxy treat them as such.
     """
     text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
+    # Some proxies add the peer's port: "203.0.113.9:51234", "[2001:db8::1]:443".
+    if text.startswith("[") and "]" in text:
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

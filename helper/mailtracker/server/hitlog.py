@@ -114,6 +114,7 @@ class HitLog:
             log.warning("%s was moved or deleted while this server wrote to it; writing to a new "
                         "%s from now on", path.name, path)
             self._open(self._day)
+
     def _write_all(self, data: bytes) -> bytes:
         """Write as much as the OS takes; returns what is left unwritten."""
         view = memoryview(data)
@@ -132,8 +133,12 @@ class HitLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+        # Until a file is open again, every write goes through flush_pending, which opens one.
+        self._day = ""
         path = self.path_for(day)
         self._next_check = time.monotonic() + self.CHECK_FILE_EVERY_S
+        # The folder too may have been deleted while the server ran.
+        self.hits_dir.mkdir(parents=True, exist_ok=True)
         handle = open(path, "ab", buffering=0)
         try:
             if handle.tell() == 0:
