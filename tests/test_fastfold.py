@@ -12,7 +12,7 @@ from mailtracker.core.csvcodec import format_row, header_line, neutralise
 from mailtracker.core.hitline import HIT_COLUMNS, format_hit_line
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
-from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop.register import Register
@@ -120,8 +120,9 @@ def _observed(home, result):
             "result": fields, "register": home.register_path.read_bytes()}
 
 
-def _fold(home, fast, monkeypatch, rebuild=False):
-    """One fold with the fast path for any batch (else none); says whether it took them all."""
+def _fold(home, fast, monkeypatch, rebuild=False, group_bytes=None):
+    """One fold with the fast path for any batch (else none), ``group_bytes`` at a time; says
+    whether it took them all."""
     taken = []
     real = fastfold.fold_batches
 
@@ -133,6 +134,8 @@ def _fold(home, fast, monkeypatch, rebuild=False):
         patch.setattr(fold_module, "FAST_PATH", fast)
         patch.setattr(fold_module, "FAST_MIN_BYTES", 0)
         patch.setattr(fastfold, "fold_batches", spy)
+        if group_bytes:
+            patch.setattr(fold_module, "FAST_GROUP_BYTES", group_bytes)
         result = fold_module.fold(home, rebuild=rebuild)
     return result, bool(taken) and all(taken)
 
@@ -142,10 +145,10 @@ def _copy(home, root):
     return Home.locate(str(root))
 
 
-def _both_ways(home, tmp_path, monkeypatch, expect_fast=True):
+def _both_ways(home, tmp_path, monkeypatch, expect_fast=True, group_bytes=None):
     homes = [_copy(home, tmp_path / name) for name in ("per-line", "fast")]
     reference, _ = _fold(homes[0], False, monkeypatch)
-    result, took = _fold(homes[1], True, monkeypatch)
+    result, took = _fold(homes[1], True, monkeypatch, group_bytes=group_bytes)
     assert took == expect_fast
     expected, got = _observed(homes[0], reference), _observed(homes[1], result)
     for part in expected:
@@ -179,40 +182,80 @@ def test_an_edge_history_folds_the_same_both_ways(tmp_path, monkeypatch):
     assert {"repeat", "delivery", "first-fetch", "origin", "apple-range", "click", "method", "scanner"} <= reasons
 
 
-def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
-    """A history where no client comes back within the window: no tag is handed to the per-line loop."""
-    home = _edge_home(tmp_path / "calm", random.Random(3), hits=3_000)
+def _again(home, shift_s):
+    """The home's hits again, later and from a new boot of each server: new hits for the same
+    tags and clients, after the earlier ones were folded."""
     hits_dir = home.hits_dir(load_config(home))
-    for path in hits_dir.glob("hits-*.csv"):
+    for path in sorted(hits_dir.glob("hits-a-2026-11-2?.csv")):
         lines = path.read_bytes().split(b"\r\n")
-        # Every hit a minute after the one before, and no click on delivery: no repeats, no slow tag.
+        for n, line in enumerate(lines):
+            fields = line.split(b",")
+            if n and len(fields) > 5 and len(fields[1]) == 24:
+                try:
+                    fields[1] = utc_timestamp(parse_timestamp(fields[1].decode()) + shift_s).encode()
+                except ValueError:
+                    continue
+                fields[0] = b"later" + fields[0]
+                lines[n] = b",".join(fields)
+        (hits_dir / path.name.replace("hits-a-", "hits-b-")).write_bytes(b"\r\n".join(lines))
+
+
+def _calm(home, start):
+    """Every hit a minute after the one before, and no click: no repeats, no slow tag."""
+    for path in home.hits_dir(load_config(home)).glob("hits-*.csv"):
+        lines = path.read_bytes().split(b"\r\n")
         kept = [line for line in lines if b",click:" not in line and b",bootaaaa.fffff," not in line]
         path.write_bytes(b"\r\n".join(line if n < 2 or line.count(b",") < 5 else line.replace(
-            line.split(b",")[1], utc_timestamp(START + 20_000 + 61 * n).encode(), 1)
-            for n, line in enumerate(kept)))
+            line.split(b",")[1], utc_timestamp(start + 61 * n).encode(), 1) for n, line in enumerate(kept)))
+
+
+def test_a_batch_in_many_groups_folds_the_same(tmp_path, monkeypatch):
+    """A rebuild bigger than FAST_GROUP_BYTES goes in groups; each carries the last one's memory."""
+    home = _edge_home(tmp_path / "big", random.Random(9), hits=3_000)
+    _calm(home, START + 20_000)
+    _both_ways(home, tmp_path / "both", monkeypatch, group_bytes=40_000)
+
+
+def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
+    """A history where no client comes back within the window: no tag is handed to the per-line
+    loop, from scratch and on top of that history (the repeat memory it left)."""
+    home = _edge_home(tmp_path / "calm", random.Random(3), hits=3_000)
+    _calm(home, START + 20_000)
     with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
         folded = _both_ways(home, tmp_path / "both", monkeypatch)
     assert folded["result"]["new_opens"] > 500
     assert "fast path:" in caplog.text and " 0 hits of slow tags per line" in caplog.text
+    caplog.clear()
+    fold_module.fold(home)
+    _again(home, 400_000)
+    homes = [tmp_path / "per-line-2", tmp_path / "fast-2"]
+    for root in homes:
+        shutil.copytree(home.data_dir, root)
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+        results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
+                   _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
+    assert " 0 hits of slow tags per line" in caplog.text
+    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
+    assert expected["result"]["new_hits"] > 2_000
+    for part in expected:
+        assert got[part] == expected[part], part
 
 
 def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monkeypatch):
     """On top of a folded history (stored repeat memory, seen runs, first fetches): the same."""
     home = _edge_home(tmp_path / "history", random.Random(5), hits=3_000)
     fold_module.fold(home)
-    later = _edge_home(tmp_path / "later", random.Random(6), hits=3_000)
+    _again(home, 30)  # some within the repeat window of the same client's last open
     hits_dir = home.hits_dir(load_config(home))
-    for path in sorted(later.hits_dir(load_config(later)).glob("hits-a-*.csv")):
-        # The same tags' ids in a new file, a server's next boot: new hits for old tags.
-        text = path.read_bytes().replace(b"bootaaaa.", b"bootcccc.").replace(b"bootbbbb.", b"bootaaaa.1000")
-        (hits_dir / path.name.replace("hits-a-", "hits-b-")).write_bytes(text)
+    # And a copy of a file already folded: every hit in it was counted by the earlier pass.
+    shutil.copy(hits_dir / "hits-a-2026-11-25.csv", hits_dir / "hits-a-2026-11-25.sync-conflict-20261125-1-AB.csv")
     homes = [tmp_path / "per-line", tmp_path / "fast"]
     for root in homes:
         shutil.copytree(home.data_dir, root)
     results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
                _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
     expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
-    assert expected["result"]["new_hits"] > 1_000
+    assert expected["result"]["new_hits"] > 1_000 and expected["result"]["duplicate_hits"] > 1_000
     for part in expected:
         assert got[part] == expected[part], part
 

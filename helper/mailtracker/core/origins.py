@@ -72,6 +72,8 @@ def address_key(address: str) -> Optional[Tuple[int, int]]:
     text = address.strip()
     if text.startswith("["):
         text = text[1:text.find("]")] if "]" in text else text[1:]
+    if "\x00" in text:
+        return None  # inet_pton raises ValueError, not OSError, on a NUL: no address holds one
     try:
         return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
     except (OSError, ValueError):  # ValueError: a NUL in the text

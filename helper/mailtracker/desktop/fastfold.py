@@ -15,14 +15,15 @@ display or first-fetch window, where time changes a label. The one rule that
 depends on a tag's earlier hits is the repeat rule (the same client again within
 the window counts once, among the tag's RECENT_CLIENTS most recent clients): where
 no client of a tag comes back within the window, every person's hit counts and the
-memory is simply the last clients seen; a tag where one does, or whose memory
-already holds clients, or with a click on delivery, is a "slow tag": its new lines
-go through ``fold._fold_hit_lines`` itself, in their order.
+memory is simply the last clients seen (those it held before count as seen just
+before the new hits); a tag where one does, or with a click on delivery, is a "slow
+tag": its new lines go through ``fold._fold_hit_lines`` itself, in their order.
 
 A batch is declined whole, before anything changes, when it holds what only the
 per-line code reads exactly: a NUL byte, a lone carriage return, bytes that are not
 UTF-8, or a line that parses as a hit but not in the server's own form (an odd
-method, a leap second, an upper-case id).
+method, a leap second, a 30th of February, an upper-case id or one with a leading
+zero).
 """
 
 import bisect
@@ -35,10 +36,10 @@ import polars as pl
 from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, parse_method, split_hit_line, user_agent_of
 from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
+from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
-from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.view import TIMELINE_LENGTH
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
 
 
 class _Clock:
-    """Where the fast path's time goes, for the debug log (and bench_fold's --profile)."""
+    """Where the fast path's time goes (wall and CPU), for the debug log."""
 
     def __init__(self):
         self.last = (time.perf_counter(), time.process_time())
@@ -197,7 +198,8 @@ def _new_hits(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]):
             schema={"boot": pl.String, "low": pl.Int64, "high": pl.Int64}, orient="row").sort("low")
         # Each hit against the last run of its boot starting at or before it.
         found = (frame.select("row", "boot", "seq").sort("seq")
-                 .join_asof(spans, left_on="seq", right_on="low", by="boot", strategy="backward")
+                 .join_asof(spans, left_on="seq", right_on="low", by="boot", strategy="backward",
+                            check_sortedness=False)  # both sorted just above
                  .filter(pl.col("high") >= pl.col("seq"))["row"])
         first = first & ~pl.col("row").is_in(found.implode())
     frame = frame.with_columns(new=first)
@@ -237,7 +239,7 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
                                .name.suffix("_c"))
     words = _Words()
     combos, texts = _combos(frame, judge, words)
-    tags = _tag_table(frame, state, judge)
+    tags, remembered = _tag_table(frame, state, judge)
     names = dict(tags.select("tag_c", "tag").iter_rows())
     # The texts stay behind: from here on each join or filter copies only numbers and times.
     frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
@@ -275,25 +277,35 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     # (A sort by client and a look at the neighbour: per-group expressions cost far more.)
     same = (pl.col("tag_c") == pl.col("tag_c").shift(1)) & (pl.col("key") == pl.col("key").shift(1))
     gap = pl.col("when") - pl.col("when").shift(1)
-    people = frame.filter(pl.col("key").is_not_null()).select("tag_c", "key", "row", "when").sort("tag_c", "key", "row")
+    # The clients a tag's memory holds from before stand first, as if just seen, in its order.
+    before = pl.DataFrame([(tag_c, _Words._code(words.keys, key), row, when)
+                           for tag_c, key, row, when in remembered if key != FIRST_FETCH],
+                          schema={"tag_c": pl.UInt32, "key": pl.Int64, "row": pl.Int64, "when": pl.Float64},
+                          orient="row")
+    people = pl.concat([before, frame.filter(pl.col("key").is_not_null()).select(
+        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")]).sort("tag_c", "key", "row")
     again = people.filter(same & (gap >= 0) & (gap < rules.repeat_window_s))["tag_c"]
     slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], again]).unique()
-    frame = frame.with_columns(slow=pl.col("stored") | pl.col("tag_c").is_in(slow_tags.implode()))
+    frame = frame.with_columns(slow=pl.col("tag_c").is_in(slow_tags.implode()))
     # Each client's last hit, for the repeat memory of the tags that stay here.
     last_seen = people.filter(~same.shift(-1).fill_null(False) & ~pl.col("tag_c").is_in(
         frame.filter(pl.col("slow"))["tag_c"].unique().implode()))
+    words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
                         "key", "link", "first_row", "first", "slow"), words, last_seen, names
 
 
 class _Words:
-    """The texts of labels, reasons, client descriptions and repeat-rule keys, by code."""
+    """The texts of labels, reasons, client descriptions and repeat-rule keys, by code; and the
+    first fetches the tags' memories held, which the memory is rebuilt with."""
 
     def __init__(self):
         self.labels: Dict[str, int] = {}
         self.reasons: Dict[str, int] = {}
         self.described: Dict[str, int] = {}
         self.keys: Dict[str, int] = {}
+        # (tag, place, time) of the first fetches the tags' memories held (_tag_table).
+        self.first_fetches: List[tuple] = []
 
     @staticmethod
     def _code(table: Dict[str, int], text: str) -> int:
@@ -381,18 +393,19 @@ def _click_verdict(method: str, verdict) -> Tuple[str, str, Optional[str], Optio
     return "click", reason, f"click{link} ", reason.partition(":")[2]
 
 
-def _tag_table(frame: "pl.DataFrame", state, judge: Judge) -> "pl.DataFrame":
-    """Per tag: whether its memory already holds clients (a slow tag), the first fetch that
-    opens its delivery window (stored, or this batch's first pixel hit: ``first_row``), the
-    span in which time changes a label, and the reported send a click is measured from."""
+def _tag_table(frame: "pl.DataFrame", state, judge: Judge):
+    """Per tag: the first fetch that opens its delivery window (remembered, or this batch's
+    first pixel hit: ``first_row``), the span in which time changes a label, and the reported
+    send a click is measured from; and what the tags' memories hold, in their order, as
+    (tag, key, a place before every new hit, time)."""
     firsts = (frame.filter(~pl.col("method").str.starts_with("click:")).group_by("tag_c")
               .agg(pl.col("row").first().alias("frow"), pl.col("when").first().alias("fwhen")))
     firsts = {tag_c: (row, when) for tag_c, row, when in firsts.iter_rows()}
-    rows = []
+    rows, remembered = [], []
     for tag_c, tag in frame.unique(subset="tag_c").select("tag_c", "tag").iter_rows():
         entry = state.counts.get(tag)
         recent = per_line._recent_of(entry) if entry is not None else {}
-        stored = len(recent) > (FIRST_FETCH in recent)
+        remembered.extend((tag_c, key, place - len(recent), when) for place, (key, when) in enumerate(recent.items()))
         first, first_row = recent.get(FIRST_FETCH), None
         reported = judge.send_reported(tag)
         if not reported and first is None and tag_c in firsts:
@@ -400,10 +413,10 @@ def _tag_table(frame: "pl.DataFrame", state, judge: Judge) -> "pl.DataFrame":
         span = judge.span(tag, first)
         start, end = (parse_timestamp(span[1]), parse_timestamp(span[2])) if span is not None else (None, None)
         send = span[0].sent_at if span is not None and reported else None
-        rows.append((tag_c, tag, stored, first, first_row, start, end, send))
+        rows.append((tag_c, tag, first, first_row, start, end, send))
     return pl.DataFrame(rows, orient="row", schema={
-        "tag_c": pl.UInt32, "tag": pl.String, "stored": pl.Boolean, "first": pl.Float64, "first_row": pl.UInt32,
-        "start": pl.Float64, "end": pl.Float64, "send": pl.Float64})
+        "tag_c": pl.UInt32, "tag": pl.String, "first": pl.Float64, "first_row": pl.UInt32,
+        "start": pl.Float64, "end": pl.Float64, "send": pl.Float64}), remembered
 
 
 def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str], state, result,
@@ -488,17 +501,21 @@ def _last_of_each(frame: "pl.DataFrame", group: str, count: int) -> "pl.Series":
 def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],
                       counts) -> None:
     """Each fast tag's repeat memory after its hits: its last RECENT_CLIENTS clients by their
-    last hit, oldest first, each with that hit's time (it counted), and the first fetch where
-    ``Judge.judge`` put it, before the clients that came after it."""
+    last hit (those it remembered count as seen before every new hit), oldest first, each with
+    that hit's time (it counted), and the first fetch where ``Judge.judge`` put it, after the
+    clients seen before it and before those that came after."""
     keys = _Words.texts(words.keys)
     people = last_seen[_last_of_each(last_seen, "tag_c", RECENT_CLIENTS)]
     memories: Dict[str, list] = {}
     for tag_c, key, row, when in people.iter_rows():
         memories.setdefault(names[tag_c], []).append((row, 1, keys[key], when))
-    for tag_c, row, first in frame.filter(pl.col("first_row").is_not_null()).select(
-            "tag_c", "first_row", "first").unique("tag_c").iter_rows():
-        memories.setdefault(names[tag_c], []).append((row, 0, FIRST_FETCH, first))
+    firsts = frame.filter(pl.col("first_row").is_not_null()).select("tag_c", "first_row", "first").unique("tag_c")
+    fast = set(frame["tag_c"].unique().to_list())
+    for tag_c, row, first in [*firsts.iter_rows(), *words.first_fetches]:
+        if tag_c in fast:
+            memories.setdefault(names[tag_c], []).append((row, 0, FIRST_FETCH, first))
     for tag, items in memories.items():
-        recent = per_line._recent_of(counts[tag])  # at most a stored first fetch (else slow)
+        recent = per_line._recent_of(counts[tag])
+        recent.clear()
         for _, _, key, when in sorted(items):
             recent[key] = when
