@@ -164,7 +164,7 @@ def test_tags_csv_with_reordered_columns_is_read_by_header(home):
     rows = _tag_rows(home)
     order = ["subject", "status", "id", "recipients", "name", "created", "message_id", "identity"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=order, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=order, lineterminator="\r\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     home.tags_path.write_text("\ufeff" + buffer.getvalue(), encoding="utf-8")
@@ -183,3 +183,24 @@ def test_tags_csv_without_a_header_is_read_by_position(home):
     home.tags_path.write_bytes(format_row([token, utc_timestamp(), "Ann", "Offer", "a@x.org", "", "", "sent"]).encode())
     fold(home)
     assert (row_of(home, token)["name"], row_of(home, token)["subject"]) == ("Ann", "Offer")
+
+
+def test_a_column_added_at_the_end_reads_in_older_and_newer_files(home):
+    """tags.csv grows columns only at its end: a newer row under an older file's header, and an
+    older writer's shorter row under a newer header, both read by name; other widths do not."""
+    from mailtracker.desktop.tags import OLDEST_TAG_WIDTH, TAG_COLUMNS
+
+    secret = read_secret(home.secret_path)
+    old, new, odd = (mint_token(secret) for _ in range(3))
+    older_header = format_row(TAG_COLUMNS[:OLDEST_TAG_WIDTH])
+    home.tags_path.write_bytes(("\ufeff" + older_header).encode() + format_row(
+        [old, utc_timestamp(), "Ann", "Offer", "a@x.org", "", "", "sent"]).encode())
+    update_tag(home, old, remind_at="2026-12-04T09:00:00.000Z")
+    fold(home)
+    assert (row_of(home, old)["name"], row_of(home, old)["remind_at"]) == ("Ann", "2026-12-04T09:00:00.000Z")
+    home.tags_path.write_bytes(("\ufeff" + format_row(TAG_COLUMNS)).encode()
+                               + format_row([new, utc_timestamp(), "Bob", "Hi", "b@y.org", "", "", "sent"]).encode()
+                               + format_row([odd, utc_timestamp(), "Cy"]).encode())
+    records = [record for record in parse_tag_records(home.tags_path.read_bytes())]
+    assert records[0][0] == new and records[0][1]["name"] == "Bob" and records[0][1]["remind_at"] == ""
+    assert records[1] is None  # three fields is no writer's row

@@ -338,7 +338,7 @@ def _table(emails: Sequence[Email]) -> str:
     if not emails:
         return "<p class=\"note\">Nothing tracked yet.</p>"
     head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
-            "Machines", "Hits", "Labels")
+            "Machines", "Hits", "Labels", "Reminder")
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for email in emails:
@@ -356,6 +356,7 @@ def _table(emails: Sequence[Email]) -> str:
             (str(row["machine_hits"]), "n"),
             (str(row["hits"]), "n"),
             (_esc(_labels(email)), ""),
+            (_stamp(row.get("remind_at") or ""), ""),
         ]
         out.append(f"<tr id=\"t-{_esc(row['short_id'])}\">" + "".join(
             f"<td class=\"{cls}\">{text}</td>" if cls else f"<td>{text}</td>" for text, cls in cells)

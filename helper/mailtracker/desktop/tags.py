@@ -29,7 +29,12 @@ from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id
 
 log = logging.getLogger(__name__)
 
-TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status")
+# New columns go at the end: a row longer or shorter than its file's header is read by
+# these names when the header is a start of them (an older or newer writer's file).
+TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status",
+               "remind_at")
+# How many columns tags.csv had before any was added: an older writer's rows are this wide.
+OLDEST_TAG_WIDTH = 8
 # Moments the sender's own Thunderbird may fetch a pixel (sending, showing the Sent copy).
 SELF_FETCH_COLUMNS = ("tag", "time", "reason")
 # One row per tracked link of a mail: its number in the mail, where it goes, what it says.
@@ -87,7 +92,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
     joined = _joined_recipients(recipients)
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
-        "recipients": joined, "identity": identity, "message_id": "", "status": status,
+        "recipients": joined, "identity": identity, "message_id": "", "status": status, "remind_at": "",
     }
     append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)
@@ -243,9 +248,16 @@ def read_columns(path: Path, known: Sequence[str]) -> Sequence[str]:
     return header or known
 
 
-def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str]) -> Optional[Dict[str, str]]:
+def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str],
+            oldest: Optional[int] = None) -> Optional[Dict[str, str]]:
     if len(row) != len(columns):
-        return None
+        # Columns are only ever added at the end: a longer row (a newer writer, under an
+        # older file's header) names its last fields by the columns that header lacks; a
+        # row as short as the oldest writer's (under a newer header) has the first ones.
+        extended = list(columns) + [column for column in known if column not in columns]
+        if not (oldest or len(known)) <= len(row) <= len(extended):
+            return None
+        columns = extended[:len(row)]
     record = dict.fromkeys(known, "")
     for column, value in zip(columns, row):
         if column in record:
@@ -264,7 +276,7 @@ def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
         if header is not None:
             columns = header
             continue
-        record = _mapped(row, columns, TAG_COLUMNS)
+        record = _mapped(row, columns, TAG_COLUMNS, OLDEST_TAG_WIDTH)
         if record is None or len(record["id"]) != TOKEN_LENGTH:
             log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None
