@@ -434,7 +434,13 @@ def describe_reminder(row, now: datetime) -> str:
     stamp = row.get("remind_at") or ""
     if not stamp:
         return "-"
-    due = stamp <= now.strftime("%Y-%m-%dT%H:%M:%S.000Z") and not row.get("opened", row.get("opens"))
+    from mailtracker.core.timestamps import parse_timestamp
+
+    try:
+        passed = parse_timestamp(stamp) <= now.timestamp()
+    except ValueError:
+        passed = False
+    due = passed and not row.get("opened", row.get("opens"))
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")
 
 

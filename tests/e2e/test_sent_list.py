@@ -105,8 +105,6 @@ def test_an_open_tags_the_sent_copy_and_counts_on_the_badge(desktop):
     print(f"\nan open reached the register and showed in the Sent list {tagged['at'] - reached['at']:.0f} ms later")
     assert tagged["folder"] == "Sent" and sorted(tagged["tags"]) == ["$label1", OPENED]
     assert badge(desktop) == "1"
-    if SCREENSHOT:
-        show_sent_folder(desktop, SCREENSHOT)
     desktop.tb.in_extension_tab("tracked/tracked.html", "await waitFor(d => d.getElementById('tags'), 'the page');")
     deadline = time.monotonic() + 10
     while badge(desktop) != "" and time.monotonic() < deadline:
@@ -136,6 +134,8 @@ def test_a_reminder_due_unopened_tags_the_mail_and_notifies(desktop):
     row = row_of(desktop.home, tag_id)
     assert row["remind_at"] and row["opens"] == 0
     assert "(due)" in run_cli("list", home=desktop.home).stdout
+    if SCREENSHOT:
+        show_sent_folder(desktop, SCREENSHOT)
 
 
 # Thunderbird shows an add-on's notification through its alerts service; a headless one has
@@ -174,11 +174,25 @@ def show_sent_folder(desktop, path: str) -> None:
     """Select Local Folders › Sent in the main window and take a picture of the screen."""
     desktop.tb.js("""
         const win = Services.wm.getMostRecentWindow("mail:3pane");
+        win.moveTo(0, 0);
+        win.resizeTo(1280, 720);
         win.focus();
         const sent = MailServices.accounts.localFoldersServer.rootFolder.getChildNamed("Sent");
+        // The classic table of messages, with its Tags column shown.
+        Services.prefs.setIntPref("mail.pane_config.dynamic", 0);
+        Services.prefs.setIntPref("mail.threadpane.listview", 1);
         const about3Pane = win.document.getElementById("tabmail").currentAbout3Pane;
         about3Pane.displayFolder(sent.URI);
-        await new Promise(r => setTimeout(r, 1500));
+        await new Promise(r => setTimeout(r, 500));
+        const pane = about3Pane.threadPane;
+        const tags = pane.columns?.find(column => column.id === "tagsCol");
+        if (tags) {
+          tags.hidden = false;
+          pane.updateColumns?.();
+          // Rows drawn before the column was there are drawn again.
+          about3Pane.threadTree.reset?.();
+        }
+        await new Promise(r => setTimeout(r, 1000));
         resolve(null);
     """)
     subprocess.run(["import", "-window", "root", path], check=True, env={**os.environ})
