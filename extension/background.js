@@ -136,7 +136,8 @@ function start() {
   sentCopy.finishStaged().catch(logError);
   openWatch.restoreBadge().catch(logError);
   openWatch.refresh().catch(logError);
-  browser.alarms.create(CHECK_ALARM, { periodInMinutes: 5 }).catch(logError);
+  // Older Thunderbirds return nothing here rather than a promise.
+  Promise.resolve(browser.alarms.create(CHECK_ALARM, { periodInMinutes: 5 })).catch(logError);
 }
 
 browser.runtime.onStartup.addListener(start);

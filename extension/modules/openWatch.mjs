@@ -169,6 +169,7 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     if (next === null) {
       await messenger.alarms.clear(REMINDER_ALARM);
     } else {
+      // An alarm of the same name replaces the one set before.
       await messenger.alarms.create(REMINDER_ALARM, { when: next });
     }
   }

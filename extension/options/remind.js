@@ -1,14 +1,14 @@
 // The options page's reminder defaults: per identity, the days after which an unopened
 // tracked email is reminded of (0: none, the default). The Track popup changes it per email.
 
-import { localizePage, t } from "../modules/i18n.mjs";
+import { t } from "../modules/i18n.mjs";
 import { MAX_REMIND_DAYS, cleanDays, loadRemindDefaults, saveRemindDefault } from "../modules/reminders.mjs";
 
 const byId = (id) => document.getElementById(id);
 
 async function main() {
+  // The section's heading and help are localised with the page (options.js).
   const list = byId("remindIdentities");
-  localizePage(list.parentElement);
   const defaults = await loadRemindDefaults();
   const accounts = await browser.accounts.list(false);
   const identities = accounts.flatMap((account) => account.identities ?? []);
