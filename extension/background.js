@@ -21,11 +21,11 @@ const helper = createConnectedHelper({
   onChanged: (data) => {
     // Open pages (the Tracked mail page) refresh; none open is no error.
     browser.runtime.sendMessage({ event: COUNTS_CHANGED }).catch(() => {});
-    openWatch.setFolding(data?.folding);
+    openWatch.setHelperState(data);
     openWatch.refresh().catch(logError);
   },
   onSubscribed: (data) => {
-    openWatch.setFolding(data?.folding);
+    openWatch.setHelperState(data);
     openWatch.refresh().catch(logError);
   },
 });

@@ -256,13 +256,23 @@ def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, 
 
 def test_a_subscribed_host_pushes_changed_saying_whether_it_folds(host, home):
     """subscribe starts the daemon (this host folds: no tray runs); each change it folds is pushed
-    as an event that says whether this host still folds."""
+    as an event that says whether this host still folds and whether a tray runs."""
     import select
 
     from mailtracker.desktop.tags import mint_tag
 
-    assert host.call("subscribe")["data"] == {"folding": True}
+    assert host.call("subscribe")["data"] == {"folding": True, "tray": False}
     mint_tag(home, load_config(home), name="Ann", subject="Offer")
     ready, _, _ = select.select([host.proc.stdout], [], [], 20)
     assert ready, "no changed event within 20 s"
-    assert host.read() == {"event": "changed", "data": {"folding": True}}
+    assert host.read() == {"event": "changed", "data": {"folding": True, "tray": False}}
+
+
+def test_subscribe_says_when_another_process_folds_and_a_tray_notifies(host, home):
+    """A tray that leads (its lock held, its daemon folding): this host follows and says so, so
+    the add-on leaves the notifying to the tray."""
+    from mailtracker.desktop.daemon import Daemon, tray_lock_path
+
+    tray_lock = FileLock(str(tray_lock_path(home)), timeout=0)
+    with tray_lock, Daemon(home, load_config(home)):
+        assert host.call("subscribe")["data"] == {"folding": False, "tray": True}

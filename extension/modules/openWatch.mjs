@@ -1,8 +1,8 @@
 // Keeps what Thunderbird shows of the opens current, once per change the helper pushes:
 // the tags on Sent copies (sentList.mjs), the toolbar badge (new opens since the user
 // last looked at the Tracked mail page), notifications of a person's open or click (only
-// when this Thunderbird's helper is the one folding: a tray or `watch` that folds
-// notifies itself), and follow-up reminders that came due unopened.
+// while no tray runs: a tray notifies itself, whether it folds or follows this
+// Thunderbird's helper), and follow-up reminders that came due unopened.
 //
 // One `list` per change; only the mails whose state changed are looked up and retagged.
 // What was seen, tagged and notified is kept in storage.local, so a suspended
@@ -42,10 +42,10 @@ function whoOf(row) {
 /**
  * What changed between the stored per-tag state and the new rows (pure):
  * {entries, retag: [row, state], notices: [{kind, row, count}], newOpens}.
- * folding: true (this host folds: notify), false (another process notifies), null (not
+ * notifyHere: true (no tray runs: the add-on notifies), false (the tray notifies), null (not
  * known yet: leave the notified counts for a later change to settle).
  */
-export function diffRows(stored, rows, { now, folding }) {
+export function diffRows(stored, rows, { now, notifyHere }) {
   const previous = stored.entries ?? {};
   const first = !stored.baselined;
   const entries = {};
@@ -74,10 +74,10 @@ export function diffRows(stored, rows, { now, folding }) {
     }
     // Fewer after a rebuild under new rules: nothing new, and the next open counts from there.
     entry.seenOpens = opens;
-    if (folding !== null) {
-      if (folding && opens > entry.toldOpens) {
+    if (notifyHere !== null) {
+      if (notifyHere && opens > entry.toldOpens) {
         notices.push({ kind: "open", row, count: opens });
-      } else if (folding && clicks > entry.toldClicks) {
+      } else if (notifyHere && clicks > entry.toldClicks) {
         notices.push({ kind: "click", row, count: clicks });
       }
       entry.toldOpens = opens;
@@ -118,7 +118,7 @@ export function noticeText({ kind, row }, t) {
 
 export function createOpenWatch({ helper, messenger, local, t, now = () => Date.now(), log = console }) {
   const area = local ?? messenger.storage.local;
-  let folding = null;
+  let notifyHere = null;
   let running = null;
   let again = false;
   let tagsReady = false;
@@ -178,7 +178,7 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     const { tags } = await helper.list({ limit: LIST_LIMIT });
     const rows = tags ?? [];
     const stored = await load();
-    const { entries, retag, notices, newOpens } = diffRows(stored, rows, { now: now(), folding });
+    const { entries, retag, notices, newOpens } = diffRows(stored, rows, { now: now(), notifyHere });
     for (const [row, state] of retag) {
       await retagOne(entries[row.id], row, state);
     }
@@ -213,10 +213,16 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     return running;
   }
 
-  /** The helper said whether it folds (subscribe's reply, each changed event). */
-  function setFolding(value) {
-    if (typeof value === "boolean") {
-      folding = value;
+  /**
+   * What the helper says (subscribe's reply, each changed event): a running tray notifies of
+   * opens, leading or following, so the add-on does only when none runs. A helper that does
+   * not say (an older one) leaves it to whoever folds.
+   */
+  function setHelperState(data) {
+    if (typeof data?.tray === "boolean") {
+      notifyHere = !data.tray;
+    } else if (typeof data?.folding === "boolean") {
+      notifyHere = data.folding;
     }
   }
 
@@ -247,5 +253,5 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     return true;
   }
 
-  return { refresh, setFolding, clearBadge, restoreBadge, openMailOf, folding: () => folding };
+  return { refresh, setHelperState, clearBadge, restoreBadge, openMailOf };
 }

@@ -68,13 +68,13 @@ function listHelper(rowsRef) {
   };
 }
 
-function watchWith({ rows, messages, tags, folding = true, now = NOW, local = memoryArea() }) {
+function watchWith({ rows, messages, tags, tray = false, now = NOW, local = memoryArea() }) {
   const rowsRef = { rows };
   const messenger = fakeMessenger({ messages, tags });
   const helper = listHelper(rowsRef);
   const clock = { now };
   const watch = createOpenWatch({ helper, messenger, local, t: getMessage, now: () => clock.now, log: quietLog });
-  watch.setFolding(folding);
+  if (tray !== null) watch.setHelperState({ folding: !tray, tray });
   return { watch, messenger, helper, rowsRef, local, clock };
 }
 
@@ -162,23 +162,37 @@ describe("the open watch", () => {
     assert.deepEqual(badgeTexts(messenger), [""]);
   });
 
-  test("when another process folds (a tray), it notifies, not the add-on; nor before it is known", async () => {
-    for (const folding of [false, null]) {
-      const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }], folding });
+  test("when a tray runs, it notifies, not the add-on; nor before it is known", async () => {
+    for (const tray of [true, null]) {
+      const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }], tray });
       await watch.refresh();
       rowsRef.rows = [row("a", { opens: 1, opened: true })];
       await watch.refresh();
-      assert.equal(messenger.callsOf("notifications.create").length, 0, `folding ${folding}`);
+      assert.equal(messenger.callsOf("notifications.create").length, 0, `tray ${tray}`);
       assert.deepEqual(messenger.store[0].tags, [OPENED], "the tag is this Thunderbird's own, whoever folds");
     }
   });
 
-  test("an open told while another process folded is not told again when this one takes over", async () => {
-    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }], folding: false });
+  test("a tray that follows this helper (started after Thunderbird) still notifies alone", async () => {
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }] });
+    watch.setHelperState({ folding: true, tray: true });
     await watch.refresh();
     rowsRef.rows = [row("a", { opens: 1, opened: true })];
     await watch.refresh();
-    watch.setFolding(true);
+    assert.equal(messenger.callsOf("notifications.create").length, 0);
+    // An older helper that says only whether it folds: the folder notifies.
+    watch.setHelperState({ folding: true });
+    rowsRef.rows = [row("a", { opens: 2, opened: true })];
+    await watch.refresh();
+    assert.equal(messenger.callsOf("notifications.create").length, 1);
+  });
+
+  test("an open told while the tray ran is not told again when it stops", async () => {
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }], tray: true });
+    await watch.refresh();
+    rowsRef.rows = [row("a", { opens: 1, opened: true })];
+    await watch.refresh();
+    watch.setHelperState({ folding: true, tray: false });
     await watch.refresh();
     assert.equal(messenger.callsOf("notifications.create").length, 0);
   });
@@ -257,7 +271,7 @@ describe("the open watch", () => {
   });
 
   test("unsent tags are left out; notification ids carry the Message-ID whole", () => {
-    const { entries } = diffRows({}, [row("a", { status: "unsent", opens: 1 })], { now: NOW, folding: true });
+    const { entries } = diffRows({}, [row("a", { status: "unsent", opens: 1 })], { now: NOW, notifyHere: true });
     assert.deepEqual(entries, {});
     assert.equal(messageIdOfNotification(notificationIdFor("open", "abc", 1, "x:y@z")), "x:y@z");
   });

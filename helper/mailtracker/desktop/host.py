@@ -364,16 +364,23 @@ class Subscription:
     def __init__(self, home: Home, write: FrameWriter):
         from mailtracker.desktop.daemon import Daemon
 
+        self.home = home
         self.daemon = Daemon(home, load_config(home), on_change=self._changed)
         self._write = write
 
     def _changed(self, result) -> None:
-        # Whether this host folds can change (a tray that led stopped): say so each time.
-        self._write({"event": "changed", "data": {"folding": self.daemon.leading.is_set()}})
+        # Who folds and who notifies can change (a tray started or stopped): say so each time.
+        self._write({"event": "changed", "data": self.state()})
+
+    def state(self) -> dict:
+        """``folding``: this host runs the fold; ``tray``: a tray runs, and notifies of opens."""
+        from mailtracker.desktop.daemon import tray_running
+
+        return {"folding": self.daemon.leading.is_set(), "tray": tray_running(self.home)}
 
     def start(self) -> dict:
         self.daemon.start()
-        return {"folding": self.daemon.leading.is_set()}
+        return self.state()
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -390,7 +397,7 @@ def serve_stdio(home: Home, stdin: BinaryIO, stdout: BinaryIO) -> int:
         if subscription is None:
             subscription = Subscription(home, write)
             return subscription.start()
-        return {"folding": subscription.daemon.leading.is_set()}
+        return subscription.state()
 
     host.commands["subscribe"] = subscribe
     try:
