@@ -105,7 +105,27 @@ def test_an_open_tags_the_sent_copy_and_counts_on_the_badge(desktop):
     print(f"\nan open reached the register and showed in the Sent list {tagged['at'] - reached['at']:.0f} ms later")
     assert tagged["folder"] == "Sent" and sorted(tagged["tags"]) == ["$label1", OPENED]
     assert badge(desktop) == "1"
-    desktop.tb.in_extension_tab("tracked/tracked.html", "await waitFor(d => d.getElementById('tags'), 'the page');")
+    shown = desktop.tb.in_extension_tab("tracked/tracked.html", """
+        const [subject] = args;
+        const rows = d => [...d.querySelectorAll("#tags tr.mail")].filter(tr => tr.textContent.includes(subject));
+        await waitFor(d => rows(d).length, "the mail on the Tracked mail page");
+        const choose = (value) => {
+          const select = doc().getElementById("filter");
+          select.value = value;
+          const change = doc().createEvent("HTMLEvents");
+          change.initEvent("change", true, true);
+          select.dispatchEvent(change);
+        };
+        choose("notOpened");
+        await waitFor(d => !rows(d).length, "the opened mail filtered out");
+        choose("opened");
+        const [row] = await waitFor(d => rows(d).length && rows(d), "the opened mail filtered in");
+        row.click();
+        const open = await waitFor(d => d.querySelector("#tags tr.details li"), "its opens");
+        return open.textContent;
+    """, ["Sent list e2e"])
+    print(f"the Tracked mail page lists the open as: {shown}")
+    assert "Windows" in shown, shown  # the device and client of the open
     deadline = time.monotonic() + 10
     while badge(desktop) != "" and time.monotonic() < deadline:
         time.sleep(0.05)
