@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from mailtracker.core.timestamps import parse_timestamp
 from tests.conftest import row_of, run_cli, wait_for
 from tests.e2e.test_thunderbird import send_tracked, tag_rows
 from tests.e2e.thunderbird import wait_until
@@ -216,3 +217,27 @@ def show_sent_folder(desktop, path: str) -> None:
         resolve(null);
     """)
     subprocess.run(["import", "-window", "root", path], check=True, env={**os.environ})
+
+
+def test_a_reminder_default_set_in_the_options_reaches_tags_csv(desktop):
+    """The options page's reminder days for the identity: the next tracked mail is kept with a
+    reminder that many (real) days after its send."""
+    set_days = """
+        const box = await waitFor(d => d.querySelector("#remindIdentities input[type=number]"), "the reminder days");
+        box.value = String(args[0]);
+        const change = doc().createEvent("HTMLEvents");
+        change.initEvent("change", true, true);
+        box.dispatchEvent(change);
+        await waitFor(d => !d.getElementById("saved").hidden, "the setting to be saved");
+        return box.value;
+    """
+    assert desktop.tb.in_extension_tab("options/options.html", set_days, [3]) == "3"
+    try:
+        sent_at = time.time()
+        _, tag_id = send_tracked(desktop, "Default reminder e2e")
+        row = wait_for(lambda: next((r for r in tag_rows(desktop.home, tag_id) if r["remind_at"]), None),
+                       timeout=20, what="the reminder kept in tags.csv")
+    finally:
+        desktop.tb.in_extension_tab("options/options.html", set_days, [0])
+    due = parse_timestamp(row["remind_at"]) - sent_at
+    assert 3 * 86400 - 60 < due < 3 * 86400 + 60, due
