@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_HOME ?= .demo-home
 
-.PHONY: run test test-python test-extension xpi bench clean
+.PHONY: run test system-packages test-python test-extension xpi dist bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +19,36 @@ extension/node_modules/.installed: extension/package.json extension/package-lock
 	npm --prefix extension ci --no-audit --no-fund
 	touch $@
 
-test: test-extension test-python
+# As root on Debian this installs what packaging/ci-packages.txt lists; elsewhere it names
+# what is missing, and the tests that need it are skipped, each saying why.
+test: system-packages
+	$(MAKE) --no-print-directory test-extension test-python
+
+system-packages:
+	@$(PYTHON) packaging/system_packages.py
 
 test-python: $(VENV)/.installed
 	$(PY) -m pytest
 
-test-extension: extension/node_modules/.installed
+test-extension:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory extension-tests; \
+	elif [ "$$CI" = true ]; then echo "npm is missing: the add-on's tests cannot run" >&2; exit 1; \
+	else echo "SKIPPED the add-on's tests and web-ext lint: npm is missing (see above)" >&2; fi
+
+extension-tests: extension/node_modules/.installed
 	npm --prefix extension test
 	npm --prefix extension run lint
 
 xpi:
 	$(PYTHON) packaging/build_xpi.py
+
+# The release: wheel, sdist and .xpi in dist/, one version across them (tests/test_dist.py
+# checks them). UPDATE_URL=https://you.example/mailtracker/updates.json also writes
+# dist/updates.json and makes the add-on update itself from your copy of it.
+UPDATE_URL ?=
+dist: $(VENV)/.installed
+	$(PY) packaging/build_dist.py --out dist $(if $(UPDATE_URL),--update-url $(UPDATE_URL))
+	$(PY) -m twine check --strict dist/*.whl dist/*.tar.gz
 
 # Figures, not tests: see bench/README.md (needs wrk and nginx-light for the server).
 bench: $(VENV)/.installed

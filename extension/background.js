@@ -105,7 +105,8 @@ browser.folders.onFolderInfoChanged.addListener((folder, info) => {
 
 browser.tabs.onCreated.addListener((tab) => {
   if (tab.type === "messageCompose") {
-    refreshComposeAction(tab.id).catch(logError);
+    // The button says at once if the helper is down: such a mail would go out untracked.
+    refreshComposeAction(tab.id, { helper }).catch(logError);
   }
 });
 

@@ -1,6 +1,11 @@
 """Build the Thunderbird add-on: zip extension/ into dist/mailtracker-<version>.xpi.
 
-Usage: python packaging/build_xpi.py [--out DIR]
+Usage: python packaging/build_xpi.py [--out DIR] [--update-url URL]
+
+With --update-url (https://you.example/mailtracker/updates.json) the built manifest
+names that URL as its update_url, and DIR/updates.json is written beside the .xpi: copy
+both to that folder and every Thunderbird with this build updates itself from there.
+Without it the add-on never asks anywhere for updates.
 
 Only the files Thunderbird runs go in (no tests, node_modules, npm files or dev
 tools), with manifest.json at the root of the zip. The build refuses to run
@@ -56,8 +61,9 @@ def runtime_files() -> list:
     return files
 
 
-def build(out_dir: Path) -> Path:
-    manifest = json.loads((EXTENSION / "manifest.json").read_text(encoding="utf-8"))
+def build(out_dir: Path, update_url: str = "") -> Path:
+    manifest_bytes = (EXTENSION / "manifest.json").read_bytes()
+    manifest = json.loads(manifest_bytes.decode("utf-8"))
     version = manifest["version"]
     expected = helper_version()
     if version != expected:
@@ -65,6 +71,11 @@ def build(out_dir: Path) -> Path:
             f"refusing to build: extension/manifest.json has version {version}, "
             f"helper/mailtracker/__init__.py has {expected}; make them equal"
         )
+    if update_url:
+        if not update_url.startswith("https://"):
+            raise SystemExit(f"--update-url {update_url!r} must be an https:// URL (Thunderbird requires it)")
+        manifest["browser_specific_settings"]["gecko"]["update_url"] = update_url
+        manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"mailtracker-{version}.xpi"
     partial = target.with_suffix(".xpi.part")
@@ -73,17 +84,39 @@ def build(out_dir: Path) -> Path:
             info = zipfile.ZipInfo(relative.as_posix(), date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, (EXTENSION / relative).read_bytes())
+            data = manifest_bytes if relative.as_posix() == "manifest.json" else (EXTENSION / relative).read_bytes()
+            archive.writestr(info, data)
     # Replace in one step so a failed build never leaves a truncated .xpi behind.
     partial.replace(target)
+    if update_url:
+        write_updates_manifest(out_dir, manifest, target.name, update_url)
     return target
+
+
+def write_updates_manifest(out_dir: Path, manifest: dict, xpi_name: str, update_url: str) -> Path:
+    """updates.json in the format Thunderbird reads from update_url: this version, and
+    the .xpi in the same folder as updates.json."""
+    gecko = manifest["browser_specific_settings"]["gecko"]
+    folder = update_url.rsplit("/", 1)[0]
+    document = {"addons": {gecko["id"]: {"updates": [{
+        "version": manifest["version"],
+        "update_link": f"{folder}/{xpi_name}",
+        "applications": {"gecko": {"strict_min_version": gecko["strict_min_version"]}},
+    }]}}}
+    path = out_dir / "updates.json"
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output directory (default: dist/)")
+    parser.add_argument("--update-url", default="", metavar="URL",
+                        help="where your copy of updates.json will be served (https); also writes it")
     args = parser.parse_args(argv)
-    print(build(args.out.resolve()))
+    print(build(args.out.resolve(), args.update_url))
+    if args.update_url:
+        print(args.out.resolve() / "updates.json")
     return 0
 
 

@@ -141,6 +141,43 @@ def test_every_error_code_is_in_the_readme_table():
     assert set(codes) <= listed, sorted(set(codes) - listed)
 
 
+def test_tag_into_a_closed_pipe_prints_no_traceback(home):
+    """`mailtracker tag … | head`: the reader went away; no BrokenPipeError traceback, SIGPIPE's status."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "tag",
+                               "--name", "Pipe"], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert proc.stderr == "" and proc.returncode == 141
+
+
+@pytest.mark.parametrize("args", [["--help"], ["tag", "--json", "--name", "J"]])
+def test_output_into_a_closed_pipe_ends_quietly(home, args):
+    """Help (printed by argparse) and --json output into a pipe nobody reads: no traceback, no message."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), *args],
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    # argparse itself ignores a failed write of its help, and exits 0.
+    assert proc.stderr == "" and proc.returncode == (0 if args == ["--help"] else 141)
+
+
+@pytest.mark.parametrize("key", ["-abcdef", "--abcdef", "-"])
+def test_an_api_key_beginning_with_a_dash_is_accepted(key):
+    """`syncthing check --api-key -abc` takes -abc as the key (Syncthing's keys may start with '-')."""
+    from mailtracker.cli import join_dash_values
+
+    args = build_parser().parse_args(join_dash_values(["syncthing", "check", "--api-key", key, "--fix"]))
+    assert args.api_key == key and args.fix
+    args = build_parser().parse_args(join_dash_values(["syncthing", "check", f"--api-key={key}"]))
+    assert args.api_key == key
+
+
 def test_show_and_list_print_no_control_characters(home):
     """ESC, C1 CSI/OSC and newlines in a name, subject or client never reach the terminal raw."""
     from mailtracker.core.csvcodec import format_row, header_line

@@ -1,6 +1,10 @@
 """The home: where files live, init, the config file and the secret."""
 
+import os
+import pty
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +103,78 @@ def test_broken_config_and_secret_are_reported(tmp_path):
     home.config_path.write_text("[pixel\nserver_url=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(home)
+
+
+def test_an_emoji_and_quotes_in_a_path_round_trip(tmp_path):
+    """A character outside the BMP (📬), quotes and a backslash in hits_dir are written as valid TOML."""
+    home = Home.locate(str(tmp_path / "h"))
+    folder = tmp_path / 'hits 📬 "q" \\ ü'
+    init_home(home, hits_dir=str(folder), pull_url="https://t.example.org/📬")
+    config = load_config(home)
+    assert config.hits_dir == str(folder) and config.pull_urls == ("https://t.example.org/📬",)
+    assert "📬" in home.config_path.read_text(encoding="utf-8")
+    init_home(home, pull_url="")
+    assert load_config(home).hits_dir == str(folder)
+
+
+@pytest.mark.parametrize("url", ["http://h:99999", "http://h:0", "https://h:port"])
+def test_a_port_that_is_not_a_port_is_refused(tmp_path, url):
+    """init --server-url (and --pull-url) with an impossible port exits 11, naming the port, no traceback."""
+    for option in ("--server-url", "--pull-url"):
+        proc = run_cli("--home", str(tmp_path / "h"), "init", option, url, check=False)
+        assert proc.returncode == 11 and "port" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_doctor_server_on_a_hand_edited_impossible_port_says_so(tmp_path):
+    """A config edited by hand to port 99999: doctor --server exits 11 with the reason, not a traceback."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home)
+    home.config_path.write_text(home.config_path.read_text().replace(
+        "http://127.0.0.1:56789", "http://127.0.0.1:99999"))
+    proc = run_cli("--home", str(tmp_path / "h"), "doctor", "--server", check=False)
+    assert proc.returncode == 11 and "99999" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["https://t.example.org/p", "https://t.example.org/p/"])
+def test_a_server_url_ending_in_the_prefix_does_not_repeat_it(tmp_path, url):
+    """--server-url https://h/p with the default prefix /p gives https://h/p/<token>.gif, not /p/p/."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home, server_url=url)
+    assert load_config(home).pixel_url("tok") == "https://t.example.org/p/tok.gif"
+    init_home(home, server_url="https://t.example.org/track/p", path_prefix="/p")
+    assert load_config(home).pixel_url("tok") == "https://t.example.org/track/p/tok.gif"
+    init_home(home, server_url="https://t.example.org/track", path_prefix="/p")
+    assert load_config(home).pixel_url("tok") == "https://t.example.org/track/p/tok.gif"
+
+
+def test_init_force_warns_that_tags_stop_counting_and_stays_scriptable(home):
+    """Without a terminal: a warning naming the tags that stop counting, and the secret is replaced."""
+    from mailtracker.desktop.tags import mint_tag
+
+    mint_tag(home, load_config(home), name="Ann")
+    secret = home.secret_path.read_bytes()
+    proc = run_cli("init", "--force", home=home, stdin=subprocess.DEVNULL)
+    assert "stop counting" in proc.stderr and "(1 rows in tags.csv)" in proc.stderr
+    assert "Wrote a new secret" in proc.stdout and home.secret_path.read_bytes() != secret
+
+
+@pytest.mark.parametrize("answer, replaced", [("n\n", False), ("\n", False), ("yes\n", True)])
+def test_init_force_on_a_terminal_asks_first(home, answer, replaced):
+    """On a terminal, --force asks; anything but yes keeps the secret and changes nothing."""
+    secret = home.secret_path.read_bytes()
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "init",
+                                 "--force", "--server-url", "https://t.example.org"], stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(leader, answer.encode())
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0 and "Replace the secret? [y/N]" in err
+    assert (home.secret_path.read_bytes() != secret) == replaced
+    assert (load_config(home).server_url == "https://t.example.org") == replaced
+    if not replaced:
+        assert "nothing was changed" in out

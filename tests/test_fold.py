@@ -244,13 +244,22 @@ def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir)
     total = 60_000
     path = hits_dir / "hits-a-2026-11-24.csv"
     write_hits(path, [(seq, tags[seq % 2].id, "GET") for seq in range(1, total + 1)])
-    script = "import sys\nfrom mailtracker.core.paths import Home\nfrom mailtracker.desktop.fold import fold\nfold(Home.locate(sys.argv[1]))\n"
-    for delay in (0.05, 0.1, 0.2, 0.3, 0.4):
-        proc = subprocess.Popen([sys.executable, "-c", script, str(home.data_dir)])
-        time.sleep(delay)  # not a wait for an event: the point is to kill at arbitrary moments
+    # The child says when it holds the fold lock, so every kill lands inside a fold.
+    script = ("import sys\nfrom mailtracker.core.paths import Home\nfrom mailtracker.desktop import fold\n"
+              "inner = fold._fold_locked\n"
+              "def announced(*args):\n    print('folding', flush=True)\n    return inner(*args)\n"
+              "fold._fold_locked = announced\nfold.fold(Home.locate(sys.argv[1]))\n")
+    interrupted = 0
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(home.data_dir)], stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"folding\n"
+        time.sleep(delay)  # not a wait for an event: the point is to kill at arbitrary moments of it
+        interrupted += proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        write_hits(path, [(total + int(delay * 100), tags[0].id, "GET")])
+        proc.stdout.close()
+        write_hits(path, [(total + int(delay * 100) + 1, tags[0].id, "GET")])
+    assert interrupted >= 3, "the folds ended before they could be killed: make the history longer"
     fold(home)
     opens = _opens(home)
     assert opens["Ann"] + opens["Bob"] == total + 5

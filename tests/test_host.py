@@ -276,3 +276,30 @@ def test_subscribe_says_when_another_process_folds_and_a_tray_notifies(host, hom
     tray_lock = FileLock(str(tray_lock_path(home)), timeout=0)
     with tray_lock, Daemon(home, load_config(home)):
         assert host.call("subscribe")["data"] == {"folding": False, "tray": True}
+
+
+@pytest.mark.parametrize("payload, expect_id", [
+    (b'{"id": "a", "command": [], "protocol": 1}', "a"),
+    (b"{}", None),
+    (b'{"id": "b", "command": "status", "protocol": 1, "tag_id": ["x"]}', "b"),
+    (b'{"id": "c", "command": "sent", "protocol": 1, "tag_id": {"x": 1}}', "c"),
+    (b'{"id": "d", "command": "status", "protocol": 1, "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
+    (b'{"id": "\\ud800", "command": "ping", "protocol": 1}', None),
+    (b'{"id": "e", "command": "mint", "protocol": 1, "subject": "\\udfff", "recipients": []}', None),
+    (b'{"id": "f", "command": "ping", "protocol": true}', "f"),
+    (b'{"id": "g", "command": "ping", "protocol": 1.0}', "g"),
+    (b'{"id": "' + b"x" * 300_000 + b'", "command": "ping", "protocol": 1}', None),
+    (b'{"id": "h", "command": "sent", "protocol": 1, "tag_id": "=HYPERLINK(1)aaaaaaaaaaaaaaaaaaaa"}', "h"),
+    (b'{"id": "i", "command": "sent", "protocol": 1, "tag_id": "' + b"b" * 32 + b'"}', "i"),
+])
+def test_every_hostile_frame_gets_an_error_reply_and_the_host_keeps_serving(host, home, payload, expect_id):
+    """Odd types, deep nesting, lone surrogates, a protocol of true, a huge id, a forged tag id:
+    a clean error reply (no traceback), nothing written, and the next request is answered."""
+    tags_before = home.tags_path.read_bytes() if home.tags_path.exists() else b""
+    host.send_raw(payload)
+    reply = host.read()
+    assert reply["ok"] is False and reply["code"] in (60, 61), reply
+    assert reply["id"] == expect_id
+    assert len(json.dumps(reply)) < 2000
+    assert host.call("ping")["ok"]
+    assert (home.tags_path.read_bytes() if home.tags_path.exists() else b"") == tags_before

@@ -75,18 +75,22 @@ def test_systemd_unit_is_unprivileged_and_sandboxed(tmp_path):
 
 
 def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
-    """ExecStart, with systemd's variables filled in, starts a server that logs hits into the state dir."""
+    """ExecStart (serve --config), with systemd's variables filled in, logs hits into the state dir."""
+    from mailtracker.server.setup import DEFAULTS
+    from mailtracker.server.config import server_config_text
+
     args = shlex.split(dict(unit_settings())["ExecStart"])
-    assert args[0] == "/opt/mailtracker/bin/mailtracker" and args[1] == "serve"
+    assert args[0] == "/opt/mailtracker/bin/mailtracker" and args[1:4] == [
+        "serve", "--config", "/etc/mailtracker/server.toml"]
     credentials, state = tmp_path / "credentials", tmp_path / "state"
     credentials.mkdir()
     shutil.copy(home.secret_path, credentials / "secret")
     port = free_port()
-    args = [arg.replace("${CREDENTIALS_DIRECTORY}", str(credentials)).replace("${STATE_DIRECTORY}", str(state))
-            for arg in args[1:]]
-    args[args.index("--port") + 1] = str(port)
-    assert args[args.index("--host") + 1] == "127.0.0.1"
-    assert args[args.index("--trusted-proxy") + 1] == "127.0.0.1"
+    config = tmp_path / "server.toml"
+    config.write_text(server_config_text({**DEFAULTS, "port": port, "hits_dir": str(state / "hits")},
+                                         "t.example.org"))
+    args = [arg.replace("${CREDENTIALS_DIRECTORY}", str(credentials)).replace(
+        "/etc/mailtracker/server.toml", str(config)) for arg in args[1:]]
     proc = subprocess.Popen([sys.executable, "-m", "mailtracker", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, cwd=tmp_path,
                             env={**os.environ, "HOME": "/nonexistent"})
@@ -124,10 +128,10 @@ def test_caddyfile_validates_and_is_formatted(tmp_path):
 class Caddy:
     """The shipped Caddyfile run by a real Caddy on loopback: local CA, test ports, no admin API."""
 
-    def __init__(self, root: Path, upstream_port: int):
+    def __init__(self, root: Path, upstream_port: int, site_file: Path = CADDYFILE):
         self.root = root
         self.https_port, self.http_port = free_port(), free_port()
-        site = CADDYFILE.read_text().replace("t.example.org", "127.0.0.1").replace(
+        site = site_file.read_text().replace("t.example.org", "127.0.0.1").replace(
             "127.0.0.1:56789", f"127.0.0.1:{upstream_port}")
         config = root / "Caddyfile"
         config.write_text("{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n"

@@ -2,6 +2,7 @@
 and back, the first broken one named, and the test hit never counted."""
 
 import http.server
+import os
 import shutil
 import socket
 import threading
@@ -46,6 +47,17 @@ def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel
     assert [row["id"] for row in read_register(home.register_path)] == [tag.id]
     assert not any(row["id"].startswith(PROBE_TAG_PREFIX) for row in rows_of(home))
     assert not any(PROBE_TAG_PREFIX in line for line in home.register_path.read_text().splitlines()[1:])
+
+
+def test_doctor_server_is_not_held_by_odd_entries_in_the_hits_folder(home, pixel_server):
+    """A FIFO and a symlink to /dev/zero named like hits files: doctor still finds its test hit, promptly."""
+    init_home(home, server_url=pixel_server.base)
+    hits_dir = home.hits_dir(load_config(home))
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(hits_dir / "hits-fifo-2026-01-01.csv")
+    os.symlink("/dev/zero", hits_dir / "hits-zero-2026-01-01.csv")
+    proc = run_cli("doctor", "--server", home=home, timeout=30)
+    assert "ok   test hit arrived" in proc.stdout
 
 
 def test_doctor_server_checks_the_http_pull(home, tmp_path):
@@ -144,3 +156,17 @@ def test_a_server_with_another_secret_is_named_by_the_pull(home, tmp_path):
     assert "HTTP 401" in proc.stdout
     assert not [line for line in server.hit_lines() if PROBE_TAG_PREFIX in line]
 
+
+
+def test_doctor_server_never_ends_in_a_traceback(home, monkeypatch, capsys):
+    """An unexpected failure inside the checks is one BROKEN line and exit 90, not a traceback."""
+    from mailtracker import cli
+    from mailtracker.desktop import probe
+
+    def broken(*args, **kwargs):
+        raise ValueError("Port out of range 0-65535")
+
+    monkeypatch.setattr(probe, "check_server", broken)
+    assert cli.main(["doctor", "--server"]) == 90
+    out = capsys.readouterr().out
+    assert "BROKEN  the check itself: it failed unexpectedly (ValueError: Port out of range" in out

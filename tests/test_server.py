@@ -173,6 +173,67 @@ def test_a_second_server_with_the_same_id_is_refused(pixel_server, home):
     assert "already writing" in proc.stderr and "--server-id" in proc.stderr
 
 
+def test_a_port_another_server_listens_on_is_refused(pixel_server, home, tmp_path):
+    """A second server on a busy port (even with another id and folder) exits 50 instead of sharing it."""
+    port = pixel_server.base.rsplit(":", 1)[1]
+    proc = subprocess.run(
+        [os.sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve", "--port", port,
+         "--hits-dir", str(tmp_path / "other"), "--server-id", "other"],
+        capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 50, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr
+    assert not list((tmp_path / "other").glob("hits-*.csv"))
+
+
+def test_a_port_held_by_another_program_is_refused(home, tmp_path):
+    """Anything listening on the port (here a plain socket) is named before any worker starts."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        proc = subprocess.run(
+            [os.sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve",
+             "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 50 and "is using the port" in proc.stderr, proc.stderr
+
+
+def test_serve_reads_a_config_file_and_flags_override_it(home, tag, tmp_path):
+    """serve --config: hits_dir, server_id, client_address from the file; --port on the command line wins."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(home.secret_path.read_bytes())
+    config = tmp_path / "server.toml"
+    config.write_text(f'''[server]
+host = "127.0.0.1"
+port = 1
+hits_dir = "{tmp_path / 'hits'}"
+server_id = "fromfile"
+client_address = "full"
+secret_file = "{secret}"
+trusted_proxy = ["127.0.0.1"]
+''')
+    server = PixelServer(home, "--config", str(config), "--server-id", "fromfile", hits_dir=tmp_path / "hits")
+    try:
+        requests.get(server.url(tag.id), headers={"X-Forwarded-For": "203.0.113.9"})
+        wait_for(lambda: server.hit_lines(), what="the hit")
+    finally:
+        server.stop()
+    (line,) = server.hit_lines()
+    assert ",203.0.113.9," in line  # trusted proxy and full addresses, both from the file
+
+
+def test_a_bad_server_config_is_a_config_error(home, tmp_path):
+    """An unknown key or a wrong type in the server config exits 11 and names the key."""
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\nport = "56789"\n')
+    proc = subprocess.run([os.sys.executable, "-m", "mailtracker", "serve", "--config", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 11 and "port must be a whole number" in proc.stderr, proc.stderr
+    config.write_text('[server]\nretention = 3\n')
+    proc = subprocess.run([os.sys.executable, "-m", "mailtracker", "serve", "--config", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 11 and "unknown setting 'retention'" in proc.stderr
+
+
 def test_kill_9_under_load_loses_no_answered_hit(home, tag):
     """Every hit whose GIF reached the client is in the log after a kill -9 mid-load."""
     server = PixelServer(home)

@@ -10,7 +10,7 @@ from mailtracker.core.settings import load_config
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.watcher import Watcher
-from tests.conftest import write_hits
+from tests.conftest import wait_for, write_hits
 
 
 class FoldRecorder:
@@ -91,9 +91,37 @@ def test_a_new_tag_appears_in_the_register(setup):
     assert set(_opens(home)) == {"Ann", "Bob"}
 
 
-def test_stop_ends_every_thread(setup):
-    """After stop(), no observer or fold thread is left (the autouse check enforces it)."""
+def test_start_runs_the_threads_and_stop_ends_every_one(setup):
+    """start() runs an observer and a fold thread (which folds what arrived meanwhile);
+    after stop() none is left (the autouse check enforces it too)."""
     home, config, _, _ = setup
-    watcher = Watcher(home, config).start()
-    watcher.stop()
-    assert not any(t.name == "mailtracker-fold" for t in threading.enumerate())
+    recorder = FoldRecorder()
+    before = set(threading.enumerate())
+    watcher = Watcher(home, config, on_fold=recorder).start()
+    try:
+        started = [t for t in threading.enumerate() if t not in before]
+        assert any(t.name == "mailtracker-fold" for t in started) and len(started) >= 2, started
+        recorder.wait(lambda r: len(r) >= 1)  # the first fold, without any file event
+    finally:
+        watcher.stop()
+    assert not any(t.is_alive() for t in started)
+
+
+def test_a_fold_that_keeps_failing_is_said_and_retried_until_it_works(setup):
+    """Any exception in a fold: the watcher lives on, leaves the problem where doctor, the tray
+    and the add-on read it, retries with a delay, and clears it once a fold works again."""
+    from mailtracker.desktop.install import read_fold_problem
+
+    home, config, tag, hits_dir = setup
+    view = home.state_dir / "view.sqlite3"
+    view.parent.mkdir(parents=True, exist_ok=True)
+    view.mkdir()  # SQLite cannot open a folder: every fold fails, with no OSError
+    recorder = FoldRecorder()
+    with Watcher(home, config, on_fold=recorder, retry_s=0.05) as watcher:
+        wait_for(lambda: read_fold_problem(home) is not None, timeout=5, what="the problem recorded")
+        assert "unexpectedly" in read_fold_problem(home)["error"] and watcher.last_error
+        wait_for(lambda: watcher.failures >= 2, timeout=5, what="a retry without any file event")
+        view.rmdir()
+        wait_for(lambda: read_fold_problem(home) is None, timeout=10, what="the problem cleared")
+        recorder.wait(lambda r: len(r) >= 1)
+    assert watcher.last_error == "" and _opens(home) == {"Ann": 0}

@@ -51,7 +51,8 @@ function renderLinks(links) {
   list.replaceChildren(
     ...links.map((link) => {
       const item = document.createElement("li");
-      item.textContent = t("messageLinkClicks", [link.text || link.target, String(link.clicks)]);
+      const key = link.clicks === 1 ? "messageLinkClick" : "messageLinkClicks";
+      item.textContent = t(key, [link.text || link.target, String(link.clicks)]);
       item.title = link.target;
       return item;
     }),

@@ -287,54 +287,54 @@ export function createSentCopy(deps) {
    * A clean one is ours (imported before a crash); one with the pixel is the
    * server's own copy (Gmail files one) or Thunderbird's.
    */
-  async function copiesIn(target, messageId, bases) {
+  async function copiesIn(target, messageId, bases, knownClean = []) {
     const clean = [];
     const pixel = [];
     for (const copy of await findIn(target, messageId)) {
-      ((await carriesPixel(copy.id, bases)) ? pixel : clean).push(copy.id);
+      // Reading a copy back may mean a round trip to the server: only for copies we did not just write.
+      const isClean = knownClean.includes(copy.id) || !(await carriesPixel(copy.id, bases));
+      (isClean ? clean : pixel).push(copy.id);
     }
+    // Ours first: it is the one kept.
+    clean.sort((a, b) => knownClean.includes(b) - knownClean.includes(a));
     return { clean, pixel };
   }
 
-  /** Leaves exactly one clean copy in Sent once one is there; returns whether one is. */
-  async function keepOneClean(target, messageId, bases) {
-    const { clean, pixel } = await copiesIn(target, messageId, bases);
-    if (!clean.length) {
-      return false;
-    }
+  /** Leaves exactly one clean copy of {clean, pixel} in Sent. */
+  async function keepOneClean({ clean, pixel }) {
     const extra = [...clean.slice(1), ...pixel];
     if (extra.length) {
       await deleteForGood(extra);
     }
-    return true;
   }
 
-  async function importClean(staged, target, bases) {
+  /** serverCopies: copies with the pixel already in Sent (a server's own), replaced like ours. */
+  async function importClean(staged, target, bases, serverCopies) {
     const messageId = staged.headerMessageId;
     const cleaned = removeTracking(await fileOf(messenger, staged.id), trackingOf(bases));
     if (cleaned.protectedBy) {
       await messenger.messages.move([staged.id], target);
       return { state: STATES.protected, reason: `${cleaned.protectedBy}: changing it would break it` };
     }
-    // The server's own copy, with the pixel, is replaced like ours: the
-    // original is still safe in staging while Sent is briefly without one.
-    const { pixel } = await copiesIn(target, messageId, bases);
-    if (pixel.length) {
-      await deleteForGood(pixel);
+    // The original is still safe in staging while Sent is briefly without a copy.
+    if (serverCopies.length) {
+      await deleteForGood(serverCopies);
     }
     await recordStatus(messageId, "importing", "");
     // The staged copy sits in a local mbox, which put its flags first; the
     // target folder keeps its own (and an IMAP server must not get ours).
     const file = new File([stripLocalStatusHeaders(cleaned.bytes)], "message.eml", { type: "message/rfc822" });
+    let imported;
     try {
-      await messenger.messages.import(file, target, { read: true });
+      imported = await messenger.messages.import(file, target, { read: true });
     } catch (error) {
       return { state: await keepOriginal(staged, target, `the clean copy was refused: ${error?.message ?? error}`) };
     }
     if (!(await waitIn(target, messageId)).length) {
       return { state: await keepOriginal(staged, target, "the clean copy did not appear in Sent") };
     }
-    await keepOneClean(target, messageId, bases);
+    // Another copy may have surfaced meanwhile (one an interrupted run appended, a server's own).
+    await keepOneClean(await copiesIn(target, messageId, bases, imported?.id != null ? [imported.id] : []));
     await recordStatus(messageId, STATES.clean, "");
     await deleteForGood([staged.id]);
     return { state: STATES.clean };
@@ -361,12 +361,16 @@ export function createSentCopy(deps) {
       const bases = await loadPixelBases();
       if (!target) {
         outcome = { state: await keepOriginal(staged, null, "no Sent folder was found for this identity") };
-      } else if (await keepOneClean(target, messageId, bases)) {
-        // Imported before a crash: the staged copy is no longer needed.
-        await deleteForGood([staged.id]);
-        outcome = { state: STATES.clean };
       } else {
-        outcome = await importClean(staged, target, bases);
+        const existing = await copiesIn(target, messageId, bases);
+        if (existing.clean.length) {
+          // Imported before a crash: the staged copy is no longer needed.
+          await keepOneClean(existing);
+          await deleteForGood([staged.id]);
+          outcome = { state: STATES.clean };
+        } else {
+          outcome = await importClean(staged, target, bases, existing.pixel);
+        }
       }
     } catch (error) {
       const reason = String(error?.message ?? error);

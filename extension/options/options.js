@@ -75,6 +75,11 @@ async function renderServer() {
   await rememberPixelBase(config.pixel_base);
   const pattern = originPatternOf(config.pixel_base);
   byId("server").textContent = t("optionsServerIs", [config.pixel_base]);
+  if (config.problem) {
+    // The helper's daemon cannot fold: counts shown anywhere are stale until this is fixed.
+    byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
+    byId("server").className = "problem";
+  }
   if (!pattern) {
     return;
   }

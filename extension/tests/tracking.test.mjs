@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { buttonStatus } from "../modules/composeIndicator.mjs";
+
 import {
   DEFAULT_TRACKING,
   classifySendResult,
@@ -136,5 +138,17 @@ describe("redirect", () => {
     const details = html({ type: "redirect" });
     assert.equal(planSend({ wanted: true, details }).track, false);
     assert.equal(describeCompose({ wanted: true, details }).status, "untrackable");
+  });
+});
+
+
+describe("the Track button when the helper is down", () => {
+  test("a mail that would be tracked says the helper does not answer", () => {
+    assert.equal(buttonStatus({ status: "tracked" }, false), "helperDown");
+  });
+  test("a reachable helper, an unchecked one, or a mail not tracked anyway shows its own status", () => {
+    assert.equal(buttonStatus({ status: "tracked" }, true), "tracked");
+    assert.equal(buttonStatus({ status: "tracked" }, null), "tracked");
+    assert.equal(buttonStatus({ status: "off" }, false), "off");
   });
 });

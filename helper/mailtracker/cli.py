@@ -36,9 +36,48 @@ EXTRA_OF_LIBRARY = {
 }
 
 
+# Options whose value may begin with '-' (a Syncthing API key can): 'KEY' is taken as
+# the value even when argparse would read it as an option.
+DASH_VALUE_OPTIONS = ("--api-key",)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Flushed here, not at exit (also after argparse's --help exits), so a reader
+            # that went away is seen below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_closed()
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``mailtracker tag | head``): end quietly, like a
+    program killed by SIGPIPE, instead of a BrokenPipeError traceback."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush is silent.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13
+
+
+def join_dash_values(argv: List[str]) -> List[str]:
+    """``--api-key -abc`` as ``--api-key=-abc``, which argparse reads as the value."""
+    joined, args = [], iter(argv)
+    for arg in args:
+        if arg in DASH_VALUE_OPTIONS:
+            value = next(args, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -52,6 +91,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        raise  # stdout's reader went away: not a file problem (main ends quietly)
     except OSError as exc:
         # A file the command needed: say which and why, in words, not a traceback.
         where = f" {exc.filename}" if exc.filename else ""
@@ -107,27 +148,52 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run the pixel server in the foreground. GET/HEAD "
                               "<prefix>/<token>.gif answers a 43-byte GIF; valid hits are appended "
                               "to hits-<server-id>-<UTC date>.csv.")
-    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, default=56789, help="port to listen on (default 56789)")
+    cmd.add_argument("--config", metavar="FILE", type=Path,
+                     help="read these settings from a server config file (setup-server writes "
+                     "/etc/mailtracker/server.toml); a flag given here overrides the file")
+    cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, help="port to listen on (default 56789)")
     cmd.add_argument("--hits-dir", metavar="DIR", help="where to write hits (default: the home's)")
     cmd.add_argument("--path-prefix", metavar="/p", help="shown in the start-up message; any "
                      "prefix is accepted so old links keep working")
-    cmd.add_argument("--server-id", default="pixel", help="names this instance's hits files (default pixel)")
-    cmd.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+    cmd.add_argument("--server-id", help="names this instance's hits files (default pixel)")
+    cmd.add_argument("--trusted-proxy", action="append", metavar="ADDR",
                      help="take X-Forwarded-For only from this address or network (repeatable)")
     cmd.add_argument("--secret-file", metavar="FILE", help="the shared secret (default: the home's)")
     cmd.add_argument("--client-address", choices=("full", "truncated", "hash"),
                      help="how client addresses are stored (default: the config's, else truncated)")
-    cmd.add_argument("--workers", type=int, default=1, help="worker processes, each with its own file")
-    cmd.add_argument("--serve-hits", action="store_true",
+    cmd.add_argument("--workers", type=int, help="worker processes, each with its own file (default 1)")
+    cmd.add_argument("--serve-hits", action="store_true", default=None,
                      help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
                      "(bearer token derived from the secret)")
-    cmd.add_argument("--origins", metavar="FILE", default="",
+    cmd.add_argument("--origins", metavar="FILE",
                      help="network origins snapshot written by 'ranges update' (default: the home's "
                      "if there is one, else the one shipped with mailtracker)")
-    cmd.add_argument("--retention-days", type=int, default=0, metavar="N",
+    cmd.add_argument("--retention-days", type=int, metavar="N",
                      help="delete this server's hits files dated more than N days ago (default 0: keep all)")
     cmd.set_defaults(run=cmd_serve)
+
+    cmd = commands.add_parser("setup-server", help="set this VPS up: user, secret, config, systemd unit, Caddy",
+                              description="As root on a Debian/Ubuntu VPS: create the user mailtracker, "
+                              "/var/lib/mailtracker/hits, /etc/mailtracker/secret (root only) and "
+                              "/etc/mailtracker/server.toml, install the hardened systemd unit and the "
+                              "Caddy site for --domain, enable both, then check them as 'doctor --server' "
+                              "does. Safe to re-run: only what differs is changed.")
+    cmd.add_argument("--domain", help="the public name pixels are loaded from, e.g. t.example.org "
+                     "(needed the first time; its DNS record must point at this machine)")
+    cmd.add_argument("--secret-file", metavar="FILE", type=Path,
+                     help="use this secret (the desktop's) instead of generating one")
+    cmd.add_argument("--port", type=int, help="the loopback port behind Caddy (default 56789)")
+    cmd.add_argument("--server-id", metavar="ID", help="names this instance's hits files (default vps1)")
+    cmd.add_argument("--serve-hits", action="store_true",
+                     help="serve the hits files to the desktop's 'mailtracker pull'")
+    cmd.add_argument("--root", metavar="DIR", help="write every file under DIR instead of / and run "
+                     "no command (for tests and packaging)")
+    cmd.add_argument("--dry-run", action="store_true", help="print every file and command, change nothing")
+    cmd.add_argument("--uninstall", action="store_true",
+                     help="remove what setup-server made (never the hits)")
+    cmd.add_argument("--no-check", action="store_true", help="skip the checks at the end")
+    cmd.set_defaults(run=cmd_setup_server)
 
     cmd = commands.add_parser("fold", help="fold new hits into register.csv once",
                               description="Read what is new in tags.csv and hits-*.csv and "
@@ -183,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = commands.add_parser("install-host", help="let Thunderbird's add-on reach this helper",
                               description="Write the native messaging host manifest and a launcher "
                               "where Thunderbird looks for them (Linux ~/.mozilla/native-messaging-hosts, "
-                              "macOS ~/Library/Mozilla/NativeMessagingHosts, Windows a registry key). "
-                              "Safe to re-run.")
+                              "macOS ~/Library/Mozilla/NativeMessagingHosts, Windows a registry key); for a "
+                              "Flatpak Thunderbird also inside its sandbox, and for a snap it says what "
+                              "the portal needs. Safe to re-run.")
     cmd.add_argument("--system", action="store_true", help="install for all users (needs admin rights)")
     cmd.set_defaults(run=cmd_install_host)
 
@@ -269,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args, home: Home) -> int:
+    if args.force and not confirm_new_secret(home):
+        print(f"Kept the secret at {home.secret_path}; nothing was changed.")
+        return 0
     done = init_home(home, server_url=args.server_url, path_prefix=args.path_prefix,
                      hits_dir=args.hits_dir, force=args.force, pull_url=args.pull_url)
     config = done["config"]
@@ -282,6 +352,28 @@ def cmd_init(args, home: Home) -> int:
     if config.pull_urls:
         print(f"'watch' pulls them from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s")
     return 0
+
+
+def confirm_new_secret(home: Home) -> bool:
+    """--force replaces the secret: say what that costs; on a terminal, ask first.
+
+    A script (no terminal on stdin) gets the warning and goes on, so it stays scriptable.
+    """
+    if not home.secret_path.exists():
+        return True
+    try:
+        with open(home.tags_path, encoding="utf-8-sig") as tags:
+            minted = max(sum(1 for _ in tags) - 1, 0)
+    except FileNotFoundError:
+        minted = 0
+    print(f"mailtracker: --force replaces the secret: the tags minted so far ({minted} rows in "
+          f"{home.tags_path.name}) stop counting, since the server can no longer verify their pixels, "
+          "and the pixel server needs the new secret (copy it to /etc/mailtracker/secret, then "
+          "'systemctl restart mailtracker').", file=sys.stderr)
+    if not sys.stdin.isatty():
+        return True
+    print("Replace the secret? [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def cmd_tag(args, home: Home) -> int:
@@ -298,29 +390,89 @@ def cmd_tag(args, home: Home) -> int:
 
 
 def cmd_serve(args, home: Home) -> int:
-    from mailtracker.server.app import ServerSettings
     from mailtracker.server.run import pick_port, run_server
 
-    try:
-        config = load_config(home)
-    except NotInitialisedError:
-        if not (args.secret_file and args.hits_dir):
-            raise
-        config = None
-    settings = ServerSettings(
-        hits_dir=str(Path(args.hits_dir).resolve()) if args.hits_dir else str(home.hits_dir(config)),
-        secret_file=str(Path(args.secret_file).resolve()) if args.secret_file else str(home.secret_path),
-        server_id=args.server_id, host=args.host, port=args.port,
-        path_prefix=args.path_prefix or (config.path_prefix if config else "/p"),
-        workers=args.workers, trusted_proxies=args.trusted_proxy,
-        client_address=args.client_address or (config.client_address if config else "truncated"),
-        serve_hits=args.serve_hits, retention_days=args.retention_days,
-        origins_file=args.origins or (str(home.origins_path) if home.origins_path.exists() else ""),
-    )
-    settings = pick_port(settings)
+    settings = pick_port(serve_settings(args, home))
     print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
           f"writing hits to {settings.hits_dir}", flush=True)
     run_server(settings)
+    return 0
+
+
+def serve_settings(args, home: Home):
+    """ServerSettings from, in this order: the flags, --config's file, the home's config, defaults."""
+    from mailtracker.server.app import ServerSettings
+    from mailtracker.server.config import read_server_config
+
+    given = {"host": args.host, "port": args.port, "hits_dir": args.hits_dir,
+             "secret_file": args.secret_file, "server_id": args.server_id,
+             "path_prefix": args.path_prefix, "workers": args.workers,
+             "trusted_proxies": args.trusted_proxy, "client_address": args.client_address,
+             "serve_hits": args.serve_hits, "retention_days": args.retention_days,
+             "origins_file": args.origins}
+    values = read_server_config(args.config) if args.config else {}
+    values.update({key: value for key, value in given.items() if value is not None})
+    if not (values.get("secret_file") and values.get("hits_dir")):
+        # Only what the flags and the file leave open comes from the home, so a VPS with
+        # a server config needs no desktop home at all.
+        config = load_config(home)
+        values.setdefault("hits_dir", str(home.hits_dir(config)))
+        values.setdefault("secret_file", str(home.secret_path))
+        values.setdefault("path_prefix", config.path_prefix)
+        values.setdefault("client_address", config.client_address)
+    else:
+        try:
+            config = load_config(home)
+        except NotInitialisedError:
+            config = None
+        if config is not None:
+            values.setdefault("path_prefix", config.path_prefix)
+            values.setdefault("client_address", config.client_address)
+    if not values.get("origins_file"):
+        values["origins_file"] = str(home.origins_path) if home.origins_path.exists() else ""
+    for key in ("hits_dir", "secret_file"):
+        values[key] = str(Path(values[key]).expanduser().resolve())
+    return ServerSettings(**values)
+
+
+def cmd_setup_server(args, home: Home) -> int:
+    from mailtracker.core.secret import read_secret
+    from mailtracker.server import setup
+
+    machine = setup.Machine(Path(args.root).resolve() if args.root else Path("/"))
+    setup.check_preconditions(machine, args.dry_run)
+    if args.uninstall:
+        plan = setup.plan_uninstall(machine)
+    else:
+        plan = setup.plan_setup(setup.Options(
+            domain=args.domain, secret_file=args.secret_file, port=args.port, server_id=args.server_id,
+            serve_hits=args.serve_hits, root=machine.root), machine)
+    if not plan.steps:
+        print("Nothing to change: " + ("nothing of setup-server's is installed." if args.uninstall else
+              f"the pixel server for {plan.domain} is set up as asked."))
+    elif args.dry_run:
+        print("Dry run: nothing is changed. setup-server would:")
+        for line in setup.describe_dry_run(plan, machine):
+            print(line)
+    else:
+        setup.apply_plan(plan, machine, lambda line: print(line[0].upper() + line[1:], flush=True))
+    for note in plan.notes:
+        print(f"\n{'After a real run: ' if args.dry_run else ''}{note}")
+    if args.uninstall or args.dry_run or args.no_check:
+        return 0
+    if not machine.is_real:
+        print("\nNot checked: under --root no service runs.")
+        return 0
+    print(f"\nChecking https://{plan.domain} from this machine:", flush=True)
+    checks = setup.check_server_works(
+        f"http://127.0.0.1:{plan.values['port']}", f"https://{plan.domain}",
+        read_secret(machine.path(setup.SECRET)), Path(plan.values["hits_dir"]))
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        return CheckFailedError.code
+    print(f"\nThe server works. On the desktop: mailtracker init --server-url https://{plan.domain} "
+          "&& mailtracker doctor --server")
     return 0
 
 
@@ -687,7 +839,14 @@ def _doctor_server(args, home: Home) -> int:
     config = load_config(home)
     print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
           flush=True)
-    checks = check_server(home, config, wait_s=args.wait)
+    try:
+        checks = check_server(home, config, wait_s=args.wait)
+    except Exception as exc:  # a diagnosis names what broke; it never ends in a traceback
+        log.debug("doctor --server failed unexpectedly", exc_info=True)
+        from mailtracker.desktop.install import Check
+
+        checks = [Check("the check itself", False, f"it failed unexpectedly ({type(exc).__name__}: {exc}); "
+                        "please report it, with the output of 'mailtracker -v doctor --server'")]
     for check in checks:
         print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
     broken = [check for check in checks if not check.ok]

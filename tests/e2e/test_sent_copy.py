@@ -336,8 +336,9 @@ def test_signed_mail_keeps_its_copy_as_sent(desktop):
     Sent is Thunderbird's own, signed, pixel included, and the status says so."""
     signer = desktop.tb.js(ADD_SIGNING_IDENTITY, ["signer@example.org"], timeout_s=60)
     subject = "Signed, kept as sent"
+    # The compose window sets up signing after it is ready for typing: wait for it.
     desktop.tb.compose_and_send(subject, "Recipient <rcpt@example.net>", "<p>Signed <b>hello</b></p>",
-                                identity_key=signer)
+                                identity_key=signer, ready="win.gSendSigned === true")
     received = desktop.sink.wait_for_message(subject)
     assert received.get_content_type() == "multipart/signed"
     message_id = received["Message-ID"]

@@ -198,13 +198,15 @@ class Thunderbird:
 
     def compose_and_send(self, subject: str, to: str, body_html: str = "<p>Hello <b>there</b></p>",
                          identity_key: Optional[str] = None, attachments: Optional[List[Path]] = None,
-                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow") -> None:
+                         fcc_folder_uri: Optional[str] = None, command: str = "cmd_sendNow",
+                         ready: Optional[str] = None) -> None:
         """Open an HTML compose window like Write does, wait until it is ready, press Send.
         identity_key picks another identity than the default account's; attachments are files;
         fcc_folder_uri is a Sent folder picked for this email (Options > Send a Copy To);
-        command "cmd_sendLater" puts it in the Outbox instead."""
+        command "cmd_sendLater" puts it in the Outbox instead; ready is a JS condition on the
+        compose window (``win``) to wait for before pressing it."""
         self.js("""
-        const [subject, to, body, identityKey, files, fcc, command] = args;
+        const [subject, to, body, identityKey, files, fcc, command, ready] = args;
         const params = Cc["@mozilla.org/messengercompose/composeparams;1"].createInstance(Ci.nsIMsgComposeParams);
         const fields = Cc["@mozilla.org/messengercompose/composefields;1"].createInstance(Ci.nsIMsgCompFields);
         fields.to = to; fields.subject = subject; fields.body = body;
@@ -233,10 +235,15 @@ class Thunderbird:
         });
         MailServices.compose.OpenComposeWindowWithParams(null, params);
         const win = await opened;
+        const isReady = new Function("win", "return " + (ready || "true") + ";");
+        for (let i = 0; i < 200 && !isReady(win); i++) {
+          await new Promise(r => setTimeout(r, 50));
+        }
+        if (!isReady(win)) throw new Error("the compose window never got ready: " + ready);
         win.goDoCommand(command);
         resolve(null);
         """, [subject, to, body_html, identity_key, [str(p.resolve()) for p in attachments or []], fcc_folder_uri,
-              command], timeout_s=60)
+              command, ready], timeout_s=60)
 
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])

@@ -68,6 +68,12 @@ class ServerError(MailtrackerError):
     code = 50
 
 
+class SetupError(MailtrackerError):
+    """``setup-server`` cannot set this machine up (not root, no systemd, an unusable install)."""
+
+    code = 51
+
+
 class ProtocolError(MailtrackerError):
     """A native messaging frame or request is malformed."""
 

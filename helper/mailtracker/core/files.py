@@ -1,8 +1,11 @@
 """Writing files so that a crash never leaves half of one: whole files replaced
-atomically, and rows appended to a log under a lock, durably.
+atomically, and rows appended to a log under a lock, durably; and reading back a
+derived state file that may be missing, damaged or from another version.
 """
 
 import csv
+import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
@@ -13,6 +16,8 @@ from mailtracker.core.csvcodec import format_row, header_line, strip_bom
 from mailtracker.core.errors import LockTimeoutError, LogWriteError
 
 LOCK_TIMEOUT_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -90,3 +95,20 @@ def write_file_atomically(path: Path, data: bytes, mode: int, replace_existing: 
         tmp.unlink(missing_ok=True)
         raise
 
+
+
+def read_versioned_json(path: Path, version: int, fallback: str) -> Optional[dict]:
+    """A derived state file (JSON, ``{"version": N, ...}``), or None when there is none
+    to trust: missing, unreadable, or of another version; ``fallback`` says in the log
+    what happens instead ("rebuilding it from the logs")."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("%s is unreadable (%s); %s", path, exc, fallback)
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != version:
+        log.info("%s is from another version; %s", path, fallback)
+        return None
+    return doc

@@ -60,6 +60,11 @@ class Home:
         return self.data_dir / "links.csv"
 
     @property
+    def fold_problem_path(self) -> Path:
+        """Written by the daemon while its folds fail, removed when one works again."""
+        return self.state_dir / "fold-problem.json"
+
+    @property
     def origins_path(self) -> Path:
         """A snapshot of network origins fresher than the package's ('ranges update')."""
         return self.state_dir / "origins-snapshot.csv"

@@ -13,12 +13,16 @@ from mailtracker.core.paths import Home
 SECRET_BYTES = 32
 
 
+def new_secret_text() -> bytes:
+    """A new random secret, as the secret file holds it (base64 text and a newline)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)) + b"\n"
+
+
 def create_secret(home: Home, force: bool = False) -> bool:
     """Write a new random secret unless one exists; True when one was written."""
     if home.secret_path.exists() and not force:
         return False
-    text = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
-    write_file_atomically(home.secret_path, (text + "\n").encode("ascii"), mode=0o600, replace_existing=force)
+    write_file_atomically(home.secret_path, new_secret_text(), mode=0o600, replace_existing=force)
     return True
 
 

@@ -1,13 +1,14 @@
 """The settings in ``config.toml``: their defaults, their checks, and creating a home.
 """
 
-import json
 import re
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
+
+import tomli_w
 
 from mailtracker.core.errors import ConfigError, NotInitialisedError
 from mailtracker.core.files import write_file_atomically
@@ -52,13 +53,25 @@ class Config:
         return f"{self.server_url.rstrip('/')}{self.path_prefix}/"
 
     def validated(self) -> "Config":
+        path_prefix = validate_path_prefix(self.path_prefix)
         return replace(
             self,
-            server_url=validate_server_url(self.server_url),
-            path_prefix=validate_path_prefix(self.path_prefix),
+            server_url=_without_prefix(validate_server_url(self.server_url), path_prefix),
+            path_prefix=path_prefix,
             client_address=validate_client_address(self.client_address),
             pull_urls=validate_pull_urls(self.pull_urls),
         )
+
+
+def _without_prefix(server_url: str, path_prefix: str) -> str:
+    """https://h/p with the prefix /p is https://h: the pixel base would read /p/p/ otherwise.
+
+    People paste the start of a pixel URL as the server's address; the server answers any
+    prefix (the token is the last segment), so dropping the repeat changes no link's fate.
+    """
+    if path_prefix and urlsplit(server_url).path.rstrip("/").endswith(path_prefix):
+        return server_url[: len(server_url.rstrip("/")) - len(path_prefix)]
+    return server_url
 
 
 def validate_server_url(url: str) -> str:
@@ -70,7 +83,17 @@ def validate_server_url(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"server URL {url!r} must not have a query or fragment")
+    _check_port(url, parts, "server URL")
     return url.strip().rstrip("/")
+
+
+def _check_port(url: str, parts, what: str) -> None:
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"{what} {url!r} has a port that is not a number from 1 to 65535") from None
+    if parts.port == 0:
+        raise ConfigError(f"{what} {url!r} has port 0, which no server listens on")
 
 
 def validate_pull_urls(urls) -> tuple:
@@ -86,6 +109,7 @@ def validate_pull_urls(urls) -> tuple:
             raise ConfigError(
                 f"pull URL {url!r} is not an http(s) URL with a host name, e.g. https://t.example.org"
             )
+        _check_port(url, parts, "pull URL")
         checked.append(url.strip().rstrip("/"))
     return tuple(checked)
 
@@ -150,7 +174,9 @@ def _seconds(section: dict, key: str, default: float) -> float:
 
 
 def save_config(home: Home, config: Config) -> None:
-    values = {key: json.dumps(value) for key, value in asdict(config).items()}
+    # Each value by a real TOML writer (comments stay ours): json.dumps wrote an emoji as a
+    # surrogate pair escape, which TOML forbids, and the home no longer loaded.
+    values = {key: _toml_value(value) for key, value in asdict(config).items()}
     text = (
         "# mailtracker settings. Edit freely; 'mailtracker init' keeps what is here.\n"
         "\n[pixel]\n"
@@ -178,8 +204,12 @@ def save_config(home: Home, config: Config) -> None:
     write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
 
 
+def _toml_value(value) -> str:
+    return tomli_w.dumps({"v": list(value) if isinstance(value, tuple) else value})[len("v = "):].rstrip("\n")
+
+
 def _toml_urls(urls: tuple) -> str:
-    return json.dumps(urls[0] if len(urls) == 1 else "" if not urls else list(urls))
+    return _toml_value(urls[0] if len(urls) == 1 else "" if not urls else list(urls))
 
 
 def init_home(

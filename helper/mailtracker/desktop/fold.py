@@ -18,12 +18,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
-from mailtracker.core.files import write_file_atomically
+from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
@@ -176,15 +176,8 @@ class _FoldState:
 
     @classmethod
     def load(cls, path: Path) -> "_FoldState":
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("fold state %s is unreadable (%s); rebuilding it from the logs", path, exc)
-            return cls()
-        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
-            log.info("fold state is from another version; rebuilding it from the logs")
+        doc = read_versioned_json(path, STATE_VERSION, "rebuilding the fold state from the logs")
+        if doc is None:
             return cls()
         try:
             return cls(
@@ -420,11 +413,11 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
             bar.close()
 
 
-def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[Path]:
-    """The regular hits files directly in the folder. A folder, FIFO, device or symlink
-    with such a name is skipped and named (a FIFO would block the fold, /dev/zero never
-    ends, a symlink would bring some other file's lines in); each is warned about once."""
-    paths = []
+def hits_files(hits_dir: Path) -> Tuple[List[Path], List[str]]:
+    """The regular hits files directly in the folder, and the names of the other entries
+    named like one: a folder, FIFO, device or symlink (a FIFO would block its reader,
+    /dev/zero never ends, a symlink would bring some other file's lines in)."""
+    paths, odd = [], []
     try:
         with os.scandir(hits_dir) as entries:
             for entry in entries:
@@ -433,15 +426,20 @@ def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[P
                 if entry.is_file(follow_symlinks=False):
                     paths.append(Path(entry.path))
                 else:
-                    result.skipped_entries.append(entry.name)
+                    odd.append(entry.name)
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    result.skipped_entries.sort()
+        pass
+    return sorted(paths), sorted(odd)
+
+
+def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[Path]:
+    """``hits_files``, with each odd entry named in the result and warned about once."""
+    paths, result.skipped_entries = hits_files(hits_dir)
     for name in result.skipped_entries:
         if name not in state.odd_entries:
             log.warning("skipped %s in %s: it is not a regular file (a folder, FIFO, device or "
                         "symlink); only regular hits files are folded", name, hits_dir)
-    return sorted(paths)
+    return paths
 
 
 def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,

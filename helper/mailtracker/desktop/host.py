@@ -125,8 +125,13 @@ class Host:
 
     def config(self, request: dict) -> dict:
         config = load_config(self.home)
+        from mailtracker.desktop.install import read_fold_problem
+
+        problem = read_fold_problem(self.home)
         return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
-                "path_prefix": config.path_prefix, "paused": tracking_paused(self.home)}
+                "path_prefix": config.path_prefix, "paused": tracking_paused(self.home),
+                # Counts are not being kept current: the add-on's options page says so.
+                "problem": problem.get("error", "") if problem else ""}
 
     def mint(self, request: dict) -> dict:
         recipients = request.get("recipients") or []

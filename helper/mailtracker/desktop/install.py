@@ -1,7 +1,8 @@
 """Installing the helper where Thunderbird looks for it: the native messaging
 host manifest and a launcher, per platform, and checking that chain (doctor).
 
-The per-platform locations live in one table, ``MANIFEST_DIRS``.
+The per-platform locations live in one table, ``MANIFEST_DIRS``; a snap or Flatpak
+Thunderbird on Linux needs more, which ``sandboxes`` knows.
 """
 
 import json
@@ -19,6 +20,7 @@ from mailtracker.core.errors import MailtrackerError
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config
+from mailtracker.desktop import sandboxes
 from mailtracker.desktop.host import EXTENSION_ID, HOST_NAME, PROTOCOL_VERSION
 
 # Where Thunderbird reads native messaging host manifests, per platform and scope.
@@ -103,6 +105,9 @@ def install_host(home: Home, home_override: Optional[str], system: bool = False)
     if files.registry:
         _set_registry(files.registry, str(files.manifest))
         done.append(f"set the registry key {files.registry[0]}\\{files.registry[1]}")
+    if platform_key() == "linux" and not system:
+        for sandbox in sandboxes.find_sandboxes():
+            done += sandboxes.install_into(sandbox, manifest_document(files.launcher), files.launcher)
     return done
 
 
@@ -115,6 +120,8 @@ def uninstall_host(home: Home, system: bool = False) -> List[str]:
             done.append(f"removed {path}")
     if files.registry and _delete_registry(files.registry):
         done.append(f"removed the registry key {files.registry[0]}\\{files.registry[1]}")
+    if platform_key() == "linux" and not system:
+        done += sandboxes.uninstall_from()
     return done or ["nothing to remove: the helper was not installed for Thunderbird"]
 
 
@@ -185,7 +192,27 @@ def check_host_chain(home: Home, system: bool = False) -> List[Check]:
         add("home and secret readable", True, str(home.config_dir))
     except MailtrackerError as exc:
         add("home and secret readable", False, str(exc))
+        return checks
+    if platform_key() == "linux" and not system:
+        # The chain above is what a Debian or Mozilla build uses; a sandboxed one needs more.
+        for sandbox in sandboxes.find_sandboxes():
+            for check in sandboxes.check_sandbox(sandbox, launcher):
+                add(check.name, check.ok, check.detail)
+    problem = read_fold_problem(home)
+    add("folding works", problem is None,
+        "no fold has failed" if problem is None
+        else f"every fold since {problem.get('since', '?')} failed ({problem.get('failures', '?')} tries): "
+             f"{problem.get('error', '?')}")
     return checks
+
+
+def read_fold_problem(home: Home) -> Optional[dict]:
+    """What the daemon left while its folds fail, or None."""
+    try:
+        problem = json.loads(home.fold_problem_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    return problem if isinstance(problem, dict) else None
 
 
 def ping_launcher(launcher: Path, manifest: Path, timeout: float = 20.0) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Mapping
 
-from mailtracker.core.files import write_file_atomically
+from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.paths import Home
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,8 @@ class Marks:
 
     @classmethod
     def load(cls, home: Home) -> "Marks":
-        path = marks_path(home)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("%s is unreadable (%s); starting with every open seen", path, exc)
-            return cls()
-        if not isinstance(doc, dict) or doc.get("version") != MARKS_VERSION:
-            log.warning("%s is from another version; starting with every open seen", path)
+        doc = read_versioned_json(marks_path(home), MARKS_VERSION, "starting with every open seen")
+        if doc is None:
             return cls()
         return cls(paused=bool(doc.get("paused")), seen=_counts(doc.get("seen")),
                    notified=_counts(doc.get("notified")),

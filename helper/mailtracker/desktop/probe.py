@@ -20,12 +20,12 @@ import requests
 from mailtracker import __version__
 from mailtracker.core.contract import GIF, pull_token
 from mailtracker.core.errors import MailtrackerError
-from mailtracker.core.hitline import HITS_GLOB
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import Config
 from mailtracker.core.tokens import probe_token
 from mailtracker.desktop.client import session as shared_session
+from mailtracker.desktop.fold import hits_files
 from mailtracker.desktop.install import Check
 from mailtracker.desktop.pull import Puller, describe_request_error
 
@@ -138,7 +138,7 @@ def _pixel_problems(reply: requests.Response) -> List[str]:
 
 def _hits_sizes(hits_dir: Path) -> Dict[str, int]:
     sizes = {}
-    for path in hits_dir.glob(HITS_GLOB):
+    for path in hits_files(hits_dir)[0]:
         try:
             sizes[path.name] = path.stat().st_size
         except OSError:
@@ -160,7 +160,8 @@ def _wait_for_probe(hits_dir: Path, before: Dict[str, int], nonce: str, wait_s: 
                 pull_error = ""
             except MailtrackerError as exc:
                 pull_error = str(exc)
-        for path in sorted(hits_dir.glob(HITS_GLOB)):
+        # Regular files only: a FIFO or a symlink to /dev/zero would hold the check forever.
+        for path in hits_files(hits_dir)[0]:
             offset = before.get(path.name, 0)
             try:
                 with open(path, "rb") as handle:

@@ -265,18 +265,25 @@ def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str],
     return record
 
 
+def _records(data: bytes, columns: Sequence[str], known: Sequence[str], oldest: Optional[int] = None
+             ) -> Iterator[Tuple[List[str], Optional[Dict[str, str]]]]:
+    """(row, its fields by name) for each data row of a log in ``data``; the fields are
+    None for a row of the wrong length. A header row changes the columns that follow."""
+    for row in _rows(data):
+        if not row or row == [""]:
+            continue
+        header = _header_of(row, known)
+        if header is not None:
+            columns = header
+            continue
+        yield row, _mapped(row, columns, known, oldest)
+
+
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
                       ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
     """(tag id, fields) for each row of tags.csv in ``data`` (complete records);
     None for an unreadable row. ``columns`` is the file's order (``read_columns``)."""
-    for row in _rows(data):
-        if not row or row == [""]:
-            continue
-        header = _header_of(row, TAG_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, TAG_COLUMNS, OLDEST_TAG_WIDTH)
+    for row, record in _records(data, columns, TAG_COLUMNS, OLDEST_TAG_WIDTH):
         if record is None or len(record["id"]) != TOKEN_LENGTH:
             log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None
@@ -287,12 +294,7 @@ def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
 def parse_self_fetches(data: bytes, columns: Sequence[str] = SELF_FETCH_COLUMNS
                        ) -> Iterator[Tuple[str, float, str]]:
     """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``data``."""
-    for row in _rows(data):
-        header = _header_of(row, SELF_FETCH_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, SELF_FETCH_COLUMNS)
+    for _, record in _records(data, columns, SELF_FETCH_COLUMNS):
         if record is None or len(record["tag"]) != TOKEN_LENGTH:
             continue
         try:
@@ -335,12 +337,7 @@ def record_links(home: Home, tag_id: str, links: Sequence[Tuple[int, str, str]])
 
 def parse_links(data: bytes, columns: Sequence[str] = LINK_COLUMNS) -> Iterator[Tuple[str, int, str, str]]:
     """(tag id, link number, target, text) for each readable row of links.csv in ``data``."""
-    for row in _rows(data):
-        header = _header_of(row, LINK_COLUMNS)
-        if header is not None:
-            columns = header
-            continue
-        record = _mapped(row, columns, LINK_COLUMNS)
+    for _, record in _records(data, columns, LINK_COLUMNS):
         if record is None or len(record["tag"]) != TOKEN_LENGTH or not record["link"].isdigit():
             continue
         yield record["tag"], int(record["link"]), record["target"], record["text"]

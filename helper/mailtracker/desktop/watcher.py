@@ -8,6 +8,7 @@ delay, rather than going quiet.
 """
 
 import fnmatch
+import json
 import logging
 import threading
 import time
@@ -18,6 +19,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.files import write_file_atomically
+from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.hitline import HITS_GLOB
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config
@@ -58,6 +61,7 @@ class Watcher:
         self.last_result: Optional[FoldResult] = None
         self.last_error = ""
         self.failures = 0
+        self._failing_since = ""
         self._wake = threading.Event()
         self._stopping = False
         self._observer: Optional[Observer] = None
@@ -109,6 +113,19 @@ class Watcher:
                 return
             self._fold_once()
 
+    def _tell_problem(self) -> None:
+        """Leave the failure where doctor, the tray and the add-on look ('' clears it)."""
+        path = self.home.fold_problem_path
+        try:
+            if self.last_error:
+                write_file_atomically(path, json.dumps({
+                    "since": self._failing_since, "failures": self.failures, "error": self.last_error,
+                }).encode("utf-8"), mode=0o644, replace_existing=True)
+            elif path.exists():
+                path.unlink()
+        except OSError as exc:  # the folding matters more than telling about it
+            log.warning("cannot record the fold problem in %s: %s", path, exc)
+
     def _settle(self) -> None:
         """Wait until the burst of events is over (bounded), so one fold covers it."""
         deadline = time.monotonic() + self.max_delay_s
@@ -123,6 +140,8 @@ class Watcher:
             result = fold(self.home, self.config)
         except Exception as exc:
             self.failures += 1
+            if self.failures == 1:
+                self._failing_since = utc_timestamp()
             if isinstance(exc, MailtrackerError):
                 self.last_error = str(exc)
             elif isinstance(exc, OSError):
@@ -132,10 +151,12 @@ class Watcher:
                 self.last_error = f"folding failed unexpectedly ({exc!r}); the log has the details"
             log.error("%s; trying again in %.0f s (failure %d)", self.last_error,
                       min(MAX_RETRY_S, self.retry_s * 2 ** (self.failures - 1)), self.failures)
+            self._tell_problem()
             return
         if self.failures:
             log.info("folding works again after %d failures", self.failures)
         self.failures, self.last_error = 0, ""
+        self._tell_problem()
         self.last_result = result
         if result.register_error:
             log.warning("%s", result.register_error)

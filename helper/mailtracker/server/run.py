@@ -38,6 +38,29 @@ def check_can_serve(settings: ServerSettings) -> None:
     except OSError as exc:
         raise ServerError(f"cannot write hits to {hits_dir}: {exc.strerror or exc}") from None
     open_hit_log(settings).close()
+    check_port_free(settings)
+
+
+def check_port_free(settings: ServerSettings) -> None:
+    """Refuse a port another server already listens on.
+
+    granian binds with SO_REUSEPORT, so a second server on the same port would start
+    silently and the kernel would split the traffic between the two (their hits landing
+    in two folders). A bind without SO_REUSEPORT fails whenever anything listens there.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":
+            # Connections of an earlier run in TIME_WAIT must not block a restart.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ServerError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; another "
+                "server (perhaps another 'mailtracker serve') is using the port: stop it or "
+                "choose another --port"
+            ) from None
 
 
 def pick_port(settings: ServerSettings) -> ServerSettings:

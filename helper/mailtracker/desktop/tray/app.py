@@ -186,7 +186,7 @@ class Tray:
         with self._marks_lock:
             if self.notifications is not None and self.notifications.observe(rows):
                 self._save_marks()
-            self.view = build_view(rows, self.marks, time.time())
+            self.view = build_view(rows, self.marks, time.time(), problem=self.daemon.last_error)
         self._show()
 
     def _show(self) -> None:

@@ -66,10 +66,13 @@ def describe_row(row: Mapping, unseen: int, now: float) -> str:
     return f"● {text} ({unseen} new)" if unseen else text
 
 
-def build_view(rows: Sequence[Mapping], marks: Marks, now: float) -> View:
+def build_view(rows: Sequence[Mapping], marks: Marks, now: float, problem: str = "") -> View:
     unseen = sum(marks.unseen(row) for row in rows)
     recent = recent_rows(rows)
-    if marks.paused:
+    if problem:
+        # The counts are stale until this is fixed: say it first, not a quiet icon.
+        headline = _clip(f"Not counting: {problem}", 90)
+    elif marks.paused:
         headline = "Tracking paused: new emails get no pixel"
     elif unseen:
         headline = f"{_plural(unseen, 'new open')}"
