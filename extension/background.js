@@ -8,8 +8,10 @@ import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
 import { createIndividualSend, loadIndividualMax } from "./modules/individual.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
-import { COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs";
+import { BADGE_SEEN, COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
+import { createOpenWatch } from "./modules/openWatch.mjs";
+import { REMINDER_ALARM, createReminders } from "./modules/reminders.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
@@ -18,16 +20,31 @@ import { isTrackingWanted } from "./modules/tracking.mjs";
 
 // One port for the background's life: a warm helper, which also keeps the counts current.
 const helper = createConnectedHelper({
-  // Open pages (the Tracked mail page) refresh; none open is no error.
-  onChanged: () => browser.runtime.sendMessage({ event: COUNTS_CHANGED }).catch(() => {}),
+  onChanged: (data) => {
+    // Open pages (the Tracked mail page) refresh; none open is no error.
+    browser.runtime.sendMessage({ event: COUNTS_CHANGED }).catch(() => {});
+    openWatch.setHelperState(data);
+    openWatch.refresh().catch(logError);
+  },
+  onSubscribed: (data) => {
+    openWatch.setHelperState(data);
+    openWatch.refresh().catch(logError);
+  },
 });
 
 const tabStore = createTabStore();
+// The Sent list's tags, the badge, open notifications and due reminders (openWatch.mjs).
+const openWatch = createOpenWatch({ helper, messenger: browser, t: (name, subs) => browser.i18n.getMessage(name, subs) });
+const runForTab = createTabQueue();
+const reminders = createReminders({ helper, runForTab });
+// A periodic look as well: it reopens a port that died and catches a missed change.
+const CHECK_ALARM = "mailtracker-check";
 
 const sendFlow = createSendFlow({
   helper,
   tabStore,
-  runForTab: createTabQueue(),
+  runForTab,
+  onSent: (sent) => reminders.onSent(sent),
   DOMParser,
   notify,
   editor: {
@@ -86,11 +103,13 @@ async function refreshPixelConfig() {
 
 // The Sent copy of a tracked mail is staged, then replaced by a clean one (sentCopy.mjs).
 // A mail sent individually is cancelled here and goes out as one copy per recipient.
-browser.compose.onBeforeSend.addListener(
-  async (tab, details) =>
+browser.compose.onBeforeSend.addListener(async (tab, details) => {
+  reminders.noteSend(tab.id, details.identityId).catch(logError);
+  return (
     (await individualSend.beforeSend(tab, details)) ??
-    sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details)),
-);
+    sentCopy.amendBeforeSend(tab, details, await sendFlow.beforeSend(tab, details))
+  );
+});
 
 // Must return nothing: a returned value once left compose.sendMessage() unsettled.
 browser.compose.onAfterSend.addListener((tab, sendInfo) => {
@@ -101,6 +120,7 @@ browser.compose.onAfterSend.addListener((tab, sendInfo) => {
 browser.tabs.onRemoved.addListener((tabId) => {
   sendFlow.forgetTab(tabId).catch(logError);
   sentCopy.forgetTab(tabId).catch(logError);
+  reminders.forgetTab(tabId).catch(logError);
 });
 
 // A copy filed in the staging folder later (Send Later) is finished when it arrives.
@@ -136,14 +156,35 @@ browser.action.onClicked.addListener(() => {
 });
 
 // A staged Sent copy left by a crash or a restart is finished at the next start.
-browser.runtime.onStartup.addListener(() => {
+// Reminders that came due while Thunderbird was closed are caught here too.
+function start() {
   refreshPixelConfig().catch(logError);
   sentCopy.finishStaged().catch(logError);
+  openWatch.restoreBadge().catch(logError);
+  openWatch.refresh().catch(logError);
+  // Older Thunderbirds return nothing here rather than a promise.
+  Promise.resolve(browser.alarms.create(CHECK_ALARM, { periodInMinutes: 5 })).catch(logError);
+}
+
+browser.runtime.onStartup.addListener(start);
+browser.runtime.onInstalled.addListener(start);
+
+browser.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === REMINDER_ALARM || alarm.name === CHECK_ALARM) {
+    openWatch.refresh().catch(logError);
+  }
 });
 
-browser.runtime.onInstalled.addListener(() => {
-  refreshPixelConfig().catch(logError);
-  sentCopy.finishStaged().catch(logError);
+browser.notifications.onClicked.addListener((notificationId) => {
+  openWatch.openMailOf(notificationId).catch(logError);
+});
+
+// The Tracked mail page was opened: the user has seen the new opens.
+browser.runtime.onMessage.addListener((message) => {
+  if (message?.command === BADGE_SEEN) {
+    return openWatch.clearBadge();
+  }
+  return undefined;
 });
 
 // Block rules only take effect on granted origins, so re-apply them when the grant changes.
@@ -154,5 +195,9 @@ browser.permissions.onAdded.addListener(() => {
 browser.storage.onChanged.addListener((changes, areaName) => {
   if (areaName === "local" && changes.pixelBases) {
     syncBlockRules(changes.pixelBases.newValue ?? []).catch(logError);
+  }
+  // A clean Sent copy just arrived: the state it should show may have been waiting for it.
+  if (areaName === "local" && changes.sentCopyStatus) {
+    openWatch.refresh().catch(logError);
   }
 });

@@ -158,7 +158,7 @@ def test_clicks_are_counted_per_mail_and_per_link_and_machines_are_labelled(home
     labels = [(label, counted) for _, label, counted, _, _ in timeline_of(home, tag.id)]
     assert labels == [("prefetch", 0), ("prefetch", 0), ("prefetch", 0), ("click", 1), ("click", 0), ("click", 1)]
     register = (home.register_path).read_text(encoding="utf-8-sig").splitlines()
-    assert ",clicks,first_click,last_click," in register[0] + ","
+    assert ",clicks,first_click,last_click" in register[0]
 
 
 def test_the_host_signs_only_http_links_and_notes_them(home):

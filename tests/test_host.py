@@ -236,6 +236,48 @@ def test_extension_manifest_matches_the_helper():
     assert manifest["browser_specific_settings"]["gecko"]["strict_min_version"].startswith("128")
 
 
+def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, home):
+    """remind appends the due time to tags.csv; list, status, register.csv and 'mailtracker list'
+    show it, 'due' once it passed unopened; a time that is not UTC ISO 8601 is refused."""
+    tag = host.call("mint", subject="Offer", recipients=["ann@example.org"], identity="")["data"]
+    host.call("sent", tag_id=tag["id"], message_id="r1@x")
+    reply = host.call("remind", tag_id=tag["id"], remind_at="2026-01-02T03:04:05.678Z")
+    assert reply["data"] == {"tag_id": tag["id"], "remind_at": "2026-01-02T03:04:05.678Z"}
+    assert host.call("remind", tag_id=tag["id"], remind_at="2 Jan 2026")["code"] == 60
+    assert host.call("remind", tag_id="b" * 32, remind_at="2026-01-02T03:04:05.678Z")["code"] == 61
+    fold(home)
+    assert host.call("list", limit=5)["data"]["tags"][0]["remind_at"] == "2026-01-02T03:04:05.678Z"
+    assert host.call("status", message_id="r1@x")["data"]["remind_at"] == "2026-01-02T03:04:05.678Z"
+    assert home.register_path.read_text(encoding="utf-8-sig").splitlines()[1].endswith(
+        ",2026-01-02T03:04:05.678Z")
+    listed = run_cli("list", home=home).stdout
+    assert "REMINDER" in listed and "2026-01-02 03:04 UTC (due)" in listed
+
+
+def test_a_subscribed_host_pushes_changed_saying_whether_it_folds(host, home):
+    """subscribe starts the daemon (this host folds: no tray runs); each change it folds is pushed
+    as an event that says whether this host still folds and whether a tray runs."""
+    import select
+
+    from mailtracker.desktop.tags import mint_tag
+
+    assert host.call("subscribe")["data"] == {"folding": True, "tray": False}
+    mint_tag(home, load_config(home), name="Ann", subject="Offer")
+    ready, _, _ = select.select([host.proc.stdout], [], [], 20)
+    assert ready, "no changed event within 20 s"
+    assert host.read() == {"event": "changed", "data": {"folding": True, "tray": False}}
+
+
+def test_subscribe_says_when_another_process_folds_and_a_tray_notifies(host, home):
+    """A tray that leads (its lock held, its daemon folding): this host follows and says so, so
+    the add-on leaves the notifying to the tray."""
+    from mailtracker.desktop.daemon import Daemon, tray_lock_path
+
+    tray_lock = FileLock(str(tray_lock_path(home)), timeout=0)
+    with tray_lock, Daemon(home, load_config(home)):
+        assert host.call("subscribe")["data"] == {"folding": False, "tray": True}
+
+
 @pytest.mark.parametrize("payload, expect_id", [
     (b'{"id": "a", "command": [], "protocol": 1}', "a"),
     (b"{}", None),

@@ -212,3 +212,24 @@ def test_a_column_added_at_the_end_reads_old_and_new_rows(home):
     assert row_of(home, old)["name"] == "Old" and row_of(home, old).get("group", "") == ""
     assert row_of(home, new.id)["group"] == "g-1"
     assert find_tag(home, tag_id=new.id)[1]["group"] == "g-1"
+
+
+def test_a_column_added_at_the_end_reads_in_older_and_newer_files(home):
+    """tags.csv grows columns only at its end: a newer row under an older file's header, and an
+    older writer's shorter row under a newer header, both read by name; other widths do not."""
+    from mailtracker.desktop.tags import TAG_COLUMNS, TAG_COLUMNS_FIRST as OLDEST_TAG_WIDTH
+
+    secret = read_secret(home.secret_path)
+    old, new, odd = (mint_token(secret) for _ in range(3))
+    older_header = format_row(TAG_COLUMNS[:OLDEST_TAG_WIDTH])
+    home.tags_path.write_bytes(("\ufeff" + older_header).encode() + format_row(
+        [old, utc_timestamp(), "Ann", "Offer", "a@x.org", "", "", "sent"]).encode())
+    update_tag(home, old, remind_at="2026-12-04T09:00:00.000Z")
+    fold(home)
+    assert (row_of(home, old)["name"], row_of(home, old)["remind_at"]) == ("Ann", "2026-12-04T09:00:00.000Z")
+    home.tags_path.write_bytes(("\ufeff" + format_row(TAG_COLUMNS)).encode()
+                               + format_row([new, utc_timestamp(), "Bob", "Hi", "b@y.org", "", "", "sent"]).encode()
+                               + format_row([odd, utc_timestamp(), "Cy"]).encode())
+    records = [record for record in parse_tag_records(home.tags_path.read_bytes())]
+    assert records[0][0] == new and records[0][1]["name"] == "Bob" and records[0][1]["remind_at"] == ""
+    assert records[1] is None  # three fields is no writer's row

@@ -45,6 +45,9 @@ const THUNDERBIRD_PERMISSIONS = new Set([
   "messagesDelete",
   "messagesImport",
   "messagesMove",
+  "messagesTags",
+  "messagesTagsList",
+  "messagesUpdate",
   "messagesRead",
 ]);
 

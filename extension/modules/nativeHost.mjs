@@ -17,6 +17,8 @@ export const PROTOCOL = 1;
 export const DEFAULT_TIMEOUT_MS = 15000;
 // The runtime message the background sends to open extension pages when the counts changed.
 export const COUNTS_CHANGED = "mailtracker-counts-changed";
+// The runtime message the Tracked mail page sends the background: the user saw the opens.
+export const BADGE_SEEN = "mailtracker-badge-seen";
 
 // The fix for every helper failure, named in every message whatever went
 // wrong: install the host manifest, then let the helper diagnose itself.
@@ -182,15 +184,23 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
     status: ({ messageId }) => call("status", { message_id: messageId }),
     list: ({ limit }) => call("list", { limit }),
     links: ({ tagId, links }) => call("links", { tag_id: tagId, links }),
+    remind: ({ tagId, remindAt }) => call("remind", { tag_id: tagId, remind_at: remindAt }),
   };
 }
 
 /**
  * The background's helper: one port, subscribed on every (re)connection so that
  * the helper runs the daemon while Thunderbird runs. onChanged runs when the
- * helper says the counts changed.
+ * helper says the counts changed; onSubscribed with subscribe's reply ({folding}).
  */
-export function createConnectedHelper({ connect = defaultConnect, onChanged = () => {}, newId, timeoutMs, log = console } = {}) {
+export function createConnectedHelper({
+  connect = defaultConnect,
+  onChanged = () => {},
+  onSubscribed = () => {},
+  newId,
+  timeoutMs,
+  log = console,
+} = {}) {
   let helper = null;
   const transport = createPortTransport({
     connect,
@@ -201,7 +211,12 @@ export function createConnectedHelper({ connect = defaultConnect, onChanged = ()
     },
     // A new port is a new helper process: ask it to keep the counts current.
     onConnect: () => {
-      queueMicrotask(() => helper.subscribe().catch((error) => log.warn("mailtracker: subscribe: %s", error.message)));
+      queueMicrotask(() =>
+        helper
+          .subscribe()
+          .then(onSubscribed)
+          .catch((error) => log.warn("mailtracker: subscribe: %s", error.message)),
+      );
     },
   });
   helper = createHelper({ send: transport.send, newId, timeoutMs });

@@ -27,9 +27,10 @@ export function fingerprintOf(details) {
 }
 
 /**
- * deps: {helper, tabStore, runForTab, DOMParser, notify, editor?, localArea?, log?}
+ * deps: {helper, tabStore, runForTab, DOMParser, notify, editor?, localArea?, log?, onSent?}
  *   notify.helperFailed(error, {cancelled}) and notify.recordFailed(error) tell the user;
- *   editor.readBody(tabId) / editor.writeBody(tabId, body) touch the compose window.
+ *   editor.readBody(tabId) / editor.writeBody(tabId, body) touch the compose window;
+ *   onSent({tabId, tagId, messageId}) runs once the helper recorded a send.
  */
 export function createSendFlow(deps) {
   const { helper, tabStore, runForTab, DOMParser, notify, editor, localArea } = deps;
@@ -191,7 +192,10 @@ export function createSendFlow(deps) {
         await helper.selfFetch({ tagId: pending.tagId });
       } catch (error) {
         notify.recordFailed(error);
+        return;
       }
+      // Whatever else follows a recorded send (a reminder) runs in this tab's turn.
+      await deps.onSent?.({ tabId: tab.id, tagId: pending.tagId, messageId: outcome.messageId });
     });
   }
 

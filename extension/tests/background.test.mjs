@@ -43,7 +43,12 @@ globalThis.browser = {
   webRequest: { onBeforeRequest: event("webRequest.onBeforeRequest") },
   messageDisplay: { onMessagesDisplayed: event("messageDisplay.onMessagesDisplayed") },
   messageDisplayAction: { enable: api("messageDisplayAction.enable"), disable: api("messageDisplayAction.disable") },
-  action: { onClicked: event("action.onClicked") },
+  action: {
+    onClicked: event("action.onClicked"),
+    setBadgeText: api("action.setBadgeText"),
+    setBadgeBackgroundColor: api("action.setBadgeBackgroundColor"),
+  },
+  alarms: { onAlarm: event("alarms.onAlarm"), create: api("alarms.create"), clear: api("alarms.clear") },
   accounts: { list: api("accounts.list", []), get: api("accounts.get", null) },
   identities: { get: api("identities.get", null) },
   folders: {
@@ -52,11 +57,13 @@ globalThis.browser = {
     onFolderInfoChanged: event("folders.onFolderInfoChanged"),
   },
   permissions: { onAdded: event("permissions.onAdded") },
-  notifications: { create: api("notifications.create") },
+  notifications: { create: api("notifications.create"), onClicked: event("notifications.onClicked") },
   i18n: { getMessage, getUILanguage: () => "en" },
   runtime: {
     onStartup: event("runtime.onStartup"),
     onInstalled: event("runtime.onInstalled"),
+    onMessage: event("runtime.onMessage"),
+    sendMessage: api("runtime.sendMessage"),
     getURL: (path) => `moz-extension://test/${path}`,
     sendNativeMessage: async (host, request) => {
       nativeRequests.push({ host, request });
@@ -100,8 +107,8 @@ async function until(predicate, what, timeoutMs = 2000) {
   }
 }
 
-/** The requests the mail flow made, without the port's own subscribe. */
-const flowRequests = () => nativeRequests.filter(({ request }) => request.command !== "subscribe");
+/** The requests the mail flow made, without the port's own subscribe and the open watch's list. */
+const flowRequests = () => nativeRequests.filter(({ request }) => !["subscribe", "list"].includes(request.command));
 
 describe("background.js", () => {
   before(async () => {
@@ -111,13 +118,16 @@ describe("background.js", () => {
   test("registers its listeners at top level and calls no other API while loading", () => {
     assert.deepEqual([...listeners.keys()].sort(), [
       "action.onClicked",
+      "alarms.onAlarm",
       "compose.onAfterSend",
       "compose.onBeforeSend",
       "compose.onIdentityChanged",
       "folders.onFolderInfoChanged",
       "messageDisplay.onMessagesDisplayed",
+      "notifications.onClicked",
       "permissions.onAdded",
       "runtime.onInstalled",
+      "runtime.onMessage",
       "runtime.onStartup",
       "storage.onChanged",
       "tabs.onCreated",

@@ -1,13 +1,17 @@
-// The "Tracked mail" page: the most recent tracked emails with their open counts.
+// The "Tracked mail" page: recent tracked emails with their opens, sortable and filtered;
+// a row shows the device and client of each open. Opening it clears the toolbar badge.
 
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
-import { COUNTS_CHANGED, createHelper } from "../modules/nativeHost.mjs";
+import { BADGE_SEEN, COUNTS_CHANGED, createHelper } from "../modules/nativeHost.mjs";
+import { stateOf } from "../modules/sentList.mjs";
+import { countedOpens, matchesFilter, sortTags } from "../modules/trackedView.mjs";
 
 // Enough for a screenful of recent mail; the register itself has them all.
 const LIMIT = 200;
 
 const helper = createHelper();
 const byId = (id) => document.getElementById(id);
+const view = { tags: [], sortKey: "created", descending: true, filter: "all", expanded: new Set() };
 
 function toDate(value) {
   const date = value ? new Date(value) : null;
@@ -28,23 +32,104 @@ function cell(text, className) {
   return td;
 }
 
-function row(tag) {
+function reminderText(tag, state) {
+  const when = toDate(tag.remind_at);
+  if (!when) {
+    return "";
+  }
+  return state === "due" ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+}
+
+function row(tag, now) {
   const tr = document.createElement("tr");
   const opens = Number(tag.opens ?? 0);
-  tr.classList.toggle("opened", opens > 0);
+  const state = stateOf(tag, now);
+  tr.className = "mail";
+  tr.classList.toggle("opened", state === "opened" || state === "clicked");
+  tr.classList.toggle("due", state === "due");
   tr.classList.toggle("unsent", tag.status === "unsent");
+  tr.dataset.id = tag.id ?? "";
   const recipients = Array.isArray(tag.recipients) ? tag.recipients.join(", ") : String(tag.recipients ?? "");
   tr.append(
     cell(formatDateTime(toDate(tag.created))),
     cell(tag.subject || t("trackedNoSubject")),
     cell(recipients, "recipients"),
     cell(String(opens), "number"),
+    cell(String(Number(tag.clicks ?? 0)), "number"),
     cell(formatDateTime(toDate(tag.last_open))),
+    cell(reminderText(tag, state)),
     cell(statusText(tag.status)),
     cell(tag.short_id ?? ""),
   );
   tr.title = tag.name ?? "";
+  tr.addEventListener("click", () => toggleDetails(tag));
   return tr;
+}
+
+// The device and client of each open come from the tag's status (one helper call per row opened).
+async function detailsRow(tag) {
+  const tr = document.createElement("tr");
+  tr.className = "details";
+  tr.dataset.detailsOf = tag.id;
+  const td = document.createElement("td");
+  td.colSpan = 9;
+  tr.append(td);
+  try {
+    const opens = countedOpens(await helper.status({ messageId: tag.message_id || tag.id }));
+    if (!opens.length) {
+      td.textContent = t("trackedNoOpens");
+      return tr;
+    }
+    const list = document.createElement("ul");
+    for (const open of opens) {
+      const item = document.createElement("li");
+      const what = [t(`label_${open.label}`), open.client || t("trackedClientUnknown")].join(" — ");
+      item.textContent = t("trackedOpenBy", [formatDateTime(toDate(open.time)), what]);
+      list.append(item);
+    }
+    td.append(list);
+  } catch (error) {
+    td.textContent = helperProblemText(error);
+    td.className = "problem";
+  }
+  return tr;
+}
+
+async function toggleDetails(tag) {
+  if (view.expanded.has(tag.id)) {
+    view.expanded.delete(tag.id);
+  } else {
+    view.expanded.add(tag.id);
+  }
+  await render();
+}
+
+async function render() {
+  const now = Date.now();
+  const shown = sortTags(
+    view.tags.filter((tag) => matchesFilter(tag, view.filter, now)),
+    view.sortKey,
+    view.descending,
+  );
+  const rows = [];
+  for (const tag of shown) {
+    rows.push(row(tag, now));
+    if (view.expanded.has(tag.id)) {
+      rows.push(await detailsRow(tag));
+    }
+  }
+  byId("tags").querySelector("tbody").replaceChildren(...rows);
+  for (const th of byId("tags").querySelectorAll("th[data-sort]")) {
+    if (th.dataset.sort === view.sortKey) {
+      th.setAttribute("aria-sort", view.descending ? "descending" : "ascending");
+    } else {
+      th.removeAttribute("aria-sort");
+    }
+  }
+  byId("tags").hidden = view.tags.length === 0;
+  byId("state").textContent = t("trackedEmpty");
+  byId("state").className = "";
+  byId("state").hidden = view.tags.length > 0;
 }
 
 async function load() {
@@ -52,30 +137,40 @@ async function load() {
   state.textContent = t("loading");
   state.className = "";
   state.hidden = false;
-  let tags;
   try {
-    ({ tags } = await helper.list({ limit: LIMIT }));
+    view.tags = (await helper.list({ limit: LIMIT })).tags ?? [];
   } catch (error) {
     byId("tags").hidden = true;
     state.textContent = helperProblemText(error);
     state.className = "problem";
     return;
   }
-  const sorted = [...(tags ?? [])].sort(
-    (a, b) => (toDate(b.created)?.getTime() ?? 0) - (toDate(a.created)?.getTime() ?? 0),
-  );
-  byId("tags").querySelector("tbody").replaceChildren(...sorted.map(row));
-  byId("tags").hidden = sorted.length === 0;
-  state.textContent = t("trackedEmpty");
-  state.hidden = sorted.length > 0;
+  await render();
+}
+
+function seen() {
+  browser.runtime.sendMessage({ command: BADGE_SEEN }).catch(() => {});
 }
 
 localizePage();
 byId("refresh").addEventListener("click", () => load());
+byId("filter").addEventListener("change", () => {
+  view.filter = byId("filter").value;
+  render();
+});
+for (const th of document.querySelectorAll("th[data-sort]")) {
+  th.addEventListener("click", () => {
+    const key = th.dataset.sort;
+    view.descending = key === view.sortKey ? !view.descending : ["created", "opens", "clicks", "last_open"].includes(key);
+    view.sortKey = key;
+    render();
+  });
+}
 // The background says when the helper folded new counts: show them without a click.
 browser.runtime.onMessage.addListener((message) => {
   if (message?.event === COUNTS_CHANGED) {
     load();
   }
 });
+seen();
 load();

@@ -554,7 +554,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
     from mailtracker.desktop.register import grouped
 
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "NOT COUNTED", "GROUP")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "REMINDER", "NOT COUNTED", "GROUP")
     lines = [header]
     for row in (row for members in grouped(rows) for row in members):
         ignored = []
@@ -564,7 +564,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
             ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], _clip(row["name"] or row["recipients"], 24),
                       _clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
-                      describe_time(row["last_open"], now),
+                      describe_time(row["last_open"], now), describe_reminder(row, now),
                       ", ".join(ignored), _printable((row.get("group") or "")[:8])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
@@ -583,6 +583,21 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _printable(text: str) -> str:
     return _UNPRINTABLE.sub(" ", text)
+
+
+def describe_reminder(row, now: datetime) -> str:
+    """'-', or when the follow-up reminder is (or was) due, with 'due' once it passed unopened."""
+    stamp = row.get("remind_at") or ""
+    if not stamp:
+        return "-"
+    from mailtracker.core.timestamps import parse_timestamp
+
+    try:
+        passed = parse_timestamp(stamp) <= now.timestamp()
+    except ValueError:
+        passed = False
+    due = passed and not row.get("opened", row.get("opens"))
+    return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")
 
 
 def describe_time(stamp: str, now: datetime) -> str:
@@ -616,6 +631,8 @@ def cmd_show(args, home: Home) -> int:
                              f"last open {member['last_open'] or '-'}"))
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
+    if row.get("remind_at"):
+        print(f"reminder if not opened: {describe_reminder(row, datetime.now(timezone.utc))}")
     links = row.get("links") or []
     if links:
         print(f"{row.get('clicks', 0)} clicks (first {row.get('first_click') or '-'}, "

@@ -66,7 +66,9 @@ def desktop(tmp_path_factory):
             # Optional host permissions are granted by the options page's button without a prompt.
             "extensions.webextOptionalPermissionPrompts": False,
         }
-        tb = Thunderbird(root, env, sink.port, extra_prefs=prefs)
+        # A picture for the README needs a real display (xvfb-run): see test_sent_list.py.
+        headless = not os.environ.get("MAILTRACKER_E2E_SCREENSHOT")
+        tb = Thunderbird(root, env, sink.port, extra_prefs=prefs, headless=headless)
         tb.install_addon(EXTENSION_DIR)
         yield Desktop(home, server, sink, tb, env, prefs)
     finally:

@@ -532,3 +532,27 @@ def the_other_device_never_fetches_the_pixel(tb, desktop, dovecot, received, tag
     wait_until(lambda: [line for line in desktop.server.hit_lines() if control_tag in line], 20,
                "the control copy's pixel to reach the server")
     assert not [line for line in desktop.server.hit_lines() if tag_id in line]
+
+
+def test_the_opened_tag_is_an_imap_keyword_on_the_server(desktop, dovecot, imap_identity, tmp_path):
+    """IMAP: the Opened tag on the clean Sent copy is stored on the server as the keyword
+    $mt_opened, where another device or mail program reads it."""
+    import requests
+
+    from tests.e2e.test_sent_list import OPENED, OUTLOOK, wait_for_tag
+
+    received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "IMAP tag", imap_identity)
+    message_id = received["Message-ID"]
+    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
+    requests.get(f"{desktop.server.base}/p/{tag_id}.gif", headers={"User-Agent": OUTLOOK})
+    assert wait_for_tag(desktop, message_id.strip("<>"), OPENED)["folder"] == "Sent"
+
+    def server_flags():
+        with dovecot.connect() as client:
+            client.select('"Sent"', readonly=True)
+            _, found = client.search(None, "HEADER", "Message-ID", message_id)
+            flags = [client.fetch(number, "(FLAGS)")[1][0].decode() for number in found[0].split()]
+            return flags if flags and all(OPENED in line for line in flags) else None
+
+    (flags,) = wait_until(server_flags, 20, "the keyword on the IMAP server")
+    print(f"\nthe IMAP server's flags of the Sent copy: {flags}")

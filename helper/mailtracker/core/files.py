@@ -53,14 +53,17 @@ def append_rows(path: Path, columns: Sequence[str], rows: Iterable[Sequence[str]
 
 
 def _reordered_columns(path: Path, columns: Sequence[str]) -> Optional[List[str]]:
-    """The file's column order, when its header names all of ``columns`` in another order."""
+    """The file's column order, when its header names all of ``columns`` in another order
+    (or some of them: the others follow at the end)."""
     with open(path, "rb") as reader:
         first = strip_bom(reader.readline(64 << 10)).decode("utf-8", "replace")
     try:
         names = [name.strip().lower() for name in next(csv.reader([first]), [])]
     except csv.Error:
         return None
-    if names != list(columns) and set(columns) <= set(names):
+    if names == list(columns):
+        return None
+    if set(columns) <= set(names):
         return names
     if len(set(names) & set(columns)) >= 2 and set(names) < set(columns) and names != list(columns[:len(names)]):
         # A reordered header from before a column was added at the end: the new

@@ -46,6 +46,24 @@ def daemon_running(home: Home) -> bool:
     return False
 
 
+def tray_lock_path(home: Home):
+    """The lock a running tray holds (tray.app.InstanceLock): one tray per home."""
+    return home.state_dir / "tray.lock"
+
+
+def tray_running(home: Home) -> bool:
+    """Whether a tray runs for this home (it notifies of opens, leading or following)."""
+    if not home.state_dir.is_dir():
+        return False
+    lock = FileLock(str(tray_lock_path(home)), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 class Daemon:
     """``start`` / ``stop`` (or ``with``); ``on_change`` runs after each fold that changed
     something (in the leader) or whenever the read model changed (in a follower)."""

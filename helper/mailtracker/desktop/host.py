@@ -102,7 +102,7 @@ class Host:
         self.commands: Dict[str, Callable[[dict], dict]] = {
             "ping": self.ping, "config": self.config, "mint": self.mint, "sent": self.sent,
             "unsent": self.unsent, "self_fetch": self.self_fetch, "status": self.status,
-            "list": self.list, "links": self.links,
+            "list": self.list, "links": self.links, "remind": self.remind,
         }
 
     def handle(self, payload: bytes) -> dict:
@@ -183,6 +183,19 @@ class Host:
         record_links(self.home, tag_id, noted)
         return {"urls": urls}
 
+    def remind(self, request: dict) -> dict:
+        """A follow-up reminder for a sent mail: due at ``remind_at`` (a UTC timestamp) if no
+        person has opened it by then. Kept with the tag, so every view shows it."""
+        tag_id = self._known_tag_id(request)
+        remind_at = _text(request, "remind_at")
+        try:
+            moment = parse_iso_utc(remind_at)
+        except ValueError:
+            raise ProtocolError("remind_at must be a UTC timestamp such as 2026-12-01T09:00:00.000Z") from None
+        stamp = utc_timestamp(moment)
+        update_tag(self.home, tag_id, remind_at=stamp)
+        return {"tag_id": tag_id, "remind_at": stamp}
+
     def unsent(self, request: dict) -> dict:
         tag_id = self._known_tag_id(request)
         update_tag(self.home, tag_id, status="unsent")
@@ -241,7 +254,7 @@ class Host:
             "hits": row["hits"], "self_hits": row["self_hits"], "machine_hits": row["machine_hits"],
             "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
             "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
-            "links": row.get("links", []),
+            "links": row.get("links", []), "remind_at": row.get("remind_at", ""),
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
@@ -257,7 +270,7 @@ class Host:
         rows.sort(key=lambda row: row["created"], reverse=True)
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
                 "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened",
-                "group")
+                "group", "remind_at")
         return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
 
     def _unfolded_row(self, request: dict) -> Optional[dict]:
@@ -370,6 +383,15 @@ def _text(request: dict, key: str) -> str:
     return value
 
 
+def parse_iso_utc(text: str) -> float:
+    """Epoch seconds of a UTC ISO 8601 time with a Z (JavaScript's toISOString, or ours)."""
+    from datetime import datetime, timezone
+
+    if not text.endswith("Z") or len(text) > 40:
+        raise ValueError(text)
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()
+
+
 def _moment(request: dict) -> str:
     """When the extension says it happened (``at``: epoch milliseconds), else now; a moment
     far from now is a wrong clock or a forgery, and now is the safer guess."""
@@ -400,15 +422,23 @@ class Subscription:
     def __init__(self, home: Home, write: FrameWriter):
         from mailtracker.desktop.daemon import Daemon
 
+        self.home = home
         self.daemon = Daemon(home, load_config(home), on_change=self._changed)
         self._write = write
 
     def _changed(self, result) -> None:
-        self._write({"event": "changed", "data": {}})
+        # Who folds and who notifies can change (a tray started or stopped): say so each time.
+        self._write({"event": "changed", "data": self.state()})
+
+    def state(self) -> dict:
+        """``folding``: this host runs the fold; ``tray``: a tray runs, and notifies of opens."""
+        from mailtracker.desktop.daemon import tray_running
+
+        return {"folding": self.daemon.leading.is_set(), "tray": tray_running(self.home)}
 
     def start(self) -> dict:
         self.daemon.start()
-        return {"folding": self.daemon.leading.is_set()}
+        return self.state()
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -425,7 +455,7 @@ def serve_stdio(home: Home, stdin: BinaryIO, stdout: BinaryIO) -> int:
         if subscription is None:
             subscription = Subscription(home, write)
             return subscription.start()
-        return {"folding": subscription.daemon.leading.is_set()}
+        return subscription.state()
 
     host.commands["subscribe"] = subscribe
     try:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
-    "clicks", "first_click", "last_click", "group",
+    "clicks", "first_click", "last_click", "group", "remind_at",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 # On Windows a spreadsheet holding the file refuses the replace with a permission

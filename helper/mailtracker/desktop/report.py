@@ -337,7 +337,7 @@ def _table(emails: Sequence[Email]) -> str:
     if not emails:
         return "<p class=\"note\">Nothing tracked yet.</p>"
     head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
-            "Machines", "Hits", "Labels", "Group")
+            "Machines", "Hits", "Labels", "Reminder", "Group")
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
     # The copies of an email sent individually stand together, one row per recipient.
@@ -358,6 +358,7 @@ def _table(emails: Sequence[Email]) -> str:
             (str(row["machine_hits"]), "n"),
             (str(row["hits"]), "n"),
             (_esc(_labels(email)), ""),
+            (_stamp(row.get("remind_at") or ""), ""),
             (_esc((row.get("group") or "")[:8]), ""),
         ]
         out.append(f"<tr id=\"t-{_esc(row['short_id'])}\">" + "".join(

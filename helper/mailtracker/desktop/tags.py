@@ -30,8 +30,9 @@ from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id
 log = logging.getLogger(__name__)
 
 # group: the mail a tag is one recipient's copy of ("send individually"); empty otherwise.
+# remind_at: when to remind the sender if nobody has opened the mail by then.
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status",
-               "group")
+               "group", "remind_at")
 # Columns are only ever added at the end of TAG_COLUMNS: a row of an older writer (or a
 # new row under an older file's header) is read by position, down to this many fields.
 TAG_COLUMNS_FIRST = 8
@@ -97,7 +98,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
-        "group": group,
+        "group": group, "remind_at": "",
     }
     append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)

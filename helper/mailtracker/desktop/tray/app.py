@@ -23,7 +23,7 @@ from mailtracker.core.errors import AlreadyRunningError, MailtrackerError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config
 from mailtracker.core.tokens import short_id
-from mailtracker.desktop.daemon import Daemon
+from mailtracker.desktop.daemon import Daemon, tray_lock_path
 from mailtracker.desktop.fold import FoldResult
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.marks import Marks
@@ -41,7 +41,7 @@ class InstanceLock:
 
     def __init__(self, home: Home):
         self.home = home
-        self._lock = FileLock(str(home.state_dir / "tray.lock"), timeout=0)
+        self._lock = FileLock(str(tray_lock_path(home)), timeout=0)
         self._pid_path = home.state_dir / "tray.pid"
 
     def __enter__(self) -> "InstanceLock":

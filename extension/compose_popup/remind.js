@@ -1,0 +1,52 @@
+// The Track popup's reminder row: "remind me if not opened in N days" for this email.
+// Shown while the email is tracked; starts from the identity's default (options), and the
+// choice is kept for this compose tab until it is sent (reminders.mjs).
+
+import { composeView } from "../modules/composeIndicator.mjs";
+import { localizePage } from "../modules/i18n.mjs";
+import {
+  DEFAULT_REMIND_DAYS,
+  cleanDays,
+  loadRemindDefaults,
+  loadTabChoice,
+  remindDaysFor,
+  saveTabChoice,
+} from "../modules/reminders.mjs";
+
+const byId = (id) => document.getElementById(id);
+
+async function composeTabId() {
+  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
+  return tab.id;
+}
+
+async function render(tabId) {
+  const { details, view } = await composeView(tabId);
+  const [choice, defaults] = await Promise.all([loadTabChoice(tabId), loadRemindDefaults()]);
+  const days = remindDaysFor({ tabChoice: choice, identityDefault: defaults[details.identityId] });
+  byId("remindRow").hidden = view.status !== "tracked";
+  byId("remind").checked = days > 0;
+  byId("remindDays").value = String(days || cleanDays(defaults[details.identityId]) || DEFAULT_REMIND_DAYS);
+  byId("remindDays").disabled = days === 0;
+}
+
+async function main() {
+  localizePage(byId("remindRow"));
+  const tabId = await composeTabId();
+  const save = async () => {
+    const days = cleanDays(byId("remindDays").value) || DEFAULT_REMIND_DAYS;
+    await saveTabChoice(tabId, byId("remind").checked ? days : 0);
+    await render(tabId);
+  };
+  byId("remind").addEventListener("change", save);
+  byId("remindDays").addEventListener("change", save);
+  // The Track toggle (popup.js) changes whether there is anything to remind of.
+  browser.storage.onChanged.addListener((changes, area) => {
+    if (area === "session" && `compose:${tabId}` in changes) {
+      render(tabId);
+    }
+  });
+  await render(tabId);
+}
+
+main().catch((error) => console.error("mailtracker: reminder row: %s", error));

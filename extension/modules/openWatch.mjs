@@ -1,0 +1,257 @@
+// Keeps what Thunderbird shows of the opens current, once per change the helper pushes:
+// the tags on Sent copies (sentList.mjs), the toolbar badge (new opens since the user
+// last looked at the Tracked mail page), notifications of a person's open or click (only
+// while no tray runs: a tray notifies itself, whether it folds or follows this
+// Thunderbird's helper), and follow-up reminders that came due unopened.
+//
+// One `list` per change; only the mails whose state changed are looked up and retagged.
+// What was seen, tagged and notified is kept in storage.local, so a suspended
+// background, a restart or a second change never notifies one open twice.
+// deps: {helper, messenger, local?, t, now?, log?}; node tests pass doubles.
+
+import { REMINDER_ALARM, nextReminder } from "./reminders.mjs";
+import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
+
+export const STATE_KEY = "openWatch";
+// The register keeps every tag; a mail older than the newest this many is left as it is.
+export const LIST_LIMIT = 500;
+// A mail whose copy is not found (deleted, or filed where we cannot see it) is looked up
+// again at this many changes, then left alone.
+export const MAX_LOOKUPS = 5;
+export const BADGE_COLOR = "#2E7D32";
+const NOTIFICATION_PREFIX = "mailtracker-mail:";
+
+/** A notification id that names the mail to open when it is clicked. */
+export function notificationIdFor(kind, tagId, count, messageId) {
+  return `${NOTIFICATION_PREFIX}${kind}:${tagId}:${count}:${messageId}`;
+}
+
+/** The Message-ID a notification id names, or null for someone else's notification. */
+export function messageIdOfNotification(notificationId) {
+  if (!String(notificationId).startsWith(NOTIFICATION_PREFIX)) {
+    return null;
+  }
+  const parts = notificationId.slice(NOTIFICATION_PREFIX.length).split(":");
+  return parts.length >= 4 ? parts.slice(3).join(":") || null : null;
+}
+
+function whoOf(row) {
+  return row.name || row.recipients || row.short_id || "";
+}
+
+/**
+ * What changed between the stored per-tag state and the new rows (pure):
+ * {entries, retag: [row, state], notices: [{kind, row, count}], newOpens}.
+ * notifyHere: true (no tray runs: the add-on notifies), false (the tray notifies), null (not
+ * known yet: leave the notified counts for a later change to settle).
+ */
+export function diffRows(stored, rows, { now, notifyHere }) {
+  const previous = stored.entries ?? {};
+  const first = !stored.baselined;
+  const entries = {};
+  const retag = [];
+  const notices = [];
+  let newOpens = 0;
+  for (const row of rows) {
+    if (!row?.id || row.status === "unsent") {
+      continue;
+    }
+    const opens = Number(row.opens ?? 0);
+    const clicks = Number(row.clicks ?? 0);
+    const state = stateOf(row, now);
+    const before = previous[row.id];
+    const entry = {
+      state: before?.state ?? "none",
+      tagged: before?.tagged ?? false,
+      lookups: before?.lookups ?? 0,
+      seenOpens: first ? opens : (before?.seenOpens ?? 0),
+      toldOpens: first ? opens : (before?.toldOpens ?? 0),
+      toldClicks: first ? clicks : (before?.toldClicks ?? 0),
+      reminded: before?.reminded ?? false,
+    };
+    if (opens > entry.seenOpens) {
+      newOpens += opens - entry.seenOpens;
+    }
+    // Fewer after a rebuild under new rules: nothing new, and the next open counts from there.
+    entry.seenOpens = opens;
+    if (notifyHere !== null) {
+      if (notifyHere && opens > entry.toldOpens) {
+        notices.push({ kind: "open", row, count: opens });
+      } else if (notifyHere && clicks > entry.toldClicks) {
+        notices.push({ kind: "click", row, count: clicks });
+      }
+      entry.toldOpens = opens;
+      entry.toldClicks = clicks;
+    }
+    if (state === "due" && !entry.reminded && row.message_id) {
+      notices.push({ kind: "reminder", row, count: 0 });
+      entry.reminded = true;
+    }
+    const changed = state !== entry.state || !entry.tagged;
+    const lookupsLeft = entry.lookups < MAX_LOOKUPS;
+    if (changed && row.message_id && lookupsLeft && !(state === "none" && !before)) {
+      retag.push([row, state]);
+    } else if (changed && state === "none" && !before) {
+      // A new mail with nothing to show: no lookup for it.
+      Object.assign(entry, { state, tagged: true });
+    }
+    entries[row.id] = entry;
+  }
+  // Tags beyond the list's limit keep their entries (they still own their counts).
+  for (const [id, entry] of Object.entries(previous)) {
+    entries[id] ??= entry;
+  }
+  return { entries, retag, notices, newOpens };
+}
+
+/** {title, message} of a notification (t: i18n lookup). */
+export function noticeText({ kind, row }, t) {
+  const subject = row.subject || t("trackedNoSubject");
+  if (kind === "reminder") {
+    return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };
+  }
+  return {
+    title: t(kind === "click" ? "clickNoticeTitle" : "openNoticeTitle", [whoOf(row)]),
+    message: t("noticeBody", [subject]),
+  };
+}
+
+export function createOpenWatch({ helper, messenger, local, t, now = () => Date.now(), log = console }) {
+  const area = local ?? messenger.storage.local;
+  let notifyHere = null;
+  let running = null;
+  let again = false;
+  let tagsReady = false;
+
+  async function load() {
+    return (await area.get(STATE_KEY))[STATE_KEY] ?? { baselined: false, entries: {}, badge: 0 };
+  }
+
+  async function showBadge(count) {
+    await messenger.action.setBadgeText({ text: count > 0 ? String(count) : "" });
+    if (count > 0) {
+      await messenger.action.setBadgeBackgroundColor({ color: BADGE_COLOR });
+    }
+  }
+
+  async function notifyOf(notice) {
+    const { title, message } = noticeText(notice, t);
+    try {
+      await messenger.notifications.create(
+        notificationIdFor(notice.kind, notice.row.id, notice.count, notice.row.message_id ?? ""),
+        { type: "basic", iconUrl: messenger.runtime.getURL("icons/mailtracker.svg"), title, message },
+      );
+    } catch (error) {
+      log.warn("mailtracker: notification not shown: %s", error.message);
+    }
+  }
+
+  async function retagOne(entry, row, state) {
+    try {
+      if (!tagsReady) {
+        await ensureTags(messenger, t);
+        tagsReady = true;
+      }
+      const copies = await tagCopies(messenger, row.message_id, state);
+      if (copies > 0) {
+        Object.assign(entry, { state, tagged: true, lookups: 0 });
+      } else {
+        entry.lookups += 1;
+      }
+    } catch (error) {
+      entry.lookups += 1;
+      log.warn("mailtracker: could not tag the Sent copy of %s: %s", row.message_id, error.message);
+    }
+  }
+
+  async function scheduleNext(rows) {
+    const next = nextReminder(rows, now());
+    if (next === null) {
+      await messenger.alarms.clear(REMINDER_ALARM);
+    } else {
+      // An alarm of the same name replaces the one set before.
+      await messenger.alarms.create(REMINDER_ALARM, { when: next });
+    }
+  }
+
+  async function runOnce() {
+    const { tags } = await helper.list({ limit: LIST_LIMIT });
+    const rows = tags ?? [];
+    const stored = await load();
+    const { entries, retag, notices, newOpens } = diffRows(stored, rows, { now: now(), notifyHere });
+    for (const [row, state] of retag) {
+      await retagOne(entries[row.id], row, state);
+    }
+    const badge = (stored.badge ?? 0) + newOpens;
+    await area.set({ [STATE_KEY]: { baselined: true, entries, badge } });
+    if (newOpens > 0 || !stored.baselined) {
+      await showBadge(badge);
+    }
+    for (const notice of notices) {
+      await notifyOf(notice);
+    }
+    await scheduleNext(rows);
+  }
+
+  /** Read the register once and bring tags, badge, notifications and reminders up to date.
+   * Calls during a run are folded into one more run after it. */
+  async function refresh() {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await runOnce();
+        } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  }
+
+  /**
+   * What the helper says (subscribe's reply, each changed event): a running tray notifies of
+   * opens, leading or following, so the add-on does only when none runs. A helper that does
+   * not say (an older one) leaves it to whoever folds.
+   */
+  function setHelperState(data) {
+    if (typeof data?.tray === "boolean") {
+      notifyHere = !data.tray;
+    } else if (typeof data?.folding === "boolean") {
+      notifyHere = data.folding;
+    }
+  }
+
+  /** The user looked at the Tracked mail page: the badge starts from zero. */
+  async function clearBadge() {
+    await running?.catch(() => {});
+    const stored = await load();
+    await area.set({ [STATE_KEY]: { ...stored, badge: 0 } });
+    await showBadge(0);
+  }
+
+  /** Show the badge as stored (a restarted Thunderbird starts without it). */
+  async function restoreBadge() {
+    await showBadge((await load()).badge ?? 0);
+  }
+
+  /** A click on one of our notifications opens that mail (its Sent copy). */
+  async function openMailOf(notificationId) {
+    const messageId = messageIdOfNotification(notificationId);
+    if (!messageId) {
+      return false;
+    }
+    const [message] = await findCopies(messenger, messageId);
+    if (!message) {
+      return false;
+    }
+    await messenger.messageDisplay.open({ messageId: message.id, location: "tab" });
+    return true;
+  }
+
+  return { refresh, setHelperState, clearBadge, restoreBadge, openMailOf };
+}

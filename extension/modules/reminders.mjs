@@ -1,0 +1,119 @@
+// Follow-up reminders: "remind me if not opened in N days", chosen per mail in the
+// Track popup (default off, or the identity's default from the options), sent to the
+// helper with the tag once the mail left (the helper keeps it in tags.csv, so `list`,
+// the report and `mailtracker list` show it), and woken by browser.alarms.
+//
+// The per-tab choice lives in storage.session (like composeTabs.mjs), the defaults in
+// storage.local; areas and the helper are arguments so node tests pass doubles.
+
+export const REMINDER_ALARM = "mailtracker-reminder";
+export const DAY_MS = 24 * 60 * 60 * 1000;
+export const DEFAULT_REMIND_DAYS = 3;
+export const MAX_REMIND_DAYS = 365;
+
+function sessionArea(area) {
+  return area ?? browser.storage.session;
+}
+
+function localArea(area) {
+  return area ?? browser.storage.local;
+}
+
+const keyOf = (tabId) => `remind:${tabId}`;
+
+/** A whole number of days from 0 (off) to MAX_REMIND_DAYS; null for anything else. */
+export function cleanDays(value) {
+  const days = Number(value);
+  return Number.isInteger(days) && days >= 0 && days <= MAX_REMIND_DAYS ? days : null;
+}
+
+/** The days for one mail: the tab's choice, else the identity's default, else off (0). */
+export function remindDaysFor({ tabChoice, identityDefault }) {
+  return cleanDays(tabChoice) ?? cleanDays(identityDefault) ?? 0;
+}
+
+/** When a reminder is due, as the helper takes it (UTC ISO 8601). */
+export function remindAtFor(sentAt, days, dayMs = DAY_MS) {
+  return new Date(sentAt + days * dayMs).toISOString();
+}
+
+/** The earliest reminder still to come among mails no one opened; null if none. */
+export function nextReminder(rows, now) {
+  let next = null;
+  for (const row of rows ?? []) {
+    const due = Date.parse(row?.remind_at ?? "");
+    const opened = row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0;
+    if (!opened && row?.status !== "unsent" && Number.isFinite(due) && due > now && (next === null || due < next)) {
+      next = due;
+    }
+  }
+  return next;
+}
+
+/** The identities' default reminder days (identityId -> days; 0 or missing is off). */
+export async function loadRemindDefaults(area) {
+  const { remindDefaults } = await localArea(area).get("remindDefaults");
+  return remindDefaults && typeof remindDefaults === "object" ? remindDefaults : {};
+}
+
+export async function saveRemindDefault(identityId, days, area) {
+  const current = await loadRemindDefaults(area);
+  await localArea(area).set({ remindDefaults: { ...current, [identityId]: cleanDays(days) ?? 0 } });
+}
+
+/** How long a reminder "day" is: a day, unless a test set `reminderDayMs` in storage.local. */
+export async function loadDayMs(area) {
+  const { reminderDayMs } = await localArea(area).get("reminderDayMs");
+  return Number.isFinite(reminderDayMs) && reminderDayMs > 0 ? reminderDayMs : DAY_MS;
+}
+
+/** The popup's choice for one compose tab: a number of days (0: off), or undefined (the default). */
+export async function loadTabChoice(tabId, area) {
+  const stored = await sessionArea(area).get(keyOf(tabId));
+  return stored[keyOf(tabId)]?.choice;
+}
+
+export async function saveTabChoice(tabId, days, area) {
+  const current = (await sessionArea(area).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
+  await sessionArea(area).set({ [keyOf(tabId)]: { ...current, choice: cleanDays(days) ?? 0 } });
+}
+
+/**
+ * The send side. deps: {helper, runForTab, session?, local?, now?, log?}.
+ * noteSend (onBeforeSend) fixes the days for this send from the tab's choice and the
+ * identity's default; onSent (after the helper recorded the send) asks the helper to keep
+ * the reminder; forgetTab (tab closed) drops the tab's state. All run in the tab's queue,
+ * after the send flow's own steps for that tab.
+ */
+export function createReminders({ helper, runForTab, session, local, now = () => Date.now(), log = console }) {
+  async function noteSend(tabId, identityId) {
+    return runForTab(tabId, async () => {
+      const stored = (await sessionArea(session).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
+      const defaults = await loadRemindDefaults(local);
+      const days = remindDaysFor({ tabChoice: stored.choice, identityDefault: defaults[identityId] });
+      await sessionArea(session).set({ [keyOf(tabId)]: { ...stored, days } });
+    });
+  }
+
+  // Called from inside the send flow's task for this tab: it must not queue behind it.
+  async function onSent({ tabId, tagId }) {
+    const stored = (await sessionArea(session).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
+    if (!stored.days) {
+      return null;
+    }
+    const remindAt = remindAtFor(now(), stored.days, await loadDayMs(local));
+    try {
+      await helper.remind({ tagId, remindAt });
+      return remindAt;
+    } catch (error) {
+      log.warn("mailtracker: the reminder for tag %s was not kept: %s", tagId, error.message);
+      return null;
+    }
+  }
+
+  async function forgetTab(tabId) {
+    return runForTab(tabId, () => sessionArea(session).remove(keyOf(tabId)));
+  }
+
+  return { noteSend, onSent, forgetTab };
+}

@@ -1,0 +1,87 @@
+// The tracked state of a sent mail as Thunderbird tags on its Sent copy: "Opened",
+// "Clicked", "Not opened yet", visible (and sortable, searchable) in the message list.
+//
+// The tags are ours by key ($mt_…): created once if missing, then the user may rename
+// or recolour them and we never touch their names again; a message's other tags are
+// never touched. Tags are IMAP keywords, so other mail programs may show them too.
+// Every Thunderbird API arrives as `messenger`, so node tests pass fakes.
+
+import { STAGING_FOLDER } from "./sentCopy.mjs";
+
+export const STATE_TAGS = Object.freeze({
+  opened: { key: "$mt_opened", name: "tagOpened", color: "#2E7D32" },
+  clicked: { key: "$mt_clicked", name: "tagClicked", color: "#1565C0" },
+  notOpened: { key: "$mt_notopened", name: "tagNotOpened", color: "#E65100" },
+});
+const OUR_KEYS = new Set(Object.values(STATE_TAGS).map((tag) => tag.key));
+
+/**
+ * The state a register row shows in the Sent list: "clicked" (a person followed a link,
+ * which also proves an open), "opened", "due" (its reminder time passed unopened), "none".
+ */
+export function stateOf(row, now) {
+  if (Number(row?.clicks ?? 0) > 0) {
+    return "clicked";
+  }
+  if (row?.opened === true || Number(row?.opens ?? 0) > 0) {
+    return "opened";
+  }
+  const due = Date.parse(row?.remind_at ?? "");
+  return Number.isFinite(due) && due <= now ? "due" : "none";
+}
+
+/** Our tag keys for a state: a clicked mail is also an opened one (the "Opened" filter finds it). */
+export function keysOf(state) {
+  return {
+    clicked: [STATE_TAGS.opened.key, STATE_TAGS.clicked.key],
+    opened: [STATE_TAGS.opened.key],
+    due: [STATE_TAGS.notOpened.key],
+  }[state] ?? [];
+}
+
+/** A message's new tag list: the user's own tags as they were, then ours; null when nothing changes. */
+export function retag(current, wanted) {
+  const theirs = (current ?? []).filter((key) => !OUR_KEYS.has(key));
+  const next = [...theirs, ...wanted];
+  const before = new Set(current ?? []);
+  const same = next.length === before.size && next.every((key) => before.has(key));
+  return same ? null : next;
+}
+
+/** Creates whichever of our tags is missing (never renames or recolours an existing one). */
+export async function ensureTags(messenger, t) {
+  const existing = new Set((await messenger.messages.tags.list()).map((tag) => tag.key));
+  for (const tag of Object.values(STATE_TAGS)) {
+    if (!existing.has(tag.key)) {
+      await messenger.messages.tags.create(tag.key, t(tag.name), tag.color);
+    }
+  }
+}
+
+/** Every copy of the mail with this Message-ID, but the transient one in the staging folder. */
+export async function findCopies(messenger, headerMessageId) {
+  const copies = [];
+  let page = await messenger.messages.query({ headerMessageId });
+  for (;;) {
+    copies.push(...(page?.messages ?? []).filter((message) => message.folder?.name !== STAGING_FOLDER));
+    if (!page?.id) {
+      return copies;
+    }
+    page = await messenger.messages.continueList(page.id);
+  }
+}
+
+/**
+ * Puts the state's tags on every copy of the mail (its clean Sent copy, a copy to oneself);
+ * returns how many copies there are: 0 means none yet (the clean copy is still on its way).
+ */
+export async function tagCopies(messenger, headerMessageId, state) {
+  const copies = await findCopies(messenger, headerMessageId);
+  for (const message of copies) {
+    const tags = retag(message.tags, keysOf(state));
+    if (tags) {
+      await messenger.messages.update(message.id, { tags });
+    }
+  }
+  return copies.length;
+}

@@ -1,0 +1,53 @@
+// The Tracked mail page's rules: which rows a filter keeps and how a column sorts (pure,
+// so node tests check them; tracked/tracked.js renders).
+
+import { stateOf } from "./sentList.mjs";
+
+export const FILTERS = ["all", "opened", "notOpened", "clicked", "due"];
+const NUMERIC = new Set(["opens", "clicks"]);
+
+/** Whether a list row passes the filter at `now`. */
+export function matchesFilter(tag, filter, now) {
+  const state = stateOf(tag, now);
+  switch (filter) {
+    case "opened":
+      return state === "opened" || state === "clicked";
+    case "notOpened":
+      return state === "none" || state === "due";
+    case "clicked":
+      return state === "clicked";
+    case "due":
+      return state === "due";
+    default:
+      return true;
+  }
+}
+
+function sortValue(tag, key) {
+  const value = tag[key];
+  if (NUMERIC.has(key)) {
+    return Number(value ?? 0);
+  }
+  return Array.isArray(value) ? value.join(", ") : String(value ?? "");
+}
+
+/** The rows sorted by one column; empty values last whichever the direction. */
+export function sortTags(tags, key, descending) {
+  return [...tags].sort((a, b) => {
+    const x = sortValue(a, key);
+    const y = sortValue(b, key);
+    if (x === "" || y === "") {
+      return (x === "") - (y === "");
+    }
+    const order = typeof x === "number" ? x - y : x.localeCompare(y);
+    return descending ? -order : order;
+  });
+}
+
+/** The counted opens (and clicks) of a status timeline, newest first: {time, label, client}. */
+export function countedOpens(status) {
+  return (status?.timeline ?? [])
+    .filter((event) => event.counted && ["open", "proxy", "click"].includes(event.label))
+    .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? "") }))
+    .reverse();
+}
