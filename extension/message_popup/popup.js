@@ -69,7 +69,11 @@ function renderRecipients(recipients) {
       const parts = [
         row.recipient,
         row.opened
-          ? t("messageRecipientOpened", [formatDateTime(row.firstOpen), String(row.opens), formatDateTime(row.lastOpen)])
+          ? t(row.opens === 1 ? "messageRecipientOpenedOnce" : "messageRecipientOpened", [
+              formatDateTime(row.firstOpen),
+              String(row.opens),
+              formatDateTime(row.lastOpen),
+            ])
           : t("messageRecipientNotOpened"),
       ];
       if (row.device) {
