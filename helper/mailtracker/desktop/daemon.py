@@ -30,20 +30,31 @@ FOLLOW_POLL_S = 1.0
 
 def _lock(home: Home) -> FileLock:
     home.state_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(home.state_dir / "daemon.lock"), timeout=0)
+    return FileLock(str(daemon_lock_path(home)), timeout=0)
 
 
-def daemon_running(home: Home) -> bool:
-    """Whether some process leads this home's daemon (and so keeps the counts current)."""
+def daemon_lock_path(home: Home):
+    """The lock the leading daemon holds: one folder of the counts per home."""
+    return home.state_dir / "daemon.lock"
+
+
+def _held_elsewhere(home: Home, path) -> bool:
+    """Whether another process holds this lock (taken and dropped at once to find out);
+    never creates the state folder of a home that has none."""
     if not home.state_dir.is_dir():
         return False
-    lock = _lock(home)
+    lock = FileLock(str(path), timeout=0)
     try:
         lock.acquire()
     except Timeout:
         return True
     lock.release()
     return False
+
+
+def daemon_running(home: Home) -> bool:
+    """Whether some process leads this home's daemon (and so keeps the counts current)."""
+    return _held_elsewhere(home, daemon_lock_path(home))
 
 
 def tray_lock_path(home: Home):
@@ -53,15 +64,7 @@ def tray_lock_path(home: Home):
 
 def tray_running(home: Home) -> bool:
     """Whether a tray runs for this home (it notifies of opens, leading or following)."""
-    if not home.state_dir.is_dir():
-        return False
-    lock = FileLock(str(tray_lock_path(home)), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    lock.release()
-    return False
+    return _held_elsewhere(home, tray_lock_path(home))
 
 
 class Daemon:
