@@ -190,7 +190,9 @@ def _collect(query: "pl.LazyFrame") -> "pl.DataFrame":
 def _new_hits(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]):
     """The hits not counted before (by an earlier pass, or earlier in these lines), and
     how many were; ``SeenHits.add``'s answers, without changing the runs yet."""
-    first = pl.col("hit_id").is_first_distinct()  # one spelling per hit (_SERVER_LINE)
+    # One spelling per hit (_SERVER_LINE), so a hit repeats only as the same id; where each
+    # boot's hits stand together and rise, as the server writes them, none repeats.
+    first = pl.lit(True) if _in_order(frame) else pl.col("hit_id").is_first_distinct()
     known = [boot for boot in frame["boot"].unique().to_list() if boot in runs]
     if known:
         spans = pl.DataFrame(
@@ -207,10 +209,21 @@ def _new_hits(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]):
     return new, frame.height - new.height
 
 
+def _in_order(frame: "pl.DataFrame") -> bool:
+    """Whether each boot's hits stand together, their sequence numbers rising."""
+    boot, seq = pl.col("boot"), pl.col("seq")
+    starts = (boot != boot.shift(1)).fill_null(True)
+    runs, boots, falls = frame.select(
+        runs=starts.sum(), boots=boot.n_unique(), falls=(~starts & (seq <= seq.shift(1))).sum()).row(0)
+    return runs == boots and falls == 0
+
+
 def _add_seen(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]) -> None:
     """Record these (new, distinct) hits in the seen runs, as SeenHits.add would one by one:
     the runs stay sorted, disjoint and apart, so the result does not depend on the order."""
-    ids = frame.select("boot", "seq").sort("boot", "seq")
+    ids = frame.select("boot", "seq")
+    if not _in_order(ids):  # else each boot's hits already form its fewest runs
+        ids = ids.sort("boot", "seq")
     starts = ((pl.col("boot") != pl.col("boot").shift(1)) | (pl.col("seq") != pl.col("seq").shift(1) + 1)
               ).fill_null(True)
     spans = (ids.with_columns(run=starts.cum_sum())
