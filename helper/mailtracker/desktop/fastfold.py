@@ -27,6 +27,7 @@ zero).
 """
 
 import bisect
+import json
 import logging
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -484,23 +485,30 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
                 link_counts[1] = first
             link_counts[2] = max(link_counts[2], last)
     _remember_clients(frame, words, last_seen, names, counts)
-    # Only the latest events of a tag are kept (view.TIMELINE_LENGTH): only those are built.
-    # In tag order, a hit is among its tag's latest when the one that many places on is
-    # another tag's.
-    latest = frame.select("tag_c", "row", "time", "label", "key", "reason", "described")
-    latest = latest[_last_of_each(latest, "tag_c", TIMELINE_LENGTH)]
-    labels, reasons, described = (pl.Series(_Words.texts(table), dtype=pl.String)
-                                  for table in (words.labels, words.reasons, words.described))
-    events = list(zip(latest["time"].to_list(), labels.gather(latest["label"]).to_list(),
-                      latest["key"].is_not_null().cast(pl.Int64).to_list(),
-                      reasons.gather(latest["reason"]).to_list(), described.gather(latest["described"]).to_list()))
-    ends = latest.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
-    touched = timelines.touched
-    for tag_c, at, n in ends.iter_rows():
-        tag = names[tag_c]
-        if tag not in touched:
-            timelines.of(tag)
-        touched[tag].extend(events[at:at + n])
+    _add_events(frame, words, names, timelines)
+
+
+def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
+    """The fast tags' latest events in their timelines: only view.TIMELINE_LENGTH are kept, so
+    only those are built, and a timeline that starts here is written by the column, as the
+    store keeps it (a JSON array of [time, label, counted, reason, client])."""
+    latest = frame.select("tag_c", "time", "label", "key", "reason", "described").group_by("tag_c").tail(
+        TIMELINE_LENGTH)
+    # Each text in json.dumps's own spelling; a time is digits and punctuation only (_SERVER_LINE).
+    spelled = [pl.Series(column, [json.dumps(text) for text in _Words.texts(table)], dtype=pl.String).gather(
+               latest[column]) for column, table in (("label", words.labels), ("reason", words.reasons),
+                                     ("described", words.described))]
+    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'), pl.col("label"), pl.lit(","),
+                           pl.col("key").is_not_null().cast(pl.Int8).cast(pl.String), pl.lit(","), pl.col("reason"),
+                           pl.lit(","), pl.col("described"), pl.lit("]")])
+    joined = latest.with_columns(*spelled).select("tag_c", event.alias("event")).group_by("tag_c").agg(
+        pl.col("event").str.join(","))
+    for tag_c, events in joined.iter_rows():
+        tag, text = names[tag_c], f"[{events}]"
+        if timelines.starts_here(tag):
+            timelines.encoded[tag] = text
+        else:
+            timelines.of(tag).extend(tuple(event) for event in json.loads(text))
 
 
 def _last_of_each(frame: "pl.DataFrame", group: str, count: int) -> "pl.Series":

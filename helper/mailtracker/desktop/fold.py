@@ -311,7 +311,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild)
             _save(home, state, result, view, fresh)
             # After the counts: a crash in between costs a view some events, never a count.
-            view.save_timelines(timelines.touched, replace_all=rebuild)
+            view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded)
     finally:
         if collecting:
             gc.enable()
@@ -339,18 +339,35 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
 
 
 class _Timelines:
-    """The timelines a fold pass touches, read from the store on first touch."""
+    """The timelines a fold pass touches, read from the store on first touch; or, for a
+    tag whose timeline starts in this pass, its latest events already written as the
+    store keeps them (the fast path writes them by the column)."""
 
     def __init__(self, view: ViewWriter, fresh: bool):
         self.view = view
         self.fresh = fresh
         self.touched: Dict[str, list] = {}
+        self.encoded: Dict[str, str] = {}
+        self._stored: Optional[set] = None
 
     def of(self, tag: str) -> list:
         events = self.touched.get(tag)
         if events is None:
-            events = self.touched[tag] = [] if self.fresh else self.view.events(tag)
+            text = self.encoded.pop(tag, None)
+            if text is not None:
+                events = [tuple(event) for event in json.loads(text)]
+            else:
+                events = [] if self.fresh else self.view.events(tag)
+            self.touched[tag] = events
         return events
+
+    def starts_here(self, tag: str) -> bool:
+        """Whether this pass has no events of the tag yet, and the store none either."""
+        if tag in self.touched or tag in self.encoded:
+            return False
+        if self._stored is None:
+            self._stored = set() if self.fresh else self.view.tags_with_events()
+        return tag not in self._stored
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:

@@ -80,7 +80,13 @@ class ViewWriter:
             self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
                              "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
-    def save_timelines(self, changed: Dict[str, List[Event]], replace_all: bool) -> None:
+    def tags_with_events(self) -> set:
+        return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
+
+    def save_timelines(self, changed: Dict[str, List[Event]], replace_all: bool,
+                       encoded: Optional[Dict[str, str]] = None) -> None:
+        """Store these timelines (their latest TIMELINE_LENGTH events); ``encoded``: more, each
+        already a JSON array of at most that many events, as this writes one."""
         with self._db:
             if replace_all:
                 self._db.execute("DELETE FROM timelines")
@@ -88,6 +94,9 @@ class ViewWriter:
                 "INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
                 ((tag, json.dumps(events[-TIMELINE_LENGTH:], separators=(",", ":")))
                  for tag, events in changed.items()))
+            if encoded:
+                self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
+                                     encoded.items())
 
 
 class ViewReader:
