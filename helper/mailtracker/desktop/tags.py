@@ -152,9 +152,14 @@ def split_records(data: bytes) -> Tuple[List[bytes], int]:
     records: List[bytes] = []
     start = pos = 0
     size = len(data)
+    # The next quote and newline at or after pos, found again only once pos has passed
+    # them (-1: there is none further on): a log without quotes is read in one pass.
+    quote = newline = -2
     while True:
-        quote = data.find(b'"', pos)
-        newline = data.find(b"\n", pos)
+        if -1 != quote < pos:
+            quote = data.find(b'"', pos)
+        if -1 != newline < pos:
+            newline = data.find(b"\n", pos)
         if newline >= 0 and (quote < 0 or newline < quote):
             records.append(data[start:newline + 1])
             start = pos = newline + 1
