@@ -129,11 +129,15 @@ def _lines(blob: bytes) -> "pl.Series":
                              new_columns=["line"], infer_schema=False, comment_prefix=None)["line"]
     except pl.exceptions.PolarsError as exc:  # bytes that are not UTF-8, above all
         raise Declined(f"unreadable as UTF-8 text ({type(exc).__name__})") from None
-    if column.len() != blob.count(b"\n"):
+    if b"\r" not in blob:  # as the server writes: each line and its "\n" hold every byte
+        cut_elsewhere = column.str.len_bytes().sum() + column.len() != len(blob)
+    else:
+        cut_elsewhere = column.len() != blob.count(b"\n")
+        # polars ends a line at "\r\n" or "\n"; splitlines() also at a lone "\r".
+        if column.str.contains("\r", literal=True).any():
+            raise Declined("a carriage return that ends no line")
+    if cut_elsewhere:
         raise Declined("polars cut the lines elsewhere")
-    # polars ends a line at "\r\n" or "\n"; splitlines() also at a lone "\r".
-    if column.str.contains("\r", literal=True).any():
-        raise Declined("a carriage return that ends no line")
     return column.slice(1)
 
 
@@ -253,7 +257,7 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
                                .name.suffix("_c"))
     words = _Words()
     combos, texts = _combos(frame, judge, words)
-    tags, remembered = _tag_table(frame, state, judge)
+    tags, remembered = _tag_table(frame, texts[0], state, judge)
     names = dict(tags.select("tag_c", "tag").iter_rows())
     # The texts stay behind: from here on each join or filter copies only numbers and times.
     frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
@@ -288,22 +292,26 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     on_delivery = pl.col("click") & pl.col("key").is_not_null() \
         & (pl.col("when") - pl.col("send") >= 0) & (pl.col("when") - pl.col("send") < rules.delivery_window_s)
     # The same client of a tag again within the window: the repeat rule's order matters.
-    # (A sort by client and a look at the neighbour: per-group expressions cost far more.)
-    same = (pl.col("tag_c") == pl.col("tag_c").shift(1)) & (pl.col("key") == pl.col("key").shift(1))
+    # (A stable sort by tag and client, which keeps each one's hits in their order, and a look
+    # at the neighbour: per-group expressions cost far more. Both codes are below 2**32.)
+    pair = pl.col("tag_c").cast(pl.Int64) * (1 << 32) + pl.col("key")
+    same = pl.col("pair") == pl.col("pair").shift(1)
     gap = pl.col("when") - pl.col("when").shift(1)
-    # The clients a tag's memory holds from before stand first, as if just seen, in its order.
+    # The clients a tag's memory holds from before stand first, as if just seen, in its order
+    # (each client once).
     before = pl.DataFrame([(tag_c, _Words._code(words.keys, key), row, when)
                            for tag_c, key, row, when in remembered if key != FIRST_FETCH],
                           schema={"tag_c": pl.UInt32, "key": pl.Int64, "row": pl.Int64, "when": pl.Float64},
                           orient="row")
     people = pl.concat([before, frame.filter(pl.col("key").is_not_null()).select(
-        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")]).sort("tag_c", "key", "row")
+        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")]).with_columns(pair=pair).sort(
+        "pair", maintain_order=True)
     again = people.filter(same & (gap >= 0) & (gap < rules.repeat_window_s))["tag_c"]
     slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], again]).unique()
     frame = frame.with_columns(slow=pl.col("tag_c").is_in(slow_tags.implode()))
     # Each client's last hit, for the repeat memory of the tags that stay here.
     last_seen = people.filter(~same.shift(-1).fill_null(False) & ~pl.col("tag_c").is_in(
-        frame.filter(pl.col("slow"))["tag_c"].unique().implode()))
+        frame.filter(pl.col("slow"))["tag_c"].unique().implode())).drop("pair")
     words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
                         "key", "link", "first_row", "first", "slow"), words, last_seen, names
@@ -407,23 +415,23 @@ def _click_verdict(method: str, verdict) -> Tuple[str, str, Optional[str], Optio
     return "click", reason, f"click{link} ", reason.partition(":")[2]
 
 
-def _tag_table(frame: "pl.DataFrame", state, judge: Judge):
+def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Judge):
     """Per tag: the first fetch that opens its delivery window (remembered, or this batch's
     first pixel hit: ``first_row``), the span in which time changes a label, and the reported
     send a click is measured from; and what the tags' memories hold, in their order, as
     (tag, key, a place before every new hit, time)."""
-    firsts = (frame.filter(~pl.col("method").str.starts_with("click:")).group_by("tag_c")
-              .agg(pl.col("row").first().alias("frow"), pl.col("when").first().alias("fwhen")))
-    firsts = {tag_c: (row, when) for tag_c, row, when in firsts.iter_rows()}
+    clicks = [code for code, method in methods.items() if method.startswith("click:")]
+    per_tag = frame.select("tag_c", "tag", "row", "when", pixel=~pl.col("method_c").is_in(clicks)).group_by(
+        "tag_c").agg(pl.col("tag").first(), pl.col("row").filter("pixel").first(), pl.col("when").filter("pixel").first())
     rows, remembered = [], []
-    for tag_c, tag in frame.unique(subset="tag_c").select("tag_c", "tag").iter_rows():
+    for tag_c, tag, pixel_row, pixel_when in per_tag.iter_rows():
         entry = state.counts.get(tag)
         recent = per_line._recent_of(entry) if entry is not None else {}
         remembered.extend((tag_c, key, place - len(recent), when) for place, (key, when) in enumerate(recent.items()))
         first, first_row = recent.get(FIRST_FETCH), None
         reported = judge.send_reported(tag)
-        if not reported and first is None and tag_c in firsts:
-            first_row, first = firsts[tag_c]
+        if not reported and first is None and pixel_row is not None:
+            first_row, first = pixel_row, pixel_when
         span = judge.span(tag, first)
         start, end = (parse_timestamp(span[1]), parse_timestamp(span[2])) if span is not None else (None, None)
         send = span[0].sent_at if span is not None and reported else None
