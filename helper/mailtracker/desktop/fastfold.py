@@ -519,32 +519,25 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
             timelines.of(tag).extend(tuple(event) for event in json.loads(text))
 
 
-def _last_of_each(frame: "pl.DataFrame", group: str, count: int) -> "pl.Series":
-    """Where the last ``count`` rows of each ``group`` are (by ``row``), grouped and in order: in
-    that order, a row is among its group's last when the one ``count`` places on is not its group's."""
-    order = frame.select(pl.arg_sort_by(group, "row").alias("at"))["at"]
-    groups = frame[group].gather(order)
-    return order.filter((groups != groups.shift(-count)).fill_null(True))
-
-
 def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],
                       counts) -> None:
     """Each fast tag's repeat memory after its hits: its last RECENT_CLIENTS clients by their
     last hit (those it remembered count as seen before every new hit), oldest first, each with
     that hit's time (it counted), and the first fetch where ``Judge.judge`` put it, after the
     clients seen before it and before those that came after."""
+    first_fetch = _Words._code(words.keys, FIRST_FETCH)
     keys = _Words.texts(words.keys)
-    people = last_seen[_last_of_each(last_seen, "tag_c", RECENT_CLIENTS)]
-    memories: Dict[str, list] = {}
-    for tag_c, key, row, when in people.iter_rows():
-        memories.setdefault(names[tag_c], []).append((row, 1, keys[key], when))
-    firsts = frame.filter(pl.col("first_row").is_not_null()).select("tag_c", "first_row", "first").unique("tag_c")
-    fast = set(frame["tag_c"].unique().to_list())
-    for tag_c, row, first in [*firsts.iter_rows(), *words.first_fetches]:
-        if tag_c in fast:
-            memories.setdefault(names[tag_c], []).append((row, 0, FIRST_FETCH, first))
-    for tag, items in memories.items():
-        recent = per_line._recent_of(counts[tag])
-        recent.clear()
-        for _, _, key, when in sorted(items):
-            recent[key] = when
+    schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
+    latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")  # a row is one client's
+    clients = last_seen.filter(latest).select(
+        "tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
+    firsts = frame.filter(pl.col("first_row").is_not_null()).unique("tag_c").select(
+        "tag_c", pl.col("first_row").cast(pl.Int64).alias("row"), pl.lit(0, pl.Int8).alias("kind"),
+        pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))
+    remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
+                              schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
+    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort("tag_c", "row", "kind")
+    codes, whens = items["key"].to_list(), items["when"].to_list()
+    spans = items.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
+    for tag_c, at, n in spans.iter_rows():
+        counts[names[tag_c]][per_line._RECENT] = dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n]))

@@ -321,14 +321,16 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool) -> None:
     """Register and read model first, then the state: a crash in between leaves the old
     state, and folding it again writes the same rows."""
+    rows = None
     if result.touched or fresh:
-        view.save_rows(state.rows() if fresh else [state.row(tag) for tag in result.touched if tag in state.tags],
+        rows = state.rows() if fresh else None  # every row: the register is written from them too
+        view.save_rows(rows if fresh else [state.row(tag) for tag in result.touched if tag in state.tags],
                        replace_all=fresh)
     if result.touched or fresh or result.new_moments or state.register_pending \
             or state.odd_entries != result.skipped_entries or not home.register_path.exists():
         state.odd_entries = list(result.skipped_entries)
         try:
-            write_register(home.register_path, state.rows(), result.new_opens)
+            write_register(home.register_path, rows or state.rows(), result.new_opens)
         except RegisterLockedError as exc:
             result.register_error = str(exc)
             state.register_pending = True
