@@ -7,20 +7,31 @@ import math
 import re
 import time
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Optional, Tuple
 
 _LAST_SECOND = (None, "")
 
 
-def utc_timestamp(when: Optional[float] = None) -> str:
-    """UTC ISO 8601 with milliseconds and a Z; sorts as text in time order."""
-    global _LAST_SECOND
-    when = time.time() if when is None else when
+def _second_and_micros(when: float) -> Tuple[int, int]:
     second = math.floor(when)
     # Rounded to microseconds first, as datetime does, so 15.573 stays .573.
     micros = round((when - second) * 1_000_000)
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
+    return second, micros
+
+
+def stamped(when: float) -> float:
+    """The moment as its timestamp says it (to the millisecond): what ``parse_timestamp``
+    gives for ``utc_timestamp(when)``, without the text."""
+    second, micros = _second_and_micros(when)
+    return second + micros // 1000 / 1000
+
+
+def utc_timestamp(when: Optional[float] = None) -> str:
+    """UTC ISO 8601 with milliseconds and a Z; sorts as text in time order."""
+    global _LAST_SECOND
+    second, micros = _second_and_micros(time.time() if when is None else when)
     cached_second, prefix = _LAST_SECOND  # one tuple: safe to share between threads
     if cached_second != second:
         prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")

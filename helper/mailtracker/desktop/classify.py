@@ -306,8 +306,17 @@ class Judge:
     def span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
         """The tag's context, and the span of hit times (as timestamp strings) in which
         it can change a label: outside it, the user agent alone decides. Without a
-        reported send, the delivery window starts at the tag's first fetch. (Public for
-        the fold's fast path, which labels many hits at once by the same rules.)"""
+        reported send, the delivery window starts at the tag's first fetch."""
+        window = self.window(tag, first_fetch)
+        if window is None:
+            return None
+        context, start, end = window
+        return context, utc_timestamp(start), utc_timestamp(end)
+
+    def window(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
+        """``span`` with its first and last moment in epoch seconds, before they are written
+        as timestamps. (Public for the fold's fast path, which labels many hits at once by
+        the same rules.)"""
         moments = self.moments.get(tag) or []
         sends = [moment for moment, reason in moments if reason == "send"]
         if not moments and first_fetch is None:
@@ -320,8 +329,7 @@ class Judge:
         ends = [moment + SELF_AFTER_S for moment, _ in moments]
         if context.sent_at is not None:
             ends.append(context.sent_at + self.rules.delivery_window_s)
-        start = min(moment for moment, _ in moments) - SELF_BEFORE_S
-        return context, utc_timestamp(start), utc_timestamp(max(ends) + 1)
+        return context, min(moment for moment, _ in moments) - SELF_BEFORE_S, max(ends) + 1
 
     def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
         """Label one new hit; raises ValueError for a time that is not a timestamp."""

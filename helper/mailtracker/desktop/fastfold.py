@@ -37,7 +37,7 @@ import polars as pl
 from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, parse_method, split_hit_line, user_agent_of
 from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
-from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
@@ -269,7 +269,7 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     in_span = ~pl.col("click") & (pl.col("start") <= pl.col("when")) & (pl.col("when") <= pl.col("end"))
     timed = frame.filter(in_span.fill_null(False))
     if timed.height:
-        contexts = {tag_c: judge.span(names[tag_c], first)
+        contexts = {tag_c: judge.window(names[tag_c], first)
                     for tag_c, first in timed.select("tag_c", "first").unique().iter_rows()}
         verdicts = {}
         labels = []
@@ -356,8 +356,10 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
     verdicts, written, looked, decided, described = {}, {}, {}, {}, {}
     rows = []
     texts = ({}, {}, {})
-    distinct = frame.unique(subset=["method_c", "rest_c", "client_c"]).select(
-        "method_c", "rest_c", "client_c", "method", "rest", "client")
+    codes = ["method_c", "rest_c", "client_c"]
+    # The codes alone are compared, and each combination's texts taken from one of its lines.
+    distinct = frame.select(*codes, at=pl.int_range(pl.len(), dtype=pl.UInt32)).unique(subset=codes, keep="any")
+    distinct = distinct.select(codes).hstack(frame.select("method", "rest", "client")[distinct["at"]])
     for method_c, rest_c, client_c, method, rest, client in distinct.iter_rows():
         texts[0][method_c], texts[1][rest_c], texts[2][client_c] = method, rest, client
         verdict = verdicts.get(rest)
@@ -432,9 +434,9 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
         reported = judge.send_reported(tag)
         if not reported and first is None and pixel_row is not None:
             first_row, first = pixel_row, pixel_when
-        span = judge.span(tag, first)
-        start, end = (parse_timestamp(span[1]), parse_timestamp(span[2])) if span is not None else (None, None)
-        send = span[0].sent_at if span is not None and reported else None
+        window = judge.window(tag, first)
+        start, end = (stamped(window[1]), stamped(window[2])) if window is not None else (None, None)
+        send = window[0].sent_at if window is not None and reported else None
         rows.append((tag_c, tag, first, first_row, start, end, send))
     return pl.DataFrame(rows, orient="row", schema={
         "tag_c": pl.UInt32, "tag": pl.String, "first": pl.Float64, "first_row": pl.UInt32,
