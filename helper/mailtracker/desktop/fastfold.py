@@ -502,17 +502,19 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     """The fast tags' latest events in their timelines: only view.TIMELINE_LENGTH are kept, so
     only those are built, and a timeline that starts here is written by the column, as the
     store keeps it (a JSON array of [time, label, counted, reason, client])."""
-    latest = frame.select("tag_c", "time", "label", "key", "reason", "described").group_by("tag_c").tail(
-        TIMELINE_LENGTH)
-    # Each text in json.dumps's own spelling; a time is digits and punctuation only (_SERVER_LINE).
-    spelled = [pl.Series(column, [json.dumps(text) for text in _Words.texts(table)], dtype=pl.String).gather(
-               latest[column]) for column, table in (("label", words.labels), ("reason", words.reasons),
-                                     ("described", words.described))]
-    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'), pl.col("label"), pl.lit(","),
-                           pl.col("key").is_not_null().cast(pl.Int8).cast(pl.String), pl.lit(","), pl.col("reason"),
-                           pl.lit(","), pl.col("described"), pl.lit("]")])
-    joined = latest.with_columns(*spelled).select("tag_c", event.alias("event")).group_by("tag_c").agg(
-        pl.col("event").str.join(","))
+    what = ["label", "counted", "reason", "described"]
+    latest = frame.select("tag_c", "time", "label", pl.col("key").is_not_null().cast(pl.Int64).alias("counted"),
+                          "reason", "described").group_by("tag_c").tail(TIMELINE_LENGTH)
+    # All but the time, once per combination, in json.dumps's own spelling; a time is digits and
+    # punctuation only (_SERVER_LINE).
+    kinds = latest.select(what).unique()
+    texts = (_Words.texts(words.labels), None, _Words.texts(words.reasons), _Words.texts(words.described))
+    kinds = kinds.with_columns(rest=pl.Series([
+        json.dumps([texts[0][label], counted, texts[2][reason], texts[3][described]], separators=(",", ":"))[1:]
+        for label, counted, reason, described in kinds.iter_rows()], dtype=pl.String))
+    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'), pl.col("rest")])
+    joined = latest.join(kinds, on=what, how="left", maintain_order="left").group_by("tag_c").agg(
+        event.str.join(","))
     for tag_c, events in joined.iter_rows():
         tag, text = names[tag_c], f"[{events}]"
         if timelines.starts_here(tag):
