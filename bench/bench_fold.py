@@ -24,6 +24,7 @@ each figure: other work on the same cores slows every figure down.
 import argparse
 import base64
 import cProfile
+import csv
 import importlib.util
 import io
 import os
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import List
 
 from mailtracker.core.csvcodec import format_row, header_line, neutralise
-from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.hitline import HIT_COLUMNS, format_hit_line
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home
@@ -77,6 +78,11 @@ USER_AGENTS = [
     "",
 ]
 REFERERS = ["", "", "", "", "https://mail.google.com/", "https://outlook.live.com/"]
+# What the server writes as a hit's network origin (core.origins): mostly none.
+ORIGINS = ["", "", "", "", "", "google", "microsoft-eop", "apple-relay", "yahoo"]
+# A reader comes back: another fetch by the same client of the same tag a few seconds
+# later (a second look, a client that fetches twice), now and then a third: the repeat rule.
+COME_BACK_WITHIN_MS = (1_000, 50_000)
 
 
 def parse_count(text: str) -> int:
@@ -132,12 +138,13 @@ class HitWriter:
     (and sequence from 1) at every restart."""
 
     def __init__(self, hits_dir: Path, tokens: List[str], hits_per_day: int,
-                 restart_days: int, rng: random.Random):
+                 restart_days: int, rng: random.Random, come_back: float = 0.0):
         self.hits_dir = hits_dir
         self.tokens = tokens
         self.hits_per_day = hits_per_day
         self.restart_days = restart_days
         self.rng = rng
+        self.come_back = come_back
         self.day = 0
         self.boot = ""
         self.seq = 0
@@ -145,10 +152,11 @@ class HitWriter:
         self.files = set()
         clients = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0"
                    for _ in range(300)]
-        # The free-text tail of a line, formatted once per combination (the
-        # server's _clean_text is neutralise() on text without control characters).
-        self.tails = [format_row((rng.choice(clients), neutralise(rng.choice(USER_AGENTS)),
-                                  neutralise(rng.choice(REFERERS))))
+        # The tail of a line from the client on, formatted once per combination as
+        # format_hit_line writes it (the server's _clean_text is neutralise() on text
+        # without control characters).
+        self.tails = [format_hit_line("", "", "", "", rng.choice(clients), neutralise(rng.choice(USER_AGENTS)),
+                                      neutralise(rng.choice(REFERERS)), rng.choice(ORIGINS)).decode()[4:]
                       for _ in range(2_000)]
 
     def _restart(self) -> None:
@@ -176,17 +184,26 @@ class HitWriter:
     def _write_day(self, day: int, count: int, from_ms: int) -> None:
         rng, tokens, tails = self.rng, self.tokens, self.tails
         stamp = utc_timestamp(START_EPOCH + day * DAY_S)[:10]
-        offsets = sorted(rng.randrange(from_ms, 86_400_000) for _ in range(count))
+        fetches = []  # (ms into the day, tag, method, tail), written in time order
+        while len(fetches) < count:
+            ms, tag, tail = rng.randrange(from_ms, 86_400_000), rng.choice(tokens), rng.choice(tails)
+            fetches.append((ms, tag, "HEAD" if rng.random() < 0.03 else "GET", tail))
+            chance = self.come_back
+            while rng.random() < chance and len(fetches) < count:
+                ms = min(ms + rng.randrange(*COME_BACK_WITHIN_MS), 86_399_999)
+                fetches.append((ms, tag, "GET", tail))
+                chance /= 3
+        fetches.sort(key=lambda fetch: fetch[0])
+        offsets = [fetch[0] for fetch in fetches]
         lines = []
         seq = self.seq
-        for ms in offsets:
+        for ms, tag, method, tail in fetches:
             seq += 1
             sec, milli = divmod(ms, 1000)
             minute, sec = divmod(sec, 60)
             hour, minute = divmod(minute, 60)
-            method = "HEAD" if rng.random() < 0.03 else "GET"
             lines.append(f"{self.boot}.{seq:x},{stamp}T{hour:02d}:{minute:02d}:{sec:02d}.{milli:03d}Z,"
-                         f"{rng.choice(tokens)},{method},{rng.choice(tails)}")
+                         f"{tag},{method},{tail}")
         self.seq = seq
         path = self.path(day)
         with open(path, "ab") as handle:
@@ -204,6 +221,8 @@ class HitWriter:
             hit_id, when, tag, method, rest = line.split(",", 4)
             assert when == utc_timestamp(START_EPOCH + day * DAY_S + ms / 1000), (when, ms)
             assert line.endswith("\r\n") and len(tag) == 32 and method in ("GET", "HEAD")
+            client, agent, referer, origin = next(csv.reader([rest]))
+            assert line.encode() == format_hit_line(hit_id, when, tag, method, client, agent, referer, origin)
 
 
 @dataclass
@@ -222,7 +241,7 @@ def make_history(root: Path, size: int, args) -> History:
     if args.self_fetches:
         write_self_fetches(home, tokens, args.self_fetches)
     hits_dir = home.data_dir / "hits"
-    writer = HitWriter(hits_dir, tokens, args.hits_per_day, args.restart_days, rng)
+    writer = HitWriter(hits_dir, tokens, args.hits_per_day, args.restart_days, rng, args.come_back)
     writer.write_history(size)
     return History(home, writer, size, tokens)
 
@@ -307,6 +326,9 @@ def main(argv=None) -> int:
     parser.add_argument("--self-fetches", type=int, default=2,
                         help="rows per tag in self-fetches.csv (compose, send, displays...); "
                              "0: no such file (default 2)")
+    parser.add_argument("--come-back", type=float, default=0.15,
+                        help="share of fetches the same client follows with another within seconds "
+                             "(a third after a third of those...): the repeat rule (default 0.15)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--dir", help="where to build the temporary homes (default: the system temp dir)")
     parser.add_argument("--paths", default="fast,per-line",
@@ -322,6 +344,8 @@ def main(argv=None) -> int:
         parser.error("--paths takes fast and/or per-line")
     if args.self_fetches < 0:
         parser.error("--self-fetches must be 0 or more")
+    if not 0 <= args.come_back < 1:
+        parser.error("--come-back is a share: 0 or more, below 1")
     if min([args.tags, args.scratch, args.new, args.repeats, args.repeats_scratch,
             args.hits_per_day, args.restart_days] + args.histories) < 1:
         parser.error("every count must be 1 or more")
@@ -340,7 +364,8 @@ def run(args, root: Path) -> int:
     print(f"Load average at the start: {load_average()} on {os.cpu_count()} cores")
     print(f"Synthetic history: {args.tags:,} tags, {args.hits_per_day:,} hits per daily file, "
           f"a restart every {args.restart_days} days, {len(USER_AGENTS)} user agents (several "
-          f"with commas, 2 Thunderbird), {args.self_fetches} self-fetch moments per tag; "
+          f"with commas, 2 Thunderbird), origins as the server writes them, {args.come_back:.0%} of "
+          f"fetches followed by the same client within seconds, {args.self_fetches} self-fetch moments per tag; "
           f"homes under {root}; Python {sys.version.split()[0]}", flush=True)
     rows = []  # (what, history, files, time, target, verdict)
     ok = True

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import shutil
 import sqlite3
 import sys
@@ -237,6 +238,58 @@ def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, 
     assert " 0 hits of slow tags per line" in caplog.text
     expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
     assert expected["result"]["new_hits"] > 2_000
+    for part in expected:
+        assert got[part] == expected[part], part
+
+
+def _returning_home(root, rng, tags=60, hits=8_000):
+    """Sent tags whose readers come back: bursts of the same client seconds apart (chains of
+    repeats, a burst that outlasts the window), times out of order, a client back after more
+    than RECENT_CLIENTS others, and clicks well after the send."""
+    home = Home.locate(str(root))
+    init_home(home)
+    config = load_config(home)
+    ids = [mint_tag(home, config, name=f"r{i}").id for i in range(tags)]
+    for i, tag in enumerate(ids):
+        record_self_fetch(home, tag, "send", when=utc_timestamp(START + i))
+    clock = {tag: START + 10_000 for tag in ids}
+    lines = []
+    for n in range(hits):
+        tag = rng.choice(ids[:8]) if n % 3 else rng.choice(ids)  # a few crowded tags
+        crowded = tag in ids[:4]  # more clients than the memory holds, many at once
+        clock[tag] += rng.choice([1, 2, 3, 70, -2] if crowded else [1, 5, 20, 45, 59, 61, 75, 200, 4_000, -30])
+        pool = 24 if crowded else 6
+        client, agent = f"10.1.{rng.randrange(pool)}.0", rng.choice([THUNDERBIRD, OUTLOOK, CHROME])
+        method = "GET" if rng.random() < 0.9 else f"click:{rng.randrange(2)}:GET"
+        lines.append(format_hit_line(f"bootrrrr.{n + 1:x}", utc_timestamp(clock[tag]), tag, method, client,
+                                     agent, ""))
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    (hits_dir / "hits-a-2026-11-26.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(lines))
+    return home
+
+
+def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
+    """The repeat rule by the column: the same counts, memory and timelines as hit by hit, and
+    only the tags where a client came back after more others than the memory holds are left to
+    the per-line loop; on top of that history too."""
+    home = _returning_home(tmp_path / "returning", random.Random(21))
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+        folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    rows = folded["rows"]
+    repeats = sum(row["hits"] - row["opens"] - row["clicks"] - row["machine_hits"] - row["self_hits"] for row in rows)
+    assert repeats > 250 and sum(row["clicks"] for row in rows) > 100
+    slow = int(re.search(r"(\d+) hits of slow tags per line", caplog.text).group(1))
+    assert 0 < slow < folded["result"]["new_hits"] / 2
+    fold_module.fold(home)
+    _again(home, 40)  # the same clients, some within the window of what the memory holds
+    homes = [tmp_path / "per-line-2", tmp_path / "fast-2"]
+    for root in homes:
+        shutil.copytree(home.data_dir, root)
+    results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
+               _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
+    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
+    assert expected["result"]["new_hits"] > 5_000
     for part in expected:
         assert got[part] == expected[part], part
 

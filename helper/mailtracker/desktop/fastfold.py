@@ -13,11 +13,12 @@ Python runs per distinct user agent (``classify.judge_agent``), per distinct cli
 per tag (``Judge.span``), and per hit only for the hits inside a tag's send,
 display or first-fetch window, where time changes a label. The one rule that
 depends on a tag's earlier hits is the repeat rule (the same client again within
-the window counts once, among the tag's RECENT_CLIENTS most recent clients): where
-no client of a tag comes back within the window, every person's hit counts and the
-memory is simply the last clients seen (those it held before count as seen just
-before the new hits); a tag where one does, or with a click on delivery, is a "slow
-tag": its new lines go through ``fold._fold_hit_lines`` itself, in their order.
+the window counts once, among the tag's RECENT_CLIENTS most recent clients), done
+by the column too (``_repeats``): a client's hits side by side, those it held before
+as if seen just before the new hits; Python follows only a client whose repeats come
+in a row. A tag where a client comes back within the window after more other hits
+than the memory holds (it may have been forgotten), or with a click on delivery, is
+a "slow tag": its new lines go through ``fold._fold_hit_lines`` itself, in order.
 
 A batch is declined whole, before anything changes, when it holds what only the
 per-line code reads exactly: a NUL byte, a lone carriage return, bytes that are not
@@ -291,12 +292,6 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     # A person's click on delivery: _judge_click words its reason with the seconds.
     on_delivery = pl.col("click") & pl.col("key").is_not_null() \
         & (pl.col("when") - pl.col("send") >= 0) & (pl.col("when") - pl.col("send") < rules.delivery_window_s)
-    # The same client of a tag again within the window: the repeat rule's order matters.
-    # (A stable sort by tag and client, which keeps each one's hits in their order, and a look
-    # at the neighbour: per-group expressions cost far more. Both codes are below 2**32.)
-    pair = pl.col("tag_c").cast(pl.Int64) * (1 << 32) + pl.col("key")
-    same = pl.col("pair") == pl.col("pair").shift(1)
-    gap = pl.col("when") - pl.col("when").shift(1)
     # The clients a tag's memory holds from before stand first, as if just seen, in its order
     # (each client once).
     before = pl.DataFrame([(tag_c, _Words._code(words.keys, key), row, when)
@@ -304,17 +299,70 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
                           schema={"tag_c": pl.UInt32, "key": pl.Int64, "row": pl.Int64, "when": pl.Float64},
                           orient="row")
     people = pl.concat([before, frame.filter(pl.col("key").is_not_null()).select(
-        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")]).with_columns(pair=pair).sort(
-        "pair", maintain_order=True)
-    again = people.filter(same & (gap >= 0) & (gap < rules.repeat_window_s))["tag_c"]
-    slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], again]).unique()
+        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")])
+    repeats, anchors, unsure = _repeats(people, rules.repeat_window_s)
+    slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], unsure]).unique()
     frame = frame.with_columns(slow=pl.col("tag_c").is_in(slow_tags.implode()))
-    # Each client's last hit, for the repeat memory of the tags that stay here.
-    last_seen = people.filter(~same.shift(-1).fill_null(False) & ~pl.col("tag_c").is_in(
-        frame.filter(pl.col("slow"))["tag_c"].unique().implode())).drop("pair")
+    repeat = pl.col("row").is_in(repeats.implode())
+    frame = frame.with_columns(
+        counted=pl.col("key").is_not_null() & ~repeat,
+        reason=pl.when(repeat).then(words.reason(f"repeat:{rules.repeat_window_s:.0f}")).otherwise("reason"))
+    # Each client's last hit, with the time of its last hit that counted, for the repeat
+    # memory of the tags that stay here.
+    last_seen = anchors.filter(~pl.col("tag_c").is_in(slow_tags.implode()))
     words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
-                        "key", "link", "first_row", "first", "slow"), words, last_seen, names
+                        "key", "counted", "link", "first_row", "first", "slow"), words, last_seen, names
+
+
+def _repeats(people: "pl.DataFrame", window_s: float):
+    """The repeat rule (``Judge.judge``) for these people's hits (tag, key, row, time; the
+    memory's clients from before first, at rows below 0): a hit within the window after its
+    client's last hit that counted is a repeat while the tag remembers the client, that is
+    while fewer than RECENT_CLIENTS other hits of the tag came between. Gives the repeats'
+    rows; per (tag, client), its last row and the time of its last hit that counted; and the
+    tags where a client came back after that many others (the per-line loop knows whether
+    it was forgotten)."""
+    # In its tag's order, each hit's place; then stably by (tag, client), the hits of each in
+    # their order (a sort of one integer: both codes are below 2**32).
+    people = people.with_columns(place=pl.int_range(pl.len()).over("tag_c"),
+                                 pair=pl.col("tag_c").cast(pl.Int64) * (1 << 32) + pl.col("key")
+                                 ).sort("pair", maintain_order=True)
+    same = (pl.col("pair") == pl.col("pair").shift(1)).fill_null(False)
+    gap = pl.col("when") - pl.col("when").shift(1)
+    people = people.with_columns(near=same & (gap >= 0) & (gap < window_s), close=same & (gap < window_s),
+                                 between=pl.col("place") - pl.col("place").shift(1) - 1)
+    # After a hit that counted, a near one is a repeat, and one earlier in time is not. After a
+    # repeat it depends on the time of the hit that counted before: those clients are followed
+    # hit by hit.
+    chained = people.filter(pl.col("close") & pl.col("near").shift(1).fill_null(False))["pair"].unique()
+    people = people.with_columns(chained=pl.col("pair").is_in(chained.implode()))
+    simple = people.filter(pl.col("near") & ~pl.col("chained"))
+    unsure = simple.filter(pl.col("between") >= RECENT_CLIENTS)["tag_c"].to_list()
+    repeats = simple.filter(pl.col("between") < RECENT_CLIENTS)["row"].to_list()
+    anchors = {}
+    last_pair, anchor = None, 0.0
+    for pair, tag_c, row, when, between in people.filter("chained").select(
+            "pair", "tag_c", "row", "when", "between").iter_rows():
+        if pair != last_pair:
+            last_pair, anchor = pair, when
+        elif not 0 <= when - anchor < window_s:
+            anchor = when
+        elif between < RECENT_CLIENTS:
+            repeats.append(row)
+        else:
+            unsure.append(tag_c)
+        anchors[pair] = anchor
+    # A client's last hit counted unless it was a repeat; then the one before it did.
+    counted = pl.when(pl.col("near") & ~pl.col("chained")).then(pl.col("when").shift(1)).otherwise("when")
+    last = people.with_columns(when=counted).filter(~same.shift(-1).fill_null(False))
+    if anchors:
+        fixed = pl.DataFrame({"pair": list(anchors), "anchor": list(anchors.values())},
+                             schema={"pair": pl.Int64, "anchor": pl.Float64})
+        last = last.join(fixed, on="pair", how="left", maintain_order="left").with_columns(
+            when=pl.coalesce("anchor", "when")).drop("anchor")
+    return (pl.Series(repeats, dtype=pl.UInt32), last.select("tag_c", "key", "row", "when"),
+            pl.Series(unsure, dtype=pl.UInt32))
 
 
 class _Words:
@@ -445,8 +493,7 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
 
 def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str], state, result,
            timelines) -> None:
-    """Add the fast tags' hits to their counts, repeat memory and timelines. No repeats among
-    them: each person's hit counts, and no other does."""
+    """Add the fast tags' hits to their counts, repeat memory and timelines."""
     if frame.height == 0:
         return
     counts, tags = state.counts, state.tags
@@ -454,8 +501,8 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     codes = words.labels
     click_code = codes.get("click", -1)
     machine_codes = [code for label, code in codes.items() if label not in (*PERSON_LABELS, "click", "self")]
-    is_open = pl.col("key").is_not_null() & (pl.col("label") != click_code)
-    is_click = pl.col("label") == click_code
+    is_open = pl.col("counted") & (pl.col("label") != click_code)
+    is_click = pl.col("counted") & (pl.col("label") == click_code)
     per_tag = frame.group_by("tag_c").agg(
         hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
         last=pl.col("time").filter(is_open).max(), selfs=(pl.col("label") == codes.get("self", -1)).sum(),
@@ -503,7 +550,7 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     only those are built, and a timeline that starts here is written by the column, as the
     store keeps it (a JSON array of [time, label, counted, reason, client])."""
     what = ["label", "counted", "reason", "described"]
-    latest = frame.select("tag_c", "time", "label", pl.col("key").is_not_null().cast(pl.Int64).alias("counted"),
+    latest = frame.select("tag_c", "time", "label", pl.col("counted").cast(pl.Int64),
                           "reason", "described").group_by("tag_c").tail(TIMELINE_LENGTH)
     # All but the time, once per combination, in json.dumps's own spelling; a time is digits and
     # punctuation only (_SERVER_LINE).
