@@ -130,14 +130,13 @@ def _lines(blob: bytes) -> "pl.Series":
                              new_columns=["line"], infer_schema=False, comment_prefix=None)["line"]
     except pl.exceptions.PolarsError as exc:  # bytes that are not UTF-8, above all
         raise Declined(f"unreadable as UTF-8 text ({type(exc).__name__})") from None
-    if b"\r" not in blob:  # as the server writes: each line and its "\n" hold every byte
-        cut_elsewhere = column.str.len_bytes().sum() + column.len() != len(blob)
-    else:
-        cut_elsewhere = column.len() != blob.count(b"\n")
-        # polars ends a line at "\r\n" or "\n"; splitlines() also at a lone "\r".
-        if column.str.contains("\r", literal=True).any():
-            raise Declined("a carriage return that ends no line")
-    if cut_elsewhere:
+    # polars ends a line at "\r\n" or "\n"; splitlines() also at a lone "\r".
+    if column.str.contains("\r", literal=True).any():
+        raise Declined("a carriage return that ends no line")
+    # Each line cut where splitlines() cuts it: the lines and their ends hold every byte, as
+    # the server writes them (each line ends in "\r\n"), else there are as many as newlines.
+    text = column.str.len_bytes().sum()
+    if text + 2 * column.len() - 1 != len(blob) and column.len() != blob.count(b"\n"):
         raise Declined("polars cut the lines elsewhere")
     return column.slice(1)
 
