@@ -345,3 +345,17 @@ def test_a_20_mb_line_is_skipped_quickly_and_the_hits_around_it_count(home, tags
     assert time.monotonic() - started < 10
     assert (result.new_hits, result.skipped_lines) == (2, 1)
     assert row_of(home, ann.id)["opens"] == 2
+
+
+def test_a_log_beside_the_hits_that_cannot_be_read_stops_the_fold_and_loses_nothing(home, tags, hits_dir):
+    """self-fetches.csv unreadable (here a folder in its place; it is read beside the hits):
+    the fold says which file and why, writes no counts, and counts everything once it is back."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    home.self_fetches_path.unlink(missing_ok=True)
+    home.self_fetches_path.mkdir()
+    with pytest.raises(OSError) as error:
+        fold(home)
+    assert "self-fetches.csv" in str(error.value)
+    assert not home.register_path.exists()
+    home.self_fetches_path.rmdir()
+    assert fold(home).new_opens == 1 and _opens(home) == {"Ann": 1, "Bob": 0}

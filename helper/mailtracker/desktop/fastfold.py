@@ -31,7 +31,7 @@ import bisect
 import json
 import logging
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import polars as pl
 
@@ -63,9 +63,11 @@ class Declined(Exception):
     """The batch holds something only the per-line loop reads exactly."""
 
 
-def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Judge, timelines) -> bool:
+def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Judge, timelines,
+                 logs_read: Callable[[], None] = lambda: None) -> bool:
     """Fold these blocks of complete lines (file name, bytes), in order, as
-    ``fold._fold_hit_lines`` would; False, with nothing changed, when declined."""
+    ``fold._fold_hit_lines`` would; False, with nothing changed, when declined. The lines
+    are cut into columns first, then ``logs_read`` waits for what labels them."""
     clock = _Clock()
     try:
         lines = _lines(b"".join([b"\n", *(data for _, data in batches)]))
@@ -76,6 +78,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
         log.info("the fold's fast path left %d bytes to the per-line fold: %s",
                  sum(len(data) for _, data in batches), exc)
         return False
+    logs_read()
     for file_name, line in unreadable:
         result.skipped_lines += 1
         log.warning("skipped an unreadable line in %s: %.80r", file_name, line)

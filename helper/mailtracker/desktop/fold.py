@@ -19,9 +19,10 @@ import gc
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -297,18 +298,21 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
         judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
     state.labels = judge.fingerprint
     result = FoldResult()
-    _fold_tags(home, state, result)
-    _fold_self_fetches(home, state, result, judge)
-    _fold_links(home, state, result)
     # Millions of short-lived objects, none of them cyclic: the collector
     # would only rescan the state over and over.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with ViewWriter(view_path(home.state_dir)) as view:
+        with ViewWriter(view_path(home.state_dir)) as view, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-logs") as pool:
+            # The small logs are read in a thread while the hits files are read and cut into
+            # columns (polars lets go of the interpreter meanwhile). Nothing else touches the
+            # tags, moments, links or the judge until ``logs_read`` says they are done.
+            logs_read = pool.submit(_fold_logs, home, state, result, judge).result
             fresh = rebuild or not view.complete
             timelines = _Timelines(view, fresh=rebuild)
-            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild)
+            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
+            logs_read()
             _save(home, state, result, view, fresh)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded)
@@ -372,6 +376,13 @@ class _Timelines:
         return tag not in self._stored
 
 
+def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
+    """What the logs beside the hits add: tags, the moments of self-fetches, links."""
+    _fold_tags(home, state, result)
+    _fold_self_fetches(home, state, result, judge)
+    _fold_links(home, state, result)
+
+
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
     columns = read_columns(home.tags_path, TAG_COLUMNS)
     for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
@@ -419,7 +430,9 @@ FAST_GROUP_BYTES = 256 << 20
 
 
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
-               timelines: _Timelines, progress: bool) -> None:
+               timelines: _Timelines, progress: bool, logs_read: Callable[[], None] = lambda: None) -> None:
+    """Fold the new lines of the hits files; ``logs_read`` waits for the other logs, which
+    the labels depend on (called before any hit is labelled)."""
     paths = _hits_files(hits_dir, state, result)
     bar = _progress_bar(paths, state, progress)
     # Blocks read but not yet folded, in order: (file name, complete lines).
@@ -438,9 +451,10 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                         pending.append((path.name, data))
                         pending_bytes += len(data)
                         if pending_bytes >= FAST_GROUP_BYTES:
-                            _fold_pending(pending, state, result, judge, timelines)
+                            _fold_pending(pending, state, result, judge, timelines, logs_read)
                             pending_bytes = 0
                     else:
+                        logs_read()
                         _fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
                     if bar is not None:
                         bar.update(cursor.offset - before)
@@ -450,14 +464,14 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                 log.warning("cannot read %s (%s); the next fold tries again", path.name, exc.strerror or exc)
                 result.skipped_entries.append(path.name)
             result.files_read += read_any
-        _fold_pending(pending, state, result, judge, timelines)
+        _fold_pending(pending, state, result, judge, timelines, logs_read)
     finally:
         if bar is not None:
             bar.close()
 
 
 def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, judge: Judge,
-                  timelines: _Timelines) -> None:
+                  timelines: _Timelines, logs_read: Callable[[], None]) -> None:
     """Fold the blocks read so far: many at once by the fast path when it is there and
     takes them, else line by line (the reference)."""
     if sum(len(data) for _, data in pending) >= FAST_MIN_BYTES:
@@ -465,9 +479,10 @@ def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, j
             from mailtracker.desktop import fastfold
         except ImportError:  # polars is not installed: the per-line loop does it all
             fastfold = None
-        if fastfold is not None and fastfold.fold_batches(pending, state, result, judge, timelines):
+        if fastfold is not None and fastfold.fold_batches(pending, state, result, judge, timelines, logs_read):
             pending.clear()
             return
+    logs_read()
     for file_name, data in pending:
         _fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
     pending.clear()
