@@ -60,6 +60,8 @@ def test_the_wheel_holds_the_server_files_and_the_license(dist):
     assert f"mailtracker-{__version__}.dist-info/licenses/LICENSE" in names
     assert "mailtracker/server/setup.py" in names and "License: MIT" in metadata
     assert "Requires-Dist: tomli-w" in metadata
+    # The network origins offline from the first run, and the table each server worker reads.
+    assert {"mailtracker/core/data/origins-snapshot.csv.gz", "mailtracker/core/data/origins-table.bin"} <= set(names)
 
 
 def test_the_sdist_holds_tests_data_packaging_and_the_add_on(dist):

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from mailtracker.core.origins import (
-    ASN_ORIGINS, ORIGINS, Origins, Source, address_key, describe, fetch_conditional,
+    ASN_ORIGINS, ORIGINS, SHIPPED_TABLE, OriginTable, Origins, Source, address_key, describe, fetch_conditional,
     format_snapshot, parse_apple_egress, parse_asn_ranges, parse_google_ranges,
-    parse_m365_endpoints, parse_snapshot, parse_span, parse_spf_ranges,
+    parse_m365_endpoints, parse_snapshot, parse_span, parse_spf_ranges, table_bytes, table_path_of,
 )
 
 
@@ -184,6 +184,45 @@ def test_the_shipped_snapshot_knows_the_providers_of_the_issue():
     }
     assert {address: origins.lookup(address) for address in expected} == expected
     assert all(s.date for s in origins.sources)
+
+
+def test_the_shipped_table_is_made_from_the_shipped_snapshot():
+    """The lookup table in the package (what each pixel server worker reads) is exactly the one
+    the shipped snapshot makes; after changing the snapshot, run
+    python -c 'from mailtracker.core.origins import write_shipped_table; write_shipped_table()'."""
+    text = gzip.decompress(SHIPPED_TABLE.with_name("origins-snapshot.csv.gz").read_bytes()).decode()
+    assert SHIPPED_TABLE.read_bytes() == table_bytes(text)
+    loaded, origins = OriginTable.load(cache=0), Origins.shipped()
+    assert loaded._starts[4].__class__.__name__ == "array" and len(loaded) == len(origins)
+    for address in ("40.107.22.1", "66.249.84.1", "146.75.180.1", "2a01:111:f400::25", "198.51.100.7"):
+        assert loaded.lookup(address) == origins.lookup(address)
+
+
+@pytest.mark.parametrize("address", ["40.107.22.7", "40.94.31.7", "2a01:111:f400::25", "172.224.226.9",
+                                     "172.224.227.9", "2a02:26f7:b3c0:4000:1:2:3:4", "34.2.3.4", "203.0.113.5",
+                                     "40.64.0.0", "40.127.255.255", "2001:db8::1", "not an address"])
+def test_a_table_read_back_from_its_file_answers_as_the_snapshot(small, address, tmp_path, monkeypatch):
+    """A snapshot written by 'ranges update' gets its table beside it; the table read back from
+    that file (the rows are not read again) gives every answer the snapshot gives."""
+    snapshot = tmp_path / "origins-snapshot.csv"
+    snapshot.write_text(SMALL)
+    table_path_of(snapshot).write_bytes(table_bytes(SMALL))
+    monkeypatch.setattr(OriginTable, "read", None)
+    assert OriginTable.load(snapshot).lookup(address) == small.lookup(address)
+
+
+def test_a_table_made_from_another_snapshot_or_damaged_is_not_used(tmp_path):
+    """The table names the snapshot it was made from: beside a changed snapshot, or cut short,
+    it is ignored and the snapshot's own rows answer."""
+    snapshot = tmp_path / "origins-snapshot.csv"
+    changed = SMALL.replace("40.107.0.0/16,microsoft-eop,m365", "40.107.0.0/16,google,m365")
+    snapshot.write_text(changed)
+    stale = table_bytes(SMALL)
+    table_path_of(snapshot).write_bytes(stale)
+    assert OriginTable.load(snapshot).lookup("40.107.22.7") == "google"
+    digest = stale[len(b"mailtracker origins table 1\n"):][:32]
+    for damaged in (stale[:-1], stale + b"x", stale[:60]):
+        assert OriginTable.from_bytes(damaged, digest) is None
 
 
 # --- updating ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mailtracker.core.origins import Origins
+from mailtracker.core.origins import OriginTable, Origins, table_path_of
 from mailtracker.desktop.fold import load_origins
 from tests.conftest import run_cli
 
@@ -85,6 +85,8 @@ def test_update_fetches_each_list_replaces_its_ranges_and_relabels(home, lists):
     assert updated.lookup("192.0.2.1") == "microsoft" and updated.lookup("172.224.224.3") == "apple-relay"
     assert updated.lookup("205.139.110.1") == "mimecast"  # a source that is not fetched keeps its rows
     assert load_origins(home).fingerprint() == updated.fingerprint()
+    table = OriginTable.load(home.origins_path)  # what the pixel server reads: the table beside it
+    assert table_path_of(home.origins_path).exists() and table.lookup("203.0.113.7") == "google"
     second = run_cli("ranges", "update", "--mirror", lists.url, home=home)
     assert second.stdout.count("unchanged") == 5, second.stdout
     assert all(etag for _, etag in lists.requests[5:])

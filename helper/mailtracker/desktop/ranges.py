@@ -12,7 +12,8 @@ from typing import List, Optional, Tuple
 from mailtracker.core.errors import ConfigError
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
-from mailtracker.core.origins import Origins, SourceUpdate, format_snapshot, update_origins
+from mailtracker.core.origins import (Origins, SourceUpdate, format_snapshot, table_bytes, table_path_of,
+                                      update_origins)
 from mailtracker.desktop.classify import parse_ranges_csv
 
 
@@ -36,7 +37,8 @@ def load_apple_ranges(home: Home, source: Path) -> int:
 def forget_ranges(home: Home) -> bool:
     """Remove Apple's loaded ranges and the updated snapshot; True when anything was there."""
     removed = False
-    for path in (home.apple_ranges_path, home.origins_path, _validators_path(home)):
+    for path in (home.apple_ranges_path, home.origins_path, table_path_of(home.origins_path),
+                 _validators_path(home)):
         if path.exists():
             path.unlink()
             removed = True
@@ -67,8 +69,10 @@ def update_ranges(home: Home, mirror: str = "", output: Optional[Path] = None,
     if all(report.outcome == "failed" for report in reports):
         return reports, None
     if any(report.outcome == "updated" for report in reports) or not path.exists():
-        write_file_atomically(path, format_snapshot(origins, today).encode("utf-8"), mode=0o644,
-                              replace_existing=True)
+        text = format_snapshot(origins, today)
+        write_file_atomically(path, text.encode("utf-8"), mode=0o644, replace_existing=True)
+        # Its lookup table beside it, which the pixel server's workers read instead.
+        write_file_atomically(table_path_of(path), table_bytes(text), mode=0o644, replace_existing=True)
     write_file_atomically(validators_path, json.dumps(validators).encode("utf-8"), mode=0o644,
                           replace_existing=True)
     return reports, path

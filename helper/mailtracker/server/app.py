@@ -31,7 +31,7 @@ from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
-from mailtracker.core.origins import Origins
+from mailtracker.core.origins import OriginTable
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.server.hitfiles import answer_hits_request
@@ -191,7 +191,8 @@ class PixelApp:
         self.invalid = 0
         # A peer sends many hits: its stored form is worked out once.
         stored = _stored_address_function(_client_address_formatter(settings.client_address, secret))
-        origins = Origins.load(Path(settings.origins_file) if settings.origins_file else None)
+        # The lookup alone, compactly (each worker holds one); the cache below remembers answers.
+        origins = OriginTable.load(Path(settings.origins_file) if settings.origins_file else None, cache=0)
 
         def client_forms(address: str) -> Tuple[str, str]:
             # The network is judged on the full address, before the privacy setting
