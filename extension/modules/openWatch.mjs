@@ -2,7 +2,8 @@
 // the tags on Sent copies (sentList.mjs), the toolbar badge (new opens since the user
 // last looked at the Tracked mail page), notifications of a person's open or click (only
 // while no tray runs: a tray notifies itself, whether it folds or follows this
-// Thunderbird's helper), and follow-up reminders that came due unopened.
+// Thunderbird's helper; several at once are one notification, as the tray's are), and
+// follow-up reminders that came due unopened.
 //
 // One `list` per change; only the mails whose state changed are looked up and retagged.
 // What was seen, tagged and notified is kept in storage.local, so a suspended
@@ -19,11 +20,19 @@ export const LIST_LIMIT = 500;
 // again at this many changes, then left alone.
 export const MAX_LOOKUPS = 5;
 export const BADGE_COLOR = "#2E7D32";
+// Opens (or reminders) that arrive together are one notification naming this many mails.
+export const GROUP_LINES = 4;
 const NOTIFICATION_PREFIX = "mailtracker-mail:";
+const GROUP_PREFIX = "mailtracker-group:";
 
 /** A notification id that names the mail to open when it is clicked. */
 export function notificationIdFor(kind, tagId, count, messageId) {
   return `${NOTIFICATION_PREFIX}${kind}:${tagId}:${count}:${messageId}`;
+}
+
+/** A notification id for several mails at once (a click opens the Tracked mail page). */
+export function groupNotificationIdFor(kind, count, at) {
+  return `${GROUP_PREFIX}${kind}:${count}:${at}`;
 }
 
 /** The Message-ID a notification id names, or null for someone else's notification. */
@@ -97,15 +106,41 @@ export function diffRows(stored, rows, { now, notifyHere }) {
     }
     entries[row.id] = entry;
   }
-  // Tags beyond the list's limit keep their entries (they still own their counts).
-  for (const [id, entry] of Object.entries(previous)) {
-    entries[id] ??= entry;
+  // A tag missing from a list shorter than the limit keeps its entry (a rebuild may be
+  // under way: when it is back, its opens are not news). A full list is the newest mails, and
+  // an older one never comes back into it: its entry is dropped, so storage stays bounded.
+  if (rows.length < LIST_LIMIT) {
+    for (const [id, entry] of Object.entries(previous)) {
+      entries[id] ??= entry;
+    }
   }
   return { entries, retag, notices, newOpens };
 }
 
+/**
+ * The notifications to show for these notices (pure): one per notice, except that opens
+ * and clicks arriving together are one notification, and so are reminders due together.
+ */
+export function groupNotices(notices) {
+  const told = notices.filter((notice) => notice.kind !== "reminder");
+  const due = notices.filter((notice) => notice.kind === "reminder");
+  return [
+    ...(told.length > 1 ? [{ kind: "group", notices: told }] : told),
+    ...(due.length > 1 ? [{ kind: "reminders", notices: due }] : due),
+  ];
+}
+
 /** {title, message} of a notification (t: i18n lookup). */
-export function noticeText({ kind, row }, t) {
+export function noticeText({ kind, row, notices }, t) {
+  if (kind === "group" || kind === "reminders") {
+    const lines = notices.slice(0, GROUP_LINES).map(({ kind: each, row: mail }) => t(
+      each === "click" ? "groupClickLine" : "groupLine", [whoOf(mail), mail.subject || t("trackedNoSubject")]));
+    if (notices.length > GROUP_LINES) {
+      lines.push(t("groupMore", [String(notices.length - GROUP_LINES)]));
+    }
+    return { title: t(kind === "group" ? "groupNoticeTitle" : "remindersTitle", [String(notices.length)]),
+      message: lines.join("\n") };
+  }
   const subject = row.subject || t("trackedNoSubject");
   if (kind === "reminder") {
     return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };
@@ -136,11 +171,12 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
 
   async function notifyOf(notice) {
     const { title, message } = noticeText(notice, t);
+    const id = notice.notices
+      ? groupNotificationIdFor(notice.kind, notice.notices.length, now())
+      : notificationIdFor(notice.kind, notice.row.id, notice.count, notice.row.message_id ?? "");
     try {
       await messenger.notifications.create(
-        notificationIdFor(notice.kind, notice.row.id, notice.count, notice.row.message_id ?? ""),
-        { type: "basic", iconUrl: messenger.runtime.getURL("icons/mailtracker.svg"), title, message },
-      );
+        id, { type: "basic", iconUrl: messenger.runtime.getURL("icons/mailtracker.svg"), title, message });
     } catch (error) {
       log.warn("mailtracker: notification not shown: %s", error.message);
     }
@@ -187,7 +223,7 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     if (newOpens > 0 || !stored.baselined) {
       await showBadge(badge);
     }
-    for (const notice of notices) {
+    for (const notice of groupNotices(notices)) {
       await notifyOf(notice);
     }
     await scheduleNext(rows);
@@ -239,8 +275,13 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     await showBadge((await load()).badge ?? 0);
   }
 
-  /** A click on one of our notifications opens that mail (its Sent copy). */
+  /** A click on one of our notifications opens that mail (its Sent copy), or for several
+   * mails the Tracked mail page. */
   async function openMailOf(notificationId) {
+    if (String(notificationId).startsWith(GROUP_PREFIX)) {
+      await messenger.tabs.create({ url: "/tracked/tracked.html" });
+      return true;
+    }
     const messageId = messageIdOfNotification(notificationId);
     if (!messageId) {
       return false;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { getMessage, memoryArea, quietLog } from "./fixtures.mjs";
-import { STATE_KEY, createOpenWatch, diffRows, messageIdOfNotification, notificationIdFor } from "../modules/openWatch.mjs";
+import { LIST_LIMIT, STATE_KEY, createOpenWatch, diffRows, messageIdOfNotification, notificationIdFor } from "../modules/openWatch.mjs";
 import { REMINDER_ALARM, nextReminder, remindAtFor, remindDaysFor, createReminders } from "../modules/reminders.mjs";
 import { STATE_TAGS, keysOf, retag, stateOf, tagCopies } from "../modules/sentList.mjs";
 import { countedOpens, matchesFilter, sortTags } from "../modules/trackedView.mjs";
@@ -53,6 +53,7 @@ function fakeMessenger({ messages = [], tags = [] } = {}) {
     alarms: { create: record("alarms.create"), clear: record("alarms.clear") },
     runtime: { getURL: (path) => `moz-extension://test/${path}` },
     messageDisplay: { open: record("messageDisplay.open") },
+    tabs: { create: record("tabs.create") },
   };
   return messenger;
 }
@@ -136,6 +137,44 @@ describe("the open watch", () => {
     // Our tags are made once, with the en names.
     assert.deepEqual(messenger.definitions.map((d) => [d.key, d.tag]), [
       [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"]]);
+  });
+
+  test("opens that arrive together are one notification naming each mail, which opens the Tracked mail page", async () => {
+    const ids = ["a", "b", "c", "d", "e", "f"];
+    const { watch, messenger, rowsRef } = watchWith({ rows: ids.map((id) => row(id)),
+      messages: ids.map((id) => ({ headerMessageId: `${id}@x` })) });
+    await watch.refresh();
+    rowsRef.rows = [row("a", { opens: 1, opened: true, name: "Bob" }), row("b", { opens: 1, clicks: 1, opened: true }),
+      row("c"), row("d"), row("e"), row("f")];
+    await watch.refresh();
+    const [both] = messenger.callsOf("notifications.create");
+    assert.equal(messenger.callsOf("notifications.create").length, 1);
+    assert.equal(both.args[1].title, "2 tracked emails opened");
+    assert.equal(both.args[1].message, "Bob: “Mail a”\nAnn: “Mail b”");
+    assert.equal(badgeTexts(messenger).at(-1), "2");
+    assert.equal(await watch.openMailOf(both.args[0]), true);
+    assert.deepEqual(messenger.callsOf("tabs.create").map((c) => c.args[0].url), ["/tracked/tracked.html"]);
+    // Six at once: the first four by name, then how many more; a click among them says so.
+    rowsRef.rows = ids.map((id) => row(id, { opens: 2, opened: true, clicks: id === "c" ? 1 : 0 }));
+    await watch.refresh();
+    const many = messenger.callsOf("notifications.create")[1].args[1];
+    assert.equal(messenger.callsOf("notifications.create").length, 2);
+    assert.equal(many.title, "6 tracked emails opened");
+    assert.deepEqual(many.message.split("\n"),
+      ["Ann: “Mail a”", "Ann: “Mail b”", "Ann: “Mail c”", "Ann: “Mail d”", "and 2 more"]);
+  });
+
+  test("a full list drops what the watch kept of older mails; a shorter one keeps it", () => {
+    const kept = { state: "opened", tagged: true, lookups: 0, seenOpens: 3, toldOpens: 3, toldClicks: 0, reminded: false };
+    const stored = { baselined: true, entries: { old: kept } };
+    const full = Array.from({ length: LIST_LIMIT }, (_, i) => row(`t${i}`));
+    assert.equal(Object.keys(diffRows(stored, full, { now: NOW, notifyHere: true }).entries).length, LIST_LIMIT);
+    assert.equal(diffRows(stored, full, { now: NOW, notifyHere: true }).entries.old, undefined);
+    const { entries, notices } = diffRows(stored, full.slice(1), { now: NOW, notifyHere: true });
+    assert.deepEqual(entries.old, kept);
+    // Back in a later list with the same counts (a rebuild was under way): no news.
+    assert.deepEqual(diffRows({ baselined: true, entries }, [row("old", { opens: 3, opened: true })],
+      { now: NOW, notifyHere: true }).notices, notices);
   });
 
   test("a renamed tag is left as the user made it", async () => {
@@ -252,6 +291,21 @@ describe("the open watch", () => {
     assert.equal(await watch.openMailOf(notices[0].args[0]), true);
     assert.deepEqual(messenger.callsOf("messageDisplay.open")[0].args, [{ messageId: 1, location: "tab" }]);
     assert.equal(await watch.openMailOf("someone-else"), false);
+  });
+
+  test("reminders due together are one notification, apart from an open at the same time", async () => {
+    const remindAt = "2026-12-01T12:00:05.000Z";
+    const { watch, messenger, rowsRef, clock } = watchWith({
+      rows: [row("a", { remind_at: remindAt }), row("b", { remind_at: remindAt, name: "Bob" }), row("c")],
+      messages: [{ headerMessageId: "a@x" }, { headerMessageId: "b@x" }, { headerMessageId: "c@x" }] });
+    await watch.refresh();
+    clock.now = Date.parse(remindAt) + 1;
+    rowsRef.rows = [...rowsRef.rows.slice(0, 2), row("c", { opens: 1, opened: true, name: "Cy" })];
+    await watch.refresh();
+    const shown = messenger.callsOf("notifications.create").map((c) => c.args[1]);
+    assert.deepEqual(shown.map((n) => n.title), ["Cy opened your email", "2 emails not opened yet"]);
+    assert.equal(shown[1].message, "Ann: “Mail a”\nBob: “Mail b”");
+    assert.deepEqual(messenger.store.map((m) => m.tags), [[NOT_OPENED], [NOT_OPENED], [OPENED]]);
   });
 
   test("an open after the reminder replaces Not opened yet with Opened", async () => {
