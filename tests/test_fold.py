@@ -359,3 +359,51 @@ def test_a_log_beside_the_hits_that_cannot_be_read_stops_the_fold_and_loses_noth
     assert not home.register_path.exists()
     home.self_fetches_path.rmdir()
     assert fold(home).new_opens == 1 and _opens(home) == {"Ann": 1, "Bob": 0}
+
+
+def test_a_process_that_folds_again_goes_on_from_its_own_state_unless_another_folded(home, tags, hits_dir):
+    """A daemon folds pass after pass without reading its state back; when another process
+    ('mailtracker fold' here) folded in between, it reads that one's state: nothing twice."""
+    from mailtracker.desktop import fold as fold_module
+
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, tags[0].id, "GET")])
+    fold(home)
+    kept = fold_module._KEPT[str(home.state_dir / "fold-state.json")].state
+    write_hits(path, [(2, tags[0].id, "GET")], header=False)
+    assert fold(home).new_opens == 1
+    assert fold_module._KEPT[str(home.state_dir / "fold-state.json")].state is kept, "went on from its own"
+    assert _opens(home) == {"Ann": 2, "Bob": 0}
+    write_hits(path, [(3, tags[0].id, "GET"), (4, tags[1].id, "GET")], header=False)
+    run_cli("fold", home=home)  # another process counts 3 and 4
+    write_hits(path, [(5, tags[1].id, "GET")], header=False)
+    result = fold(home)
+    assert (result.new_hits, result.duplicate_hits) == (1, 0)
+    assert _opens(home) == {"Ann": 3, "Bob": 2}
+    # The register it wrote from the lines it kept is the one the logs alone give.
+    written = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == written
+
+
+def test_a_pass_that_fails_half_way_leaves_nothing_half_counted_for_the_next(home, tags, hits_dir, monkeypatch):
+    """A pass that stops in the middle (here the judge fails on the second hit, after the first
+    was counted in memory): the next pass starts from the saved state and counts each hit once."""
+    from mailtracker.desktop.classify import Judge
+
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
+    fold(home)
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(2, tags[0].id, "GET"), (3, tags[0].id, "GET")], header=False)
+    real, calls = Judge.judge, []
+
+    def failing(self, hit, recent):
+        calls.append(hit)
+        if len(calls) == 2:
+            raise RuntimeError("the disk went away")
+        return real(self, hit, recent)
+
+    monkeypatch.setattr(Judge, "judge", failing)
+    with pytest.raises(RuntimeError):
+        fold(home)
+    monkeypatch.setattr(Judge, "judge", real)
+    assert fold(home).new_opens == 2 and _opens(home)["Ann"] == 3

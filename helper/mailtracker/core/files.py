@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 from filelock import FileLock, Timeout
 
@@ -98,12 +98,13 @@ def write_file_atomically(path: Path, data: bytes, mode: int, replace_existing: 
 
 
 
-def read_versioned_json(path: Path, version: int, fallback: str) -> Optional[dict]:
+def read_versioned_json(path: Path, version: int, fallback: str,
+                        loads: Callable[[bytes], object] = json.loads) -> Optional[dict]:
     """A derived state file (JSON, ``{"version": N, ...}``), or None when there is none
     to trust: missing, unreadable, or of another version; ``fallback`` says in the log
-    what happens instead ("rebuilding it from the logs")."""
+    what happens instead ("rebuilding it from the logs"). ``loads``: a faster parser."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = loads(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -32,14 +32,19 @@ _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 SPREADSHEETS_LOCK_FILES = os.name == "nt"
 
 
+def register_line(row: Dict[str, str]) -> str:
+    """One row of register.csv, as text with its line end."""
+    return format_row([neutralise(str(row.get(col, ""))) if col in _OUTSIDE_TEXT else str(row.get(col, ""))
+                       for col in REGISTER_COLUMNS])
+
+
 def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 0) -> None:
-    lines = [BOM + format_row(REGISTER_COLUMNS)]
-    for row in rows:
-        lines.append(format_row([
-            neutralise(str(row.get(col, ""))) if col in _OUTSIDE_TEXT else str(row.get(col, ""))
-            for col in REGISTER_COLUMNS
-        ]))
-    data = "".join(lines).encode("utf-8")
+    write_register_lines(path, [register_line(row) for row in rows], new_opens)
+
+
+def write_register_lines(path: Path, lines: Sequence[str], new_opens: int = 0) -> None:
+    """Replace register.csv with these rows (``register_line``), under its header."""
+    data = "".join([BOM + format_row(REGISTER_COLUMNS), *lines]).encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
