@@ -116,7 +116,8 @@ def write_tags(home: Home, count: int, rng: random.Random) -> List[str]:
         row = [token, created, neutralise(f"Doe, Jane {i}"),
                neutralise(f'Re: "Q{i % 4 + 1}" figures, draft {i}'),
                neutralise(f"jane{i}@example.org; boss@example.org"), "me@example.com",
-               "", "sent"]
+               "", "sent", "", ""]
+        assert len(row) == len(TAG_COLUMNS)  # every column mint_tag writes
         rows.append(format_row(row))
     home.tags_path.write_text("".join(rows), encoding="utf-8", newline="")
     return tokens

@@ -42,7 +42,7 @@ from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
-from mailtracker.desktop.view import TIMELINE_LENGTH
+from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
 
 log = logging.getLogger(__name__)
 
@@ -554,12 +554,12 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     what = ["label", "counted", "reason", "described"]
     latest = frame.select("tag_c", "time", "label", pl.col("counted").cast(pl.Int64),
                           "reason", "described").group_by("tag_c").tail(TIMELINE_LENGTH)
-    # All but the time, once per combination, in json.dumps's own spelling; a time is digits and
-    # punctuation only (_SERVER_LINE).
+    # All but the time, once per combination, spelled as the store spells an event; a time is
+    # digits and punctuation only (_SERVER_LINE).
     kinds = latest.select(what).unique()
     texts = (_Words.texts(words.labels), None, _Words.texts(words.reasons), _Words.texts(words.described))
     kinds = kinds.with_columns(rest=pl.Series([
-        json.dumps([texts[0][label], counted, texts[2][reason], texts[3][described]], separators=(",", ":"))[1:]
+        compact_json([texts[0][label], counted, texts[2][reason], texts[3][described]])[1:]
         for label, counted, reason, described in kinds.iter_rows()], dtype=pl.String))
     event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'), pl.col("rest")])
     joined = latest.join(kinds, on=what, how="left", maintain_order="left").group_by("tag_c").agg(

@@ -71,12 +71,12 @@ def _new_entry() -> list:
 def _recent_of(entry: list) -> dict:
     recent = entry[_RECENT]
     if recent.__class__ is str:
-        recent = entry[_RECENT] = dict(json.loads(recent)) if recent else {}
+        recent = entry[_RECENT] = dict(_loads(recent)) if recent else {}
     return recent
 
 
 def _packed_recent(recent) -> str:
-    return recent if isinstance(recent, str) else json.dumps(list(recent.items()), separators=(",", ":"))
+    return recent if isinstance(recent, str) else _compact_json(list(recent.items())).decode("utf-8")
 
 
 class SeenHits:
@@ -186,7 +186,7 @@ class _FoldState:
     @classmethod
     def load(cls, path: Path) -> "_FoldState":
         doc = read_versioned_json(path, STATE_VERSION, "rebuilding the fold state from the logs",
-                                  loads=orjson.loads if orjson is not None else json.loads)
+                                  loads=_loads)
         if doc is None:
             return cls()
         try:
@@ -264,7 +264,10 @@ class _FoldState:
         return [self.row(tag_id) for tag_id in self.order()]
 
 
-def _compact_json(doc: dict) -> bytes:
+_loads = orjson.loads if orjson is not None else json.loads
+
+
+def _compact_json(doc) -> bytes:
     if orjson is not None:
         try:
             return orjson.dumps(doc)

@@ -56,6 +56,7 @@ _LIMITS = {"recipients": MAX_RECIPIENTS_FIELD, "reason": MAX_REASON, "time": 64,
 MAX_RECORD_BYTES = 1 << 20
 # The start of a row of either log (an id, then a time or nothing): a line that starts
 # so inside an open quote shows that the quote was a torn field's, not a real one.
+_TOKEN_SHAPE = re.compile(r"[a-z2-7]{32}")
 _ROW_START = re.compile(rb"[a-z2-7]{32},(?:\d{4}-\d\d-\d\dT[0-9:.]+Z)?,|id,created,|tag,time,")
 _FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"?([^,]*)|([^,]*)')
 
@@ -241,6 +242,8 @@ def _rows(data: bytes) -> Iterator[List[str]]:
 
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
     """The columns a header row names, or None when ``row`` is not a header."""
+    if row and _TOKEN_SHAPE.fullmatch(row[0]):
+        return None  # a tag's id, as every data row of these logs starts: no column is named so
     names = [name.strip().lstrip("\ufeff").lower() for name in row]
     # Every column the log had from the start (a data row always holds an id, which no
     # column is named); columns added since may be missing from an older file's header.
@@ -273,9 +276,12 @@ def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str],
     if len(row) != len(columns):
         return None
     record = dict.fromkeys(known, "")
+    limit = _LIMITS.get
     for column, value in zip(columns, row):
         if column in record:
-            record[column] = _bounded(column, restore(value))
+            if value[:1] == "'":
+                value = restore(value)
+            record[column] = value if len(value) <= limit(column, MAX_FIELD) else _bounded(column, value)
     return record
 
 

@@ -29,6 +29,22 @@ CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL
 """
 
 
+try:
+    import orjson  # the desktop extra's: five times quicker for a first fold of many tags
+except ImportError:
+    orjson = None
+
+
+def compact_json(value) -> str:
+    """JSON as the store keeps it (no spaces; orjson when there, the same values either way)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value).decode("utf-8")
+        except (TypeError, orjson.JSONEncodeError):  # a number beyond 64 bits: json writes it
+            pass
+    return json.dumps(value, separators=(",", ":"))
+
+
 def view_path(state_dir: Path) -> Path:
     return state_dir / "view.sqlite3"
 
@@ -72,8 +88,8 @@ class ViewWriter:
                 self._db.execute("DELETE FROM tags")
             self._db.executemany(
                 "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
-                ((row["id"], row["short_id"], row.get("message_id", ""), row["created"],
-                  json.dumps(row, separators=(",", ":"))) for row in rows))
+                ((row["id"], row["short_id"], row.get("message_id", ""), row["created"], compact_json(row))
+                 for row in rows))
             if replace_all:
                 self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
             # Readers compare this to know that something changed.
@@ -92,8 +108,7 @@ class ViewWriter:
                 self._db.execute("DELETE FROM timelines")
             self._db.executemany(
                 "INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
-                ((tag, json.dumps(events[-TIMELINE_LENGTH:], separators=(",", ":")))
-                 for tag, events in changed.items()))
+                ((tag, compact_json(events[-TIMELINE_LENGTH:])) for tag, events in changed.items()))
             if encoded:
                 self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
                                      encoded.items())
