@@ -14,7 +14,6 @@ installed and gives exactly the same results (the per-line loop is its reference
 """
 
 import bisect
-import fnmatch
 import gc
 import json
 import logging
@@ -558,19 +557,21 @@ def hits_files(hits_dir: Path) -> Tuple[List[Path], List[str]]:
     """The regular hits files directly in the folder, and the names of the other entries
     named like one: a folder, FIFO, device or symlink (a FIFO would block its reader,
     /dev/zero never ends, a symlink would bring some other file's lines in)."""
-    paths, odd = [], []
+    names, odd = [], []
+    prefix, suffix = HITS_GLOB.split("*")
     try:
         with os.scandir(hits_dir) as entries:
             for entry in entries:
-                if not fnmatch.fnmatch(entry.name, HITS_GLOB):
+                name = os.path.normcase(entry.name)  # as fnmatch matches HITS_GLOB, a thousand times a pass
+                if not (name.startswith(prefix) and name.endswith(suffix)):
                     continue
                 if entry.is_file(follow_symlinks=False):
-                    paths.append(Path(entry.path))
+                    names.append(entry.name)
                 else:
                     odd.append(entry.name)
     except (FileNotFoundError, NotADirectoryError):
         pass
-    return sorted(paths), sorted(odd)
+    return [hits_dir / name for name in sorted(names)], sorted(odd)
 
 
 def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[Path]:

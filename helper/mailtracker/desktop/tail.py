@@ -78,6 +78,15 @@ def read_new_data(path: Path, cursor: Cursor, record_end: Callable[[bytes], int]
     reader. ``follow_symlinks=False`` refuses a symlink (OSError).
     """
     chunk_bytes = chunk_bytes or _READ_CHUNK
+    try:
+        seen = os.stat(path, follow_symlinks=follow_symlinks)
+    except FileNotFoundError:
+        return
+    except OSError:
+        seen = None  # opening it says what is wrong
+    if seen is not None and stat_module.S_ISREG(seen.st_mode) and seen.st_size == cursor.size \
+            and seen.st_mtime_ns == cursor.mtime_ns:
+        return  # as it was when last read (one call, not three: a fold looks at every file)
     # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     if not follow_symlinks:

@@ -80,7 +80,7 @@ class ViewWriter:
 
     def events(self, tag: str) -> List[Event]:
         row = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
-        return [tuple(event) for event in json.loads(row[0])] if row else []
+        return [tuple(event) for event in (orjson.loads if orjson is not None else json.loads)(row[0])] if row else []
 
     def save_rows(self, rows: Iterable[Mapping], replace_all: bool) -> None:
         with self._db:
