@@ -8,7 +8,7 @@ import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
 import { createIndividualSend, loadIndividualMax } from "./modules/individual.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
-import { BADGE_SEEN, COUNTS_CHANGED, createConnectedHelper } from "./modules/nativeHost.mjs";
+import { BADGE_SEEN, COUNTS_CHANGED, HELPER_RELAY, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
 import { createOpenWatch } from "./modules/openWatch.mjs";
 import { REMINDER_ALARM, createReminders } from "./modules/reminders.mjs";
@@ -179,10 +179,14 @@ browser.notifications.onClicked.addListener((notificationId) => {
   openWatch.openMailOf(notificationId).catch(logError);
 });
 
-// The Tracked mail page was opened: the user has seen the new opens.
 browser.runtime.onMessage.addListener((message) => {
+  // The Tracked mail page was opened: the user has seen the new opens.
   if (message?.command === BADGE_SEEN) {
     return openWatch.clearBadge();
+  }
+  // A page's request to the helper, over the background's port (no process per request).
+  if (message?.command === HELPER_RELAY && message.request && typeof message.request === "object") {
+    return helper.relay(message.request);
   }
   return undefined;
 });

@@ -6,8 +6,9 @@
 // Thunderbird runs, pushing a "changed" event when the counts change. A port
 // that dies (the helper crashed, the background was suspended) fails only the
 // requests in flight; the next request opens a new one. Extension pages (popups,
-// the Tracked mail page, options) ask one question each, through
-// runtime.sendNativeMessage: one process per request.
+// the Tracked mail page, options) pass their requests to the background, which sends
+// them over that port (no process to start: an answer in milliseconds); where the
+// background does not relay, runtime.sendNativeMessage starts a helper per request.
 // `browser` is only read when a request is sent, so node can import this module.
 
 export const HOST_NAME = "mailtracker.helper";
@@ -19,6 +20,8 @@ export const DEFAULT_TIMEOUT_MS = 15000;
 export const COUNTS_CHANGED = "mailtracker-counts-changed";
 // The runtime message the Tracked mail page sends the background: the user saw the opens.
 export const BADGE_SEEN = "mailtracker-badge-seen";
+// The runtime message an extension page sends the background: this request, over your port.
+export const HELPER_RELAY = "mailtracker-helper-relay";
 
 // The fix for every helper failure, named in every message whatever went
 // wrong: install the host manifest, then let the helper diagnose itself.
@@ -46,7 +49,38 @@ function defaultNewId() {
 }
 
 function defaultSend(request) {
-  return browser.runtime.sendNativeMessage(HOST_NAME, request);
+  return relaySend(request);
+}
+
+/**
+ * A page's request, over the background's port: the reply, or the error the background met
+ * (a missing helper is said as Thunderbird says it). A background that does not answer the
+ * relay (an older one, or none listening yet) leaves it to a helper started for the request.
+ */
+export async function relaySend(request, {
+  sendMessage = (message) => browser.runtime.sendMessage(message),
+  sendNative = (frame) => browser.runtime.sendNativeMessage(HOST_NAME, frame),
+} = {}) {
+  let answer;
+  try {
+    answer = await sendMessage({ command: HELPER_RELAY, request });
+  } catch {
+    answer = undefined; // no background listening
+  }
+  if (answer && typeof answer === "object" && "reply" in answer) {
+    return answer.reply;
+  }
+  if (answer && typeof answer === "object" && typeof answer.error === "string") {
+    throw new Error(answer.error);
+  }
+  return sendNative(request);
+}
+
+/** The background's side of relaySend: the reply of ``send`` (a port transport's), or its error. */
+export function answerRelay(send, request) {
+  return Promise.resolve()
+    .then(() => send(request))
+    .then((reply) => ({ reply }), (error) => ({ error: String(error?.message ?? error) }));
 }
 
 function defaultConnect() {
@@ -220,5 +254,7 @@ export function createConnectedHelper({
     },
   });
   helper = createHelper({ send: transport.send, newId, timeoutMs });
+  // An extension page's request (relaySend), over this port.
+  helper.relay = (request) => answerRelay(transport.send, request);
   return helper;
 }

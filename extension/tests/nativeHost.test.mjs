@@ -8,6 +8,7 @@ import {
   createConnectedHelper,
   createHelper,
   createPortTransport,
+  relaySend,
 } from "../modules/nativeHost.mjs";
 
 /** A sendNativeMessage double answering with reply(request). */
@@ -172,5 +173,61 @@ describe("nativeHost over one port", () => {
     assert.deepEqual(port.posted.map((m) => m.command).sort(), ["ping", "subscribe"]);
     port.deliver({ event: "changed", data: {} });
     assert.deepEqual(changes, [{}]);
+  });
+});
+
+describe("a page's requests, over the background's port", () => {
+  test("a page's request goes over the background's one port, and its answer comes back", async () => {
+    let port;
+    const background = createConnectedHelper({
+      connect: () => {
+        port = fakePort((req, p) => p.deliver({ id: req.id, ok: true, data: { echo: req.command, tag: req.tag_id } }));
+        return port;
+      },
+    });
+    const native = [];
+    let n = 0;
+    const page = createHelper({
+      newId: () => `p${++n}`,
+      send: (request) => relaySend(request, {
+        // What runtime.sendMessage does: the background's listener answers (background.js).
+        sendMessage: async (message) => background.relay(message.request),
+        sendNative: async (request) => native.push(request),
+      }),
+    });
+    assert.deepEqual(await page.status({ messageId: "m@x" }), { echo: "status", tag: undefined });
+    assert.deepEqual(await page.links({ tagId: "t", links: [] }), { echo: "links", tag: "t" });
+    assert.deepEqual(native, [], "no helper started for the page");
+    assert.deepEqual(port.posted.map((m) => m.id).filter((id) => id.startsWith("p")), ["p1", "p2"]);
+  });
+
+  test("what the background's port met reaches the page as the same error", async () => {
+    const background = createConnectedHelper({
+      // As Thunderbird does, the port closes a moment after it was opened.
+      connect: () => fakePort((req, p) => setTimeout(() => p.disconnect({ message: "No such native application mailtracker.helper" }), 0)),
+      log: { warn() {} },
+    });
+    const page = createHelper({
+      send: (request) => relaySend(request, { sendMessage: async (message) => background.relay(message.request) }),
+    });
+    await assert.rejects(page.ping(), { kind: "missing" });
+  });
+
+  test("with no background to relay, the page starts a helper of its own", async () => {
+    for (const sendMessage of [async () => undefined, async () => { throw new Error("Receiving end does not exist"); }]) {
+      const native = [];
+      const page = createHelper({
+        newId: () => "q1",
+        send: (request) => relaySend(request, {
+          sendMessage,
+          sendNative: async (request) => {
+            native.push(request.command);
+            return { id: request.id, ok: true, data: { alone: true } };
+          },
+        }),
+      });
+      assert.deepEqual(await page.ping(), { alone: true });
+      assert.deepEqual(native, ["ping"]);
+    }
   });
 });
