@@ -511,11 +511,19 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
         machine=pl.col("label").is_in(machine_codes).sum(),
         clicks=is_click.sum(), first_click=pl.col("time").filter(is_click).min(),
         last_click=pl.col("time").filter(is_click).max())
+    touched, new_opens, new_clicks, unknown = result.touched, 0, 0, 0
     for tag_c, hits, opens, first, last, selfs, machine, clicks, first_click, last_click in per_tag.iter_rows():
         tag = names[tag_c]
+        new_opens += opens
+        new_clicks += clicks
+        touched.add(tag)
+        if tag not in tags:
+            unknown += hits
         entry = counts.get(tag)
-        if entry is None:
-            entry = counts[tag] = per_line._new_entry()
+        if entry is None:  # most of a first fold's: its counts as they are
+            counts[tag] = [hits, opens, first or "", last or "", selfs, machine, {}, clicks, first_click or "",
+                           last_click or "", {}]
+            continue
         entry[per_line._HITS] += hits
         entry[per_line._SELF] += selfs
         entry[per_line._MACHINE] += machine
@@ -529,11 +537,9 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
             if not entry[per_line._FIRST_CLICK] or first_click < entry[per_line._FIRST_CLICK]:
                 entry[per_line._FIRST_CLICK] = first_click
             entry[per_line._LAST_CLICK] = max(entry[per_line._LAST_CLICK], last_click)
-        result.new_opens += opens
-        result.new_clicks += clicks
-        result.touched.add(tag)
-        if tag not in tags:
-            result.unknown_tag_hits += hits
+    result.new_opens += new_opens
+    result.new_clicks += new_clicks
+    result.unknown_tag_hits += unknown
     if click_code >= 0:
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
                     .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
