@@ -143,6 +143,12 @@ def _joined_recipients(recipients: Sequence[str]) -> str:
 
 
 def split_records(data: bytes) -> Tuple[List[bytes], int]:
+    """The complete records at the start of ``data``, and where they end (``_split_records``)."""
+    records, end, _ = _split_records(data)
+    return records, end
+
+
+def _split_records(data: bytes) -> Tuple[List[bytes], int, bool]:
     """The complete records at the start of ``data`` (each with its line end), and
     where they end: a newline ends a record only outside a quoted field.
 
@@ -153,6 +159,7 @@ def split_records(data: bytes) -> Tuple[List[bytes], int]:
     records: List[bytes] = []
     start = pos = 0
     size = len(data)
+    torn_any = False
     # The next quote and newline at or after pos, found again only once pos has passed
     # them (-1: there is none further on): a log without quotes is read in one pass.
     quote = newline = -2
@@ -177,11 +184,12 @@ def split_records(data: bytes) -> Tuple[List[bytes], int]:
         if torn >= 0:
             records.append(data[start:torn])
             start = pos = torn
+            torn_any = True
         elif close < 0:
             break  # the record is still being written, or its end is in the next block
         else:
             pos = close + 1
-    return records, start
+    return records, start, torn_any
 
 
 def records_end(data: bytes) -> int:
@@ -235,9 +243,21 @@ def _split_fields(text: str) -> List[str]:
 
 def _rows(data: bytes) -> Iterator[List[str]]:
     """The CSV rows of a block of complete records."""
-    records, _ = split_records(strip_bom(data))
-    for record in records:
-        yield _parse_record(record.decode("utf-8", "replace"))
+    records, _, torn = _split_records(strip_bom(data))
+    texts = [record.decode("utf-8", "replace") for record in records]
+    # One reader for them all, as long as each record is whole and gives it one row; a torn
+    # record (a quote that never closes) would run on into the next: then each on its own.
+    rows = None
+    if not torn:
+        try:
+            rows = list(csv.reader(texts))
+        except csv.Error:
+            rows = None
+    if rows is not None and len(rows) == len(texts):
+        yield from rows
+        return
+    for text in texts:
+        yield _parse_record(text)
 
 
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
