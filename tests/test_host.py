@@ -17,6 +17,8 @@ from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import verify_token
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
+from mailtracker.desktop.install import OWN_COPY_DOMAINS
+from mailtracker.desktop.tags import mint_tag
 from tests.conftest import HostProcess, PixelServer, run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -193,6 +195,21 @@ def test_install_host_doctor_uninstall(home, tmp_path):
     assert "helper answers a ping: version" in doctor.stdout and "BROKEN" not in doctor.stdout
     assert "Removed" in run_cli("uninstall-host", home=home).stdout
     assert not manifest_path.exists()
+
+
+def test_doctor_names_identities_whose_server_files_its_own_copy(home):
+    """Mail tracked from a Gmail address: doctor says Gmail keeps its own copy with the pixel
+    (the add-on's options say it too, from the same list); other senders: nothing to say."""
+    config = load_config(home)
+    mint_tag(home, config, name="Ann", identity="Me Too <Me.Too@GoogleMail.com>")
+    mint_tag(home, config, name="Bob", identity="me@example.org")
+    run_cli("install-host", home=home)
+    doctor = run_cli("doctor", home=home).stdout
+    assert "tracked mail from me.too@googlemail.com goes out through Gmail" in doctor
+    assert "example.org" not in doctor and "Thunderbird can reach the helper." in doctor
+    js = (Path(__file__).resolve().parents[1] / "extension/modules/sentCopy.mjs").read_text()
+    listed = re.search(r"OWN_COPY_DOMAINS = \[(.*?)\]", js).group(1)
+    assert tuple(re.findall(r'"([^"]+)"', listed)) == OWN_COPY_DOMAINS
 
 
 @pytest.mark.parametrize("breakage, link", [

@@ -703,13 +703,17 @@ def cmd_uninstall_host(args, home: Home) -> int:
 
 
 def cmd_doctor(args, home: Home) -> int:
-    from mailtracker.desktop.install import check_host_chain
+    from mailtracker.desktop.install import check_host_chain, own_copy_identities
 
     if args.server:
         return _doctor_server(args, home)
     checks = check_host_chain(home, system=args.system)
     for check in checks:
         print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    for identity in own_copy_identities(home):
+        print(f"note    Sent copies: tracked mail from {identity} goes out through Gmail, which files its "
+              "own copy, pixel included, in All Mail, where your phone and webmail see it (the README's "
+              "'The Sent copy'); send tracked mail through another SMTP server for clean copies")
     broken = [check for check in checks if not check.ok]
     if broken:
         print(f"\nThe chain breaks at: {broken[0].name}.")

@@ -150,6 +150,28 @@ class Check:
     detail: str
 
 
+# Mail services whose SMTP server files its own copy of what it sends, pixel included (the
+# add-on's modules/sentCopy.mjs holds the same list; a test keeps the two equal).
+OWN_COPY_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+def own_copy_identities(home: Home) -> List[str]:
+    """The addresses tracked mail was sent from (tags.csv) whose server files its own copy."""
+    from mailtracker.desktop.tags import parse_tag_records
+
+    try:
+        data = home.tags_path.read_bytes()
+    except OSError:
+        return []
+    found = set()
+    for record in parse_tag_records(data):
+        identity = (record[1].get("identity", "") if record else "").strip().lower()
+        identity = identity.rpartition("<")[2].rstrip(">").strip()  # "Name <address>" or the address
+        if identity.rpartition("@")[2] in OWN_COPY_DOMAINS:
+            found.add(identity)
+    return sorted(found)
+
+
 def check_host_chain(home: Home, system: bool = False) -> List[Check]:
     """Each link from Thunderbird to the helper, in order; stops at the first broken one."""
     files = host_files(home, system)
