@@ -368,7 +368,8 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
             logs_read()
             _save(home, state, result, view, fresh, lines)
             # After the counts: a crash in between costs a view some events, never a count.
-            view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded)
+            view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
+                                appended=timelines.appended)
     finally:
         if collecting:
             gc.enable()
@@ -410,26 +411,25 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
 
 
 class _Timelines:
-    """The timelines a fold pass touches, read from the store on first touch; or, for a
-    tag whose timeline starts in this pass, its latest events already written as the
-    store keeps them (the fast path writes them by the column)."""
+    """The new events of the timelines a fold pass touches (the store adds them after those it
+    holds: ``appended``); or, for a tag whose timeline starts in this pass, its latest events
+    already written as the store keeps them (the fast path writes them by the column)."""
 
     def __init__(self, view: ViewWriter, fresh: bool):
         self.view = view
         self.fresh = fresh
         self.touched: Dict[str, list] = {}
         self.encoded: Dict[str, str] = {}
+        self.appended: set = set()
         self._stored: Optional[set] = None
 
     def of(self, tag: str) -> list:
         events = self.touched.get(tag)
         if events is None:
             text = self.encoded.pop(tag, None)
-            if text is not None:
-                events = [tuple(event) for event in json.loads(text)]
-            else:
-                events = [] if self.fresh else self.view.events(tag)
-            self.touched[tag] = events
+            events = self.touched[tag] = [tuple(event) for event in json.loads(text)] if text is not None else []
+            if text is None and not self.fresh:
+                self.appended.add(tag)
         return events
 
     def starts_here(self, tag: str) -> bool:

@@ -10,6 +10,7 @@ rebuild`` makes it anew.
 """
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
@@ -45,6 +46,25 @@ def compact_json(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# Where one event of a stored timeline ends and the next begins: each starts with its time (a digit),
+# and a quote inside a text is escaped, so this is found nowhere else.
+_BETWEEN_EVENTS = re.compile(r'\],\["(?=\d)')
+
+
+def latest_events(stored: str, new: str) -> str:
+    """The timeline ``stored`` (as this store keeps one) with the events of ``new`` after it,
+    its latest TIMELINE_LENGTH kept: by the text, without reading every event back."""
+    if len(stored) <= 2:
+        return new
+    if len(new) <= 2:
+        return stored
+    events = f"{stored[1:-1]},{new[1:-1]}"
+    pieces = _BETWEEN_EVENTS.split(events)
+    if len(pieces) <= TIMELINE_LENGTH:
+        return f"[{events}]"
+    return '[["' + '],["'.join(pieces[-TIMELINE_LENGTH:]) + "]"
+
+
 def view_path(state_dir: Path) -> Path:
     return state_dir / "view.sqlite3"
 
@@ -78,10 +98,6 @@ class ViewWriter:
         """Whether a pass ever wrote every row (a new or reset store holds none)."""
         return self._db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchone() is not None
 
-    def events(self, tag: str) -> List[Event]:
-        row = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
-        return [tuple(event) for event in (orjson.loads if orjson is not None else json.loads)(row[0])] if row else []
-
     def save_rows(self, rows: Iterable[Mapping], replace_all: bool) -> None:
         with self._db:
             if replace_all:
@@ -100,15 +116,22 @@ class ViewWriter:
         return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
 
     def save_timelines(self, changed: Dict[str, List[Event]], replace_all: bool,
-                       encoded: Optional[Dict[str, str]] = None) -> None:
-        """Store these timelines (their latest TIMELINE_LENGTH events); ``encoded``: more, each
-        already a JSON array of at most that many events, as this writes one."""
+                       encoded: Optional[Dict[str, str]] = None, appended: Iterable[str] = ()) -> None:
+        """Store these timelines (their latest TIMELINE_LENGTH events); those of the tags in
+        ``appended`` are new events, after those stored. ``encoded``: more, each already a
+        JSON array of at most that many events, as this writes one."""
+        after = set(appended)
         with self._db:
             if replace_all:
                 self._db.execute("DELETE FROM timelines")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
-                ((tag, compact_json(events[-TIMELINE_LENGTH:])) for tag, events in changed.items()))
+            rows = []
+            for tag, events in changed.items():
+                text = compact_json(events[-TIMELINE_LENGTH:])
+                if tag in after:
+                    stored = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
+                    text = latest_events(stored[0], text) if stored else text
+                rows.append((tag, text))
+            self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", rows)
             if encoded:
                 self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
                                      encoded.items())
