@@ -157,6 +157,20 @@ def _both_ways(home, tmp_path, monkeypatch, expect_fast=True, group_bytes=None):
     return expected
 
 
+def _on_top_both_ways(home, root, monkeypatch):
+    """The home's new lines folded on top of its folded state, per line and by the fast path,
+    in copies of it: the same everything. Gives what the per-line fold left."""
+    homes = [root / "per-line", root / "fast"]
+    for each in homes:
+        shutil.copytree(home.data_dir, each)
+    results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
+               _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
+    expected, got = (_observed(Home.locate(str(each)), result) for each, result in zip(homes, results))
+    for part in expected:
+        assert got[part] == expected[part], part
+    return expected
+
+
 def test_the_labelled_corpus_folds_the_same_both_ways(tmp_path, monkeypatch):
     """Every corpus trace, with each privacy setting: the same labels, counts and timelines."""
     for mode in ("truncated", "hash", "full"):
@@ -229,17 +243,10 @@ def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, 
     caplog.clear()
     fold_module.fold(home)
     _again(home, 400_000)
-    homes = [tmp_path / "per-line-2", tmp_path / "fast-2"]
-    for root in homes:
-        shutil.copytree(home.data_dir, root)
     with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
-        results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
-                   _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
+        expected = _on_top_both_ways(home, tmp_path / "again", monkeypatch)
     assert " 0 hits of slow tags per line" in caplog.text
-    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
     assert expected["result"]["new_hits"] > 2_000
-    for part in expected:
-        assert got[part] == expected[part], part
 
 
 def _returning_home(root, rng, tags=60, hits=8_000):
@@ -283,15 +290,7 @@ def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch
     assert 0 < slow < folded["result"]["new_hits"] / 2
     fold_module.fold(home)
     _again(home, 40)  # the same clients, some within the window of what the memory holds
-    homes = [tmp_path / "per-line-2", tmp_path / "fast-2"]
-    for root in homes:
-        shutil.copytree(home.data_dir, root)
-    results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
-               _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
-    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
-    assert expected["result"]["new_hits"] > 5_000
-    for part in expected:
-        assert got[part] == expected[part], part
+    assert _on_top_both_ways(home, tmp_path / "again", monkeypatch)["result"]["new_hits"] > 5_000
 
 
 def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monkeypatch):
@@ -302,15 +301,8 @@ def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monke
     hits_dir = home.hits_dir(load_config(home))
     # And a copy of a file already folded: every hit in it was counted by the earlier pass.
     shutil.copy(hits_dir / "hits-a-2026-11-25.csv", hits_dir / "hits-a-2026-11-25.sync-conflict-20261125-1-AB.csv")
-    homes = [tmp_path / "per-line", tmp_path / "fast"]
-    for root in homes:
-        shutil.copytree(home.data_dir, root)
-    results = [_fold(Home.locate(str(homes[0])), False, monkeypatch)[0],
-               _fold(Home.locate(str(homes[1])), True, monkeypatch)[0]]
-    expected, got = (_observed(Home.locate(str(root)), result) for root, result in zip(homes, results))
+    expected = _on_top_both_ways(home, tmp_path / "again", monkeypatch)
     assert expected["result"]["new_hits"] > 1_000 and expected["result"]["duplicate_hits"] > 1_000
-    for part in expected:
-        assert got[part] == expected[part], part
 
 
 @pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F", b"bootaaaa.01", b"Feb 30"])
