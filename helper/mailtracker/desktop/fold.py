@@ -529,9 +529,13 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                 log.warning("cannot read %s (%s); the next fold tries again", path.name, exc.strerror or exc)
                 result.skipped_entries.append(path.name)
             result.files_read += read_any
+        if bar is not None and pending:
+            # All read; the fast path counts what waits at once, with nothing to show meanwhile.
+            bar.set_postfix_str("counting them", refresh=True)
         _fold_pending(pending, state, result, judge, timelines, logs_read)
     finally:
         if bar is not None:
+            bar.set_postfix_str("", refresh=False)
             bar.close()
 
 
