@@ -12,7 +12,9 @@ import time
 import pytest
 import requests
 
-from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.csvcodec import header_line
+from mailtracker.core.hitline import HIT_COLUMNS, format_hit_line
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from tests.conftest import row_of, run_cli, wait_for
 from tests.e2e.test_thunderbird import send_tracked, tag_rows
 from tests.e2e.thunderbird import wait_until
@@ -157,6 +159,24 @@ def test_a_reminder_due_unopened_tags_the_mail_and_notifies(desktop):
     assert "(due)" in run_cli("list", home=desktop.home).stdout
     if SCREENSHOT:
         show_sent_folder(desktop, SCREENSHOT)
+
+
+def test_opens_that_arrive_together_are_one_notification(desktop):
+    """Two recipients' opens that the helper counts in one pass: Thunderbird shows one
+    notification naming both mails, not two (the lines land in one write, so one fold sees both)."""
+    record_alerts(desktop)
+    mails = [send_tracked(desktop, subject) for subject in ("Together e2e one", "Together e2e two")]
+    hits = desktop.server.hits_dir / f"hits-e2e-{utc_timestamp()[:10]}.csv"
+    lines = b"".join(format_hit_line(f"together.{n + 1:x}", utc_timestamp(), tag_id, "GET", "203.0.113.0",
+                                     OUTLOOK, "") for n, (_, tag_id) in enumerate(mails))
+    hits.write_bytes(header_line(HIT_COLUMNS) + lines)
+    notices = wait_until(lambda: [alert for alert in shown_alerts(desktop)
+                                  if "Together e2e" in (alert["text"] or "")], 30, "the notification of the opens")
+    assert len(notices) == 1, notices
+    assert notices[0]["name"].startswith("mailtracker-group:group:2:")
+    assert notices[0]["title"] == "2 tracked emails opened"
+    assert "“Together e2e one”" in notices[0]["text"] and "“Together e2e two”" in notices[0]["text"]
+    assert all(row_of(desktop.home, tag_id)["opens"] == 1 for _, tag_id in mails)
 
 
 # Thunderbird shows an add-on's notification through its alerts service; a headless one has
