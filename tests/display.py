@@ -16,6 +16,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from tests.tools import unavailable
+
 START_TIMEOUT_S = 15.0
 SCREEN = (480, 240)
 
@@ -23,10 +25,7 @@ SCREEN = (480, 240)
 def require(*programs: str) -> None:
     missing = [program for program in programs if shutil.which(program) is None]
     if missing:
-        message = (f"needs {', '.join(missing)} (apt-get install xvfb trayer dunst dbus chromium)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"needs {', '.join(missing)} (apt-get install xvfb trayer dunst dbus chromium)")
 
 
 @dataclass

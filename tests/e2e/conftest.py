@@ -17,6 +17,7 @@ from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config, save_config
 from tests.conftest import PixelServer
 from tests.e2e.thunderbird import THUNDERBIRD, SmtpSink, Thunderbird
+from tests.tools import unavailable
 
 EXTENSION_DIR = Path(__file__).resolve().parents[2] / "extension"
 
@@ -34,10 +35,7 @@ class Desktop:
 
 def _require_thunderbird():
     if not os.access(THUNDERBIRD, os.X_OK):
-        message = f"needs Debian's thunderbird at {THUNDERBIRD} (apt-get install thunderbird)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"needs Debian's thunderbird at {THUNDERBIRD} (apt-get install thunderbird)")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from tests.e2e.conftest import EXTENSION_DIR
 from tests.e2e.imap import DOVECOT, PASSWORD, USER, Dovecot
 from tests.e2e.test_thunderbird import ImageSources, Links, html_part, pixels_in, sent_row, token_of
 from tests.e2e.thunderbird import Thunderbird, wait_until
+from tests.tools import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +39,7 @@ BODY = (f'<p>Hello <b>there</b>, caf\u00e9 \u2014 see the logo:</p><img src="dat
 
 def _require(path: str, package: str):
     if not os.access(path, os.X_OK):
-        message = f"needs {path} (apt-get install {package})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"needs {path} (apt-get install {package})")
 
 
 @pytest.fixture(scope="session")
