@@ -28,7 +28,6 @@ zero).
 """
 
 import bisect
-import json
 import logging
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -42,7 +41,7 @@ from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
-from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
+from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
 log = logging.getLogger(__name__)
 
@@ -575,7 +574,7 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
         if timelines.starts_here(tag):
             timelines.encoded[tag] = text
         else:
-            timelines.of(tag).extend(tuple(event) for event in json.loads(text))
+            timelines.of(tag).extend(tuple(event) for event in loads(text))
 
 
 def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],

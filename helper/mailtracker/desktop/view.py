@@ -36,14 +36,23 @@ except ImportError:
     orjson = None
 
 
-def compact_json(value) -> str:
-    """JSON as the store keeps it (no spaces; orjson when there, the same values either way)."""
+def compact_bytes(value) -> bytes:
+    """JSON as the desktop's derived stores keep it (this one and the fold state): no spaces;
+    orjson when there, the same values either way."""
     if orjson is not None:
         try:
-            return orjson.dumps(value).decode("utf-8")
+            return orjson.dumps(value)
         except (TypeError, orjson.JSONEncodeError):  # a number beyond 64 bits: json writes it
             pass
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def compact_json(value) -> str:
+    return compact_bytes(value).decode("utf-8")
+
+
+# What reads it back.
+loads = orjson.loads if orjson is not None else json.loads
 
 
 # Where one event of a stored timeline ends and the next begins: each starts with its time (a digit),
@@ -131,10 +140,8 @@ class ViewWriter:
                     stored = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
                     text = latest_events(stored[0], text) if stored else text
                 rows.append((tag, text))
+            rows.extend((encoded or {}).items())
             self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", rows)
-            if encoded:
-                self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)",
-                                     encoded.items())
 
 
 class ViewReader:
