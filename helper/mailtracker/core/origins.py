@@ -165,7 +165,7 @@ class OriginTable:
         for version in (4, 6):
             flat = _flatten(spans.get(version, ()))
             # An IPv4 bound fits 32 bits; IPv6 ones stay ints (a few thousand of them).
-            numbers = (lambda values: array("I", values)) if version == 4 else list
+            numbers = (lambda values: array(_U32, values)) if version == 4 else list
             self._starts[version] = numbers(first for first, _, _ in flat)
             self._ends[version] = numbers(last for _, last, _ in flat)
             self._codes[version] = array("B", (code[name] for _, _, name in flat))
@@ -174,12 +174,17 @@ class OriginTable:
         self.lookup = lru_cache(maxsize=cache)(self._lookup) if cache else self._lookup
 
     @classmethod
-    def read(cls, text: str, cache: int = _CACHE_SIZE) -> "OriginTable":
-        """The table of a snapshot's text, read row by row: no row is kept."""
+    def of_rows(cls, rows: Iterable[Tuple[str, int, int, int, str]], cache: int = _CACHE_SIZE) -> "OriginTable":
+        """The table of a snapshot's rows (source, version, first, last, origin)."""
         spans: Dict[int, List[Tuple[int, int, int, str]]] = {4: [], 6: []}
-        for _, version, first, last, origin in _snapshot_rows(text, _snapshot_sources(text)):
+        for _, version, first, last, origin in rows:
             spans[version].append((first, last, ORIGINS[origin][0], origin))
         return cls(spans, cache)
+
+    @classmethod
+    def read(cls, text: str, cache: int = _CACHE_SIZE) -> "OriginTable":
+        """The table of a snapshot's text, read row by row: no row is kept."""
+        return cls.of_rows(_snapshot_rows(text, _snapshot_sources(text)), cache)
 
     @classmethod
     def load(cls, path: Optional[Path] = None, cache: int = _CACHE_SIZE) -> "OriginTable":
@@ -268,10 +273,7 @@ class Origins:
     rows: List[Tuple[str, int, int, int, str]] = field(default_factory=list)  # source, v, first, last, origin
 
     def __post_init__(self):
-        spans: Dict[int, List[Tuple[int, int, int, str]]] = {4: [], 6: []}
-        for _, version, first, last, origin in self.rows:
-            spans[version].append((first, last, ORIGINS[origin][0], origin))
-        self.table = OriginTable(spans)
+        self.table = OriginTable.of_rows(self.rows)
         self.lookup = self.table.lookup
 
     @classmethod
