@@ -25,7 +25,7 @@ from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import Config
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
-from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id
+from mailtracker.core.tokens import TOKEN_LENGTH, is_token_shaped, mint_token, short_id
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ _LIMITS = {"recipients": MAX_RECIPIENTS_FIELD, "reason": MAX_REASON, "time": 64,
 MAX_RECORD_BYTES = 1 << 20
 # The start of a row of either log (an id, then a time or nothing): a line that starts
 # so inside an open quote shows that the quote was a torn field's, not a real one.
-_TOKEN_SHAPE = re.compile(r"[a-z2-7]{32}")
 _ROW_START = re.compile(rb"[a-z2-7]{32},(?:\d{4}-\d\d-\d\dT[0-9:.]+Z)?,|id,created,|tag,time,")
 _FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"?([^,]*)|([^,]*)')
 
@@ -252,7 +251,7 @@ def _rows(data: bytes) -> Iterator[List[str]]:
         try:
             rows = list(csv.reader(texts))
         except csv.Error:
-            rows = None
+            pass
     if rows is not None and len(rows) == len(texts):
         yield from rows
         return
@@ -262,7 +261,7 @@ def _rows(data: bytes) -> Iterator[List[str]]:
 
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
     """The columns a header row names, or None when ``row`` is not a header."""
-    if row and _TOKEN_SHAPE.fullmatch(row[0]):
+    if row and is_token_shaped(row[0]):
         return None  # a tag's id, as every data row of these logs starts: no column is named so
     names = [name.strip().lstrip("\ufeff").lower() for name in row]
     # Every column the log had from the start (a data row always holds an id, which no
