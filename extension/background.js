@@ -16,6 +16,7 @@ import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
 import { loadPixelBases, loadSentIds, loadSettings, rememberPixelBase } from "./modules/settings.mjs";
+import { TRACKED_PAGE } from "./modules/trackedView.mjs";
 import { isTrackingWanted } from "./modules/tracking.mjs";
 
 // One port for the background's life: a warm helper, which also keeps the counts current.
@@ -152,7 +153,7 @@ browser.messageDisplay.onMessagesDisplayed.addListener((tab, messages) => {
 });
 
 browser.action.onClicked.addListener(() => {
-  browser.tabs.create({ url: "/tracked/tracked.html" }).catch(logError);
+  browser.tabs.create({ url: TRACKED_PAGE }).catch(logError);
 });
 
 // A staged Sent copy left by a crash or a restart is finished at the next start.

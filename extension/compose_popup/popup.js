@@ -6,6 +6,7 @@ import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { individualOffer, loadIndividualMax } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { loadSettings } from "../modules/settings.mjs";
+import { TRACKED_PAGE } from "../modules/trackedView.mjs";
 
 const tabStore = createTabStore();
 const helper = createHelper();
@@ -100,7 +101,7 @@ async function main() {
   });
   byId("openTracked").addEventListener("click", async (event) => {
     event.preventDefault();
-    await browser.tabs.create({ url: "/tracked/tracked.html" });
+    await browser.tabs.create({ url: TRACKED_PAGE });
     window.close();
   });
   byId("openOptions").addEventListener("click", async (event) => {

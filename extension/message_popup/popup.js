@@ -4,6 +4,7 @@ import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i
 import { messagesOf, summarizeStatus } from "../modules/messageInfo.mjs";
 import { createHelper } from "../modules/nativeHost.mjs";
 import { loadSentCopyStatus } from "../modules/sentCopy.mjs";
+import { TRACKED_PAGE } from "../modules/trackedView.mjs";
 
 const byId = (id) => document.getElementById(id);
 
@@ -123,7 +124,7 @@ async function main() {
   localizePage();
   byId("openTracked").addEventListener("click", async (event) => {
     event.preventDefault();
-    await browser.tabs.create({ url: "/tracked/tracked.html" });
+    await browser.tabs.create({ url: TRACKED_PAGE });
     window.close();
   });
 

@@ -12,6 +12,7 @@
 
 import { REMINDER_ALARM, nextReminder } from "./reminders.mjs";
 import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
+import { TRACKED_PAGE } from "./trackedView.mjs";
 
 export const STATE_KEY = "openWatch";
 // The register keeps every tag; a mail older than the newest this many is left as it is.
@@ -279,7 +280,7 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
    * mails the Tracked mail page. */
   async function openMailOf(notificationId) {
     if (String(notificationId).startsWith(GROUP_PREFIX)) {
-      await messenger.tabs.create({ url: "/tracked/tracked.html" });
+      await messenger.tabs.create({ url: TRACKED_PAGE });
       return true;
     }
     const messageId = messageIdOfNotification(notificationId);

@@ -3,6 +3,9 @@
 
 import { stateOf } from "./sentList.mjs";
 
+// Where the Tracked mail page is, for whatever opens it (the toolbar button, popups, notifications).
+export const TRACKED_PAGE = "/tracked/tracked.html";
+
 export const FILTERS = ["all", "opened", "notOpened", "clicked", "due"];
 const NUMERIC = new Set(["opens", "clicks"]);
 
