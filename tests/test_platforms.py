@@ -36,7 +36,7 @@ from mailtracker.desktop.install import (
     uninstall_host,
 )
 from mailtracker.desktop.notifications import Delivery, Notice, osascript_command
-from mailtracker.desktop.platforms import HKCU, Platform
+from mailtracker.desktop.platforms import HKCU, NoRegistry, Platform, WindowsRegistry, platform_key
 
 ZOE = "C:\\Users\\Zoë Ann"
 WINDOWS_ENV = {"USERPROFILE": ZOE, "APPDATA": ZOE + "\\AppData\\Roaming",
@@ -44,6 +44,7 @@ WINDOWS_ENV = {"USERPROFILE": ZOE, "APPDATA": ZOE + "\\AppData\\Roaming",
 PYTHON_ORG = ZOE + "\\AppData\\Local\\Programs\\Python\\Python312\\python.exe"
 # launchd starts a user's programs with this PATH (and Thunderbird passes it on).
 LAUNCHD_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+POSIX_SHELL = pytest.mark.skipif(sys.platform == "win32", reason="runs a /bin/sh launcher")
 
 
 class FakeRegistry:
@@ -170,6 +171,7 @@ def test_windows_doctor_names_a_registry_value_pointing_elsewhere_fake_registry(
 
 # -- macOS: where Thunderbird looks, and a launcher that works with launchd's PATH ---------------
 
+@POSIX_SHELL
 def test_macos_install_host_writes_thunderbirds_folder_and_a_launcher_that_answers(user_home, tmp_path, home):
     """~/Library/Mozilla/NativeMessagingHosts (not Firefox's Application Support); the
     launcher names the interpreter by its absolute path, so with launchd's bare PATH it
@@ -192,6 +194,7 @@ def test_macos_install_host_writes_thunderbirds_folder_and_a_launcher_that_answe
     assert not files.manifest.exists() and not files.launcher.exists()
 
 
+@POSIX_SHELL
 def test_a_launcher_on_a_bare_path_would_fail_without_the_absolute_interpreter(user_home, home):
     """Why the absolute path matters: `python3` looked up on launchd's PATH is not this
     install's Python (here there is none with mailtracker on it), and the ping fails."""
@@ -204,6 +207,7 @@ def test_a_launcher_on_a_bare_path_would_fail_without_the_absolute_interpreter(u
 
 # -- Linux: uninstall removes exactly what install wrote ------------------------------------
 
+@POSIX_SHELL
 def test_linux_uninstall_host_leaves_the_disk_as_before(tmp_path, home):
     """install-host then uninstall-host on Linux (with a Flatpak layout too): the same files."""
     platform = replace(Platform.current(), key="linux", user_home=Path.home())
@@ -308,5 +312,21 @@ def test_windows_notification_goes_through_the_tray_icon_fake_icon(tmp_path):
 def test_the_current_platform_is_this_machine():
     """Platform.current() is what the code uses when no test hands it one."""
     here = Platform.current()
-    assert here.key == "linux" and here.python == sys.executable and here.user_home == Path.home()
-    assert here.environ["HOME"] == os.environ["HOME"]
+    assert here.key == platform_key(sys.platform) and here.python == sys.executable
+    assert here.user_home == Path.home() and dict(here.environ) == dict(os.environ)
+    assert isinstance(here.registry, WindowsRegistry if sys.platform == "win32" else NoRegistry)
+
+
+# -- on a real Windows (CI's windows-latest; never run here, Debian has no cmd.exe) -------------
+
+@pytest.mark.skipif(sys.platform != "win32", reason="needs the real cmd.exe")
+def test_on_real_windows_cmd_runs_the_launcher_from_a_non_ascii_folder(tmp_path, home):
+    """The .bat for this Python, in a folder named with a space and 'ë' under %LOCALAPPDATA%,
+    run by the real cmd.exe as Thunderbird starts it: the helper answers a ping in binary frames."""
+    here = Platform.current()
+    folder = tmp_path / "Zoë Ann"
+    folder.mkdir()
+    launcher = folder / "mailtracker.helper.bat"
+    launcher.write_bytes(launcher_bytes(str(home.data_dir), here))
+    reply = ping_launcher(launcher, folder / "mailtracker.helper.json")
+    assert reply.get("ok") is True, reply
