@@ -330,3 +330,29 @@ def test_on_real_windows_cmd_runs_the_launcher_from_a_non_ascii_folder(tmp_path,
     launcher.write_bytes(launcher_bytes(str(home.data_dir), here))
     reply = ping_launcher(launcher, folder / "mailtracker.helper.json")
     assert reply.get("ok") is True, reply
+
+
+# -- the tray on pystray's Windows and macOS backends ------------------------------------------
+
+def fake_backend_icon_class(module: str):
+    """A fake pystray Icon class as pystray's win32 or darwin backend names it."""
+    return type("Icon", (), {"__module__": module})
+
+
+@pytest.mark.parametrize("backend", ["pystray._win32", "pystray._darwin"])
+def test_the_x11_workarounds_stay_out_of_other_backends_fake_icon(backend):
+    """(A fake icon class named like pystray's backend.) The X11 backend's workarounds are
+    for X11 only: on Windows and macOS calls go straight to the icon (those backends marshal
+    them themselves), nothing waits for a dock, and the title keeps every character."""
+    from mailtracker.desktop.tray.backend import IconThread, title_for
+
+    icon_class = fake_backend_icon_class(backend)
+    on_icon = IconThread(icon_class())
+    ran = []
+    on_icon(lambda: ran.append("now"))
+    assert ran == ["now"]
+    on_icon.keep_docked(stopping=None)  # returns at once: no X tray to ask
+    on_icon.close()
+    title = "mailtracker — 3 new opens ✉ Zoë"
+    assert title_for(icon_class, title) == title
+    assert title_for(fake_backend_icon_class("pystray._xorg"), title) == "mailtracker ? 3 new opens ? Zoë"
