@@ -108,6 +108,13 @@ def test_windows_launcher_text_is_exact_and_names_the_user_folder_by_its_variabl
     assert launcher_bytes(ZOE + "\\Documents\\mail 100%", platform) == text.encode("ascii")
 
 
+def test_windows_launcher_home_at_a_drive_root_keeps_its_closing_quote():
+    """--home D:\\ : the backslash before the closing quote is doubled, or Python's command
+    line parsing would read it as an escaped quote and swallow the rest of the line."""
+    line = launcher_text("D:\\", windows(Path("/unused"))).splitlines()[2]
+    assert '"--home" "D:\\\\" "host" %*' in line
+
+
 def test_windows_launcher_for_the_store_python_and_pipx():
     """The Store's Python (WindowsApps) and a pipx venv: still the absolute interpreter,
     named under %LOCALAPPDATA%; no --home when none was given."""

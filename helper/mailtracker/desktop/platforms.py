@@ -139,4 +139,7 @@ def bat_argument(text: str, platform: Platform) -> str:
                 escaped.lower().startswith(folder.lower().replace("%", "%%") + "\\"):
             escaped = f"%{name}%" + escaped[len(folder.replace("%", "%%")):]
             break
-    return f'"{escaped}"'
+    # Backslashes before the closing quote are doubled: the program's own parsing of its command
+    # line (the C runtime's rules) would otherwise read "D:\" as an escaped quote.
+    trailing = escaped[len(escaped.rstrip("\\")):]
+    return '"' + escaped + trailing + '"'
