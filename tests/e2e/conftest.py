@@ -56,15 +56,16 @@ def started_desktop(root: Path, binary: str):
     env = {**os.environ, "HOME": str(user_home), "XDG_CONFIG_HOME": str(user_home / ".config"),
            "XDG_DATA_HOME": str(user_home / ".local" / "share")}
     server = PixelServer(home)
-    init_home(home, server_url=server.base)
-    # The tests' recipient opens within a second of the send; a real one takes longer
-    # than the delivery window, which would rightly call such a fetch a scanner's.
-    save_config(home, replace(load_config(home), delivery_window_s=0))
-    subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "install-host"],
-                   env=env, check=True, capture_output=True)
-    sink = SmtpSink(root)
-    tb = None
+    sink = tb = None
     try:
+        init_home(home, server_url=server.base)
+        # The tests' recipient opens within a second of the send; a real one takes longer
+        # than the delivery window, which would rightly call such a fetch a scanner's.
+        save_config(home, replace(load_config(home), delivery_window_s=0))
+        installed = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir),
+                                    "install-host"], env=env, capture_output=True, text=True)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        sink = SmtpSink(root)
         prefs = {
             # Extension pages in the parent process, so tests can read them like a user sees them.
             "extensions.webextensions.remote": False,
@@ -79,5 +80,6 @@ def started_desktop(root: Path, binary: str):
     finally:
         if tb is not None:
             tb.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
         server.stop()
