@@ -19,7 +19,8 @@ from mailtracker import __version__
 from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
-from mailtracker.core.clicks import MAX_LINKS, click_url, is_trackable_target
+from mailtracker.core.clicks import MAX_LINKS, click_url
+from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import is_token_shaped, short_id
@@ -163,7 +164,8 @@ class Host:
 
     def links(self, request: dict) -> dict:
         """Click URLs for a mail's links, in order; ``null`` for a link that cannot be
-        tracked (not http(s)). The links are noted in links.csv for the views."""
+        tracked (not http(s), or not read the same by every browser). Each target is
+        signed and noted (links.csv, for the views) as the href a browser makes of it."""
         tag_id = self._known_tag_id(request)
         links = request.get("links")
         if not isinstance(links, list) or len(links) > MAX_LINKS or not all(
@@ -175,9 +177,10 @@ class Host:
         secret = read_secret(self.home.secret_path)
         urls, noted = [], []
         for number, link in enumerate(links):
-            if is_trackable_target(link["target"]):
-                urls.append(click_url(base, secret, tag_id, number, link["target"]))
-                noted.append((number, link["target"], link.get("text", "")))
+            href = browser_href(link["target"])
+            if href is not None:
+                urls.append(click_url(base, secret, tag_id, number, href))
+                noted.append((number, href, link.get("text", "")))
             else:
                 urls.append(None)
         record_links(self.home, tag_id, noted)
