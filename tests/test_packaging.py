@@ -76,7 +76,7 @@ def test_systemd_unit_is_unprivileged_and_sandboxed(tmp_path):
 
 def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     """ExecStart (serve --config), with systemd's variables filled in, logs hits into the state dir."""
-    from mailtracker.server.setup import DEFAULTS
+    from mailtracker.server.setup import DEFAULTS, server_id_for
     from mailtracker.server.config import server_config_text
 
     args = shlex.split(dict(unit_settings())["ExecStart"])
@@ -87,7 +87,8 @@ def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     shutil.copy(home.secret_path, credentials / "secret")
     port = free_port()
     config = tmp_path / "server.toml"
-    config.write_text(server_config_text({**DEFAULTS, "port": port, "hits_dir": str(state / "hits")},
+    config.write_text(server_config_text({**DEFAULTS, "server_id": server_id_for("t.example.org"), "port": port,
+                                          "hits_dir": str(state / "hits")},
                                          "t.example.org"))
     args = [arg.replace("${CREDENTIALS_DIRECTORY}", str(credentials)).replace(
         "/etc/mailtracker/server.toml", str(config)) for arg in args[1:]]
@@ -102,7 +103,7 @@ def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=20)
-    (hits_file,) = (state / "hits").glob("hits-vps1-*.csv")
+    (hits_file,) = (state / "hits").glob("hits-t.example.org-*.csv")
     assert tag.id in hits_file.read_text(encoding="utf-8-sig")
 
 

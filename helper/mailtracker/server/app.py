@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
-from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
+from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, SERVER_ID_RE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
@@ -52,7 +52,6 @@ PRUNE_EVERY_S = 3600.0
 MAX_TEXT = 512
 
 
-_SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
 
 
 # C0, DEL and C1: a C1 byte (CSI U+009B, OSC U+009D...) drives a terminal as its
@@ -106,7 +105,7 @@ class ServerSettings:
     origins_file: str = ""
 
     def validated(self) -> "ServerSettings":
-        if not _SERVER_ID_RE.match(self.server_id):
+        if not SERVER_ID_RE.match(self.server_id):
             raise ServerError(
                 f"server id {self.server_id!r} may hold only letters, digits, '_' and '.', "
                 "up to 63 characters (it becomes part of a file name)"
