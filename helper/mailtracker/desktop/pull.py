@@ -79,6 +79,8 @@ WAIT_HEADER = "mailtracker-wait"
 # A held listing answered sooner than this is not asked again at once (a server or a proxy
 # that answers every held request at once must not make the desktop spin).
 MIN_LIVE_ROUND_S = 1.0
+# The first retry after a live server's held request failed (then doubling, as for any failure).
+LIVE_FIRST_RETRY_S = 1.0
 
 # The bounds on what one server can make the desktop hold or write.
 MAX_LISTING_BYTES = 4 << 20
@@ -344,8 +346,10 @@ class Puller:
                                            live)
             else:
                 failures = before.failures + 1
+                # A live server is asked again sooner: a dropped held request is the common failure.
+                first = min(self.interval_s, LIVE_FIRST_RETRY_S) if self.live and source.live else self.interval_s
                 source.status = PullStatus("failing", str(error), failures, error.code,
-                                           before.last_success, retry_delay(failures, self.interval_s))
+                                           before.last_success, retry_delay(failures, first))
             status = source.status
         if error is None:
             if before.state == "failing":
