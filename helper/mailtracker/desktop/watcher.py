@@ -22,7 +22,7 @@ from mailtracker.core.errors import MailtrackerError
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.hitline import HITS_GLOB
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config
 from mailtracker.desktop.fold import FoldResult, fold
 
@@ -42,7 +42,7 @@ class _LogChanged(FileSystemEventHandler):
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
         name = Path(path).name
-        if name == self._tags_name or fnmatch.fnmatch(name, HITS_GLOB):
+        if name == self._tags_name or fnmatch.fnmatch(name, HITS_GLOB) or DeviceLog.parse(name):
             self._wake.set()
 
 
@@ -70,11 +70,13 @@ class Watcher:
     def start(self) -> "Watcher":
         hits_dir = self.home.hits_dir(self.config)
         hits_dir.mkdir(parents=True, exist_ok=True)
-        handler = _LogChanged(self._wake, self.home.tags_path.name)
+        handler = _LogChanged(self._wake, self.home.legacy_log_path("tags").name)
         self._observer = Observer()
         self._observer.schedule(handler, str(hits_dir), recursive=False)
         if hits_dir.resolve() != self.home.data_dir.resolve():
             self._observer.schedule(handler, str(self.home.data_dir), recursive=False)
+        if self.home.devices_dir.is_dir():  # the logs of the person's other computers arrive there
+            self._observer.schedule(handler, str(self.home.devices_dir), recursive=False)
         self._observer.start()
         self._thread = threading.Thread(target=self._run, name="mailtracker-fold", daemon=True)
         self._thread.start()
