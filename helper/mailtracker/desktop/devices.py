@@ -87,6 +87,13 @@ def _append_file(old: Path, new: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def left_behind(home: Home) -> List[str]:
+    """Single-computer logs that a writer started before joining added to since."""
+    if not home.device:
+        return []
+    return [path.name for path in map(home.legacy_log_path, DESKTOP_LOGS) if path.is_file()]
+
+
 @dataclass
 class Computer:
     """One computer whose logs are in the devices folder."""

@@ -58,7 +58,7 @@ class Setting:
 _TYPE = "Edit Folder > Advanced > Folder Type"
 _WATCH = Setting("fsWatcherEnabled", True, "watch for changes", "Edit Folder > Advanced > Watch for Changes", "on")
 _DELAY = Setting("fsWatcherDelayS", 1, "watcher delay", "Actions > Advanced > Folders > Fs Watcher Delay S",
-                 "1 (hits arrive in about 1 s, not 10)")
+                 "1 (a change arrives in about 1 s, not 10)")
 _RUNNING = Setting("paused", False, "not paused", "the folder's Resume button", "not paused")
 WANTED: Dict[str, List[Setting]] = {
     "server": [Setting("type", "sendonly", "folder type", _TYPE, "Send Only"), _WATCH, _DELAY, _RUNNING],
