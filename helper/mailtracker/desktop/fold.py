@@ -472,7 +472,10 @@ def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
             result.touched.add(tag_id)
 
 
-_LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links": "links_cursor"}
+# The cursor of each single-computer log, in the state's fields of old (replies.csv, once
+# it is folded, is read through ``_new_log_data`` the same way, by its ``replies_cursor``).
+_LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links": "links_cursor",
+                   "replies": "replies_cursor"}
 
 
 def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ...]
