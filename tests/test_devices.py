@@ -5,6 +5,7 @@ quick tests, is placed by hand as a sync tool leaves it)."""
 
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.notifications import Notifier
 from mailtracker.desktop.tags import find_tag, mint_tag, record_self_fetch, update_tag
+from mailtracker.desktop.watcher import Watcher
 from tests.conftest import AGENT, PixelServer, rows_of, run_cli, wait_for, write_hits
 from tests.syncthing_pair import DevicesPair
 from tests.tools import require_tool
@@ -121,6 +123,29 @@ def test_a_conflict_copy_and_a_log_delivered_twice_change_nothing(two):
     _deliver(desk, laptop)
     assert _register(laptop) == _register(desk)
     assert sum(computer.conflict_copies for computer in heard_from(desk)) == 1
+
+
+def test_a_running_watcher_folds_the_other_computers_logs_once_this_one_joins(two):
+    """The desk's daemon runs before 'devices join': after it, the laptop's logs arriving in
+    the new devices folder are folded without a restart."""
+    laptop, desk, _ = two
+    folds = []
+    woke = threading.Event()
+
+    def folded(result):
+        folds.append(result)
+        woke.set()
+
+    with Watcher(desk, load_config(desk), on_fold=folded):
+        wait_for(lambda: folds, what="the first fold")
+        woke.clear()
+        join(desk)
+        assert woke.wait(5), "joining (a new devices folder) did not wake the fold"
+        join(laptop)
+        tag = mint_tag(laptop, load_config(laptop), name="From the laptop")
+        _deliver(laptop, desk)
+        wait_for(lambda: tag.id in {row["id"] for row in rows_of(desk)}, timeout=5,
+                 what="the laptop's tag in the desk's read model")
 
 
 def test_file_names_of_the_devices_folder():

@@ -150,7 +150,7 @@ def cmd_devices(args, home: Home) -> int:
         for name in joined.moved:
             print(f"Moved {name} into {home.devices_dir}: your other computers get its whole history.")
         print(f"Share {home.devices_dir} with your other computers: 'mailtracker syncthing settings --devices' "
-              "shows the Syncthing folder. Restart 'mailtracker tray' (or 'watch') so it watches that folder.")
+              "shows the Syncthing folder.")
         return 0
     print_computers(home, devices.heard_from(home))
     return 0

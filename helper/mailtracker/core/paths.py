@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the settings name paths of a home; only the type is needed 
     from mailtracker.core.settings import Config
 
 APP_NAME = "mailtracker"
+DEVICES_DIR = "devices"
 # The desktop logs that one computer writes and every computer of the person reads.
 DESKTOP_LOGS = ("tags", "self-fetches", "links", "replies")
 # A device id: the computer's name cut to a few safe characters, and a random part
@@ -119,7 +120,7 @@ class Home:
     @property
     def devices_dir(self) -> Path:
         """The desktop logs of every computer of the person (the folder they sync)."""
-        return self.data_dir / "devices"
+        return self.data_dir / DEVICES_DIR
 
     def legacy_log_path(self, kind: str) -> Path:
         """The log of a home used from one computer (and of every home before devices)."""
