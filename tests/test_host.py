@@ -21,7 +21,8 @@ from mailtracker.desktop.install import OWN_COPY_DOMAINS
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import HostProcess, PixelServer, run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
 
 
 @pytest.fixture
@@ -173,9 +174,9 @@ def test_host_refuses_other_extensions(home):
     other.proc.stderr.close()
 
 
-def test_every_command_in_the_readme_protocol_table_is_answered(host):
-    """The README's command table is the contract: each command listed there exists."""
-    table = README.read_text().split("### Native messaging commands")[1].split("\n\n")[1]
+def test_every_command_in_the_protocol_table_is_answered(host):
+    """docs/protocol.md's command table is the contract: each command listed there exists."""
+    table = PROTOCOL_DOC.read_text().split("## Native messaging commands")[1].split("\n\n")[1]
     commands = re.findall(r"^\| `(\w+)`", table, flags=re.M)
     assert len(commands) >= 8
     for command in commands:
@@ -246,7 +247,7 @@ def test_extension_manifest_matches_the_helper():
     """One source of truth: the add-on's id and version are the helper's."""
     from mailtracker import __version__
 
-    manifest = json.loads((README.parent / "extension" / "manifest.json").read_text())
+    manifest = json.loads((ROOT / "extension" / "manifest.json").read_text())
     assert manifest["browser_specific_settings"]["gecko"]["id"] == EXTENSION_ID
     assert manifest["version"] == __version__
     assert manifest["manifest_version"] == 3

@@ -51,7 +51,7 @@ SCANNER_AGENTS = (
 # customers' servers in the clouds (Proofpoint runs on AWS), the gateways. Their
 # documented person-facing proxies (GoogleImageProxy, YahooMailProxy) say so in
 # their user agent and stay "proxy". Apple's relays carry people (Private Relay)
-# and Outlook on the web's range (microsoft-365) is a known limit (README).
+# and Outlook on the web's range (microsoft-365) is a known limit (README, "Where a fetch comes from").
 MACHINE_ORIGINS = frozenset((
     "microsoft-eop", "microsoft", "google", "google-cloud", "aws", "mimecast", "proofpoint",
     "barracuda", "cisco", "trendmicro", "forcepoint", "symantec", "yahoo",
