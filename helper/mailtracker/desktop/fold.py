@@ -20,7 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -28,7 +28,7 @@ from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
@@ -43,6 +43,7 @@ from mailtracker.desktop.tags import (
     parse_tag_records,
     read_columns,
     records_end,
+    split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_bytes, compact_json, loads, view_path
@@ -143,6 +144,9 @@ class _FoldState:
     tags_cursor: Cursor = field(default_factory=Cursor)
     self_cursor: Cursor = field(default_factory=Cursor)
     links_cursor: Cursor = field(default_factory=Cursor)
+    # How far each log of the devices folder was read, by its file name (a replies log
+    # of a home used from one computer too: replies.csv).
+    device_cursors: Dict[str, Cursor] = field(default_factory=dict)
     # tag -> {link number as a string: [target, text]}, from links.csv
     links: Dict[str, Dict[str, list]] = field(default_factory=dict)
     # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
@@ -167,6 +171,7 @@ class _FoldState:
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
+                device_cursors={name: Cursor.from_json(c) for name, c in doc.get("device_cursors", {}).items()},
                 links=doc["links"],
                 moments=doc["moments"],
                 labels=doc["labels"],
@@ -187,6 +192,7 @@ class _FoldState:
             "tags_cursor": self.tags_cursor.to_json(),
             "self_cursor": self.self_cursor.to_json(),
             "links_cursor": self.links_cursor.to_json(),
+            "device_cursors": {name: c.to_json() for name, c in self.device_cursors.items()},
             "links": self.links,
             "moments": self.moments,
             "labels": self.labels,
@@ -405,8 +411,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.tags_path, TAG_COLUMNS)
-    for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "tags", state, TAG_COLUMNS):
         for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
@@ -424,20 +429,60 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    columns = read_columns(home.self_fetches_path, SELF_FETCH_COLUMNS)
-    for batch in read_new_data(home.self_fetches_path, state.self_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
         for tag_id, moment, reason in parse_self_fetches(batch, columns):
-            state.moments.setdefault(tag_id, []).append([moment, reason])
+            moments = state.moments.setdefault(tag_id, [])
+            if [moment, reason] in moments:
+                continue  # the same moment from a log read twice (a copy, a replaced file)
+            moments.append([moment, reason])
             judge.forget_context(tag_id)
             result.new_moments += 1
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.links_path, LINK_COLUMNS)
-    for batch in read_new_data(home.links_path, state.links_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "links", state, LINK_COLUMNS):
         for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
+
+
+# The cursor of each single-computer log, in the state's fields of old (replies.csv, once
+# it is folded, is read through ``_new_log_data`` the same way, by its ``replies_cursor``).
+_LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links": "links_cursor",
+                   "replies": "replies_cursor"}
+
+
+def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ...]
+                  ) -> Iterator[Tuple[bytes, Sequence[str]]]:
+    """(new complete records, the file's columns) of every log of ``kind``: this home's
+    single-computer log, then each computer's log in the devices folder (``Home.log_paths``).
+    A conflict copy of a computer's log brings only the records its log does not hold: the
+    rest were read from the log itself, and reading an older copy of them again would
+    take a tag back to what an earlier row said."""
+    for path in home.log_paths(kind):
+        legacy = path.parent != home.devices_dir
+        if legacy and kind in _LEGACY_CURSORS:
+            cursor = getattr(state, _LEGACY_CURSORS[kind])
+        else:
+            cursor = state.device_cursors.setdefault(path.name, Cursor())
+        columns = read_columns(path, known)
+        found = None if legacy else DeviceLog.parse(path.name)
+        held = _records_of(path.with_name(found.main_name)) if found is not None and found.conflict else None
+        # A synced folder carries whatever the other side has: no symlink is followed there.
+        # A log that cannot be read stops the fold (the labels depend on every log).
+        for batch in read_new_data(path, cursor, record_end=records_end, follow_symlinks=legacy):
+            if held is not None:
+                batch = b"".join(record for record in split_records(batch)[0] if record not in held)
+            yield batch, columns
+
+
+def _records_of(path: Path) -> set:
+    """The complete records of a log, for telling what a conflict copy adds to it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return set()
+    return set(split_records(data)[0])
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines
