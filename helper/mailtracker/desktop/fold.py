@@ -33,6 +33,7 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import register_line, write_register_lines
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -259,13 +260,14 @@ def state_path(home: Home) -> Path:
 
 
 def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
-         progress: bool = False) -> FoldResult:
-    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone."""
+         progress: bool = False, platform: Optional[Platform] = None) -> FoldResult:
+    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone.
+    ``platform``: how register.csv is replaced (a test hands in Windows')."""
     config = config or load_config(home)
     home.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
-            return _fold_locked(home, config, rebuild, progress)
+            return _fold_locked(home, config, rebuild, progress, platform)
     except Timeout:
         raise LockTimeoutError(
             f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
@@ -296,7 +298,8 @@ def _signature(path: Path) -> tuple:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
+def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
+                 platform: Optional[Platform]) -> FoldResult:
     path = state_path(home)
     # Taken out for the pass: a pass that fails leaves nothing to go on from but the file.
     kept = _KEPT.pop(str(path), None)
@@ -328,7 +331,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
-            _save(home, state, result, view, fresh, lines)
+            _save(home, state, result, view, fresh, lines, platform)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
                                 appended=timelines.appended)
@@ -340,7 +343,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
 
 
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool,
-          lines: Dict[str, str]) -> None:
+          lines: Dict[str, str], platform: Optional[Platform] = None) -> None:
     """Register and read model first, then the state: a crash in between leaves the old
     state, and folding it again writes the same rows. ``lines``: each tag's register line
     as the last pass of this process wrote it (those of the tags this pass touched are
@@ -362,7 +365,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
             if tag not in lines:
                 lines[tag] = register_line(state.row(tag))
         try:
-            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens)
+            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
+                                 platform)
         except RegisterLockedError as exc:
             result.register_error = str(exc)
             state.register_pending = True
