@@ -171,13 +171,16 @@ OWN_COPY_DOMAINS = ("gmail.com", "googlemail.com")
 
 
 def own_copy_identities(home: Home) -> List[str]:
-    """The addresses tracked mail was sent from (tags.csv) whose server files its own copy."""
+    """The addresses tracked mail was sent from (from any of the person's computers' tags
+    logs) whose server files its own copy."""
     from mailtracker.desktop.tags import parse_tag_records
 
-    try:
-        data = home.tags_path.read_bytes()
-    except OSError:
-        return []
+    data = b""
+    for path in home.log_paths("tags", copies=False):
+        try:
+            data += path.read_bytes()
+        except OSError:
+            continue
     found = set()
     for record in parse_tag_records(data):
         identity = (record[1].get("identity", "") if record else "").strip().lower()

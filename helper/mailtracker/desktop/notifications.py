@@ -35,6 +35,10 @@ APP_NAME = "mailtracker"
 COOLDOWN_S = 15 * 60.0
 # Notifications are at least this far apart; what arrives in between is grouped.
 GAP_S = 20.0
+# A tag that first shows up already opened, its latest open older than this, is history
+# arriving from another of the person's computers (one paired late, or back online): its
+# opens are taken as told there, not announced here as new.
+CATCH_UP_S = 60 * 60.0
 GROUP_LINES = 4
 
 
@@ -53,13 +57,16 @@ class Notifier:
     def __init__(self, marks: Marks, cooldown_s: float = COOLDOWN_S, gap_s: float = GAP_S):
         self.marks = marks
         self.cooldown_s = cooldown_s
+        self.catch_up_s = CATCH_UP_S
         self.gap_s = gap_s
         self.pending: Dict[str, Mapping] = {}
         self._told_at: Dict[str, float] = {}
         self._last_notice_at: Optional[float] = None
 
-    def observe(self, rows: Sequence[Mapping], now: float) -> bool:
-        """Take in the register rows after a fold; True when the marks changed."""
+    def observe(self, rows: Sequence[Mapping], now: float, wall: Optional[float] = None) -> bool:
+        """Take in the register rows after a fold; True when the marks changed. ``now`` is
+        the monotonic clock of the cooldown and gap; ``wall`` the time of day (default now)."""
+        wall = time.time() if wall is None else wall
         if not self.marks.baselined:
             self.marks.baseline(rows)
             return True
@@ -68,13 +75,16 @@ class Notifier:
         clicks_told = self.marks.clicks_notified
         for row in rows:
             tag_id, opens, clicks = row["id"], int(row["opens"]), int(row.get("clicks", 0))
+            first_sight = tag_id not in notified
             told, told_clicks = notified.get(tag_id, 0), clicks_told.get(tag_id, 0)
-            if opens == told and clicks == told_clicks:
+            if opens == told and clicks == told_clicks and not first_sight:
                 continue
             notified[tag_id], clicks_told[tag_id] = opens, clicks
             changed = True
             if (opens <= told and clicks <= told_clicks) or self.marks.paused:
                 continue  # fewer after a rebuild under new rules; or paused: count, stay quiet
+            if first_sight and _latest(row) < wall - self.catch_up_s:
+                continue  # another computer's history, arriving late
             if clicks > told_clicks:
                 row = {**row, "_clicked": True}
             if tag_id in self.pending:
@@ -107,6 +117,15 @@ class Notifier:
     def drop_pending(self) -> None:
         """Forget what waits (tracking was paused meanwhile)."""
         self.pending.clear()
+
+
+def _latest(row: Mapping) -> float:
+    """When the tag's latest open or click was, in epoch seconds (-inf: never)."""
+    stamps = [stamp for stamp in (row.get("last_open"), row.get("last_click")) if stamp]
+    try:
+        return max(parse_timestamp(stamp) for stamp in stamps) if stamps else float("-inf")
+    except ValueError:
+        return float("inf")  # an odd stamp: better told than lost
 
 
 def describe_opens(rows: Sequence[Mapping]) -> Notice:
