@@ -397,7 +397,7 @@ class Judge:
             when = parse_timestamp(stamp)
         key = f"{hit.client} {verdict.client}"
         last = recent.pop(key, None)
-        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+        if last is not None and is_repeat(when, last, self.rules.repeat_window_s):
             recent[key] = last
             return Judgement(label, f"repeat:{self.rules.repeat_window_s:.0f}", False, client)
         # Re-inserted at the end: the first key is the least recently seen.
@@ -425,12 +425,18 @@ class Judge:
             return Judgement("prefetch", f"click-delivery:{when - min(sends):.0f}", False, verdict.client)
         key = f"click{link} {hit.client} {verdict.client}"
         last = recent.pop(key, None)
-        if last is not None and 0 <= when - last < self.rules.repeat_window_s:
+        if last is not None and is_repeat(when, last, self.rules.repeat_window_s):
             recent[key] = last
             return Judgement("click", f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
         recent[key] = when
         _forget_oldest(recent)
         return Judgement("click", f"click:{link}", True, verdict.client)
+
+
+def is_repeat(when: float, last: float, window_s: float) -> bool:
+    """Whether a hit at ``when`` repeats the one that counted at ``last``: within the window
+    either way, since a server clock stepping back puts a repeat before the hit it repeats."""
+    return abs(when - last) < window_s
 
 
 def _forget_oldest(recent: Dict[str, float]) -> None:
