@@ -194,6 +194,8 @@ def save_config(home: Home, config: Config) -> None:
         f"pull_interval_s = {values['pull_interval_s']}\n"
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
+        "# hash hides it only from whoever lacks the secret: with it (this desktop and the server\n"
+        "# have it), an IPv4 address is found from its hash by trying all 2^32, in hours.\n"
         f"client_address = {values['client_address']}\n"
         "\n[counting]\n"
         "# Fetches this soon after a send come from mail servers and scanners, not people.\n"
