@@ -52,17 +52,11 @@ def dovecot():
         server.stop()
 
 
-ADD_IMAP_ACCOUNT = """
-const [port, user, password, email] = args;
-const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
-server.port = port;
-server.socketType = Ci.nsMsgSocketType.plain;
-server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
-server.password = password;
-server.doBiff = false;
+# An account for ``server`` with one identity (``email``, ``fullName``) whose Fcc is its own Sent.
+ADD_ACCOUNT_FOR_SERVER = """
 const identity = MailServices.accounts.createIdentity();
 identity.email = email;
-identity.fullName = "IMAP Sender";
+identity.fullName = fullName;
 identity.composeHtml = true;
 identity.doFcc = true;
 identity.fccFolderURI = server.serverURI + "/Sent";
@@ -70,6 +64,18 @@ identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
 const account = MailServices.accounts.createAccount();
 account.incomingServer = server;
 account.addIdentity(identity);
+"""
+
+ADD_IMAP_ACCOUNT = """
+const [port, user, password, email] = args;
+const fullName = "IMAP Sender";
+const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
+server.port = port;
+server.socketType = Ci.nsMsgSocketType.plain;
+server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
+server.password = password;
+server.doBiff = false;
+""" + ADD_ACCOUNT_FOR_SERVER + """
 // Log in and list the folders, as the first start of a real account does.
 server.performExpand(null);
 for (let i = 0; i < 400; i++) {
@@ -247,20 +253,12 @@ ADD_POP3_ACCOUNT_WITH_ITS_OWN_FOLDERS = """
 const [email] = args;
 // A POP3 account that keeps its own folders (not the global inbox) and has never sent: set up
 // as the account wizard does, with its identity's Fcc in its own (not yet made) Sent folder.
+const fullName = "POP Sender";
 const server = MailServices.accounts.createIncomingServer("popsender", "127.0.0.1", "pop3");
 server.port = 9;
 server.doBiff = false;
 server.loginAtStartUp = false;
-const identity = MailServices.accounts.createIdentity();
-identity.email = email;
-identity.fullName = "POP Sender";
-identity.composeHtml = true;
-identity.doFcc = true;
-identity.fccFolderURI = server.serverURI + "/Sent";
-identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
-const account = MailServices.accounts.createAccount();
-account.incomingServer = server;
-account.addIdentity(identity);
+""" + ADD_ACCOUNT_FOR_SERVER + """
 server.QueryInterface(Ci.nsILocalMailIncomingServer).createDefaultMailboxes();
 resolve([identity.key, server.localPath.path]);
 """
