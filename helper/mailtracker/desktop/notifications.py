@@ -8,21 +8,23 @@ email within a cooldown stay quiet, and notifications are at least a gap apart:
 opens arriving in between go out together, as one.
 
 Delivery is per platform, from one table: the freedesktop notification service
-over D-Bus on Linux, ``osascript`` on macOS, the tray icon's balloon on Windows.
+over D-Bus on Linux, ``osascript`` on macOS (pystray's macOS backend has no
+notifications), the tray icon's notification on Windows (pystray's win32 backend).
+The platform is a ``Platform`` the caller may hand in, so the tests run each branch.
 """
 
 import logging
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import display_name
 
 log = logging.getLogger(__name__)
@@ -210,16 +212,16 @@ class Notifications:
 class Delivery:
     """Shows notices on this platform; says once, in the log, when it cannot."""
 
-    def __init__(self, platform: Optional[str] = None, icon=None):
-        self.platform = platform or _platform()
+    def __init__(self, platform: Optional[Platform] = None, icon=None):
+        self.platform = platform or Platform.current()
         self.icon = icon
         self._complained = False
 
     def __call__(self, notice: Notice) -> None:
-        show = DELIVERY.get(self.platform)
+        show = DELIVERY.get(self.platform.key)
         try:
             if show is None:
-                raise NotificationUnavailable(f"no desktop notifications on {self.platform}")
+                raise NotificationUnavailable(f"no desktop notifications on {self.platform.key}")
             show(self, notice)
         except NotificationUnavailable as exc:
             if self._complained:
@@ -256,14 +258,17 @@ class Delivery:
                 f"no desktop notifications: the notification service answered {reply.body or reply.header}")
 
     def osascript(self, notice: Notice) -> None:
-        script = (f"display notification {_applescript_text(notice.body)} "
-                  f"with title {_applescript_text(notice.title)}")
+        """macOS's own notification centre, through AppleScript (shown as from Script Editor)."""
+        self.platform_run(osascript_command(notice))
+
+    def platform_run(self, command: Sequence[str]) -> None:
         try:
-            subprocess.run(["osascript", "-e", script], check=True, capture_output=True, timeout=10)
+            self.platform.run(list(command), check=True, capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise NotificationUnavailable(f"no desktop notifications: osascript: {exc}") from None
+            raise NotificationUnavailable(f"no desktop notifications: {command[0]}: {exc}") from None
 
     def tray_balloon(self, notice: Notice) -> None:
+        """pystray's own notification (a toast on Windows 10 and later), from the tray icon."""
         if self.icon is None or not getattr(self.icon, "HAS_NOTIFICATION", False):
             raise NotificationUnavailable("no desktop notifications without the tray icon")
         self.icon.notify(notice.body, notice.title)
@@ -277,9 +282,13 @@ DELIVERY: Dict[str, Callable[[Delivery, Notice], None]] = {
 }
 
 
-def _platform() -> str:
-    return "linux" if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) else sys.platform
-
-
-def _applescript_text(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def osascript_command(notice: Notice) -> List[str]:
+    """The osascript call that shows ``notice``: the texts go in as arguments, never into the
+    script's source, so no quote or backslash in a subject can break or change it. The first
+    argument is the app's name: osascript's option parsing stops there, so a text that starts
+    with "-" is still a text."""
+    return ["osascript",
+            "-e", "on run argv",
+            "-e", "display notification (item 3 of argv) with title (item 2 of argv)",
+            "-e", "end run",
+            APP_NAME, notice.title, notice.body]

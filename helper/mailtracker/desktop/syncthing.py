@@ -15,7 +15,6 @@ drops a log never takes another computer's history with it.
 """
 
 import os
-import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import requests
 from mailtracker.core.errors import SyncthingError
 from mailtracker.desktop.client import session as shared_session
 from mailtracker.desktop.install import Check
+from mailtracker.desktop.platforms import platform_key
 
 FOLDER_ID = "mailtracker-hits"
 DEVICES_FOLDER_ID = "mailtracker-devices"
@@ -113,7 +113,7 @@ def describe_settings(side: str, path: str, folder_id: Optional[str] = None) -> 
 def find_gui(config_dir: Optional[Path] = None) -> Tuple[str, str, Path]:
     """(REST address, API key, config.xml) read from a Syncthing's config.xml."""
     candidates = [config_dir] if config_dir else [
-        Path(os.path.expandvars(entry)).expanduser() for entry in CONFIG_DIRS.get(_platform(), [])
+        Path(os.path.expandvars(entry)).expanduser() for entry in CONFIG_DIRS.get(platform_key(), [])
         if "$" not in os.path.expandvars(entry)]
     for directory in candidates:
         path = Path(directory) / "config.xml"
@@ -140,10 +140,6 @@ def find_gui(config_dir: Optional[Path] = None) -> Tuple[str, str, Path]:
     if host in ("0.0.0.0", "[::]", ""):
         host = "127.0.0.1"
     return f"{'https' if tls else 'http'}://{host}:{port}", api_key, path
-
-
-def _platform() -> str:
-    return "linux" if sys.platform.startswith(("linux", "freebsd")) else sys.platform
 
 
 class SyncthingAPI:
