@@ -148,6 +148,28 @@ def test_a_running_watcher_folds_the_other_computers_logs_once_this_one_joins(tw
                  what="the laptop's tag in the desk's read model")
 
 
+def test_a_moment_arriving_after_its_hit_counts_the_history_again(two):
+    """The laptop shows a copy of its tracked mail and its own Thunderbird fetches the pixel; the
+    desk gets the hit before the laptop's 'display' moment and counts an open; when the moment
+    arrives the desk counts again and agrees with the laptop: the sender's own fetch, no open."""
+    laptop, desk, hits = two
+    join(laptop)
+    join(desk)
+    tag = mint_tag(laptop, load_config(laptop), name="Ann")
+    _deliver(laptop, desk)
+    now = utc_timestamp()
+    write_hits(hits / "hits-a-2026-12-07.csv", [(1, tag.id, "GET", now)])  # Thunderbird's agent
+    fold(desk)
+    assert [row["opens"] for row in rows_of(desk) if row["id"] == tag.id] == [1]
+    record_self_fetch(laptop, tag.id, "display", now)
+    _deliver(laptop, desk)
+    assert fold(desk).recount
+    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
+    assert row["opens"] == 0 and row["self_hits"] == 1
+    assert _register(desk) == _register(laptop)
+    assert not fold(desk).recount  # counted again once, not at every pass
+
+
 def test_file_names_of_the_devices_folder():
     """Each log's name says its kind and computer; a conflict copy is known as one; others are not logs."""
     assert DeviceLog.parse(device_log_name("self-fetches", "desk-abcdef")) == \
