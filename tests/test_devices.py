@@ -87,6 +87,26 @@ def test_joining_moves_a_single_computer_home_and_changes_no_count(home):
     assert f"computer {joined.device} (this computer)" in run_cli("doctor", home=home, check=False).stdout
 
 
+def test_a_row_written_to_the_old_log_after_joining_is_counted_and_moved_by_the_next_join(home):
+    """A host started before 'devices join' may still append to tags.csv: the fold reads it,
+    doctor says so, and joining again moves its rows to the device's log, none lost or doubled."""
+    config = load_config(home)
+    first = mint_tag(home, config, name="Before")
+    device = join(home).device
+    unjoined = Home(data_dir=home.data_dir, config_dir=home.data_dir / "as-before-joining")
+    unjoined.config_dir.mkdir()
+    shutil.copy(home.secret_path, unjoined.secret_path)  # a process that sees no device id
+    late = mint_tag(unjoined, config, name="Late")
+    assert (home.data_dir / "tags.csv").exists()  # the old host's row (its home had no id yet)
+    assert {first.id, late.id} <= {row["id"] for row in (fold(home), rows_of(home))[1]}
+    before = _register(home)
+    assert "tags.csv was written after this computer joined" in run_cli("doctor", home=home, check=False).stdout
+    assert join(home).moved == ["tags.csv"] and not (home.data_dir / "tags.csv").exists()
+    assert find_tag(home, late.id) and find_tag(home, first.id)
+    assert _register(home) == before and fold(home).new_tags == 0
+    assert home.tags_path.name == f"tags-{device}.csv"
+
+
 def test_a_conflict_copy_and_a_log_delivered_twice_change_nothing(two):
     """The desk gets the laptop's logs; then the same logs again, and a Syncthing conflict copy
     holding an older state of them plus one row only the copy has: the tag sent on the laptop
