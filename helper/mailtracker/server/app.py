@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
+from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, SERVER_ID_RE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
@@ -289,7 +289,8 @@ class PixelApp:
             await _respond(send, 404, b"text/plain", b"not found\n")
 
     async def _click(self, scope, send, path: str, method: str) -> None:
-        """A click on a tracked link: log it, then redirect to exactly the signed target.
+        """A click on a tracked link: log it, then redirect to the signed target, as the
+        URL a browser would have opened from the mail's link (core/weburl.py).
 
         A URL that does not verify gets a plain 404 page, never a redirect: the
         server cannot be used to send anyone anywhere else."""
@@ -301,11 +302,11 @@ class PixelApp:
             self.invalid += 1
             await _respond(send, 404, b"text/html; charset=utf-8", _NOT_FOUND_PAGE)
             return
-        tag, link, target = click
+        tag, link, href = click
         # Written before the answer, as every hit: a redirect the reader saw is never lost.
         self._log_hit(scope, tag, click_method(link, method))
         await send({"type": "http.response.start", "status": 302,
-                    "headers": [(b"location", location_header(target)), *_REDIRECT_HEADERS]})
+                    "headers": [(b"location", href.encode("ascii")), *_REDIRECT_HEADERS]})
         await send({"type": "http.response.body", "body": b""})
 
     async def _send_hits(self, scope, send, path: str) -> None:
