@@ -3,7 +3,6 @@ files, Range, and the desktop's Puller through restarts, cut connections,
 rotated and replaced files, a wrong token and a server that is down."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,15 +29,6 @@ from mailtracker.server.hitfiles import parse_range
 from mailtracker.server.hitlog import HitLog
 from tests.conftest import AGENT, PixelServer, free_port, row_of, run_cli, wait_for
 from tests.tcp_proxy import TcpProxy
-
-
-@pytest.fixture
-def desktop(tmp_path, home) -> Home:
-    """The desktop's home: its own files, the server's secret, hits pulled into <desktop>/hits."""
-    desktop = Home.locate(str(tmp_path / "desktop"))
-    init_home(desktop)
-    shutil.copy(home.secret_path, desktop.secret_path)
-    return desktop
 
 
 @pytest.fixture
