@@ -105,6 +105,8 @@ class PullResult:
     unchanged: bool = True
     # Something listed is not here yet (a bound was reached): pull again at once.
     more: bool = False
+    # A file was left alone (not a regular file here): it is tried again after pull_interval_s.
+    skipped: bool = False
 
     @property
     def changed(self) -> bool:
@@ -330,7 +332,7 @@ class Puller:
                 return
             status = self._record(source, result, error)
             delay = status.retry_in_s
-            if error is None and delay == 0 and wait_s and time.monotonic() - began < MIN_LIVE_ROUND_S \
+            if error is None and delay == 0 and time.monotonic() - began < MIN_LIVE_ROUND_S \
                     and not result.changed and not result.more:
                 delay = MIN_LIVE_ROUND_S
             if self.on_pull is not None:
@@ -341,7 +343,12 @@ class Puller:
             before = source.status
             if error is None:
                 live = bool(self.live and source.live)
-                again = 0.0 if result.more or self.live and source.live is not False else self.interval_s
+                if result.more:
+                    again = 0.0
+                elif result.skipped or not self.live or source.live is False:
+                    again = self.interval_s
+                else:
+                    again = 0.0
                 source.status = PullStatus("ok", f"pulled {result.summary()}", 0, 0, utc_timestamp(), again,
                                            live)
             else:
@@ -526,6 +533,7 @@ class Puller:
             # writing through it would block the pull or change a file outside the folder.
             log.warning("%s in %s is not a regular file (a symlink, FIFO or folder); it is not "
                         "pulled until it is removed", name, self.hits_dir)
+            result.skipped = True
             return False
         owner = owners.get(name)
         if owner is not None and owner != source.url and owner in (s.url for s in self.sources):
