@@ -145,3 +145,30 @@ def test_caddy_does_not_cut_a_held_request(home, tmp_path, monkeypatch):
         server.stop()
         caddy.stop()
         session.close()
+
+
+def test_a_write_by_another_process_wakes_a_held_request_at_once(tmp_path):
+    """The server's workers are processes: a line appended by another process wakes a request held
+    in this one within a moment (inotify), not at its timeout nor at the fallback poll."""
+    import asyncio
+
+    from mailtracker.server.livewatch import FALLBACK_POLL_S, FolderChanges
+
+    hits = tmp_path / "hits"
+    hits.mkdir()
+    (hits / "hits-w1-2026-01-01.csv").write_bytes(b"hit_id\r\n")
+
+    async def held() -> float:
+        changes = FolderChanges(hits)
+        changes.drain()
+        writer = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(0.5); "
+                                   "open(sys.argv[1], 'ab').write(b'x\\r\\n')", str(hits / "hits-w1-2026-01-01.csv")])
+        began = time.monotonic()
+        await changes.wait(10)
+        took = time.monotonic() - began
+        writer.wait(10)
+        changes.close()
+        return took
+
+    took = asyncio.run(held())
+    assert 0.4 < took < 0.5 + FALLBACK_POLL_S / 2, took
