@@ -141,6 +141,12 @@ def test_caddy_does_not_cut_a_held_request(home, tmp_path, monkeypatch):
         pulling.join(10)
         assert outcome and outcome[0].changed and time.monotonic() - sent < 2
         assert tag.id in "".join(p.read_text() for p in local.glob("hits-*.csv"))
+        # A held request over TLS is cut at once by stop() (its 3 s bound is not needed).
+        puller.start()
+        time.sleep(1.5)  # its first request is held now (the listing is known: nothing new)
+        began = time.monotonic()
+        puller.stop()
+        assert time.monotonic() - began < 1 and puller.status.state == "stopped"
     finally:
         server.stop()
         caddy.stop()

@@ -146,19 +146,18 @@ class _AbortableAdapter(HTTPAdapter):
     another thread (its deadline, or stop()) whatever it is blocked in."""
 
     def __init__(self):
-        self._sockets = weakref.WeakSet()
+        self._connections = weakref.WeakSet()
         super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        sockets = self._sockets
+        connections = self._connections
 
         def tracked(base):
             class Tracked(base):
-                def _new_conn(self):
-                    sock = super()._new_conn()
-                    sockets.add(sock)
-                    return sock
+                def connect(self):
+                    connections.add(self)
+                    super().connect()
             return Tracked
 
         self.poolmanager.pool_classes_by_scheme = {
@@ -168,10 +167,15 @@ class _AbortableAdapter(HTTPAdapter):
 
     def abort(self) -> None:
         """Shut every connection: a blocked read returns at once, a pooled one is not reused."""
-        for sock in list(self._sockets):
+        for connection in list(self._connections):
+            sock = getattr(connection, "sock", None)
+            if sock is None:
+                continue
             try:
+                # The plain socket's shutdown, also under TLS (its socket is the one in use, and
+                # SSLSocket.shutdown would change state another thread is reading with).
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
+            except (OSError, TypeError):
                 pass
 
 
