@@ -72,7 +72,8 @@ def test_the_sdist_holds_tests_data_packaging_and_the_add_on(dist):
     for needed in ("LICENSE", "CHANGELOG.md", "Makefile", ".ci/run", "tests/conftest.py", "tests/tools.py",
                    "tests/data/hits_corpus.csv", "tests/e2e/conftest.py", "packaging/systemd/mailtracker.service",
                    "packaging/caddy/Caddyfile", "packaging/build_xpi.py", "packaging/ci-packages.txt",
-                   "extension/manifest.json", "extension/icons/mailtracker-64.png", "extension/package-lock.json"):
+                   "extension/manifest.json", "extension/icons/mailtracker-64.png", "extension/package-lock.json",
+                   "docs/commands.md", "docs/protocol.md"):  # the tests read the doc tables
         assert needed in names, needed
     assert not [name for name in names if "node_modules" in name or "__pycache__" in name or name.endswith(".pyc")]
 
@@ -116,9 +117,12 @@ def test_updates_json_offers_this_version_beside_the_update_url(dist):
     """dist/updates.json: this version, its .xpi in the folder of update_url, the same minimum Thunderbird."""
     updates = json.loads((dist / "updates.json").read_text())
     (entry,) = updates["addons"]["mailtracker@mailtracker.invalid"]["updates"]
+    minimum = json.loads((ROOT / "extension" / "manifest.json").read_text())["browser_specific_settings"]["gecko"][
+        "strict_min_version"]
+    assert minimum == "140.0"
     assert entry == {"version": __version__,
                      "update_link": f"https://t.example.org/mailtracker/mailtracker-{__version__}.xpi",
-                     "applications": {"gecko": {"strict_min_version": "128.0"}}}
+                     "applications": {"gecko": {"strict_min_version": minimum}}}
 
 
 def test_the_changelog_and_license_name_this_release():
