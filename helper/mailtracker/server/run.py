@@ -93,8 +93,7 @@ def run_server(settings: ServerSettings) -> None:
         log_access=False,
         factory=True,
     )
-    if settings.workers == 1:
-        _serve_in_this_process(options)
+    if settings.workers == 1 and _serve_in_this_process(options):
         return
     from granian import Granian
 
@@ -102,8 +101,9 @@ def run_server(settings: ServerSettings) -> None:
             respawn_failed_workers=True, **options).serve()
 
 
-def _serve_in_this_process(options: dict) -> None:
-    """One worker: granian serves from this process, with no supervisor process beside it.
+def _serve_in_this_process(options: dict) -> bool:
+    """One worker: granian serves from this process, with no supervisor process beside it;
+    False, having served nothing, where this granian cannot (no embedded server).
 
     The supervisor costs a second interpreter (about 27 MiB of a 60 MB budget) and only
     respawns a worker that died: systemd's Restart=on-failure does that for this process.
@@ -111,13 +111,19 @@ def _serve_in_this_process(options: dict) -> None:
     import asyncio
     import signal
 
-    from granian.server.embed import Server
+    try:
+        from granian.server.embed import Server
+    except ImportError:
+        return False
 
     async def serve() -> bool:
         server = Server(app_from_environment, **options)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, server.stop)
+            try:
+                loop.add_signal_handler(signum, server.stop)
+            except NotImplementedError:  # Windows' loop: a plain handler hands it to the loop
+                signal.signal(signum, lambda *_: loop.call_soon_threadsafe(server.stop))
         await server.serve()
         return not server.interrupt_children
 
@@ -129,3 +135,4 @@ def _serve_in_this_process(options: dict) -> None:
         stopped_cleanly = uvloop.run(serve())
     if not stopped_cleanly:
         raise ServerError("the pixel server's worker stopped unexpectedly (see the log above)")
+    return True
