@@ -30,10 +30,10 @@ from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config, load_config
-from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
+from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.counts import Counts
-from mailtracker.desktop.register import register_line, write_register_lines
+from mailtracker.desktop.register import Row, write_register_lines
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
     SELF_FETCH_COLUMNS,
@@ -198,36 +198,16 @@ class _FoldState:
         }
         write_file_atomically(path, compact_bytes(doc), mode=0o644, replace_existing=True)
 
-    def row(self, tag_id: str) -> Dict:
+    def row(self, tag_id: str) -> Row:
         """The tag's register row: its tags.csv fields and its counts."""
-        tag = self.tags.get(tag_id, {})
-        counts = self.counts.get(tag_id) or Counts()
-        return {
-            "name": "", "subject": "", "recipients": "", "identity": "", "created": "", "status": "",
-            "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
-            "opens": counts.opens, "first_open": counts.first_open, "last_open": counts.last_open,
-            "hits": counts.hits, "self_hits": counts.self_hits, "machine_hits": counts.machine_hits,
-            "clicks": counts.clicks, "first_click": counts.first_click, "last_click": counts.last_click,
-            "opened": counts.opened,
-            "links": self._links_of(tag_id, counts),
-        }
-
-    def _links_of(self, tag_id: str, counts: Counts) -> List[Dict]:
-        known = self.links.get(tag_id, {})
-        clicked = counts.links
-        links = []
-        for number in sorted(set(known) | set(clicked), key=int):
-            target, text = known.get(number, ("", ""))
-            count, first, last = clicked.get(number, (0, "", ""))
-            links.append({"link": int(number), "target": target, "text": text, "clicks": count,
-                          "first_click": first, "last_click": last})
-        return links
+        return Row.of(tag_id, self.tags.get(tag_id, {}), self.counts.get(tag_id) or Counts(),
+                      self.links.get(tag_id, {}))
 
     def order(self) -> List[str]:
         """The tags in the register's order: by when they were made."""
         return [tag_id for tag_id, _ in sorted(self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))]
 
-    def rows(self) -> List[Dict]:
+    def rows(self) -> List[Row]:
         return [self.row(tag_id) for tag_id in self.order()]
 
 
@@ -343,18 +323,18 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
         lines.clear()
-        lines.update((row["id"], register_line(row)) for row in rows)
+        lines.update((row.id, row.csv_line()) for row in rows)
     elif result.touched:
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
-        lines.update((row["id"], register_line(row)) for row in rows)
+        lines.update((row.id, row.csv_line()) for row in rows)
     if result.touched or fresh or result.new_moments or state.register_pending \
             or state.odd_entries != result.skipped_entries or not home.register_path.exists():
         state.odd_entries = list(result.skipped_entries)
         order = state.order()
         for tag in order:
             if tag not in lines:
-                lines[tag] = register_line(state.row(tag))
+                lines[tag] = state.row(tag).csv_line()
         try:
             write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens)
         except RegisterLockedError as exc:
