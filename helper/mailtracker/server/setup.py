@@ -30,29 +30,18 @@ from mailtracker.core.errors import ConfigError, SetupError
 from mailtracker.core.secret import new_secret_text, read_secret
 from mailtracker.core.tokens import probe_token
 from mailtracker.server.config import read_server_values, read_setup_domain, server_config_text
+from mailtracker.server.settings import VPS_HITS_DIR, VPS_SECRET, vps_values
 
 USER = "mailtracker"
 CONFIG_DIR = "/etc/mailtracker"
-SECRET = "/etc/mailtracker/secret"
+SECRET = VPS_SECRET
 CONFIG = "/etc/mailtracker/server.toml"
 STATE_DIR = "/var/lib/mailtracker"
-HITS_DIR = "/var/lib/mailtracker/hits"
+HITS_DIR = VPS_HITS_DIR
 UNIT = "/etc/systemd/system/mailtracker.service"
 CADDYFILE = "/etc/caddy/Caddyfile"
 CADDY_SITE = "/etc/caddy/mailtracker.caddy"
 CADDY_IMPORT = f"import {CADDY_SITE}"
-
-# What the server config starts with; a file already there keeps its own values.
-DEFAULTS = {
-    "host": "127.0.0.1",
-    "port": 56789,
-    "hits_dir": HITS_DIR,
-    "trusted_proxy": ["127.0.0.1"],
-    "client_address": "truncated",
-    "serve_hits": False,
-    "retention_days": 90,
-    "secret_file": SECRET,
-}
 
 # The unit's ExecStart in packaging/systemd names this; setup-server puts the real one.
 PACKAGED_EXECUTABLE = "/opt/mailtracker/bin/mailtracker"
@@ -256,7 +245,7 @@ def plan_setup(options: Options, machine: Machine) -> Plan:
                           "load pixels from, e.g. --domain t.example.org (its DNS record must point here)")
     plan.domain = domain = validate_domain(domain)
     # A server set up before keeps its id; a new one is named after its domain (unique by default).
-    values = {**DEFAULTS, "server_id": server_id_for(domain), **existing}
+    values = {**vps_values(), "server_id": server_id_for(domain), **existing}
     if options.port is not None:
         if not 0 < options.port < 65536:
             raise ConfigError(f"--port {options.port} is not a port number (1-65535)")
