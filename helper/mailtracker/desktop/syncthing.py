@@ -26,7 +26,7 @@ import requests
 
 from mailtracker.core.errors import SyncthingError
 from mailtracker.desktop.client import session as shared_session
-from mailtracker.desktop.install import Check
+from mailtracker.core.checks import Check
 from mailtracker.desktop.platforms import platform_key
 
 FOLDER_ID = "mailtracker-hits"
