@@ -31,7 +31,6 @@ from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 
 PERSON_LABELS = ("open", "proxy")
-LABELS = ("open", "proxy", "prefetch", "self", "click")
 
 # The user agent Apple's Mail Privacy Protection relays send, and nothing else sends.
 APPLE_PRIVACY_AGENT = "Mozilla/5.0"
@@ -73,6 +72,11 @@ class Rules:
 
     delivery_window_s: float = 10.0
     repeat_window_s: float = 60.0
+
+    @classmethod
+    def of(cls, config) -> "Rules":
+        """The rules a home's config (``core.settings.Config``) sets."""
+        return cls(delivery_window_s=config.delivery_window_s, repeat_window_s=config.repeat_window_s)
 
     def fingerprint(self) -> str:
         # The list of machines' agents is part of the rules: a new version of it recounts.
@@ -280,10 +284,6 @@ def repeat_key(client: str, described: str, link: Optional[int] = None) -> str:
     return f"{client} {described}" if link is None else f"click{link} {client} {described}"
 
 
-def classify(method: str, agent: str, client: str, when: float, context: Optional[Context],
-             rules: Rules, apple: Optional[AddressRanges]) -> Tuple[str, str]:
-    """Label one hit from its request and what is known about its tag."""
-    return decide(method, judge_agent(agent), client, when, context, rules, apple)
 
 
 def describe_client(agent: str) -> str:

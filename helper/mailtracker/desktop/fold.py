@@ -31,7 +31,7 @@ from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
-from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
+from mailtracker.desktop.classify import PERSON_LABELS, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import Row, write_register_lines
@@ -102,7 +102,6 @@ class FoldResult:
     new_clicks: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
-    updated_tags: int = 0
     new_moments: int = 0
     skipped_lines: int = 0
     unknown_tag_hits: int = 0
@@ -289,7 +288,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
         state, lines = kept.state, kept.lines
     else:
         state, lines = _FoldState.load(path), {}
-    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
+    judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
     if state.labels and state.labels != judge.fingerprint:
         log.info("the labelling rules changed; counting the whole history again")
         state, rebuild, lines = _FoldState(), True, {}
@@ -408,7 +407,6 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
             else:
                 # Later rows for a tag (sent, unsent...) fill in or change fields.
                 existing.update({key: value for key, value in fields.items() if value})
-                result.updated_tags += 1
             result.touched.add(tag_id)
 
 

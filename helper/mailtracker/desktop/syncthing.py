@@ -31,7 +31,6 @@ from mailtracker.desktop.platforms import platform_key
 
 FOLDER_ID = "mailtracker-hits"
 DEVICES_FOLDER_ID = "mailtracker-devices"
-SIDES = ("server", "desktop", "devices")
 # Per side: the folder's label and default ID, where it is, and who is on the other end.
 FOLDERS = {
     "server": ("mailtracker hits", FOLDER_ID, "the VPS", "the desktop"),
