@@ -289,7 +289,7 @@ def check_counts(history: History, result, expected_new: int, label: str) -> Non
     if not result.register_written:
         problems.append(f"register not written: {result.register_error}")
     with Register.load(history.home) as register:
-        total = sum(row["hits"] for row in register.rows())
+        total = sum(row.hits for row in register.rows())
     if total != history.writer.written:
         problems.append(f"counted {total} hits in all, {history.writer.written} written")
     if problems:

@@ -479,7 +479,7 @@ def check_hits(hits_dir: Path, token: str, home: Home) -> LogCheck:
     fold(state_home, config=config)
     with Register.load(state_home) as register:
         row = register.get(token)
-    check.folded = row["hits"] if row else 0
+    check.folded = row.hits if row else 0
     return check
 
 

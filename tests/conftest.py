@@ -217,12 +217,13 @@ def rows_of(home: Home) -> list:
 
 
 def row_of(home: Home, tag_id: str) -> dict:
-    """One tag's register row from the read model; a zero row for a tag it does not know."""
-    from mailtracker.desktop.register import Register
+    """One tag's register row from the read model, as the add-on gets it (``Row.to_json``); a
+    zero row for a tag it does not know."""
+    from mailtracker.core.tokens import short_id
+    from mailtracker.desktop.register import Register, Row
 
     with Register.load(home) as register:
-        return register.get(tag_id) or {"opens": 0, "hits": 0, "self_hits": 0, "machine_hits": 0,
-                                         "first_open": "", "last_open": ""}
+        return (register.get(tag_id) or Row(tag_id, short_id(tag_id))).to_json()
 
 
 def timeline_of(home: Home, tag_id: str) -> list:

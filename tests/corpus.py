@@ -13,7 +13,7 @@ from mailtracker.core.origins import Origins
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop.classify import LABELS, explain
+from mailtracker.desktop.classify import explain
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
@@ -79,6 +79,10 @@ def run_corpus(root: Path, with_apple_ranges: bool = True,
         stamp, label, counted, reason, client = timelines[tags[row["email"]]].pop(0)
         results.append((row, label, explain(reason)))
     return results
+
+
+# The labels a hit can get.
+LABELS = ("open", "proxy", "prefetch", "self", "click")
 
 
 def scores(results, labels=LABELS) -> Dict[str, Tuple[float, float, int]]:

@@ -6,7 +6,7 @@ import pytest
 
 from mailtracker.core.settings import load_config, save_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop.classify import AddressRanges, Context, Rules, classify, explain, parse_ranges_csv
+from mailtracker.desktop.classify import AddressRanges, Context, Rules, decide, explain, judge_agent, parse_ranges_csv
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
@@ -56,6 +56,11 @@ def test_without_loading_apple_ranges_the_shipped_origins_name_apples_relays(tmp
     # 146.75.180.0 is in Apple's published list (the shipped snapshot); the corpus's
     # 172.224.224.0 is not, and is named by its agent alone.
     assert any("an Apple relay address" in reason for _, reason in apple), apple
+
+
+def classify(method, agent, client, when, context, rules, apple):
+    """One hit's label and reason from its request and its tag's context."""
+    return decide(method, judge_agent(agent), client, when, context, rules, apple)
 
 
 def test_gmail_proxy_on_delivery_is_a_prefetch_and_later_an_open():

@@ -80,7 +80,7 @@ def test_joining_moves_a_single_computer_home_and_changes_no_count(home):
     assert _register(home) == before
     new = mint_tag(home, config, name="Bob")
     assert find_tag(home, new.id) and find_tag(home, tag.id)[1]["subject"] == "Old mail"
-    assert [row["opens"] for row in rows_of(home) if row["id"] == tag.id] == [1]
+    assert [row.opens for row in rows_of(home) if row.id == tag.id] == [1]
     assert [c.device for c in heard_from(home)] == [joined.device] and heard_from(home)[0].this
     listed = run_cli("devices", "list", home=home).stdout
     assert f"computer {joined.device} (this computer): last wrote 20" in listed
@@ -98,7 +98,7 @@ def test_a_row_written_to_the_old_log_after_joining_is_counted_and_moved_by_the_
     shutil.copy(home.secret_path, unjoined.secret_path)  # a process that sees no device id
     late = mint_tag(unjoined, config, name="Late")
     assert (home.data_dir / "tags.csv").exists()  # the old host's row (its home had no id yet)
-    assert {first.id, late.id} <= {row["id"] for row in (fold(home), rows_of(home))[1]}
+    assert {first.id, late.id} <= {row.id for row in (fold(home), rows_of(home))[1]}
     before = _register(home)
     assert "tags.csv was written after this computer joined" in run_cli("doctor", home=home, check=False).stdout
     assert join(home).moved == ["tags.csv"] and not (home.data_dir / "tags.csv").exists()
@@ -124,8 +124,8 @@ def test_a_conflict_copy_and_a_log_delivered_twice_change_nothing(two):
     _deliver(laptop, desk)
     first = _register(desk)
     assert first == _register(laptop)
-    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
-    assert row["status"] == "sent" and row["opens"] == 2
+    [row] = [row for row in rows_of(desk) if row.id == tag.id]
+    assert row.status == "sent" and row.opens == 2
 
     _deliver(laptop, desk)  # delivered twice
     assert fold(desk).new_tags == 0 and _register(desk) == first
@@ -136,9 +136,9 @@ def test_a_conflict_copy_and_a_log_delivered_twice_change_nothing(two):
     (desk.devices_dir / f"tags-{laptop.device}{CONFLICT}.csv").write_bytes(older + copy_row)
     result = fold(desk)
     assert result.new_tags == 1 and result.skipped_lines == 0
-    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
-    assert row["status"] == "sent" and row["message_id"] == "<offer@example.org>" and row["opens"] == 2
-    assert extra.id in {row["id"] for row in rows_of(desk)}
+    [row] = [row for row in rows_of(desk) if row.id == tag.id]
+    assert row.status == "sent" and row.message_id == "<offer@example.org>" and row.opens == 2
+    assert extra.id in {row.id for row in rows_of(desk)}
     # the laptop gets the desk's logs and the copy too: both end with the same register
     _deliver(desk, laptop)
     assert _register(laptop) == _register(desk)
@@ -164,7 +164,7 @@ def test_a_running_watcher_folds_the_other_computers_logs_once_this_one_joins(tw
         join(laptop)
         tag = mint_tag(laptop, load_config(laptop), name="From the laptop")
         _deliver(laptop, desk)
-        wait_for(lambda: tag.id in {row["id"] for row in rows_of(desk)}, timeout=5,
+        wait_for(lambda: tag.id in {row.id for row in rows_of(desk)}, timeout=5,
                  what="the laptop's tag in the desk's read model")
 
 
@@ -180,12 +180,12 @@ def test_a_moment_arriving_after_its_hit_counts_the_history_again(two):
     now = utc_timestamp()
     write_hits(hits / "hits-a-2026-12-07.csv", [(1, tag.id, "GET", now)])  # Thunderbird's agent
     fold(desk)
-    assert [row["opens"] for row in rows_of(desk) if row["id"] == tag.id] == [1]
+    assert [row.opens for row in rows_of(desk) if row.id == tag.id] == [1]
     record_self_fetch(laptop, tag.id, "display", now)
     _deliver(laptop, desk)
     assert fold(desk).recount
-    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
-    assert row["opens"] == 0 and row["self_hits"] == 1
+    [row] = [row for row in rows_of(desk) if row.id == tag.id]
+    assert row.opens == 0 and row.self_hits == 1
     assert _register(desk) == _register(laptop)
     assert not fold(desk).recount  # counted again once, not at every pass
 
@@ -269,15 +269,15 @@ def test_two_computers_over_real_syncthing_show_the_same_mail_with_the_same_coun
         wait_for(lambda: len(server.hit_lines()) == 3, what="three hits")
         fold(laptop)
         fold(desk)
-        assert {row["id"] for row in rows_of(laptop)} == {sent.id, after_join.id}
+        assert {row.id for row in rows_of(laptop)} == {sent.id, after_join.id}
 
         syncthing_pair.start()
         wait_for(lambda: _holds(desk, laptop) and _holds(laptop, desk), timeout=SYNC_BOUND_S,
                  what="each computer holding the other's logs")
         assert _register(laptop) == _register(desk)
-        rows = {row["id"]: row for row in rows_of(desk)}
+        rows = {row.id: row for row in rows_of(desk)}
         assert set(rows) == {sent.id, after_join.id, own.id}
-        assert rows[sent.id]["status"] == "sent" and all(row["opens"] == 1 for row in rows.values())
+        assert rows[sent.id].status == "sent" and all(row.opens == 1 for row in rows.values())
 
         # Now live: a mail sent from the desk, fetched at once (a delivery scan), then opened.
         live = mint_tag(desk, config, name="Di", subject="Live")
@@ -288,8 +288,8 @@ def test_two_computers_over_real_syncthing_show_the_same_mail_with_the_same_coun
         assert requests.get(server.url(live.id), headers={"User-Agent": AGENT}).ok
         wait_for(lambda: len(server.hit_lines()) == 4, what="the fourth hit")
         assert _register(laptop) == _register(desk)
-        [row] = [row for row in rows_of(laptop) if row["id"] == live.id]
-        assert row["opens"] == 0 and row["machine_hits"] == 1  # within the delivery window of the desk's send
+        [row] = [row for row in rows_of(laptop) if row.id == live.id]
+        assert row.opens == 0 and row.machine_hits == 1  # within the delivery window of the desk's send
     finally:
         server.stop()
     print(f"a tag minted on the desk reached the laptop in {took:.2f} s")

@@ -285,8 +285,8 @@ def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch
     with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
         folded = _both_ways(home, tmp_path / "both", monkeypatch)
     rows = folded["rows"]
-    repeats = sum(row["hits"] - row["opens"] - row["clicks"] - row["machine_hits"] - row["self_hits"] for row in rows)
-    assert repeats > 250 and sum(row["clicks"] for row in rows) > 100
+    repeats = sum(row.hits - row.opens - row.clicks - row.machine_hits - row.self_hits for row in rows)
+    assert repeats > 250 and sum(row.clicks for row in rows) > 100
     slow = int(re.search(r"(\d+) hits of slow tags per line", caplog.text).group(1))
     assert 0 < slow < folded["result"]["new_hits"] / 2
     fold_module.fold(home)
@@ -342,7 +342,7 @@ def test_a_server_clock_stepping_back_counts_a_repeat_once(tmp_path, monkeypatch
     took = _fold(home, fast, monkeypatch)[1]
     assert took or not fast
     with Register.load(home) as register:
-        assert register.get(tag)["opens"] == 2
+        assert register.get(tag).opens == 2
 
 
 def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):

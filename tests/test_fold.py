@@ -166,7 +166,7 @@ def test_hits_for_unknown_tags_are_reported_not_lost(home, tags, hits_dir):
     stranger = "b" * 32
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, stranger, "GET")])
     assert fold(home).unknown_tag_hits == 1
-    assert stranger not in [row["id"] for row in rows_of(home)]
+    assert stranger not in [row.id for row in rows_of(home)]
     update_tag(home, stranger, name="Stranger", created="2026-11-24T09:00:00.000Z")
     fold(home)
     assert row_of(home, stranger)["opens"] == 1

@@ -13,13 +13,13 @@ from filelock import FileLock
 
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config, save_config
-from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from mailtracker.core.tokens import verify_token
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
 from mailtracker.desktop.install import OWN_COPY_DOMAINS
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import HostProcess, PixelServer, run_cli
+from tests.conftest import BASE_TIME, HostProcess, PixelServer, run_cli, write_hits
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
@@ -417,6 +417,27 @@ def test_status_of_a_group_answers_per_recipient(host, home):
     listed = host.call("list", limit=5)["data"]["tags"]
     assert {tag["group"] for tag in listed} == {group}
     assert host.call("mint", subject="s", recipients=[], identity="", group="no spaces")["ok"] is False
+
+
+def test_status_of_a_group_totals_span_every_copy(host, home):
+    """The group's first open is the earliest of any copy's and its last the latest, whichever
+    copy is asked about and in whatever order the copies were opened (each copy opened twice)."""
+    group = "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+    minted = [host.call("mint", subject="Offer", recipients=[who], identity="me@example.org",
+                        group=group)["data"] for who in ("ann@x.org", "bob@x.org", "cy@x.org")]
+    for number, tag in enumerate(minted):
+        host.call("sent", tag_id=tag["id"], message_id=f"t{number}@x.org")
+    # Hours after sending, apart enough to be separate opens: bob first, ann last, cy between.
+    hours = {minted[0]["id"]: (5, 9), minted[1]["id"]: (2, 3), minted[2]["id"]: (4, 6)}
+    stamps = {tag: [utc_timestamp(BASE_TIME + 3600 * h) for h in pair] for tag, pair in hours.items()}
+    write_hits(home.hits_dir(load_config(home)) / "hits-pixel-2026-11-24.csv",
+               [(seq, tag, "GET", stamp) for seq, (tag, stamp) in enumerate(
+                   ((tag, stamp) for tag, pair in stamps.items() for stamp in pair), start=1)])
+    fold(home)
+    for number in range(3):
+        status = host.call("status", message_id=f"t{number}@x.org")["data"]
+        assert (status["opens"], status["first_open"], status["last_open"]) == (
+            6, stamps[minted[1]["id"]][0], stamps[minted[0]["id"]][1]), number
 
 
 def test_status_of_a_lone_tag_has_no_recipients(host, home):

@@ -1,9 +1,10 @@
 """The marks: seen and told opens and the pause, kept in the home, read by the native host."""
 
 from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
+from mailtracker.desktop.register import Row
 from tests.conftest import HostProcess
 
-ROWS = [{"id": "a" * 32, "opens": 3}, {"id": "b" * 32, "opens": 0}]
+ROWS = [Row("a" * 32, "aaaaaaa", opens=3), Row("b" * 32, "bbbbbbb", opens=0)]
 
 
 def test_marks_round_trip_through_the_home(home):
@@ -16,7 +17,7 @@ def test_marks_round_trip_through_the_home(home):
     loaded = Marks.load(home)
     assert loaded.baselined and loaded.paused and tracking_paused(home)
     assert loaded.seen == loaded.notified == {"a" * 32: 3, "b" * 32: 0}
-    assert [loaded.unseen({"id": "a" * 32, "opens": 5}), loaded.unseen({"id": "c" * 32, "opens": 2})] == [2, 2]
+    assert [loaded.unseen(Row("a" * 32, "aaaaaaa", opens=5)), loaded.unseen(Row("c" * 32, "ccccccc", opens=2))] == [2, 2]
 
 
 def test_unreadable_marks_start_again_quietly(home):

@@ -160,7 +160,7 @@ def test_the_daemon_notifies_a_person_open_once(home, notification_service, tmp_
             write_hits(hits, [(2, tag.id, "GET", utc_timestamp())], agent=OUTLOOK)
             started_within(proc, lambda: notification_service.shown() > before, 10, "a notification")
             write_hits(hits, [(3, tag.id, "HEAD", utc_timestamp())], agent=OUTLOOK)
-            started_within(proc, lambda: rows_of(home)[0]["machine_hits"] == 2, 10,
+            started_within(proc, lambda: rows_of(home)[0].machine_hits == 2, 10,
                            "the second HEAD folded")
         finally:
             os.kill(proc.pid, signal.SIGTERM)
@@ -171,15 +171,16 @@ def test_the_daemon_notifies_a_person_open_once(home, notification_service, tmp_
 
 def test_a_click_notifies_with_the_link_it_followed():
     """'Ann clicked “the offer”': a click is told once, with the words of its link."""
-    from mailtracker.desktop.marks import Marks
+    from dataclasses import replace
 
-    row = {"id": "t" * 32, "name": "Ann", "recipients": "", "short_id": "ttttttt", "subject": "Offer",
-           "opens": 0, "last_open": "", "clicks": 0, "last_click": "", "links": []}
+    from mailtracker.desktop.marks import Marks
+    from mailtracker.desktop.register import Link, Row
+
+    row = Row("t" * 32, "ttttttt", name="Ann", subject="Offer")
     notifier = Notifier(Marks(), gap_s=0)
     notifier.observe([row], 1.0)
-    clicked = {**row, "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z",
-               "links": [{"link": 0, "target": "https://shop.example.org/", "text": "the offer",
-                          "clicks": 1, "last_click": "2026-11-24T12:00:00.000Z"}]}
+    clicked = replace(row, clicks=1, last_click="2026-11-24T12:00:00.000Z", links=(
+        Link(0, "https://shop.example.org/", "the offer", 1, "2026-11-24T12:00:00.000Z", "2026-11-24T12:00:00.000Z"),))
     assert notifier.observe([clicked], 2.0)
     notice = notifier.take(2.0)
     assert notice.title == "Ann clicked “the offer”" and "Offer" in notice.body

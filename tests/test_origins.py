@@ -8,7 +8,7 @@ import pytest
 from mailtracker.core.origins import (
     ASN_ORIGINS, ORIGINS, SHIPPED_TABLE, OriginTable, Origins, Source, address_key, describe, fetch_conditional,
     format_snapshot, parse_apple_egress, parse_asn_ranges, parse_google_ranges,
-    parse_m365_endpoints, parse_snapshot, parse_span, parse_spf_ranges, table_bytes, table_path_of,
+    parse_m365_endpoints, parse_snapshot, parse_span, table_bytes, table_path_of,
 )
 
 
@@ -159,13 +159,6 @@ def test_asn_csv_keeps_only_the_asns_asked_for_and_joins_neighbours():
     spans = parse_asn_ranges(text, {8075: "microsoft", 15169: "google"})
     assert [(v, origin) for v, _, _, origin in spans] == [(4, "microsoft"), (6, "google")]
     assert spans[0][2] - spans[0][1] + 1 == 2 * 65536
-
-
-def test_spf_records_give_their_ip_mechanisms():
-    """ip4:/ip6: mechanisms count; include:, a: and mx: (which need DNS) do not."""
-    spans = parse_spf_ranges("v=spf1 ip4:205.139.110.0/24 ip6:2a01:111:f400::/48 "
-                             "include:_netblocks.mimecast.com a:x.example ~all", "mimecast")
-    assert len(spans) == 2
 
 
 def test_the_shipped_snapshot_knows_the_providers_of_the_issue():

@@ -75,7 +75,8 @@ def test_systemd_unit_is_unprivileged_and_sandboxed(tmp_path):
 
 def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     """ExecStart (serve --config), with systemd's variables filled in, logs hits into the state dir."""
-    from mailtracker.server.setup import DEFAULTS, server_id_for
+    from mailtracker.server.settings import vps_values
+    from mailtracker.server.setup import server_id_for
     from mailtracker.server.config import server_config_text
 
     args = shlex.split(dict(unit_settings())["ExecStart"])
@@ -86,7 +87,7 @@ def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     shutil.copy(home.secret_path, credentials / "secret")
     port = free_port()
     config = tmp_path / "server.toml"
-    config.write_text(server_config_text({**DEFAULTS, "server_id": server_id_for("t.example.org"), "port": port,
+    config.write_text(server_config_text({**vps_values(), "server_id": server_id_for("t.example.org"), "port": port,
                                           "hits_dir": str(state / "hits")},
                                          "t.example.org"))
     args = [arg.replace("${CREDENTIALS_DIRECTORY}", str(credentials)).replace(
@@ -137,9 +138,9 @@ def caddy_front(tmp_path_factory):
 
 @pytest.fixture
 def behind_caddy(caddy_front, home):
-    """A real pixel server as the unit runs it (--trusted-proxy 127.0.0.1), behind the Caddy."""
+    """A real pixel server as the unit runs it (--trusted-proxies 127.0.0.1), behind the Caddy."""
     caddy, upstream = caddy_front
-    server = PixelServer(home, "--port", str(upstream), "--trusted-proxy", "127.0.0.1",
+    server = PixelServer(home, "--port", str(upstream), "--trusted-proxies", "127.0.0.1",
                          "--client-address", "full", "--serve-hits")
     yield caddy, server
     server.stop()

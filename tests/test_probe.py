@@ -47,7 +47,7 @@ def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel
     result = fold(home)
     assert result.new_hits == 0 and result.unknown_tag_hits == 0
     assert [row["id"] for row in read_register(home.register_path)] == [tag.id]
-    assert not any(row["id"].startswith(PROBE_TAG_PREFIX) for row in rows_of(home))
+    assert not any(row.id.startswith(PROBE_TAG_PREFIX) for row in rows_of(home))
     assert not any(PROBE_TAG_PREFIX in line for line in home.register_path.read_text().splitlines()[1:])
 
 

@@ -119,7 +119,7 @@ def test_caddy_does_not_cut_a_held_request(home, tmp_path, monkeypatch):
     upstream = free_port()
     (tmp_path / "caddy").mkdir()
     caddy = Caddy(tmp_path / "caddy", upstream)
-    server = PixelServer(home, "--port", str(upstream), "--trusted-proxy", "127.0.0.1", "--serve-hits")
+    server = PixelServer(home, "--port", str(upstream), "--trusted-proxies", "127.0.0.1", "--serve-hits")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(caddy.ca))
     session = requests.Session()
     try:

@@ -135,14 +135,14 @@ def test_non_utf8_and_formula_user_agents_are_logged_safely(pixel_server, tag):
 
 
 def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(home, tag):
-    """X-Forwarded-For only counts when it comes from a --trusted-proxy."""
+    """X-Forwarded-For only counts when it comes from a --trusted-proxies address."""
     plain = PixelServer(home)
     try:
         requests.get(plain.url(tag.id), headers={"X-Forwarded-For": "203.0.113.9"})
         assert _hits(plain)[0]["client"] == "127.0.0.0"
     finally:
         plain.stop()
-    proxied = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--server-id", "proxied")
+    proxied = PixelServer(home, "--trusted-proxies", "127.0.0.1", "--server-id", "proxied")
     try:
         requests.get(proxied.url(tag.id), headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
         assert [h["client"] for h in _hits(proxied) if True][-1] == "203.0.113.0"
@@ -210,7 +210,7 @@ hits_dir = "{tmp_path / 'hits'}"
 server_id = "fromfile"
 client_address = "full"
 secret_file = "{secret}"
-trusted_proxy = ["127.0.0.1"]
+trusted_proxies = ["127.0.0.1"]
 ''')
     server = PixelServer(home, "--config", str(config), "--server-id", "fromfile", hits_dir=tmp_path / "hits")
     try:
@@ -340,7 +340,7 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
     """Scope ids and ports are dropped, ::ffff:a.b.c.d is IPv4, and what is no address is stored as 'unknown'."""
-    server = PixelServer(home, "--trusted-proxy", "127.0.0.1", "--client-address", "full")
+    server = PixelServer(home, "--trusted-proxies", "127.0.0.1", "--client-address", "full")
     forwarded = [b"fe80::1%a\tb", b"fe80::2%eth0", b"::ffff:198.51.100.7", b"[2001:db8::1]",
                  b"203.0.113.9:51234", b"[2001:db8::2]:443",
                  b"1.2.3.4;x", b'"1.2.3.4"', b"=cmd|' /C calc'!A0", b"\xff\xfe", b"1.2.3.4\xc2\x9b"]
@@ -359,8 +359,8 @@ def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
 
 
 def test_dual_stack_ipv4_peers_stay_ipv4(home, tag):
-    """With --host ::, an IPv4 peer is truncated as IPv4 and matches an IPv4 --trusted-proxy."""
-    server = PixelServer(home, "--host", "::", "--trusted-proxy", "127.0.0.1")
+    """With --host ::, an IPv4 peer is truncated as IPv4 and matches an IPv4 --trusted-proxies network."""
+    server = PixelServer(home, "--host", "::", "--trusted-proxies", "127.0.0.1")
     try:
         requests.get(server.url(tag.id))
         requests.get(server.url(tag.id), headers={"X-Forwarded-For": "203.0.113.9"})
@@ -406,7 +406,7 @@ def test_the_server_writes_where_a_hit_came_from_before_it_hides_the_address(hom
     from mailtracker.core.tokens import mint_token
 
     token = mint_token(read_secret(home.secret_path))
-    server = PixelServer(home, "--client-address", "hash", "--trusted-proxy", "127.0.0.1")
+    server = PixelServer(home, "--client-address", "hash", "--trusted-proxies", "127.0.0.1")
     try:
         for address in ("40.107.22.1", "198.51.100.7"):
             requests.get(server.url(token), headers={"X-Forwarded-For": address, "User-Agent": "Chrome/126.0"})

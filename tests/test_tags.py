@@ -13,7 +13,7 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import mint_token, verify_token
 from mailtracker.desktop import tail as tail_module
 from mailtracker.desktop.fold import fold
-from mailtracker.desktop.register import read_register, write_register
+from mailtracker.desktop.register import Row, read_register, write_register
 from mailtracker.desktop.tags import (TAG_COLUMNS, MAX_FIELD, MAX_RECIPIENTS, MAX_RECIPIENTS_FIELD, find_tag, mint_tag,
                                       parse_tag_records, record_self_fetch, records_end, update_tag)
 from mailtracker.desktop.tail import Cursor, read_new_data
@@ -107,7 +107,7 @@ def test_a_huge_field_left_by_an_older_writer_costs_no_tag(home):
 def test_read_register_skips_only_a_row_with_an_oversized_field(tmp_path, caplog):
     """A register.csv row beyond the csv field limit is skipped with a warning; the rows after it are read."""
     path = tmp_path / "register.csv"
-    write_register(path, [{"id": "a" * 32, "name": "Ann"}])
+    write_register(path, [Row("a" * 32, "aaaaaaa", name="Ann")])
     with open(path, "ab") as handle:
         handle.write(format_row(["b" * 32, "bbbbbbb", "Huge", "z" * 200_000]).encode())
         handle.write(format_row(["c" * 32, "ccccccc", "Cid"]).encode())

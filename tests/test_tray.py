@@ -126,7 +126,7 @@ def test_daemon_notifies_one_new_person_open_and_not_on_a_refold(home, two_tags)
     with Tray(home, load_config(home), deliver=delivered.append) as tray:
         wait_for(lambda: tray.marks.baselined, what="the first fold to set the baseline")
         write_hits(hits, [(1, ann.id, "HEAD")])
-        wait_for(lambda: any(row["machine_hits"] == 1 for row in tray.view.rows), what="the HEAD folded")
+        wait_for(lambda: any(row.machine_hits == 1 for row in tray.view.rows), what="the HEAD folded")
         assert delivered == [] and tray.view.unseen == 0
         write_hits(hits, [(2, ann.id, "GET", utc_timestamp())])
         wait_for(lambda: delivered, what="a notification")
@@ -135,7 +135,7 @@ def test_daemon_notifies_one_new_person_open_and_not_on_a_refold(home, two_tags)
         assert "● Ann — Offer · 1 open · last opened just now (1 new)" in _texts(tray.view)
         fold(home, rebuild=True)  # counts every hit again, as another process might
         write_hits(hits, [(3, ann.id, "HEAD")])
-        wait_for(lambda: any(row["machine_hits"] == 2 for row in tray.view.rows), what="the refold seen")
+        wait_for(lambda: any(row.machine_hits == 2 for row in tray.view.rows), what="the refold seen")
         assert len(delivered) == 1 and not tray.notifier.pending
     assert Marks.load(home).notified == {ann.id: 1, two_tags[1].id: 0}
 

@@ -12,7 +12,7 @@
 // The rules are pure functions; createIndividualSend takes every Thunderbird
 // API in deps so node tests drive it with fakes.
 
-import { bytesToBinary, binaryToBytes } from "./mime.mjs";
+import { localArea } from "./settings.mjs";
 import { emailOf, pixelCapability } from "./tracking.mjs";
 
 /** At most this many recipients unless the options page says otherwise. */
@@ -145,67 +145,6 @@ export function sentCopyHeaders(details) {
     }
   }
   return headers;
-}
-
-// RFC 2047 for a display name that is not ASCII; the address itself stays as it is.
-function encodeWord(text) {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (const byte of bytes) {
-    binary += String.fromCharCode(byte);
-  }
-  return `=?UTF-8?B?${btoa(binary)}?=`;
-}
-
-function headerAddress(entry) {
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(entry)) {
-    return entry;
-  }
-  const angle = /^(.*?)\s*<([^<>]+)>\s*$/.exec(entry);
-  if (!angle) {
-    return entry;
-  }
-  const name = angle[1].replace(/^"(.*)"$/, "$1");
-  return `${encodeWord(name)} <${angle[2]}>`;
-}
-
-const HEADER_NAMES = { to: "To", cc: "Cc", bcc: "Bcc" };
-
-/**
- * A raw message with its To/Cc/Bcc fields replaced by headers ({to, cc, bcc}:
- * lists of addresses): the one Sent copy lists every recipient. Only the top
- * header block changes; the body stays byte for byte.
- */
-export function replaceAddressHeaders(bytes, headers) {
-  const text = bytesToBinary(bytes);
-  const match = /\r?\n\r?\n/.exec(text);
-  const end = match ? match.index : text.length;
-  const eol = text.slice(0, end + 2).includes("\r\n") ? "\r\n" : "\n";
-  const lines = text.slice(0, end).split(/\r?\n/);
-  const kept = [];
-  let skipping = false;
-  for (const line of lines) {
-    if (/^[ \t]/.test(line) && skipping) {
-      continue;
-    }
-    skipping = /^(to|cc|bcc):/i.test(line);
-    if (!skipping) {
-      kept.push(line);
-    }
-  }
-  const added = FIELDS.filter((field) => headers?.[field]?.length).map(
-    (field) => `${HEADER_NAMES[field]}: ${headers[field].map(headerAddress).join(`,${eol} `)}`,
-  );
-  // After Subject if there is one, as Thunderbird orders them; else at the end.
-  const at = kept.findIndex((line) => /^subject:/i.test(line));
-  kept.splice(at >= 0 ? at + 1 : kept.length, 0, ...added);
-  // A replaced header may be UTF-8 encoded-words only: binary stays binary.
-  return binaryToBytes(kept.join(eol) + text.slice(end));
-}
-
-function localArea(area) {
-  return area ?? browser.storage.local;
 }
 
 /** The group's record: {subject, recipients: [key], sent: {key: messageId}, keeper?}. */

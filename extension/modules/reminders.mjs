@@ -6,6 +6,8 @@
 // The per-tab choice lives in storage.session (like composeTabs.mjs), the defaults in
 // storage.local; areas and the helper are arguments so node tests pass doubles.
 
+import { localArea } from "./settings.mjs";
+
 export const REMINDER_ALARM = "mailtracker-reminder";
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_REMIND_DAYS = 3;
@@ -13,10 +15,6 @@ export const MAX_REMIND_DAYS = 365;
 
 function sessionArea(area) {
   return area ?? browser.storage.session;
-}
-
-function localArea(area) {
-  return area ?? browser.storage.local;
 }
 
 const keyOf = (tabId) => `remind:${tabId}`;

@@ -12,10 +12,9 @@
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
 import { clickTarget } from "./links.mjs";
-import { replaceAddressHeaders } from "./individual.mjs";
-import { removeTracking, stripLocalStatusHeaders } from "./mime.mjs";
+import { removeTracking, replaceAddressHeaders, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
-import { pushBounded } from "./settings.mjs";
+import { localArea, pushBounded } from "./settings.mjs";
 
 export const STAGING_FOLDER = "mailtracker-staging";
 const MAX_STATUSES = 500;
@@ -33,13 +32,13 @@ export const STATES = Object.freeze({
 
 /** The clean-copy option; on unless turned off on the options page. */
 export async function loadCleanCopyEnabled(area) {
-  const { cleanSentCopy } = await (area ?? browser.storage.local).get("cleanSentCopy");
+  const { cleanSentCopy } = await localArea(area).get("cleanSentCopy");
   return cleanSentCopy !== false;
 }
 
 /** What the message popup shows for one Message-ID: {state, reason, at} or null. */
 export async function loadSentCopyStatus(messageId, area) {
-  const { sentCopyStatus } = await (area ?? browser.storage.local).get("sentCopyStatus");
+  const { sentCopyStatus } = await localArea(area).get("sentCopyStatus");
   return sentCopyStatus?.[messageId] ?? null;
 }
 
@@ -80,7 +79,7 @@ async function fileOf(messenger, messageId) {
  */
 export function createSentCopy(deps) {
   const { messenger, notify, loadPixelBases, DOMParser } = deps;
-  const local = deps.localArea ?? browser.storage.local;
+  const local = localArea(deps.localArea);
   const session = deps.sessionArea ?? browser.storage.session;
   const log = deps.log ?? console;
   const wait = deps.wait ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));

@@ -19,7 +19,8 @@ const MAX_PIXEL_BASES = 5;
 // Enough to recognise this week's sent mail without growing for ever.
 const MAX_SENT_IDS = 500;
 
-function localArea(area) {
+/** The storage.local area every module keeps its options and caches in (a test passes its own). */
+export function localArea(area) {
   return area ?? browser.storage.local;
 }
 

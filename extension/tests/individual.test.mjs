@@ -11,10 +11,10 @@ import {
   maxIndividual,
   recipientsToSplit,
   remainingRecipients,
-  replaceAddressHeaders,
   sendsIndividually,
   sentCopyHeaders,
 } from "../modules/individual.mjs";
+import { replaceAddressHeaders } from "../modules/mime.mjs";
 import { individualFailedText } from "../modules/notify.mjs";
 import { getMessage, memoryArea, quietLog } from "./fixtures.mjs";
 

@@ -104,8 +104,17 @@ describe("findPixelTags", () => {
     assert.equal(ranges.length, 2, "the single-quoted and the unquoted upper-case ones");
   });
 
-  test("an &amp; in the src is decoded before it is judged", () => {
-    assert.equal(findPixelTags(`<img src="${pixelUrl()}#a&amp;b">`, isPixel).length, 1);
+  test("an &amp; (or a numeric reference) in the src is decoded before it is judged", () => {
+    // The judge sees the URL the mail client loads, never the HTML's spelling of it.
+    const judged = [];
+    const judge = (src) => {
+      judged.push(src);
+      return isPixel(src) && src.endsWith("#a&b");
+    };
+    for (const spelling of ["&amp;", "&#38;", "&#x26;"]) {
+      assert.equal(findPixelTags(`<img src="${pixelUrl()}#a${spelling}b">`, judge).length, 1, spelling);
+    }
+    assert.deepEqual(judged, Array(3).fill(`${pixelUrl()}#a&b`));
   });
 });
 

@@ -246,6 +246,20 @@ describe("sentCopy", () => {
     assert.ok(!hasPixel(sent[0]));
   });
 
+  test("a copy with the pixel that surfaces while the clean one is imported (a server's own) is deleted", async () => {
+    const env = setup();
+    const realImport = env.tb.messenger.messages.import;
+    env.tb.messenger.messages.import = async (file, folderId) => {
+      const header = await realImport(file, folderId);
+      env.tb.add(folderId, rawMessage("m12@x")); // the server's copy, pixel and all, filed meanwhile
+      return header;
+    };
+    await send(env, "m12@x");
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1, "the leftover copy with the pixel is gone");
+    assert.ok(!hasPixel(sent[0]));
+  });
+
   test("a crash before onAfterSend: the scan finds the Sent folder from the copy's author", async () => {
     const env = setup();
     await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, tracked);

@@ -129,12 +129,12 @@ def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, t
 
     def register_opens():
         with Register.load(desktop.home) as register:
-            rows = {bare(row["recipients"]): row for row in register.rows() if row["id"] in tokens.values()}
+            rows = {bare(row.recipients): row for row in register.rows() if row.id in tokens.values()}
         folded_lone = register_has(desktop.home, lone.id)
-        return len(rows) == 3 and rows["bob@example.net"]["opens"] == 1 and folded_lone and rows
+        return len(rows) == 3 and rows["bob@example.net"].opens == 1 and folded_lone and rows
     rows = wait_until(register_opens, 30, "Bob's open folded by the helper's daemon")
-    assert [rows[r]["opens"] for r in RECIPIENTS] == [0, 1, 0]
-    assert len({row["group"] for row in rows.values()}) == 1 and rows["ann@example.net"]["group"]
+    assert [rows[r].opens for r in RECIPIENTS] == [0, 1, 0]
+    assert len({row.group for row in rows.values()}) == 1 and rows["ann@example.net"].group
 
     status = native_status(desktop.tb, copy["Message-ID"].strip("<>"))
     assert len(status["recipients"]) == 3, status["recipients"]

@@ -92,7 +92,7 @@ def cmd_list(args, home: Home) -> int:
     with read_register(home) as register:
         rows = register.rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([row.to_json() for row in rows], indent=2))
         return 0
     if not rows:
         print("No tags yet: mint one with 'mailtracker tag --name NAME'.")
@@ -111,14 +111,14 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
     lines = [header]
     for row in (row for members in grouped(rows) for row in members):
         ignored = []
-        if row["machine_hits"]:
-            ignored.append(f"{row['machine_hits']} machine")
-        if row["self_hits"]:
-            ignored.append(f"{row['self_hits']} yours")
-        lines.append((row["short_id"], clip(row["name"] or row["recipients"], 24),
-                      clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
-                      describe_time(row["last_open"], now), describe_reminder(row, now),
-                      ", ".join(ignored), printable((row.get("group") or "")[:8])))
+        if row.machine_hits:
+            ignored.append(f"{row.machine_hits} machine")
+        if row.self_hits:
+            ignored.append(f"{row.self_hits} yours")
+        lines.append((row.short_id, clip(row.name or row.recipients, 24),
+                      clip(row.subject, 32), str(row.opens), str(row.clicks),
+                      describe_time(row.last_open, now), describe_reminder(row, now),
+                      ", ".join(ignored), printable(row.group[:8])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
                      for line in lines)
@@ -136,31 +136,30 @@ def cmd_show(args, home: Home) -> int:
         row = register.find(args.tag)
         if row is None:
             raise UnknownTagError(f"no tag matches {args.tag!r} (a short id, full id or Message-ID)")
-        timeline = register.timeline(row["id"])
-        members = register.group(row.get("group") or "")
-    print(printable(f"{row['short_id']}  {row['name'] or row['recipients']}  {row['subject']}"))
+        timeline = register.timeline(row.id)
+        members = register.group(row.group)
+    print(printable(f"{row.short_id}  {row.name or row.recipients}  {row.subject}"))
     if members:
-        opened = sum(1 for member in members if member.get("opened", member["opens"]))
-        print(printable(f"sent individually (group {row['group'][:8]}): {len(members)} recipients, "
+        opened = sum(1 for member in members if member.opened)
+        print(printable(f"sent individually (group {row.group[:8]}): {len(members)} recipients, "
                         f"{opened} opened"))
         for member in members:
-            mark = "*" if member["id"] == row["id"] else " "
-            print(printable(f" {mark}{member['short_id']}  {clip(member['recipients'], 32):<32} "
-                            f"{member['opens']} opens, {member.get('clicks', 0)} clicks, "
-                            f"last open {member['last_open'] or '-'}"))
-    print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
-          f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
-    if row.get("remind_at"):
+            mark = "*" if member.id == row.id else " "
+            print(printable(f" {mark}{member.short_id}  {clip(member.recipients, 32):<32} "
+                            f"{member.opens} opens, {member.clicks} clicks, "
+                            f"last open {member.last_open or '-'}"))
+    print(f"{row.opens} opens (first {row.first_open or '-'}, last {row.last_open or '-'}); "
+          f"{row.machine_hits} machine hits and {row.self_hits} of your own, not counted")
+    if row.remind_at:
         print(f"reminder if not opened: {describe_reminder(row, datetime.now(timezone.utc))}")
-    links = row.get("links") or []
-    if links:
-        print(f"{row.get('clicks', 0)} clicks (first {row.get('first_click') or '-'}, "
-              f"last {row.get('last_click') or '-'}) on {len(links)} tracked links:")
-        for link in links:
-            text = f"'{clip(link['text'], 32)}' " if link["text"] else ""
-            last = f", last {link['last_click']}" if link["last_click"] else ""
-            print(f"  link {link['link']}: {text}{clip(link['target'], 60)} — "
-                  f"{link['clicks']} clicks{last}")
+    if row.links:
+        print(f"{row.clicks} clicks (first {row.first_click or '-'}, "
+              f"last {row.last_click or '-'}) on {len(row.links)} tracked links:")
+        for link in row.links:
+            text = f"'{clip(link.text, 32)}' " if link.text else ""
+            last = f", last {link.last_click}" if link.last_click else ""
+            print(f"  link {link.link}: {text}{clip(link.target, 60)} — "
+                  f"{link.clicks} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
         print(printable(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}"))

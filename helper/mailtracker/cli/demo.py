@@ -36,9 +36,9 @@ def cmd_demo(args, home: Home) -> int:
         def report(result):
             with Register.load(home) as register:
                 row = register.get(tag.id)
-            if row is not None and row["opens"] > shown[0]:
-                shown[0] = row["opens"]
-                print(f"Opened: tag {tag.short_id} opens={row['opens']} last_open={row['last_open']}",
+            if row is not None and row.opens > shown[0]:
+                shown[0] = row.opens
+                print(f"Opened: tag {tag.short_id} opens={row.opens} last_open={row.last_open}",
                       flush=True)
 
         with Daemon(home, config, on_change=report):

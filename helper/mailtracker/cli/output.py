@@ -47,7 +47,7 @@ def describe_time(stamp: str, now: datetime) -> str:
 
 def describe_reminder(row, now: datetime) -> str:
     """'-', or when the follow-up reminder is (or was) due, with 'due' once it passed unopened."""
-    stamp = row.get("remind_at") or ""
+    stamp = row.remind_at
     if not stamp:
         return "-"
     from mailtracker.core.timestamps import parse_timestamp
@@ -56,5 +56,5 @@ def describe_reminder(row, now: datetime) -> str:
         passed = parse_timestamp(stamp) <= now.timestamp()
     except ValueError:
         passed = False
-    due = passed and not row.get("opened", row.get("opens"))
+    due = passed and not row.opened
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")

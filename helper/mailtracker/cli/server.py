@@ -4,9 +4,25 @@ from pathlib import Path
 
 from mailtracker.cli.output import print_checks, say
 from mailtracker.cli.registry import argument, command
-from mailtracker.core.errors import CheckFailedError, NotInitialisedError
+from mailtracker.core.errors import CheckFailedError
 from mailtracker.core.paths import Home
-from mailtracker.core.settings import load_config
+from mailtracker.server.settings import SETTINGS, resolve
+
+
+def _flag(setting):
+    """``serve``'s flag for one server setting (settings.SETTINGS)."""
+    options = {"dest": setting.name, "help": setting.help}
+    if setting.kind is bool:
+        options.update(action="store_true", default=None)
+    elif setting.kind is list:
+        options.update(action="append")
+    elif setting.kind is int:
+        options.update(type=int)
+    if setting.metavar:
+        options["metavar"] = setting.metavar
+    if setting.choices:
+        options["choices"] = setting.choices
+    return argument(*setting.flags, **options)
 
 
 @command("serve", help="run the pixel server",
@@ -17,73 +33,17 @@ from mailtracker.core.settings import load_config
              argument("--config", metavar="FILE", type=Path,
                       help="read these settings from a server config file (setup-server writes "
                       "/etc/mailtracker/server.toml); a flag given here overrides the file"),
-             argument("--host", help="address to listen on (default 127.0.0.1)"),
-             argument("--port", type=int, help="port to listen on (default 56789)"),
-             argument("--hits-dir", metavar="DIR", help="where to write hits (default: the home's)"),
-             argument("--path-prefix", metavar="/p", help="shown in the start-up message; any "
-                      "prefix is accepted so old links keep working"),
-             argument("--server-id", help="names this instance's hits files (default pixel)"),
-             argument("--trusted-proxy", action="append", metavar="ADDR",
-                      help="take X-Forwarded-For only from this address or network (repeatable)"),
-             argument("--secret-file", metavar="FILE", help="the shared secret (default: the home's)"),
-             argument("--client-address", choices=("full", "truncated", "hash"),
-                      help="how client addresses are stored (default: the config's, else truncated); "
-                      "hash hides an address only from whoever lacks the secret: with it, an IPv4 address "
-                      "is found by trying all 2^32"),
-             argument("--workers", type=int, help="worker processes, each with its own file (default 1)"),
-             argument("--serve-hits", action="store_true", default=None,
-                      help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
-                      "(bearer token derived from the secret)"),
-             argument("--origins", metavar="FILE",
-                      help="network origins snapshot written by 'ranges update' (default: the home's "
-                      "if there is one, else the one shipped with mailtracker)"),
-             argument("--retention-days", type=int, metavar="N",
-                      help="delete this server's hits files dated more than N days ago (default 0: keep all)"),
+             *(_flag(setting) for setting in SETTINGS),
          ])
 def cmd_serve(args, home: Home) -> int:
     from mailtracker.server.run import pick_port, run_server
 
-    settings = pick_port(serve_settings(args, home))
+    given = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    settings = pick_port(resolve(given, args.config, home))
     print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
           f"writing hits to {settings.hits_dir}", flush=True)
     run_server(settings)
     return 0
-
-
-def serve_settings(args, home: Home):
-    """ServerSettings from, in this order: the flags, --config's file, the home's config, defaults."""
-    from mailtracker.server.app import ServerSettings
-    from mailtracker.server.config import read_server_config
-
-    given = {"host": args.host, "port": args.port, "hits_dir": args.hits_dir,
-             "secret_file": args.secret_file, "server_id": args.server_id,
-             "path_prefix": args.path_prefix, "workers": args.workers,
-             "trusted_proxies": args.trusted_proxy, "client_address": args.client_address,
-             "serve_hits": args.serve_hits, "retention_days": args.retention_days,
-             "origins_file": args.origins}
-    values = read_server_config(args.config) if args.config else {}
-    values.update({key: value for key, value in given.items() if value is not None})
-    if not (values.get("secret_file") and values.get("hits_dir")):
-        # Only what the flags and the file leave open comes from the home, so a VPS with
-        # a server config needs no desktop home at all.
-        config = load_config(home)
-        values.setdefault("hits_dir", str(home.hits_dir(config)))
-        values.setdefault("secret_file", str(home.secret_path))
-        values.setdefault("path_prefix", config.path_prefix)
-        values.setdefault("client_address", config.client_address)
-    else:
-        try:
-            config = load_config(home)
-        except NotInitialisedError:
-            config = None
-        if config is not None:
-            values.setdefault("path_prefix", config.path_prefix)
-            values.setdefault("client_address", config.client_address)
-    if not values.get("origins_file"):
-        values["origins_file"] = str(home.origins_path) if home.origins_path.exists() else ""
-    for key in ("hits_dir", "secret_file"):
-        values[key] = str(Path(values[key]).expanduser().resolve())
-    return ServerSettings(**values)
 
 
 @command("setup-server", help="set this VPS up: user, secret, config, systemd unit, Caddy",

@@ -96,7 +96,7 @@ def doctor_server(args, home: Home) -> int:
         checks = check_server(home, config, wait_s=args.wait)
     except Exception as exc:  # a diagnosis names what broke; it never ends in a traceback
         log.debug("doctor --server failed unexpectedly", exc_info=True)
-        from mailtracker.desktop.install import Check
+        from mailtracker.core.checks import Check
 
         checks = [Check("the check itself", False, f"it failed unexpectedly ({type(exc).__name__}: {exc}); "
                         "please report it, with the output of 'mailtracker -v doctor --server'")]

@@ -488,12 +488,6 @@ def parse_asn_ranges(text: str, asn_origins: Dict[int, str]) -> List[Tuple[int, 
     return _merge_adjacent(spans)
 
 
-def parse_spf_ranges(text: str, origin: str) -> List[Tuple[int, int, int, str]]:
-    """ip4:/ip6: mechanisms of SPF records (how Mimecast, Google and Microsoft also
-    publish their sending networks), one record or a file of them."""
-    return _cidr_spans(re.findall(r"\bip[46]:([0-9A-Fa-f.:/]+)", text), origin)
-
-
 def _merge_adjacent(spans: List[Tuple[int, int, int, str]]) -> List[Tuple[int, int, int, str]]:
     merged: List[Tuple[int, int, int, str]] = []
     for span in sorted(spans):

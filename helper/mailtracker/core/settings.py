@@ -42,11 +42,6 @@ class Config:
     pull_interval_s: float = 30.0
     pull_live: bool = True
 
-    def rules(self):
-        from mailtracker.desktop.classify import Rules
-
-        return Rules(delivery_window_s=self.delivery_window_s, repeat_window_s=self.repeat_window_s)
-
     def pixel_url(self, token: str) -> str:
         return f"{self.pixel_base()}{token}.gif"
 

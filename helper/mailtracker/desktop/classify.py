@@ -31,7 +31,6 @@ from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 
 PERSON_LABELS = ("open", "proxy")
-LABELS = ("open", "proxy", "prefetch", "self", "click")
 
 # The user agent Apple's Mail Privacy Protection relays send, and nothing else sends.
 APPLE_PRIVACY_AGENT = "Mozilla/5.0"
@@ -73,6 +72,11 @@ class Rules:
 
     delivery_window_s: float = 10.0
     repeat_window_s: float = 60.0
+
+    @classmethod
+    def of(cls, config) -> "Rules":
+        """The rules a home's config (``core.settings.Config``) sets."""
+        return cls(delivery_window_s=config.delivery_window_s, repeat_window_s=config.repeat_window_s)
 
     def fingerprint(self) -> str:
         # The list of machines' agents is part of the rules: a new version of it recounts.
@@ -260,10 +264,32 @@ def decide(method: str, verdict: Verdict, client: str, when: float, context: Opt
     return verdict.label, verdict.code
 
 
-def classify(method: str, agent: str, client: str, when: float, context: Optional[Context],
-             rules: Rules, apple: Optional[AddressRanges]) -> Tuple[str, str]:
-    """Label one hit from its request and what is known about its tag."""
-    return decide(method, judge_agent(agent), client, when, context, rules, apple)
+def settled_by_agent(method: str, verdict: Verdict, origin: str) -> bool:
+    """Whether ``decide`` answers the agent's own label for this hit, whatever its time: a GET
+    by a person's client from no machine's network. The fold asks this first, per hit, and
+    calls ``decide`` only when the time may matter."""
+    return method == "GET" and verdict.kind == "candidate" and (
+        origin not in MACHINE_ORIGINS or verdict.label == "proxy")
+
+
+def click_verdict(method: bytes, verdict: Verdict) -> Tuple[str, str, Optional[int]]:
+    """A click by its request and agent alone, before the timing and repeat rules: (label,
+    reason code, the link number when a reader's browser may have followed it, else None)."""
+    http, link = parse_method(method)
+    if http != b"GET":
+        return "prefetch", f"method:{http.decode('ascii', 'replace')}", None
+    if verdict.kind != "candidate" or verdict.label == "proxy":
+        # Scanners, bare agents, Apple's relay, image proxies: none of them is a reader's browser.
+        return "prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code, None
+    return "click", f"click:{link}", link
+
+
+def repeat_key(client: str, described: str, link: Optional[int] = None) -> str:
+    """Who the repeat rule remembers: a client (its stored address and its agent's description),
+    and for a click the link it followed."""
+    return f"{client} {described}" if link is None else f"click{link} {client} {described}"
+
+
 
 
 def describe_client(agent: str) -> str:
@@ -297,6 +323,15 @@ class Judgement(NamedTuple):
     client: str
 
 
+class Window(NamedTuple):
+    """A tag's context, and the moments (epoch seconds) between which a hit's time can
+    change its label: outside them, the user agent alone decides."""
+
+    context: Context
+    start: float
+    end: float
+
+
 class Judge:
     """Labels the hits of one fold pass with the rules and Apple ranges in force.
 
@@ -314,6 +349,7 @@ class Judge:
         self.fingerprint = (f"{rules.fingerprint()}:apple={len(apple) if apple else 'none'}"
                             f":origins={origins.fingerprint() if origins is not None else 'none'}")
         self._verdicts: Dict[bytes, Verdict] = {}
+        # tag -> (context, start, end) as timestamp strings, which compare as the times do
         self._spans: Dict[str, Optional[tuple]] = {}
         self._reported: Dict[str, bool] = {}  # tag -> whether the add-on reported its send
 
@@ -337,20 +373,16 @@ class Judge:
             reported = self._reported[tag] = any(r == "send" for _, r in self.moments.get(tag) or ())
         return reported
 
-    def span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
-        """The tag's context, and the span of hit times (as timestamp strings) in which
-        it can change a label: outside it, the user agent alone decides. Without a
-        reported send, the delivery window starts at the tag's first fetch."""
+    def _span(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
+        """The tag's ``window`` with its moments as timestamp strings, as hit lines hold them."""
         window = self.window(tag, first_fetch)
         if window is None:
             return None
-        context, start, end = window
-        return context, utc_timestamp(start), utc_timestamp(end)
+        return window.context, utc_timestamp(window.start), utc_timestamp(window.end)
 
-    def window(self, tag: str, first_fetch: Optional[float] = None) -> Optional[tuple]:
-        """``span`` with its first and last moment in epoch seconds, before they are written
-        as timestamps. (Public for the fold's fast path, which labels many hits at once by
-        the same rules.)"""
+    def window(self, tag: str, first_fetch: Optional[float] = None) -> Optional[Window]:
+        """The tag's window (None when nothing is known of its send or displays). Without a
+        reported send, the delivery window starts at the tag's first fetch."""
         moments = self.moments.get(tag) or []
         sends = [moment for moment, reason in moments if reason == "send"]
         if not moments and first_fetch is None:
@@ -363,7 +395,7 @@ class Judge:
         ends = [moment + SELF_AFTER_S for moment, _ in moments]
         if context.sent_at is not None:
             ends.append(context.sent_at + self.rules.delivery_window_s)
-        return context, min(moment for moment, _ in moments) - SELF_BEFORE_S, max(ends) + 1
+        return Window(context, min(moment for moment, _ in moments) - SELF_BEFORE_S, max(ends) + 1)
 
     def judge(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
         """Label one new hit; raises ValueError for a time that is not a timestamp."""
@@ -375,27 +407,26 @@ class Judge:
         span = self._spans.get(hit.tag, False)
         if span is False:
             first = recent.get(FIRST_FETCH)
-            span = self._spans[hit.tag] = self.span(hit.tag, first)
+            span = self._spans[hit.tag] = self._span(hit.tag, first)
         stamp = hit.time
         if not self.send_reported(hit.tag) and FIRST_FETCH not in recent:
             # A tag minted by hand: its first fetch opens the delivery window.
             recent[FIRST_FETCH] = parse_timestamp(stamp)
-            span = self._spans[hit.tag] = self.span(hit.tag, recent[FIRST_FETCH])
+            span = self._spans[hit.tag] = self._span(hit.tag, recent[FIRST_FETCH])
         context = span[0] if span is not None and span[1] <= stamp <= span[2] else None
         when = parse_timestamp(stamp) if context is not None else 0.0
         origin = self.origin(hit) if verdict.kind != "fixed" else ""
         client = f"{verdict.client} · {describe_origin(origin)}" if origin else verdict.client
-        if hit.method == b"GET" and verdict.kind == "candidate" and context is None \
-                and (origin not in MACHINE_ORIGINS or verdict.label == "proxy"):
-            label, reason = verdict.label, verdict.code  # decide()'s answer, without the call
+        method = hit.method.decode("ascii", "replace")
+        if context is None and settled_by_agent(method, verdict, origin):
+            label, reason = verdict.label, verdict.code
         else:
-            label, reason = decide(hit.method.decode("ascii", "replace"), verdict, hit.client, when,
-                                   context, self.rules, self.apple, origin)
+            label, reason = decide(method, verdict, hit.client, when, context, self.rules, self.apple, origin)
         if label not in PERSON_LABELS:
             return Judgement(label, reason, False, client)
         if context is None:
             when = parse_timestamp(stamp)
-        key = f"{hit.client} {verdict.client}"
+        key = repeat_key(hit.client, verdict.client)
         last = recent.pop(key, None)
         if last is not None and is_repeat(when, last, self.rules.repeat_window_s):
             recent[key] = last
@@ -408,29 +439,25 @@ class Judge:
     def _judge_click(self, hit: HitFields, recent: Dict[str, float]) -> Judgement:
         """A click: a person's unless the request, the agent or the timing says a machine
         checked the link; the same client on the same link within the repeat window is one."""
-        method, link = parse_method(hit.method)
         verdict = self._verdicts.get(hit.rest)
         if verdict is None:
             verdict = self._verdicts[hit.rest] = judge_agent(user_agent_of(hit.rest))
         when = parse_timestamp(hit.time)
-        if method != b"GET":
-            return Judgement("prefetch", f"method:{method.decode('ascii', 'replace')}", False, verdict.client)
-        if verdict.kind != "candidate" or verdict.label == "proxy":
-            # Scanners, bare agents, Apple's relay, image proxies: none of them is a reader's browser.
-            return Judgement("prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code,
-                             False, verdict.client)
+        label, reason, link = click_verdict(hit.method, verdict)
+        if link is None:
+            return Judgement(label, reason, False, verdict.client)
         moments = self.moments.get(hit.tag) or ()
         sends = [moment for moment, reason in moments if reason == "send"]
         if sends and 0 <= when - min(sends) < self.rules.delivery_window_s:
             return Judgement("prefetch", f"click-delivery:{when - min(sends):.0f}", False, verdict.client)
-        key = f"click{link} {hit.client} {verdict.client}"
+        key = repeat_key(hit.client, verdict.client, link)
         last = recent.pop(key, None)
         if last is not None and is_repeat(when, last, self.rules.repeat_window_s):
             recent[key] = last
             return Judgement("click", f"repeat:{self.rules.repeat_window_s:.0f}", False, verdict.client)
         recent[key] = when
         _forget_oldest(recent)
-        return Judgement("click", f"click:{link}", True, verdict.client)
+        return Judgement("click", reason, True, verdict.client)
 
 
 def is_repeat(when: float, last: float, window_s: float) -> bool:

@@ -8,7 +8,6 @@ home's daemon lock leads; any other follows, reading the read model when it
 changes and taking over the lead when the leader stops.
 """
 
-import contextlib
 import logging
 import threading
 from typing import Callable, Optional
@@ -178,13 +177,3 @@ def _puller(home: Home, config: Config, watcher: Watcher):
 
     return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
                   interval_s=config.pull_interval_s, live=config.pull_live, on_pull=fold_after)
-
-
-@contextlib.contextmanager
-def running_daemon(home: Home, config: Config, on_change=None):
-    """A daemon for the length of a ``with`` block."""
-    daemon = Daemon(home, config, on_change).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()

@@ -10,7 +10,7 @@ How the work splits. Per line, only column operations run: splitting off the fix
 fields, the dedup against the seen hits, joins with small tables, the counting.
 Python runs per distinct user agent (``classify.judge_agent``), per distinct client
 (``Origins.lookup``), per distinct (method, agent, network) (``classify.decide``),
-per tag (``Judge.span``), and per hit only for the hits inside a tag's send,
+per tag (``Judge.window``), and per hit only for the hits inside a tag's send,
 display or first-fetch window, where time changes a label. The one rule that
 depends on a tag's earlier hits is the repeat rule (the same client again within
 the window counts once, among the tag's RECENT_CLIENTS most recent clients), done
@@ -30,18 +30,18 @@ zero).
 import bisect
 import logging
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import polars as pl
 
-from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, parse_method, split_hit_line, user_agent_of
+from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, split_hit_line, user_agent_of
 from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
-from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, is_repeat,
-                                          judge_agent)
+from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, click_verdict, decide,
+                                          is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
@@ -283,7 +283,7 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
             verdict = verdicts.get(rest)
             if verdict is None:
                 verdict = verdicts[rest] = judge_agent(user_agent_of(rest.encode("utf-8")))
-            label, reason = decide(method, verdict, client, when, contexts[tag_c][0], rules, judge.apple, origin)
+            label, reason = decide(method, verdict, client, when, contexts[tag_c].context, rules, judge.apple, origin)
             labels.append((words.label(label), words.reason(reason), label in PERSON_LABELS))
         timed = pl.DataFrame({"row": timed["row"], "tlabel": [x[0] for x in labels],
                               "treason": [x[1] for x in labels], "tperson": [x[2] for x in labels]},
@@ -423,10 +423,12 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
         if method.startswith("click:"):
             click = decided.get((method, rest))
             if click is None:
-                click = decided[(method, rest)] = _click_verdict(method, verdict)
-            label, reason, prefix, link = click
+                click = decided[(method, rest)] = click_verdict(method.encode("ascii"), verdict)
+            label, reason, number = click
+            # The link as the register counts it (by its number as text).
+            link = None if number is None else str(number)
             origin, client_words = "", verdict.client
-            key = f"{prefix}{client} {verdict.client}" if prefix is not None else None
+            key = repeat_key(client, verdict.client, number) if number is not None else None
         else:
             # Judge.origin: what the server wrote, else the client's network; not asked
             # when the agent settles the label.
@@ -447,7 +449,7 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
             if client_words is None:
                 client_words = described[(verdict.client, origin)] = (
                     f"{verdict.client} · {describe_origin(origin)}" if origin else verdict.client)
-            key = f"{client} {verdict.client}" if label in PERSON_LABELS else None
+            key = repeat_key(client, verdict.client) if label in PERSON_LABELS else None
         rows.append((method_c, rest_c, client_c, method.startswith("click:"), origin, words.label(label),
                      words.reason(reason), _Words._code(words.described, client_words),
                      None if key is None else _Words._code(words.keys, key), link))
@@ -455,18 +457,6 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
         "method_c": pl.UInt32, "rest_c": pl.UInt32, "client_c": pl.UInt32, "click": pl.Boolean,
         "origin": pl.String, "label": pl.Int64, "reason": pl.Int64, "described": pl.Int64, "key": pl.Int64,
         "link": pl.String}), texts
-
-
-def _click_verdict(method: str, verdict) -> Tuple[str, str, Optional[str], Optional[str]]:
-    """``Judge._judge_click`` before its timing and repeat rules: (label, reason, the key's
-    start for a person's click else None, the link as a register counts it)."""
-    http, link = parse_method(method.encode("ascii"))
-    if http != b"GET":
-        return "prefetch", f"method:{http.decode('ascii', 'replace')}", None, None
-    if verdict.kind != "candidate" or verdict.label == "proxy":
-        return "prefetch", "bare-agent" if verdict.kind == "apple" else verdict.code, None, None
-    reason = f"click:{link}"
-    return "click", reason, f"click{link} ", reason.partition(":")[2]
 
 
 def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Judge):
@@ -487,8 +477,8 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
         if not reported and first is None and pixel_row is not None:
             first_row, first = pixel_row, pixel_when
         window = judge.window(tag, first)
-        start, end = (stamped(window[1]), stamped(window[2])) if window is not None else (None, None)
-        send = window[0].sent_at if window is not None and reported else None
+        start, end = (stamped(window.start), stamped(window.end)) if window is not None else (None, None)
+        send = window.context.sent_at if window is not None and reported else None
         rows.append((tag_c, tag, first, first_row, start, end, send))
     return pl.DataFrame(rows, orient="row", schema={
         "tag_c": pl.UInt32, "tag": pl.String, "first": pl.Float64, "first_row": pl.UInt32,

@@ -31,11 +31,11 @@ from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.timestamps import parse_timestamp
-from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
-from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, load_ranges
+from mailtracker.core.tokens import PROBE_TAG_PREFIX
+from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import register_line, write_register_lines
+from mailtracker.desktop.register import Row, write_register_lines
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
     SELF_FETCH_COLUMNS,
@@ -48,7 +48,7 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import ViewWriter, compact_bytes, compact_json, loads, view_path
+from mailtracker.desktop.view import ViewWriter, compact_bytes, loads, view_path
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,6 @@ class FoldResult:
     new_clicks: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
-    updated_tags: int = 0
     new_moments: int = 0
     skipped_lines: int = 0
     unknown_tag_hits: int = 0
@@ -209,36 +208,16 @@ class _FoldState:
         }
         write_file_atomically(path, compact_bytes(doc), mode=0o600, replace_existing=True)
 
-    def row(self, tag_id: str) -> Dict:
+    def row(self, tag_id: str) -> Row:
         """The tag's register row: its tags.csv fields and its counts."""
-        tag = self.tags.get(tag_id, {})
-        counts = self.counts.get(tag_id) or Counts()
-        return {
-            "name": "", "subject": "", "recipients": "", "identity": "", "created": "", "status": "",
-            "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
-            "opens": counts.opens, "first_open": counts.first_open, "last_open": counts.last_open,
-            "hits": counts.hits, "self_hits": counts.self_hits, "machine_hits": counts.machine_hits,
-            "clicks": counts.clicks, "first_click": counts.first_click, "last_click": counts.last_click,
-            "opened": counts.opened,
-            "links": self._links_of(tag_id, counts),
-        }
-
-    def _links_of(self, tag_id: str, counts: Counts) -> List[Dict]:
-        known = self.links.get(tag_id, {})
-        clicked = counts.links
-        links = []
-        for number in sorted(set(known) | set(clicked), key=int):
-            target, text = known.get(number, ("", ""))
-            count, first, last = clicked.get(number, (0, "", ""))
-            links.append({"link": int(number), "target": target, "text": text, "clicks": count,
-                          "first_click": first, "last_click": last})
-        return links
+        return Row.of(tag_id, self.tags.get(tag_id, {}), self.counts.get(tag_id) or Counts(),
+                      self.links.get(tag_id, {}))
 
     def order(self) -> List[str]:
         """The tags in the register's order: by when they were made."""
         return [tag_id for tag_id, _ in sorted(self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))]
 
-    def rows(self) -> List[Dict]:
+    def rows(self) -> List[Row]:
         return [self.row(tag_id) for tag_id in self.order()]
 
 
@@ -321,7 +300,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
         state, lines = kept.state, kept.lines
     else:
         state, lines = _FoldState.load(path), {}
-    judge = Judge(config.rules(), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
+    judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
     if state.labels and state.labels != judge.fingerprint:
         log.info("the labelling rules changed; counting the whole history again")
         state, rebuild, lines = _FoldState(), True, {}
@@ -364,18 +343,18 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
         lines.clear()
-        lines.update((row["id"], register_line(row)) for row in rows)
+        lines.update((row.id, row.csv_line()) for row in rows)
     elif result.touched:
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
-        lines.update((row["id"], register_line(row)) for row in rows)
+        lines.update((row.id, row.csv_line()) for row in rows)
     if result.touched or fresh or result.new_moments or state.register_pending \
             or state.odd_entries != result.skipped_entries or not home.register_path.exists():
         state.odd_entries = list(result.skipped_entries)
         order = state.order()
         for tag in order:
             if tag not in lines:
-                lines[tag] = register_line(state.row(tag))
+                lines[tag] = state.row(tag).csv_line()
         try:
             write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                                  platform)
@@ -440,7 +419,6 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
             else:
                 # Later rows for a tag (sent, unsent...) fill in or change fields.
                 existing.update({key: value for key, value in fields.items() if value})
-                result.updated_tags += 1
             result.touched.add(tag_id)
 
 

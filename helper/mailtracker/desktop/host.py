@@ -24,9 +24,10 @@ from mailtracker.core.clicks import MAX_LINKS, click_url
 from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.core.tokens import is_token_shaped, short_id
+from mailtracker.core.tokens import is_token_shaped
 from mailtracker.desktop.marks import tracking_paused
-from mailtracker.desktop.register import Register
+from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.register import Register, Row
 from mailtracker.desktop.tags import find_tag, mint_tag, record_links, record_self_fetch, update_tag
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ class Host:
             message_id = _text(request, "message_id").strip().strip("<>")
             found = self._row(request)
             if found is not None:
-                tag_id = found["id"]
+                tag_id = found.id
             else:
                 # Sent a moment ago: in tags.csv, not yet in the read model.
                 tagged = find_tag(self.home, message_id=message_id) if message_id else None
@@ -246,40 +247,35 @@ class Host:
 
         with Register.load(self.home) as register:
             row = self._row(request, register)
-            timeline = register.timeline(row["id"]) if row is not None else []
-            members = register.group(row.get("group", "")) if row is not None else []
-            timelines = {member["id"]: register.timeline(member["id"]) for member in members}
+            timeline = register.timeline(row.id) if row is not None else []
+            members = register.group(row.group) if row is not None else []
+            timelines = {member.id: register.timeline(member.id) for member in members}
         if row is None:
             row = self._unfolded_row(request)
             if row is None:
                 return {"tracked": False}
-        if not row.get("group"):
+        if not row.group:
             return self._status_of(row, timeline, explain)
         # One Sent copy stands for every recipient's own copy ("send individually"):
         # the totals are the group's, and each recipient has a row of their own.
         members = members or [row]
-        merged = sorted((event for member in members for event in timelines.get(member["id"], [])),
+        merged = sorted((event for member in members for event in timelines.get(member.id, [])),
                         key=lambda event: event[0])
-        answer = self._status_of(_group_totals(row, members), merged, explain)
-        answer["group"] = row["group"]
-        answer["recipients"] = [_recipient_status(member, timelines.get(member["id"], []))
+        answer = self._status_of(row.with_counts_of(members), merged, explain)
+        answer["group"] = row.group
+        answer["recipients"] = [_recipient_status(member, timelines.get(member.id, []))
                                 for member in members]
         return answer
 
     @staticmethod
-    def _status_of(row: dict, timeline, explain) -> dict:
-        return {
-            "tracked": True, "id": row["id"], "short_id": row["short_id"], "status": row["status"],
-            "opens": row["opens"], "first_open": row["first_open"], "last_open": row["last_open"],
-            "hits": row["hits"], "self_hits": row["self_hits"], "machine_hits": row["machine_hits"],
-            "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
-            "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
-            "links": row.get("links", []), "remind_at": row.get("remind_at", ""),
-            "timeline": [
-                {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
-                 "client": client}
-                for when, label, counted, reason, client in timeline],
-        }
+    def _status_of(row: Row, timeline, explain) -> dict:
+        answer = {"tracked": True, **row.to_json(), "timeline": [
+            {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason), "client": client}
+            for when, label, counted, reason, client in timeline]}
+        # A status has "group" and "recipients" (the list of its copies) only for a mail sent
+        # individually (the add-on tells the two kinds apart so).
+        del answer["recipients"], answer["group"]
+        return answer
 
     def list(self, request: dict) -> dict:
         limit = request.get("limit", 50)
@@ -287,23 +283,17 @@ class Host:
             raise ProtocolError("limit must be a positive integer")
         with Register.load(self.home) as register:
             rows = register.rows()
-        rows.sort(key=lambda row: row["created"], reverse=True)
-        keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
-                "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened",
-                "group", "remind_at")
-        return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
+        rows.sort(key=lambda row: row.created, reverse=True)
+        return {"tags": [_listed(row) for row in rows[:limit]]}
 
-    def _unfolded_row(self, request: dict) -> Optional[dict]:
+    def _unfolded_row(self, request: dict) -> Optional[Row]:
         """A tag the fold has not taken in yet (sent a moment ago), from tags.csv, with no hits."""
         message_id = _text(request, "message_id").strip().strip("<>")
         found = find_tag(self.home, tag_id=request.get("tag_id") or "", message_id=message_id)
         if found is None:
             return None
         tag_id, fields = found
-        return {"id": tag_id, "short_id": short_id(tag_id), "status": fields.get("status", ""),
-                "opens": 0, "first_open": "", "last_open": "", "hits": 0, "self_hits": 0,
-                "machine_hits": 0, "clicks": 0, "first_click": "", "last_click": "", "opened": False,
-                "links": [], "recipients": fields.get("recipients", ""), "group": fields.get("group", "")}
+        return Row.of(tag_id, fields, Counts(), {})
 
     def _known_tag_id(self, request: dict) -> str:
         """The request's tag id, checked: of the token alphabet, and minted here."""
@@ -317,7 +307,7 @@ class Host:
             raise UnknownTagError(f"no tag {tag_id[:7]}… was minted in this home")
         return tag_id
 
-    def _row(self, request: dict, register: Optional[Register] = None) -> Optional[dict]:
+    def _row(self, request: dict, register: Optional[Register] = None) -> Optional[Row]:
         tag_id = request.get("tag_id")
         if tag_id is not None and not (isinstance(tag_id, str) and (not tag_id or is_token_shaped(tag_id))):
             raise ProtocolError("tag_id must be a 32-character tag id")
@@ -332,17 +322,12 @@ class Host:
         return register.find(message_id) if message_id else None
 
 
-def _group_totals(row: dict, members) -> dict:
-    """The row of the group's Sent copy: its own fields, the counts summed over every copy."""
-    totals = dict(row)
-    for key in ("opens", "hits", "self_hits", "machine_hits", "clicks"):
-        totals[key] = sum(member.get(key, 0) for member in members)
-    for key, pick in (("first_open", min), ("last_open", max), ("first_click", min), ("last_click", max)):
-        stamps = [member.get(key) for member in members if member.get(key)]
-        totals[key] = pick(stamps) if stamps else ""
-    totals["opened"] = any(member.get("opened", bool(member.get("opens"))) for member in members)
-    totals["links"] = []
-    return totals
+def _listed(row: Row) -> dict:
+    """A tag as ``list`` gives it: the row without its links (fifty rows of a hundred links
+    each would not fit a reply)."""
+    listed = row.to_json()
+    del listed["links"]
+    return listed
 
 
 def _device_of(timeline) -> str:
@@ -353,13 +338,9 @@ def _device_of(timeline) -> str:
     return ""
 
 
-def _recipient_status(row: dict, timeline) -> dict:
+def _recipient_status(row: Row, timeline) -> dict:
     """One recipient's copy of a "send individually" mail, as the Opens popup shows it."""
-    return {"tag_id": row["id"], "short_id": row["short_id"], "recipient": row.get("recipients", ""),
-            "status": row.get("status", ""), "opened": bool(row.get("opened", row.get("opens"))),
-            "opens": row.get("opens", 0), "first_open": row.get("first_open", ""),
-            "last_open": row.get("last_open", ""), "device": _device_of(timeline),
-            "clicks": row.get("clicks", 0), "last_click": row.get("last_click", "")}
+    return {**_listed(row), "tag_id": row.id, "recipient": row.recipients, "device": _device_of(timeline)}
 
 
 def parse_request(payload: bytes) -> dict:

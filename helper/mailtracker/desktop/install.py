@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from mailtracker.core.checks import Check, Checklist
 from mailtracker.core.errors import InstallError, MailtrackerError
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
@@ -158,13 +159,6 @@ def uninstall_host(home: Home, system: bool = False, platform: Optional[Platform
     return done or ["nothing to remove: the helper was not installed for Thunderbird"]
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
 # Mail services whose SMTP server files its own copy of what it sends, pixel included (the
 # add-on's modules/sentCopy.mjs holds the same list; a test keeps the two equal).
 OWN_COPY_DOMAINS = ("gmail.com", "googlemail.com")
@@ -194,11 +188,8 @@ def check_host_chain(home: Home, system: bool = False, platform: Optional[Platfo
     """Each link from Thunderbird to the helper, in order; stops at the first broken one."""
     platform = platform or Platform.current()
     files = host_files(home, system, platform)
-    checks: List[Check] = []
-
-    def add(name, ok, detail):
-        checks.append(Check(name, ok, detail))
-        return ok
+    checks = Checklist()
+    add = checks.add
 
     if files.registry:
         named = platform.registry.get_value(*files.registry, "")
@@ -245,8 +236,7 @@ def check_host_chain(home: Home, system: bool = False, platform: Optional[Platfo
     if platform.key == "linux" and not system:
         # The chain above is what a Debian or Mozilla build uses; a sandboxed one needs more.
         for sandbox in sandboxes.find_sandboxes(platform.user_home):
-            for check in sandboxes.check_sandbox(sandbox, launcher, platform.user_home):
-                add(check.name, check.ok, check.detail)
+            checks.extend(sandboxes.check_sandbox(sandbox, launcher, platform.user_home))
     problem = read_fold_problem(home)
     add("folding works", problem is None,
         "no fold has failed" if problem is None

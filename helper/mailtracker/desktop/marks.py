@@ -11,10 +11,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Iterable
 
 from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.paths import Home
+from mailtracker.desktop.register import Row
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,20 @@ class Marks:
         write_file_atomically(marks_path(home), json.dumps(doc, separators=(",", ":")).encode("utf-8"),
                               mode=0o600, replace_existing=True)
 
-    def baseline(self, rows: Iterable[Mapping]) -> None:
+    def baseline(self, rows: Iterable[Row]) -> None:
         """Take every open counted so far as seen and told."""
         for row in rows:
-            self.seen[row["id"]] = self.notified[row["id"]] = int(row["opens"])
-            self.clicks_notified[row["id"]] = int(row.get("clicks", 0))
+            self.seen[row.id] = self.notified[row.id] = row.opens
+            self.clicks_notified[row.id] = row.clicks
         self.baselined = True
 
-    def unseen(self, row: Mapping) -> int:
+    def unseen(self, row: Row) -> int:
         """Opens of this tag the user has not marked as seen."""
-        return max(0, int(row["opens"]) - self.seen.get(row["id"], 0))
+        return max(0, row.opens - self.seen.get(row.id, 0))
 
-    def mark_all_seen(self, rows: Iterable[Mapping]) -> None:
+    def mark_all_seen(self, rows: Iterable[Row]) -> None:
         for row in rows:
-            self.seen[row["id"]] = int(row["opens"])
+            self.seen[row.id] = row.opens
 
 
 def marks_path(home: Home) -> Path:

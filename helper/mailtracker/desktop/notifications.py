@@ -19,13 +19,13 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import display_name
+from mailtracker.desktop.register import Row, display_name
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,13 @@ class Notifier:
         self.cooldown_s = cooldown_s
         self.catch_up_s = CATCH_UP_S
         self.gap_s = gap_s
-        self.pending: Dict[str, Mapping] = {}
+        self.pending: Dict[str, Row] = {}
+        # The pending tags whose news is a click (told as "clicked", not "opened").
+        self._clicked: Set[str] = set()
         self._told_at: Dict[str, float] = {}
         self._last_notice_at: Optional[float] = None
 
-    def observe(self, rows: Sequence[Mapping], now: float, wall: Optional[float] = None) -> bool:
+    def observe(self, rows: Sequence[Row], now: float, wall: Optional[float] = None) -> bool:
         """Take in the register rows after a fold; True when the marks changed. ``now`` is
         the monotonic clock of the cooldown and gap; ``wall`` the time of day (default now)."""
         wall = time.time() if wall is None else wall
@@ -74,7 +76,7 @@ class Notifier:
         notified = self.marks.notified
         clicks_told = self.marks.clicks_notified
         for row in rows:
-            tag_id, opens, clicks = row["id"], int(row["opens"]), int(row.get("clicks", 0))
+            tag_id, opens, clicks = row.id, row.opens, row.clicks
             first_sight = tag_id not in notified
             told, told_clicks = notified.get(tag_id, 0), clicks_told.get(tag_id, 0)
             if opens == told and clicks == told_clicks and not first_sight:
@@ -85,12 +87,12 @@ class Notifier:
                 continue  # fewer after a rebuild under new rules; or paused: count, stay quiet
             if first_sight and _latest(row) < wall - self.catch_up_s:
                 continue  # another computer's history, arriving late
-            if clicks > told_clicks:
-                row = {**row, "_clicked": True}
-            if tag_id in self.pending:
+            if tag_id in self.pending or now - self._told_at.get(tag_id, float("-inf")) >= self.cooldown_s:
                 self.pending[tag_id] = row
-            elif now - self._told_at.get(tag_id, float("-inf")) >= self.cooldown_s:
-                self.pending[tag_id] = row
+                if clicks > told_clicks:
+                    self._clicked.add(tag_id)
+                else:
+                    self._clicked.discard(tag_id)
         return changed
 
     def due_at(self) -> Optional[float]:
@@ -106,45 +108,47 @@ class Notifier:
         due = self.due_at()
         if due is None or now < due:
             return None
-        rows = sorted(self.pending.values(), key=lambda row: max(row["last_open"], row.get("last_click", "")),
-                      reverse=True)
-        self.pending.clear()
+        rows = sorted(self.pending.values(), key=lambda row: max(row.last_open, row.last_click), reverse=True)
+        clicked = len(rows) == 1 and rows[0].id in self._clicked
+        self.drop_pending()
         self._last_notice_at = now
         for row in rows:
-            self._told_at[row["id"]] = now
-        return describe_opens(rows)
+            self._told_at[row.id] = now
+        return describe_opens(rows, clicked)
 
     def drop_pending(self) -> None:
         """Forget what waits (tracking was paused meanwhile)."""
         self.pending.clear()
+        self._clicked.clear()
 
 
-def _latest(row: Mapping) -> float:
+def _latest(row: Row) -> float:
     """When the tag's latest open or click was, in epoch seconds (-inf: never)."""
-    stamps = [stamp for stamp in (row.get("last_open"), row.get("last_click")) if stamp]
+    stamps = [stamp for stamp in (row.last_open, row.last_click) if stamp]
     try:
         return max(parse_timestamp(stamp) for stamp in stamps) if stamps else float("-inf")
     except ValueError:
         return float("inf")  # an odd stamp: better told than lost
 
 
-def describe_opens(rows: Sequence[Mapping]) -> Notice:
-    ids = tuple(row["id"] for row in rows)
-    if len(rows) == 1 and rows[0].get("_clicked"):
+def describe_opens(rows: Sequence[Row], clicked: bool = False) -> Notice:
+    """The notice for these rows' news; ``clicked``: one row's news is a click."""
+    ids = tuple(row.id for row in rows)
+    if len(rows) == 1 and clicked:
         row = rows[0]
-        clicked = max(row.get("links") or [{}], key=lambda link: link.get("last_click", ""))
-        link = f"“{clicked['text'] or clicked['target']}”" if clicked.get("target") else "a link"
+        latest = max(row.links, key=lambda link: link.last_click, default=None)
+        link = f"“{latest.text or latest.target}”" if latest is not None and latest.target else "a link"
         return Notice(title=f"{display_name(row)} clicked {link}",
-                      body=f"In “{row['subject'] or '(no subject)'}”, at {_local_time(row.get('last_click', ''))}.",
+                      body=f"In “{row.subject or '(no subject)'}”, at {_local_time(row.last_click)}.",
                       tag_ids=ids)
     if len(rows) == 1:
         row = rows[0]
-        opens = int(row["opens"])
-        when = _local_time(row["last_open"])
+        opens = row.opens
+        when = _local_time(row.last_open)
         body = f"First open at {when}." if opens == 1 else f"Opened {opens} times; last at {when}."
-        return Notice(title=f"{display_name(row)} opened “{row['subject'] or '(no subject)'}”", body=body,
+        return Notice(title=f"{display_name(row)} opened “{row.subject or '(no subject)'}”", body=body,
                       tag_ids=ids)
-    lines = [f"{display_name(row)}: {row['subject'] or '(no subject)'}" for row in rows[:GROUP_LINES]]
+    lines = [f"{display_name(row)}: {row.subject or '(no subject)'}" for row in rows[:GROUP_LINES]]
     if len(rows) > GROUP_LINES:
         lines.append(f"and {len(rows) - GROUP_LINES} more")
     return Notice(title=f"{len(rows)} tracked emails opened", body="\n".join(lines), tag_ids=ids)
@@ -178,7 +182,7 @@ class Notifications:
         if self._thread is not None:
             self._thread.join()
 
-    def observe(self, rows: Sequence[Mapping]) -> bool:
+    def observe(self, rows: Sequence[Row]) -> bool:
         """Hand the notifier a fold's rows; True when the marks changed."""
         with self._changed:
             changed = self.notifier.observe(rows, time.monotonic())

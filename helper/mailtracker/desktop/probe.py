@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import requests
 
 from mailtracker import __version__
-from mailtracker.core.contract import GIF, pull_token
+from mailtracker.core.checks import Check, Checklist, pixel_problems
+from mailtracker.core.contract import pull_token
 from mailtracker.core.errors import MailtrackerError, PullAuthError
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
@@ -27,7 +28,6 @@ from mailtracker.core.settings import Config
 from mailtracker.core.tokens import probe_token
 from mailtracker.desktop.client import session as shared_session
 from mailtracker.desktop.fold import hits_files
-from mailtracker.desktop.install import Check
 from mailtracker.desktop.pull import LIVE_WAIT_S, Puller, describe_request_error
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,8 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
     """Each step from this desktop to the server and back, in order; stops at the first broken one."""
     if session is None:
         session = shared_session()
-    checks: List[Check] = []
-
-    def add(name: str, ok: bool, detail: str) -> bool:
-        checks.append(Check(name, ok, detail))
-        return ok
-
+    checks = Checklist()
+    add = checks.add
     url = config.server_url
     parts = urlsplit(url)
     host = parts.hostname
@@ -116,7 +112,8 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
     except requests.RequestException as exc:
         add("pixel served", False, describe_request_error(exc, parts.netloc))
         return checks
-    problems = _pixel_problems(reply)
+    problems = pixel_problems(reply.status_code, reply.headers.get("Content-Type", ""), reply.content,
+                              reply.headers.get("Cache-Control", ""))
     if not add("pixel served", not problems,
                f"{pixel}: 43-byte GIF, no caching" if not problems else f"{pixel}: {'; '.join(problems)}"):
         return checks
@@ -138,19 +135,6 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
             f"{wait_s:.0f} s: {how} Does the server use this desktop's secret (it logs only tokens "
             "it can verify)? A slow sync tool may need a longer --wait.")
     return checks
-
-
-def _pixel_problems(reply: requests.Response) -> List[str]:
-    problems = []
-    if reply.status_code != 200:
-        problems.append(f"HTTP {reply.status_code} instead of 200")
-    if reply.headers.get("Content-Type") != "image/gif":
-        problems.append(f"Content-Type {reply.headers.get('Content-Type')!r} instead of image/gif")
-    if reply.content != GIF:
-        problems.append(f"a {len(reply.content)}-byte body instead of the 43-byte GIF")
-    if "no-store" not in reply.headers.get("Cache-Control", ""):
-        problems.append("no 'Cache-Control: no-store' (a cache in between would hide opens)")
-    return problems
 
 
 def _hits_sizes(hits_dir: Path) -> Dict[str, int]:

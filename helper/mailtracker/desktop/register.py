@@ -10,39 +10,151 @@ nothing: the fold keeps its counts and writes it later.
 import csv
 import logging
 import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from mailtracker.core.csvcodec import BOM, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
 from mailtracker.core.paths import Home
-from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH
+from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
+from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.view import Event, ViewReader, view_path
 
 log = logging.getLogger(__name__)
 
-REGISTER_COLUMNS = (
-    "id", "short_id", "name", "subject", "recipients", "created", "status",
-    "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
-    "clicks", "first_click", "last_click", "group", "remind_at",
-)
+
+@dataclass(frozen=True)
+class Link:
+    """One tracked link of a mail: its number in the mail, where it goes, what it says, and
+    its clicks."""
+
+    link: int
+    target: str = ""
+    text: str = ""
+    clicks: int = 0
+    first_click: str = ""
+    last_click: str = ""
+
+    def to_json(self) -> dict:
+        return {"link": self.link, "target": self.target, "text": self.text, "clicks": self.clicks,
+                "first_click": self.first_click, "last_click": self.last_click}
 
 
-def register_line(row: Dict[str, str]) -> str:
-    """One row of register.csv, as text with its line end. Every cell goes through the
-    neutraliser: any column may hold what came from outside (a crafted tags.csv row, a
-    group the add-on named), and a spreadsheet must never read one as a formula."""
-    return format_row([neutralise(str(row.get(col, ""))) for col in REGISTER_COLUMNS])
+# A field's metadata: "csv": False keeps it out of register.csv.
+_NOT_IN_CSV = {"csv": False}
 
 
-def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 0) -> None:
-    write_register_lines(path, [register_line(row) for row in rows], new_opens)
+@dataclass(frozen=True)
+class Row:
+    """One tag's row: what tags.csv says of its mail, and its counts. The fields stand in
+    register.csv's column order; those marked so are not in the file. Built by ``Row.of``;
+    written to register.csv by ``csv_line``, to the read model and the add-on by ``to_json``,
+    read back by ``from_json``."""
+
+    id: str
+    short_id: str
+    name: str = field(default="")
+    subject: str = field(default="")
+    recipients: str = field(default="")
+    created: str = ""
+    status: str = ""
+    message_id: str = field(default="")
+    opens: int = 0
+    first_open: str = ""
+    last_open: str = ""
+    hits: int = 0
+    self_hits: int = 0
+    machine_hits: int = 0
+    clicks: int = 0
+    first_click: str = ""
+    last_click: str = ""
+    # The mail a tag is one recipient's copy of ("send individually"); empty otherwise.
+    group: str = ""
+    # When to remind the sender if nobody has opened the mail by then.
+    remind_at: str = ""
+    # The sender's address the mail went out from.
+    identity: str = field(default="", metadata=_NOT_IN_CSV)
+    links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
+
+    @property
+    def opened(self) -> bool:
+        """Whether a person read the mail: an open, or a click (which proves it even when no
+        image was loaded)."""
+        return bool(self.opens or self.clicks)
+
+    @classmethod
+    def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
+           known_links: Mapping[str, Sequence[str]]) -> "Row":
+        """The row of a tag from its tags.csv fields, its counts, and its links as links.csv
+        names them (number as a string -> [target, text])."""
+        clicked = counts.links
+        links = []
+        for number in sorted(set(known_links) | set(clicked), key=int):
+            target, text = known_links.get(number, ("", ""))
+            n, first, last = clicked.get(number, (0, "", ""))
+            links.append(Link(int(number), target, text, n, first, last))
+        return cls(
+            id=tag_id, short_id=short_id(tag_id), name=tag.get("name", ""), subject=tag.get("subject", ""),
+            recipients=tag.get("recipients", ""), created=tag.get("created", ""), status=tag.get("status", ""),
+            message_id=tag.get("message_id", ""), opens=counts.opens, first_open=counts.first_open,
+            last_open=counts.last_open, hits=counts.hits, self_hits=counts.self_hits,
+            machine_hits=counts.machine_hits, clicks=counts.clicks, first_click=counts.first_click,
+            last_click=counts.last_click, group=tag.get("group", ""), remind_at=tag.get("remind_at", ""),
+            identity=tag.get("identity", ""), links=tuple(links))
+
+    def to_json(self) -> dict:
+        """Every field, and ``opened``: as the read model stores a row and the add-on gets it."""
+        doc = {name: getattr(self, name) for name in _SCALARS}
+        doc["opened"] = self.opened
+        doc["links"] = [link.to_json() for link in self.links]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping) -> "Row":
+        """``to_json``'s dict back; a field an older writer did not know takes its default."""
+        values = {name: doc[name] for name in _SCALARS if name in doc}
+        values["links"] = tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link})
+                                for link in doc.get("links") or ())
+        return cls(**values)
+
+    def csv_line(self) -> str:
+        """This row in register.csv, as text with its line end: the one place its cells are written.
+        Every cell goes through the neutraliser: any column may hold what came from outside (a
+        crafted tags.csv row, a group the add-on named), and a spreadsheet must never read one
+        as a formula."""
+        return format_row([neutralise(str(getattr(self, name))) for name in REGISTER_COLUMNS])
+
+    def with_counts_of(self, members: Sequence["Row"]) -> "Row":
+        """This row with the counts summed over ``members`` (the copies of one mail sent
+        individually), the first times the earliest, the last the latest, and no links."""
+        def earliest(name):
+            return min((getattr(m, name) for m in members if getattr(m, name)), default="")
+
+        def latest(name):
+            return max((getattr(m, name) for m in members if getattr(m, name)), default="")
+
+        return replace(
+            self, opens=sum(m.opens for m in members), hits=sum(m.hits for m in members),
+            self_hits=sum(m.self_hits for m in members), machine_hits=sum(m.machine_hits for m in members),
+            clicks=sum(m.clicks for m in members), first_open=earliest("first_open"),
+            last_open=latest("last_open"), first_click=earliest("first_click"),
+            last_click=latest("last_click"), links=())
+
+
+_SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")
+_LINK_FIELDS = tuple(f.name for f in fields(Link))
+REGISTER_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
+
+
+def write_register(path: Path, rows: Sequence[Row], new_opens: int = 0) -> None:
+    write_register_lines(path, [row.csv_line() for row in rows], new_opens)
 
 
 def write_register_lines(path: Path, lines: Sequence[str], new_opens: int = 0,
                          platform: Optional[Platform] = None) -> None:
-    """Replace register.csv with these rows (``register_line``), under its header.
+    """Replace register.csv with these rows (``Row.csv_line``), under its header.
 
     On Windows a program holding the file open without sharing it (Excel does) makes the
     replace fail with a sharing violation, which Python raises as PermissionError
@@ -95,13 +207,13 @@ def read_register(path: Path) -> List[Dict[str, str]]:
     return rows
 
 
-def grouped(rows: Sequence[Dict]) -> List[List[Dict]]:
+def grouped(rows: Sequence[Row]) -> List[List[Row]]:
     """Rows in order, the copies of one "send individually" mail together where its
     first copy stands: a list of groups, a lone tag being a group of one."""
-    groups: List[List[Dict]] = []
-    by_group: Dict[str, List[Dict]] = {}
+    groups: List[List[Row]] = []
+    by_group: Dict[str, List[Row]] = {}
     for row in rows:
-        group_id = row.get("group") or ""
+        group_id = row.group
         if group_id and group_id in by_group:
             by_group[group_id].append(row)
             continue
@@ -112,9 +224,9 @@ def grouped(rows: Sequence[Dict]) -> List[List[Dict]]:
     return groups
 
 
-def display_name(row: Dict[str, str]) -> str:
+def display_name(row: Row) -> str:
     """Who a tracked email went to, as people read it: name, else recipients, else the tag."""
-    return row.get("name") or row.get("recipients") or f"tag {row['short_id']}"
+    return row.name or row.recipients or f"tag {row.short_id}"
 
 
 class Register:
@@ -141,20 +253,21 @@ class Register:
     def close(self) -> None:
         self._reader.close()
 
-    def rows(self) -> List[Dict]:
-        """Every tag's row, oldest first (the columns of register.csv, values unneutralised)."""
-        return self._reader.rows()
+    def rows(self) -> List[Row]:
+        """Every tag's row, oldest first."""
+        return [Row.from_json(doc) for doc in self._reader.rows()]
 
-    def get(self, tag_id: str) -> Optional[Dict]:
-        return self._reader.row(tag_id)
+    def get(self, tag_id: str) -> Optional[Row]:
+        doc = self._reader.row(tag_id)
+        return Row.from_json(doc) if doc is not None else None
 
-    def find(self, key: str) -> Optional[Dict]:
+    def find(self, key: str) -> Optional[Row]:
         """The row of a tag named by its id, its short id or its email's Message-ID.
 
         Raises UnknownTagError when a short id names several tags."""
         key = key.strip()
         if len(key) == TOKEN_LENGTH:
-            row = self._reader.row(key)
+            row = self.get(key)
             if row is not None:
                 return row
         if SHORT_ID_LENGTH <= len(key) < TOKEN_LENGTH:
@@ -162,19 +275,19 @@ class Register:
             if len(ids) > 1:
                 raise UnknownTagError(f"{key!r} names {len(ids)} tags; give more characters")
             if ids:
-                return self._reader.row(ids[0])
+                return self.get(ids[0])
         message_id = key.strip("<>")
         if message_id:
             ids = self._reader.ids_where("message_id", message_id)
             if ids:
-                return self._reader.row(ids[-1])
+                return self.get(ids[-1])
         return None
 
-    def group(self, group_id: str) -> List[Dict]:
+    def group(self, group_id: str) -> List[Row]:
         """The rows of one "send individually" mail, one per recipient's copy, oldest first."""
         if not group_id:
             return []
-        return [row for row in self._reader.rows() if row.get("group") == group_id]
+        return [row for row in self.rows() if row.group == group_id]
 
     def timeline(self, tag_id: str) -> List[Event]:
         """The tag's latest hits, oldest first: (time, label, counted, reason code, client)."""

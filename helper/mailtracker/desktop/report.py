@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
-from mailtracker.desktop.register import Register, display_name, grouped
+from mailtracker.desktop.register import Register, Row, display_name, grouped
 
 MAX_DAYS = 60
 MIN_DAYS = 14
@@ -59,16 +59,16 @@ class Hit:
 class Email:
     """A register row with the hits of its timeline."""
 
-    row: Mapping
+    row: Row
     hits: List[Hit]
 
     @property
     def created(self) -> float:
-        return parse_timestamp(self.row["created"]) if self.row.get("created") else 0.0
+        return parse_timestamp(self.row.created) if self.row.created else 0.0
 
     @property
     def truncated(self) -> bool:
-        return int(self.row["hits"]) > len(self.hits)
+        return self.row.hits > len(self.hits)
 
 
 def report_path(home: Home) -> Path:
@@ -88,11 +88,11 @@ def gather_emails(register: Register) -> List[Email]:
     """Every sent or pending tag (never the unsent), newest first."""
     emails = []
     for row in register.rows():
-        if row.get("status") == "unsent":
+        if row.status == "unsent":
             continue
-        hits = [_hit(item) for item in register.timeline(row["id"])]
+        hits = [_hit(item) for item in register.timeline(row.id)]
         emails.append(Email(row=row, hits=hits))
-    emails.sort(key=lambda email: (email.created, email.row["id"]), reverse=True)
+    emails.sort(key=lambda email: (email.created, email.row.id), reverse=True)
     return emails
 
 
@@ -116,9 +116,9 @@ def build_report(register: Register, now: Optional[float] = None) -> str:
     emails = gather_emails(register)
     local_now = datetime.fromtimestamp(now).astimezone()
     zone = local_now.strftime("%Z (UTC%z)")
-    opened = sum(1 for email in emails if int(email.row["opens"]))
-    opens = sum(int(email.row["opens"]) for email in emails)
-    uncounted = sum(int(email.row["self_hits"]) + int(email.row["machine_hits"]) for email in emails)
+    opened = sum(1 for email in emails if email.row.opens)
+    opens = sum(email.row.opens for email in emails)
+    uncounted = sum(email.row.self_hits + email.row.machine_hits for email in emails)
     rate = f"{100 * opened / len(emails):.0f} %" if emails else "–"
     parts = [
         _HEAD,
@@ -281,8 +281,8 @@ def _timeline_chart(emails: Sequence[Email], now: float) -> str:
         if index % 2:
             out.append(f"<rect x=\"0\" y=\"{y - row_h / 2:.1f}\" width=\"{width}\" height=\"{row_h}\" "
                        "fill=\"#f9fafb\"/>")
-        name = _clip(f"{display_name(row)} — {row.get('subject') or '(no subject)'}", 44)
-        out.append(f"<g class=\"email\" data-id=\"{_esc(row['short_id'])}\" data-opens=\"{row['opens']}\">")
+        name = _clip(f"{display_name(row)} — {row.subject or '(no subject)'}", 44)
+        out.append(f"<g class=\"email\" data-id=\"{_esc(row.short_id)}\" data-opens=\"{row.opens}\">")
         out.append(f"<text class=\"name\" x=\"4\" y=\"{y + 4:.1f}\">{_esc(name)}</text>")
         if email.created:
             sent_x = x_of(email.created)
@@ -341,38 +341,37 @@ def _table(emails: Sequence[Email]) -> str:
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
     # The copies of an email sent individually stand together, one row per recipient.
-    by_id = {email.row["id"]: email for email in emails}
-    ordered = [by_id[row["id"]] for members in grouped([email.row for email in emails]) for row in members]
+    by_id = {email.row.id: email for email in emails}
+    ordered = [by_id[row.id] for members in grouped([email.row for email in emails]) for row in members]
     for email in ordered:
         row = email.row
         cells = [
-            (_esc(row["short_id"]), ""),
+            (_esc(row.short_id), ""),
             (_esc(display_name(row)), ""),
-            (_esc(row.get("subject") or "(no subject)"), ""),
+            (_esc(row.subject or "(no subject)"), ""),
             (_esc(_local(email.created)) if email.created else "", ""),
-            (str(row["opens"]), "n"),
-            (_stamp(row["first_open"]), ""),
-            (_stamp(row["last_open"]), ""),
+            (str(row.opens), "n"),
+            (_stamp(row.first_open), ""),
+            (_stamp(row.last_open), ""),
             (_clicks(row), "n"),
-            (str(row["self_hits"]), "n"),
-            (str(row["machine_hits"]), "n"),
-            (str(row["hits"]), "n"),
+            (str(row.self_hits), "n"),
+            (str(row.machine_hits), "n"),
+            (str(row.hits), "n"),
             (_esc(_labels(email)), ""),
-            (_stamp(row.get("remind_at") or ""), ""),
-            (_esc((row.get("group") or "")[:8]), ""),
+            (_stamp(row.remind_at), ""),
+            (_esc(row.group[:8]), ""),
         ]
-        out.append(f"<tr id=\"t-{_esc(row['short_id'])}\">" + "".join(
+        out.append(f"<tr id=\"t-{_esc(row.short_id)}\">" + "".join(
             f"<td class=\"{cls}\">{text}</td>" if cls else f"<td>{text}</td>" for text, cls in cells)
             + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
 
-def _clicks(row) -> str:
+def _clicks(row: Row) -> str:
     """The click count, with each clicked link's words on hover."""
-    clicks = int(row.get("clicks", 0))
-    clicked = [f"{link['text'] or link['target']}: {link['clicks']}" for link in row.get("links") or []
-               if link["clicks"]]
+    clicks = row.clicks
+    clicked = [f"{link.text or link.target}: {link.clicks}" for link in row.links if link.clicks]
     return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
 
 

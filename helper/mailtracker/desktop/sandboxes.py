@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from mailtracker.core.checks import Check
 from mailtracker.desktop.host import HOST_NAME
 
 FLATPAK_ID = "org.mozilla.Thunderbird"
@@ -163,28 +164,21 @@ def uninstall_from(home_dir: Optional[Path] = None) -> List[str]:
     return done
 
 
-@dataclass
-class SandboxCheck:
-    name: str
-    ok: bool
-    detail: str
-
-
 def check_sandbox(sandbox: Sandbox, launcher: Path, home_dir: Optional[Path] = None,
                   portal: Callable[[], Optional[bool]] = portal_has_webextensions,
-                  may_spawn: Callable[[], Optional[bool]] = flatpak_may_spawn_on_host) -> List[SandboxCheck]:
+                  may_spawn: Callable[[], Optional[bool]] = flatpak_may_spawn_on_host) -> List[Check]:
     """What ``doctor`` adds for a sandboxed Thunderbird: never 'ok' where it cannot work."""
     name = f"{sandbox.label} can reach the helper"
     if sandbox.kind == "snap":
         available = portal()
         if available:
-            return [SandboxCheck(name, True, f"the desktop's WebExtensions portal is there ({sandbox.evidence}); "
+            return [Check(name, True, f"the desktop's WebExtensions portal is there ({sandbox.evidence}); "
                                  f"Thunderbird needs {PORTAL_PREF} = 1 in its Config Editor (the default "
                                  "in Ubuntu's snap), and asks you once to allow mailtracker; if it refused "
                                  f"once, it goes on refusing: {PORTAL_RESET}")]
         why = ("this desktop's portal (xdg-desktop-portal) has no WebExtensions portal"
                if available is False else "the desktop's portal could not be asked (no session D-Bus?)")
-        return [SandboxCheck(name, False, f"{why}, and a snap cannot start the helper any other way "
+        return [Check(name, False, f"{why}, and a snap cannot start the helper any other way "
                              f"({sandbox.evidence}). Use {OTHER_BUILDS}, or a desktop whose "
                              f"xdg-desktop-portal has the WebExtensions portal (then set {PORTAL_PREF} = 1)")]
     manifest = flatpak_manifest(home_dir)
@@ -195,13 +189,13 @@ def check_sandbox(sandbox: Sandbox, launcher: Path, home_dir: Optional[Path] = N
         written = {}
     if written.get("path") != str(wrapper) or not wrapper.is_file() or \
             shlex.quote(str(launcher)) not in wrapper.read_text(encoding="utf-8"):
-        return [SandboxCheck(name, False, f"no host manifest for it at {manifest} (or its launcher "
+        return [Check(name, False, f"no host manifest for it at {manifest} (or its launcher "
                              f"{wrapper} is missing or stale); run 'mailtracker install-host'")]
     allowed = may_spawn()
     if not allowed:
         how = f"flatpak override --user --talk-name=org.freedesktop.Flatpak {FLATPAK_ID}"
         why = "may not start programs outside its sandbox" if allowed is False else \
             "could not be asked whether it may start programs outside its sandbox"
-        return [SandboxCheck(name, False, f"{FLATPAK_NO_PORTAL}, and it {why}; allow it once with: {how}, "
+        return [Check(name, False, f"{FLATPAK_NO_PORTAL}, and it {why}; allow it once with: {how}, "
                              f"then restart Thunderbird (or use {OTHER_BUILDS})")]
-    return [SandboxCheck(name, True, f"manifest {manifest}, launcher {wrapper} via flatpak-spawn --host")]
+    return [Check(name, True, f"manifest {manifest}, launcher {wrapper} via flatpak-spawn --host")]

@@ -26,12 +26,11 @@ import requests
 
 from mailtracker.core.errors import SyncthingError
 from mailtracker.desktop.client import session as shared_session
-from mailtracker.desktop.install import Check
+from mailtracker.core.checks import Check
 from mailtracker.desktop.platforms import platform_key
 
 FOLDER_ID = "mailtracker-hits"
 DEVICES_FOLDER_ID = "mailtracker-devices"
-SIDES = ("server", "desktop", "devices")
 # Per side: the folder's label and default ID, where it is, and who is on the other end.
 FOLDERS = {
     "server": ("mailtracker hits", FOLDER_ID, "the VPS", "the desktop"),

@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from mailtracker.core.errors import FileAccessError
 
@@ -158,13 +158,14 @@ class ViewWriter:
         """Whether a pass ever wrote every row (a new or reset store holds none)."""
         return self._db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchone() is not None
 
-    def save_rows(self, rows: Iterable[Mapping], replace_all: bool) -> None:
+    def save_rows(self, rows: Iterable, replace_all: bool) -> None:
+        """Store these rows (``register.Row``: this store keeps each as its ``to_json``)."""
         with self._db:
             if replace_all:
                 self._db.execute("DELETE FROM tags")
             self._db.executemany(
                 "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
-                ((row["id"], row["short_id"], row.get("message_id", ""), row["created"], compact_json(row))
+                ((row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
                  for row in rows))
             if replace_all:
                 self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")

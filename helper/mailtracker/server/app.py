@@ -20,14 +20,13 @@ import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
-from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, SERVER_ID_RE, pull_token
+from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
@@ -39,6 +38,7 @@ from mailtracker.server.hitlog import HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
                                           requested_wait)
 from mailtracker.server.retention import prune_old_hits
+from mailtracker.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,49 +94,13 @@ _NOT_FOUND_PAGE = (b"<!doctype html><html><head><meta charset=\"utf-8\"><title>L
                    b"email, check that all of it was copied.</p></body></html>\n")
 
 
-@dataclass
-class ServerSettings:
-    """How one pixel server instance runs; passed to its worker processes as JSON."""
-
-    hits_dir: str
-    secret_file: str
-    server_id: str = "pixel"
-    host: str = "127.0.0.1"
-    port: int = 56789
-    path_prefix: str = "/p"
-    workers: int = 1
-    trusted_proxies: List[str] = field(default_factory=list)
-    client_address: str = "truncated"
-    serve_hits: bool = False
-    retention_days: int = 0
-    # A snapshot of network origins written by 'ranges update'; empty: the package's own.
-    origins_file: str = ""
-
-    def validated(self) -> "ServerSettings":
-        if not SERVER_ID_RE.match(self.server_id):
-            raise ServerError(
-                f"server id {self.server_id!r} may hold only letters, digits, '_' and '.', "
-                "up to 63 characters (it becomes part of a file name)"
-            )
-        for proxy in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ServerError(f"trusted proxy {proxy!r} is not an IP address or network") from None
-        if self.workers < 1:
-            raise ServerError("--workers must be 1 or more")
-        if self.retention_days < 0:
-            raise ServerError("--retention-days must be 1 or more (or 0: keep every hits file)")
-        return self
-
-
 def normalise_address(text: str) -> Optional[IPAddress]:
     """The address a peer or an X-Forwarded-For entry names, in one form; None if none.
 
     An IPv6 scope id names an interface of the receiving host, not the reader, and is
     outside text that address parsing lets through (``fe80::1%a\tb``): it is dropped.
     A dual-stack socket (``--host ::``) reports IPv4 peers as ``::ffff:a.b.c.d``: they
-    are IPv4 addresses, so that truncation and --trusted-proxy treat them as such.
+    are IPv4 addresses, so that truncation and --trusted-proxies treat them as such.
     """
     text = text.strip()
     # Some proxies add the peer's port: "203.0.113.9:51234", "[2001:db8::1]:443".

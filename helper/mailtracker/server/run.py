@@ -11,7 +11,8 @@ from pathlib import Path
 from mailtracker.core.contract import HITS_ROUTE
 from mailtracker.core.errors import ServerError
 from mailtracker.core.secret import read_secret
-from mailtracker.server.app import PixelApp, ServerSettings, create_app, open_hit_log
+from mailtracker.server.app import PixelApp, create_app, open_hit_log
+from mailtracker.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -25,34 +25,24 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from mailtracker import __version__
-from mailtracker.core.contract import GIF, SERVER_ID_RE
+from mailtracker.core.checks import Check, Checklist, pixel_problems
+from mailtracker.core.contract import SERVER_ID_RE
 from mailtracker.core.errors import ConfigError, SetupError
 from mailtracker.core.secret import new_secret_text, read_secret
 from mailtracker.core.tokens import probe_token
 from mailtracker.server.config import read_server_values, read_setup_domain, server_config_text
+from mailtracker.server.settings import VPS_HITS_DIR, VPS_SECRET, ServerSettings, vps_values
 
 USER = "mailtracker"
 CONFIG_DIR = "/etc/mailtracker"
-SECRET = "/etc/mailtracker/secret"
+SECRET = VPS_SECRET
 CONFIG = "/etc/mailtracker/server.toml"
 STATE_DIR = "/var/lib/mailtracker"
-HITS_DIR = "/var/lib/mailtracker/hits"
+HITS_DIR = VPS_HITS_DIR
 UNIT = "/etc/systemd/system/mailtracker.service"
 CADDYFILE = "/etc/caddy/Caddyfile"
 CADDY_SITE = "/etc/caddy/mailtracker.caddy"
 CADDY_IMPORT = f"import {CADDY_SITE}"
-
-# What the server config starts with; a file already there keeps its own values.
-DEFAULTS = {
-    "host": "127.0.0.1",
-    "port": 56789,
-    "hits_dir": HITS_DIR,
-    "trusted_proxy": ["127.0.0.1"],
-    "client_address": "truncated",
-    "serve_hits": False,
-    "retention_days": 90,
-    "secret_file": SECRET,
-}
 
 # The unit's ExecStart in packaging/systemd names this; setup-server puts the real one.
 PACKAGED_EXECUTABLE = "/opt/mailtracker/bin/mailtracker"
@@ -256,7 +246,7 @@ def plan_setup(options: Options, machine: Machine) -> Plan:
                           "load pixels from, e.g. --domain t.example.org (its DNS record must point here)")
     plan.domain = domain = validate_domain(domain)
     # A server set up before keeps its id; a new one is named after its domain (unique by default).
-    values = {**DEFAULTS, "server_id": server_id_for(domain), **existing}
+    values = {**vps_values(), "server_id": server_id_for(domain), **existing}
     if options.port is not None:
         if not 0 < options.port < 65536:
             raise ConfigError(f"--port {options.port} is not a port number (1-65535)")
@@ -446,22 +436,13 @@ def check_preconditions(machine: Machine, dry_run: bool) -> None:
         raise SetupError("no systemctl here: setup-server needs systemd (Debian, Ubuntu...)")
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
 def check_server_works(local_url: str, public_url: str, secret: bytes, hits_dir: Path,
-                       wait_s: float = 60.0, context: Optional[ssl.SSLContext] = None) -> List[Check]:
+                       wait_s: float = 60.0, context: Optional[ssl.SSLContext] = None,
+                       path_prefix: str = ServerSettings.path_prefix) -> List[Check]:
     """What ``doctor --server`` checks, from the server itself: the service, the name, TLS,
     the pixel through Caddy, and the test hit in the hits folder. Stops at the first broken one."""
-    checks: List[Check] = []
-
-    def add(name: str, ok: bool, detail: str) -> bool:
-        checks.append(Check(name, ok, detail))
-        return ok
+    checks = Checklist()
+    add = checks.add
 
     ok, detail = _wait_answer(f"{local_url}/healthz", 20.0, None)
     if not add("service answers", ok, f"{local_url}/healthz: {detail}"):
@@ -480,18 +461,20 @@ def check_server_works(local_url: str, public_url: str, secret: bytes, hits_dir:
             "" if ok else "; see journalctl -u caddy (ports 80 and 443 open? DNS pointing here?)")):
         return checks
     nonce = os.urandom(6).hex()
-    pixel = f"{public_url}/p/{probe_token(secret)}.gif"
+    pixel = f"{public_url}{path_prefix}/{probe_token(secret)}.gif"
     try:
         request = urllib.request.Request(pixel, headers={"User-Agent": f"mailtracker-setup probe-{nonce}"})
         with urllib.request.urlopen(request, timeout=10, context=context) as reply:
-            body, kind = reply.read(), reply.headers.get("Content-Type", "")
-            caching = reply.headers.get("Cache-Control", "")
+            problems = pixel_problems(reply.status, reply.headers.get("Content-Type", ""), reply.read(),
+                                      reply.headers.get("Cache-Control", ""))
+    except urllib.error.HTTPError as exc:
+        problems = pixel_problems(exc.code, exc.headers.get("Content-Type", ""), exc.read(),
+                                  exc.headers.get("Cache-Control", ""))
     except (OSError, urllib.error.URLError) as exc:
         add("pixel served", False, f"{pixel}: {exc}")
         return checks
-    good = body == GIF and kind == "image/gif" and "no-store" in caching
-    if not add("pixel served", good, f"{pixel}: " + ("43-byte GIF, no caching" if good else
-               f"got {len(body)} bytes of {kind or 'no type'}, Cache-Control {caching!r}")):
+    if not add("pixel served", not problems,
+               f"{pixel}: 43-byte GIF, no caching" if not problems else f"{pixel}: {'; '.join(problems)}"):
         return checks
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:

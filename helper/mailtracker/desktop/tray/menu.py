@@ -3,11 +3,11 @@ register's rows and the user's marks. No GUI library here.
 """
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mailtracker.core.timestamps import ago
 from mailtracker.desktop.marks import Marks
-from mailtracker.desktop.register import display_name, grouped
+from mailtracker.desktop.register import Row, display_name, grouped
 
 APP_NAME = "mailtracker"
 
@@ -33,7 +33,7 @@ SEPARATOR = MenuEntry(separator=True)
 class View:
     """What the icon, its title and its menu show, from one fold state and the marks."""
 
-    rows: Tuple[Mapping, ...]
+    rows: Tuple[Row, ...]
     unseen: int
     paused: bool
     title: str
@@ -48,25 +48,25 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def recent_rows(rows: Sequence[Mapping], limit: int = RECENT_LIMIT) -> List[Mapping]:
+def recent_rows(rows: Sequence[Row], limit: int = RECENT_LIMIT) -> List[Row]:
     """The emails with the latest activity (last open, else sending) first."""
-    live = [row for row in rows if row.get("status") != "unsent"]
-    live.sort(key=lambda row: (row["last_open"] or row["created"], row["created"]), reverse=True)
+    live = [row for row in rows if row.status != "unsent"]
+    live.sort(key=lambda row: (row.last_open or row.created, row.created), reverse=True)
     return live[:limit]
 
 
-def describe_row(row: Mapping, unseen: int, now: float) -> str:
+def describe_row(row: Row, unseen: int, now: float) -> str:
     """'Ann — Offer · 3 opens · last opened 2 h ago', marked when some are new."""
-    text = f"{_clip(display_name(row), 24)} — {_clip(row.get('subject') or '(no subject)', 32)}"
-    opens = int(row["opens"])
+    text = f"{_clip(display_name(row), 24)} — {_clip(row.subject or '(no subject)', 32)}"
+    opens = row.opens
     if opens:
-        text += f" · {_plural(opens, 'open')} · last opened {ago(row['last_open'], now)}"
+        text += f" · {_plural(opens, 'open')} · last opened {ago(row.last_open, now)}"
     else:
         text += " · not opened yet"
     return f"● {text} ({unseen} new)" if unseen else text
 
 
-def build_view(rows: Sequence[Mapping], marks: Marks, now: float, problem: str = "") -> View:
+def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "") -> View:
     unseen = sum(marks.unseen(row) for row in rows)
     recent = recent_rows(rows)
     if problem:
@@ -82,17 +82,17 @@ def build_view(rows: Sequence[Mapping], marks: Marks, now: float, problem: str =
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
     for members in grouped(recent):
-        group = members[0].get("group")
+        group = members[0].group
         if group:
             # An email sent individually: a line for it, then one per recipient's copy.
-            copies = [row for row in rows if row.get("group") == group and row.get("status") != "unsent"]
-            opened = sum(1 for row in copies if row.get("opened", int(row["opens"]) > 0))
-            subject = _clip(members[0].get("subject") or "(no subject)", 32)
+            copies = [row for row in rows if row.group == group and row.status != "unsent"]
+            opened = sum(1 for row in copies if row.opened)
+            subject = _clip(members[0].subject or "(no subject)", 32)
             entries.append(MenuEntry(f"{subject} — sent individually · {opened} of {len(copies)} opened",
                                      enabled=False))
         for row in members:
             text = describe_row(row, marks.unseen(row), now)
-            entries.append(MenuEntry(f"    {text}" if group else text, action=("show", row["id"])))
+            entries.append(MenuEntry(f"    {text}" if group else text, action=("show", row.id)))
     entries += [
         SEPARATOR,
         MenuEntry("Mark all as seen", ("mark_seen",), enabled=bool(unseen)),
@@ -104,11 +104,11 @@ def build_view(rows: Sequence[Mapping], marks: Marks, now: float, problem: str =
         MenuEntry("Quit mailtracker", ("quit",)),
     ]
     title = f"{APP_NAME}: {'paused' if marks.paused else headline.lower()}"
-    opened = [row for row in recent if row["last_open"]]
+    opened = [row for row in recent if row.last_open]
     if opened:
         latest = opened[0]
-        title += f"; {display_name(latest)} opened \"{latest.get('subject') or '(no subject)'}\" " \
-                 f"{ago(latest['last_open'], now)}"
+        title += f"; {display_name(latest)} opened \"{latest.subject or '(no subject)'}\" " \
+                 f"{ago(latest.last_open, now)}"
     return View(rows=tuple(rows), unseen=unseen, paused=marks.paused, title=_clip(title, 120),
                 entries=tuple(entries))
 
