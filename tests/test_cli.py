@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from mailtracker.cli import build_parser
+from mailtracker.core.settings import init_home
 from mailtracker.cli.output import describe_time
 from mailtracker.desktop.register import read_register
 from tests.conftest import PixelServer, run_cli, wait_for
@@ -95,14 +96,16 @@ def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, start_new_session=True)
     try:
-        url = None
+        url, banner = None, ""
         for line in proc.stdout:
+            banner += line
             found = re.search(r"curl -s -o /dev/null (\S+)", line)
             if found:
                 url = found.group(1)
             if "Ctrl-C stops" in line:
                 break
         assert url and url.startswith(f"http://127.0.0.1:{port}/p/")
+        assert "This demo is local: its server listens on 127.0.0.1, so only this machine can load its pixels" in banner
         assert requests.get(url, headers={"User-Agent": "curl/7.88.1"}).status_code == 200
         opened = ""
         for line in proc.stdout:  # the demo never exits by itself: this ends at the line or the timeout
@@ -145,6 +148,7 @@ def test_every_error_code_is_in_the_docs_table():
 
 def test_tag_into_a_closed_pipe_prints_no_traceback(home):
     """`mailtracker tag … | head`: the reader went away; no BrokenPipeError traceback, SIGPIPE's status."""
+    init_home(home, server_url="https://t.example.org")  # a loopback server's warning is not the point here
     reader, writer = os.pipe()
     os.close(reader)
     try:
@@ -158,6 +162,7 @@ def test_tag_into_a_closed_pipe_prints_no_traceback(home):
 @pytest.mark.parametrize("args", [["--help"], ["tag", "--json", "--name", "J"]])
 def test_output_into_a_closed_pipe_ends_quietly(home, args):
     """Help (printed by argparse) and --json output into a pipe nobody reads: no traceback, no message."""
+    init_home(home, server_url="https://t.example.org")  # a loopback server's warning is not the point here
     reader, writer = os.pipe()
     os.close(reader)
     try:

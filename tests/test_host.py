@@ -207,7 +207,7 @@ def test_doctor_names_identities_whose_server_files_its_own_copy(home):
     run_cli("install-host", home=home)
     doctor = run_cli("doctor", home=home).stdout
     assert "tracked mail from me.too@googlemail.com goes out through Gmail" in doctor
-    assert "example.org" not in doctor and "Thunderbird can reach the helper." in doctor
+    assert "me@example.org" not in doctor and "Thunderbird can reach the helper." in doctor
     js = (Path(__file__).resolve().parents[1] / "extension/modules/sentCopy.mjs").read_text()
     listed = re.search(r"OWN_COPY_DOMAINS = \[(.*?)\]", js).group(1)
     assert tuple(re.findall(r'"([^"]+)"', listed)) == OWN_COPY_DOMAINS

@@ -81,6 +81,9 @@ async function renderServer() {
     byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
     byId("server").className = "problem";
   }
+  // A loopback or private server URL: the helper says no recipient can load the pixel, and the fix.
+  byId("unreachable").textContent = config.unreachable ?? "";
+  byId("unreachable").hidden = !config.unreachable;
   if (!pattern) {
     return;
   }

@@ -42,7 +42,9 @@ def cmd_demo(args, home: Home) -> int:
                       flush=True)
 
         with Daemon(home, config, on_change=report):
-            print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n\n"
+            print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n"
+                  f"This demo is local: its server listens on 127.0.0.1, so only this machine can load "
+                  f"its pixels (real email needs a server of your own: the README's 'A VPS').\n\n"
                   f"Trigger an open:  curl -s -o /dev/null {tag.url}\n"
                   f"See the counts:   {own_command()} --home {home.data_dir} list\n"
                   f"The register:     {home.register_path}\n\nCtrl-C stops.", flush=True)

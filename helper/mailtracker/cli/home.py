@@ -8,6 +8,7 @@ from typing import Optional
 
 from mailtracker.cli.registry import argument, command
 from mailtracker.core.paths import ENV_HOME, Home
+from mailtracker.core.reach import unreachable_problem
 from mailtracker.core.settings import init_home, load_config
 
 
@@ -36,6 +37,9 @@ def cmd_init(args, home: Home) -> int:
     else:
         print(f"Kept the secret at {home.secret_path}")
     print(f"Pixel URLs look like {config.pixel_url('<token>')}")
+    problem = unreachable_problem(config.server_url)
+    if problem:
+        print(problem)
     print(f"Hits are read from {home.hits_dir(config)}")
     if config.pull_urls:
         print(f"'watch' pulls them from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s")
@@ -76,7 +80,11 @@ def confirm_new_secret(home: Home) -> bool:
 def cmd_tag(args, home: Home) -> int:
     from mailtracker.desktop.tags import mint_tag
 
-    tag = mint_tag(home, load_config(home), name=args.name, subject=args.subject, recipients=args.to)
+    config = load_config(home)
+    tag = mint_tag(home, config, name=args.name, subject=args.subject, recipients=args.to)
+    problem = unreachable_problem(config.server_url)
+    if problem:
+        print(f"mailtracker: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps(tag.to_json()))
     else:

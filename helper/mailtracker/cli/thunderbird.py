@@ -86,6 +86,9 @@ def cmd_doctor(args, home: Home) -> int:
     if args.server:
         return doctor_server(args, home)
     broken = print_checks(check_host_chain(home, system=args.system) + addon_checks())
+    problem = unreachable(home)
+    if problem:
+        print(f"note    {problem}")
     for identity in own_copy_identities(home):
         print(f"note    Sent copies: tracked mail from {identity} goes out through Gmail, which files its "
               "own copy, pixel included, in All Mail, where your phone and webmail see it (the README's "
@@ -95,6 +98,18 @@ def cmd_doctor(args, home: Home) -> int:
         return CheckFailedError.code
     print("\nThunderbird can reach the helper.")
     return 0
+
+
+def unreachable(home: Home) -> str:
+    """Why recipients cannot load this home's pixels, or '' (also when the home cannot be read:
+    the chain's "home and secret readable" names that)."""
+    from mailtracker.core.errors import MailtrackerError
+    from mailtracker.core.reach import unreachable_problem
+
+    try:
+        return unreachable_problem(load_config(home).server_url)
+    except MailtrackerError:
+        return ""
 
 
 def doctor_server(args, home: Home) -> int:

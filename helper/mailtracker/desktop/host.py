@@ -127,6 +127,8 @@ class Host:
         return {"version": __version__, "protocol": PROTOCOL_VERSION}
 
     def config(self, request: dict) -> dict:
+        from mailtracker.core.reach import unreachable_problem
+
         config = load_config(self.home)
         from mailtracker.desktop.install import read_fold_problem
 
@@ -134,7 +136,9 @@ class Host:
         return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
                 "path_prefix": config.path_prefix, "paused": tracking_paused(self.home),
                 # Counts are not being kept current: the add-on's options page says so.
-                "problem": problem.get("error", "") if problem else ""}
+                "problem": problem.get("error", "") if problem else "",
+                # A loopback or private server URL: no recipient can load the pixel.
+                "unreachable": unreachable_problem(config.server_url)}
 
     def mint(self, request: dict) -> dict:
         recipients = request.get("recipients") or []
