@@ -87,6 +87,18 @@ def test_describe_time_reads_like_a_person_would_say_it():
     assert describe_time("2026-11-24T11:59:30.000Z", now).endswith("(just now)")
 
 
+def test_demo_on_a_port_another_pixel_server_holds_prints_nothing_and_fails(pixel_server, tmp_path):
+    """`make run` beside a running server: no curl to try (it would reach the other server), the
+    port named with what to do instead, and a non-zero exit."""
+    port = pixel_server.base.rsplit(":", 1)[1]
+    proc = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(tmp_path / "demo"), "demo",
+                           "--port", port], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 50, proc.stderr
+    assert proc.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "make run DEMO_PORT=N" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
     """`make run`'s command: prints a demo pixel; fetching it prints opens=1."""
     demo_home = tmp_path / "demo"

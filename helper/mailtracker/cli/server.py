@@ -41,9 +41,10 @@ def cmd_serve(args, home: Home) -> int:
     from mailtracker.server.run import pick_port, run_server
 
     settings = pick_port(serve_settings(args, home))
-    print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
-          f"writing hits to {settings.hits_dir}", flush=True)
-    run_server(settings)
+    # Printed once the server listens: a server that failed to start never announced itself.
+    run_server(settings, on_listening=lambda: print(
+        f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
+        f"writing hits to {settings.hits_dir}", flush=True))
     return 0
 
 
