@@ -8,6 +8,7 @@ plain messages and exit codes.
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import List, Optional
 
@@ -83,6 +84,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return args.run(args, Home.locate(args.home)) or 0
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
+        print_hint(exc)
         return exc.code
     except BrokenPipeError:
         raise  # stdout's reader went away: not a file problem (main ends quietly)
@@ -102,6 +104,17 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return error.code
     except KeyboardInterrupt:
         return 130
+
+
+def print_hint(exc: MailtrackerError) -> None:
+    """The code's fix (core/hints.py, shared with the add-on), unless the message already names
+    the command it gives."""
+    from mailtracker.core.hints import hint_for
+
+    hint = hint_for(exc.code)
+    named = re.findall(r"'(mailtracker [^']*)'", hint)
+    if not any(command.split(" --")[0] in str(exc) for command in named):
+        print(f"mailtracker: {hint}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

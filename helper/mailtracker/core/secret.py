@@ -30,10 +30,7 @@ def read_secret(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise SecretError(
-            f"no secret at {path}; run 'mailtracker init' (desktop) or copy the desktop's "
-            "secret file to the server"
-        ) from None
+        raise SecretError(f"no secret at {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretError(f"cannot read the secret at {path}: {exc}") from None
     try:
