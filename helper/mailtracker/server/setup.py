@@ -305,9 +305,9 @@ def _plan_secret(plan: Plan, options: Options, machine: Machine) -> None:
     elif current is None:
         plan.add(Step("write", SECRET, data=new_secret_text(), mode=0o600, secret=True,
                       why="a new shared secret: copy it to your desktop's home"))
-        plan.notes.append(f"A new secret was made. Copy it to the desktop before 'mailtracker init' there: "
-                          f"scp root@{plan.domain}:{SECRET} ~/.config/mailtracker/secret "
-                          "(or give the desktop's with --secret-file next time)")
+        plan.notes.append(f"A new secret was made. The desktop takes it with the pairing line below "
+                          f"(or copy it by hand: scp root@{plan.domain}:{SECRET} ~/.config/mailtracker/secret; "
+                          "or give the desktop's with --secret-file next time)")
 
 
 def _plan_services(plan: Plan, machine: Machine) -> None:
