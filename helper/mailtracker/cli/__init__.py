@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.cli import registry
+from mailtracker.cli import extras, registry
 from mailtracker.core.errors import FileAccessError, MailtrackerError, MissingExtraError
 from mailtracker.core.paths import Home
 
@@ -21,14 +21,6 @@ from mailtracker.core.paths import Home
 from mailtracker.cli import home, server, counts, ranges, thunderbird, demo, desktop, sync  # noqa: E402,F401
 
 log = logging.getLogger("mailtracker")
-
-# Which install extra brings each optional library (setup.cfg), to name it when one is missing.
-EXTRA_OF_LIBRARY = {
-    "granian": "server", "uvloop": "server",
-    "requests": "desktop", "watchdog": "desktop", "ua_parser": "desktop", "tqdm": "desktop",
-    "pystray": "desktop", "PIL": "desktop",
-}
-
 
 # Options whose value may begin with '-' (a Syncthing API key can): 'KEY' is taken as
 # the value even when argparse would read it as an option.
@@ -80,6 +72,13 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    name = next(cmd.name for cmd in registry.COMMANDS if cmd.run is args.run)
+    extra = extras.missing_extra(name)
+    if extra is not None:
+        # Before the command starts, so nothing it would print comes first.
+        error = MissingExtraError(extras.missing_extra_message(extra, f"'mailtracker {name}'"))
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
     try:
         return args.run(args, Home.locate(args.home)) or 0
     except MailtrackerError as exc:
@@ -95,11 +94,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print(f"mailtracker: {error}", file=sys.stderr)
         return error.code
     except ModuleNotFoundError as exc:
-        extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
+        extra = extras.EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
-        error = MissingExtraError(f"this command needs mailtracker's '{extra}' extra ({exc.name} is not "
-                                  f"installed): pip install 'mailtracker[{extra}]'")
+        error = MissingExtraError(extras.missing_extra_message(extra, f"this command ({exc.name})"))
         print(f"mailtracker: {error}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
@@ -111,6 +109,8 @@ def print_hint(exc: MailtrackerError) -> None:
     the command it gives."""
     from mailtracker.core.hints import hint_for
 
+    if getattr(exc, "fix_in_message", False):
+        return
     hint = hint_for(exc.code)
     named = re.findall(r"'(mailtracker [^']*)'", hint)
     if not any(command.split(" --")[0] in str(exc) for command in named):

@@ -16,7 +16,7 @@ HINTS: Dict[int, str] = {
     12: "The desktop and the pixel server need the same secret: 'mailtracker init' makes one on the "
         "desktop, and 'mailtracker init --pair CODE' takes the one setup-server made; on the server it "
         "is /etc/mailtracker/secret.",
-    13: "Install the extra the message names, as the message says.",
+    13: "Add the extra the message names to this install, with the command it gives.",
     30: "Free disk space or fix the folder's permissions, then try again: nothing written so far is lost.",
     31: "Another mailtracker process is busy with the home; try again in a moment.",
     32: "Check the permissions of the file the message names, and free disk space.",
