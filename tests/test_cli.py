@@ -269,3 +269,18 @@ def test_the_command_reference_names_every_command_and_option(command):
     parser = build_parser()._subparsers._group_actions[0].choices[command]
     missing = sorted(option for option in _options_of(parser) if option not in " ".join(rows))
     assert not missing, f"the reference row for '{command}' does not name {missing}"
+
+
+def test_a_mistyped_command_gets_the_usage_and_a_suggestion():
+    proc = run_cli("tga", "--name", "x", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: mailtracker ") and "no command 'tga'; did you mean 'tag'?" in proc.stderr
+
+
+def test_a_mistyped_option_gets_the_subcommands_usage_and_a_suggestion(home):
+    proc = run_cli("tag", "--nmae", "Ann", home=home, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: mailtracker tag ") and "no option --nmae; did you mean --name?" in proc.stderr
+    assert not home.tags_path.exists() or "Ann" not in home.tags_path.read_text(encoding="utf-8-sig")
+    # argparse's own abbreviations still work.
+    assert run_cli("tag", "--na", "Ann", "--js", home=home).stdout.startswith("{")

@@ -63,7 +63,11 @@ def join_dash_values(argv: List[str]) -> List[str]:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    argv = join_dash_values(sys.argv[1:] if argv is None else list(argv))
+    typo = mistyped(parser, argv)
+    if typo:
+        return typo
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -102,6 +106,43 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return error.code
     except KeyboardInterrupt:
         return 130
+
+
+def mistyped(parser: argparse.ArgumentParser, argv: List[str]) -> int:
+    """A mistyped command or option: the usage of what was meant and a suggestion, exit 2 (0: none)."""
+    import difflib
+
+    commands = parser._subparsers._group_actions[0].choices
+    words = iter(argv)
+    for word in words:
+        if word == "--home":
+            next(words, None)
+        elif not word.startswith("-"):
+            break
+    else:
+        return 0
+    if word not in commands:
+        close = difflib.get_close_matches(word, commands, n=1)
+        parser.print_usage(sys.stderr)
+        print(f"mailtracker: error: no command '{word}'" + (f"; did you mean '{close[0]}'?" if close else
+              "; 'mailtracker --help' lists them"), file=sys.stderr)
+        return 2
+    sub = commands[word]
+    if any(isinstance(action, argparse._SubParsersAction) for action in sub._actions):
+        return 0  # a command with actions (ranges update…): argparse says it well enough
+    known = [flag for action in sub._actions for flag in action.option_strings]
+    for arg in list(words):
+        option = arg.split("=", 1)[0]
+        if option == "--":
+            break
+        # argparse takes a unique abbreviation (--server for --server-url): so does this.
+        if option.startswith("--") and not [flag for flag in known if flag.startswith(option)]:
+            close = difflib.get_close_matches(option, known, n=1)
+            sub.print_usage(sys.stderr)
+            print(f"mailtracker {word}: error: no option {option}" + (f"; did you mean {close[0]}?" if close else
+                  f"; 'mailtracker {word} --help' lists them"), file=sys.stderr)
+            return 2
+    return 0
 
 
 def print_hint(exc: MailtrackerError) -> None:

@@ -398,7 +398,8 @@ def apply_plan(plan: Plan, machine: Machine, say: Callable[[str], None]) -> None
                     continue
             else:
                 target.unlink(missing_ok=True)
-        say(step.describe())
+        # Under --root, say where the file really went (the path in the plan is the machine's).
+        say(step.describe() if machine.is_real else step.describe().replace(step.path, str(target), 1))
 
 
 def _chown(path: Path, owner: str, machine: Machine) -> None:
