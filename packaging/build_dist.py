@@ -31,7 +31,7 @@ CHECKSUMS = "SHA256SUMS"
 
 # Left out of the clean copy the release is built from: local state, never released.
 UNPACKED = (".git", ".venv", "node_modules", "dist", "build", "*.egg-info", "__pycache__",
-            ".pytest_cache", ".demo-home", "web-ext-artifacts")
+            ".pytest_cache", ".demo-home", "web-ext-artifacts", ".cache")
 
 
 def artefact_versions(out_dir: Path) -> dict:

@@ -7,17 +7,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mailtracker.core.csvcodec import format_row
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop import register as register_module
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
-from tests.conftest import OUTLOOK, row_of, rows_of, run_cli, timeline_of, write_hits
+from tests.conftest import OUTLOOK, fill_disk, row_of, rows_of, run_cli, timeline_of, write_hits
 
 
 @pytest.fixture
@@ -218,25 +220,33 @@ def test_rebuild_that_cannot_write_the_register_says_so_and_fails(home, tags, hi
     assert "Rebuilt" not in proc.stdout and "register.csv was not written" in proc.stdout
 
 
-def test_register_locked_by_spreadsheet_simulated(home, tags, hits_dir, monkeypatch):
-    """(Windows locking simulated: os.replace refused.) Counts are kept and written later."""
+def test_register_held_by_excel_on_simulated_windows_keeps_the_counts(home, tags, hits_dir):
+    """(Windows simulated through the Platform seam: its os.replace refuses a register.csv
+    that Excel holds open, as Windows does, with WinError 32.) The fold says the file is
+    open elsewhere and the new open is kept; the register is left as it was; the first
+    fold after Excel lets go writes it with the count, and no hit is counted twice."""
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
-    real_replace = os.replace
+    fold(home)
+    before = home.register_path.read_bytes()
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(2, tags[0].id, "GET")])
 
-    def locked(src, dst):
-        if str(dst).endswith("register.csv"):
-            raise PermissionError(13, "The process cannot access the file")
-        return real_replace(src, dst)
+    def held_by_excel(src, dst):
+        if Path(dst).name == "register.csv":
+            raise PermissionError(13, "The process cannot access the file because it is being used "
+                                  "by another process", str(dst), 32)
+        os.replace(src, dst)
 
-    monkeypatch.setattr(register_module.os, "replace", locked)
-    monkeypatch.setattr(register_module, "SPREADSHEETS_LOCK_FILES", True)
-    result = fold(home)
-    assert "open in another program" in result.register_error and "1 new opens are kept" in result.register_error
-    assert not home.register_path.exists()
-    monkeypatch.setattr(register_module.os, "replace", real_replace)
-    result = fold(home)
+    windows = replace(Platform.current(), key="win32", replace=held_by_excel)
+    result = fold(home, platform=windows)
+    assert "register.csv is open in another program" in result.register_error
+    assert "1 new opens are kept" in result.register_error and not result.register_written
+    assert home.register_path.read_bytes() == before
+    assert [p.name for p in home.data_dir.iterdir() if p.name.endswith(".tmp")] == []
+    result = fold(home, platform=windows)  # Excel still has it: still kept, nothing new
+    assert "open in another program" in result.register_error and result.new_hits == 0
+    result = fold(home, platform=replace(windows, replace=os.replace))  # Excel closed it
     assert result.register_written and result.new_hits == 0
-    assert _opens(home)["Ann"] == 1
+    assert _opens(home)["Ann"] == 2
 
 
 def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir):
@@ -428,3 +438,25 @@ def test_a_timeline_keeps_its_latest_events_pass_after_pass(home, tags, hits_dir
     assert len(folded) == TIMELINE_LENGTH and [event[0] for event in folded] == times
     fold(home, rebuild=True)
     assert timeline_of(home, tags[0].id) == folded
+
+
+def test_a_fold_on_a_full_disk_says_so_and_list_never_says_there_is_nothing(tiny_disk):
+    """On a real full disk (a small tmpfs) fold exits 32 with a plain message, list says the
+    read model cannot be read (not "No tags yet"), and with space back both work again."""
+    from mailtracker.core.paths import Home
+    from mailtracker.core.settings import init_home
+
+    home = Home.locate(str(tiny_disk / "home"))
+    init_home(home)
+    for name in ("Ann", "Bob"):
+        mint_tag(home, load_config(home), name=name, subject="Offer", recipients="x@example.org")
+    filler = fill_disk(tiny_disk)
+    folded = run_cli("fold", home=home, check=False)
+    assert folded.returncode == 32 and "Traceback" not in folded.stderr
+    assert "cannot write the read model" in folded.stderr and "full" in folded.stderr
+    listed = run_cli("list", home=home, check=False)
+    assert "No tags yet" not in listed.stdout and "Traceback" not in listed.stderr
+    assert listed.returncode == 32 and "cannot read the read model" in listed.stderr
+    filler.unlink()
+    run_cli("fold", home=home)
+    assert [row["name"] for row in json.loads(run_cli("list", "--json", home=home).stdout)] == ["Ann", "Bob"]

@@ -8,7 +8,7 @@ log read twice, replaced by a sync tool, or copied as a Syncthing conflict
 file never counts a hit twice. Its state is private to this module and is
 replaced atomically after each pass, under a lock, so an interrupted fold leaves
 the previous, correct state. What counts is decided by ``classify.Judge``.
-The hot loop is ``_fold_hit_lines``; big batches (a first fold, a rebuild, days
+The hot loop is ``fold_hit_lines``; big batches (a first fold, a rebuild, days
 offline) go to ``fastfold``, which counts them as columns with polars when it is
 installed and gives exactly the same results (the per-line loop is its reference).
 """
@@ -20,7 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -28,10 +28,12 @@ from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
+from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import register_line, write_register_lines
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -42,6 +44,7 @@ from mailtracker.desktop.tags import (
     parse_tag_records,
     read_columns,
     records_end,
+    split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_bytes, compact_json, loads, view_path
@@ -50,28 +53,6 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 8
 FOLD_LOCK_TIMEOUT_S = 120.0
-# Fields of a tag's counts entry (a list: the hot loop updates it per hit). RECENT
-# is the repeat rule's memory (client -> time of its last counted open); it rests
-# in the state file as a JSON string, decoded only for the tags a pass touches.
-# LINKS holds each clicked link's [clicks, first, last], by its number as a string.
-_HITS, _OPENS, _FIRST, _LAST, _SELF, _MACHINE, _RECENT, _CLICKS, _FIRST_CLICK, _LAST_CLICK, _LINKS = range(11)
-
-
-def _new_entry() -> list:
-    return [0, 0, "", "", 0, 0, {}, 0, "", "", {}]
-
-
-def _recent_of(entry: list) -> dict:
-    recent = entry[_RECENT]
-    if recent.__class__ is str:
-        recent = entry[_RECENT] = dict(loads(recent)) if recent else {}
-    return recent
-
-
-def _packed_recent(recent) -> str:
-    return recent if isinstance(recent, str) else compact_json(list(recent.items()))
-
-
 class SeenHits:
     """The hit ids already counted, as runs of sequence numbers per writer boot.
 
@@ -164,6 +145,9 @@ class _FoldState:
     tags_cursor: Cursor = field(default_factory=Cursor)
     self_cursor: Cursor = field(default_factory=Cursor)
     links_cursor: Cursor = field(default_factory=Cursor)
+    # How far each log of the devices folder was read, by its file name (a replies log
+    # of a home used from one computer too: replies.csv).
+    device_cursors: Dict[str, Cursor] = field(default_factory=dict)
     # tag -> {link number as a string: [target, text]}, from links.csv
     links: Dict[str, Dict[str, list]] = field(default_factory=dict)
     # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
@@ -171,7 +155,7 @@ class _FoldState:
     labels: str = ""
     seen: SeenHits = field(default_factory=SeenHits)
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
-    counts: Dict[str, list] = field(default_factory=dict)
+    counts: Dict[str, Counts] = field(default_factory=dict)
     register_pending: bool = True
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
@@ -188,36 +172,34 @@ class _FoldState:
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
+                device_cursors={name: Cursor.from_json(c) for name, c in doc.get("device_cursors", {}).items()},
                 links=doc["links"],
                 moments=doc["moments"],
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
                 tags=doc["tags"],
-                counts=doc["counts"],
+                counts={tag: Counts.unpacked(packed) for tag, packed in doc["counts"].items()},
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc.get("odd_entries", [])),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
             return cls()
 
     def save(self, path: Path) -> None:
-        # A memory stays packed until a pass needs it (for the next pass of this process too).
-        for entry in self.counts.values():
-            if entry[_RECENT].__class__ is not str:
-                entry[_RECENT] = _packed_recent(entry[_RECENT])
         doc = {
             "version": STATE_VERSION,
             "files": {name: c.to_json() for name, c in self.files.items()},
             "tags_cursor": self.tags_cursor.to_json(),
             "self_cursor": self.self_cursor.to_json(),
             "links_cursor": self.links_cursor.to_json(),
+            "device_cursors": {name: c.to_json() for name, c in self.device_cursors.items()},
             "links": self.links,
             "moments": self.moments,
             "labels": self.labels,
             "seen": self.seen.runs,
             "tags": self.tags,
-            "counts": self.counts,
+            "counts": {tag: counts.packed() for tag, counts in self.counts.items()},
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
@@ -226,21 +208,20 @@ class _FoldState:
     def row(self, tag_id: str) -> Dict:
         """The tag's register row: its tags.csv fields and its counts."""
         tag = self.tags.get(tag_id, {})
-        entry = self.counts.get(tag_id) or _new_entry()
+        counts = self.counts.get(tag_id) or Counts()
         return {
             "name": "", "subject": "", "recipients": "", "identity": "", "created": "", "status": "",
             "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
-            "opens": entry[_OPENS], "first_open": entry[_FIRST], "last_open": entry[_LAST],
-            "hits": entry[_HITS], "self_hits": entry[_SELF], "machine_hits": entry[_MACHINE],
-            "clicks": entry[_CLICKS], "first_click": entry[_FIRST_CLICK], "last_click": entry[_LAST_CLICK],
-            # A person's click proves the mail was read, even when no image was loaded.
-            "opened": bool(entry[_OPENS] or entry[_CLICKS]),
-            "links": self._links_of(tag_id, entry),
+            "opens": counts.opens, "first_open": counts.first_open, "last_open": counts.last_open,
+            "hits": counts.hits, "self_hits": counts.self_hits, "machine_hits": counts.machine_hits,
+            "clicks": counts.clicks, "first_click": counts.first_click, "last_click": counts.last_click,
+            "opened": counts.opened,
+            "links": self._links_of(tag_id, counts),
         }
 
-    def _links_of(self, tag_id: str, entry: list) -> List[Dict]:
+    def _links_of(self, tag_id: str, counts: Counts) -> List[Dict]:
         known = self.links.get(tag_id, {})
-        clicked = entry[_LINKS]
+        clicked = counts.links
         links = []
         for number in sorted(set(known) | set(clicked), key=int):
             target, text = known.get(number, ("", ""))
@@ -279,13 +260,14 @@ def state_path(home: Home) -> Path:
 
 
 def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
-         progress: bool = False) -> FoldResult:
-    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone."""
+         progress: bool = False, platform: Optional[Platform] = None) -> FoldResult:
+    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone.
+    ``platform``: how register.csv is replaced (a test hands in Windows')."""
     config = config or load_config(home)
     home.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
-            return _fold_locked(home, config, rebuild, progress)
+            return _fold_locked(home, config, rebuild, progress, platform)
     except Timeout:
         raise LockTimeoutError(
             f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
@@ -316,7 +298,8 @@ def _signature(path: Path) -> tuple:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
+def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
+                 platform: Optional[Platform]) -> FoldResult:
     path = state_path(home)
     # Taken out for the pass: a pass that fails leaves nothing to go on from but the file.
     kept = _KEPT.pop(str(path), None)
@@ -348,7 +331,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
-            _save(home, state, result, view, fresh, lines)
+            _save(home, state, result, view, fresh, lines, platform)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
                                 appended=timelines.appended)
@@ -360,7 +343,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
 
 
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool,
-          lines: Dict[str, str]) -> None:
+          lines: Dict[str, str], platform: Optional[Platform] = None) -> None:
     """Register and read model first, then the state: a crash in between leaves the old
     state, and folding it again writes the same rows. ``lines``: each tag's register line
     as the last pass of this process wrote it (those of the tags this pass touched are
@@ -382,7 +365,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
             if tag not in lines:
                 lines[tag] = register_line(state.row(tag))
         try:
-            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens)
+            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
+                                 platform)
         except RegisterLockedError as exc:
             result.register_error = str(exc)
             state.register_pending = True
@@ -431,8 +415,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.tags_path, TAG_COLUMNS)
-    for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "tags", state, TAG_COLUMNS):
         for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
@@ -450,20 +433,60 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    columns = read_columns(home.self_fetches_path, SELF_FETCH_COLUMNS)
-    for batch in read_new_data(home.self_fetches_path, state.self_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
         for tag_id, moment, reason in parse_self_fetches(batch, columns):
-            state.moments.setdefault(tag_id, []).append([moment, reason])
+            moments = state.moments.setdefault(tag_id, [])
+            if [moment, reason] in moments:
+                continue  # the same moment from a log read twice (a copy, a replaced file)
+            moments.append([moment, reason])
             judge.forget_context(tag_id)
             result.new_moments += 1
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.links_path, LINK_COLUMNS)
-    for batch in read_new_data(home.links_path, state.links_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "links", state, LINK_COLUMNS):
         for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
+
+
+# The cursor of each single-computer log, in the state's fields of old (replies.csv, once
+# it is folded, is read through ``_new_log_data`` the same way, by its ``replies_cursor``).
+_LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links": "links_cursor",
+                   "replies": "replies_cursor"}
+
+
+def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ...]
+                  ) -> Iterator[Tuple[bytes, Sequence[str]]]:
+    """(new complete records, the file's columns) of every log of ``kind``: this home's
+    single-computer log, then each computer's log in the devices folder (``Home.log_paths``).
+    A conflict copy of a computer's log brings only the records its log does not hold: the
+    rest were read from the log itself, and reading an older copy of them again would
+    take a tag back to what an earlier row said."""
+    for path in home.log_paths(kind):
+        legacy = path.parent != home.devices_dir
+        if legacy and kind in _LEGACY_CURSORS:
+            cursor = getattr(state, _LEGACY_CURSORS[kind])
+        else:
+            cursor = state.device_cursors.setdefault(path.name, Cursor())
+        columns = read_columns(path, known)
+        found = None if legacy else DeviceLog.parse(path.name)
+        held = _records_of(path.with_name(found.main_name)) if found is not None and found.conflict else None
+        # A synced folder carries whatever the other side has: no symlink is followed there.
+        # A log that cannot be read stops the fold (the labels depend on every log).
+        for batch in read_new_data(path, cursor, record_end=records_end, follow_symlinks=legacy):
+            if held is not None:
+                batch = b"".join(record for record in split_records(batch)[0] if record not in held)
+            yield batch, columns
+
+
+def _records_of(path: Path) -> set:
+    """The complete records of a log, for telling what a conflict copy adds to it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return set()
+    return set(split_records(data)[0])
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines
@@ -502,7 +525,7 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                             pending_bytes = 0
                     else:
                         logs_read()
-                        _fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
+                        fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
                     if bar is not None:
                         bar.update(cursor.offset - before)
                         before = cursor.offset
@@ -535,7 +558,7 @@ def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, j
             return
     logs_read()
     for file_name, data in pending:
-        _fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
+        fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
     pending.clear()
 
 
@@ -570,7 +593,7 @@ def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[P
     return paths
 
 
-def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
+def fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
                     judge: Judge, timelines: _Timelines) -> None:
     """The hot loop: split off the fixed fields, have the judge label each new hit, count it."""
     seen_add = state.seen.add
@@ -593,33 +616,25 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
             continue
         entry = counts.get(tag)
         if entry is None:
-            entry = counts[tag] = _new_entry()
-        recent = entry[_RECENT]
-        if recent.__class__ is str:
-            recent = _recent_of(entry)
+            entry = counts[tag] = Counts()
         try:
-            label, reason, counted, client = judge.judge(hit, recent)
+            label, reason, counted, client = judge.judge(hit, entry.recent())
         except ValueError:
             result.skipped_lines += 1
             log.warning("skipped a line with an unreadable time in %s: %.80r", file_name, line)
             continue
-        entry[_HITS] += 1
+        entry.hits += 1
         result.new_hits += 1
         if counted and label != "click":
-            entry[_OPENS] += 1
+            entry.add_open(hit.time)
             result.new_opens += 1
-            stamp = hit.time
-            if not entry[_FIRST] or stamp < entry[_FIRST]:
-                entry[_FIRST] = stamp
-            if stamp > entry[_LAST]:
-                entry[_LAST] = stamp
         elif label == "click" and counted:
-            _count_click(entry, hit.time, reason)
+            entry.add_click(hit.time, reason.partition(":")[2])
             result.new_clicks += 1
         elif label == "self":
-            entry[_SELF] += 1
+            entry.self_hits += 1
         elif label not in PERSON_LABELS and label != "click":
-            entry[_MACHINE] += 1
+            entry.machine_hits += 1
         timeline = touched.get(tag)
         if timeline is None:
             timeline = timelines.of(tag)
@@ -627,19 +642,6 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
         tags_touched.add(tag)
         if tag not in state.tags:
             result.unknown_tag_hits += 1
-
-
-def _count_click(entry: list, stamp: str, reason: str) -> None:
-    entry[_CLICKS] += 1
-    if not entry[_FIRST_CLICK] or stamp < entry[_FIRST_CLICK]:
-        entry[_FIRST_CLICK] = stamp
-    if stamp > entry[_LAST_CLICK]:
-        entry[_LAST_CLICK] = stamp
-    per_link = entry[_LINKS].setdefault(reason.partition(":")[2], [0, "", ""])
-    per_link[0] += 1
-    if not per_link[1] or stamp < per_link[1]:
-        per_link[1] = stamp
-    per_link[2] = max(per_link[2], stamp)
 
 
 def _progress_bar(paths: List[Path], state: _FoldState, wanted: bool):

@@ -8,6 +8,7 @@ stdout belongs to the protocol: nothing else may ever be written to it.
 
 import json
 import logging
+import os
 import re
 import struct
 import sys
@@ -20,7 +21,8 @@ from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPau
 from mailtracker.core.hints import hint_for
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
-from mailtracker.core.clicks import MAX_LINKS, click_url, is_trackable_target
+from mailtracker.core.clicks import MAX_LINKS, click_url
+from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import is_token_shaped, short_id
@@ -42,6 +44,10 @@ MAX_REASON = 200
 _GROUP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A display the extension reports this long ago is not believed (see _moment).
 MAX_MOMENT_AGE_S = 3600.0
+# A reminder is for a mail sent this century and due within ten years: anything else is a
+# wrong clock or a forgery (and a year past 9999 cannot even be written).
+EARLIEST_REMINDER = 946684800.0  # 2000-01-01T00:00:00Z
+MAX_REMINDER_AHEAD_S = 10 * 366 * 86400.0
 _DISCARD_LIMIT = 64 << 20
 
 
@@ -77,8 +83,12 @@ def _discard(stream: BinaryIO, length: int) -> None:
         length -= len(chunk)
 
 
+def _frame_payload(message: dict) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def write_frame(stream: BinaryIO, message: dict) -> None:
-    payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    payload = _frame_payload(message)
     if len(payload) > MAX_REPLY_BYTES:
         payload = json.dumps(error_reply(message.get("id"), ProtocolError(
             "the reply would be over Thunderbird's 1 MB limit; ask for less"))).encode("utf-8")
@@ -188,7 +198,8 @@ class Host:
 
     def links(self, request: dict) -> dict:
         """Click URLs for a mail's links, in order; ``null`` for a link that cannot be
-        tracked (not http(s)). The links are noted in links.csv for the views."""
+        tracked (not http(s), or not read the same by every browser). Each target is
+        signed and noted (links.csv, for the views) as the href a browser makes of it."""
         tag_id = self._known_tag_id(request)
         links = request.get("links")
         if not isinstance(links, list) or len(links) > MAX_LINKS or not all(
@@ -200,13 +211,19 @@ class Host:
         secret = read_secret(self.home.secret_path)
         urls, noted = [], []
         for number, link in enumerate(links):
-            if is_trackable_target(link["target"]):
-                urls.append(click_url(base, secret, tag_id, number, link["target"]))
-                noted.append((number, link["target"], link.get("text", "")))
+            href = browser_href(link["target"])
+            if href is not None:
+                urls.append(click_url(base, secret, tag_id, number, href))
+                noted.append((number, href, link.get("text", "")))
             else:
                 urls.append(None)
+        answer = {"urls": urls}
+        # Checked before links.csv is written: a refused reply must leave no links behind.
+        if len(_frame_payload({"id": request.get("id"), "ok": True, "data": answer})) > MAX_REPLY_BYTES:
+            raise ProtocolError(f"the click URLs of these {len(links)} links would be over Thunderbird's "
+                                "1 MB limit; nothing was noted, and the mail goes out with its links as written")
         record_links(self.home, tag_id, noted)
-        return {"urls": urls}
+        return answer
 
     def remind(self, request: dict) -> dict:
         """A follow-up reminder for a sent mail: due at ``remind_at`` (a UTC timestamp) if no
@@ -216,7 +233,10 @@ class Host:
         try:
             moment = parse_iso_utc(remind_at)
         except ValueError:
-            raise ProtocolError("remind_at must be a UTC timestamp such as 2026-12-01T09:00:00.000Z") from None
+            raise ProtocolError("remind_at must be an ISO 8601 time with its offset, such as "
+                                "2026-12-01T09:00:00.000Z or 2026-12-01T10:00:00+01:00") from None
+        if not EARLIEST_REMINDER <= moment <= time.time() + MAX_REMINDER_AHEAD_S:
+            raise ProtocolError(f"remind_at {remind_at[:40]!r} is not between 2000 and ten years from now")
         stamp = utc_timestamp(moment)
         update_tag(self.home, tag_id, remind_at=stamp)
         return {"tag_id": tag_id, "remind_at": stamp}
@@ -409,12 +429,17 @@ def _text(request: dict, key: str) -> str:
 
 
 def parse_iso_utc(text: str) -> float:
-    """Epoch seconds of a UTC ISO 8601 time with a Z (JavaScript's toISOString, or ours)."""
-    from datetime import datetime, timezone
+    """Epoch seconds of an ISO 8601 time with its offset: a Z (JavaScript's toISOString, or
+    ours) or ±HH:MM, which is honoured. ValueError for a time without one (a local time
+    cannot be placed) or with two."""
+    from datetime import datetime
 
-    if not text.endswith("Z") or len(text) > 40:
+    if len(text) > 40:
         raise ValueError(text)
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment.timestamp()
 
 
 def _moment(request: dict) -> str:
@@ -422,7 +447,8 @@ def _moment(request: dict) -> str:
     far from now is a wrong clock or a forgery, and now is the safer guess."""
     at = request.get("at")
     now = time.time()
-    if type(at) in (int, float) and now - MAX_MOMENT_AGE_S <= at / 1000 <= now + 60:
+    # Compared before dividing: an integer of 400 digits cannot be made a float.
+    if type(at) in (int, float) and (now - MAX_MOMENT_AGE_S) * 1000 <= at <= (now + 60) * 1000:
         return utc_timestamp(at / 1000)
     return utc_timestamp(now)
 
@@ -507,7 +533,19 @@ def run_host(home: Home, argv_tail) -> int:
     if caller is not None and caller != EXTENSION_ID:
         log.error("refusing to serve extension %r: only %s may use this helper", caller, EXTENSION_ID)
         return ProtocolError.code
+    binary_stdio()
     stdout = sys.stdout.buffer
     # Anything printed by mistake must not corrupt the protocol stream.
     sys.stdout = sys.stderr
     return serve_stdio(home, sys.stdin.buffer, stdout)
+
+
+def binary_stdio() -> None:
+    """On Windows, stdin and stdout without newline translation: a frame's length bytes may
+    be 0x0a or 0x1a. (Python 3 sets this at start-up already; said again so it never depends
+    on that.)"""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        import msvcrt
+
+        for stream in (sys.stdin, sys.stdout):
+            msvcrt.setmode(stream.fileno(), os.O_BINARY)
