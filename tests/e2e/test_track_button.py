@@ -16,15 +16,7 @@ pytestmark = pytest.mark.slow
 def open_compose(tb, subject: str) -> int:
     """An HTML compose window left open (as a user writing), and its tab id."""
     tb.compose_and_send(subject, "rcpt@example.net", command=None)
-    return tb.in_extension_tab("options/options.html", """
-        await waitFor(d => d.getElementById("cleanSentCopy"), "the options page");
-        const browser = doc().defaultView.wrappedJSObject.browser;
-        const query = Cu.cloneInto({ type: "messageCompose" }, doc().defaultView);
-        for (const tab of await browser.tabs.query(query)) {
-            if ((await browser.compose.getComposeDetails(tab.id)).subject === args[0]) return tab.id;
-        }
-        throw new Error("no compose tab");
-    """, [subject])
+    return tb.compose_tab_id(subject)
 
 
 def track_state(tb, tab_id: int) -> dict:
