@@ -17,7 +17,7 @@ import requests
 from mailtracker.core.contract import GIF
 from mailtracker.core.settings import load_config
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import PixelServer, wait_for
+from tests.conftest import PixelServer, fill_disk, wait_for
 
 
 def _hits(server):
@@ -311,13 +311,7 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
     server = PixelServer(home, hits_dir=hits_dir)
     try:
         requests.get(server.url(tag.id), headers={"User-Agent": "before"})
-        filler = tiny_disk / "filler"
-        with open(filler, "wb", buffering=0) as handle:
-            try:
-                while True:
-                    handle.write(b"\0" * 4096)
-            except OSError:
-                pass
+        filler = fill_disk(tiny_disk)
         for i in range(50):
             assert requests.get(server.url(tag.id), headers={"User-Agent": f"during-{i}"}).content == GIF
         health = requests.get(server.base + "/healthz")

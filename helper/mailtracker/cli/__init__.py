@@ -83,6 +83,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         error = MissingExtraError(extras.missing_extra_message(extra, f"'mailtracker {name}'"))
         print(f"mailtracker: {error}", file=sys.stderr)
         return error.code
+    if args.private_files:
+        os.umask(0o077)  # files 0600, folders 0700: the desktop's hold names and addresses
     try:
         return args.run(args, Home.locate(args.home)) or 0
     except MailtrackerError as exc:

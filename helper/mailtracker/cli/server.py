@@ -10,6 +10,7 @@ from mailtracker.core.settings import load_config
 
 
 @command("serve", help="run the pixel server",
+         private_files=False,
          description="Run the pixel server in the foreground. GET/HEAD <prefix>/<token>.gif answers a "
          "43-byte GIF; valid hits are appended to hits-<server-id>-<UTC date>.csv.",
          arguments=[
@@ -26,7 +27,9 @@ from mailtracker.core.settings import load_config
                       help="take X-Forwarded-For only from this address or network (repeatable)"),
              argument("--secret-file", metavar="FILE", help="the shared secret (default: the home's)"),
              argument("--client-address", choices=("full", "truncated", "hash"),
-                      help="how client addresses are stored (default: the config's, else truncated)"),
+                      help="how client addresses are stored (default: the config's, else truncated); "
+                      "hash hides an address only from whoever lacks the secret: with it, an IPv4 address "
+                      "is found by trying all 2^32"),
              argument("--workers", type=int, help="worker processes, each with its own file (default 1)"),
              argument("--serve-hits", action="store_true", default=None,
                       help="serve the hits files read-only at /hits/ to the desktop's 'pull' "
@@ -85,6 +88,7 @@ def serve_settings(args, home: Home):
 
 
 @command("setup-server", help="set this VPS up: user, secret, config, systemd unit, Caddy",
+         private_files=False,
          description="As root on a Debian/Ubuntu VPS: create the user mailtracker, "
          "/var/lib/mailtracker/hits, /etc/mailtracker/secret (root only) and "
          "/etc/mailtracker/server.toml, install the hardened systemd unit and the "

@@ -23,6 +23,8 @@ HINTS: Dict[int, str] = {
     40: "Close register.csv in the program that holds it; it is written again on the next fold.",
     50: "Stop the program that holds the port, or choose another --port.",
     51: "Run it as root on the VPS, with mailtracker installed as the message says.",
+    52: "Install mailtracker where the message says Thunderbird can start it, then run "
+        "'mailtracker install-host' again.",
     60: "Install the add-on of this helper's version: 'mailtracker addon', then 'mailtracker doctor'.",
     61: "Check the id: 'mailtracker list' shows the tags.",
     70: "Run 'mailtracker doctor --server' to find where the way to the server breaks.",

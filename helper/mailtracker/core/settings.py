@@ -194,6 +194,8 @@ def save_config(home: Home, config: Config) -> None:
         f"pull_interval_s = {values['pull_interval_s']}\n"
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
+        "# hash hides it only from whoever lacks the secret: with it (this desktop and the server\n"
+        "# have it), an IPv4 address is found from its hash by trying all 2^32, in hours.\n"
         f"client_address = {values['client_address']}\n"
         "\n[counting]\n"
         "# Fetches this soon after a send come from mail servers and scanners, not people.\n"
@@ -201,7 +203,7 @@ def save_config(home: Home, config: Config) -> None:
         "# The same client fetching again within this many seconds is one open.\n"
         f"repeat_window_s = {values['repeat_window_s']}\n"
     )
-    write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
+    write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o600, replace_existing=True)
 
 
 def _toml_value(value) -> str:
@@ -237,9 +239,11 @@ def init_home(
     if pull_url is not None:
         changes["pull_urls"] = pull_url
     config = replace(config, **changes).validated()
-    home.data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (home.data_dir, home.config_dir, home.state_dir):
+        # The user's alone (it holds names and addresses), an older home too.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
     home.hits_dir(config).mkdir(parents=True, exist_ok=True)
-    home.state_dir.mkdir(parents=True, exist_ok=True)
     save_config(home, config)
     new_secret = create_secret(home, force=force)
     return {

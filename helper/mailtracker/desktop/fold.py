@@ -203,7 +203,7 @@ class _FoldState:
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
-        write_file_atomically(path, compact_bytes(doc), mode=0o644, replace_existing=True)
+        write_file_atomically(path, compact_bytes(doc), mode=0o600, replace_existing=True)
 
     def row(self, tag_id: str) -> Dict:
         """The tag's register row: its tags.csv fields and its counts."""

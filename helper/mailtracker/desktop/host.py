@@ -102,9 +102,13 @@ def error_reply(request_id, exc: MailtrackerError) -> dict:
 
 
 def sentence(text: str) -> str:
-    """A message as the add-on shows it: capitalised, ending with a full stop."""
+    """A message as the add-on shows it: capitalised (unless it starts with a name such as
+    remind_at, which keeps its spelling), ending with a full stop."""
     text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+    first = text.split(" ", 1)[0]
+    if not ("_" in first or first[:1] in "'\"`"):
+        text = text[:1].upper() + text[1:]
+    return text + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def mint_problem(home: Home) -> Optional[dict]:

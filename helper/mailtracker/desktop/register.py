@@ -27,13 +27,13 @@ REGISTER_COLUMNS = (
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
     "clicks", "first_click", "last_click", "group", "remind_at",
 )
-_OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id")
 
 
 def register_line(row: Dict[str, str]) -> str:
-    """One row of register.csv, as text with its line end."""
-    return format_row([neutralise(str(row.get(col, ""))) if col in _OUTSIDE_TEXT else str(row.get(col, ""))
-                       for col in REGISTER_COLUMNS])
+    """One row of register.csv, as text with its line end. Every cell goes through the
+    neutraliser: any column may hold what came from outside (a crafted tags.csv row, a
+    group the add-on named), and a spreadsheet must never read one as a formula."""
+    return format_row([neutralise(str(row.get(col, ""))) for col in REGISTER_COLUMNS])
 
 
 def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 0) -> None:
@@ -90,7 +90,7 @@ def read_register(path: Path) -> List[Dict[str, str]]:
                 continue
             rows.append(row)
     for row in rows:
-        for col in _OUTSIDE_TEXT:
+        for col in REGISTER_COLUMNS:
             row[col] = restore(row.get(col) or "")
     return rows
 

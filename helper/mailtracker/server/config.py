@@ -93,7 +93,9 @@ _COMMENTS = {
     "hits_dir": "The hits-*.csv files: what Syncthing, rsync or the desktop's pull carries home.",
     "server_id": "Names this instance's hits files; give every instance its own.",
     "trusted_proxy": "X-Forwarded-For is taken only from these addresses (Caddy).",
-    "client_address": "How a client address is stored: truncated (/24, /48), full or hash.",
+    "client_address": ("How a client address is stored: truncated (/24, /48), full or hash. hash hides it "
+                       "only from whoever lacks the secret: with it, an IPv4 address is found from its "
+                       "hash by trying all 2^32 (hours on one PC); truncated never stores the last octet."),
     "serve_hits": "Serve the hits files at /hits/ to the desktop's 'mailtracker pull'.",
     "retention_days": "Delete this server's hits files older than this many days (0 keeps all).",
     "secret_file": "The shared secret (root only; the systemd unit hands the service a copy).",
