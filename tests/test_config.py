@@ -201,3 +201,16 @@ def test_the_desktops_files_are_the_users_alone(tmp_path):
     for path in [root, *entries]:
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode & 0o077 == 0, f"{path.relative_to(tmp_path)} is {mode:o}"
+
+
+def test_the_pull_is_live_by_default_and_can_be_turned_off(tmp_path):
+    """pull_live is written by init (true), read back, kept by a re-init; a non-boolean is refused."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home, pull_url="https://t.example.org")
+    assert load_config(home).pull_live is True and "pull_live = true" in home.config_path.read_text()
+    home.config_path.write_text(home.config_path.read_text().replace("pull_live = true", "pull_live = false"))
+    init_home(home)
+    assert load_config(home).pull_live is False
+    home.config_path.write_text(home.config_path.read_text().replace("pull_live = false", 'pull_live = "yes"'))
+    with pytest.raises(ConfigError, match="pull_live must be true or false"):
+        load_config(home)

@@ -271,6 +271,35 @@ def test_kill_9_under_load_loses_no_answered_hit(home, tag):
     assert len(answered) >= 500
 
 
+def _children(pid: int):
+    children = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:
+            children.append(int(entry))
+    return children
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
+def test_one_worker_is_served_by_one_process_that_stops_cleanly(home, tag):
+    """The default single worker runs in the serve process itself (no supervisor beside it,
+    half the memory); SIGTERM closes its log and exits 0, so systemd restarts only a failure."""
+    server = PixelServer(home)
+    try:
+        assert requests.get(server.url(tag.id), headers={"User-Agent": "one"}).content == GIF
+        assert _children(server.proc.pid) == []
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+    finally:
+        server.stop()
+    assert "1 hits logged" in server.log_path.read_text()
+    assert [h["user_agent"] for h in _hits(server)] == ["one"]
+
+
 def test_each_worker_writes_its_own_file(home, tag):
     """With --workers 2 the hits are split over per-worker files, none lost or doubled."""
     server = PixelServer(home, "--workers", "2")
