@@ -60,6 +60,11 @@ class Home:
         return self.data_dir / "links.csv"
 
     @property
+    def replies_path(self) -> Path:
+        """Replies and bounces to tracked mail, as the add-on judged them (desktop.replies)."""
+        return self.data_dir / "replies.csv"
+
+    @property
     def fold_problem_path(self) -> Path:
         """Written by the daemon while its folds fail, removed when one works again."""
         return self.state_dir / "fold-problem.json"

@@ -319,6 +319,14 @@ def _records(data: bytes, columns: Sequence[str], known: Sequence[str], shortest
         yield row, _mapped(row, columns, known, shortest=shortest)
 
 
+def parse_log_rows(data: bytes, columns: Sequence[str], known: Sequence[str]) -> Iterator[Optional[Dict[str, str]]]:
+    """The fields by name of each data row of a desktop log in ``data`` (complete records, read
+    as this module reads its own logs: by header, restored, bounded); None for a row of the
+    wrong length. For the owners of other desktop logs (replies.csv)."""
+    for _, record in _records(data, columns, known):
+        yield record
+
+
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
                       ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
     """(tag id, fields) for each row of tags.csv in ``data`` (complete records);

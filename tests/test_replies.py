@@ -1,0 +1,105 @@
+"""Replies and bounces: the host's ``reply`` command (a real host process) and replies.csv."""
+
+import csv
+
+import pytest
+
+from mailtracker.desktop.replies import REPLY_COLUMNS, Reply, count_replies, read_replies
+from tests.conftest import HostProcess
+
+
+@pytest.fixture
+def host(home):
+    process = HostProcess(home)
+    yield process
+    process.close()
+
+
+def _sent(host, message_id, recipients=("ann@example.net",)):
+    tag = host.call("mint", subject="Offer", recipients=list(recipients), identity="sam@example.org")["data"]
+    host.call("sent", tag_id=tag["id"], message_id=f"<{message_id}>")
+    return tag["id"]
+
+
+def _rows(home):
+    with open(home.replies_path, newline="", encoding="utf-8-sig") as handle:
+        return list(csv.reader(handle))
+
+
+def test_a_reply_names_its_tracked_mail_and_is_appended_once(host, home):
+    """The first tracked mail among the candidates is the one answered; reported twice, it is written once."""
+    tag_id = _sent(host, "tracked-1@sender.example.org")
+    request = dict(message_ids=["reply-2@example.net", "<tracked-1@sender.example.org>", "older@x"],
+                   reply_id="<r1@example.net>", verdict="reply", reason="a reply from a person",
+                   time="2026-12-01T09:14:02.000Z")
+    request["from"] = "ann@example.net"
+    first = host.call("reply", **request)["data"]
+    assert first == {"tracked": True, "tag_id": tag_id, "short_id": tag_id[:7], "recorded": True}
+    again = host.call("reply", **request)["data"]
+    assert again["recorded"] is False
+    rows = _rows(home)
+    assert rows[0] == list(REPLY_COLUMNS)
+    assert rows[1:] == [[tag_id, "r1@example.net", "ann@example.net", "2026-12-01T09:14:02.000Z", "reply",
+                         "a reply from a person", ""]]
+
+
+def test_a_message_that_names_no_tracked_mail_leaves_no_trace(host, home):
+    """An answer to untracked mail: tracked false, and nothing about it is written."""
+    _sent(host, "tracked-1@sender.example.org")
+    answer = host.call("reply", message_ids=["someone-else@example.net"], reply_id="r@x", verdict="reply",
+                       reason="", time="")["data"]
+    assert answer == {"tracked": False}
+    assert not home.replies_path.exists()
+
+
+def test_hostile_header_text_is_bounded_cleaned_and_inert_in_a_spreadsheet(host, home):
+    """A sender's address and a bounce reason come from outside: no line breaks, no formula, bounded."""
+    tag_id = _sent(host, "t2@sender.example.org")
+    request = dict(message_ids=["t2@sender.example.org"], reply_id="<bounce-1@mx.example.net>", verdict="bounce",
+                   reason="=HYPERLINK(\"http://evil\")\r\nnot delivered " + "x" * 5000,
+                   recipient="-nobody@example.net\u2028", time="2099-01-01T00:00:00.000Z")
+    request["from"] = "@MAILER-DAEMON\n@x"
+    assert host.call("reply", **request)["data"]["recorded"]
+    row = _rows(home)[1]
+    assert row[2] == "'@MAILER-DAEMON @x"
+    assert row[5].startswith("'=HYPERLINK(\"http://evil\") not delivered") and len(row[5]) == 201
+    assert row[6] == "'-nobody@example.net"
+    assert row[3] < "2099"  # a time in the future is taken as now
+    (reply, _), = read_replies(home.replies_path)
+    assert reply.tag == tag_id and reply.sender == "@MAILER-DAEMON @x" and reply.recipient == "-nobody@example.net"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(verdict="maybe"), "verdict must be one of"),
+    (dict(message_ids="t@x"), "message_ids must be a list"),
+    (dict(message_ids=["t@x"] * 51), "message_ids must be a list"),
+    (dict(reply_id=""), "reply_id must be"),
+    (dict(reply_id="x" * 1000), "reply_id must be"),
+])
+def test_a_malformed_reply_is_refused_with_code_60(host, home, bad, message):
+    """Each argument is checked; nothing is written for a refused request."""
+    request = dict(message_ids=["t@x"], reply_id="r@x", verdict="reply", reason="", time="", **{"from": "a@x"})
+    request.update(bad)
+    answer = host.call("reply", **request)
+    assert answer["ok"] is False and answer["code"] == 60 and message in answer["message"]
+    assert not home.replies_path.exists()
+
+
+def test_counts_take_each_reply_once_and_bounces_apart():
+    """Two reports of one reply count once; automatic answers and own messages are not counted;
+    a bounce names its recipient; first and last reply are ordered by time, not by log order."""
+    tag = "a" * 32
+    rows = [
+        (Reply(tag, "r2@x", "bob@example.net", "2026-12-02T10:00:00.000Z", "reply", ""), 2.0),
+        (Reply(tag, "r1@x", "Ann@example.net", "2026-12-01T10:00:00.000Z", "reply", ""), 1.0),
+        (Reply(tag, "r1@x", "ann@example.net", "2026-12-01T10:00:00.000Z", "reply", ""), 1.0),
+        (Reply(tag, "ooo@x", "ann@example.net", "2026-12-01T09:00:00.000Z", "auto", "automatic"), 0.5),
+        (Reply(tag, "own@x", "sam@example.org", "2026-12-03T09:00:00.000Z", "own", "own"), 3.0),
+        (Reply(tag, "b@x", "mailer-daemon@x", "2026-12-01T08:00:00.000Z", "bounce", "not delivered: 550",
+               "Nobody@example.net"), 0.1),
+    ]
+    counts = count_replies(rows)[tag]
+    assert counts.replies == 2
+    assert (counts.first_reply, counts.last_reply) == ("2026-12-01T10:00:00.000Z", "2026-12-02T10:00:00.000Z")
+    assert counts.replied_by == ("bob@example.net", "ann@example.net")
+    assert counts.undelivered == ("nobody@example.net",) and counts.undelivered_reason == "not delivered: 550"
