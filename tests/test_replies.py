@@ -103,3 +103,81 @@ def test_counts_take_each_reply_once_and_bounces_apart():
     assert (counts.first_reply, counts.last_reply) == ("2026-12-01T10:00:00.000Z", "2026-12-02T10:00:00.000Z")
     assert counts.replied_by == ("bob@example.net", "ann@example.net")
     assert counts.undelivered == ("nobody@example.net",) and counts.undelivered_reason == "not delivered: 550"
+
+
+def _reply(tag, reply_id, sender, stamp, verdict="reply", reason="", recipient=""):
+    return Reply(tag=tag, reply_id=reply_id, sender=sender, time=stamp, verdict=verdict, reason=reason,
+                 recipient=recipient)
+
+
+def test_the_fold_counts_replies_once_and_a_rebuild_gives_the_same_register(home):
+    """replies.csv folds into the register: a reply reported twice (a catch-up, a second computer)
+    counts once, opens stay what the pixel saw, a bounce marks the recipient undelivered; rebuilding
+    from the logs gives the same register."""
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.register import read_register
+    from mailtracker.desktop.replies import record_reply
+    from mailtracker.desktop.tags import mint_tag, update_tag
+    from mailtracker.core.settings import load_config
+
+    answered = mint_tag(home, load_config(home), name="Ann", subject="Offer", recipients=["ann@example.net"])
+    bounced = mint_tag(home, load_config(home), name="Nobody", subject="Offer", recipients=["nobody@example.net"])
+    update_tag(home, answered.id, message_id="t1@x", status="sent")
+    update_tag(home, bounced.id, message_id="t2@x", status="sent")
+    fold(home)
+    record_reply(home, _reply(answered.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z"))
+    record_reply(home, _reply(answered.id, "ooo@x", "ann@example.net", "2026-12-01T08:00:00.000Z", "auto",
+                              "automatic answer (Auto-Submitted: auto-replied): not counted"))
+    first = fold(home)
+    assert first.new_replies == 1 and "1 new replies" in first.summary()
+    record_reply(home, _reply(answered.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z"))
+    record_reply(home, _reply(answered.id, "r2@x", "bob@example.net", "2026-12-02T09:00:00.000Z"))
+    record_reply(home, _reply(bounced.id, "dsn@x", "mailer-daemon@x", "2026-12-01T07:00:00.000Z", "bounce",
+                              "not delivered: 550 5.1.1 user unknown", "nobody@example.net"))
+    assert fold(home).new_replies == 1
+    rows = {row["id"]: row for row in read_register(home.register_path)}
+    assert rows[answered.id]["replies"] == "2" and rows[answered.id]["opens"] == "0"
+    assert rows[answered.id]["replied_by"] == "ann@example.net; bob@example.net"
+    assert (rows[answered.id]["first_reply"], rows[answered.id]["last_reply"]) == (
+        "2026-12-01T09:00:00.000Z", "2026-12-02T09:00:00.000Z")
+    assert rows[bounced.id]["replies"] == "0" and rows[bounced.id]["undelivered"] == "nobody@example.net"
+    assert rows[bounced.id]["undelivered_reason"] == "not delivered: 550 5.1.1 user unknown"
+    before = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == before
+
+
+def test_a_replaced_replies_log_counts_nothing_twice(home):
+    """A sync tool or an editor that rewrites replies.csv whole: the fold reads it again, counts nothing twice."""
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.register import read_register
+    from mailtracker.desktop.replies import record_reply
+    from mailtracker.desktop.tags import mint_tag
+    from mailtracker.core.settings import load_config
+
+    tag = mint_tag(home, load_config(home), name="Ann", subject="Offer", recipients=["ann@example.net"])
+    record_reply(home, _reply(tag.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z"))
+    fold(home)
+    data = home.replies_path.read_bytes()
+    home.replies_path.unlink()
+    home.replies_path.write_bytes(data.replace(b"\r\n", b"\r\n", 1) + b"")
+    record_reply(home, _reply(tag.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z"))
+    fold(home)
+    (row,) = read_register(home.register_path)
+    assert row["replies"] == "1"
+
+
+def test_status_and_list_say_replied_and_read(host, home):
+    """The add-on's status and list carry the replies, who replied, and read = opened or replied."""
+    from mailtracker.desktop.fold import fold
+
+    tag_id = _sent(host, "t1@sender.example.org")
+    request = dict(message_ids=["t1@sender.example.org"], reply_id="r1@x", verdict="reply", reason="a reply",
+                   time="2026-12-01T09:00:00.000Z", **{"from": "ann@example.net"})
+    host.call("reply", **request)
+    fold(home)
+    status = host.call("status", message_id="t1@sender.example.org")["data"]
+    assert (status["replies"], status["replied_by"], status["opens"], status["opened"], status["read"]) == (
+        1, "ann@example.net", 0, False, True)
+    (listed,) = host.call("list", limit=5)["data"]["tags"]
+    assert listed["id"] == tag_id and listed["replies"] == 1 and listed["read"] is True

@@ -219,6 +219,9 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
     list: ({ limit }) => call("list", { limit }),
     links: ({ tagId, links }) => call("links", { tag_id: tagId, links }),
     remind: ({ tagId, remindAt }) => call("remind", { tag_id: tagId, remind_at: remindAt }),
+    reply: ({ messageIds, replyId, from, time, verdict, reason, recipient }) =>
+      call("reply", { message_ids: messageIds, reply_id: replyId, from, time, verdict, reason,
+        ...(recipient ? { recipient } : {}) }),
   };
 }
 

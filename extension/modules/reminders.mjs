@@ -42,7 +42,9 @@ export function nextReminder(rows, now) {
   let next = null;
   for (const row of rows ?? []) {
     const due = Date.parse(row?.remind_at ?? "");
-    const opened = row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0;
+    // A reply or a bounce ends a reminder as an open does.
+    const opened = row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0 ||
+      Number(row?.replies ?? 0) > 0 || Boolean(row?.undelivered);
     if (!opened && row?.status !== "unsent" && Number.isFinite(due) && due > now && (next === null || due < next)) {
       next = due;
     }

@@ -12,31 +12,43 @@ export const STATE_TAGS = Object.freeze({
   opened: { key: "$mt_opened", name: "tagOpened", color: "#2E7D32" },
   clicked: { key: "$mt_clicked", name: "tagClicked", color: "#1565C0" },
   notOpened: { key: "$mt_notopened", name: "tagNotOpened", color: "#E65100" },
+  replied: { key: "$mt_replied", name: "tagReplied", color: "#6A1B9A" },
+  undelivered: { key: "$mt_undelivered", name: "tagUndelivered", color: "#B71C1C" },
 });
 const OUR_KEYS = new Set(Object.values(STATE_TAGS).map((tag) => tag.key));
 
 /**
  * The state a register row shows in the Sent list: "clicked" (a person followed a link,
- * which also proves an open), "opened", "due" (its reminder time passed unopened), "none".
+ * which also proves an open), "opened", "due" (its reminder time passed unopened), "none",
+ * joined by "+" with "replied" (a person answered) and "undelivered" (a recipient's server
+ * returned it). A reply or a bounce ends a reminder: such a mail is never "due".
  */
 export function stateOf(row, now) {
+  const replied = Number(row?.replies ?? 0) > 0;
+  const undelivered = Boolean(row?.undelivered);
+  let base = "none";
   if (Number(row?.clicks ?? 0) > 0) {
-    return "clicked";
+    base = "clicked";
+  } else if (row?.opened === true || Number(row?.opens ?? 0) > 0) {
+    base = "opened";
+  } else if (!replied && !undelivered) {
+    const due = Date.parse(row?.remind_at ?? "");
+    base = Number.isFinite(due) && due <= now ? "due" : "none";
   }
-  if (row?.opened === true || Number(row?.opens ?? 0) > 0) {
-    return "opened";
-  }
-  const due = Date.parse(row?.remind_at ?? "");
-  return Number.isFinite(due) && due <= now ? "due" : "none";
+  const parts = [base === "none" ? null : base, replied ? "replied" : null, undelivered ? "undelivered" : null];
+  return parts.filter(Boolean).join("+") || "none";
 }
 
 /** Our tag keys for a state: a clicked mail is also an opened one (the "Opened" filter finds it). */
 export function keysOf(state) {
-  return {
+  const keys = {
     clicked: [STATE_TAGS.opened.key, STATE_TAGS.clicked.key],
     opened: [STATE_TAGS.opened.key],
     due: [STATE_TAGS.notOpened.key],
-  }[state] ?? [];
+    replied: [STATE_TAGS.replied.key],
+    undelivered: [STATE_TAGS.undelivered.key],
+  };
+  return String(state).split("+").flatMap((part) => keys[part] ?? []);
 }
 
 /** A message's new tag list: the user's own tags as they were, then ours; null when nothing changes. */

@@ -11,6 +11,8 @@ const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const OPENED = STATE_TAGS.opened.key;
 const CLICKED = STATE_TAGS.clicked.key;
 const NOT_OPENED = STATE_TAGS.notOpened.key;
+const REPLIED = STATE_TAGS.replied.key;
+const UNDELIVERED = STATE_TAGS.undelivered.key;
 
 function row(id, fields = {}) {
   return { id, short_id: id.slice(0, 7), name: "Ann", subject: `Mail ${id}`, status: "sent", message_id: `${id}@x`,
@@ -136,7 +138,8 @@ describe("the open watch", () => {
     assert.equal(badgeTexts(messenger).at(-1), "1");
     // Our tags are made once, with the en names.
     assert.deepEqual(messenger.definitions.map((d) => [d.key, d.tag]), [
-      [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"]]);
+      [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"], [REPLIED, "Replied"],
+      [UNDELIVERED, "Not delivered"]]);
   });
 
   test("opens that arrive together are one notification naming each mail, which opens the Tracked mail page", async () => {
@@ -185,7 +188,8 @@ describe("the open watch", () => {
     await watch.refresh();
     rowsRef.rows = [row("a", { opens: 1, opened: true })];
     await watch.refresh();
-    assert.deepEqual(messenger.callsOf("messages.tags.create").map((c) => c.args[0]), [CLICKED, NOT_OPENED]);
+    assert.deepEqual(messenger.callsOf("messages.tags.create").map((c) => c.args[0]),
+      [CLICKED, NOT_OPENED, REPLIED, UNDELIVERED]);
     assert.equal(messenger.definitions[0].tag, "Gelesen");
   });
 
@@ -316,6 +320,39 @@ describe("the open watch", () => {
     rowsRef.rows = [row("a", { opens: 1, opened: true, remind_at: "2026-11-30T00:00:00.000Z" })];
     await watch.refresh();
     assert.deepEqual(messenger.store[0].tags, ["todo", OPENED]);
+  });
+
+  test("a reply adds Replied (not Opened: the pixel saw nothing), ends the reminder and says who answered", async () => {
+    const remind = "2026-11-30T00:00:00.000Z";
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a", { remind_at: remind })],
+      messages: [{ headerMessageId: "a@x", tags: ["todo"] }] });
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", NOT_OPENED]);
+    rowsRef.rows = [row("a", { remind_at: remind, replies: 1, replied_by: "ann@example.net" })];
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", REPLIED]);
+    const titles = messenger.callsOf("notifications.create").map((call) => call.args[1].title);
+    assert.equal(titles.at(-1), "ann@example.net replied to your email");
+    // An open later: Opened beside Replied; the same reply again is not told twice.
+    rowsRef.rows = [row("a", { remind_at: remind, replies: 1, replied_by: "ann@example.net", opens: 1, opened: true })];
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", OPENED, REPLIED]);
+    assert.equal(messenger.callsOf("notifications.create").filter((c) => /replied/.test(c.args[1].title)).length, 1);
+  });
+
+  test("a bounce tags Not delivered, cancels the reminder and says why, once", async () => {
+    const remind = "2026-11-30T00:00:00.000Z";
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }] });
+    await watch.refresh();
+    rowsRef.rows = [row("a", { remind_at: remind, undelivered: "nobody@example.net",
+      undelivered_reason: "not delivered: 550 5.1.1 user unknown" })];
+    await watch.refresh();
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, [UNDELIVERED]);
+    const notices = messenger.callsOf("notifications.create").map((call) => call.args[1]);
+    assert.equal(notices.length, 1, "no reminder for a bounced mail, and the bounce told once");
+    assert.equal(notices[0].title, "Your email was not delivered to nobody@example.net");
+    assert.match(notices[0].message, /550 5\.1\.1 user unknown\. Its reminder is cancelled/);
   });
 
   test("refreshes asked for during a run become one more run, each with one list", async () => {

@@ -33,6 +33,7 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.register import register_line, write_register_lines
+from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
     SELF_FETCH_COLUMNS,
@@ -119,6 +120,7 @@ class FoldResult:
     new_hits: int = 0
     new_opens: int = 0
     new_clicks: int = 0
+    new_replies: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
     updated_tags: int = 0
@@ -138,6 +140,8 @@ class FoldResult:
         parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
         if self.new_clicks:
             parts.insert(1, f"{self.new_clicks} new clicks")
+        if self.new_replies:
+            parts.insert(1, f"{self.new_replies} new replies")
         if self.new_tags:
             parts.append(f"{self.new_tags} new tags")
         if self.duplicate_hits:
@@ -164,6 +168,10 @@ class _FoldState:
     tags_cursor: Cursor = field(default_factory=Cursor)
     self_cursor: Cursor = field(default_factory=Cursor)
     links_cursor: Cursor = field(default_factory=Cursor)
+    replies_cursor: Cursor = field(default_factory=Cursor)
+    # tag -> [[reply_id, from, time, epoch seconds, verdict, reason, recipient]], from replies.csv,
+    # each reply once (replies.Reply.key).
+    replies: Dict[str, List[list]] = field(default_factory=dict)
     # tag -> {link number as a string: [target, text]}, from links.csv
     links: Dict[str, Dict[str, list]] = field(default_factory=dict)
     # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
@@ -189,6 +197,9 @@ class _FoldState:
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
                 links=doc["links"],
+                # Absent from a state an older version wrote: replies.csv is read from its start.
+                replies_cursor=Cursor.from_json(doc["replies_cursor"]) if "replies_cursor" in doc else Cursor(),
+                replies=doc.get("replies", {}),
                 moments=doc["moments"],
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
@@ -213,6 +224,8 @@ class _FoldState:
             "self_cursor": self.self_cursor.to_json(),
             "links_cursor": self.links_cursor.to_json(),
             "links": self.links,
+            "replies_cursor": self.replies_cursor.to_json(),
+            "replies": self.replies,
             "moments": self.moments,
             "labels": self.labels,
             "seen": self.seen.runs,
@@ -236,6 +249,7 @@ class _FoldState:
             # A person's click proves the mail was read, even when no image was loaded.
             "opened": bool(entry[_OPENS] or entry[_CLICKS]),
             "links": self._links_of(tag_id, entry),
+            **replies_columns(self.replies.get(tag_id, ())),
         }
 
     def _links_of(self, tag_id: str, entry: list) -> List[Dict]:
@@ -428,6 +442,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
     _fold_tags(home, state, result)
     _fold_self_fetches(home, state, result, judge)
     _fold_links(home, state, result)
+    _fold_replies(home, state, result)
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
@@ -464,6 +479,19 @@ def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
         for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
+
+
+def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
+    columns = read_columns(home.replies_path, REPLY_COLUMNS)
+    for batch in read_new_data(home.replies_path, state.replies_cursor, record_end=records_end):
+        for reply, moment in parse_replies(batch, columns):
+            kept = state.replies.setdefault(reply.tag, [])
+            if any(reply_of(reply.tag, known).key == reply.key for known in kept):
+                continue  # reported again (a catch-up, another computer), or the file was replaced
+            kept.append(packed_reply(reply, moment))
+            result.touched.add(reply.tag)
+            if reply.counted:
+                result.new_replies += 1
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

@@ -287,6 +287,7 @@ class Host:
             "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
             "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
             "links": row.get("links", []), "remind_at": row.get("remind_at", ""),
+            **_reply_fields(row),
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
@@ -303,7 +304,7 @@ class Host:
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
                 "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened",
                 "group", "remind_at")
-        return {"tags": [{key: row.get(key, "") for key in keys} for row in rows[:limit]]}
+        return {"tags": [{**{key: row.get(key, "") for key in keys}, **_reply_fields(row)} for row in rows[:limit]]}
 
     def _unfolded_row(self, request: dict) -> Optional[dict]:
         """A tag the fold has not taken in yet (sent a moment ago), from tags.csv, with no hits."""
@@ -344,12 +345,24 @@ class Host:
         return register.find(message_id) if message_id else None
 
 
+def _reply_fields(row: dict) -> dict:
+    """What replies and bounces add to a tag's answer; ``read``: opened, clicked or replied."""
+    replies = row.get("replies", 0) or 0
+    return {"replies": replies, "first_reply": row.get("first_reply", ""), "last_reply": row.get("last_reply", ""),
+            "replied_by": row.get("replied_by", ""), "undelivered": row.get("undelivered", ""),
+            "undelivered_reason": row.get("undelivered_reason", ""),
+            "read": bool(row.get("opened", row.get("opens")) or replies)}
+
+
 def _group_totals(row: dict, members) -> dict:
     """The row of the group's Sent copy: its own fields, the counts summed over every copy."""
     totals = dict(row)
-    for key in ("opens", "hits", "self_hits", "machine_hits", "clicks"):
-        totals[key] = sum(member.get(key, 0) for member in members)
-    for key, pick in (("first_open", min), ("last_open", max), ("first_click", min), ("last_click", max)):
+    for key in ("opens", "hits", "self_hits", "machine_hits", "clicks", "replies"):
+        totals[key] = sum(member.get(key, 0) or 0 for member in members)
+    for key in ("replied_by", "undelivered"):
+        totals[key] = "; ".join(member[key] for member in members if member.get(key))
+    for key, pick in (("first_open", min), ("last_open", max), ("first_click", min), ("last_click", max),
+                      ("first_reply", min), ("last_reply", max)):
         stamps = [member.get(key) for member in members if member.get(key)]
         totals[key] = pick(stamps) if stamps else ""
     totals["opened"] = any(member.get("opened", bool(member.get("opens"))) for member in members)

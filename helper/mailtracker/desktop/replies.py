@@ -153,6 +153,26 @@ def count_replies(rows: Sequence[Tuple[Reply, float]]) -> Dict[str, ReplyCounts]
     return counts
 
 
+def packed_reply(reply: Reply, moment: float) -> list:
+    """A reply as the fold state keeps it under its tag (a list: the state is JSON)."""
+    return [reply.reply_id, reply.sender, reply.time, moment, reply.verdict, reply.reason, reply.recipient]
+
+
+def reply_of(tag: str, packed: Sequence) -> Reply:
+    reply_id, sender, stamp, _, verdict, reason, recipient = packed
+    return Reply(tag=tag, reply_id=reply_id, sender=sender, time=stamp, verdict=verdict, reason=reason,
+                 recipient=recipient)
+
+
+def replies_columns(packed_rows: Sequence[Sequence]) -> Dict[str, object]:
+    """The register columns of one tag's replies (packed as the fold state keeps them)."""
+    if not packed_rows:
+        return ReplyCounts().as_columns()
+    tag = ""
+    counts = count_replies([(reply_of(tag, packed), packed[3]) for packed in packed_rows])
+    return counts.get(tag, ReplyCounts()).as_columns()
+
+
 def tag_for_message_ids(home: Home, message_ids: Sequence[str]) -> Optional[str]:
     """The tag of the first of ``message_ids`` that names a tracked mail (the read model
     first, then tags.csv for a mail sent a moment ago); None when none does."""
