@@ -10,7 +10,6 @@
 // fact, the sender's address, the time and (for a bounce) the recipient and reason leave here.
 
 import { parseContentType } from "./mime.mjs";
-import { emailOf } from "./tracking.mjs";
 
 export const VERDICTS = Object.freeze({
   reply: "reply",
@@ -61,6 +60,17 @@ export function decodeWords(value) {
       return word;
     }
   });
+}
+
+/** The bare, lower-cased address of a From or recipient value: "Name <a@b>", "a@b (comment)", "a@b"; "" if none. */
+export function addressOf(value) {
+  const text = String(value ?? "").slice(0, 2000);
+  const angle = /<([^<>\s]+@[^<>\s]+)>/.exec(text);
+  if (angle) {
+    return angle[1].toLowerCase();
+  }
+  const bare = /[^\s<>(),;:"]+@[^\s<>(),;:"]+/.exec(text);
+  return bare ? bare[0].toLowerCase() : "";
 }
 
 /** The header block of a raw message (a binary or decoded string): up to its first empty line, bounded. */
@@ -220,7 +230,7 @@ export function parseDeliveryReport(raw) {
       const [perMessage, ...perRecipient] = statusGroups(part.body);
       originalId ||= messageIdsOf(first(perMessage ?? new Map(), "x-original-message-id"), 1)[0] ?? "";
       for (const group of perRecipient) {
-        const recipient = emailOf(typedValue(first(group, "final-recipient") || first(group, "original-recipient")));
+        const recipient = addressOf(typedValue(first(group, "final-recipient") || first(group, "original-recipient")));
         if (!recipient) {
           continue;
         }
@@ -255,7 +265,7 @@ function bounceReason({ status, diagnostic }) {
  * messageIds are the tracked mail's candidates, likeliest first, for the helper to match.
  */
 export function judge({ headers, ownEmails = [], report = null }) {
-  const from = cleanText(emailOf(first(headers, "from")));
+  const from = cleanText(addressOf(first(headers, "from")));
   const referenced = referencedIds(headers);
   if (isDeliveryReport(headers)) {
     const messageIds = [...new Set([report?.originalId, ...referenced].filter(Boolean))].slice(0, MAX_IDS);
