@@ -1,5 +1,6 @@
 """The command line as a person uses it: real subprocesses, real server, real watcher."""
 
+import argparse
 import json
 import os
 import re
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mailtracker.cli import build_parser, describe_time
+from mailtracker.cli import build_parser
+from mailtracker.cli.output import describe_time
 from mailtracker.desktop.register import read_register
 from tests.conftest import PixelServer, run_cli, wait_for
 
@@ -221,3 +223,32 @@ def test_list_and_show_group_the_copies_sent_individually(home):
     assert "ann@x.org" in shown and "bob@x.org" in shown
     rows = {row["id"]: row for row in read_register(home.register_path)}
     assert rows[first.id]["group"] == rows[second.id]["group"] == group and rows[lone.id]["group"] == ""
+
+
+def _reference_rows():
+    """The command reference's table rows, wherever the docs keep it (README.md or docs/)."""
+    root = Path(__file__).resolve().parents[1]
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    return [line for path in texts for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `mailtracker ")]
+
+
+def _options_of(parser):
+    """Every --option of a parser and of its actions' parsers."""
+    options = set()
+    for action in parser._actions:
+        options.update(flag for flag in action.option_strings if flag.startswith("--") and flag != "--help")
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                options |= _options_of(sub)
+    return options
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_command_reference_names_every_command_and_option(command):
+    """The command reference is checked against the parser: each command has a row naming each of its options."""
+    rows = [row for row in _reference_rows() if re.search(rf"`(mailtracker )?{re.escape(command)}[ `]", row)]
+    assert rows, f"the command reference has no row for 'mailtracker {command}'"
+    parser = build_parser()._subparsers._group_actions[0].choices[command]
+    missing = sorted(option for option in _options_of(parser) if option not in " ".join(rows))
+    assert not missing, f"the reference row for '{command}' does not name {missing}"

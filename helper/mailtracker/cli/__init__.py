@@ -1,0 +1,118 @@
+"""The ``mailtracker`` command line: the only place that configures logging and prints.
+
+One module per command group, each command's arguments declared right above its handler
+(``cli/registry.py``); this module parses, runs the chosen command and turns its errors into
+plain messages and exit codes.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from mailtracker import __version__
+from mailtracker.cli import registry
+from mailtracker.core.errors import FileAccessError, MailtrackerError, MissingExtraError
+from mailtracker.core.paths import Home
+
+# The command groups, in the order --help lists them; importing one registers its commands.
+from mailtracker.cli import home, server, counts, ranges, thunderbird, demo, desktop, sync  # noqa: E402,F401
+
+log = logging.getLogger("mailtracker")
+
+# Which install extra brings each optional library (setup.cfg), to name it when one is missing.
+EXTRA_OF_LIBRARY = {
+    "granian": "server", "uvloop": "server",
+    "requests": "desktop", "watchdog": "desktop", "ua_parser": "desktop", "tqdm": "desktop",
+    "pystray": "desktop", "PIL": "desktop",
+}
+
+
+# Options whose value may begin with '-' (a Syncthing API key can): 'KEY' is taken as
+# the value even when argparse would read it as an option.
+DASH_VALUE_OPTIONS = ("--api-key",)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Flushed here, not at exit (also after argparse's --help exits), so a reader
+            # that went away is seen below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return stdout_closed()
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``mailtracker tag | head``): end quietly, like a
+    program killed by SIGPIPE, instead of a BrokenPipeError traceback."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush is silent.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13
+
+
+def join_dash_values(argv: List[str]) -> List[str]:
+    """``--api-key -abc`` as ``--api-key=-abc``, which argparse reads as the value."""
+    joined, args = [], iter(argv)
+    for arg in args:
+        if arg in DASH_VALUE_OPTIONS:
+            value = next(args, None)
+            joined.append(arg if value is None else f"{arg}={value}")
+        else:
+            joined.append(arg)
+    return joined
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args, Home.locate(args.home)) or 0
+    except MailtrackerError as exc:
+        print(f"mailtracker: {exc}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        raise  # stdout's reader went away: not a file problem (main ends quietly)
+    except OSError as exc:
+        # A file the command needed: say which and why, in words, not a traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        error = FileAccessError(f"cannot read or write{where}: {exc.strerror or exc}")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        error = MissingExtraError(f"this command needs mailtracker's '{extra}' extra ({exc.name} is not "
+                                  f"installed): pip install 'mailtracker[{extra}]'")
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailtracker",
+        description="Email-open tracking with your own pixel server.",
+        epilog="Every command takes --help. Files live in the home: --home, $MAILTRACKER_HOME, "
+               "or the platform's standard config and data folders.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailtracker {__version__}")
+    parser.add_argument("--home", metavar="DIR", help="use this directory for all files")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say more, with timestamps")
+    registry.add_commands(parser.add_subparsers(title="commands", metavar="COMMAND"))
+    return parser

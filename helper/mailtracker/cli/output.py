@@ -1,0 +1,60 @@
+"""How commands speak: the ok/BROKEN check lines, capitalised messages, text safe for a terminal."""
+
+import re
+from datetime import datetime
+from typing import Iterable, List
+
+
+def say(line: str, **print_options) -> None:
+    """Print a message that a library wrote in lower case as a sentence."""
+    print(line[:1].upper() + line[1:], **print_options)
+
+
+def say_all(lines: Iterable[str]) -> None:
+    for line in lines:
+        say(line)
+
+
+def print_checks(checks) -> List:
+    """One ``ok``/``BROKEN`` line per check (anything with name, ok and detail); returns the broken ones."""
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
+    return [check for check in checks if not check.ok]
+
+
+# C0, DEL and C1 (CSI U+009B and OSC U+009D drive a terminal as ESC [ and ESC ] do):
+# names, subjects and clients come from outside and must not reach the terminal raw.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return _UNPRINTABLE.sub(" ", text)
+
+
+def clip(text: str, width: int) -> str:
+    text = printable(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_time(stamp: str, now: datetime) -> str:
+    """'2026-11-24 22:31 UTC (5 min ago)', or 'never'."""
+    if not stamp:
+        return "never"
+    from mailtracker.core.timestamps import ago
+
+    return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
+
+
+def describe_reminder(row, now: datetime) -> str:
+    """'-', or when the follow-up reminder is (or was) due, with 'due' once it passed unopened."""
+    stamp = row.get("remind_at") or ""
+    if not stamp:
+        return "-"
+    from mailtracker.core.timestamps import parse_timestamp
+
+    try:
+        passed = parse_timestamp(stamp) <= now.timestamp()
+    except ValueError:
+        passed = False
+    due = passed and not row.get("opened", row.get("opens"))
+    return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")

@@ -1,0 +1,117 @@
+"""Commands that bring hits home: ``pull`` (HTTP) and ``syncthing`` (settings and a check)."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from mailtracker.cli.output import print_checks
+from mailtracker.cli.registry import Action, argument, command
+from mailtracker.core.errors import CheckFailedError, NotInitialisedError
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import load_config
+
+
+@command("pull", help="pull new hits from the server over HTTP(S) once",
+         description="Fetch the new bytes of the server's hits files (the server runs with "
+         "--serve-hits) into the hits folder, from pull_url in config.toml or --url. 'watch' does "
+         "this on an interval by itself.",
+         arguments=[
+             argument("--url", action="append", metavar="URL", help="pull from this server (repeatable)"),
+             argument("--print-token", action="store_true",
+                      help="print the bearer token (derived from the secret), e.g. for curl, and exit"),
+         ])
+def cmd_pull(args, home: Home) -> int:
+    from mailtracker.core.contract import pull_token
+    from mailtracker.core.errors import PullError
+    from mailtracker.core.secret import read_secret
+    from mailtracker.desktop.pull import Puller
+
+    token = pull_token(read_secret(home.secret_path))
+    if args.print_token:
+        print(token)
+        return 0
+    config = load_config(home)
+    urls = args.url or config.pull_urls
+    if not urls:
+        raise PullError(f"no server to pull from: set pull_url in {home.config_path} "
+                        "(or 'mailtracker init --pull-url URL'), or pass --url")
+    result = Puller(home.hits_dir(config), urls, token).pull_once()
+    print(f"Pulled {result.summary()}")
+    return 0
+
+
+@command("syncthing", help="Syncthing folder settings for both sides, and a check",
+         description="Print the folder settings for the server side (send-only) and the desktop side "
+         "(receive-only), or check a running Syncthing's hits folder through its REST API (--fix "
+         "repairs the settings).",
+         actions=[
+             Action("settings", "print the folder settings for both sides", [
+                 argument("--server-path", default=None, metavar="DIR",
+                          help="the hits folder on the server (default /var/lib/mailtracker/hits)"),
+                 argument("--desktop-path", default=None, metavar="DIR",
+                          help="the hits folder on the desktop (default: this home's)"),
+                 argument("--folder-id", default=None, metavar="ID", help="default mailtracker-hits"),
+                 argument("--json", action="store_true", help="print the settings as Syncthing REST JSON"),
+             ]),
+             Action("check", "check a running Syncthing's hits folder", [
+                 argument("--side", choices=("desktop", "server"), default="desktop",
+                          help="which side this Syncthing is (default desktop)"),
+                 argument("--path", metavar="DIR", help="the hits folder (default: this home's on the "
+                          "desktop, /var/lib/mailtracker/hits on the server)"),
+                 argument("--folder-id", metavar="ID", help="the folder's ID (default: found by path)"),
+                 argument("--address", metavar="URL",
+                          help="Syncthing's GUI/REST address, e.g. http://127.0.0.1:8384"),
+                 argument("--api-key", metavar="KEY",
+                          help="Syncthing's API key (default: from its config.xml)"),
+                 argument("--syncthing-home", metavar="DIR", type=Path,
+                          help="the folder of Syncthing's config.xml"),
+                 argument("--fix", action="store_true", help="change the settings that are wrong"),
+             ]),
+         ])
+def cmd_syncthing(args, home: Home) -> int:
+    from mailtracker.desktop import syncthing
+
+    if args.syncthing_action == "settings":
+        desktop_path = args.desktop_path or desktop_hits_dir(home, "<your desktop hits folder>")
+        server_path = args.server_path or syncthing.SERVER_HITS_DIR
+        folder_id = args.folder_id or syncthing.FOLDER_ID
+        if args.json:
+            print(json.dumps({"server": syncthing.folder_settings("server", server_path, folder_id),
+                              "desktop": syncthing.folder_settings("desktop", desktop_path, folder_id)},
+                             indent=2))
+            return 0
+        print(syncthing.describe_settings("server", server_path, folder_id))
+        print()
+        print(syncthing.describe_settings("desktop", desktop_path, folder_id))
+        print("\nThen check each side: 'mailtracker syncthing check' here, and on the server "
+              f"'mailtracker syncthing check --side server --path {server_path}'.")
+        return 0
+    path = args.path or (syncthing.SERVER_HITS_DIR if args.side == "server" else desktop_hits_dir(home))
+    if args.api_key:
+        address = args.address or syncthing.DEFAULT_ADDRESS
+        api_key = args.api_key
+    else:
+        address, api_key, _ = syncthing.find_gui(args.syncthing_home)
+        address = args.address or address
+    api = syncthing.SyncthingAPI(address, api_key)
+    result = syncthing.check_folder(api, args.side, path, args.folder_id)
+    if args.fix and result.changes:
+        changed = syncthing.fix_folder(api, result)
+        print(f"Changed {', '.join(changed)}")
+        result = syncthing.check_folder(api, args.side, path, args.folder_id)
+    print_checks(result.checks)
+    if not result.ok:
+        hint = " ('--fix' changes the settings)" if result.changes and not args.fix else ""
+        print(f"\nSyncthing's {args.side} side needs attention{hint}.")
+        return CheckFailedError.code
+    print(f"\nSyncthing's {args.side} side is set up for mailtracker.")
+    return 0
+
+
+def desktop_hits_dir(home: Home, fallback: Optional[str] = None) -> str:
+    try:
+        return str(home.hits_dir(load_config(home)))
+    except NotInitialisedError:
+        if fallback is None:
+            raise
+        return fallback

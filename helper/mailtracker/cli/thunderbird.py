@@ -1,0 +1,100 @@
+"""Commands that join Thunderbird's add-on to this helper: ``host``, ``install-host``,
+``uninstall-host`` and ``doctor`` (which also checks the pixel server with ``--server``)."""
+
+import argparse
+import logging
+
+from mailtracker.cli.home import home_override
+from mailtracker.cli.output import print_checks, say_all
+from mailtracker.cli.registry import argument, command
+from mailtracker.core.errors import CheckFailedError
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import load_config
+
+log = logging.getLogger("mailtracker")
+
+
+@command("host", help="the native messaging host (Thunderbird starts it)",
+         description="Speak the native messaging protocol on stdin/stdout. Thunderbird starts this "
+         "through the launcher that install-host writes.",
+         arguments=[argument("thunderbird_args", nargs="*", help=argparse.SUPPRESS)])
+def cmd_host(args, home: Home) -> int:
+    from mailtracker.desktop.host import run_host
+
+    return run_host(home, args.thunderbird_args)
+
+
+@command("install-host", help="let Thunderbird's add-on reach this helper",
+         description="Write the native messaging host manifest and a launcher where Thunderbird looks "
+         "for them (Linux ~/.mozilla/native-messaging-hosts, macOS ~/Library/Mozilla/NativeMessagingHosts, "
+         "Windows a registry key); for a Flatpak Thunderbird also inside its sandbox, and for a snap it "
+         "says what the portal needs. Safe to re-run.",
+         arguments=[argument("--system", action="store_true",
+                             help="install for all users (needs admin rights)")])
+def cmd_install_host(args, home: Home) -> int:
+    from mailtracker.desktop.install import install_host
+
+    load_config(home)
+    say_all(install_host(home, home_override(args), system=args.system))
+    print("Restart Thunderbird, then check with 'mailtracker doctor'.")
+    return 0
+
+
+@command("uninstall-host", help="remove what install-host wrote",
+         description="Remove the host manifest, launcher and registry key.",
+         arguments=[argument("--system", action="store_true", help="remove the all-users install")])
+def cmd_uninstall_host(args, home: Home) -> int:
+    from mailtracker.desktop.install import uninstall_host
+
+    say_all(uninstall_host(home, system=args.system))
+    return 0
+
+
+@command("doctor", help="check each link from Thunderbird to the helper",
+         description="Check the host manifest, the allowed extension id, the launcher, a real ping "
+         "through it, and the home and secret; name the first broken link.",
+         arguments=[
+             argument("--system", action="store_true", help="check the all-users install"),
+             argument("--server", action="store_true",
+                      help="check the pixel server instead: name, TLS, health, pixel headers, and a "
+                      "test hit (never counted) coming back into the hits folder"),
+             argument("--wait", type=float, default=20.0, metavar="S",
+                      help="with --server: how long the test hit may take to arrive (default 20 s)"),
+         ])
+def cmd_doctor(args, home: Home) -> int:
+    from mailtracker.desktop.install import check_host_chain, own_copy_identities
+
+    if args.server:
+        return doctor_server(args, home)
+    broken = print_checks(check_host_chain(home, system=args.system))
+    for identity in own_copy_identities(home):
+        print(f"note    Sent copies: tracked mail from {identity} goes out through Gmail, which files its "
+              "own copy, pixel included, in All Mail, where your phone and webmail see it (the README's "
+              "'The Sent copy'); send tracked mail through another SMTP server for clean copies")
+    if broken:
+        print(f"\nThe chain breaks at: {broken[0].name}.")
+        return CheckFailedError.code
+    print("\nThunderbird can reach the helper.")
+    return 0
+
+
+def doctor_server(args, home: Home) -> int:
+    from mailtracker.desktop.probe import check_server
+
+    config = load_config(home)
+    print(f"Checking {config.server_url} from here (the test hit is never counted as an open).",
+          flush=True)
+    try:
+        checks = check_server(home, config, wait_s=args.wait)
+    except Exception as exc:  # a diagnosis names what broke; it never ends in a traceback
+        log.debug("doctor --server failed unexpectedly", exc_info=True)
+        from mailtracker.desktop.install import Check
+
+        checks = [Check("the check itself", False, f"it failed unexpectedly ({type(exc).__name__}: {exc}); "
+                        "please report it, with the output of 'mailtracker -v doctor --server'")]
+    broken = print_checks(checks)
+    if broken:
+        print(f"\nThe path to the server breaks at: {broken[0].name}.")
+        return CheckFailedError.code
+    print("\nThe server works, and its hits reach this desktop.")
+    return 0
