@@ -181,3 +181,33 @@ def test_status_and_list_say_replied_and_read(host, home):
         1, "ann@example.net", 0, False, True)
     (listed,) = host.call("list", limit=5)["data"]["tags"]
     assert listed["id"] == tag_id and listed["replies"] == 1 and listed["read"] is True
+
+
+def test_mailtracker_list_and_show_say_replied_and_not_delivered(home):
+    """'mailtracker list' has a REPLIES column ('not delivered' for a bounce); 'show' names who
+    replied and why a mail was not delivered; a reminder ends with a reply or a bounce."""
+    from mailtracker.core.settings import load_config
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.replies import record_reply
+    from mailtracker.desktop.tags import mint_tag, update_tag
+    from tests.conftest import run_cli
+
+    answered = mint_tag(home, load_config(home), name="Ann", subject="Offer", recipients=["ann@example.net"])
+    bounced = mint_tag(home, load_config(home), name="Nobody", subject="Offer 2", recipients=["nobody@example.net"])
+    for tag in (answered, bounced):
+        update_tag(home, tag.id, status="sent", remind_at="2026-01-01T00:00:00.000Z")
+    record_reply(home, _reply(answered.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z"))
+    record_reply(home, _reply(bounced.id, "d@x", "mailer-daemon@x", "2026-12-01T07:00:00.000Z", "bounce",
+                              "not delivered: 550 5.1.1 user unknown", "nobody@example.net"))
+    fold(home)
+    listed = run_cli("list", home=home).stdout
+    header, *lines = listed.splitlines()
+    assert "REPLIES" in header
+    ann = next(line for line in lines if line.startswith(answered.short_id))
+    nobody = next(line for line in lines if line.startswith(bounced.short_id))
+    assert " 1 " in ann and "(cancelled: replied)" in ann and "(due)" not in ann
+    assert "not delivered" in nobody and "(cancelled: not delivered)" in nobody
+    shown = run_cli("show", answered.short_id, home=home).stdout
+    assert "1 replies from ann@example.net (first 2026-12-01T09:00:00.000Z" in shown
+    shown = run_cli("show", bounced.short_id, home=home).stdout
+    assert "not delivered to nobody@example.net: not delivered: 550 5.1.1 user unknown" in shown

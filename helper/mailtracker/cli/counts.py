@@ -105,7 +105,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
     from mailtracker.desktop.register import grouped
 
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "REMINDER", "NOT COUNTED", "GROUP")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "REPLIES", "LAST OPEN", "REMINDER", "NOT COUNTED",
+              "GROUP")
     lines = [header]
     for row in (row for members in grouped(rows) for row in members):
         ignored = []
@@ -115,6 +116,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
             ignored.append(f"{row['self_hits']} yours")
         lines.append((row["short_id"], clip(row["name"] or row["recipients"], 24),
                       clip(row["subject"], 32), str(row["opens"]), str(row.get("clicks", 0)),
+                      "not delivered" if row.get("undelivered") else str(row.get("replies", 0) or 0),
                       describe_time(row["last_open"], now), describe_reminder(row, now),
                       ", ".join(ignored), printable((row.get("group") or "")[:8])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -148,6 +150,11 @@ def cmd_show(args, home: Home) -> int:
                             f"last open {member['last_open'] or '-'}"))
     print(f"{row['opens']} opens (first {row['first_open'] or '-'}, last {row['last_open'] or '-'}); "
           f"{row['machine_hits']} machine hits and {row['self_hits']} of your own, not counted")
+    if row.get("replies"):
+        print(printable(f"{row['replies']} replies from {row.get('replied_by') or '-'} "
+                        f"(first {row.get('first_reply') or '-'}, last {row.get('last_reply') or '-'}): read"))
+    if row.get("undelivered"):
+        print(printable(f"not delivered to {row['undelivered']}: {row.get('undelivered_reason') or '-'}"))
     if row.get("remind_at"):
         print(f"reminder if not opened: {describe_reminder(row, datetime.now(timezone.utc))}")
     links = row.get("links") or []

@@ -56,5 +56,9 @@ def describe_reminder(row, now: datetime) -> str:
         passed = parse_timestamp(stamp) <= now.timestamp()
     except ValueError:
         passed = False
+    if row.get("undelivered"):
+        return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: not delivered)"
+    if row.get("replies"):
+        return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: replied)"
     due = passed and not row.get("opened", row.get("opens"))
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")
