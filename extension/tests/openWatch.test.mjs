@@ -414,6 +414,14 @@ describe("the Tracked mail page's filter and sort", () => {
     assert.deepEqual(ids(tags.filter((t) => matchesFilter(t, "clicked", NOW))), ["c"]);
     assert.deepEqual(ids(tags.filter((t) => matchesFilter(t, "due", NOW))), ["d"]);
     assert.equal(tags.filter((t) => matchesFilter(t, "all", NOW)).length, 4);
+    // A reply is read without an open; a bounce is its own filter; states combine.
+    const more = [row("r", { replies: 1 }), row("o", { opens: 1, opened: true, replies: 2 }),
+      row("u", { undelivered: "nobody@example.net", remind_at: "2026-11-30T00:00:00.000Z" })];
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "replied", NOW))), ["r", "o"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "opened", NOW))), ["o"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "notOpened", NOW))), ["u"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "undelivered", NOW))), ["u"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "due", NOW))), [], "a bounce ends the reminder");
   });
 
   test("sorting by a number or a text, either way, with empty values last", () => {
