@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import row_of
 from tests.e2e.imap import PASSWORD, USER
 from tests.e2e.test_sent_copy import IMAP_EMAIL, dovecot, imap_identity  # noqa: F401 (fixtures)
-from tests.e2e.test_sent_list import wait_for_tag
+from tests.e2e.test_sent_list import SCREENSHOT, show_sent_folder, wait_for_tag
 from tests.e2e.test_thunderbird import pixels_in, sent_row, token_of
 from tests.e2e.thunderbird import wait_until
 
@@ -115,3 +115,5 @@ def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot
     row = row_of(desktop.home, bounced_tag)
     assert row["undelivered"] == "nobody@example.net" and row["replies"] == 0
     assert "550 5.1.1" in row["undelivered_reason"]
+    if SCREENSHOT:
+        show_sent_folder(desktop, SCREENSHOT, IMAP_EMAIL)
