@@ -260,7 +260,7 @@ def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, 
     tag = host.call("mint", subject="Offer", recipients=["ann@example.org"], identity="")["data"]
     host.call("sent", tag_id=tag["id"], message_id="r1@x")
     reply = host.call("remind", tag_id=tag["id"], remind_at="2026-01-02T03:04:05.678Z")
-    assert reply["data"] == {"tag_id": tag["id"], "remind_at": "2026-01-02T03:04:05.678Z"}
+    assert reply["data"] == {"tag_id": tag["id"], "remind_at": "2026-01-02T03:04:05.678Z", "remind_if": "not_opened"}
     assert host.call("remind", tag_id=tag["id"], remind_at="2 Jan 2026")["code"] == 60
     assert host.call("remind", tag_id="b" * 32, remind_at="2026-01-02T03:04:05.678Z")["code"] == 61
     fold(home)

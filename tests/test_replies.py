@@ -211,3 +211,22 @@ def test_mailtracker_list_and_show_say_replied_and_not_delivered(home):
     assert "1 replies from ann@example.net (first 2026-12-01T09:00:00.000Z" in shown
     shown = run_cli("show", bounced.short_id, home=home).stdout
     assert "not delivered to nobody@example.net: not delivered: 550 5.1.1 user unknown" in shown
+
+
+def test_a_reminder_if_no_reply_is_kept_and_only_a_reply_ends_it(host, home):
+    """remind with remind_if=no_reply: kept with the tag; 'mailtracker list' says 'if no reply'
+    and (due) even though the mail was opened; a reply cancels it; an unknown kind is refused."""
+    from mailtracker.desktop.fold import fold
+    from tests.conftest import run_cli
+
+    tag_id = _sent(host, "t9@sender.example.org")
+    answer = host.call("remind", tag_id=tag_id, remind_at="2026-01-02T03:04:05.678Z", remind_if="no_reply")
+    assert answer["data"]["remind_if"] == "no_reply"
+    assert host.call("remind", tag_id=tag_id, remind_at="2026-01-02T03:04:05.678Z", remind_if="never")["code"] == 60
+    fold(home)
+    assert host.call("status", tag_id=tag_id)["data"]["remind_if"] == "no_reply"
+    assert "if no reply (due)" in run_cli("list", home=home).stdout
+    host.call("reply", message_ids=["t9@sender.example.org"], reply_id="r9@x", verdict="reply", reason="",
+              time="2026-12-01T09:00:00.000Z", **{"from": "ann@example.net"})
+    fold(home)
+    assert "(cancelled: replied)" in run_cli("list", home=home).stdout

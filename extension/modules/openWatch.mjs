@@ -112,7 +112,8 @@ export function diffRows(stored, rows, { now, notifyHere }) {
     }
     entry.toldReplies = Math.max(entry.toldReplies, replies);
     entry.toldBounce ||= Boolean(row.undelivered);
-    if (state === "due" && !entry.reminded && row.message_id) {
+    const parts = state.split("+");
+    if ((parts.includes("due") || parts.includes("noReply")) && !entry.reminded && row.message_id) {
       notices.push({ kind: "reminder", row, count: 0 });
       entry.reminded = true;
     }
@@ -169,6 +170,9 @@ export function noticeText({ kind, row, notices }, t) {
   if (kind === "bounce") {
     return { title: t("bounceNoticeTitle", [whoOf(row, kind)]),
       message: t("bounceNoticeBody", [subject, row.undelivered_reason || ""]) };
+  }
+  if (kind === "reminder" && row.remind_if === "no_reply") {
+    return { title: t("noReplyReminderTitle", [subject]), message: t("noReplyReminderBody", [whoOf(row)]) };
   }
   if (kind === "reminder") {
     return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };

@@ -18,10 +18,11 @@ export function matchesFilter(tag, filter, now) {
       return has("opened") || has("clicked");
     case "notOpened":
       return !has("opened") && !has("clicked") && !has("replied");
+    case "due":
+      return has("due") || has("noReply");
     case "clicked":
     case "replied":
     case "undelivered":
-    case "due":
       return has(filter);
     default:
       return true;

@@ -37,7 +37,9 @@ function reminderText(tag, state) {
   if (!when) {
     return "";
   }
-  return state === "due" ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+  const due = state.split("+").some((part) => part === "due" || part === "noReply");
+  const text = due ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+  return tag.remind_if === "no_reply" ? `${text} ${t("composeRemindIfNoReply")}` : text;
 }
 
 /** How many people replied, who (on hover); "not delivered" with the server's reason for a bounce. */
@@ -61,7 +63,7 @@ function row(tag, now) {
   tr.classList.toggle("opened", parts.includes("opened") || parts.includes("clicked"));
   tr.classList.toggle("replied", parts.includes("replied"));
   tr.classList.toggle("undelivered", parts.includes("undelivered"));
-  tr.classList.toggle("due", parts.includes("due"));
+  tr.classList.toggle("due", parts.includes("due") || parts.includes("noReply"));
   tr.classList.toggle("unsent", tag.status === "unsent");
   tr.dataset.id = tag.id ?? "";
   const recipients = Array.isArray(tag.recipients) ? tag.recipients.join(", ") : String(tag.recipients ?? "");

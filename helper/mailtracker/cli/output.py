@@ -60,5 +60,7 @@ def describe_reminder(row, now: datetime) -> str:
         return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: not delivered)"
     if row.get("replies"):
         return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: replied)"
+    if row.get("remind_if") == "no_reply":
+        return f"{stamp[:10]} {stamp[11:16]} UTC if no reply" + (" (due)" if passed else "")
     due = passed and not row.get("opened", row.get("opens"))
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")

@@ -41,6 +41,8 @@ MAX_REASON = 200
 _GROUP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The mails a reply names (In-Reply-To, References): the add-on sends at most this many.
 MAX_REPLY_CANDIDATES = 50
+# What a reminder waits for: no open (an open, a click or a reply ends it), or no reply.
+REMIND_IF = ("not_opened", "no_reply")
 # A display the extension reports this long ago is not believed (see _moment).
 MAX_MOMENT_AGE_S = 3600.0
 _DISCARD_LIMIT = 64 << 20
@@ -195,8 +197,11 @@ class Host:
         except ValueError:
             raise ProtocolError("remind_at must be a UTC timestamp such as 2026-12-01T09:00:00.000Z") from None
         stamp = utc_timestamp(moment)
-        update_tag(self.home, tag_id, remind_at=stamp)
-        return {"tag_id": tag_id, "remind_at": stamp}
+        remind_if = _text(request, "remind_if") or "not_opened"
+        if remind_if not in REMIND_IF:
+            raise ProtocolError(f"remind_if must be one of {', '.join(REMIND_IF)}")
+        update_tag(self.home, tag_id, remind_at=stamp, remind_if=remind_if)
+        return {"tag_id": tag_id, "remind_at": stamp, "remind_if": remind_if}
 
     def reply(self, request: dict) -> dict:
         """A reply or bounce the add-on found for a tracked mail (replies.mjs judged it):
@@ -287,7 +292,7 @@ class Host:
             "clicks": row.get("clicks", 0), "first_click": row.get("first_click", ""),
             "last_click": row.get("last_click", ""), "opened": row.get("opened", bool(row["opens"])),
             "links": row.get("links", []), "remind_at": row.get("remind_at", ""),
-            **_reply_fields(row),
+            "remind_if": row.get("remind_if", ""), **_reply_fields(row),
             "timeline": [
                 {"time": when, "label": label, "counted": bool(counted), "reason": explain(reason),
                  "client": client}
@@ -303,7 +308,7 @@ class Host:
         rows.sort(key=lambda row: row["created"], reverse=True)
         keys = ("id", "short_id", "name", "subject", "recipients", "created", "opens",
                 "first_open", "last_open", "status", "message_id", "clicks", "last_click", "opened",
-                "group", "remind_at")
+                "group", "remind_at", "remind_if")
         return {"tags": [{**{key: row.get(key, "") for key in keys}, **_reply_fields(row)} for row in rows[:limit]]}
 
     def _unfolded_row(self, request: dict) -> Optional[dict]:

@@ -25,7 +25,7 @@ REGISTER_COLUMNS = (
     "id", "short_id", "name", "subject", "recipients", "created", "status",
     "message_id", "opens", "first_open", "last_open", "hits", "self_hits", "machine_hits",
     "clicks", "first_click", "last_click", "group", "remind_at",
-    "replies", "first_reply", "last_reply", "replied_by", "undelivered", "undelivered_reason",
+    "replies", "first_reply", "last_reply", "replied_by", "undelivered", "undelivered_reason", "remind_if",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id", "replied_by", "undelivered", "undelivered_reason")
 # On Windows a spreadsheet holding the file refuses the replace with a permission
