@@ -230,3 +230,25 @@ def test_a_reminder_if_no_reply_is_kept_and_only_a_reply_ends_it(host, home):
               time="2026-12-01T09:00:00.000Z", **{"from": "ann@example.net"})
     fold(home)
     assert "(cancelled: replied)" in run_cli("list", home=home).stdout
+
+
+def test_the_report_shows_replies_and_bounces_with_hostile_text_escaped(home):
+    """The HTML report's Replies column: the count with who replied on hover; 'not delivered'
+    with the server's reason; a sender's address cannot inject markup."""
+    from mailtracker.core.settings import load_config
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.replies import record_reply
+    from mailtracker.desktop.report import write_report
+    from mailtracker.desktop.tags import mint_tag
+
+    answered = mint_tag(home, load_config(home), name="Ann", subject="Offer", recipients=["ann@example.net"])
+    bounced = mint_tag(home, load_config(home), name="Nobody", subject="Offer 2", recipients=["nobody@example.net"])
+    record_reply(home, _reply(answered.id, "r1@x", "<script>alert(1)</script>@example.net", "2026-12-01T09:00:00.000Z"))
+    record_reply(home, _reply(bounced.id, "d@x", "mailer-daemon@x", "2026-12-01T07:00:00.000Z", "bounce",
+                              "not delivered: 550 <b>user</b> unknown", "nobody@example.net"))
+    fold(home)
+    html = write_report(home).read_text(encoding="utf-8")
+    assert "<th>Replies</th>" in html
+    assert 'title="&lt;script&gt;alert(1)&lt;/script&gt;@example.net">1</span>' in html
+    assert "<script>alert" not in html
+    assert 'title="nobody@example.net: not delivered: 550 &lt;b&gt;user&lt;/b&gt; unknown">not delivered</span>' in html
