@@ -103,15 +103,17 @@ export function diffRows(stored, rows, { now, notifyHere }) {
       entry.toldOpens = opens;
       entry.toldClicks = clicks;
     }
-    // Replies and bounces are the add-on's to tell: the tray counts opens only.
-    if (notifyHere !== false && replies > entry.toldReplies) {
-      notices.push({ kind: "reply", row, count: replies });
+    // Replies and bounces are the add-on's to tell, whether or not a tray runs: the tray tells opens.
+    if (notifyHere !== null) {
+      if (replies > entry.toldReplies) {
+        notices.push({ kind: "reply", row, count: replies });
+      }
+      if (row.undelivered && !entry.toldBounce) {
+        notices.push({ kind: "bounce", row, count: 0 });
+      }
+      entry.toldReplies = replies;
+      entry.toldBounce = Boolean(row.undelivered);
     }
-    if (notifyHere !== false && row.undelivered && !entry.toldBounce) {
-      notices.push({ kind: "bounce", row, count: 0 });
-    }
-    entry.toldReplies = Math.max(entry.toldReplies, replies);
-    entry.toldBounce ||= Boolean(row.undelivered);
     const parts = state.split("+");
     if ((parts.includes("due") || parts.includes("noReply")) && !entry.reminded && row.message_id) {
       notices.push({ kind: "reminder", row, count: 0 });

@@ -358,9 +358,10 @@ describe("the open watch", () => {
       opens: 3, opened: true })], NOW), Date.parse("2026-12-09T00:00:00.000Z"), "an open does not end it");
   });
 
-  test("a bounce tags Not delivered, cancels the reminder and says why, once", async () => {
+  test("a bounce tags Not delivered, cancels the reminder and says why, once, though a tray runs", async () => {
     const remind = "2026-11-30T00:00:00.000Z";
-    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }] });
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }],
+      tray: true });
     await watch.refresh();
     rowsRef.rows = [row("a", { remind_at: remind, undelivered: "nobody@example.net",
       undelivered_reason: "not delivered: 550 5.1.1 user unknown" })];
