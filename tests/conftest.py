@@ -136,6 +136,29 @@ def pixel_server(home):
     server.stop()
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a real disk that fills up (root only; skipped, with the reason, otherwise)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode:
+        pytest.skip("needs root to mount a small tmpfs as a full disk")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a file in folder until its disk is full; remove it to give the space back."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
 def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
     """Wait on an observable event, with a bound."""
     deadline = time.monotonic() + timeout

@@ -43,6 +43,17 @@ class TcpProxy:
     def release(self) -> None:
         self._release.set()
 
+    def drop_all(self) -> None:
+        """Break every open connection (both sides see it end), as a NAT box or a network change
+        does; new connections are still forwarded."""
+        with self._lock:
+            sockets = list(self._sockets)  # closed by close()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def reset_counts(self) -> None:
         with self._lock:
             self.down = self.up = 0

@@ -147,3 +147,33 @@ def test_ranges_command_loads_and_relabels(home):
     bad.write_text("hello,world\n")
     proc = run_cli("ranges", "load", str(bad), home=home, check=False)
     assert proc.returncode == 11 and "line 1" in proc.stderr
+
+
+PEOPLES_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Thunderbird/153.7.0",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)",
+    "Mozilla/4.0 (compatible; ms-office; MSOffice 16)",
+    "Outlook-iOS/723.4027091.prod.iphone (4.2343.0)",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/121.0.6167.101 Mobile Safari/537.36",
+]
+
+
+def test_scanners_that_name_themselves_are_machines_by_the_maintained_list():
+    """Agents the hand-written markers do not know, but the crawler-user-agents list does, are
+    machines with the list's word as reason; people's clients and the proxies are not."""
+    from mailtracker.desktop.classify import judge_agent, known_machine
+
+    for agent in ("AppEngine-Google; (+http://code.google.com/appengine; appid: s~virustotalcloud)",
+                  "Mozilla/5.0 (compatible; CloudflareRadarURLScanner; +https://radar.cloudflare.com/)",
+                  "MicrosoftPreview/2.0; +https://aka.ms/MicrosoftPreview"):
+        verdict = judge_agent(agent)
+        assert (verdict.label, verdict.kind) == ("prefetch", "fixed") and verdict.code.startswith("scanner:"), agent
+    for agent in PEOPLES_AGENTS:
+        assert known_machine(agent) is None and judge_agent(agent).label == "open", agent
+    for agent in ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+                  "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html"):
+        assert judge_agent(agent).label == "proxy", agent

@@ -128,13 +128,13 @@ class socket_port:
         self.sock.close()
 
 
-def test_every_error_code_is_in_the_readme_table():
-    """The README's code table names every error of the hierarchy with its code, once."""
+def test_every_error_code_is_in_the_docs_table():
+    """docs/commands.md's code table names every error of the hierarchy with its code, once."""
     import inspect
 
     from mailtracker.core import errors
 
-    table = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("### Exit and error codes")[1]
+    table = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text().split("## Exit and error codes")[1]
     listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.M)}
     classes = [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
                if issubclass(cls, errors.MailtrackerError)]

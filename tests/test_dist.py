@@ -72,7 +72,8 @@ def test_the_sdist_holds_tests_data_packaging_and_the_add_on(dist):
     for needed in ("LICENSE", "CHANGELOG.md", "Makefile", ".ci/run", "tests/conftest.py", "tests/tools.py",
                    "tests/data/hits_corpus.csv", "tests/e2e/conftest.py", "packaging/systemd/mailtracker.service",
                    "packaging/caddy/Caddyfile", "packaging/build_xpi.py", "packaging/ci-packages.txt",
-                   "extension/manifest.json", "extension/icons/mailtracker-64.png", "extension/package-lock.json"):
+                   "extension/manifest.json", "extension/icons/mailtracker-64.png", "extension/package-lock.json",
+                   "docs/commands.md", "docs/protocol.md"):  # the tests read the doc tables
         assert needed in names, needed
     assert not [name for name in names if "node_modules" in name or "__pycache__" in name or name.endswith(".pyc")]
 

@@ -17,7 +17,7 @@ from mailtracker.desktop import register as register_module
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
-from tests.conftest import OUTLOOK, row_of, rows_of, run_cli, timeline_of, write_hits
+from tests.conftest import OUTLOOK, fill_disk, row_of, rows_of, run_cli, timeline_of, write_hits
 
 
 @pytest.fixture
@@ -428,3 +428,25 @@ def test_a_timeline_keeps_its_latest_events_pass_after_pass(home, tags, hits_dir
     assert len(folded) == TIMELINE_LENGTH and [event[0] for event in folded] == times
     fold(home, rebuild=True)
     assert timeline_of(home, tags[0].id) == folded
+
+
+def test_a_fold_on_a_full_disk_says_so_and_list_never_says_there_is_nothing(tiny_disk):
+    """On a real full disk (a small tmpfs) fold exits 32 with a plain message, list says the
+    read model cannot be read (not "No tags yet"), and with space back both work again."""
+    from mailtracker.core.paths import Home
+    from mailtracker.core.settings import init_home
+
+    home = Home.locate(str(tiny_disk / "home"))
+    init_home(home)
+    for name in ("Ann", "Bob"):
+        mint_tag(home, load_config(home), name=name, subject="Offer", recipients="x@example.org")
+    filler = fill_disk(tiny_disk)
+    folded = run_cli("fold", home=home, check=False)
+    assert folded.returncode == 32 and "Traceback" not in folded.stderr
+    assert "cannot write the read model" in folded.stderr and "full" in folded.stderr
+    listed = run_cli("list", home=home, check=False)
+    assert "No tags yet" not in listed.stdout and "Traceback" not in listed.stderr
+    assert listed.returncode == 32 and "cannot read the read model" in listed.stderr
+    filler.unlink()
+    run_cli("fold", home=home)
+    assert [row["name"] for row in json.loads(run_cli("list", "--json", home=home).stdout)] == ["Ann", "Bob"]

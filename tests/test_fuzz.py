@@ -241,3 +241,31 @@ def test_every_host_command_answers_any_fields_with_a_reply_never_a_bug(data):
         assert result.skipped_lines == 0
         assert all(row_of(home, tag_id)["id"] == tag_id for tag_id in known)
         assert max(map(len, home.tags_path.read_text(encoding="utf-8-sig").split(","))) < 30_000
+
+
+# Link targets made of what confuses URL parsers: separators, encodings, controls, non-ASCII.
+_URL_PIECES = st.sampled_from(["https://", "http:", "HTTPS:\\\\", "good.example", "evil.example", "@",
+                               "\\", "/", "//", ":", ":443", "?", "#", "%", "%2e", "%2F", "%40", "%5C",
+                               "%C3%A9", "..", ".", "\t", "\n", "\r", " ", "\x00", "\x7f", "é", "\u3002",
+                               "ß", "xn--caf-dma", "[", "]", "0x7f", "1.2.3.4", "'", '"', "<", "`", "{",
+                               "^", "|", "a", "Z"])
+URL_TEXT = st.lists(_URL_PIECES, max_size=16).map("".join)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(URL_TEXT, min_size=150, max_size=150))
+def test_a_signed_target_is_read_by_a_browser_as_the_link_was(targets):
+    """Whatever a link holds, the helper signs nothing, or an ASCII href that the WHATWG parser
+    (Node's URL) reads as the very URL it made of the link; signing it again changes nothing."""
+    from mailtracker.core.weburl import browser_href
+    from tests.test_clicks import whatwg
+
+    # Half start as a web link, so that most get as far as the host and the path.
+    originals = ["https://" + target if index % 2 else target for index, target in enumerate(targets)]
+    kept = [(original, browser_href(original)) for original in originals]
+    kept = [(original, href) for original, href in kept if href is not None]
+    seen = whatwg([original for original, _ in kept] + [href for _, href in kept])
+    for (original, href), by_browser, again in zip(kept, seen, seen[len(kept):]):
+        assert href.isascii() and href.isprintable() and " " not in href, original
+        assert browser_href(href) == href, original
+        assert (by_browser and by_browser["href"]) == (again and again["href"]), original

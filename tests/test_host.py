@@ -22,7 +22,8 @@ from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import HostProcess, PixelServer, run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
 
 
 @pytest.fixture
@@ -174,9 +175,9 @@ def test_host_refuses_other_extensions(home):
     other.proc.stderr.close()
 
 
-def test_every_command_in_the_readme_protocol_table_is_answered(host):
-    """The README's command table is the contract: each command listed there exists."""
-    table = README.read_text().split("### Native messaging commands")[1].split("\n\n")[1]
+def test_every_command_in_the_protocol_table_is_answered(host):
+    """docs/protocol.md's command table is the contract: each command listed there exists."""
+    table = PROTOCOL_DOC.read_text().split("## Native messaging commands")[1].split("\n\n")[1]
     commands = re.findall(r"^\| `(\w+)`", table, flags=re.M)
     assert len(commands) >= 8
     for command in commands:
@@ -247,7 +248,7 @@ def test_extension_manifest_matches_the_helper():
     """One source of truth: the add-on's id and version are the helper's."""
     from mailtracker import __version__
 
-    manifest = json.loads((README.parent / "extension" / "manifest.json").read_text())
+    manifest = json.loads((ROOT / "extension" / "manifest.json").read_text())
     assert manifest["browser_specific_settings"]["gecko"]["id"] == EXTENSION_ID
     assert manifest["version"] == __version__
     assert manifest["manifest_version"] == 3
@@ -269,6 +270,33 @@ def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, 
     assert read_register(home.register_path)[0]["remind_at"] == "2026-01-02T03:04:05.678Z"
     listed = run_cli("list", home=home).stdout
     assert "REMINDER" in listed and "2026-01-02 03:04 UTC (due)" in listed
+
+
+def test_times_from_outside_are_bounded_and_their_offsets_honoured(host, home):
+    """An ``at`` of 1e400 or of 400 digits is taken as now (no code 1), a remind_at in year 9999
+    or with two offsets is refused with code 60, and one with +01:00 is kept as the UTC it names."""
+    tag = host.call("mint", subject="Offer", recipients=["ann@example.org"], identity="")["data"]
+    for at in (b"1e400", b"-1e400", b"1" + b"0" * 400):
+        host.send_raw(b'{"id": 1, "command": "self_fetch", "tag_id": "%s", "at": %s}' % (tag["id"].encode(), at))
+        assert host.read()["ok"] is True, at
+    for bad in ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00Z",
+                "2026-12-01T10:00:00+01:00Z", "2026-12-01T10:00:00"):
+        reply = host.call("remind", tag_id=tag["id"], remind_at=bad)
+        assert reply["code"] == 60 and "remind_at" in reply["message"], bad
+    reply = host.call("remind", tag_id=tag["id"], remind_at="2026-12-01T10:00:00+01:00")
+    assert reply["data"]["remind_at"] == "2026-12-01T09:00:00.000Z"
+
+
+def test_links_whose_reply_is_over_the_frame_limit_are_refused_before_anything_is_noted(host, home):
+    """200 links of 4 KB hrefs make a reply of megabytes: refused with code 60, and links.csv
+    holds nothing for the tag (it was written before the reply was refused)."""
+    tag = host.call("mint", subject="Offer", recipients=["ann@example.org"], identity="")["data"]
+    links = [{"target": "https://shop.example.org/" + "é" * 670, "text": "the offer"}] * 200
+    reply = host.call("links", tag_id=tag["id"], links=links)
+    assert tag["id"] not in (home.links_path.read_text("utf-8") if home.links_path.exists() else "")
+    assert reply["ok"] is False and reply["code"] == 60 and "nothing was noted" in reply["message"]
+    assert host.call("links", tag_id=tag["id"], links=links[:5])["ok"] is True
+    assert tag["id"] in home.links_path.read_text("utf-8")
 
 
 def test_a_subscribed_host_pushes_changed_saying_whether_it_folds(host, home):

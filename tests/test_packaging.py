@@ -8,7 +8,6 @@ import shlex
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +23,11 @@ from mailtracker.core.settings import init_home, load_config
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import AGENT, PixelServer, free_port, run_cli, wait_for
+from tests.caddy import CADDYFILE, Caddy
 from tests.tools import require_tool, unavailable
 
 PACKAGING = Path(__file__).resolve().parents[1] / "packaging"
 UNIT = PACKAGING / "systemd" / "mailtracker.service"
-CADDYFILE = PACKAGING / "caddy" / "Caddyfile"
 
 
 def unit_settings():
@@ -76,7 +75,7 @@ def test_systemd_unit_is_unprivileged_and_sandboxed(tmp_path):
 
 def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     """ExecStart (serve --config), with systemd's variables filled in, logs hits into the state dir."""
-    from mailtracker.server.setup import DEFAULTS
+    from mailtracker.server.setup import DEFAULTS, server_id_for
     from mailtracker.server.config import server_config_text
 
     args = shlex.split(dict(unit_settings())["ExecStart"])
@@ -87,7 +86,8 @@ def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     shutil.copy(home.secret_path, credentials / "secret")
     port = free_port()
     config = tmp_path / "server.toml"
-    config.write_text(server_config_text({**DEFAULTS, "port": port, "hits_dir": str(state / "hits")},
+    config.write_text(server_config_text({**DEFAULTS, "server_id": server_id_for("t.example.org"), "port": port,
+                                          "hits_dir": str(state / "hits")},
                                          "t.example.org"))
     args = [arg.replace("${CREDENTIALS_DIRECTORY}", str(credentials)).replace(
         "/etc/mailtracker/server.toml", str(config)) for arg in args[1:]]
@@ -102,7 +102,7 @@ def test_systemd_unit_command_line_runs_the_server(tmp_path, home):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=20)
-    (hits_file,) = (state / "hits").glob("hits-vps1-*.csv")
+    (hits_file,) = (state / "hits").glob("hits-t.example.org-*.csv")
     assert tag.id in hits_file.read_text(encoding="utf-8-sig")
 
 
@@ -123,46 +123,6 @@ def test_caddyfile_validates_and_is_formatted(tmp_path):
     assert proc.returncode == 0 and "Valid configuration" in proc.stdout + proc.stderr, proc.stderr
     assert "not formatted" not in proc.stderr
     assert "reverse_proxy 127.0.0.1:56789" in CADDYFILE.read_text()
-
-
-class Caddy:
-    """The shipped Caddyfile run by a real Caddy on loopback: local CA, test ports, no admin API."""
-
-    def __init__(self, root: Path, upstream_port: int, site_file: Path = CADDYFILE):
-        self.root = root
-        self.https_port, self.http_port = free_port(), free_port()
-        site = site_file.read_text().replace("t.example.org", "127.0.0.1").replace(
-            "127.0.0.1:56789", f"127.0.0.1:{upstream_port}")
-        config = root / "Caddyfile"
-        config.write_text("{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n"
-                          "\tauto_https disable_redirects\n"
-                          f"\thttp_port {self.http_port}\n\thttps_port {self.https_port}\n}}\n\n" + site)
-        env = {**os.environ, "HOME": str(root), "XDG_DATA_HOME": str(root / "data"),
-               "XDG_CONFIG_HOME": str(root / "config")}
-        self.log = open(root / "caddy.log", "w")
-        self.proc = subprocess.Popen(["caddy", "run", "--adapter", "caddyfile", "--config", str(config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.ca = root / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-        self.url = f"https://127.0.0.1:{self.https_port}"
-        wait_for(self._ready, timeout=30, interval=0.1, what="Caddy serving TLS")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"caddy exited:\n{(self.root / 'caddy.log').read_text()}")
-        if not self.ca.exists():
-            return False
-        context = ssl.create_default_context(cafile=str(self.ca))
-        try:
-            with socket.create_connection(("127.0.0.1", self.https_port), timeout=1) as sock:
-                with context.wrap_socket(sock, server_hostname="127.0.0.1"):
-                    return True
-        except (OSError, ssl.SSLError):
-            return False
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=20)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

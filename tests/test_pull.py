@@ -282,7 +282,7 @@ def test_a_server_restart_in_the_middle_of_a_pull_loses_nothing(home, desktop, s
         assert errors and "broke after" in str(errors[0])
         server = PixelServer(home, "--serve-hits", "--port", str(port))
         hit(server, tags[1], 3)
-        puller.pull_once()
+        puller.pull_all()
         assert same_files(hits_dir, desktop.hits_dir(load_config(desktop)))
     finally:
         proxy.close()

@@ -31,6 +31,21 @@ def test_prune_deletes_only_this_servers_files_older_than_n_days(tmp_path):
         "hits-pixel-2026-03-08.csv", "hits-pixel-2026-03-10.csv"]
 
 
+def test_a_folder_named_like_an_old_hits_file_is_left_and_the_rest_pruned(tmp_path, caplog):
+    """One directory (or symlink) named like an old hits file stops nothing: it is skipped and
+    named in the log, and the real old files around it are deleted."""
+    (tmp_path / "hits-pixel-2026-01-01.csv").mkdir()
+    (tmp_path / "hits-pixel-2026-01-02.csv").symlink_to(tmp_path / "elsewhere.csv")
+    (tmp_path / "elsewhere.csv").write_text("x")
+    for name in ("hits-pixel-2025-12-31.csv", "hits-pixel-2026-01-03.csv"):
+        (tmp_path / name).write_text("x")
+    with caplog.at_level("WARNING"):
+        pruned = prune_old_hits(tmp_path, "pixel", 2, date(2026, 3, 10))
+    assert pruned == ["hits-pixel-2025-12-31.csv", "hits-pixel-2026-01-03.csv"]
+    assert (tmp_path / "hits-pixel-2026-01-01.csv").is_dir() and (tmp_path / "elsewhere.csv").exists()
+    assert "hits-pixel-2026-01-01.csv is named like an old hits file but is not a regular file" in caplog.text
+
+
 def test_serve_prunes_at_start_and_keeps_todays_file(home, tmp_path):
     """A server started with --retention-days deletes its old files before it serves, and says so."""
     hits_dir = tmp_path / "hits"

@@ -287,16 +287,6 @@ def test_each_worker_writes_its_own_file(home, tag):
         server.stop()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode:
-        pytest.skip("needs root to mount a small tmpfs as a full disk")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk):
     """On a full disk: GIFs still served, /healthz says why, hits written once space returns, and the log says when."""
     hits_dir = tiny_disk / "hits"

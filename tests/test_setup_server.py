@@ -55,7 +55,7 @@ def test_setup_server_writes_user_secret_config_unit_and_caddy_site(root):
     assert stat.S_IMODE((root / "var/lib/mailtracker/hits").stat().st_mode) == 0o750
     settings = read_server_config(root / "etc/mailtracker/server.toml")
     assert settings == {"host": "127.0.0.1", "port": 56789, "hits_dir": "/var/lib/mailtracker/hits",
-                        "server_id": "vps1", "trusted_proxies": ["127.0.0.1"], "client_address": "truncated",
+                        "server_id": "t.example.org", "trusted_proxies": ["127.0.0.1"], "client_address": "truncated",
                         "serve_hits": False, "retention_days": 90, "secret_file": "/etc/mailtracker/secret"}
     unit = (root / "etc/systemd/system/mailtracker.service").read_text()
     script = Path(sys.executable).with_name("mailtracker")
@@ -76,6 +76,20 @@ def test_a_second_run_changes_nothing_and_says_so(root):
     assert "Nothing to change: the pixel server for t.example.org is set up as asked." in again.stdout
     assert "Write" not in again.stdout and "Not run" not in again.stdout
     assert {path: (data, (root / path).stat().st_mtime_ns) for path, data in files_under(root).items()} == before
+
+
+def test_the_server_id_is_the_domain_unless_one_was_set(root, tmp_path):
+    """A new server is named after its domain ('-' as '_'), so two servers never share an id; a
+    server set up before keeps its id; a --server-id that cannot name a file is refused."""
+    setup_server(root, "--domain", "pixel-eu.example.org")
+    config = root / "etc/mailtracker/server.toml"
+    assert read_server_config(config)["server_id"] == "pixel_eu.example.org"
+    config.write_text(config.read_text().replace('server_id = "pixel_eu.example.org"', 'server_id = "vps1"'))
+    assert "Nothing to change" in setup_server(root).stdout
+    assert read_server_config(config)["server_id"] == "vps1"
+    refused = setup_server(root, "--server-id", "a-b", check=False)
+    assert refused.returncode != 0 and "--server-id 'a-b'" in refused.stderr
+    assert read_server_config(config)["server_id"] == "vps1"
 
 
 def test_edits_to_the_server_config_are_kept(root):
@@ -102,7 +116,7 @@ def test_dry_run_prints_every_file_and_command_and_changes_nothing(root):
     for command in ("useradd --system", "systemctl daemon-reload", "systemctl enable mailtracker.service",
                     "systemctl restart mailtracker.service", "caddy validate", "systemctl reload-or-restart caddy"):
         assert f"would run {command}" in out
-    assert '    server_id = "vps1"' in out and "    t.example.org {" in out
+    assert '    server_id = "t.example.org"' in out and "    t.example.org {" in out
     assert "(the secret: 32 random bytes as base64, not shown)" in out
 
 

@@ -5,9 +5,11 @@ HTTP pull."""
 import os
 import shutil
 
+import pytest
 import requests
 
 from mailtracker.core.contract import pull_token
+from mailtracker.core.errors import PullError
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home, load_config
@@ -74,3 +76,33 @@ def test_two_servers_pulled_over_http(tmp_path, home):
     assert names == ["hits-east", "hits-west"]
     assert fold(home).new_hits == 3 and fold(home).new_hits == 0
     assert _hits_per_name(home) == {"Ann": 3}
+
+
+def test_two_servers_with_the_same_id_are_refused_and_nothing_is_overwritten(tmp_path, home):
+    """Two servers both called vps1 (setup-server's old default): the second is refused with
+    both named, the first one's file is never written over, and every hit pulled counts.
+    Before: each pull replaced the other's file of the same name and hits were lost."""
+    servers = []
+    for where in ("one", "two"):
+        root = Home.locate(str(tmp_path / where))
+        init_home(root)
+        shutil.copy(home.secret_path, root.secret_path)
+        servers.append(PixelServer(root, "--server-id", "vps1", "--serve-hits"))
+    try:
+        config = load_config(home)
+        tag = mint_tag(home, config, name="Ann")
+        puller = Puller(home.hits_dir(config), [s.base for s in servers], pull_token(read_secret(home.secret_path)))
+        for round_ in range(3):
+            for n, server in enumerate(servers):
+                for i in range(n + 2):
+                    assert requests.get(server.url(tag.id), headers={"User-Agent": f"{AGENT} {round_} {i}"}).ok
+            with pytest.raises(PullError) as refused:
+                puller.pull_once()
+            assert servers[0].base in str(refused.value) and servers[1].base in str(refused.value)
+            assert "server id" in str(refused.value)
+            (local,) = home.hits_dir(config).glob("hits-vps1-*.csv")
+            assert local.read_bytes() == (servers[0].hits_dir / local.name).read_bytes()
+    finally:
+        for server in servers:
+            server.stop()
+    assert fold(home).new_hits == 3 * 2

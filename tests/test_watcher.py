@@ -108,18 +108,19 @@ def test_start_runs_the_threads_and_stop_ends_every_one(setup):
 
 
 def test_a_fold_that_keeps_failing_is_said_and_retried_until_it_works(setup):
-    """Any exception in a fold: the watcher lives on, leaves the problem where doctor, the tray
-    and the add-on read it, retries with a delay, and clears it once a fold works again."""
+    """A fold that keeps failing (a read model it cannot write): the watcher lives on, leaves the
+    problem where doctor, the tray and the add-on read it, in words, retries with a delay, and
+    clears it once a fold works again."""
     from mailtracker.desktop.install import read_fold_problem
 
     home, config, tag, hits_dir = setup
     view = home.state_dir / "view.sqlite3"
     view.parent.mkdir(parents=True, exist_ok=True)
-    view.mkdir()  # SQLite cannot open a folder: every fold fails, with no OSError
+    view.mkdir()  # SQLite cannot open a folder: every fold fails
     recorder = FoldRecorder()
     with Watcher(home, config, on_fold=recorder, retry_s=0.05) as watcher:
         wait_for(lambda: read_fold_problem(home) is not None, timeout=5, what="the problem recorded")
-        assert "unexpectedly" in read_fold_problem(home)["error"] and watcher.last_error
+        assert "cannot write the read model" in read_fold_problem(home)["error"] and watcher.last_error
         wait_for(lambda: watcher.failures >= 2, timeout=5, what="a retry without any file event")
         view.rmdir()
         wait_for(lambda: read_fold_problem(home) is None, timeout=10, what="the problem cleared")

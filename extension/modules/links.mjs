@@ -10,6 +10,9 @@
 //   - links whose visible text is itself an address: mail clients (Thunderbird
 //     among them) warn of a scam when the shown address differs from the target;
 //   - links that already point at the pixel server.
+// A tracked link is judged and handed to the helper as a browser reads it (the
+// WHATWG href of URL), never as written: "https://good.example\\@evil.example/" is
+// good.example to the reader's browser, and so it must be to the signed redirect.
 
 import { normalizePixelBase } from "./pixel.mjs";
 
@@ -43,13 +46,20 @@ function isOnPixelServer(href, pixelBases) {
   });
 }
 
+/** The link of an <a> as a browser reads it (a URL), or null when it is not absolute. */
+function linkUrl(anchor) {
+  try {
+    return new URL((anchor.getAttribute("href") ?? "").trim());
+  } catch {
+    return null;
+  }
+}
+
 /** Why an <a> is not tracked, or null when it is. */
 export function skipReason(anchor, pixelBases = []) {
   const href = (anchor.getAttribute("href") ?? "").trim();
-  let url;
-  try {
-    url = new URL(href);
-  } catch {
+  const url = linkUrl(anchor);
+  if (url === null) {
     return "not an absolute link";
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -59,10 +69,10 @@ export function skipReason(anchor, pixelBases = []) {
     return "inside a quoted mail";
   }
   const text = visibleText(anchor);
-  if (text === href || LOOKS_LIKE_ADDRESS.test(text)) {
+  if (text === href || text === url.href || LOOKS_LIKE_ADDRESS.test(text)) {
     return "its text is an address";
   }
-  if (isOnPixelServer(href, pixelBases)) {
+  if (isOnPixelServer(url.href, pixelBases)) {
     return "already on the pixel server";
   }
   return null;
@@ -72,10 +82,10 @@ function trackedAnchors(doc, pixelBases) {
   return [...doc.querySelectorAll("a[href]")].filter((anchor) => skipReason(anchor, pixelBases) === null);
 }
 
-/** The tracked links of html, in order: [{target, text}] (target exactly as the href says). */
+/** The tracked links of html, in order: [{target, text}] (target: the href a browser makes of the link). */
 export function trackableLinks(html, pixelBases, DOMParserClass) {
   return trackedAnchors(parse(html, DOMParserClass), pixelBases).map((anchor) => ({
-    target: anchor.getAttribute("href").trim(),
+    target: linkUrl(anchor).href,
     text: visibleText(anchor).slice(0, MAX_TEXT),
   }));
 }

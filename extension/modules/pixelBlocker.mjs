@@ -51,16 +51,27 @@ export function originPatternOf(pixelBase) {
   return `${url.protocol}//${url.hostname}/*`;
 }
 
+async function replaceBlockRules(dnr, pixelBases) {
+  const rules = blockRulesFor(pixelBases);
+  const existing = await dnr.getDynamicRules();
+  // The ids about to be added are removed too, whatever was read: a second writer can
+  // then never meet a "Duplicate rule ID" (removals come first in one update).
+  const ours = new Set(existing.map((rule) => rule.id).filter((id) => id >= RULE_ID_BASE));
+  rules.forEach((rule) => ours.add(rule.id));
+  await dnr.updateDynamicRules({ removeRuleIds: [...ours], addRules: rules });
+}
+
+// One sync at a time, in the order asked: accounts changing while the add-on starts
+// ask twice at once, and the last one asked is what stays.
+let pending = Promise.resolve();
+
 /** Replaces our dynamic rules; a no-op where Thunderbird has no declarativeNetRequest. */
-export async function syncBlockRules(pixelBases) {
+export function syncBlockRules(pixelBases) {
   const dnr = globalThis.browser?.declarativeNetRequest;
   if (!dnr?.updateDynamicRules) {
-    return false;
+    return Promise.resolve(false);
   }
-  const existing = await dnr.getDynamicRules();
-  await dnr.updateDynamicRules({
-    removeRuleIds: existing.map((rule) => rule.id).filter((id) => id >= RULE_ID_BASE),
-    addRules: blockRulesFor(pixelBases),
-  });
-  return true;
+  const done = pending.then(() => replaceBlockRules(dnr, pixelBases)).then(() => true);
+  pending = done.catch(() => {});
+  return done;
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import { clickTarget, restoreLinks, rewriteLinks, skipReason, trackableLinks } from "../modules/links.mjs";
@@ -43,6 +44,37 @@ describe("links: what is tracked", () => {
   test("an image link is named by its alt text", () => {
     const links = trackableLinks(body('<a href="https://a.example/"><img src="cid:x" alt="Our shop"></a>'), [BASE], DOMParser);
     assert.deepEqual(links, [{ target: "https://a.example/", text: "Our shop" }]);
+  });
+});
+
+describe("links: judged as a browser reads them", () => {
+  // The same tricky targets the helper's signer is tested with (tests/test_clicks.py).
+  const table = JSON.parse(readFileSync(new URL("../../tests/data/url_targets.json", import.meta.url), "utf8"));
+  const escapeAttribute = (text) => text.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  const browserReads = (text) => {
+    try {
+      return new URL(text);
+    } catch {
+      return null;
+    }
+  };
+
+  for (const { name, target } of table.targets) {
+    test(`${name}: the helper is handed the WHATWG href, never the text as written`, () => {
+      const links = trackableLinks(body(`<p><a href="${escapeAttribute(target)}">the offer</a></p>`), [BASE], DOMParser);
+      const url = browserReads(target.trim());
+      if (url === null || !["http:", "https:"].includes(url.protocol)) {
+        assert.deepEqual(links, []);
+      } else {
+        assert.deepEqual(links, [{ target: url.href, text: "the offer" }]);
+      }
+    });
+  }
+
+  test("a backslash before an @ stays on the host the reader's browser opens", () => {
+    const [link] = trackableLinks(body('<a href="https://good.example\\@evil.example/">the offer</a>'), [BASE], DOMParser);
+    assert.equal(new URL(link.target).host, "good.example");
+    assert.equal(link.target, "https://good.example/@evil.example/");
   });
 });
 

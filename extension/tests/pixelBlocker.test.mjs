@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { blockRulesFor, blockingResponse, createRequestBlocker, originPatternOf } from "../modules/pixelBlocker.mjs";
+import {
+  blockRulesFor,
+  blockingResponse,
+  createRequestBlocker,
+  originPatternOf,
+  syncBlockRules,
+} from "../modules/pixelBlocker.mjs";
 import { BASE, pixelUrl } from "./fixtures.mjs";
 
 describe("pixelBlocker", () => {
@@ -38,5 +44,38 @@ describe("pixelBlocker", () => {
     assert.equal(originPatternOf(BASE), "https://t.example.org/*");
     assert.equal(originPatternOf("http://127.0.0.1:8765/p/"), "http://127.0.0.1/*");
     assert.equal(originPatternOf("nope"), null);
+  });
+
+  test("two syncs racing (accounts changing while the add-on starts) end in the last one's rules, no Duplicate rule ID", async (t) => {
+    // Like Thunderbird's: every call yields, and adding an id that exists throws.
+    const rules = new Map([[7, { id: 7, condition: { urlFilter: "|https://someone-else.example/" } }]]);
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+    globalThis.browser = {
+      declarativeNetRequest: {
+        async getDynamicRules() {
+          await tick();
+          return [...rules.values()];
+        },
+        async updateDynamicRules({ removeRuleIds = [], addRules = [] }) {
+          await tick();
+          removeRuleIds.forEach((id) => rules.delete(id));
+          for (const rule of addRules) {
+            if (rules.has(rule.id)) {
+              throw new Error(`Duplicate rule ID: ${rule.id}`);
+            }
+            rules.set(rule.id, rule);
+          }
+        },
+      },
+    };
+    t.after(() => delete globalThis.browser);
+    const other = "http://127.0.0.1:8765/p/";
+    assert.deepEqual(await Promise.all([syncBlockRules([BASE]), syncBlockRules([BASE, other]), syncBlockRules([other])]), [true, true, true]);
+    assert.deepEqual(
+      [...rules.values()].map((rule) => rule.condition.urlFilter).sort(),
+      [`|${other}`, "|https://someone-else.example/"],
+    );
+    await syncBlockRules([other]);
+    assert.equal(rules.size, 2);
   });
 });

@@ -45,8 +45,9 @@ def cmd_watch(args, home: Home) -> int:
         print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
               "Ctrl-C stops.", flush=True)
         if config.pull_urls:
-            print(f"Pulling hits from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s "
-                  "('mailtracker pull' pulls now).", flush=True)
+            print(f"Pulling hits from {', '.join(config.pull_urls)} live (each hit within a second or "
+                  f"two; every {config.pull_interval_s:g} s from a server too old to hold requests).",
+                  flush=True)
         try:
             while not stop.wait(3600):
                 pass

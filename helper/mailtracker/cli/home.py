@@ -38,7 +38,7 @@ def cmd_init(args, home: Home) -> int:
     print(f"Pixel URLs look like {config.pixel_url('<token>')}")
     print(f"Hits are read from {home.hits_dir(config)}")
     if config.pull_urls:
-        print(f"'watch' pulls them from {', '.join(config.pull_urls)} every {config.pull_interval_s:g} s")
+        print(f"'watch' pulls them from {', '.join(config.pull_urls)} as they arrive")
     return 0
 
 

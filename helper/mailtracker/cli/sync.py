@@ -14,7 +14,7 @@ from mailtracker.core.settings import load_config
 @command("pull", help="pull new hits from the server over HTTP(S) once",
          description="Fetch the new bytes of the server's hits files (the server runs with "
          "--serve-hits) into the hits folder, from pull_url in config.toml or --url. 'watch' does "
-         "this on an interval by itself.",
+         "this by itself, live: the server answers its waiting request as soon as a hit arrives.",
          arguments=[
              argument("--url", action="append", metavar="URL", help="pull from this server (repeatable)"),
              argument("--print-token", action="store_true",
@@ -35,7 +35,7 @@ def cmd_pull(args, home: Home) -> int:
     if not urls:
         raise PullError(f"no server to pull from: set pull_url in {home.config_path} "
                         "(or 'mailtracker init --pull-url URL'), or pass --url")
-    result = Puller(home.hits_dir(config), urls, token).pull_once()
+    result = Puller(home.hits_dir(config), urls, token).pull_all()
     print(f"Pulled {result.summary()}")
     return 0
 

@@ -1,41 +1,35 @@
 """Signed click URLs: a tracked mail's link goes out as a URL of the user's own
-pixel server, which redirects to exactly the original target.
+pixel server, which redirects to where the original link leads.
 
 A click URL is ``<server><prefix>/c/<tag>/<link>/<sig>?u=<target>``: the tag, the
 link's index in the mail, and the target, authenticated by an HMAC under the
 secret the desktop and the server share. The server redirects without knowing
 the register, and only to a target whose signature verifies, so it can never
 be used as an open redirect. Only http and https targets are ever signed or
-followed.
+followed, and both sides take a target as a browser reads it (core/weburl.py): what
+is signed is the href the reader's browser would have opened, and the redirect
+leads to that very URL, whatever backslashes, tabs or encodings the link held.
 """
 
 import base64
 import hashlib
 import hmac
 from typing import Optional, Tuple
-from urllib.parse import quote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote_plus
 
 from mailtracker.core.tokens import is_token_shaped
+from mailtracker.core.weburl import browser_href
 
 CLICK_SEGMENT = "c"
 MAX_LINKS = 500
-MAX_TARGET_LENGTH = 4096
 _SIG_BYTES = 12
 _SIG_LENGTH = 20  # 12 bytes in unpadded base32
 _LABEL = b"mailtracker-click-v1\x00"
-# Characters that stay as they are in a Location header; everything else is percent-encoded.
-_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"<>\\^`{|}')
 
 
 def is_trackable_target(target: str) -> bool:
-    """Whether a link may be signed: an absolute http(s) URL with a host, of bounded length."""
-    if not target or len(target) > MAX_TARGET_LENGTH or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
-        return False
-    try:
-        parts = urlsplit(target)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    """Whether a link may be signed: an http(s) URL with a host that a browser reads as we do."""
+    return browser_href(target) is not None
 
 
 def _signature(secret: bytes, tag: str, link: int, target: str, keyed=None) -> str:
@@ -45,11 +39,13 @@ def _signature(secret: bytes, tag: str, link: int, target: str, keyed=None) -> s
 
 
 def click_url(base: str, secret: bytes, tag: str, link: int, target: str) -> str:
-    """The click URL for one link; ``base`` is the pixel base (server URL and prefix, ending in /)."""
-    if not is_trackable_target(target):
+    """The click URL for one link; ``base`` is the pixel base (server URL and prefix, ending in /).
+    What is signed is the href a browser makes of ``target``."""
+    href = browser_href(target)
+    if href is None:
         raise ValueError(f"not an http(s) link: {target[:80]!r}")
-    return (f"{base}{CLICK_SEGMENT}/{tag}/{link}/{_signature(secret, tag, link, target)}"
-            f"?u={quote(target, safe='')}")
+    return (f"{base}{CLICK_SEGMENT}/{tag}/{link}/{_signature(secret, tag, link, href)}"
+            f"?u={quote(href, safe='')}")
 
 
 class ClickVerifier:
@@ -61,11 +57,13 @@ class ClickVerifier:
         self._keyed = hmac.new(secret, _LABEL, hashlib.sha256)
 
     def __call__(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
-        """(tag, link, target) of a genuine click URL, else None.
+        """(tag, link, href) of a genuine click URL, else None: ``href`` is where the
+        signed target leads in a browser, plain ASCII for the Location header.
 
         ``path`` is the request path, ``query`` the raw query string: anything but
         exactly one ``u`` parameter, a changed target, index or tag, or a shortened
-        signature is refused.
+        signature is refused. A target signed as written (before targets were signed
+        as a browser reads them) still leads where the mail's link led.
         """
         parts = path.rstrip("/").split("/")
         if len(parts) < 5 or parts[-4] != CLICK_SEGMENT:
@@ -81,14 +79,9 @@ class ClickVerifier:
         except (UnicodeDecodeError, ValueError):
             return None
         link = int(link_text)
-        if link >= MAX_LINKS or not is_trackable_target(target):
+        href = browser_href(target)
+        if link >= MAX_LINKS or href is None:
             return None
         if not hmac.compare_digest(sig, _signature(self._secret, tag, link, target, self._keyed)):
             return None
-        return tag, link, target
-
-
-def location_header(target: str) -> bytes:
-    """The target as a Location header value: the same URL, with any character that a
-    header cannot carry (non-ASCII, spaces) percent-encoded."""
-    return quote(target, safe=_HEADER_SAFE + "%").encode("ascii")
+        return tag, link, href

@@ -18,6 +18,9 @@ HITS_ROUTE = "/hits/"
 # leaves the folder, and dot files (locks, sync tools' temp files) never match.
 HITS_NAME_RE = re.compile(r"hits-[A-Za-z0-9][A-Za-z0-9_.-]*\.csv")
 
+# A server id names the server's hits files (hits-<id>-<day>.csv): no '-', no separator.
+SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
+
 
 _TOKEN_LABEL = b"mailtracker-pull-token-v1"
 

@@ -19,6 +19,7 @@ to one ``Judge`` and only adds up what it says.
 
 import bisect
 import ipaddress
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +39,9 @@ PROXY_AGENTS = (
     ("GoogleImageProxy", "Gmail's image proxy"),
     ("YahooMailProxy", "Yahoo Mail's image proxy"),
 )
-# Gateways that open every email on its way to the inbox, and generic HTTP tools.
+# Gateways that open every email on its way to the inbox, and generic HTTP tools; beyond
+# these, every agent of the maintained list of bots, crawlers and scanners (the
+# crawler-user-agents package, ``known_machine``) is a machine's.
 SCANNER_AGENTS = (
     "barracuda", "mimecast", "proofpoint", "ironport", "ciscosecureemail", "trend micro",
     "tmes", "forcepoint", "fortimail", "sophos", "symantec", "zscaler", "safelinks",
@@ -51,7 +54,7 @@ SCANNER_AGENTS = (
 # customers' servers in the clouds (Proofpoint runs on AWS), the gateways. Their
 # documented person-facing proxies (GoogleImageProxy, YahooMailProxy) say so in
 # their user agent and stay "proxy". Apple's relays carry people (Private Relay)
-# and Outlook on the web's range (microsoft-365) is a known limit (README).
+# and Outlook on the web's range (microsoft-365) is a known limit (README, "Where a fetch comes from").
 MACHINE_ORIGINS = frozenset((
     "microsoft-eop", "microsoft", "google", "google-cloud", "aws", "mimecast", "proofpoint",
     "barracuda", "cisco", "trendmicro", "forcepoint", "symantec", "yahoo",
@@ -72,7 +75,8 @@ class Rules:
     repeat_window_s: float = 60.0
 
     def fingerprint(self) -> str:
-        return f"v1:{self.delivery_window_s}:{self.repeat_window_s}"
+        # The list of machines' agents is part of the rules: a new version of it recounts.
+        return f"v2:{self.delivery_window_s}:{self.repeat_window_s}:{_machine_agents()[0]}"
 
 
 class AddressRanges:
@@ -184,6 +188,27 @@ class Verdict:
     client: str
 
 
+@lru_cache(maxsize=1)
+def _machine_agents() -> Tuple[str, Optional["re.Pattern"]]:
+    """(version, one pattern of every agent) of the maintained list of bots, crawlers and
+    scanners; ("none", None) without the package (the hand-written markers still apply)."""
+    try:
+        from importlib.metadata import version
+
+        from crawleruseragents import CRAWLER_USER_AGENTS_DATA
+    except ImportError:
+        return "none", None
+    return (version("crawler-user-agents"),
+            re.compile("|".join(f"(?:{entry['pattern']})" for entry in CRAWLER_USER_AGENTS_DATA)))
+
+
+def known_machine(agent: str) -> Optional[str]:
+    """The part of ``agent`` by which the maintained list knows it as a bot or scanner, else None."""
+    pattern = _machine_agents()[1]
+    found = pattern.search(agent) if pattern is not None else None
+    return (found.group(0) or "listed agent")[:60] if found else None
+
+
 @lru_cache(maxsize=8192)
 def judge_agent(agent: str) -> Verdict:
     client = describe_client(agent)
@@ -196,8 +221,11 @@ def judge_agent(agent: str) -> Verdict:
     if not agent.strip():
         return Verdict("fixed", "prefetch", "no-agent", False, client)
     for marker, name in PROXY_AGENTS:
-        if marker in agent:
+        if marker in agent:  # before the list, which names the people's proxies too
             return Verdict("candidate", "proxy", f"proxy:{name}", False, client)
+    marker = known_machine(agent)
+    if marker is not None:
+        return Verdict("fixed", "prefetch", f"scanner:{marker}", False, client)
     return Verdict("candidate", "open", "open", "Thunderbird/" in agent, client)
 
 

@@ -102,7 +102,8 @@ class Daemon:
         self._stopping.set()
         try:
             if self._thread is not None:
-                self._thread.join()
+                # A follower only waits and reads: it is not waited for long (it ends with the process).
+                self._thread.join(FOLLOW_POLL_S + 2.0)
         finally:
             try:
                 if self._puller is not None:

@@ -1,7 +1,7 @@
 """The fold's fast path: many new hit lines counted at once, as columns (polars).
 
 One responsibility: give exactly the counts, timelines, seen hits and repeat memory
-that ``fold._fold_hit_lines`` gives for the same lines, in a fraction of its time,
+that ``fold.fold_hit_lines`` gives for the same lines, in a fraction of its time,
 for the big batches (a first fold, a rebuild, a catch-up after days offline). The
 per-line loop stays the reference and the fallback: this module is used only when
 polars is installed, and it hands back to that loop whatever it cannot do exactly.
@@ -18,7 +18,7 @@ by the column too (``_repeats``): a client's hits side by side, those it held be
 as if seen just before the new hits; Python follows only a client whose repeats come
 in a row. A tag where a client comes back within the window after more other hits
 than the memory holds (it may have been forgotten), or with a click on delivery, is
-a "slow tag": its new lines go through ``fold._fold_hit_lines`` itself, in order.
+a "slow tag": its new lines go through ``fold.fold_hit_lines`` itself, in order.
 
 A batch is declined whole, before anything changes, when it holds what only the
 per-line code reads exactly: a NUL byte, a lone carriage return, bytes that are not
@@ -41,6 +41,7 @@ from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, decide, judge_agent
+from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Declined(Exception):
 def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Judge, timelines,
                  logs_read: Callable[[], None] = lambda: None) -> bool:
     """Fold these blocks of complete lines (file name, bytes), in order, as
-    ``fold._fold_hit_lines`` would; False, with nothing changed, when declined. The lines
+    ``fold.fold_hit_lines`` would; False, with nothing changed, when declined. The lines
     are cut into columns first, then ``logs_read`` waits for what labels them."""
     clock = _Clock()
     try:
@@ -92,7 +93,7 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     slow = frame.filter(pl.col("slow"))["row"]
     if slow.len():
         # Their own order, through the reference loop, which also records them as seen.
-        per_line._fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
+        per_line.fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
                                  judge, timelines)
     clock.tick("slow tags")
     fast = frame.filter(~pl.col("slow"))
@@ -476,8 +477,8 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
         "tag_c").agg(pl.col("tag").first(), pl.col("row").filter("pixel").first(), pl.col("when").filter("pixel").first())
     rows, remembered = [], []
     for tag_c, tag, pixel_row, pixel_when in per_tag.iter_rows():
-        entry = state.counts.get(tag)
-        recent = per_line._recent_of(entry) if entry is not None else {}
+        counts = state.counts.get(tag)
+        recent = counts.recent() if counts is not None else {}
         remembered.extend((tag_c, key, place - len(recent), when) for place, (key, when) in enumerate(recent.items()))
         first, first_row = recent.get(FIRST_FETCH), None
         reported = judge.send_reported(tag)
@@ -507,47 +508,34 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     per_tag = frame.group_by("tag_c").agg(
         hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
         last=pl.col("time").filter(is_open).max(), selfs=(pl.col("label") == codes.get("self", -1)).sum(),
-        machine=pl.col("label").is_in(machine_codes).sum(),
-        clicks=is_click.sum(), first_click=pl.col("time").filter(is_click).min(),
-        last_click=pl.col("time").filter(is_click).max())
-    touched, new_opens, new_clicks, unknown = result.touched, 0, 0, 0
-    for tag_c, hits, opens, first, last, selfs, machine, clicks, first_click, last_click in per_tag.iter_rows():
-        tag = names[tag_c]
-        new_opens += opens
-        new_clicks += clicks
-        touched.add(tag)
-        if tag not in tags:
-            unknown += hits
-        entry = counts.get(tag)
-        if entry is None:  # most of a first fold's: its counts as they are
-            counts[tag] = [hits, opens, first or "", last or "", selfs, machine, {}, clicks, first_click or "",
-                           last_click or "", {}]
-            continue
-        entry[per_line._HITS] += hits
-        entry[per_line._SELF] += selfs
-        entry[per_line._MACHINE] += machine
-        if opens:
-            entry[per_line._OPENS] += opens
-            if not entry[per_line._FIRST] or first < entry[per_line._FIRST]:
-                entry[per_line._FIRST] = first
-            entry[per_line._LAST] = max(entry[per_line._LAST], last)
-        if clicks:
-            entry[per_line._CLICKS] += clicks
-            if not entry[per_line._FIRST_CLICK] or first_click < entry[per_line._FIRST_CLICK]:
-                entry[per_line._FIRST_CLICK] = first_click
-            entry[per_line._LAST_CLICK] = max(entry[per_line._LAST_CLICK], last_click)
-    result.new_opens += new_opens
-    result.new_clicks += new_clicks
-    result.unknown_tag_hits += unknown
+        machine=pl.col("label").is_in(machine_codes).sum())
+    clicked: Dict[int, list] = {}
     if click_code >= 0:
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
                     .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
-        for tag_c, link, n, first, last in per_link.iter_rows():
-            link_counts = counts[names[tag_c]][per_line._LINKS].setdefault(link, [0, "", ""])
-            link_counts[0] += n
-            if not link_counts[1] or first < link_counts[1]:
-                link_counts[1] = first
-            link_counts[2] = max(link_counts[2], last)
+        for tag_c, *link_clicks in per_link.iter_rows():
+            clicked.setdefault(tag_c, []).append(link_clicks)
+    touched, new_opens, new_clicks, unknown = result.touched, 0, 0, 0
+    for tag_c, hits, opens, first, last, selfs, machine in per_tag.iter_rows():
+        tag = names[tag_c]
+        touched.add(tag)
+        if tag not in tags:
+            unknown += hits
+        batch = Counts(hits=hits, self_hits=selfs, machine_hits=machine)
+        if opens:
+            batch.add_opens(opens, first, last)
+        for link, n, first_click, last_click in clicked.get(tag_c, ()):
+            batch.add_clicks(link, n, first_click, last_click)
+        new_opens += opens
+        new_clicks += batch.clicks
+        known = counts.get(tag)
+        if known is None:  # most of a first fold's: its counts as they are
+            counts[tag] = batch
+        else:
+            known.merge(batch)
+    result.new_opens += new_opens
+    result.new_clicks += new_clicks
+    result.unknown_tag_hits += unknown
     _remember_clients(frame, words, last_seen, names, counts)
     _add_events(frame, words, names, timelines)
 
@@ -598,4 +586,4 @@ def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.Dat
     codes, whens = items["key"].to_list(), items["when"].to_list()
     spans = items.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
     for tag_c, at, n in spans.iter_rows():
-        counts[names[tag_c]][per_line._RECENT] = dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n]))
+        counts[names[tag_c]].remember(dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n])))

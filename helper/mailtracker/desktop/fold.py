@@ -8,7 +8,7 @@ log read twice, replaced by a sync tool, or copied as a Syncthing conflict
 file never counts a hit twice. Its state is private to this module and is
 replaced atomically after each pass, under a lock, so an interrupted fold leaves
 the previous, correct state. What counts is decided by ``classify.Judge``.
-The hot loop is ``_fold_hit_lines``; big batches (a first fold, a rebuild, days
+The hot loop is ``fold_hit_lines``; big batches (a first fold, a rebuild, days
 offline) go to ``fastfold``, which counts them as columns with polars when it is
 installed and gives exactly the same results (the per-line loop is its reference).
 """
@@ -32,6 +32,7 @@ from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
+from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.register import register_line, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
@@ -51,28 +52,6 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 8
 FOLD_LOCK_TIMEOUT_S = 120.0
-# Fields of a tag's counts entry (a list: the hot loop updates it per hit). RECENT
-# is the repeat rule's memory (client -> time of its last counted open); it rests
-# in the state file as a JSON string, decoded only for the tags a pass touches.
-# LINKS holds each clicked link's [clicks, first, last], by its number as a string.
-_HITS, _OPENS, _FIRST, _LAST, _SELF, _MACHINE, _RECENT, _CLICKS, _FIRST_CLICK, _LAST_CLICK, _LINKS = range(11)
-
-
-def _new_entry() -> list:
-    return [0, 0, "", "", 0, 0, {}, 0, "", "", {}]
-
-
-def _recent_of(entry: list) -> dict:
-    recent = entry[_RECENT]
-    if recent.__class__ is str:
-        recent = entry[_RECENT] = dict(loads(recent)) if recent else {}
-    return recent
-
-
-def _packed_recent(recent) -> str:
-    return recent if isinstance(recent, str) else compact_json(list(recent.items()))
-
-
 class SeenHits:
     """The hit ids already counted, as runs of sequence numbers per writer boot.
 
@@ -179,7 +158,7 @@ class _FoldState:
     labels: str = ""
     seen: SeenHits = field(default_factory=SeenHits)
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
-    counts: Dict[str, list] = field(default_factory=dict)
+    counts: Dict[str, Counts] = field(default_factory=dict)
     register_pending: bool = True
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
@@ -204,19 +183,15 @@ class _FoldState:
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
                 tags=doc["tags"],
-                counts=doc["counts"],
+                counts={tag: Counts.unpacked(packed) for tag, packed in doc["counts"].items()},
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc.get("odd_entries", [])),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
             return cls()
 
     def save(self, path: Path) -> None:
-        # A memory stays packed until a pass needs it (for the next pass of this process too).
-        for entry in self.counts.values():
-            if entry[_RECENT].__class__ is not str:
-                entry[_RECENT] = _packed_recent(entry[_RECENT])
         doc = {
             "version": STATE_VERSION,
             "files": {name: c.to_json() for name, c in self.files.items()},
@@ -230,7 +205,7 @@ class _FoldState:
             "labels": self.labels,
             "seen": self.seen.runs,
             "tags": self.tags,
-            "counts": self.counts,
+            "counts": {tag: counts.packed() for tag, counts in self.counts.items()},
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
@@ -239,22 +214,21 @@ class _FoldState:
     def row(self, tag_id: str) -> Dict:
         """The tag's register row: its tags.csv fields and its counts."""
         tag = self.tags.get(tag_id, {})
-        entry = self.counts.get(tag_id) or _new_entry()
+        counts = self.counts.get(tag_id) or Counts()
         return {
             "name": "", "subject": "", "recipients": "", "identity": "", "created": "", "status": "",
             "message_id": "", **tag, "id": tag_id, "short_id": short_id(tag_id),
-            "opens": entry[_OPENS], "first_open": entry[_FIRST], "last_open": entry[_LAST],
-            "hits": entry[_HITS], "self_hits": entry[_SELF], "machine_hits": entry[_MACHINE],
-            "clicks": entry[_CLICKS], "first_click": entry[_FIRST_CLICK], "last_click": entry[_LAST_CLICK],
-            # A person's click proves the mail was read, even when no image was loaded.
-            "opened": bool(entry[_OPENS] or entry[_CLICKS]),
-            "links": self._links_of(tag_id, entry),
+            "opens": counts.opens, "first_open": counts.first_open, "last_open": counts.last_open,
+            "hits": counts.hits, "self_hits": counts.self_hits, "machine_hits": counts.machine_hits,
+            "clicks": counts.clicks, "first_click": counts.first_click, "last_click": counts.last_click,
+            "opened": counts.opened,
+            "links": self._links_of(tag_id, counts),
             **replies_columns(self.replies.get(tag_id, ())),
         }
 
-    def _links_of(self, tag_id: str, entry: list) -> List[Dict]:
+    def _links_of(self, tag_id: str, counts: Counts) -> List[Dict]:
         known = self.links.get(tag_id, {})
-        clicked = entry[_LINKS]
+        clicked = counts.links
         links = []
         for number in sorted(set(known) | set(clicked), key=int):
             target, text = known.get(number, ("", ""))
@@ -530,7 +504,7 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
                             pending_bytes = 0
                     else:
                         logs_read()
-                        _fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
+                        fold_hit_lines(data.splitlines(), path.name, state, result, judge, timelines)
                     if bar is not None:
                         bar.update(cursor.offset - before)
                         before = cursor.offset
@@ -563,7 +537,7 @@ def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, j
             return
     logs_read()
     for file_name, data in pending:
-        _fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
+        fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
     pending.clear()
 
 
@@ -598,7 +572,7 @@ def _hits_files(hits_dir: Path, state: _FoldState, result: FoldResult) -> List[P
     return paths
 
 
-def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
+def fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result: FoldResult,
                     judge: Judge, timelines: _Timelines) -> None:
     """The hot loop: split off the fixed fields, have the judge label each new hit, count it."""
     seen_add = state.seen.add
@@ -621,33 +595,25 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
             continue
         entry = counts.get(tag)
         if entry is None:
-            entry = counts[tag] = _new_entry()
-        recent = entry[_RECENT]
-        if recent.__class__ is str:
-            recent = _recent_of(entry)
+            entry = counts[tag] = Counts()
         try:
-            label, reason, counted, client = judge.judge(hit, recent)
+            label, reason, counted, client = judge.judge(hit, entry.recent())
         except ValueError:
             result.skipped_lines += 1
             log.warning("skipped a line with an unreadable time in %s: %.80r", file_name, line)
             continue
-        entry[_HITS] += 1
+        entry.hits += 1
         result.new_hits += 1
         if counted and label != "click":
-            entry[_OPENS] += 1
+            entry.add_open(hit.time)
             result.new_opens += 1
-            stamp = hit.time
-            if not entry[_FIRST] or stamp < entry[_FIRST]:
-                entry[_FIRST] = stamp
-            if stamp > entry[_LAST]:
-                entry[_LAST] = stamp
         elif label == "click" and counted:
-            _count_click(entry, hit.time, reason)
+            entry.add_click(hit.time, reason.partition(":")[2])
             result.new_clicks += 1
         elif label == "self":
-            entry[_SELF] += 1
+            entry.self_hits += 1
         elif label not in PERSON_LABELS and label != "click":
-            entry[_MACHINE] += 1
+            entry.machine_hits += 1
         timeline = touched.get(tag)
         if timeline is None:
             timeline = timelines.of(tag)
@@ -655,19 +621,6 @@ def _fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, resul
         tags_touched.add(tag)
         if tag not in state.tags:
             result.unknown_tag_hits += 1
-
-
-def _count_click(entry: list, stamp: str, reason: str) -> None:
-    entry[_CLICKS] += 1
-    if not entry[_FIRST_CLICK] or stamp < entry[_FIRST_CLICK]:
-        entry[_FIRST_CLICK] = stamp
-    if stamp > entry[_LAST_CLICK]:
-        entry[_LAST_CLICK] = stamp
-    per_link = entry[_LINKS].setdefault(reason.partition(":")[2], [0, "", ""])
-    per_link[0] += 1
-    if not per_link[1] or stamp < per_link[1]:
-        per_link[1] = stamp
-    per_link[2] = max(per_link[2], stamp)
 
 
 def _progress_bar(paths: List[Path], state: _FoldState, wanted: bool):

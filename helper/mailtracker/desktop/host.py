@@ -19,7 +19,8 @@ from mailtracker import __version__
 from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
-from mailtracker.core.clicks import MAX_LINKS, click_url, is_trackable_target
+from mailtracker.core.clicks import MAX_LINKS, click_url
+from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import is_token_shaped, short_id
@@ -45,6 +46,10 @@ MAX_REPLY_CANDIDATES = 50
 REMIND_IF = ("not_opened", "no_reply")
 # A display the extension reports this long ago is not believed (see _moment).
 MAX_MOMENT_AGE_S = 3600.0
+# A reminder is for a mail sent this century and due within ten years: anything else is a
+# wrong clock or a forgery (and a year past 9999 cannot even be written).
+EARLIEST_REMINDER = 946684800.0  # 2000-01-01T00:00:00Z
+MAX_REMINDER_AHEAD_S = 10 * 366 * 86400.0
 _DISCARD_LIMIT = 64 << 20
 
 
@@ -80,8 +85,12 @@ def _discard(stream: BinaryIO, length: int) -> None:
         length -= len(chunk)
 
 
+def _frame_payload(message: dict) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def write_frame(stream: BinaryIO, message: dict) -> None:
-    payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    payload = _frame_payload(message)
     if len(payload) > MAX_REPLY_BYTES:
         payload = json.dumps(error_reply(message.get("id"), ProtocolError(
             "the reply would be over Thunderbird's 1 MB limit; ask for less"))).encode("utf-8")
@@ -167,7 +176,8 @@ class Host:
 
     def links(self, request: dict) -> dict:
         """Click URLs for a mail's links, in order; ``null`` for a link that cannot be
-        tracked (not http(s)). The links are noted in links.csv for the views."""
+        tracked (not http(s), or not read the same by every browser). Each target is
+        signed and noted (links.csv, for the views) as the href a browser makes of it."""
         tag_id = self._known_tag_id(request)
         links = request.get("links")
         if not isinstance(links, list) or len(links) > MAX_LINKS or not all(
@@ -179,13 +189,19 @@ class Host:
         secret = read_secret(self.home.secret_path)
         urls, noted = [], []
         for number, link in enumerate(links):
-            if is_trackable_target(link["target"]):
-                urls.append(click_url(base, secret, tag_id, number, link["target"]))
-                noted.append((number, link["target"], link.get("text", "")))
+            href = browser_href(link["target"])
+            if href is not None:
+                urls.append(click_url(base, secret, tag_id, number, href))
+                noted.append((number, href, link.get("text", "")))
             else:
                 urls.append(None)
+        answer = {"urls": urls}
+        # Checked before links.csv is written: a refused reply must leave no links behind.
+        if len(_frame_payload({"id": request.get("id"), "ok": True, "data": answer})) > MAX_REPLY_BYTES:
+            raise ProtocolError(f"the click URLs of these {len(links)} links would be over Thunderbird's "
+                                "1 MB limit; nothing was noted, and the mail goes out with its links as written")
         record_links(self.home, tag_id, noted)
-        return {"urls": urls}
+        return answer
 
     def remind(self, request: dict) -> dict:
         """A follow-up reminder for a sent mail: due at ``remind_at`` (a UTC timestamp) if no
@@ -195,7 +211,10 @@ class Host:
         try:
             moment = parse_iso_utc(remind_at)
         except ValueError:
-            raise ProtocolError("remind_at must be a UTC timestamp such as 2026-12-01T09:00:00.000Z") from None
+            raise ProtocolError("remind_at must be an ISO 8601 time with its offset, such as "
+                                "2026-12-01T09:00:00.000Z or 2026-12-01T10:00:00+01:00") from None
+        if not EARLIEST_REMINDER <= moment <= time.time() + MAX_REMINDER_AHEAD_S:
+            raise ProtocolError(f"remind_at {remind_at[:40]!r} is not between 2000 and ten years from now")
         stamp = utc_timestamp(moment)
         remind_if = _text(request, "remind_if") or "not_opened"
         if remind_if not in REMIND_IF:
@@ -434,12 +453,17 @@ def _text(request: dict, key: str) -> str:
 
 
 def parse_iso_utc(text: str) -> float:
-    """Epoch seconds of a UTC ISO 8601 time with a Z (JavaScript's toISOString, or ours)."""
-    from datetime import datetime, timezone
+    """Epoch seconds of an ISO 8601 time with its offset: a Z (JavaScript's toISOString, or
+    ours) or ±HH:MM, which is honoured. ValueError for a time without one (a local time
+    cannot be placed) or with two."""
+    from datetime import datetime
 
-    if not text.endswith("Z") or len(text) > 40:
+    if len(text) > 40:
         raise ValueError(text)
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment.timestamp()
 
 
 def _reply_time(text: str) -> str:
@@ -458,7 +482,8 @@ def _moment(request: dict) -> str:
     far from now is a wrong clock or a forgery, and now is the safer guess."""
     at = request.get("at")
     now = time.time()
-    if type(at) in (int, float) and now - MAX_MOMENT_AGE_S <= at / 1000 <= now + 60:
+    # Compared before dividing: an integer of 400 digits cannot be made a float.
+    if type(at) in (int, float) and (now - MAX_MOMENT_AGE_S) * 1000 <= at <= (now + 60) * 1000:
         return utc_timestamp(at / 1000)
     return utc_timestamp(now)
 

@@ -10,6 +10,7 @@ hit, but the fold never counts it: checking costs no false open.
 import logging
 import secrets
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -19,7 +20,7 @@ import requests
 
 from mailtracker import __version__
 from mailtracker.core.contract import GIF, pull_token
-from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.errors import MailtrackerError, PullAuthError
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import Config
@@ -27,12 +28,14 @@ from mailtracker.core.tokens import probe_token
 from mailtracker.desktop.client import session as shared_session
 from mailtracker.desktop.fold import hits_files
 from mailtracker.desktop.install import Check
-from mailtracker.desktop.pull import Puller, describe_request_error
+from mailtracker.desktop.pull import LIVE_WAIT_S, Puller, describe_request_error
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 20.0
 _POLL_S = 0.25
+# How long a live pull is given to reach the server before the test hit is sent.
+_HOLD_SETTLE_S = 0.3
 
 
 def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
@@ -89,12 +92,27 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
                "is this URL the mailtracker pixel server (or is its disk full)?"):
         return checks
 
+    hits_dir = home.hits_dir(config)
+    puller = live = None
+    if config.pull_urls:
+        puller = Puller(hits_dir, config.pull_urls, pull_token(secret), session=session)
+        try:
+            puller.pull_all()  # caught up first: the live wait below then waits for the test hit alone
+        except PullAuthError as exc:
+            add("pull token accepted", False, str(exc))
+            return checks
+        except MailtrackerError:
+            pass  # said below, with the test hit
+        else:
+            live = _LiveWait(puller, wait_s)
+
     nonce = secrets.token_hex(8)
     pixel = config.pixel_url(probe_token(secret))
-    before = _hits_sizes(home.hits_dir(config))
+    before = _hits_sizes(hits_dir)
     try:
         reply = session.get(pixel, headers={"User-Agent": f"mailtracker-doctor/{__version__} probe-{nonce}"},
                             allow_redirects=False)
+        answered = time.monotonic()
     except requests.RequestException as exc:
         add("pixel served", False, describe_request_error(exc, parts.netloc))
         return checks
@@ -103,10 +121,9 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
                f"{pixel}: 43-byte GIF, no caching" if not problems else f"{pixel}: {'; '.join(problems)}"):
         return checks
 
-    hits_dir = home.hits_dir(config)
-    puller = None
-    if config.pull_urls:
-        puller = Puller(hits_dir, config.pull_urls, pull_token(secret), session=session)
+    if live is not None:
+        live.check(add, answered, lambda: _probe_arrived(hits_dir, before, f"probe-{nonce}".encode()),
+                   config.pull_interval_s)
     arrived, pull_error, waited = _wait_for_probe(hits_dir, before, nonce, wait_s, puller)
     if arrived:
         add("test hit arrived", True, f"in {arrived} after {waited:.1f} s "
@@ -148,7 +165,8 @@ def _hits_sizes(hits_dir: Path) -> Dict[str, int]:
 
 def _wait_for_probe(hits_dir: Path, before: Dict[str, int], nonce: str, wait_s: float,
                     puller: Optional[Puller]):
-    """(file name it arrived in, pull error, seconds waited); polls the new bytes of each file."""
+    """(file name it arrived in, pull error, seconds waited); polls the new bytes of each file.
+    A refused pull token ends the wait at once: waiting would only repeat the refusal."""
     needle = f"probe-{nonce}".encode()
     start = time.monotonic()
     deadline = start + wait_s
@@ -158,20 +176,69 @@ def _wait_for_probe(hits_dir: Path, before: Dict[str, int], nonce: str, wait_s: 
             try:
                 puller.pull_once()
                 pull_error = ""
+            except PullAuthError as exc:
+                return "", str(exc), time.monotonic() - start
             except MailtrackerError as exc:
                 pull_error = str(exc)
-        # Regular files only: a FIFO or a symlink to /dev/zero would hold the check forever.
-        for path in hits_files(hits_dir)[0]:
-            offset = before.get(path.name, 0)
-            try:
-                with open(path, "rb") as handle:
-                    if handle.seek(0, 2) < offset:
-                        offset = 0  # replaced by a shorter file: read it all
-                    handle.seek(max(0, offset - len(needle)))
-                    if needle in handle.read():
-                        return path.name, "", time.monotonic() - start
-            except OSError:
-                continue
+        arrived = _probe_arrived(hits_dir, before, needle)
+        if arrived:
+            return arrived, "", time.monotonic() - start
         if time.monotonic() >= deadline:
             return "", pull_error, time.monotonic() - start
         time.sleep(_POLL_S)
+
+
+def _probe_arrived(hits_dir: Path, before: Dict[str, int], needle: bytes) -> str:
+    """The hits file whose new bytes hold ``needle`` ('' when none does)."""
+    # Regular files only: a FIFO or a symlink to /dev/zero would hold the check forever.
+    for path in hits_files(hits_dir)[0]:
+        offset = before.get(path.name, 0)
+        try:
+            with open(path, "rb") as handle:
+                if handle.seek(0, 2) < offset:
+                    offset = 0  # replaced by a shorter file: read it all
+                handle.seek(max(0, offset - len(needle)))
+                if needle in handle.read():
+                    return path.name
+        except OSError:
+            continue
+    return ""
+
+
+class _LiveWait:
+    """A live pull started before the test hit is sent: how long after the pixel's answer
+    the hit was here, as 'watch' would have it (``doctor --server`` reports it)."""
+
+    def __init__(self, puller: Puller, wait_s: float):
+        self.puller = puller
+        self.error = ""
+        self.done_at = 0.0
+        self._thread = threading.Thread(target=self._pull, args=(max(1, int(min(wait_s, LIVE_WAIT_S))),),
+                                        daemon=True)
+        self._thread.start()
+        # The request must be held before the hit is sent, or it would be answered by it.
+        time.sleep(_HOLD_SETTLE_S)
+
+    def _pull(self, wait_s: int) -> None:
+        try:
+            self.puller.pull_once(wait_s=wait_s)
+        except MailtrackerError as exc:
+            self.error = str(exc)
+        self.done_at = time.monotonic()
+
+    def check(self, add, answered: float, arrived, interval_s: float) -> None:
+        self._thread.join(LIVE_WAIT_S + 5)
+        sources = self.puller.sources
+        if self.error:
+            add("live pull", False, f"the live pull failed: {self.error}")
+        elif not all(source.live for source in sources):
+            add("live pull", False, "the server answers pull requests at once (a mailtracker older than "
+                "the live pull, or a proxy in between): opens arrive only every "
+                f"{interval_s:g} s; update the server")
+        elif arrived():
+            add("live pull", True, f"the test hit was here {max(0.0, self.done_at - answered):.2f} s after "
+                "the server answered the pixel (the server holds each pull request until a hit arrives)")
+        else:
+            add("live pull", False, "the server held the pull request but the test hit did not come with "
+                "its answer")
+

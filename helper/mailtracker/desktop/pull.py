@@ -1,12 +1,29 @@
 """HTTP pull, the desktop's side: the Puller fetches only the bytes of the
-server's hits files it lacks (the server's side is ``hitfiles.py``).
+server's hits files it lacks (the server's side is ``hitfiles.py`` and, for the
+live pull, ``livewatch.py``).
 
 The protocol is two requests. ``GET /hits/`` lists the ``hits-*.csv`` files
 directly in the server's hits folder with their sizes (and an ETag, so a pull
 that finds nothing new is answered 304 with no body). ``GET /hits/<name>``
-with ``Range: bytes=N-`` sends a file from byte N on. The desktop asks from a
-few bytes before the end of its copy and checks those bytes still match, so a
-file replaced on the server is noticed and downloaded whole instead.
+with ``Range: bytes=N-M`` sends a span of a file. The desktop asks from a few
+bytes before the end of its copy and checks those bytes still match, so a file
+replaced on the server is noticed and downloaded again instead.
+
+Live: the running Puller asks for the listing with ``?wait=40`` and the ETag of
+the last one; the server holds that request until a hits file changes, so an
+open reaches the desktop within a moment, and an idle desktop costs the server
+one request per 40 s. A server that does not hold requests (an older version)
+is polled every ``pull_interval_s`` instead.
+
+Nothing a server sends can cost more than it should: a listing is read up to
+``MAX_LISTING_BYTES``; each request asks for at most ``MAX_REQUEST_BYTES`` and
+reads no more than it asked; a pull stops after ``MAX_PULL_BYTES`` (the next
+one goes on) and is given up after its deadline, however slowly the server
+trickles; every byte lands first in a temporary file and only whole lines are
+kept; a disk with less than ``reserve_bytes`` free is not written to. Each
+local file remembers the server it came from (``.pull-sources.json``): two
+servers serving files of the same name (the same server id) are refused with
+both named, never written over each other.
 
 The token is derived from the secret the desktop and the server already share:
 ``HMAC-SHA256(secret, "mailtracker-pull-token-v1")``, unpadded base64url. So
@@ -15,11 +32,16 @@ secret replaces it. Whoever holds it can read the hits (addresses per the
 server's privacy setting, user agents), so it only travels over HTTPS.
 """
 
+import ipaddress
+import json
 import logging
 import os
 import re
+import socket
 import stat
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -27,10 +49,15 @@ from urllib.parse import urlsplit
 
 import requests
 from filelock import FileLock, Timeout
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError
 
-from mailtracker.core.contract import CHUNK_BYTES, HITS_NAME_RE, HITS_ROUTE
+from mailtracker.core.contract import HITS_NAME_RE, HITS_ROUTE
 from mailtracker.core.errors import LockTimeoutError, MailtrackerError, PullAuthError, PullError
 from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.client import TIMEOUT_S
 from mailtracker.desktop.client import session as shared_session
 
 log = logging.getLogger(__name__)
@@ -42,6 +69,29 @@ FIRST_RETRY_S = 5.0
 MAX_BACKOFF_S = 600.0
 LOCK_NAME = ".pull.lock"
 LOCK_TIMEOUT_S = 60.0
+# Which server each local file came from (one owner per file name).
+SOURCES_NAME = ".pull-sources.json"
+
+# How long the server is asked to hold a listing that has nothing new (livewatch.MAX_WAIT_S).
+LIVE_WAIT_S = 40
+# The header by which a server says it held the listing as asked (livewatch.WAIT_HEADER).
+WAIT_HEADER = "mailtracker-wait"
+# A held listing answered sooner than this is not asked again at once (a server or a proxy
+# that answers every held request at once must not make the desktop spin).
+MIN_LIVE_ROUND_S = 1.0
+# The first retry after a live server's held request failed (then doubling, as for any failure).
+LIVE_FIRST_RETRY_S = 1.0
+
+# The bounds on what one server can make the desktop hold or write.
+MAX_LISTING_BYTES = 4 << 20
+MAX_REQUEST_BYTES = 8 << 20
+MAX_PULL_BYTES = 32 << 20
+PULL_DEADLINE_S = 120.0
+# Free space left alone on the hits folder's disk: this much, or 5 % of a smaller disk.
+RESERVE_BYTES = 64 << 20
+# How long stop() waits for a pull to end (its connections are shut at once).
+STOP_WITHIN_S = 3.0
+READ_BYTES = 64 << 10
 
 
 @dataclass
@@ -53,6 +103,8 @@ class PullResult:
     bytes_received: int = 0
     requests: int = 0
     unchanged: bool = True
+    # Something listed is not here yet (a bound was reached): pull again at once.
+    more: bool = False
 
     @property
     def changed(self) -> bool:
@@ -63,7 +115,7 @@ class PullResult:
             return "nothing new"
         text = f"{self.bytes_received} bytes into {len(self.files)} files"
         if self.replaced:
-            text += f" ({', '.join(self.replaced)} replaced on the server, downloaded whole)"
+            text += f" ({', '.join(self.replaced)} replaced on the server, downloaded again)"
         return text
 
 
@@ -77,6 +129,8 @@ class PullStatus:
     code: int = 0
     last_success: str = ""
     retry_in_s: float = 0.0
+    # The server holds the listing until a hit arrives (opens arrive within seconds).
+    live: bool = False
 
 
 def retry_delay(failures: int, interval_s: float) -> float:
@@ -85,59 +139,149 @@ def retry_delay(failures: int, interval_s: float) -> float:
     return min(max(interval_s, MAX_BACKOFF_S), first * 2 ** max(0, failures - 1))
 
 
+class _AbortableAdapter(HTTPAdapter):
+    """requests' adapter that remembers its sockets, so a pull can be cut off from
+    another thread (its deadline, or stop()) whatever it is blocked in."""
+
+    def __init__(self):
+        self._sockets = weakref.WeakSet()
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        sockets = self._sockets
+
+        def tracked(base):
+            class Tracked(base):
+                def _new_conn(self):
+                    sock = super()._new_conn()
+                    sockets.add(sock)
+                    return sock
+            return Tracked
+
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("PullPool", (HTTPConnectionPool,), {"ConnectionCls": tracked(HTTPConnection)}),
+            "https": type("PullTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": tracked(HTTPSConnection)}),
+        }
+
+    def abort(self) -> None:
+        """Shut every connection: a blocked read returns at once, a pooled one is not reused."""
+        for sock in list(self._sockets):
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class _Source:
+    """One server to pull from: its address, what is known of it, and its connections."""
+
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.listing_url = self.url + HITS_ROUTE
-        self.host = urlsplit(url).netloc
+        parts = urlsplit(self.url)
+        self.host = parts.netloc
         self.etag: Optional[str] = None
+        # Whether the server holds listings (None: not known yet).
+        self.live: Optional[bool] = None
+        self.adapter = _AbortableAdapter()
+        self.wake = threading.Event()
+        self.overran = threading.Event()
+        self.problem = _url_problem(self.url, parts)
+        self.status = PullStatus()
+
+
+def _url_problem(url: str, parts) -> str:
+    """What is wrong with a pull URL as written ('' when nothing is)."""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"pull_url {url!r} is not an http(s) address; give the server's, e.g. https://t.example.org"
+    path = parts.path.rstrip("/")
+    if path.endswith("/hits") or path.endswith("/p") or path.endswith(".gif"):
+        bare = f"{parts.scheme}://{parts.netloc}"
+        return (f"pull_url {url} names a path on the server ({parts.path}); pull_url is the server's "
+                f"address alone: {bare}")
+    return ""
+
+
+def _in_clear(url: str) -> bool:
+    """Whether a pull URL sends the token unencrypted over a network (not to this machine)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
 
 
 class Puller:
     """Pulls new hits from one or more servers into the hits folder.
 
-    ``pull_once`` pulls now, in the caller's thread. ``start``/``stop`` (or
-    ``with``) run a thread that pulls at start, every ``interval_s``, at once on
-    ``pull_now``, and after a failure again with a growing delay. A lock file in
-    the hits folder makes every puller on this machine take turns, so each
+    ``pull_once`` pulls every server now, in the caller's thread. ``start``/``stop``
+    (or ``with``) run a thread per server that pulls at start, then waits live on the
+    server (or every ``interval_s`` where the server cannot hold requests), at once
+    on ``pull_now``, and after a failure again with a growing delay. A lock file in
+    the hits folder makes every puller on this machine take turns writing, so each
     local hits file has one writer at a time.
     """
 
     def __init__(self, hits_dir: Path, urls: Sequence[str], token: str,
                  interval_s: float = DEFAULT_INTERVAL_S, session: Optional[requests.Session] = None,
-                 on_pull: Optional[Callable[[PullStatus, Optional[PullResult]], None]] = None):
+                 on_pull: Optional[Callable[[PullStatus, Optional[PullResult]], None]] = None,
+                 live: bool = True, live_wait_s: int = LIVE_WAIT_S, deadline_s: Optional[float] = None,
+                 reserve_bytes: Optional[int] = None):
         if not urls:
             raise PullError("no pull URL: set pull_url in config.toml's [desktop] section")
         self.hits_dir = Path(hits_dir)
         self.sources = [_Source(url) for url in urls]
         self.token = token
         self.interval_s = interval_s
+        self.live = live
+        self.live_wait_s = live_wait_s
+        self.deadline_s = PULL_DEADLINE_S if deadline_s is None else deadline_s
+        self.reserve_bytes = RESERVE_BYTES if reserve_bytes is None else reserve_bytes
         if session is None:
             session = shared_session()
         self.session = session
+        for source in self.sources:
+            # The longest matching prefix wins: each server's requests use its own adapter.
+            session.mount(source.url + "/", source.adapter)
+            if _in_clear(source.url):
+                log.warning("pull_url %s is plain http://: the pull token and every hit (addresses, "
+                            "user agents) travel in clear; use https://", source.url)
         self.on_pull = on_pull
-        self._status = PullStatus()
         self._status_lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = False
-        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+        self._threads: List[threading.Thread] = []
 
-    # -- the thread --
+    # -- the threads --
 
     def start(self) -> "Puller":
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="mailtracker-pull", daemon=True)
-        self._thread.start()
+        self._stopping = self._stopped = False
+        self._threads = [threading.Thread(target=self._run, args=(source,), daemon=True,
+                                          name=f"mailtracker-pull-{source.host}")
+                         for source in self.sources]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop pulling within ``STOP_WITHIN_S``, whatever a pull is doing (its connections are shut)."""
         self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for source in self.sources:
+            source.wake.set()
+            source.adapter.abort()
+        deadline = time.monotonic() + STOP_WITHIN_S
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            log.warning("a pull did not end within %.0f s of stopping; it is left to end with the process",
+                        STOP_WITHIN_S)
+        self._threads = []
         with self._status_lock:
-            self._status = replace(self._status, state="stopped", retry_in_s=0.0)
+            self._stopped = True
 
     def __enter__(self) -> "Puller":
         return self.start()
@@ -147,23 +291,34 @@ class Puller:
 
     def pull_now(self) -> None:
         """Pull as soon as possible, also while backing off after failures."""
-        self._wake.set()
+        for source in self.sources:
+            source.wake.set()
 
     @property
     def status(self) -> PullStatus:
+        """One status for all servers: the first failing one's, else the latest success."""
         with self._status_lock:
-            return self._status
+            statuses = [source.status for source in self.sources]
+            stopped = self._stopped
+        failing = [s for s in statuses if s.state == "failing"]
+        ok = sorted((s for s in statuses if s.state == "ok"), key=lambda s: s.last_success)
+        status = failing[0] if failing else ok[-1] if ok else statuses[0]
+        if failing or ok:
+            status = replace(status, live=all(s.live for s in statuses))
+        return replace(status, state="stopped", retry_in_s=0.0) if stopped else status
 
-    def _run(self) -> None:
+    def _run(self, source: _Source) -> None:
         delay = 0.0
         while True:
-            self._wake.wait(delay)
+            source.wake.wait(delay)
             if self._stopping:
                 return
-            self._wake.clear()
-            result, error = None, None
+            source.wake.clear()
+            began = time.monotonic()
+            wait_s = self.live_wait_s if self.live and source.live is not False and source.etag else 0
+            result, error = PullResult(), None
             try:
-                result = self.pull_once()
+                self._pull_source(source, result, wait_s)
             except MailtrackerError as exc:
                 error = exc
             except OSError as exc:
@@ -171,27 +326,36 @@ class Puller:
             except Exception as exc:  # a bug must not end the pulling for good
                 log.exception("pulling hits failed unexpectedly")
                 error = PullError(f"pulling failed unexpectedly: {exc!r}")
-            status = self._record(result, error)
+            if self._stopping:
+                return
+            status = self._record(source, result, error)
             delay = status.retry_in_s
+            if error is None and delay == 0 and wait_s and time.monotonic() - began < MIN_LIVE_ROUND_S \
+                    and not result.changed and not result.more:
+                delay = MIN_LIVE_ROUND_S
             if self.on_pull is not None:
                 self.on_pull(status, result)
 
-    def _record(self, result: Optional[PullResult], error: Optional[MailtrackerError]) -> PullStatus:
+    def _record(self, source: _Source, result: PullResult, error: Optional[MailtrackerError]) -> PullStatus:
         with self._status_lock:
-            before = self._status
+            before = source.status
             if error is None:
-                self._status = PullStatus("ok", f"pulled {result.summary()}", 0, 0,
-                                          utc_timestamp(), self.interval_s)
+                live = bool(self.live and source.live)
+                again = 0.0 if result.more or self.live and source.live is not False else self.interval_s
+                source.status = PullStatus("ok", f"pulled {result.summary()}", 0, 0, utc_timestamp(), again,
+                                           live)
             else:
                 failures = before.failures + 1
-                self._status = PullStatus("failing", str(error), failures, error.code,
-                                          before.last_success, retry_delay(failures, self.interval_s))
-            status = self._status
+                # A live server is asked again sooner: a dropped held request is the common failure.
+                first = min(self.interval_s, LIVE_FIRST_RETRY_S) if self.live and source.live else self.interval_s
+                source.status = PullStatus("failing", str(error), failures, error.code,
+                                           before.last_success, retry_delay(failures, first))
+            status = source.status
         if error is None:
             if before.state == "failing":
-                log.info("pulling hits works again: %s", result.summary())
+                log.info("pulling hits from %s works again: %s", source.host, result.summary())
             elif result.changed:
-                log.info("pulled %s", result.summary())
+                log.info("pulled %s from %s", result.summary(), source.host)
         elif before.state != "failing" or before.message != status.message:
             log.warning("%s (trying again in %.0f s)", status.message, status.retry_in_s)
         else:
@@ -201,52 +365,90 @@ class Puller:
 
     # -- one pull --
 
-    def pull_once(self) -> PullResult:
-        """Pull every source once; raises PullError (PullAuthError for a refused token)."""
-        self.hits_dir.mkdir(parents=True, exist_ok=True)
+    def pull_once(self, wait_s: int = 0) -> PullResult:
+        """Pull every source once; raises PullError (PullAuthError for a refused token).
+        ``wait_s``: ask each server to hold its listing until a hit arrives (the live pull)."""
         result = PullResult()
-        try:
-            with FileLock(str(self.hits_dir / LOCK_NAME), timeout=LOCK_TIMEOUT_S):
-                errors = []
-                for source in self.sources:
-                    try:
-                        self._pull_source(source, result)
-                    except PullError as exc:
-                        errors.append(exc)
-        except Timeout:
-            raise LockTimeoutError(
-                f"another mailtracker pull held {self.hits_dir / LOCK_NAME} for {LOCK_TIMEOUT_S:.0f} s"
-            ) from None
+        errors = []
+        for source in self.sources:
+            try:
+                self._pull_source(source, result, wait_s)
+            except PullError as exc:
+                errors.append(exc)
         if errors:
             # What did arrive is kept; the first failure is what the user must fix.
             raise errors[0]
         return result
 
-    def _pull_source(self, source: _Source, result: PullResult) -> None:
-        headers = {"If-None-Match": source.etag} if source.etag else {}
-        # Read whole (not streamed), so the kept-alive connection goes back to the pool.
-        response = self._get(source, source.listing_url, headers, stream=False)
-        with response:
-            if response.status_code == 304:
-                return
-            result.unchanged = False
-            self._check_status(source, response, source.listing_url)
-            files = self._parse_listing(source, response)
-            etag = response.headers.get("ETag")
-        source.etag = None
-        complete = True
-        for name, size in files:
-            complete = self._pull_file(source, name, size, result) and complete
-        # Only a listing whose every file was fully pulled may answer "nothing new" later.
-        source.etag = etag if complete else None
+    def pull_all(self) -> PullResult:
+        """Pull until every listed byte is here: ``pull_once`` again while a bound left more."""
+        total = PullResult()
+        while True:
+            result = self.pull_once()
+            for name, count in result.files.items():
+                total.files[name] = total.files.get(name, 0) + count
+            total.replaced += [name for name in result.replaced if name not in total.replaced]
+            total.bytes_received += result.bytes_received
+            total.requests += result.requests
+            total.unchanged = total.unchanged and result.unchanged
+            if not (result.more and result.changed):
+                return total
 
-    def _get(self, source: _Source, url: str, headers: Dict[str, str], stream: bool = True) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "identity", **headers}
+    def _pull_source(self, source: _Source, result: PullResult, wait_s: int = 0) -> None:
+        """The listing (held up to ``wait_s``), then each file that grew, within the pull's deadline."""
+        if source.problem:
+            raise PullError(source.problem)
+        limit = wait_s + self.deadline_s
+        source.overran.clear()
+        watchdog = threading.Timer(limit, self._overrun, (source,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            response = self.session.get(url, headers=headers, stream=stream, allow_redirects=False)
+            listing = self._listing(source, wait_s)
+            if listing is None:
+                return
+            files, etag = listing
+            result.unchanged = False
+            source.etag = None
+            complete = self._pull_files(source, files, result)
+            # Only a listing whose every file was fully pulled may answer "nothing new" later.
+            source.etag = etag if complete else None
+        except PullError:
+            if source.overran.is_set() and not self._stopping:
+                raise PullError(f"{source.host} answered too slowly: the pull was given up after "
+                                f"{limit:.0f} s; what arrived whole is kept and the rest comes next time") from None
+            raise
+        finally:
+            watchdog.cancel()
+
+    def _overrun(self, source: _Source) -> None:
+        source.overran.set()
+        source.adapter.abort()
+
+    def _listing(self, source: _Source, wait_s: int) -> Optional[Tuple[List[Tuple[str, int]], Optional[str]]]:
+        """(name, size) of each file the server lists and the listing's ETag; None: nothing new."""
+        headers = {"If-None-Match": source.etag} if source.etag else {}
+        url = source.listing_url + (f"?wait={wait_s}" if wait_s else "")
+        timeout = (TIMEOUT_S[0], wait_s + TIMEOUT_S[1]) if wait_s else None
+        response = self._get(source, url, headers, timeout)
+        with response:
+            if wait_s and response.status_code in (200, 304):
+                source.live = WAIT_HEADER in response.headers
+            if response.status_code == 304:
+                return None
+            self._check_status(source, response, source.listing_url)
+            body = _read_capped(response, MAX_LISTING_BYTES, source, "hits list")
+            return self._parse_listing(source, body), response.headers.get("ETag")
+
+    def _get(self, source: _Source, url: str, headers: Dict[str, str], timeout=None) -> requests.Response:
+        if self._stopping:
+            raise PullError("pulling stopped")
+        headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "identity", **headers}
+        extra = {"timeout": timeout} if timeout else {}
+        try:
+            return self.session.get(url, headers=headers, stream=True, allow_redirects=False, **extra)
         except requests.RequestException as exc:
             raise PullError(describe_request_error(exc, source.host)) from None
-        return response
 
     def _check_status(self, source: _Source, response: requests.Response, url: str) -> None:
         status = response.status_code
@@ -255,6 +457,14 @@ class Puller:
                 f"{source.host} refused the pull token (HTTP 401): the server's secret is not this "
                 "desktop's; copy this desktop's secret file to the server and restart it"
             )
+        if status in (301, 302, 303, 307, 308):
+            target = response.headers.get("Location", "")
+            if source.url.startswith("http://") and target.startswith("https://"):
+                raise PullError(f"{source.url} redirects to HTTPS (HTTP {status}): set pull_url to "
+                                f"https://{source.host}; over http:// the pull token would travel in clear")
+            raise PullError(f"{url} redirects to {target or 'another address'} (HTTP {status}); pull_url "
+                            "must be the pixel server's own address (a redirect is not followed: the "
+                            "token would go with it)")
         if status == 404 and url == source.listing_url:
             raise PullError(
                 f"{source.url} does not serve hits (HTTP 404): start the pixel server with "
@@ -264,10 +474,10 @@ class Puller:
             raise PullError(f"{url} answered HTTP {status} {response.reason}")
 
     @staticmethod
-    def _parse_listing(source: _Source, response: requests.Response) -> List[Tuple[str, int]]:
+    def _parse_listing(source: _Source, body: bytes) -> List[Tuple[str, int]]:
         try:
-            files = [(item["name"], item["size"]) for item in response.json()["files"]]
-        except (ValueError, KeyError, TypeError, requests.RequestException):
+            files = [(item["name"], item["size"]) for item in json.loads(body)["files"]]
+        except (ValueError, KeyError, TypeError):
             raise PullError(f"{source.listing_url} did not answer a mailtracker hits list") from None
         for name, size in files:
             if not (isinstance(name, str) and HITS_NAME_RE.fullmatch(name)
@@ -275,8 +485,37 @@ class Puller:
                 raise PullError(f"{source.listing_url} listed a file mailtracker does not accept: {name!r}")
         return files
 
-    def _pull_file(self, source: _Source, name: str, size: int, result: PullResult) -> bool:
-        """Bring one file up to date; False when it was left alone (see below)."""
+    def _pull_files(self, source: _Source, files: List[Tuple[str, int]], result: PullResult) -> bool:
+        """Bring each listed file up to date under the folder's lock; False when one is not
+        (left alone, or more to come)."""
+        self.hits_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(self.hits_dir / LOCK_NAME), timeout=LOCK_TIMEOUT_S):
+                owners = _Owners.load(self.hits_dir)
+                try:
+                    complete, conflicts = True, []
+                    for name, size in files:
+                        if result.bytes_received >= MAX_PULL_BYTES:
+                            result.more = True
+                            return False
+                        try:
+                            complete = self._pull_file(source, name, size, owners, result) and complete
+                        except _Conflict as exc:
+                            conflicts.append(str(exc))
+                            complete = False
+                finally:
+                    owners.save()
+        except Timeout:
+            raise LockTimeoutError(
+                f"another mailtracker pull held {self.hits_dir / LOCK_NAME} for {LOCK_TIMEOUT_S:.0f} s"
+            ) from None
+        if conflicts:
+            raise PullError(conflicts[0] + (f" ({len(conflicts) - 1} more files alike)" if len(conflicts) > 1 else ""))
+        return complete
+
+    def _pull_file(self, source: _Source, name: str, size: int, owners: "_Owners",
+                   result: PullResult) -> bool:
+        """Bring one file closer to the server's; True when the copy now holds every listed byte."""
         local = self.hits_dir / name
         try:
             info = os.lstat(local)
@@ -288,96 +527,226 @@ class Puller:
             log.warning("%s in %s is not a regular file (a symlink, FIFO or folder); it is not "
                         "pulled until it is removed", name, self.hits_dir)
             return False
+        owner = owners.get(name)
+        if owner is not None and owner != source.url and owner in (s.url for s in self.sources):
+            raise _Conflict(f"{name} is served by both {owner} and {source.url}: the two servers have "
+                            f"the same server id, and pulling both would write one's hits over the "
+                            f"other's; give one of them another server_id (in its server.toml, or "
+                            f"setup-server --server-id NAME) and restart it. Its files are not pulled "
+                            f"from {source.host} until then")
         have = info.st_size if info is not None else 0
         if size == have:
             return True
-        if size < have:
-            self._download_whole(source, name, result)
-            return True
-        start = max(0, have - OVERLAP_BYTES)
+        replacing = size < have
+        if replacing:
+            self._may_replace(source, name, owner, "is shorter on the server than here")
+        start = 0 if replacing else max(0, have - OVERLAP_BYTES)
+        end = min(size, start + MAX_REQUEST_BYTES, start + max(OVERLAP_BYTES + 1,
+                                                               MAX_PULL_BYTES - result.bytes_received))
+        tmp = self.hits_dir / f".{name}.pull-tmp"
+        try:
+            got = self._fetch(source, name, start, end, tmp, result)
+            overlap = 0 if replacing else have - start
+            if overlap:
+                if got < overlap:
+                    raise PullError(f"the connection to {source.host} broke after {got} of {end - start} "
+                                    f"bytes of {name}; the rest comes with the next pull")
+                if _read_span(tmp, 0, overlap) != _read_span(local, start, overlap):
+                    self._may_replace(source, name, owner, "no longer continues the copy here")
+                    log.info("%s on %s no longer continues the copy here; downloading it again",
+                             name, source.host)
+                    tmp.unlink(missing_ok=True)
+                    start, end, overlap, replacing = 0, min(size, MAX_REQUEST_BYTES), 0, True
+                    got = self._fetch(source, name, start, end, tmp, result)
+            kept = _whole_lines(tmp, overlap, got)
+            if replacing or info is None:
+                if kept:
+                    os.truncate(tmp, kept)
+                    os.replace(tmp, local)
+            elif kept:
+                self._append(local, tmp, overlap, kept, have, name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if kept or replacing:
+            owners.set(name, source.url)
+        if kept:
+            result.files[name] = result.files.get(name, 0) + kept
+            if replacing and name not in result.replaced:
+                result.replaced.append(name)
+        if got < end - start:
+            raise PullError(f"the connection to {source.host} broke after {got} of {end - start} bytes "
+                            f"of {name}; the whole lines that arrived are kept and the rest comes with "
+                            "the next pull")
+        if end < size:
+            result.more = True
+            return False
+        return True
+
+    def _may_replace(self, source: _Source, name: str, owner: Optional[str], how: str) -> None:
+        """Refuse to write over a copy that did not come from this server."""
+        if owner != source.url:
+            came = f"came from {owner}" if owner else "was not pulled from it"
+            raise _Conflict(f"{name} {how}, and the copy here {came}: another server with the same "
+                            f"server id, or a file put there by hand? It is left as it is; move it out "
+                            f"of {self.hits_dir} to pull {source.host}'s")
+
+    def _fetch(self, source: _Source, name: str, start: int, end: int, tmp: Path, result: PullResult) -> int:
+        """Bytes [start, end) of the server's file into ``tmp``; how many arrived (fewer when the
+        connection broke). Refuses, writing nothing, an answer that is not exactly that span."""
+        self._check_room(end - start, name, source)
         url = f"{source.url}{HITS_ROUTE}{name}"
-        response = self._get(source, url, {"Range": f"bytes={start}-"})
+        response = self._get(source, url, {"Range": f"bytes={start}-{end - 1}"})
         with response:
             result.requests += 1
             if response.status_code == 416:
                 raise PullError(f"{name} shrank on the server during the pull; it is fetched again next time")
             self._check_status(source, response, url)
-            if response.status_code == 200 or not response.headers.get(
-                    "Content-Range", "").startswith(f"bytes {start}-"):
-                # The server ignored the range and sent the whole file: it replaces the copy.
-                self._save_whole(source, name, response, result)
-                return True
-            expected = int(response.headers.get("Content-Length", "-1"))
-            tail = _read_tail(local, start, have)
-            self._append(source, name, local, response, tail, expected, result)
-        return True
-
-    def _append(self, source: _Source, name: str, local: Path, response: requests.Response,
-                tail: bytes, expected: int, result: PullResult) -> None:
-        got = 0
-        pending = b""
-        checked = not tail
-        try:
-            with open(local, "ab", opener=_no_follow) as handle:
-                for chunk in response.iter_content(CHUNK_BYTES):
-                    got += len(chunk)
-                    result.bytes_received += len(chunk)
-                    if not checked:
-                        pending += chunk
-                        if len(pending) < len(tail):
-                            continue
-                        if pending[:len(tail)] != tail:
-                            break
-                        checked, chunk = True, pending[len(tail):]
-                    if chunk:
-                        handle.write(chunk)
-                        handle.flush()
-                        result.files[name] = result.files.get(name, 0) + len(chunk)
-        except requests.RequestException:
-            pass
-        if not checked and (got >= len(tail) or got == expected):
-            log.info("%s on %s no longer continues the copy here; downloading it whole", name, source.host)
-            self._download_whole(source, name, result)
-            return
-        if expected >= 0 and got != expected:
-            raise PullError(
-                f"the connection to {source.host} broke after {got} of {expected} bytes of {name}; "
-                "what arrived is kept and the rest comes with the next pull"
-            )
-
-    def _download_whole(self, source: _Source, name: str, result: PullResult) -> None:
-        url = f"{source.url}{HITS_ROUTE}{name}"
-        response = self._get(source, url, {})
-        with response:
-            result.requests += 1
-            self._check_status(source, response, url)
-            self._save_whole(source, name, response, result)
-
-    def _save_whole(self, source: _Source, name: str, response: requests.Response,
-                    result: PullResult) -> None:
-        """Write the whole file beside its copy and rename it over, as sync tools do."""
-        expected = int(response.headers.get("Content-Length", "-1"))
-        tmp = self.hits_dir / f".{name}.pull-tmp"
-        got = 0
-        try:
-            with open(tmp, "wb") as handle:
-                try:
-                    for chunk in response.iter_content(CHUNK_BYTES):
+            content_range = response.headers.get("Content-Range", "")
+            if response.status_code != 206 or not content_range.startswith(f"bytes {start}-"):
+                raise PullError(f"{source.host} did not answer the span of {name} it was asked for "
+                                f"(HTTP {response.status_code}, Content-Range {content_range!r}); nothing "
+                                "of it was written. Is a proxy in between changing the answers?")
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > end - start:
+                raise PullError(f"{source.host} announced {length} bytes of {name} where {end - start} were "
+                                "asked; nothing of it was written")
+            got = 0
+            try:
+                with open(tmp, "wb", opener=_no_follow) as handle:
+                    for chunk in _pieces(response):
                         got += len(chunk)
+                        result.bytes_received += len(chunk)
+                        if got > end - start:
+                            raise PullError(f"{source.host} sent more of {name} than the {end - start} "
+                                            "bytes asked; nothing of it was written")
                         handle.write(chunk)
-                except requests.RequestException:
-                    pass
-            result.bytes_received += got
-            if expected >= 0 and got != expected:
-                raise PullError(
-                    f"the connection to {source.host} broke after {got} of {expected} bytes of {name}; "
-                    "it is downloaded again with the next pull"
-                )
-            os.replace(tmp, self.hits_dir / name)
-        finally:
-            tmp.unlink(missing_ok=True)
-        result.files[name] = got
-        result.replaced.append(name)
+            except OSError as exc:
+                raise PullError(f"cannot write {name} into {self.hits_dir}: {exc.strerror or exc}; nothing "
+                                "of it was kept") from None
+        return got
+
+    def _check_room(self, needed: int, name: str, source: _Source) -> None:
+        """Refuse to write when it would leave the disk with less than the reserve free."""
+        try:
+            disk = os.statvfs(self.hits_dir)
+        except (OSError, AttributeError):
+            return
+        free, total = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
+        reserve = min(self.reserve_bytes, total // 20)
+        # The span lands in a temporary file first, then is appended: it is written twice.
+        if free - 2 * needed < reserve:
+            raise PullError(f"the disk holding {self.hits_dir} has {free >> 20} MiB free: {name} from "
+                            f"{source.host} ({needed} more bytes) is not pulled until there is room "
+                            f"(mailtracker leaves {reserve >> 20} MiB free)")
+
+    def _append(self, local: Path, tmp: Path, offset: int, count: int, have: int, name: str) -> None:
+        """Append ``count`` bytes of ``tmp`` from ``offset`` to the copy; all of them or none."""
+        try:
+            with open(local, "ab", opener=_no_follow) as handle, open(tmp, "rb") as source:
+                source.seek(offset)
+                remaining = count
+                try:
+                    while remaining:
+                        chunk = source.read(min(READ_BYTES, remaining))
+                        handle.write(chunk)
+                        remaining -= len(chunk)
+                    handle.flush()
+                except OSError:
+                    handle.truncate(have)
+                    raise
+        except OSError as exc:
+            raise PullError(f"cannot add to {name} in {self.hits_dir}: {exc.strerror or exc}; the copy "
+                            "is as it was before this pull") from None
+
+
+class _Conflict(PullError):
+    """A file the pull will not write: it belongs to another server, or to no pull at all."""
+
+
+class _Owners:
+    """``.pull-sources.json``: the server each pulled file came from."""
+
+    def __init__(self, path: Path, owners: Dict[str, str]):
+        self.path = path
+        self._owners = owners
+        self._changed = False
+
+    @classmethod
+    def load(cls, hits_dir: Path) -> "_Owners":
+        path = hits_dir / SOURCES_NAME
+        try:
+            data = json.loads(path.read_bytes())
+            owners = {name: url for name, url in data["files"].items()
+                      if isinstance(name, str) and isinstance(url, str)}
+        except FileNotFoundError:
+            owners = {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("%s is not readable; the server each file came from is learnt again", path)
+            owners = {}
+        return cls(path, owners)
+
+    def get(self, name: str) -> Optional[str]:
+        return self._owners.get(name)
+
+    def set(self, name: str, url: str) -> None:
+        if self._owners.get(name) != url:
+            self._owners[name] = url
+            self._changed = True
+
+    def save(self) -> None:
+        if not self._changed:
+            return
+        folder = self.path.parent
+        kept = {name: url for name, url in sorted(self._owners.items()) if (folder / name).exists()}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"files": kept}, indent=0) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._changed = False
+
+
+def _read_capped(response: requests.Response, limit: int, source: _Source, what: str) -> bytes:
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        raise PullError(f"{source.host} sent a {what} of {int(length)} bytes; more than {limit >> 20} MiB "
+                        "is not read")
+    body = bytearray()
+    for chunk in _pieces(response):
+        body += chunk
+        if len(body) > limit:
+            raise PullError(f"{source.host} sent a {what} longer than {limit >> 20} MiB; it is not read")
+    if length.isdigit() and len(body) != int(length):
+        raise PullError(f"the connection to {source.host} broke during the {what}")
+    return bytes(body)
+
+
+def _pieces(response: requests.Response):
+    """The body as it arrives (each read returns what came, so a cut connection loses none of
+    it); ends early, without an error, when the connection breaks."""
+    while True:
+        try:
+            piece = response.raw.read1(READ_BYTES, decode_content=False)
+        except (HTTPError, OSError, ValueError):
+            return
+        if not piece:
+            return
+        yield piece
+
+
+def _whole_lines(path: Path, offset: int, end: int) -> int:
+    """How many bytes of ``path`` from ``offset`` up to ``end`` form whole lines."""
+    if end <= offset:
+        return 0
+    with open(path, "rb") as handle:
+        position = end
+        while position > offset:
+            step = min(READ_BYTES, position - offset)
+            handle.seek(position - step)
+            block = handle.read(step)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                return position - step + newline + 1 - offset
+            position -= step
+    return 0
 
 
 def _no_follow(path: str, flags: int) -> int:
@@ -385,12 +754,10 @@ def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o666)
 
 
-def _read_tail(path: Path, start: int, end: int) -> bytes:
-    if end <= start:
-        return b""
-    with open(path, "rb") as handle:
+def _read_span(path: Path, start: int, count: int) -> bytes:
+    with open(path, "rb", opener=_no_follow) as handle:
         handle.seek(start)
-        return handle.read(end - start)
+        return handle.read(count)
 
 
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")

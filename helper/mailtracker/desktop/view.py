@@ -7,13 +7,22 @@ long the history is. Everyone else reads it through ``register.Register``. The
 database runs in WAL mode: a reader sees the last committed pass and never waits
 for a fold in progress. Everything here is derived from the logs; ``mailtracker
 rebuild`` makes it anew.
+
+A new store is built beside its place and renamed into it with its tables, so a
+store that exists always has them; a fold that cannot build it (a full disk) leaves
+it empty, as a sign. A store that is empty, or cannot be opened or read, is an error
+for its readers (FileAccessError, code 32), never an empty register: only a store
+that does not exist means that nothing was folded yet.
 """
 
 import json
+import os
 import re
 import sqlite3
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+from mailtracker.core.errors import FileAccessError
 
 # time, label, counted 0/1, reason code, client description
 Event = Tuple[str, str, int, str, str]
@@ -78,6 +87,51 @@ def view_path(state_dir: Path) -> Path:
     return state_dir / "view.sqlite3"
 
 
+def _cannot_write(path: Path, exc: sqlite3.Error) -> FileAccessError:
+    return FileAccessError(f"cannot write the read model {path}: {exc}; the logs are untouched "
+                           "and the next fold catches up once it can write (free disk space if it is full)")
+
+
+def _cannot_read(path: Path, why) -> FileAccessError:
+    return FileAccessError(f"cannot read the read model {path}: {why}; the counts are not lost "
+                           "(the next fold makes it from the logs): free disk space if it is full, or "
+                           "run 'mailtracker fold'")
+
+
+def _open_store(path: Path) -> sqlite3.Connection:
+    """The writer's connection, the tables made in one transaction (a reader never sees
+    them half made); a new store is made aside and renamed into place."""
+    fresh = not path.exists() or path.stat().st_size == 0
+    where = path.with_name(path.name + ".new") if fresh else path
+    if fresh:
+        for leftover in (where, *(Path(f"{base}{end}") for base in (where, path) for end in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(str(where), timeout=60, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            # Another layout (or none yet): everything here is derived, so start afresh.
+            db.executescript("BEGIN; DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tags; "
+                             f"DROP TABLE IF EXISTS timelines; {_SCHEMA} "
+                             f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        if fresh:
+            db.close()
+            os.replace(where, path)
+            db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+        db.isolation_level = ""
+        return db
+    except BaseException:
+        db.close()
+        if fresh:
+            where.unlink(missing_ok=True)
+            try:
+                path.touch()  # empty: its readers say it could not be made, not that there is nothing
+            except OSError:
+                pass
+        raise
+
+
 class ViewWriter:
     """The fold's handle on the store: ``with ViewWriter(path) as view``; each save is one transaction."""
 
@@ -87,20 +141,17 @@ class ViewWriter:
 
     def __enter__(self) -> "ViewWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            # Another layout (or none yet): everything here is derived, so start afresh.
-            self._db.executescript("DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tags; "
-                                   "DROP TABLE IF EXISTS timelines;")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            self._db = _open_store(self.path)
+        except sqlite3.Error as exc:
+            raise _cannot_write(self.path, exc) from exc
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, exc, trace) -> None:
         self._db.close()
         self._db = None
+        if isinstance(exc, sqlite3.Error):  # a full disk mid-pass: said in words, with its code
+            raise _cannot_write(self.path, exc) from exc
 
     @property
     def complete(self) -> bool:
@@ -148,9 +199,15 @@ class ViewReader:
     """A read-only connection: it never writes, and never waits for the fold."""
 
     def __init__(self, path: Path):
+        self.path = path
         self._db: Optional[sqlite3.Connection] = None
         if path.exists():
-            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+            if path.stat().st_size == 0:
+                raise _cannot_read(path, "it is empty, the last fold could not write it")
+            try:
+                self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+            except sqlite3.Error as exc:
+                raise _cannot_read(path, exc) from exc
 
     def close(self) -> None:
         if self._db is not None:
@@ -162,8 +219,8 @@ class ViewReader:
             return []
         try:
             return self._db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []  # no tables yet: the first fold has not finished
+        except sqlite3.Error as exc:
+            raise _cannot_read(self.path, exc) from exc
 
     def rows(self) -> List[dict]:
         return [json.loads(row) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]

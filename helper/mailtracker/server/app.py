@@ -26,8 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier, location_header
-from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
+from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
+from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, SERVER_ID_RE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
 from mailtracker.core.errors import ServerError
@@ -36,6 +36,8 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.server.hitfiles import answer_hits_request
 from mailtracker.server.hitlog import HitLog
+from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
+                                          requested_wait)
 from mailtracker.server.retention import prune_old_hits
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,6 @@ PRUNE_EVERY_S = 3600.0
 MAX_TEXT = 512
 
 
-_SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
 
 
 # C0, DEL and C1: a C1 byte (CSI U+009B, OSC U+009D...) drives a terminal as its
@@ -104,7 +105,7 @@ class ServerSettings:
     origins_file: str = ""
 
     def validated(self) -> "ServerSettings":
-        if not _SERVER_ID_RE.match(self.server_id):
+        if not SERVER_ID_RE.match(self.server_id):
             raise ServerError(
                 f"server id {self.server_id!r} may hold only letters, digits, '_' and '.', "
                 "up to 63 characters (it becomes part of a file name)"
@@ -207,6 +208,9 @@ class PixelApp:
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
         self._pruner: Optional[asyncio.Task] = None
+        # The live pull (made on the first held request, in the worker's event loop).
+        self._hits_changes: Optional[FolderChanges] = None
+        self._stopping: Optional[asyncio.Event] = None
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -219,6 +223,8 @@ class PixelApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.settings.serve_hits:
+                    self._prepare_held_pulls()
                 if self.settings.retention_days:
                     # The first pass runs before any request is served.
                     self._prune()
@@ -227,6 +233,7 @@ class PixelApp:
             elif message["type"] == "lifespan.shutdown":
                 if self._pruner is not None:
                     self._pruner.cancel()
+                self._release_held_pulls()
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -282,7 +289,8 @@ class PixelApp:
             await _respond(send, 404, b"text/plain", b"not found\n")
 
     async def _click(self, scope, send, path: str, method: str) -> None:
-        """A click on a tracked link: log it, then redirect to exactly the signed target.
+        """A click on a tracked link: log it, then redirect to the signed target, as the
+        URL a browser would have opened from the mail's link (core/weburl.py).
 
         A URL that does not verify gets a plain 404 page, never a redirect: the
         server cannot be used to send anyone anywhere else."""
@@ -294,18 +302,17 @@ class PixelApp:
             self.invalid += 1
             await _respond(send, 404, b"text/html; charset=utf-8", _NOT_FOUND_PAGE)
             return
-        tag, link, target = click
+        tag, link, href = click
         # Written before the answer, as every hit: a redirect the reader saw is never lost.
         self._log_hit(scope, tag, click_method(link, method))
         await send({"type": "http.response.start", "status": 302,
-                    "headers": [(b"location", location_header(target)), *_REDIRECT_HEADERS]})
+                    "headers": [(b"location", href.encode("ascii")), *_REDIRECT_HEADERS]})
         await send({"type": "http.response.body", "body": b""})
 
     async def _send_hits(self, scope, send, path: str) -> None:
         """A hits list or file for the desktop's puller; files are streamed in chunks."""
         method = scope["method"]
-        answer = answer_hits_request(Path(self.settings.hits_dir), self._pull_token, method, path,
-                                     dict(scope["headers"]))
+        answer = await self._hits_answer(scope, method, path)
         if answer.status == 401:
             self.refused_pulls += 1
             if self.refused_pulls == 1:
@@ -328,6 +335,41 @@ class PixelApp:
                 await send({"type": "http.response.body", "body": b""})
         finally:
             os.close(answer.fd)
+
+    async def _hits_answer(self, scope, method: str, path: str):
+        """The answer to a hits request; a listing asked with ``?wait=N`` that would be 304 is
+        held until a hits file changes, N seconds pass, or the server stops (see livewatch)."""
+        hits_dir = Path(self.settings.hits_dir)
+        headers = dict(scope["headers"])
+
+        def answer():
+            return answer_hits_request(hits_dir, self._pull_token, method, path, headers)
+
+        wait_s = requested_wait(scope.get("query_string", b"")) if path == HITS_ROUTE and method == "GET" else 0
+        if not wait_s:
+            return answer()
+        if self._hits_changes is None:
+            self._prepare_held_pulls()
+        reply = await held_answer(answer, lambda reply: reply.status == 304, self._hits_changes, wait_s,
+                                  self._stopping)
+        if reply.status in (200, 304):
+            reply.headers.append((WAIT_HEADER, str(wait_s).encode()))
+        if self._stopping.is_set():
+            # The desktop's next request must not keep this worker's connection (and its stop) going.
+            reply.headers.append((b"connection", b"close"))
+        return reply
+
+    def _prepare_held_pulls(self) -> None:
+        """At start (before any request: a stop signal may come at any time), in the worker's loop."""
+        self._hits_changes = FolderChanges(Path(self.settings.hits_dir))
+        self._stopping = asyncio.Event()
+        release_on_signals(asyncio.get_running_loop(), self._release_held_pulls)
+
+    def _release_held_pulls(self) -> None:
+        """Answer every held listing now: a stopping server must not wait out its long polls."""
+        if self._stopping is not None and not self._stopping.is_set():
+            self._stopping.set()
+            self._hits_changes.close()
 
     def _log_hit(self, scope, token: str, method: str) -> None:
         headers = dict(scope["headers"])

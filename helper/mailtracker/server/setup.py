@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from mailtracker import __version__
-from mailtracker.core.contract import GIF
+from mailtracker.core.contract import GIF, SERVER_ID_RE
 from mailtracker.core.errors import ConfigError, SetupError
 from mailtracker.core.secret import new_secret_text, read_secret
 from mailtracker.core.tokens import probe_token
@@ -47,7 +47,6 @@ DEFAULTS = {
     "host": "127.0.0.1",
     "port": 56789,
     "hits_dir": HITS_DIR,
-    "server_id": "vps1",
     "trusted_proxy": ["127.0.0.1"],
     "client_address": "truncated",
     "serve_hits": False,
@@ -61,6 +60,12 @@ PACKAGED_EXECUTABLE = "/opt/mailtracker/bin/mailtracker"
 HIDDEN_FROM_SERVICE = ("/root", "/home", "/run/user")
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+
+
+def server_id_for(domain: str) -> str:
+    """The default server id: the domain, with '-' (it separates the parts of a hits file's name)
+    as '_'. Two servers on two names never share an id, so their hits files never share a name."""
+    return domain.replace("-", "_")[:63].rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -250,12 +255,16 @@ def plan_setup(options: Options, machine: Machine) -> Plan:
         raise ConfigError("--domain is needed the first time: the name recipients' mail clients will "
                           "load pixels from, e.g. --domain t.example.org (its DNS record must point here)")
     plan.domain = domain = validate_domain(domain)
-    values = {**DEFAULTS, **existing}
+    # A server set up before keeps its id; a new one is named after its domain (unique by default).
+    values = {**DEFAULTS, "server_id": server_id_for(domain), **existing}
     if options.port is not None:
         if not 0 < options.port < 65536:
             raise ConfigError(f"--port {options.port} is not a port number (1-65535)")
         values["port"] = options.port
     if options.server_id is not None:
+        if not SERVER_ID_RE.match(options.server_id):
+            raise ConfigError(f"--server-id {options.server_id!r} may hold only letters, digits, '_' and '.', "
+                              "up to 63 characters (it becomes part of the hits files' names)")
         values["server_id"] = options.server_id
     if options.serve_hits:
         values["serve_hits"] = True

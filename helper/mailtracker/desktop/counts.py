@@ -1,0 +1,110 @@
+"""One tag's counts as the fold keeps them: its hits by kind, when its opens and clicks
+came first and last, each clicked link's clicks, and the repeat rule's memory of the
+clients it saw lately.
+
+Both ways the fold counts (the per-line loop in ``fold`` and the columns in ``fastfold``)
+change a tag's counts only through ``Counts``; the fold state stores each as
+``Counts.packed()`` and reads it back with ``Counts.unpacked``.
+"""
+
+from typing import Dict, List, Optional, Tuple
+
+from mailtracker.desktop.view import compact_json, loads
+
+
+def widened(first: str, last: str, low: str, high: str) -> Tuple[str, str]:
+    """The span ``first``..``last`` of UTC times ("" before the first) made to hold ``low``..``high``."""
+    return (low if not first or low < first else first), (high if high > last else last)
+
+
+class Counts:
+    """A tag's counts. ``links``: each clicked link's [clicks, first, last], by its number as
+    a string. The memory (``recent()``) rests packed as JSON text until a pass needs it: a
+    pass decodes only the memories of the tags it touches."""
+
+    # The per-line loop updates one per hit: slots keep that as quick as a list's items.
+    __slots__ = ("hits", "opens", "first_open", "last_open", "self_hits", "machine_hits",
+                 "clicks", "first_click", "last_click", "links", "_recent")
+
+    def __init__(self, hits: int = 0, opens: int = 0, first_open: str = "", last_open: str = "",
+                 self_hits: int = 0, machine_hits: int = 0, clicks: int = 0, first_click: str = "",
+                 last_click: str = "", links: Optional[Dict[str, list]] = None, recent=None):
+        self.hits = hits
+        self.opens = opens
+        self.first_open = first_open
+        self.last_open = last_open
+        self.self_hits = self_hits
+        self.machine_hits = machine_hits
+        self.clicks = clicks
+        self.first_click = first_click
+        self.last_click = last_click
+        self.links = {} if links is None else links
+        self._recent = {} if recent is None else recent
+
+    @property
+    def opened(self) -> bool:
+        """Whether a person read the mail: an open, or a click (which proves it even when no
+        image was loaded)."""
+        return bool(self.opens or self.clicks)
+
+    def add_open(self, stamp: str) -> None:
+        self.add_opens(1, stamp, stamp)
+
+    def add_opens(self, n: int, first: str, last: str) -> None:
+        self.opens += n
+        self.first_open, self.last_open = widened(self.first_open, self.last_open, first, last)
+
+    def add_click(self, stamp: str, link: str) -> None:
+        self.add_clicks(link, 1, stamp, stamp)
+
+    def add_clicks(self, link: str, n: int, first: str, last: str) -> None:
+        """``n`` clicks on link number ``link`` (a string), from ``first`` to ``last``."""
+        self.clicks += n
+        self.first_click, self.last_click = widened(self.first_click, self.last_click, first, last)
+        per_link = self.links.get(link)
+        if per_link is None:
+            self.links[link] = [n, first, last]
+        else:
+            per_link[0] += n
+            per_link[1], per_link[2] = widened(per_link[1], per_link[2], first, last)
+
+    def merge(self, other: "Counts") -> None:
+        """Add ``other``'s counts (a batch of later hits) to these; the memory stays."""
+        self.hits += other.hits
+        self.self_hits += other.self_hits
+        self.machine_hits += other.machine_hits
+        if other.opens:
+            self.add_opens(other.opens, other.first_open, other.last_open)
+        for link, (n, first, last) in other.links.items():
+            self.add_clicks(link, n, first, last)
+
+    def recent(self) -> Dict[str, float]:
+        """The repeat rule's memory, which ``classify.Judge.judge`` reads and updates: each
+        recent client's key -> the time of its last counted hit."""
+        recent = self._recent
+        if recent.__class__ is str:
+            recent = self._recent = dict(loads(recent)) if recent else {}
+        return recent
+
+    def remember(self, recent: Dict[str, float]) -> None:
+        """Replace the memory (the fast path works it out for a whole batch)."""
+        self._recent = recent
+
+    def packed(self) -> list:
+        """As the fold state stores it: a list in a fixed order, the memory as JSON text (and
+        kept so until a pass needs it, for the next pass of this process too)."""
+        recent = self._recent
+        if recent.__class__ is not str:
+            recent = self._recent = compact_json(list(recent.items()))
+        return [self.hits, self.opens, self.first_open, self.last_open, self.self_hits, self.machine_hits,
+                recent, self.clicks, self.first_click, self.last_click, self.links]
+
+    @classmethod
+    def unpacked(cls, packed: List) -> "Counts":
+        """``packed()``'s list back; TypeError or ValueError when it is not one."""
+        hits, opens, first_open, last_open, self_hits, machine_hits, recent, clicks, first_click, \
+            last_click, links = packed
+        if not isinstance(recent, str) or not isinstance(links, dict):
+            raise TypeError("not a tag's packed counts")
+        return cls(hits, opens, first_open, last_open, self_hits, machine_hits, clicks, first_click,
+                   last_click, links, recent)
