@@ -9,7 +9,7 @@
 // text is bounded and stripped of control characters before any of it is kept, and only the
 // fact, the sender's address, the time and (for a bounce) the recipient and reason leave here.
 
-import { parseContentType } from "./mime.mjs";
+import { parseHeaderFields as parseMimeHeaderFields, parseContentType } from "./mime.mjs";
 
 export const VERDICTS = Object.freeze({
   reply: "reply",
@@ -80,28 +80,9 @@ export function headerBlockOf(raw) {
   return end ? text.slice(0, end.index) : text;
 }
 
-/** Header fields of a header block: name (lower-case) -> every value, unfolded, in order. */
+/** Header fields of a header block (bounded): name (lower-case) -> every value, unfolded, in order. */
 export function parseHeaderFields(headerText) {
-  const fields = new Map();
-  let current = null;
-  for (const line of String(headerText ?? "").slice(0, MAX_HEADER_CHARS).split(/\r?\n/)) {
-    if (/^[ \t]/.test(line) && current) {
-      current.value += ` ${line.trim()}`;
-      continue;
-    }
-    const colon = line.indexOf(":");
-    if (colon <= 0) {
-      current = null;
-      continue;
-    }
-    current = { value: line.slice(colon + 1).trim() };
-    const name = line.slice(0, colon).trim().toLowerCase();
-    if (!fields.has(name)) {
-      fields.set(name, []);
-    }
-    fields.get(name).push(current);
-  }
-  return new Map([...fields].map(([name, values]) => [name, values.map((field) => field.value)]));
+  return parseMimeHeaderFields(String(headerText ?? "").slice(0, MAX_HEADER_CHARS));
 }
 
 /** The same map from Thunderbird's headers object ({name: [values]} of getFull / getHeaders). */
