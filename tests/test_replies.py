@@ -252,3 +252,18 @@ def test_the_report_shows_replies_and_bounces_with_hostile_text_escaped(home):
     assert 'title="&lt;script&gt;alert(1)&lt;/script&gt;@example.net">1</span>' in html
     assert "<script>alert" not in html
     assert 'title="nobody@example.net: not delivered: 550 &lt;b&gt;user&lt;/b&gt; unknown">not delivered</span>' in html
+
+
+def test_the_tray_menu_says_replied_and_not_delivered():
+    """A mail answered without an open is 'replied', never 'not opened yet'; a bounce says so."""
+    import time as clock
+
+    from mailtracker.core.timestamps import utc_timestamp
+    from mailtracker.desktop.tray.menu import describe_row
+
+    now = clock.time()
+    base = {"name": "Ann", "subject": "Offer", "opens": 0, "last_open": "", "replies": 0, "last_reply": ""}
+    assert describe_row(base, 0, now).endswith("· not opened yet")
+    replied = describe_row({**base, "replies": 1, "last_reply": utc_timestamp(now - 7200)}, 0, now)
+    assert replied == "Ann — Offer · replied 2 h ago"
+    assert describe_row({**base, "undelivered": "ann@example.net"}, 0, now) == "Ann — Offer · not delivered"
