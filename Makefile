@@ -26,6 +26,7 @@ test: system-packages
 
 system-packages:
 	@$(PYTHON) packaging/system_packages.py
+	@$(PYTHON) packaging/older_thunderbird.py
 
 test-python: $(VENV)/.installed
 	$(PY) -m pytest

@@ -27,7 +27,7 @@ import build_xpi  # noqa: E402  (beside this script, standard library only)
 
 # Left out of the clean copy the release is built from: local state, never released.
 UNPACKED = (".git", ".venv", "node_modules", "dist", "build", "*.egg-info", "__pycache__",
-            ".pytest_cache", ".demo-home", "web-ext-artifacts")
+            ".pytest_cache", ".demo-home", "web-ext-artifacts", ".cache")
 
 
 def artefact_versions(out_dir: Path) -> dict:

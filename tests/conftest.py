@@ -30,14 +30,38 @@ AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) 
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path_factory, monkeypatch):
-    """Never the real home: HOME, XDG dirs and MAILTRACKER_HOME point into a temp dir."""
+def isolated_environment(tmp_path_factory, monkeypatch, request):
+    """Never the real home: HOME, XDG dirs and MAILTRACKER_HOME point into a temp dir.
+    Afterwards every name written there (and in the test's tmp_path) must be one Windows
+    allows: the same code runs there (a test marked posix_names writes others on purpose)."""
     fake_home = tmp_path_factory.mktemp("userhome")
     monkeypatch.setenv("HOME", str(fake_home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(fake_home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(fake_home / ".local" / "share"))
     monkeypatch.delenv("MAILTRACKER_HOME", raising=False)
+    roots = [fake_home] + ([request.getfixturevalue("tmp_path")] if "tmp_path" in request.fixturenames else [])
     yield
+    if request.node.get_closest_marker("posix_names"):
+        return
+    illegal = [str(path) for root in roots for path in windows_illegal_names(root)]
+    assert not illegal, f"names Windows refuses were written: {illegal}"
+
+
+# What Windows refuses in a file or folder name (besides "/" and NUL, which no POSIX name has).
+WINDOWS_ILLEGAL_CHARACTERS = set('<>:"\\|?*') | {chr(code) for code in range(1, 32)}
+WINDOWS_RESERVED_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                          *(f"LPT{i}" for i in range(1, 10))}
+
+
+def windows_illegal_names(root: Path) -> list:
+    """The paths under ``root`` whose name Windows would refuse."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            if WINDOWS_ILLEGAL_CHARACTERS.intersection(name) or name.endswith((" ", ".")) \
+                    or name.split(".")[0].upper() in WINDOWS_RESERVED_NAMES:
+                found.append(Path(folder) / name)
+    return found
 
 
 @pytest.fixture(autouse=True)

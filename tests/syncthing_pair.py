@@ -2,7 +2,9 @@
 a "server" side whose hits folder is send-only and a "desktop" side whose
 folder is receive-only, both with fsWatcherDelayS=1, and nothing that leaves
 127.0.0.1 (no announce, relays, NAT, usage reports, upgrades or crash reports).
-Used by tests/test_syncthing.py and bench/bench_delivery.py."""
+Used by tests/test_syncthing.py and bench/bench_delivery.py. ``DevicesPair``: two of
+a person's computers sharing their devices folder, send-and-receive on both sides
+(tests/test_devices.py)."""
 
 import os
 import secrets
@@ -18,6 +20,7 @@ import requests
 
 SYNCTHING = shutil.which("syncthing") or "/usr/bin/syncthing"
 FOLDER_ID = "mailtracker-hits"
+DEVICES_FOLDER_ID = "mailtracker-devices"
 START_TIMEOUT_S = 30.0
 
 _OPTIONS = {
@@ -53,7 +56,8 @@ class Instance:
         self.device_id = ET.parse(self.home / "config.xml").getroot().find("device").get("id")
         assert self.device_id in out.stdout + out.stderr
 
-    def configure(self, peer: "Instance", folder_type: str, dial: bool, **folder_options: str) -> None:
+    def configure(self, peer: "Instance", folder_type: str, dial: bool, folder_id: str = FOLDER_ID,
+                  **folder_options: str) -> None:
         path = self.home / "config.xml"
         tree = ET.parse(path)
         root = tree.getroot()
@@ -77,7 +81,7 @@ class Instance:
         ET.SubElement(other, "autoAcceptFolders").text = "false"
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / ".stfolder").mkdir(exist_ok=True)
-        folder = ET.Element("folder", id=FOLDER_ID, label="mailtracker hits", path=str(self.folder),
+        folder = ET.Element("folder", id=folder_id, label=folder_id.replace("-", " "), path=str(self.folder),
                             type=folder_type, rescanIntervalS="3600", fsWatcherEnabled="true",
                             fsWatcherDelayS="1", ignorePerms="false", autoNormalize="true")
         ET.SubElement(folder, "filesystemType").text = "basic"
@@ -163,3 +167,15 @@ class Pair:
     def stop(self) -> None:
         self.server.stop()
         self.desktop.stop()
+
+
+class DevicesPair(Pair):
+    """Two computers of one person, each sharing its home's devices folder with the other
+    (send & receive, ignoreDelete, as 'mailtracker syncthing settings --devices' says).
+    ``server`` is the one that listens, ``desktop`` the one that dials."""
+
+    def __init__(self, root: Path, first: Path, second: Path):
+        self.server = Instance(root, "first", first)
+        self.desktop = Instance(root, "second", second)
+        for me, peer, dial in ((self.server, self.desktop, False), (self.desktop, self.server, True)):
+            me.configure(peer, "sendreceive", dial=dial, folder_id=DEVICES_FOLDER_ID, ignoreDelete="true")

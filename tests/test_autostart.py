@@ -1,19 +1,15 @@
-"""Autostart at login: a valid XDG entry whose command really starts the tray, a
-LaunchAgent, a Run key command, and removing them."""
+"""Autostart at login on Linux: a valid XDG entry whose command really starts the tray,
+and removing it (macOS and Windows: tests/test_platforms.py)."""
 
 import os
-import plistlib
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from mailtracker.desktop.autostart import (
     autostart_location,
     desktop_exec,
-    install_autostart,
     tray_command,
-    uninstall_autostart,
 )
 from tests.conftest import run_cli
 from tests.display import require, started_within
@@ -63,7 +59,7 @@ def test_linux_entry_is_valid_and_its_command_starts_the_tray(home, tmp_path):
     its Exec line, run, starts 'mailtracker tray' for this home."""
     require("desktop-file-validate")
     result = run_cli("install-autostart", home=home)
-    path = autostart_location("linux").path
+    path = autostart_location().path
     assert path == Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "mailtracker.desktop"
     assert f"Wrote {path}" in result.stdout
     check = subprocess.run(["desktop-file-validate", str(path)], capture_output=True, text=True)
@@ -88,26 +84,7 @@ def test_uninstall_removes_the_entry_and_says_so(home):
     """uninstall-autostart removes the entry; a second time it says there was nothing."""
     run_cli("install-autostart", home=home)
     assert "Removed" in run_cli("uninstall-autostart", home=home).stdout
-    assert not autostart_location("linux").path.exists()
+    assert not autostart_location().path.exists()
     assert "Nothing to remove" in run_cli("uninstall-autostart", home=home).stdout
 
-
-def test_macos_launch_agent_runs_the_tray_at_load(tmp_path):
-    """On macOS the entry is a LaunchAgent plist in ~/Library/LaunchAgents running the tray at login."""
-    install_autostart(str(tmp_path / "my home"), platform="darwin")
-    path = autostart_location("darwin").path
-    assert path == Path(os.environ["HOME"]) / "Library" / "LaunchAgents" / "org.mailtracker.tray.plist"
-    agent = plistlib.loads(path.read_bytes())
-    assert agent["ProgramArguments"] == [sys.executable, "-m", "mailtracker", "--home",
-                                         str(tmp_path / "my home"), "tray"]
-    assert agent["RunAtLoad"] is True and agent["Label"] == "org.mailtracker.tray"
-    assert uninstall_autostart(platform="darwin") == [f"removed {path}"]
-
-
-def test_windows_uses_the_run_key_with_a_quoted_command():
-    """On Windows the entry is a value under HKCU's Run key; paths with spaces are quoted."""
-    where = autostart_location("win32")
-    assert where.path is None
-    assert where.registry_key == r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run"
-    command = subprocess.list2cmdline(tray_command(r"C:\Users\Ann Lee\mt", platform="win32"))
-    assert command.endswith(r'-m mailtracker --home "C:\Users\Ann Lee\mt" tray')
+# The macOS LaunchAgent and the Windows Run value: tests/test_platforms.py.

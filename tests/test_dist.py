@@ -117,9 +117,12 @@ def test_updates_json_offers_this_version_beside_the_update_url(dist):
     """dist/updates.json: this version, its .xpi in the folder of update_url, the same minimum Thunderbird."""
     updates = json.loads((dist / "updates.json").read_text())
     (entry,) = updates["addons"]["mailtracker@mailtracker.invalid"]["updates"]
+    minimum = json.loads((ROOT / "extension" / "manifest.json").read_text())["browser_specific_settings"]["gecko"][
+        "strict_min_version"]
+    assert minimum == "140.0"
     assert entry == {"version": __version__,
                      "update_link": f"https://t.example.org/mailtracker/mailtracker-{__version__}.xpi",
-                     "applications": {"gecko": {"strict_min_version": "128.0"}}}
+                     "applications": {"gecko": {"strict_min_version": minimum}}}
 
 
 def test_the_changelog_and_license_name_this_release():

@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mailtracker.core.csvcodec import format_row
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop import register as register_module
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
@@ -218,25 +220,33 @@ def test_rebuild_that_cannot_write_the_register_says_so_and_fails(home, tags, hi
     assert "Rebuilt" not in proc.stdout and "register.csv was not written" in proc.stdout
 
 
-def test_register_locked_by_spreadsheet_simulated(home, tags, hits_dir, monkeypatch):
-    """(Windows locking simulated: os.replace refused.) Counts are kept and written later."""
+def test_register_held_by_excel_on_simulated_windows_keeps_the_counts(home, tags, hits_dir):
+    """(Windows simulated through the Platform seam: its os.replace refuses a register.csv
+    that Excel holds open, as Windows does, with WinError 32.) The fold says the file is
+    open elsewhere and the new open is kept; the register is left as it was; the first
+    fold after Excel lets go writes it with the count, and no hit is counted twice."""
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
-    real_replace = os.replace
+    fold(home)
+    before = home.register_path.read_bytes()
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(2, tags[0].id, "GET")])
 
-    def locked(src, dst):
-        if str(dst).endswith("register.csv"):
-            raise PermissionError(13, "The process cannot access the file")
-        return real_replace(src, dst)
+    def held_by_excel(src, dst):
+        if Path(dst).name == "register.csv":
+            raise PermissionError(13, "The process cannot access the file because it is being used "
+                                  "by another process", str(dst), 32)
+        os.replace(src, dst)
 
-    monkeypatch.setattr(register_module.os, "replace", locked)
-    monkeypatch.setattr(register_module, "SPREADSHEETS_LOCK_FILES", True)
-    result = fold(home)
-    assert "open in another program" in result.register_error and "1 new opens are kept" in result.register_error
-    assert not home.register_path.exists()
-    monkeypatch.setattr(register_module.os, "replace", real_replace)
-    result = fold(home)
+    windows = replace(Platform.current(), key="win32", replace=held_by_excel)
+    result = fold(home, platform=windows)
+    assert "register.csv is open in another program" in result.register_error
+    assert "1 new opens are kept" in result.register_error and not result.register_written
+    assert home.register_path.read_bytes() == before
+    assert [p.name for p in home.data_dir.iterdir() if p.name.endswith(".tmp")] == []
+    result = fold(home, platform=windows)  # Excel still has it: still kept, nothing new
+    assert "open in another program" in result.register_error and result.new_hits == 0
+    result = fold(home, platform=replace(windows, replace=os.replace))  # Excel closed it
     assert result.register_written and result.new_hits == 0
-    assert _opens(home)["Ann"] == 1
+    assert _opens(home)["Ann"] == 2
 
 
 def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir):

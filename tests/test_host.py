@@ -252,7 +252,8 @@ def test_extension_manifest_matches_the_helper():
     assert manifest["browser_specific_settings"]["gecko"]["id"] == EXTENSION_ID
     assert manifest["version"] == __version__
     assert manifest["manifest_version"] == 3
-    assert manifest["browser_specific_settings"]["gecko"]["strict_min_version"].startswith("128")
+    # The oldest Thunderbird tested (tests/e2e/test_older_thunderbird.py).
+    assert manifest["browser_specific_settings"]["gecko"]["strict_min_version"] == "140.0"
 
 
 def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, home):

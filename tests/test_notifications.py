@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -15,9 +16,12 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.marks import Marks, marks_path
 from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.notifications import Delivery, Notice, Notifier
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import OUTLOOK, rows_of, wait_for, write_hits
 from tests.display import started_within
+
+LINUX = replace(Platform.current(), key="linux")
 
 COOLDOWN, GAP = 600.0, 20.0
 
@@ -117,7 +121,7 @@ def test_paused_counts_quietly_and_resuming_does_not_flood(mail):
 def test_no_session_bus_is_said_once(monkeypatch, caplog):
     """Without a session D-Bus the delivery says why, once, and then stays quiet."""
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
-    delivery = Delivery(platform="linux")
+    delivery = Delivery(platform=LINUX)
     notice = Notice("Ann opened “Offer”", "First open at 10:00.", ("x",))
     with pytest.raises(NotificationUnavailable, match=r"\$DBUS_SESSION_BUS_ADDRESS is not set"):
         delivery(notice)
@@ -129,7 +133,7 @@ def test_a_notice_reaches_a_real_notification_service(notification_service, monk
     """Delivery over the session D-Bus: dunst shows the title and body."""
     before = notification_service.shown()
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", notification_service.address)
-    Delivery(platform="linux")(Notice("Ann opened “Offer”", "First open at 10:00.", ("x",)))
+    Delivery(platform=LINUX)(Notice("Ann opened “Offer”", "First open at 10:00.", ("x",)))
     wait_for(lambda: notification_service.shown() == before + 1, what="dunst to show the notification")
     shown = notification_service.history(since=before)
     assert [(item["summary"], item["body"]) for item in shown] == [("Ann opened “Offer”", "First open at 10:00.")]

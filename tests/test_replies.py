@@ -267,3 +267,26 @@ def test_the_tray_menu_says_replied_and_not_delivered():
     replied = describe_row({**base, "replies": 1, "last_reply": utc_timestamp(now - 7200)}, 0, now)
     assert replied == "Ann — Offer · replied 2 h ago"
     assert describe_row({**base, "undelivered": "ann@example.net"}, 0, now) == "Ann — Offer · not delivered"
+
+
+def test_a_reply_reported_by_two_computers_counts_once(home):
+    """Each computer of the person writes its own replies log in the devices folder; the same
+    reply found by both (each Thunderbird sees the Inbox) counts once, a second reply adds one."""
+    from mailtracker.core.files import append_rows
+    from mailtracker.core.settings import load_config
+    from mailtracker.desktop.fold import fold
+    from mailtracker.desktop.register import read_register
+    from mailtracker.desktop.tags import mint_tag
+
+    tag = mint_tag(home, load_config(home), name="Ann", subject="Offer", recipients=["ann@example.net"])
+    row = [tag.id, "r1@x", "ann@example.net", "2026-12-01T09:00:00.000Z", "reply", "a reply from a person", ""]
+    home.devices_dir.mkdir()
+    append_rows(home.devices_dir / "replies-laptop-abcdef.csv", REPLY_COLUMNS, [row])
+    append_rows(home.devices_dir / "replies-desk-ghijkl.csv", REPLY_COLUMNS, [row])
+    fold(home)
+    assert read_register(home.register_path)[0]["replies"] == "1"
+    append_rows(home.devices_dir / "replies-desk-ghijkl.csv", REPLY_COLUMNS,
+                [[tag.id, "r2@x", "bob@example.net", "2026-12-02T09:00:00.000Z", "reply", "", ""]])
+    fold(home)
+    (register_row,) = read_register(home.register_path)
+    assert register_row["replies"] == "2" and register_row["replied_by"] == "ann@example.net; bob@example.net"

@@ -45,6 +45,9 @@ def test_fake_snap_layout_install_host_says_what_to_do_and_doctor_is_not_ok(home
     (Path.home() / "snap" / "thunderbird" / "common").mkdir(parents=True)
     out = run_cli("install-host", home=home, env=env).stdout
     assert "Found a snap Thunderbird" in out and sandboxes.PORTAL_PREF in out
+    # How to reset an answer the portal keeps (a "no", or one from an older install).
+    assert "flatpak permission-remove webextensions mailtracker.helper snap.thunderbird" in out
+    assert "~/.local/share/flatpak/db/webextensions" in out
     doctor = run_cli("doctor", home=home, env=env, check=False)
     assert doctor.returncode == 90, doctor.stdout
     assert "BROKEN  snap Thunderbird can reach the helper:" in doctor.stdout
@@ -84,6 +87,7 @@ def test_fake_flatpak_layout_gets_a_manifest_in_its_sandbox_and_doctor_names_the
     assert manifest["allowed_extensions"] == main["allowed_extensions"] and manifest["name"] == main["name"]
     override = "flatpak override --user --talk-name=org.freedesktop.Flatpak org.mozilla.Thunderbird"
     assert override in out
+    assert "has no portal for native messaging" in out and "thunderbird.net" in out
     doctor = run_cli("doctor", home=home, env=env, check=False)
     assert doctor.returncode == 90 and "BROKEN  Flatpak Thunderbird can reach the helper:" in doctor.stdout
     assert override in doctor.stdout
@@ -97,7 +101,8 @@ def test_fake_flatpak_program_with_the_override_granted_is_ok(home, env, tmp_pat
     run_cli("install-host", home=home, env=env)
     assert sandboxes.flatpak_manifest().exists()  # found by `flatpak info`, no ~/.var/app needed
     doctor = run_cli("doctor", home=home, env=env, check=False)
-    assert "BROKEN  Flatpak Thunderbird can reach the helper: it may not start programs" in doctor.stdout
+    assert "BROKEN  Flatpak Thunderbird can reach the helper: a Flatpak Thunderbird has no portal for native messaging" in doctor.stdout
+    assert "and it may not start programs" in doctor.stdout
     (Path.home() / "fake-overrides").write_text("[Session Bus Policy]\norg.freedesktop.Flatpak=talk\n")
     doctor = run_cli("doctor", home=home, env=env)
     assert "ok   Flatpak Thunderbird can reach the helper: manifest" in doctor.stdout

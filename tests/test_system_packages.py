@@ -1,6 +1,7 @@
 """`make test`'s first step (packaging/system_packages.py): one list of system packages,
 installed as root on Debian, named with the one command elsewhere; .ci/run only calls make."""
 
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packaging"))
 
+import older_thunderbird  # noqa: E402
 import system_packages  # noqa: E402
 
 
@@ -80,3 +82,22 @@ def test_nothing_missing_says_nothing(monkeypatch, capsys):
     """All present (as on CI after the first run): silent, exit 0."""
     monkeypatch.setattr(system_packages, "missing_packages", lambda entries, debian: [])
     assert system_packages.main() == 0 and capsys.readouterr() == ("", "")
+
+
+MADISON = """thunderbird | 1:153.8.0esr-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+thunderbird | 1:140.12.0esr-1~deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages
+thunderbird | 1:140.9.0esr-1~deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages
+"""
+
+
+def test_the_older_thunderbird_is_the_add_ons_minimum_from_debians_archive():
+    """make system-packages unpacks the newest release of the add-on's minimum major (140),
+    as apt-cache madison lists it, into .cache/thunderbird-140, where the e2e harness looks."""
+    assert older_thunderbird.claimed_major() == "140"
+    assert older_thunderbird.versions_of_major(MADISON, "140") == ["1:140.12.0esr-1~deb12u1", "1:140.9.0esr-1~deb12u1"]
+    assert older_thunderbird.versions_of_major(MADISON, "128") == []
+    assert "system_packages.py\n\t@$(PYTHON) packaging/older_thunderbird.py" in (ROOT / "Makefile").read_text()
+    from tests.e2e.thunderbird import OLDER_THUNDERBIRD
+
+    if "MAILTRACKER_OLDER_THUNDERBIRD" not in os.environ:
+        assert OLDER_THUNDERBIRD == str(older_thunderbird.binary_in(older_thunderbird.target_dir("140")))

@@ -62,10 +62,10 @@ function thunderbirdOnly(message) {
     return THUNDERBIRD_PERMISSIONS.has(permission) ? `Thunderbird permission ${permission}` : null;
   }
   // The data-collection declaration addons.thunderbird.net asks for is a Firefox 140 key:
-  // Thunderbird 128, our minimum, ignores it, which is all these two warnings say.
+  // Thunderbird ignores it, which is all these two warnings say.
   if (/UNSUPPORTED_BY_MIN_VERSION$/.test(message.code) &&
       /"browser_specific_settings\.gecko\.data_collection_permissions"/.test(message.description ?? "")) {
-    return "data_collection_permissions (Firefox 140+ key; Thunderbird 128 ignores it)";
+    return "data_collection_permissions (Firefox 140+ key; Thunderbird ignores it)";
   }
   return null;
 }

@@ -8,6 +8,7 @@ Without Thunderbird the tests are skipped on a developer machine and fail in CI
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,15 +34,21 @@ class Desktop:
     prefs: dict = None
 
 
-def _require_thunderbird():
-    if not os.access(THUNDERBIRD, os.X_OK):
-        unavailable(f"needs Debian's thunderbird at {THUNDERBIRD} (apt-get install thunderbird)")
+def _require_thunderbird(binary: str = THUNDERBIRD, how: str = "apt-get install thunderbird"):
+    if not os.access(binary, os.X_OK):
+        unavailable(f"needs Thunderbird at {binary} ({how})")
 
 
 @pytest.fixture(scope="session")
 def desktop(tmp_path_factory):
     _require_thunderbird()
-    root = tmp_path_factory.mktemp("e2e")
+    with started_desktop(tmp_path_factory.mktemp("e2e"), THUNDERBIRD) as started:
+        yield started
+
+
+@contextmanager
+def started_desktop(root: Path, binary: str):
+    """A home, a pixel server, an SMTP sink and the Thunderbird at ``binary`` with the add-on."""
     user_home = root / "user"
     user_home.mkdir()
     home = Home.locate(str(root / "mailtracker"))
@@ -49,15 +56,16 @@ def desktop(tmp_path_factory):
     env = {**os.environ, "HOME": str(user_home), "XDG_CONFIG_HOME": str(user_home / ".config"),
            "XDG_DATA_HOME": str(user_home / ".local" / "share")}
     server = PixelServer(home)
-    init_home(home, server_url=server.base)
-    # The tests' recipient opens within a second of the send; a real one takes longer
-    # than the delivery window, which would rightly call such a fetch a scanner's.
-    save_config(home, replace(load_config(home), delivery_window_s=0))
-    subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "install-host"],
-                   env=env, check=True, capture_output=True)
-    sink = SmtpSink(root)
-    tb = None
+    sink = tb = None
     try:
+        init_home(home, server_url=server.base)
+        # The tests' recipient opens within a second of the send; a real one takes longer
+        # than the delivery window, which would rightly call such a fetch a scanner's.
+        save_config(home, replace(load_config(home), delivery_window_s=0))
+        installed = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir),
+                                    "install-host"], env=env, capture_output=True, text=True)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        sink = SmtpSink(root)
         prefs = {
             # Extension pages in the parent process, so tests can read them like a user sees them.
             "extensions.webextensions.remote": False,
@@ -66,11 +74,12 @@ def desktop(tmp_path_factory):
         }
         # A picture for the README needs a real display (xvfb-run): see test_sent_list.py.
         headless = not os.environ.get("MAILTRACKER_E2E_SCREENSHOT")
-        tb = Thunderbird(root, env, sink.port, extra_prefs=prefs, headless=headless)
+        tb = Thunderbird(root, env, sink.port, extra_prefs=prefs, headless=headless, binary=binary)
         tb.install_addon(EXTENSION_DIR)
         yield Desktop(home, server, sink, tb, env, prefs)
     finally:
         if tb is not None:
             tb.stop()
-        sink.stop()
+        if sink is not None:
+            sink.stop()
         server.stop()

@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-THUNDERBIRD = "/usr/lib/thunderbird/thunderbird"
+REPO = Path(__file__).resolve().parents[2]
+# The Thunderbird the e2e suite drives (Debian's, 153 ESR), and the older ESR it also runs
+# the core path on (140: the add-on's strict_min_version), which `make system-packages`
+# unpacks from Debian's archive into .cache/; each can be pointed elsewhere.
+THUNDERBIRD = os.environ.get("MAILTRACKER_THUNDERBIRD", "/usr/lib/thunderbird/thunderbird")
+OLDER_THUNDERBIRD = os.environ.get("MAILTRACKER_OLDER_THUNDERBIRD",
+                                   str(REPO / ".cache" / "thunderbird-140" / "usr" / "lib" / "thunderbird" / "thunderbird"))
 SENDER = "sender@example.org"
 EXTENSION_ID = "mailtracker@mailtracker.invalid"
 
@@ -145,7 +151,7 @@ class Thunderbird:
     """One headless Thunderbird process with Marionette, for a whole test session."""
 
     def __init__(self, root: Path, env: Dict[str, str], smtp_port: int, extra_prefs=None,
-                 headless: bool = True):
+                 headless: bool = True, binary: str = THUNDERBIRD):
         from marionette_driver.marionette import Marionette
 
         self.profile = root / "profile"
@@ -158,7 +164,7 @@ class Thunderbird:
         self.log_path = root / "thunderbird.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [THUNDERBIRD, "--no-remote", "--profile", str(self.profile),
+            [binary, "--no-remote", "--profile", str(self.profile),
              *(["--headless"] if headless else []), "--marionette", "--remote-allow-system-access"],
             env={**env, "MOZ_CRASHREPORTER_DISABLE": "1", **({"MOZ_HEADLESS": "1"} if headless else {})},
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -179,6 +185,10 @@ class Thunderbird:
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def version(self) -> str:
+        """Thunderbird's version, as the running program says it (e.g. "140.12.0")."""
+        return self.js('resolve(Services.appinfo.version);')
 
     def install_addon(self, path: Path) -> str:
         from marionette_driver.addons import Addons

@@ -49,13 +49,15 @@ def confirm_new_secret(home: Home) -> bool:
     """
     if not home.secret_path.exists():
         return True
-    try:
-        with open(home.tags_path, encoding="utf-8-sig") as tags:
-            minted = max(sum(1 for _ in tags) - 1, 0)
-    except FileNotFoundError:
-        minted = 0
+    minted = 0
+    for path in home.log_paths("tags", copies=False):  # every computer's, when it is one of several
+        try:
+            with open(path, encoding="utf-8-sig") as tags:
+                minted += max(sum(1 for _ in tags) - 1, 0)
+        except FileNotFoundError:
+            pass
     print(f"mailtracker: --force replaces the secret: the tags minted so far ({minted} rows in "
-          f"{home.tags_path.name}) stop counting, since the server can no longer verify their pixels, "
+          f"{home.tags_path.name if not home.device else 'the devices folder'}) stop counting, since the server can no longer verify their pixels, "
           "and the pixel server needs the new secret (copy it to /etc/mailtracker/secret, then "
           "'systemctl restart mailtracker').", file=sys.stderr)
     if not sys.stdin.isatty():

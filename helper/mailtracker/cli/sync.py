@@ -1,4 +1,5 @@
-"""Commands that bring hits home: ``pull`` (HTTP) and ``syncthing`` (settings and a check)."""
+"""Commands that bring hits home and share a person's logs between their computers:
+``pull`` (HTTP), ``syncthing`` (settings and a check) and ``devices`` (join, list)."""
 
 import json
 from pathlib import Path
@@ -52,12 +53,17 @@ def cmd_pull(args, home: Home) -> int:
                           help="the hits folder on the desktop (default: this home's)"),
                  argument("--folder-id", default=None, metavar="ID", help="default mailtracker-hits"),
                  argument("--json", action="store_true", help="print the settings as Syncthing REST JSON"),
+                 argument("--devices", action="store_true",
+                          help="print the devices folder's instead, which a person's computers share "
+                          "(see 'mailtracker devices join')"),
              ]),
              Action("check", "check a running Syncthing's hits folder", [
-                 argument("--side", choices=("desktop", "server"), default="desktop",
-                          help="which side this Syncthing is (default desktop)"),
-                 argument("--path", metavar="DIR", help="the hits folder (default: this home's on the "
-                          "desktop, /var/lib/mailtracker/hits on the server)"),
+                 argument("--side", choices=("desktop", "server", "devices"), default="desktop",
+                          help="which side this Syncthing is (default desktop; devices: the folder "
+                          "this computer shares with the person's other computers)"),
+                 argument("--path", metavar="DIR", help="the folder (default: this home's hits folder on "
+                          "the desktop, its devices folder for devices, /var/lib/mailtracker/hits on the "
+                          "server)"),
                  argument("--folder-id", metavar="ID", help="the folder's ID (default: found by path)"),
                  argument("--address", metavar="URL",
                           help="Syncthing's GUI/REST address, e.g. http://127.0.0.1:8384"),
@@ -71,6 +77,14 @@ def cmd_pull(args, home: Home) -> int:
 def cmd_syncthing(args, home: Home) -> int:
     from mailtracker.desktop import syncthing
 
+    if args.syncthing_action == "settings" and args.devices:
+        path = str(home.devices_dir)
+        if args.json:
+            print(json.dumps({"devices": syncthing.folder_settings("devices", path, args.folder_id)}, indent=2))
+            return 0
+        print(syncthing.describe_settings("devices", path, args.folder_id))
+        print("\nThe same on each computer, with its own path; then 'mailtracker syncthing check --side devices'.")
+        return 0
     if args.syncthing_action == "settings":
         desktop_path = args.desktop_path or desktop_hits_dir(home, "<your desktop hits folder>")
         server_path = args.server_path or syncthing.SERVER_HITS_DIR
@@ -86,7 +100,8 @@ def cmd_syncthing(args, home: Home) -> int:
         print("\nThen check each side: 'mailtracker syncthing check' here, and on the server "
               f"'mailtracker syncthing check --side server --path {server_path}'.")
         return 0
-    path = args.path or (syncthing.SERVER_HITS_DIR if args.side == "server" else desktop_hits_dir(home))
+    path = args.path or {"server": syncthing.SERVER_HITS_DIR, "devices": str(home.devices_dir)}.get(args.side) \
+        or desktop_hits_dir(home)
     if args.api_key:
         address = args.address or syncthing.DEFAULT_ADDRESS
         api_key = args.api_key
@@ -115,3 +130,40 @@ def desktop_hits_dir(home: Home, fallback: Optional[str] = None) -> str:
         if fallback is None:
             raise
         return fallback
+
+
+@command("devices", help="use one home from several computers: join, and list the computers",
+         description="'join' makes this computer one of the person's computers: it gets a device id, and "
+         "the logs it kept alone (tags, self-fetches, links, replies) move into the devices folder under "
+         "that id. Share that folder between the computers (Syncthing: 'syncthing settings --devices'); "
+         "each computer writes only its own logs there and reads everyone's. 'list' names the computers "
+         "this home has heard from and when each last wrote.",
+         actions=[Action("join", "make this computer one of several (safe to re-run)"),
+                  Action("list", "the computers this home has heard from")])
+def cmd_devices(args, home: Home) -> int:
+    from mailtracker.desktop import devices
+
+    if args.devices_action == "join":
+        load_config(home)
+        joined = devices.join(home)
+        print(f"This computer is {joined.device}" + (" (new)." if joined.created else "."))
+        for name in joined.moved:
+            print(f"Moved {name} into {home.devices_dir}: your other computers get its whole history.")
+        print(f"Share {home.devices_dir} with your other computers: 'mailtracker syncthing settings --devices' "
+              "shows the Syncthing folder.")
+        return 0
+    print_computers(home, devices.heard_from(home))
+    return 0
+
+
+def print_computers(home: Home, computers) -> None:
+    """One line per computer: its id, this one or not, when it last wrote, its conflict copies."""
+    if not computers:
+        print("This home has heard from no other computer ('mailtracker devices join' makes it one of several).")
+        return
+    for computer in computers:
+        mine = " (this computer)" if computer.this else ""
+        copies = f"; {computer.conflict_copies} conflict copies (read, never counted twice)" \
+            if computer.conflict_copies else ""
+        print(f"computer {computer.device}{mine}: last wrote {computer.last_write or 'never'} "
+              f"({', '.join(computer.logs) or 'no logs'}){copies}")

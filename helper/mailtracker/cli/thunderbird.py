@@ -71,6 +71,14 @@ def cmd_doctor(args, home: Home) -> int:
         print(f"note    Sent copies: tracked mail from {identity} goes out through Gmail, which files its "
               "own copy, pixel included, in All Mail, where your phone and webmail see it (the README's "
               "'The Sent copy'); send tracked mail through another SMTP server for clean copies")
+    if home.device or home.devices_dir.is_dir():
+        from mailtracker.cli.sync import print_computers
+        from mailtracker.desktop.devices import heard_from, left_behind
+
+        print_computers(home, heard_from(home))
+        for name in left_behind(home):
+            print(f"note    {name} was written after this computer joined; 'mailtracker devices join' "
+                  "moves its rows to your other computers")
     if broken:
         print(f"\nThe chain breaks at: {broken[0].name}.")
         return CheckFailedError.code

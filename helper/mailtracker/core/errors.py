@@ -74,6 +74,13 @@ class SetupError(MailtrackerError):
     code = 51
 
 
+class InstallError(MailtrackerError):
+    """The helper cannot be installed for Thunderbird here as asked (e.g. a launcher path the
+    platform cannot spell)."""
+
+    code = 52
+
+
 class ProtocolError(MailtrackerError):
     """A native messaging frame or request is malformed."""
 

@@ -2,27 +2,28 @@
 LaunchAgent on macOS, a Run key value on Windows.
 
 Where each platform keeps it lives in one table, ``AUTOSTART``. The command
-is this Python's absolute path, so it works from a venv or pipx.
+is this Python's absolute path, so it works from a venv or pipx. Every function
+takes the ``Platform`` it runs for (``desktop.platforms``), so the tests write and
+read the macOS and Windows entries too.
 """
 
 import plistlib
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-import platformdirs
-
-from mailtracker.desktop.install import platform_key
+from mailtracker.desktop.platforms import HKCU, Platform
 
 ENTRY_NAME = "mailtracker"
 LAUNCH_AGENT_LABEL = "org.mailtracker.tray"
-# Per platform: how the entry is kept and where.
+RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+# Per platform: how the entry is kept and where ("~" is the user's home, {xdg_config}
+# $XDG_CONFIG_HOME or ~/.config).
 AUTOSTART = {
     "linux": ("desktop-entry", "{xdg_config}/autostart/mailtracker.desktop"),
     "darwin": ("launch-agent", "~/Library/LaunchAgents/org.mailtracker.tray.plist"),
-    "win32": ("run-key", r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run"),
+    "win32": ("run-key", rf"{HKCU}\{RUN_KEY}"),
 }
 # Characters that make the Desktop Entry spec's Exec key need an argument quoted.
 _EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
@@ -37,22 +38,22 @@ class Autostart:
     registry_key: Optional[str]
 
 
-def autostart_location(platform: Optional[str] = None) -> Autostart:
-    platform = platform or platform_key()
-    kind, where = AUTOSTART.get(platform, AUTOSTART["linux"])
+def autostart_location(platform: Optional[Platform] = None) -> Autostart:
+    platform = platform or Platform.current()
+    kind, where = AUTOSTART.get(platform.key, AUTOSTART["linux"])
     if kind == "run-key":
         return Autostart(kind, None, where)
-    where = where.format(xdg_config=platformdirs.user_config_dir() if platform == "linux" else "")
-    return Autostart(kind, Path(where).expanduser(), None)
+    xdg_config = platform.environ.get("XDG_CONFIG_HOME") or str(platform.user_home / ".config")
+    where = where.format(xdg_config=xdg_config)
+    path = platform.user_home / where[2:] if where.startswith("~/") else Path(where)
+    return Autostart(kind, path, None)
 
 
-def tray_command(home_override: Optional[str], platform: Optional[str] = None) -> List[str]:
-    """The command that starts the daemon; on Windows without a console window."""
-    python = Path(sys.executable)
-    if (platform or platform_key()) == "win32" and python.with_name("pythonw.exe").exists():
-        python = python.with_name("pythonw.exe")
+def tray_command(home_override: Optional[str], platform: Optional[Platform] = None) -> List[str]:
+    """The command that starts the daemon; on Windows without a console window (pythonw)."""
+    platform = platform or Platform.current()
     home_args = ["--home", home_override] if home_override else []
-    return [str(python), "-m", "mailtracker", *home_args, "tray"]
+    return [platform.windowless_python(), "-m", "mailtracker", *home_args, "tray"]
 
 
 def desktop_exec(argv: List[str]) -> str:
@@ -82,8 +83,8 @@ def desktop_entry(argv: List[str]) -> str:
     )
 
 
-def launch_agent(argv: List[str]) -> bytes:
-    log_path = str(Path("~/Library/Logs/mailtracker-tray.log").expanduser())
+def launch_agent(argv: List[str], platform: Platform) -> bytes:
+    log_path = str(platform.user_home / "Library" / "Logs" / "mailtracker-tray.log")
     return plistlib.dumps({
         "Label": LAUNCH_AGENT_LABEL,
         "ProgramArguments": argv,
@@ -93,46 +94,30 @@ def launch_agent(argv: List[str]) -> bytes:
     })
 
 
-def install_autostart(home_override: Optional[str], platform: Optional[str] = None) -> List[str]:
+def install_autostart(home_override: Optional[str], platform: Optional[Platform] = None) -> List[str]:
     """Write this platform's autostart entry; returns what was done."""
+    platform = platform or Platform.current()
     where = autostart_location(platform)
     argv = tray_command(home_override, platform)
     if where.kind == "run-key":
-        _set_run_value(where.registry_key, subprocess.list2cmdline(argv))
+        platform.registry.set_value(HKCU, RUN_KEY, ENTRY_NAME, subprocess.list2cmdline(argv))
         return [f"set {where.registry_key}\\{ENTRY_NAME}"]
     where.path.parent.mkdir(parents=True, exist_ok=True)
     if where.kind == "launch-agent":
-        where.path.write_bytes(launch_agent(argv))
+        where.path.write_bytes(launch_agent(argv, platform))
     else:
         where.path.write_text(desktop_entry(argv), encoding="utf-8")
     return [f"wrote {where.path}"]
 
 
-def uninstall_autostart(platform: Optional[str] = None) -> List[str]:
+def uninstall_autostart(platform: Optional[Platform] = None) -> List[str]:
+    """Remove exactly what ``install_autostart`` wrote."""
+    platform = platform or Platform.current()
     where = autostart_location(platform)
     if where.kind == "run-key":
-        if _delete_run_value(where.registry_key):
+        if platform.registry.delete_value(HKCU, RUN_KEY, ENTRY_NAME):
             return [f"removed {where.registry_key}\\{ENTRY_NAME}"]
     elif where.path.exists():
         where.path.unlink()
         return [f"removed {where.path}"]
     return ["nothing to remove: mailtracker was not set to start at login"]
-
-
-def _set_run_value(key: str, command: str) -> None:  # pragma: no cover - Windows only
-    import winreg
-
-    with winreg.CreateKey(winreg.HKEY_CURRENT_USER, key.split("\\", 1)[1]) as handle:
-        winreg.SetValueEx(handle, ENTRY_NAME, 0, winreg.REG_SZ, command)
-
-
-def _delete_run_value(key: str) -> bool:  # pragma: no cover - Windows only
-    import winreg
-
-    try:
-        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key.split("\\", 1)[1], 0,
-                            winreg.KEY_SET_VALUE) as handle:
-            winreg.DeleteValue(handle, ENTRY_NAME)
-    except FileNotFoundError:
-        return False
-    return True

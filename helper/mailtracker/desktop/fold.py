@@ -20,7 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -28,11 +28,12 @@ from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, Judge, load_ranges
 from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import register_line, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
@@ -44,6 +45,7 @@ from mailtracker.desktop.tags import (
     parse_tag_records,
     read_columns,
     records_end,
+    split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_bytes, compact_json, loads, view_path
@@ -147,9 +149,12 @@ class _FoldState:
     tags_cursor: Cursor = field(default_factory=Cursor)
     self_cursor: Cursor = field(default_factory=Cursor)
     links_cursor: Cursor = field(default_factory=Cursor)
+    # How far each log of the devices folder was read, by its file name (a replies log
+    # of a home used from one computer too: replies.csv).
+    device_cursors: Dict[str, Cursor] = field(default_factory=dict)
     replies_cursor: Cursor = field(default_factory=Cursor)
-    # tag -> [[reply_id, from, time, epoch seconds, verdict, reason, recipient]], from replies.csv,
-    # each reply once (replies.Reply.key).
+    # tag -> [[reply_id, from, time, epoch seconds, verdict, reason, recipient]], from every
+    # computer's replies log, each reply once (replies.Reply.key) whichever computer reported it.
     replies: Dict[str, List[list]] = field(default_factory=dict)
     # tag -> {link number as a string: [target, text]}, from links.csv
     links: Dict[str, Dict[str, list]] = field(default_factory=dict)
@@ -175,6 +180,7 @@ class _FoldState:
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
+                device_cursors={name: Cursor.from_json(c) for name, c in doc.get("device_cursors", {}).items()},
                 links=doc["links"],
                 # Absent from a state an older version wrote: replies.csv is read from its start.
                 replies_cursor=Cursor.from_json(doc["replies_cursor"]) if "replies_cursor" in doc else Cursor(),
@@ -198,6 +204,7 @@ class _FoldState:
             "tags_cursor": self.tags_cursor.to_json(),
             "self_cursor": self.self_cursor.to_json(),
             "links_cursor": self.links_cursor.to_json(),
+            "device_cursors": {name: c.to_json() for name, c in self.device_cursors.items()},
             "links": self.links,
             "replies_cursor": self.replies_cursor.to_json(),
             "replies": self.replies,
@@ -267,13 +274,14 @@ def state_path(home: Home) -> Path:
 
 
 def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
-         progress: bool = False) -> FoldResult:
-    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone."""
+         progress: bool = False, platform: Optional[Platform] = None) -> FoldResult:
+    """One fold pass over the home's logs; ``rebuild`` starts from the logs alone.
+    ``platform``: how register.csv is replaced (a test hands in Windows')."""
     config = config or load_config(home)
     home.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
-            return _fold_locked(home, config, rebuild, progress)
+            return _fold_locked(home, config, rebuild, progress, platform)
     except Timeout:
         raise LockTimeoutError(
             f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
@@ -304,7 +312,8 @@ def _signature(path: Path) -> tuple:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> FoldResult:
+def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
+                 platform: Optional[Platform]) -> FoldResult:
     path = state_path(home)
     # Taken out for the pass: a pass that fails leaves nothing to go on from but the file.
     kept = _KEPT.pop(str(path), None)
@@ -336,7 +345,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
-            _save(home, state, result, view, fresh, lines)
+            _save(home, state, result, view, fresh, lines, platform)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
                                 appended=timelines.appended)
@@ -348,7 +357,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool) -> F
 
 
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool,
-          lines: Dict[str, str]) -> None:
+          lines: Dict[str, str], platform: Optional[Platform] = None) -> None:
     """Register and read model first, then the state: a crash in between leaves the old
     state, and folding it again writes the same rows. ``lines``: each tag's register line
     as the last pass of this process wrote it (those of the tags this pass touched are
@@ -370,7 +379,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
             if tag not in lines:
                 lines[tag] = register_line(state.row(tag))
         try:
-            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens)
+            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
+                                 platform)
         except RegisterLockedError as exc:
             result.register_error = str(exc)
             state.register_pending = True
@@ -420,8 +430,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.tags_path, TAG_COLUMNS)
-    for batch in read_new_data(home.tags_path, state.tags_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "tags", state, TAG_COLUMNS):
         for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
@@ -439,25 +448,62 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    columns = read_columns(home.self_fetches_path, SELF_FETCH_COLUMNS)
-    for batch in read_new_data(home.self_fetches_path, state.self_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
         for tag_id, moment, reason in parse_self_fetches(batch, columns):
-            state.moments.setdefault(tag_id, []).append([moment, reason])
+            moments = state.moments.setdefault(tag_id, [])
+            if [moment, reason] in moments:
+                continue  # the same moment from a log read twice (a copy, a replaced file)
+            moments.append([moment, reason])
             judge.forget_context(tag_id)
             result.new_moments += 1
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.links_path, LINK_COLUMNS)
-    for batch in read_new_data(home.links_path, state.links_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "links", state, LINK_COLUMNS):
         for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
 
 
+# The cursor of each single-computer log, in the state's fields of old (replies.csv, once
+# it is folded, is read through ``_new_log_data`` the same way, by its ``replies_cursor``).
+_LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links": "links_cursor",
+                   "replies": "replies_cursor"}
+
+
+def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ...]
+                  ) -> Iterator[Tuple[bytes, Sequence[str]]]:
+    """(new complete records, the file's columns) of every log of ``kind``: this home's
+    single-computer log, then each computer's log in the devices folder (``Home.log_paths``).
+    A conflict copy of a computer's log brings only the records its log does not hold: the
+    rest were read from the log itself, and reading an older copy of them again would
+    take a tag back to what an earlier row said."""
+    for path in home.log_paths(kind):
+        legacy = path.parent != home.devices_dir
+        if legacy and kind in _LEGACY_CURSORS:
+            cursor = getattr(state, _LEGACY_CURSORS[kind])
+        else:
+            cursor = state.device_cursors.setdefault(path.name, Cursor())
+        columns = read_columns(path, known)
+        found = None if legacy else DeviceLog.parse(path.name)
+        held = _records_of(path.with_name(found.main_name)) if found is not None and found.conflict else None
+        # A synced folder carries whatever the other side has: no symlink is followed there.
+        # A log that cannot be read stops the fold (the labels depend on every log).
+        for batch in read_new_data(path, cursor, record_end=records_end, follow_symlinks=legacy):
+            if held is not None:
+                batch = b"".join(record for record in split_records(batch)[0] if record not in held)
+            yield batch, columns
+
+
+def _records_of(path: Path) -> set:
+    """The complete records of a log, for telling what a conflict copy adds to it."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return set()
+    return set(split_records(data)[0])
 def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
-    columns = read_columns(home.replies_path, REPLY_COLUMNS)
-    for batch in read_new_data(home.replies_path, state.replies_cursor, record_end=records_end):
+    for batch, columns in _new_log_data(home, "replies", state, REPLY_COLUMNS):
         for reply, moment in parse_replies(batch, columns):
             kept = state.replies.setdefault(reply.tag, [])
             if any(reply_of(reply.tag, known).key == reply.key for known in kept):

@@ -8,6 +8,7 @@ stdout belongs to the protocol: nothing else may ever be written to it.
 
 import json
 import logging
+import os
 import re
 import struct
 import sys
@@ -568,7 +569,19 @@ def run_host(home: Home, argv_tail) -> int:
     if caller is not None and caller != EXTENSION_ID:
         log.error("refusing to serve extension %r: only %s may use this helper", caller, EXTENSION_ID)
         return ProtocolError.code
+    binary_stdio()
     stdout = sys.stdout.buffer
     # Anything printed by mistake must not corrupt the protocol stream.
     sys.stdout = sys.stderr
     return serve_stdio(home, sys.stdin.buffer, stdout)
+
+
+def binary_stdio() -> None:
+    """On Windows, stdin and stdout without newline translation: a frame's length bytes may
+    be 0x0a or 0x1a. (Python 3 sets this at start-up already; said again so it never depends
+    on that.)"""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        import msvcrt
+
+        for stream in (sys.stdin, sys.stdout):
+            msvcrt.setmode(stream.fileno(), os.O_BINARY)

@@ -8,21 +8,23 @@ email within a cooldown stay quiet, and notifications are at least a gap apart:
 opens arriving in between go out together, as one.
 
 Delivery is per platform, from one table: the freedesktop notification service
-over D-Bus on Linux, ``osascript`` on macOS, the tray icon's balloon on Windows.
+over D-Bus on Linux, ``osascript`` on macOS (pystray's macOS backend has no
+notifications), the tray icon's notification on Windows (pystray's win32 backend).
+The platform is a ``Platform`` the caller may hand in, so the tests run each branch.
 """
 
 import logging
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import display_name
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ APP_NAME = "mailtracker"
 COOLDOWN_S = 15 * 60.0
 # Notifications are at least this far apart; what arrives in between is grouped.
 GAP_S = 20.0
+# A tag that first shows up already opened, its latest open older than this, is history
+# arriving from another of the person's computers (one paired late, or back online): its
+# opens are taken as told there, not announced here as new.
+CATCH_UP_S = 60 * 60.0
 GROUP_LINES = 4
 
 
@@ -51,13 +57,16 @@ class Notifier:
     def __init__(self, marks: Marks, cooldown_s: float = COOLDOWN_S, gap_s: float = GAP_S):
         self.marks = marks
         self.cooldown_s = cooldown_s
+        self.catch_up_s = CATCH_UP_S
         self.gap_s = gap_s
         self.pending: Dict[str, Mapping] = {}
         self._told_at: Dict[str, float] = {}
         self._last_notice_at: Optional[float] = None
 
-    def observe(self, rows: Sequence[Mapping], now: float) -> bool:
-        """Take in the register rows after a fold; True when the marks changed."""
+    def observe(self, rows: Sequence[Mapping], now: float, wall: Optional[float] = None) -> bool:
+        """Take in the register rows after a fold; True when the marks changed. ``now`` is
+        the monotonic clock of the cooldown and gap; ``wall`` the time of day (default now)."""
+        wall = time.time() if wall is None else wall
         if not self.marks.baselined:
             self.marks.baseline(rows)
             return True
@@ -66,13 +75,16 @@ class Notifier:
         clicks_told = self.marks.clicks_notified
         for row in rows:
             tag_id, opens, clicks = row["id"], int(row["opens"]), int(row.get("clicks", 0))
+            first_sight = tag_id not in notified
             told, told_clicks = notified.get(tag_id, 0), clicks_told.get(tag_id, 0)
-            if opens == told and clicks == told_clicks:
+            if opens == told and clicks == told_clicks and not first_sight:
                 continue
             notified[tag_id], clicks_told[tag_id] = opens, clicks
             changed = True
             if (opens <= told and clicks <= told_clicks) or self.marks.paused:
                 continue  # fewer after a rebuild under new rules; or paused: count, stay quiet
+            if first_sight and _latest(row) < wall - self.catch_up_s:
+                continue  # another computer's history, arriving late
             if clicks > told_clicks:
                 row = {**row, "_clicked": True}
             if tag_id in self.pending:
@@ -105,6 +117,15 @@ class Notifier:
     def drop_pending(self) -> None:
         """Forget what waits (tracking was paused meanwhile)."""
         self.pending.clear()
+
+
+def _latest(row: Mapping) -> float:
+    """When the tag's latest open or click was, in epoch seconds (-inf: never)."""
+    stamps = [stamp for stamp in (row.get("last_open"), row.get("last_click")) if stamp]
+    try:
+        return max(parse_timestamp(stamp) for stamp in stamps) if stamps else float("-inf")
+    except ValueError:
+        return float("inf")  # an odd stamp: better told than lost
 
 
 def describe_opens(rows: Sequence[Mapping]) -> Notice:
@@ -191,16 +212,16 @@ class Notifications:
 class Delivery:
     """Shows notices on this platform; says once, in the log, when it cannot."""
 
-    def __init__(self, platform: Optional[str] = None, icon=None):
-        self.platform = platform or _platform()
+    def __init__(self, platform: Optional[Platform] = None, icon=None):
+        self.platform = platform or Platform.current()
         self.icon = icon
         self._complained = False
 
     def __call__(self, notice: Notice) -> None:
-        show = DELIVERY.get(self.platform)
+        show = DELIVERY.get(self.platform.key)
         try:
             if show is None:
-                raise NotificationUnavailable(f"no desktop notifications on {self.platform}")
+                raise NotificationUnavailable(f"no desktop notifications on {self.platform.key}")
             show(self, notice)
         except NotificationUnavailable as exc:
             if self._complained:
@@ -237,14 +258,17 @@ class Delivery:
                 f"no desktop notifications: the notification service answered {reply.body or reply.header}")
 
     def osascript(self, notice: Notice) -> None:
-        script = (f"display notification {_applescript_text(notice.body)} "
-                  f"with title {_applescript_text(notice.title)}")
+        """macOS's own notification centre, through AppleScript (shown as from Script Editor)."""
+        self.platform_run(osascript_command(notice))
+
+    def platform_run(self, command: Sequence[str]) -> None:
         try:
-            subprocess.run(["osascript", "-e", script], check=True, capture_output=True, timeout=10)
+            self.platform.run(list(command), check=True, capture_output=True, timeout=10)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise NotificationUnavailable(f"no desktop notifications: osascript: {exc}") from None
+            raise NotificationUnavailable(f"no desktop notifications: {command[0]}: {exc}") from None
 
     def tray_balloon(self, notice: Notice) -> None:
+        """pystray's own notification (a toast on Windows 10 and later), from the tray icon."""
         if self.icon is None or not getattr(self.icon, "HAS_NOTIFICATION", False):
             raise NotificationUnavailable("no desktop notifications without the tray icon")
         self.icon.notify(notice.body, notice.title)
@@ -258,9 +282,13 @@ DELIVERY: Dict[str, Callable[[Delivery, Notice], None]] = {
 }
 
 
-def _platform() -> str:
-    return "linux" if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) else sys.platform
-
-
-def _applescript_text(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def osascript_command(notice: Notice) -> List[str]:
+    """The osascript call that shows ``notice``: the texts go in as arguments, never into the
+    script's source, so no quote or backslash in a subject can break or change it. The first
+    argument is the app's name: osascript's option parsing stops there, so a text that starts
+    with "-" is still a text."""
+    return ["osascript",
+            "-e", "on run argv",
+            "-e", "display notification (item 3 of argv) with title (item 2 of argv)",
+            "-e", "end run",
+            APP_NAME, notice.title, notice.body]

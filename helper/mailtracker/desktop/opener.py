@@ -4,7 +4,7 @@
 import os
 import subprocess
 
-from mailtracker.desktop.install import platform_key
+from mailtracker.desktop.platforms import platform_key
 
 # How each platform opens a file in the program the user chose for its type.
 OPENERS = {"linux": ["xdg-open"], "darwin": ["open"], "win32": None}

@@ -17,6 +17,7 @@ from mailtracker.core.csvcodec import BOM, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH
+from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.view import Event, ViewReader, view_path
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,6 @@ REGISTER_COLUMNS = (
     "replies", "first_reply", "last_reply", "replied_by", "undelivered", "undelivered_reason", "remind_if",
 )
 _OUTSIDE_TEXT = ("name", "subject", "recipients", "message_id", "replied_by", "undelivered", "undelivered_reason")
-# On Windows a spreadsheet holding the file refuses the replace with a permission
-# error; elsewhere that error means the folder's permissions.
-SPREADSHEETS_LOCK_FILES = os.name == "nt"
 
 
 def register_line(row: Dict[str, str]) -> str:
@@ -43,8 +41,16 @@ def write_register(path: Path, rows: Sequence[Dict[str, str]], new_opens: int = 
     write_register_lines(path, [register_line(row) for row in rows], new_opens)
 
 
-def write_register_lines(path: Path, lines: Sequence[str], new_opens: int = 0) -> None:
-    """Replace register.csv with these rows (``register_line``), under its header."""
+def write_register_lines(path: Path, lines: Sequence[str], new_opens: int = 0,
+                         platform: Optional[Platform] = None) -> None:
+    """Replace register.csv with these rows (``register_line``), under its header.
+
+    On Windows a program holding the file open without sharing it (Excel does) makes the
+    replace fail with a sharing violation, which Python raises as PermissionError
+    (WinError 32, or 5): the register is then left as it is, and ``RegisterLockedError``
+    says the counts are kept; the next fold writes it. Elsewhere a PermissionError
+    means the folder's permissions, and is said so."""
+    platform = platform or Platform.current()
     data = "".join([BOM + format_row(REGISTER_COLUMNS), *lines]).encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -52,11 +58,11 @@ def write_register_lines(path: Path, lines: Sequence[str], new_opens: int = 0) -
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        platform.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         kept = f"the {new_opens} new opens are kept" if new_opens else "nothing is lost"
-        if isinstance(exc, PermissionError) and SPREADSHEETS_LOCK_FILES:
+        if isinstance(exc, PermissionError) and platform.is_windows:
             raise RegisterLockedError(
                 f"{path.name} is open in another program; {kept} and will be written "
                 "when it is closed"

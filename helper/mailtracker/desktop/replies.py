@@ -185,13 +185,14 @@ def tag_for_message_ids(home: Home, message_ids: Sequence[str]) -> Optional[str]
             if row is not None:
                 return row["id"]
     found: Dict[str, str] = {}
-    try:
-        data = home.tags_path.read_bytes()
-    except FileNotFoundError:
-        return None
     wanted_set = set(wanted)
-    for record in parse_tag_records(data, read_columns(home.tags_path, TAG_COLUMNS)):
-        if record is not None and record[1].get("message_id") in wanted_set:
-            found[record[1]["message_id"]] = record[0]
+    for path in home.log_paths("tags", copies=False):  # every computer's tags log
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        for record in parse_tag_records(data, read_columns(path, TAG_COLUMNS)):
+            if record is not None and record[1].get("message_id") in wanted_set:
+                found[record[1]["message_id"]] = record[0]
     return next((found[mid] for mid in wanted if mid in found), None)
 

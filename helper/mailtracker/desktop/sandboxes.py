@@ -8,9 +8,11 @@ launcher itself. A sandboxed one can do neither:
   the host, so its only way is the desktop's WebExtensions portal (xdg-desktop-portal),
   which reads the usual ``~/.mozilla`` manifest and starts the helper outside the snap
   after asking the user once. Without that portal it cannot work at all.
-- The Flatpak reads manifests in its own data folder (``~/.var/app/org.mozilla.Thunderbird``)
+- The Flatpak has no portal for native messaging (xdg-desktop-portal has none: its PR 705
+  was closed). It reads manifests in its own data folder (``~/.var/app/org.mozilla.Thunderbird``)
   and may start host programs only through ``flatpak-spawn --host``, which it is allowed
-  only after ``flatpak override --talk-name=org.freedesktop.Flatpak``.
+  only after ``flatpak override --talk-name=org.freedesktop.Flatpak`` (a workaround others
+  report for Firefox; not tried with Thunderbird here).
 
 Whether a Thunderbird in a sandbox then really starts the helper is not observed here
 (no snap or Flatpak on the test machines): the checks say what they looked at.
@@ -33,6 +35,13 @@ SNAP_BINARY = Path("/snap/bin/thunderbird")
 PORTAL_PREF = "widget.use-xdg-desktop-portal.native-messaging"
 OTHER_BUILDS = ("Thunderbird from Debian's archive (sudo apt install thunderbird, on Debian) or "
                 "Mozilla's own build (the archive from thunderbird.net)")
+# The portal remembers the user's answer per host and app in its permission store (table
+# "webextensions"); a "no", or an answer from an older install, keeps refusing until reset.
+PORTAL_RESET = (f"flatpak permission-remove webextensions {HOST_NAME} snap.thunderbird (with the flatpak "
+                "tool), or remove ~/.local/share/flatpak/db/webextensions and log in again; then "
+                "Thunderbird asks once more")
+FLATPAK_NO_PORTAL = ("a Flatpak Thunderbird has no portal for native messaging (xdg-desktop-portal has "
+                     "none yet)")
 
 
 @dataclass(frozen=True)
@@ -123,9 +132,11 @@ def install_into(sandbox: Sandbox, manifest: dict, launcher: Path, home_dir: Opt
     if sandbox.kind == "snap":
         return [f"found a {sandbox.label} ({sandbox.evidence}): it cannot start programs outside the snap, "
                 "so it reaches the helper only through the desktop's WebExtensions portal, which reads the "
-                f"manifest just written. In Thunderbird set {PORTAL_PREF} to 1 (Settings > General > "
-                "Config Editor), restart it, and allow mailtracker when asked. 'mailtracker doctor' says "
-                f"whether this desktop has that portal; without it, use {OTHER_BUILDS}."]
+                "manifest just written and asks you once to allow mailtracker. Ubuntu's snap turns "
+                f"{PORTAL_PREF} on since February 2025; if yours has it at 0, set it to 1 (Settings > "
+                "General > Config Editor) and restart Thunderbird. If it never asks and the add-on says "
+                f"the helper is missing, an old answer is stored: {PORTAL_RESET}. 'mailtracker doctor' "
+                f"says whether this desktop has that portal; without it, use {OTHER_BUILDS}."]
     wrapper = flatpak_wrapper(home_dir)
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     wrapper.write_text("#!/bin/sh\n# Started inside the Flatpak sandbox; the helper runs outside it.\n"
@@ -134,8 +145,9 @@ def install_into(sandbox: Sandbox, manifest: dict, launcher: Path, home_dir: Opt
     target = flatpak_manifest(home_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({**manifest, "path": str(wrapper)}, indent=2) + "\n", encoding="utf-8")
-    done = [f"found a {sandbox.label} ({sandbox.evidence}): wrote the host manifest {target} and the "
-            f"launcher {wrapper}, which starts the helper outside the sandbox with flatpak-spawn"]
+    done = [f"found a {sandbox.label} ({sandbox.evidence}): {FLATPAK_NO_PORTAL}. What can work instead "
+            f"(never tried here): wrote the host manifest {target} and the launcher {wrapper}, which "
+            f"starts the helper outside the sandbox with flatpak-spawn. What surely works: {OTHER_BUILDS}"]
     if not flatpak_may_spawn_on_host():
         done.append(f"the {sandbox.label} may not start programs outside its sandbox yet; allow it once "
                     f"with: flatpak override --user --talk-name=org.freedesktop.Flatpak {FLATPAK_ID}")
@@ -167,8 +179,9 @@ def check_sandbox(sandbox: Sandbox, launcher: Path, home_dir: Optional[Path] = N
         available = portal()
         if available:
             return [SandboxCheck(name, True, f"the desktop's WebExtensions portal is there ({sandbox.evidence}); "
-                                 f"Thunderbird needs {PORTAL_PREF} = 1 in its Config Editor, and asks you "
-                                 "once to allow mailtracker")]
+                                 f"Thunderbird needs {PORTAL_PREF} = 1 in its Config Editor (the default "
+                                 "in Ubuntu's snap), and asks you once to allow mailtracker; if it refused "
+                                 f"once, it goes on refusing: {PORTAL_RESET}")]
         why = ("this desktop's portal (xdg-desktop-portal) has no WebExtensions portal"
                if available is False else "the desktop's portal could not be asked (no session D-Bus?)")
         return [SandboxCheck(name, False, f"{why}, and a snap cannot start the helper any other way "
@@ -189,6 +202,6 @@ def check_sandbox(sandbox: Sandbox, launcher: Path, home_dir: Optional[Path] = N
         how = f"flatpak override --user --talk-name=org.freedesktop.Flatpak {FLATPAK_ID}"
         why = "may not start programs outside its sandbox" if allowed is False else \
             "could not be asked whether it may start programs outside its sandbox"
-        return [SandboxCheck(name, False, f"it {why}; allow it once with: {how}, then restart Thunderbird "
-                             f"(or use {OTHER_BUILDS})")]
+        return [SandboxCheck(name, False, f"{FLATPAK_NO_PORTAL}, and it {why}; allow it once with: {how}, "
+                             f"then restart Thunderbird (or use {OTHER_BUILDS})")]
     return [SandboxCheck(name, True, f"manifest {manifest}, launcher {wrapper} via flatpak-spawn --host")]

@@ -1,15 +1,20 @@
-"""Syncthing as the way hits come home: the folder settings for each side and a
-check (and repair) of a running Syncthing's folder through its REST API.
+"""Syncthing as the way hits come home, and the way a person's computers share their
+desktop logs: the folder settings for each side and a check (and repair) of a
+running Syncthing's folder through its REST API.
 
 The server's hits folder is send-only (the desktop can never change the
 server's logs), the desktop's is receive-only and ignores deletes (the server
 may delete old hits files after ``--retention-days``; the desktop keeps them,
 so the register can always be rebuilt). Both watch for changes with a 1 s
 delay: a hit reaches the desktop in about a second instead of ten.
+
+The devices folder (``Home.devices_dir``) is send-and-receive on each of the
+person's computers: each writes only its own logs in it (``core.paths``), so no
+file ever has two writers, and deletes are ignored there too: a computer that
+drops a log never takes another computer's history with it.
 """
 
 import os
-import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -22,10 +27,17 @@ import requests
 from mailtracker.core.errors import SyncthingError
 from mailtracker.desktop.client import session as shared_session
 from mailtracker.desktop.install import Check
+from mailtracker.desktop.platforms import platform_key
 
 FOLDER_ID = "mailtracker-hits"
-FOLDER_LABEL = "mailtracker hits"
-SIDES = ("server", "desktop")
+DEVICES_FOLDER_ID = "mailtracker-devices"
+SIDES = ("server", "desktop", "devices")
+# Per side: the folder's label and default ID, where it is, and who is on the other end.
+FOLDERS = {
+    "server": ("mailtracker hits", FOLDER_ID, "the VPS", "the desktop"),
+    "desktop": ("mailtracker hits", FOLDER_ID, "this desktop", "the server"),
+    "devices": ("mailtracker devices", DEVICES_FOLDER_ID, "each of your computers", "your other computers"),
+}
 # Where packaging/systemd/mailtracker.service keeps the hits on a VPS.
 SERVER_HITS_DIR = "/var/lib/mailtracker/hits"
 DEFAULT_ADDRESS = "http://127.0.0.1:8384"
@@ -46,7 +58,7 @@ class Setting:
 _TYPE = "Edit Folder > Advanced > Folder Type"
 _WATCH = Setting("fsWatcherEnabled", True, "watch for changes", "Edit Folder > Advanced > Watch for Changes", "on")
 _DELAY = Setting("fsWatcherDelayS", 1, "watcher delay", "Actions > Advanced > Folders > Fs Watcher Delay S",
-                 "1 (hits arrive in about 1 s, not 10)")
+                 "1 (a change arrives in about 1 s, not 10)")
 _RUNNING = Setting("paused", False, "not paused", "the folder's Resume button", "not paused")
 WANTED: Dict[str, List[Setting]] = {
     "server": [Setting("type", "sendonly", "folder type", _TYPE, "Send Only"), _WATCH, _DELAY, _RUNNING],
@@ -54,6 +66,12 @@ WANTED: Dict[str, List[Setting]] = {
         Setting("type", "receiveonly", "folder type", _TYPE, "Receive Only"), _WATCH, _DELAY,
         Setting("ignoreDelete", True, "ignore deletes", "Actions > Advanced > Folders > Ignore Delete",
                 "on (keeps the hits files the server deletes after --retention-days)"),
+        _RUNNING,
+    ],
+    "devices": [
+        Setting("type", "sendreceive", "folder type", _TYPE, "Send & Receive"), _WATCH, _DELAY,
+        Setting("ignoreDelete", True, "ignore deletes", "Actions > Advanced > Folders > Ignore Delete",
+                "on (a computer that drops its logs never takes them from the others)"),
         _RUNNING,
     ],
 }
@@ -68,10 +86,11 @@ CONFIG_DIRS = {
 }
 
 
-def folder_settings(side: str, path: str, folder_id: str = FOLDER_ID,
+def folder_settings(side: str, path: str, folder_id: Optional[str] = None,
                     devices: Tuple[str, ...] = ()) -> dict:
     """The folder as Syncthing's REST API takes it (``PATCH /rest/config/folders/<id>``)."""
-    settings = {"id": folder_id, "label": FOLDER_LABEL, "path": path}
+    label, default_id, _, _ = FOLDERS[side]
+    settings = {"id": folder_id or default_id, "label": label, "path": path}
     settings.update({setting.field: setting.wanted for setting in WANTED[side]})
     settings["rescanIntervalS"] = 3600
     if devices:
@@ -79,13 +98,12 @@ def folder_settings(side: str, path: str, folder_id: str = FOLDER_ID,
     return settings
 
 
-def describe_settings(side: str, path: str, folder_id: str = FOLDER_ID) -> str:
+def describe_settings(side: str, path: str, folder_id: Optional[str] = None) -> str:
     """The same settings as a person sets them in Syncthing's web GUI."""
-    other = "desktop" if side == "server" else "server"
-    where = "the VPS" if side == "server" else "this desktop"
-    rows = [("Add Folder > Folder ID", f"{folder_id} (the same on both sides)"),
+    _, default_id, where, other = FOLDERS[side]
+    rows = [("Add Folder > Folder ID", f"{folder_id or default_id} (the same on every side)"),
             ("Add Folder > Folder Path", path),
-            ("Add Folder > Sharing", f"the {other}'s device")]
+            ("Add Folder > Sharing", f"{other}' devices" if other.endswith("s") else f"{other}'s device")]
     rows += [(setting.where, setting.shown) for setting in WANTED[side] if setting is not _RUNNING]
     width = max(len(where) for where, _ in rows)
     return "\n".join([f"{side.capitalize()} side ({where}):"] +
@@ -95,7 +113,7 @@ def describe_settings(side: str, path: str, folder_id: str = FOLDER_ID) -> str:
 def find_gui(config_dir: Optional[Path] = None) -> Tuple[str, str, Path]:
     """(REST address, API key, config.xml) read from a Syncthing's config.xml."""
     candidates = [config_dir] if config_dir else [
-        Path(os.path.expandvars(entry)).expanduser() for entry in CONFIG_DIRS.get(_platform(), [])
+        Path(os.path.expandvars(entry)).expanduser() for entry in CONFIG_DIRS.get(platform_key(), [])
         if "$" not in os.path.expandvars(entry)]
     for directory in candidates:
         path = Path(directory) / "config.xml"
@@ -122,10 +140,6 @@ def find_gui(config_dir: Optional[Path] = None) -> Tuple[str, str, Path]:
     if host in ("0.0.0.0", "[::]", ""):
         host = "127.0.0.1"
     return f"{'https' if tls else 'http'}://{host}:{port}", api_key, path
-
-
-def _platform() -> str:
-    return "linux" if sys.platform.startswith(("linux", "freebsd")) else sys.platform
 
 
 class SyncthingAPI:
@@ -201,7 +215,8 @@ def _same_path(a: str, b: str) -> bool:
 
 
 def check_folder(api: SyncthingAPI, side: str, path: str, folder_id: Optional[str] = None) -> FolderCheck:
-    """Check the hits folder of one running Syncthing: found, settings, shared, connected, healthy."""
+    """Check the folder of one side in a running Syncthing: found, settings, shared, connected, healthy."""
+    label, _, _, other = FOLDERS[side]
     my_id = api.my_id()
     folders = api.folders()
     if folder_id:
@@ -210,13 +225,13 @@ def check_folder(api: SyncthingAPI, side: str, path: str, folder_id: Optional[st
     else:
         folder = next((f for f in folders if _same_path(f.get("path", ""), path)), None)
         missing = f"Syncthing has no folder at {path}"
-    checks = [Check("hits folder present", folder is not None,
+    checks = [Check(f"{label.split()[-1]} folder present", folder is not None,
                     f"{folder['id']} at {folder['path']}" if folder else
                     f"{missing}; add it as 'mailtracker syncthing settings' shows")]
     if folder is None:
         return FolderCheck(checks, None, {})
     if folder_id and not _same_path(folder.get("path", ""), path):
-        checks.append(Check("folder path", False, f"{folder['path']}, but the hits are in {path}"))
+        checks.append(Check("folder path", False, f"{folder['path']}, but the {label.split()[-1]} are in {path}"))
     changes = {}
     for setting in WANTED[side]:
         value = folder.get(setting.field)
@@ -229,8 +244,7 @@ def check_folder(api: SyncthingAPI, side: str, path: str, folder_id: Optional[st
     peers = [d["deviceID"] for d in folder.get("devices", []) if d.get("deviceID") != my_id]
     checks.append(Check("shared with the other side", bool(peers),
                         f"{len(peers)} device(s)" if peers else
-                        "the folder is shared with no other device; share it with the "
-                        f"{'desktop' if side == 'server' else 'server'}"))
+                        f"the folder is shared with no other device; share it with {other}"))
     connections = api.connections()
     connected = [p for p in peers if connections.get(p, {}).get("connected")]
     checks.append(Check("other side connected", bool(connected),

@@ -2,7 +2,8 @@
 its row, its pixel URL and HTML — and later rows that change it), self-fetches.csv
 (the moments the sender's own Thunderbird may fetch a pixel) and links.csv (the
 tracked links of each mail); writing them and reading them back. The one owner of
-these formats.
+these formats. Each is written to this computer's own file (``Home.log_path``) and
+read from every computer's (``Home.log_paths``).
 
 Every field is bounded when it is written (a field of more than 131,072 characters
 is more than Python's csv module reads, and would make the whole log unreadable),
@@ -355,22 +356,25 @@ def parse_self_fetches(data: bytes, columns: Sequence[str] = SELF_FETCH_COLUMNS
 
 def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tuple[str, Dict[str, str]]]:
     """The tag with this id, or the latest one whose email has this Message-ID, straight
-    from tags.csv (a tag minted a moment ago is there before any fold has run)."""
+    from the tags logs (a tag minted a moment ago is there before any fold has run; one
+    minted on another of the person's computers once its log has arrived)."""
     found: Dict[str, Dict[str, str]] = {}
     best = ""
-    try:
-        with open(home.tags_path, "rb") as handle:
-            for record in parse_tag_records(handle.read()):
-                if record is None:
-                    continue
-                rid, fields = record
-                if rid == tag_id or (message_id and fields.get("message_id") == message_id) or rid in found:
-                    merged = found.setdefault(rid, {})
-                    merged.update({key: value for key, value in fields.items() if value or key not in merged})
-                    if rid == tag_id or fields.get("message_id") == message_id:
-                        best = rid
-    except FileNotFoundError:
-        return None
+    for path in home.log_paths("tags", copies=False):  # what a copy adds waits for the fold
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            continue
+        for record in parse_tag_records(data, read_columns(path, TAG_COLUMNS)):
+            if record is None:
+                continue
+            rid, fields = record
+            if rid == tag_id or (message_id and fields.get("message_id") == message_id) or rid in found:
+                merged = found.setdefault(rid, {})
+                merged.update({key: value for key, value in fields.items() if value or key not in merged})
+                if rid == tag_id or fields.get("message_id") == message_id:
+                    best = rid
     return (best, found[best]) if best else None
 
 

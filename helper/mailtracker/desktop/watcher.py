@@ -22,7 +22,7 @@ from mailtracker.core.errors import MailtrackerError
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.hitline import HITS_GLOB
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DEVICES_DIR, DeviceLog, Home
 from mailtracker.core.settings import Config
 from mailtracker.desktop.fold import FoldResult, fold
 
@@ -38,11 +38,15 @@ class _LogChanged(FileSystemEventHandler):
         self._log_names = frozenset(log_names)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory and event.event_type in ("created", "moved") and \
+                Path(event.dest_path if event.event_type == "moved" else event.src_path).name == DEVICES_DIR:
+            self._wake.set()  # the home joined several computers: the fold thread watches the folder
+            return
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
         name = Path(path).name
-        if name in self._log_names or fnmatch.fnmatch(name, HITS_GLOB):
+        if name in self._log_names or fnmatch.fnmatch(name, HITS_GLOB) or DeviceLog.parse(name):
             self._wake.set()
 
 
@@ -65,17 +69,23 @@ class Watcher:
         self._wake = threading.Event()
         self._stopping = False
         self._observer: Optional[Observer] = None
+        self._handler: Optional[_LogChanged] = None
+        self._devices_watched = False
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "Watcher":
         hits_dir = self.home.hits_dir(self.config)
         hits_dir.mkdir(parents=True, exist_ok=True)
-        # A new tag, and a reply the add-on found (its tag shows Replied at once).
-        handler = _LogChanged(self._wake, (self.home.tags_path.name, self.home.replies_path.name))
+        # A new tag, and a reply the add-on found (its tag shows Replied at once); the logs of the
+        # devices folder by their names.
+        handler = _LogChanged(self._wake, (self.home.legacy_log_path("tags").name,
+                                           self.home.legacy_log_path("replies").name))
         self._observer = Observer()
         self._observer.schedule(handler, str(hits_dir), recursive=False)
         if hits_dir.resolve() != self.home.data_dir.resolve():
             self._observer.schedule(handler, str(self.home.data_dir), recursive=False)
+        self._handler = handler
+        self._watch_devices()
         self._observer.start()
         self._thread = threading.Thread(target=self._run, name="mailtracker-fold", daemon=True)
         self._thread.start()
@@ -136,7 +146,16 @@ class Watcher:
             if remaining <= 0 or not self._wake.wait(min(self.debounce_s, remaining)):
                 return
 
+    def _watch_devices(self) -> None:
+        """Watch the devices folder, where the person's other computers' logs arrive, once it is
+        there (made by 'devices join', which may come while this watcher runs). From the fold
+        thread: watchdog's own thread holds its lock while it hands out events."""
+        if not self._devices_watched and self.home.devices_dir.is_dir():
+            self._observer.schedule(self._handler, str(self.home.devices_dir), recursive=False)
+            self._devices_watched = True
+
     def _fold_once(self) -> None:
+        self._watch_devices()
         try:
             result = fold(self.home, self.config)
         except Exception as exc:

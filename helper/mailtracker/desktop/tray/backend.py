@@ -9,7 +9,7 @@ import queue
 import threading
 from typing import Callable
 
-from mailtracker.desktop.install import platform_key
+from mailtracker.desktop.platforms import platform_key
 
 log = logging.getLogger(__name__)
 
