@@ -40,7 +40,8 @@ export function isSkippedFolder(folder) {
   if (!folder) {
     return false;
   }
-  if (folder.name === STAGING_FOLDER || SKIPPED_FOLDERS.has(folder.type)) {
+  // A plain folder named Sent (Local Folders' own, made without the Sent flag) is a Sent folder too.
+  if (folder.name === STAGING_FOLDER || SKIPPED_FOLDERS.has(folder.type) || /^sent$/i.test(folder.name ?? "")) {
     return true;
   }
   return (folder.specialUse ?? []).some((use) => SKIPPED_FOLDERS.has(use));
@@ -164,8 +165,15 @@ export function createReplyWatch({ helper, messenger, local, now = () => Date.no
     return outcomes;
   }
 
-  /** messages.onNewMailReceived: the messages just filed in a folder. */
+  /**
+   * messages.onNewMailReceived: the messages just filed in a folder. A folder that never
+   * holds answers (Sent, mailtracker-staging…) is left at once, its list untouched: the
+   * Sent copy's replacement (sentCopy.mjs) is at work on those very messages.
+   */
   async function onNewMail(folder, messages) {
+    if (isSkippedFolder(folder)) {
+      return [];
+    }
     return examineList(messages);
   }
 

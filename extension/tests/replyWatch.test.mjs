@@ -75,11 +75,25 @@ describe("the reply watch", () => {
     assert.deepEqual((await local.get(STATE_KEY))[STATE_KEY].reported, ["m1@example.net"]);
   });
 
+  test("new mail in Sent or staging is left at once: its list is not even paged (the Sent copy's replacement works on it)", async () => {
+    const messenger = fakeMessenger([["person-reply-outlook.eml"]]);
+    const continued = [];
+    messenger.messages.continueList = async (id) => { continued.push(id); return null; };
+    const helper = fakeHelper(["tracked-1@sender.example.org"]);
+    const watch = createReplyWatch({ helper, messenger, local: memoryArea(), now: () => NOW });
+    const list = { id: "more", messages: messenger.list.map((m) => ({ ...m, folder: { name: "mailtracker-staging" } })) };
+    assert.deepEqual(await watch.onNewMail({ name: "mailtracker-staging", specialUse: [] }, list), []);
+    assert.deepEqual(await watch.onNewMail({ name: "Sent", specialUse: ["sent"] }, list), []);
+    assert.deepEqual([continued, messenger.calls, helper.requests], [[], [], []]);
+  });
+
   test("Sent, Drafts, Trash, Junk and the staging folder are never read as answers", () => {
     for (const folder of [{ type: "sent" }, { specialUse: ["drafts"] }, { type: "trash" }, { type: "junk" },
       { name: "mailtracker-staging", type: "normal" }]) {
       assert.equal(isSkippedFolder(folder), true, JSON.stringify(folder));
     }
+    // Local Folders' Sent as the add-on makes it: a plain folder named Sent.
+    assert.equal(isSkippedFolder({ name: "Sent", type: undefined, specialUse: [] }), true);
     assert.equal(isSkippedFolder(INBOX), false);
     assert.equal(isSkippedFolder({ name: "Clients", type: "normal" }), false);
   });

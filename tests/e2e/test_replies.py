@@ -6,14 +6,18 @@ program never loaded the pixel; the Sent copy on the server carries the Replied 
 for a second mail marks it not delivered."""
 
 import imaplib
+import json
+import os
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from tests.conftest import row_of
+from tests.display import XDisplay
 from tests.e2e.imap import PASSWORD, USER
-from tests.e2e.test_sent_copy import IMAP_EMAIL, dovecot, imap_identity, start_device  # noqa: F401 (fixtures)
+from tests.e2e.test_sent_copy import IMAP_EMAIL, dovecot, start_device  # noqa: F401 (a fixture)
 from tests.e2e.test_sent_list import SCREENSHOT, in_add_on, show_sent_folder, wait_for_tag
 from tests.e2e.test_thunderbird import pixels_in, sent_row, token_of
 from tests.e2e.thunderbird import wait_until
@@ -87,10 +91,21 @@ def keywords_in_sent(dovecot, message_id):
         client.logout()
 
 
-def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot, imap_identity):
+def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot, tmp_path):
     """OOO, the sender's own note and the recipient's reply reach the INBOX: replies = 1, opens = 0,
-    Replied on the Sent copy on the server; a bounce of a second mail marks it not delivered."""
-    message_id, tag_id = send_tracked_imap(desktop, dovecot, imap_identity, "Replies e2e")
+    Replied on the Sent copy on the server; a bounce of a second mail marks it not delivered.
+    In a Thunderbird of its own (its profile holds the IMAP account): the session's Thunderbird,
+    which other tests send IMAP mail from, is left as it was."""
+    tb = start_device(desktop, tmp_path / "device", dovecot, headless=not SCREENSHOT)
+    try:
+        check_replies_and_bounces(SimpleNamespace(tb=tb, sink=desktop.sink, home=desktop.home,
+                                                  server=desktop.server), dovecot)
+    finally:
+        tb.stop()
+
+
+def check_replies_and_bounces(desktop, dovecot):
+    message_id, tag_id = send_tracked_imap(desktop, dovecot, "id2", "Replies e2e")
     dovecot.append("INBOX", answer(message_id, "Ann Example <ann@example.net>", "Automatic reply: Replies e2e",
                                    "Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n", "ooo"))
     dovecot.append("INBOX", answer(message_id, f"IMAP Sender <{IMAP_EMAIL}>", "Re: Replies e2e", "", "own"))
@@ -142,7 +157,7 @@ def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot
     wait_until(lambda: any(REPLIED in flags for flags in keywords_in_sent(dovecot, message_id)), 30,
                "the Replied keyword on the server's Sent copy")
 
-    bounced_id, bounced_tag = send_tracked_imap(desktop, dovecot, imap_identity, "Bounce e2e",
+    bounced_id, bounced_tag = send_tracked_imap(desktop, dovecot, "id2", "Bounce e2e",
                                                 to="Nobody <nobody@example.net>")
     dovecot.append("INBOX", bounce_of(bounced_id, "nobody@example.net"))
     desktop.tb.js(GET_MESSAGES, [IMAP_EMAIL])
@@ -150,6 +165,21 @@ def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot
     row = row_of(desktop.home, bounced_tag)
     assert row["undelivered"] == "nobody@example.net" and row["replies"] == 0
     assert "550 5.1.1" in row["undelivered_reason"]
+    # The Tracked mail page: a Replies column, "not delivered" for the bounce.
+    picture = threading.Timer(2.5, lambda: XDisplay(os.environ["DISPLAY"]).screenshot().save(
+        SCREENSHOT.replace(".png", "-tracked.png"))) if SCREENSHOT else None
+    if picture:
+        picture.start()
+    shown = json.loads(desktop.tb.in_extension_tab("tracked/tracked.html", """
+        const [subjects, linger] = args;
+        const row = (d, s) => [...d.querySelectorAll("#tags tr.mail")].find(tr => tr.textContent.includes(s));
+        await waitFor(d => subjects.every(s => row(d, s)), "the mails on the Tracked mail page");
+        if (linger) await new Promise(r => setTimeout(r, 4000));
+        return JSON.stringify(subjects.map(s => [...row(doc(), s).cells].map(td => td.textContent)));
+    """, [["Replies e2e", "Bounce e2e"], bool(SCREENSHOT)]))
+    if picture:
+        picture.join()
+    assert [cells[5] for cells in shown] == ["1", "not delivered"]
     if SCREENSHOT:
         show_sent_folder(desktop, SCREENSHOT, IMAP_EMAIL)
 
