@@ -104,8 +104,8 @@ def test_a_reply_counts_an_out_of_office_and_an_own_note_do_not(desktop, dovecot
         tb.stop()
 
 
-def check_replies_and_bounces(desktop, dovecot):
-    message_id, tag_id = send_tracked_imap(desktop, dovecot, "id2", "Replies e2e")
+def check_replies_and_bounces(desktop, dovecot, identity="id2"):
+    message_id, tag_id = send_tracked_imap(desktop, dovecot, identity, "Replies e2e")
     dovecot.append("INBOX", answer(message_id, "Ann Example <ann@example.net>", "Automatic reply: Replies e2e",
                                    "Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n", "ooo"))
     dovecot.append("INBOX", answer(message_id, f"IMAP Sender <{IMAP_EMAIL}>", "Re: Replies e2e", "", "own"))
@@ -157,7 +157,7 @@ def check_replies_and_bounces(desktop, dovecot):
     wait_until(lambda: any(REPLIED in flags for flags in keywords_in_sent(dovecot, message_id)), 30,
                "the Replied keyword on the server's Sent copy")
 
-    bounced_id, bounced_tag = send_tracked_imap(desktop, dovecot, "id2", "Bounce e2e",
+    bounced_id, bounced_tag = send_tracked_imap(desktop, dovecot, identity, "Bounce e2e",
                                                 to="Nobody <nobody@example.net>")
     dovecot.append("INBOX", bounce_of(bounced_id, "nobody@example.net"))
     desktop.tb.js(GET_MESSAGES, [IMAP_EMAIL])
