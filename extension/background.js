@@ -12,6 +12,7 @@ import { BADGE_SEEN, COUNTS_CHANGED, HELPER_RELAY, createConnectedHelper } from 
 import { notify } from "./modules/notify.mjs";
 import { createOpenWatch } from "./modules/openWatch.mjs";
 import { REMINDER_ALARM, createReminders } from "./modules/reminders.mjs";
+import { createReplyWatch } from "./modules/replyWatch.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
@@ -37,6 +38,8 @@ const tabStore = createTabStore();
 // The Sent list's tags, the badge, open notifications and due reminders (openWatch.mjs).
 const openWatch = createOpenWatch({ helper, messenger: browser, t: (name, subs) => browser.i18n.getMessage(name, subs) });
 const runForTab = createTabQueue();
+// Replies and bounces to tracked mail, found in the user's own mailboxes (replyWatch.mjs).
+const replyWatch = createReplyWatch({ helper, messenger: browser });
 const reminders = createReminders({ helper, runForTab });
 // A periodic look as well: it reopens a port that died and catches a missed change.
 const CHECK_ALARM = "mailtracker-check";
@@ -153,6 +156,11 @@ browser.messageDisplay.onMessagesDisplayed.addListener((tab, messages) => {
   onMessagesDisplayed(tab, messages).catch(logError);
 });
 
+// Every folder (true: monitorAllFolders), so a reply the user's filters moved is seen too.
+browser.messages.onNewMailReceived.addListener((folder, messages) => {
+  replyWatch.onNewMail(folder, messages).catch(logError);
+}, true);
+
 browser.action.onClicked.addListener(() => {
   browser.tabs.create({ url: TRACKED_PAGE }).catch(logError);
 });
@@ -164,6 +172,8 @@ function start() {
   sentCopy.finishStaged().catch(logError);
   openWatch.restoreBadge().catch(logError);
   openWatch.refresh().catch(logError);
+  // Replies that arrived while Thunderbird was closed.
+  replyWatch.catchUp().catch(logError);
   // Older Thunderbirds return nothing here rather than a promise.
   Promise.resolve(browser.alarms.create(CHECK_ALARM, { periodInMinutes: 5 })).catch(logError);
 }

@@ -18,6 +18,7 @@ from mailtracker.core.tokens import verify_token
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import EXTENSION_ID, MAX_REQUEST_BYTES, PROTOCOL_VERSION
 from mailtracker.desktop.install import OWN_COPY_DOMAINS
+from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import BASE_TIME, HostProcess, PixelServer, run_cli, write_hits
 
@@ -261,14 +262,13 @@ def test_remind_is_kept_with_the_tag_and_shown_by_list_status_and_the_cli(host, 
     tag = host.call("mint", subject="Offer", recipients=["ann@example.org"], identity="")["data"]
     host.call("sent", tag_id=tag["id"], message_id="r1@x")
     reply = host.call("remind", tag_id=tag["id"], remind_at="2026-01-02T03:04:05.678Z")
-    assert reply["data"] == {"tag_id": tag["id"], "remind_at": "2026-01-02T03:04:05.678Z"}
+    assert reply["data"] == {"tag_id": tag["id"], "remind_at": "2026-01-02T03:04:05.678Z", "remind_if": "not_opened"}
     assert host.call("remind", tag_id=tag["id"], remind_at="2 Jan 2026")["code"] == 60
     assert host.call("remind", tag_id="b" * 32, remind_at="2026-01-02T03:04:05.678Z")["code"] == 61
     fold(home)
     assert host.call("list", limit=5)["data"]["tags"][0]["remind_at"] == "2026-01-02T03:04:05.678Z"
     assert host.call("status", message_id="r1@x")["data"]["remind_at"] == "2026-01-02T03:04:05.678Z"
-    assert home.register_path.read_text(encoding="utf-8-sig").splitlines()[1].endswith(
-        ",2026-01-02T03:04:05.678Z")
+    assert read_register(home.register_path)[0]["remind_at"] == "2026-01-02T03:04:05.678Z"
     listed = run_cli("list", home=home).stdout
     assert "REMINDER" in listed and "2026-01-02 03:04 UTC (due)" in listed
 

@@ -89,9 +89,10 @@ def test_report_numbers_are_the_registers(home, history):
     table.feed(page)
     register = {row["short_id"]: row for row in read_register(home.register_path)}
     assert len(table.rows) == 3
-    for short_id, _, _, _, opens, _, _, clicks, own, machines, hits, *_ in table.rows:
+    for short_id, _, _, _, opens, _, _, clicks, replies, own, machines, hits, *_ in table.rows:
         row = register[short_id]
-        assert (opens, clicks, own, machines, hits) == (row["opens"], row["clicks"], row["self_hits"], row["machine_hits"], row["hits"])
+        assert (opens, clicks, replies, own, machines, hits) == (
+            row["opens"], row["clicks"], row["replies"], row["self_hits"], row["machine_hits"], row["hits"])
     assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
 
 

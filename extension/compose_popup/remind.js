@@ -1,4 +1,4 @@
-// The Track popup's reminder row: "remind me if not opened in N days" for this email.
+// The Track popup's reminder row: "remind me in N days if not opened / if no reply" for this email.
 // Shown while the email is tracked; starts from the identity's default (options), and the
 // choice is kept for this compose tab until it is sent (reminders.mjs).
 
@@ -9,6 +9,7 @@ import {
   cleanDays,
   loadRemindDefaults,
   loadTabChoice,
+  loadTabRemindIf,
   remindDaysFor,
   saveTabChoice,
 } from "../modules/reminders.mjs";
@@ -22,12 +23,15 @@ async function composeTabId() {
 
 async function render(tabId) {
   const { details, view } = await composeView(tabId);
-  const [choice, defaults] = await Promise.all([loadTabChoice(tabId), loadRemindDefaults()]);
+  const [choice, defaults, remindIf] = await Promise.all([
+    loadTabChoice(tabId), loadRemindDefaults(), loadTabRemindIf(tabId)]);
   const days = remindDaysFor({ tabChoice: choice, identityDefault: defaults[details.identityId] });
   byId("remindRow").hidden = view.status !== "tracked";
   byId("remind").checked = days > 0;
   byId("remindDays").value = String(days || cleanDays(defaults[details.identityId]) || DEFAULT_REMIND_DAYS);
   byId("remindDays").disabled = days === 0;
+  byId("remindIf").value = remindIf;
+  byId("remindIf").disabled = days === 0;
 }
 
 async function main() {
@@ -35,11 +39,12 @@ async function main() {
   const tabId = await composeTabId();
   const save = async () => {
     const days = cleanDays(byId("remindDays").value) || DEFAULT_REMIND_DAYS;
-    await saveTabChoice(tabId, byId("remind").checked ? days : 0);
+    await saveTabChoice(tabId, byId("remind").checked ? days : 0, undefined, byId("remindIf").value);
     await render(tabId);
   };
   byId("remind").addEventListener("change", save);
   byId("remindDays").addEventListener("change", save);
+  byId("remindIf").addEventListener("change", save);
   // The Track toggle (popup.js) changes whether there is anything to remind of.
   browser.storage.onChanged.addListener((changes, area) => {
     if (area === "session" && `compose:${tabId}` in changes) {

@@ -93,11 +93,18 @@ function renderRecipients(recipients) {
 function renderStatus(summary) {
   byId("state").hidden = true;
   byId("opens").textContent = String(summary.opens);
-  byId("firstOpen").textContent = summary.firstOpen ? formatDateTime(summary.firstOpen) : t("messageNoOpens");
+  byId("firstOpen").textContent = summary.firstOpen
+    ? formatDateTime(summary.firstOpen)
+    : t(summary.replies > 0 ? "messageReadByReply" : "messageNoOpens");
   byId("lastOpen").textContent = formatDateTime(summary.lastOpen);
   byId("clicks").textContent = summary.clicks
     ? t("messageClicksLast", [String(summary.clicks), formatDateTime(summary.lastClick)])
     : String(summary.clicks);
+  byId("replies").textContent = summary.replies
+    ? t("messageRepliesFrom", [String(summary.replies), summary.repliedBy, formatDateTime(summary.lastReply)])
+    : t("messageRepliesNone");
+  byId("undelivered").textContent = t("messageUndelivered", [summary.undelivered, summary.undeliveredReason]);
+  byId("undelivered").hidden = !summary.undelivered;
   renderLinks(summary.links);
   renderRecipients(summary.recipients);
   renderStrip(summary.timeline);

@@ -82,6 +82,13 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
     lastClick: toDate(data.last_click),
     // A person's click proves the mail was read, even with its images blocked.
     opened: Boolean(data.opened ?? Number(data.opens ?? 0) > 0),
+    // So does a reply (its verdict is the add-on's, replies.mjs); "read": opened, clicked or replied.
+    replies: Number(data.replies ?? 0),
+    repliedBy: String(data.replied_by ?? ""),
+    lastReply: toDate(data.last_reply),
+    undelivered: String(data.undelivered ?? ""),
+    undeliveredReason: String(data.undelivered_reason ?? ""),
+    read: Boolean(data.read ?? (data.opened || Number(data.replies ?? 0) > 0)),
     // A mail sent individually: one row per recipient's copy (individual.mjs).
     recipients: (data.recipients ?? []).map((row) => ({
       recipient: String(row.recipient ?? ""),

@@ -110,8 +110,8 @@ function splitEntity(entity) {
   return { headerText: entity.slice(0, match.index), bodyStart: match.index + match[0].length, eol };
 }
 
-/** Header fields, unfolded, names lower-cased; the first of each name wins. */
-export function parseHeaders(headerText) {
+/** Header fields, unfolded, names lower-cased: name -> every value of that name, in order. */
+export function parseHeaderFields(headerText) {
   const fields = new Map();
   let current = null;
   for (const line of headerText.split(/\r?\n/)) {
@@ -124,12 +124,19 @@ export function parseHeaders(headerText) {
       current = null;
       continue;
     }
-    current = { name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() };
-    if (!fields.has(current.name)) {
-      fields.set(current.name, current);
+    current = { value: line.slice(colon + 1).trim() };
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (!fields.has(name)) {
+      fields.set(name, []);
     }
+    fields.get(name).push(current);
   }
-  return new Map([...fields].map(([name, field]) => [name, field.value]));
+  return new Map([...fields].map(([name, values]) => [name, values.map((field) => field.value)]));
+}
+
+/** Header fields, unfolded, names lower-cased; the first of each name wins. */
+export function parseHeaders(headerText) {
+  return new Map([...parseHeaderFields(headerText)].map(([name, values]) => [name, values[0]]));
 }
 
 /** {type, params} of a Content-Type value; params keys lower-cased, quotes removed. */

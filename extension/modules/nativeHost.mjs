@@ -226,7 +226,11 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
     status: ({ messageId }) => call("status", { message_id: messageId }),
     list: ({ limit }) => call("list", { limit }),
     links: ({ tagId, links }) => call("links", { tag_id: tagId, links }),
-    remind: ({ tagId, remindAt }) => call("remind", { tag_id: tagId, remind_at: remindAt }),
+    remind: ({ tagId, remindAt, remindIf }) =>
+      call("remind", { tag_id: tagId, remind_at: remindAt, ...(remindIf ? { remind_if: remindIf } : {}) }),
+    reply: ({ messageIds, replyId, from, time, verdict, reason, recipient }) =>
+      call("reply", { message_ids: messageIds, reply_id: replyId, from, time, verdict, reason,
+        ...(recipient ? { recipient } : {}) }),
   };
 }
 

@@ -45,7 +45,14 @@ export function messageIdOfNotification(notificationId) {
   return parts.length >= 4 ? parts.slice(3).join(":") || null : null;
 }
 
-function whoOf(row) {
+/** Who a notice names: the recipient; for a reply who answered, for a bounce whom it missed. */
+function whoOf(row, kind) {
+  if (kind === "reply" && row.replied_by) {
+    return String(row.replied_by).split("; ").at(-1);
+  }
+  if (kind === "bounce" && row.undelivered) {
+    return row.undelivered;
+  }
   return row.name || row.recipients || row.short_id || "";
 }
 
@@ -68,6 +75,7 @@ export function diffRows(stored, rows, { now, notifyHere }) {
     }
     const opens = Number(row.opens ?? 0);
     const clicks = Number(row.clicks ?? 0);
+    const replies = Number(row.replies ?? 0);
     const state = stateOf(row, now);
     const before = previous[row.id];
     const entry = {
@@ -78,6 +86,8 @@ export function diffRows(stored, rows, { now, notifyHere }) {
       toldOpens: first ? opens : (before?.toldOpens ?? 0),
       toldClicks: first ? clicks : (before?.toldClicks ?? 0),
       reminded: before?.reminded ?? false,
+      toldReplies: first ? replies : (before?.toldReplies ?? 0),
+      toldBounce: first ? Boolean(row.undelivered) : (before?.toldBounce ?? false),
     };
     if (opens > entry.seenOpens) {
       newOpens += opens - entry.seenOpens;
@@ -93,7 +103,19 @@ export function diffRows(stored, rows, { now, notifyHere }) {
       entry.toldOpens = opens;
       entry.toldClicks = clicks;
     }
-    if (state === "due" && !entry.reminded && row.message_id) {
+    // Replies and bounces are the add-on's to tell, whether or not a tray runs: the tray tells opens.
+    if (notifyHere !== null) {
+      if (replies > entry.toldReplies) {
+        notices.push({ kind: "reply", row, count: replies });
+      }
+      if (row.undelivered && !entry.toldBounce) {
+        notices.push({ kind: "bounce", row, count: 0 });
+      }
+      entry.toldReplies = replies;
+      entry.toldBounce = Boolean(row.undelivered);
+    }
+    const parts = state.split("+");
+    if ((parts.includes("due") || parts.includes("noReply")) && !entry.reminded && row.message_id) {
       notices.push({ kind: "reminder", row, count: 0 });
       entry.reminded = true;
     }
@@ -134,8 +156,9 @@ export function groupNotices(notices) {
 /** {title, message} of a notification (t: i18n lookup). */
 export function noticeText({ kind, row, notices }, t) {
   if (kind === "group" || kind === "reminders") {
+    const lineOf = { click: "groupClickLine", reply: "groupReplyLine", bounce: "groupBounceLine" };
     const lines = notices.slice(0, GROUP_LINES).map(({ kind: each, row: mail }) => t(
-      each === "click" ? "groupClickLine" : "groupLine", [whoOf(mail), mail.subject || t("trackedNoSubject")]));
+      lineOf[each] ?? "groupLine", [whoOf(mail, each), mail.subject || t("trackedNoSubject")]));
     if (notices.length > GROUP_LINES) {
       lines.push(t("groupMore", [String(notices.length - GROUP_LINES)]));
     }
@@ -143,6 +166,16 @@ export function noticeText({ kind, row, notices }, t) {
       message: lines.join("\n") };
   }
   const subject = row.subject || t("trackedNoSubject");
+  if (kind === "reply") {
+    return { title: t("replyNoticeTitle", [whoOf(row, kind)]), message: t("noticeBody", [subject]) };
+  }
+  if (kind === "bounce") {
+    return { title: t("bounceNoticeTitle", [whoOf(row, kind)]),
+      message: t("bounceNoticeBody", [subject, row.undelivered_reason || ""]) };
+  }
+  if (kind === "reminder" && row.remind_if === "no_reply") {
+    return { title: t("noReplyReminderTitle", [subject]), message: t("noReplyReminderBody", [whoOf(row)]) };
+  }
   if (kind === "reminder") {
     return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };
   }

@@ -1,4 +1,4 @@
-// Follow-up reminders: "remind me if not opened in N days", chosen per mail in the
+// Follow-up reminders: "remind me in N days if not opened" (or "if no reply"), chosen per mail in the
 // Track popup (default off, or the identity's default from the options), sent to the
 // helper with the tag once the mail left (the helper keeps it in tags.csv, so `list`,
 // the report and `mailtracker list` show it), and woken by browser.alarms.
@@ -12,6 +12,25 @@ export const REMINDER_ALARM = "mailtracker-reminder";
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_REMIND_DAYS = 3;
 export const MAX_REMIND_DAYS = 365;
+// What a reminder waits for: no open (an open, a click or a reply ends it), or no reply.
+export const REMIND_IF = Object.freeze(["not_opened", "no_reply"]);
+
+/** "no_reply" or "not_opened" (anything else). */
+export function cleanRemindIf(value) {
+  return value === "no_reply" ? "no_reply" : "not_opened";
+}
+
+/** Whether what a reminder waits for has come: a reply (or a bounce) always; an open or a click
+ * unless it waits for a reply. */
+export function reminderSettled(row) {
+  if (Number(row?.replies ?? 0) > 0 || Boolean(row?.undelivered)) {
+    return true;
+  }
+  if (row?.remind_if === "no_reply") {
+    return false;
+  }
+  return row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0;
+}
 
 function sessionArea(area) {
   return area ?? browser.storage.session;
@@ -40,8 +59,7 @@ export function nextReminder(rows, now) {
   let next = null;
   for (const row of rows ?? []) {
     const due = Date.parse(row?.remind_at ?? "");
-    const opened = row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0;
-    if (!opened && row?.status !== "unsent" && Number.isFinite(due) && due > now && (next === null || due < next)) {
+    if (!reminderSettled(row) && row?.status !== "unsent" && Number.isFinite(due) && due > now && (next === null || due < next)) {
       next = due;
     }
   }
@@ -71,9 +89,16 @@ export async function loadTabChoice(tabId, area) {
   return stored[keyOf(tabId)]?.choice;
 }
 
-export async function saveTabChoice(tabId, days, area) {
+export async function saveTabChoice(tabId, days, area, remindIf = undefined) {
   const current = (await sessionArea(area).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
-  await sessionArea(area).set({ [keyOf(tabId)]: { ...current, choice: cleanDays(days) ?? 0 } });
+  const kind = remindIf === undefined ? current.remindIf : cleanRemindIf(remindIf);
+  await sessionArea(area).set({ [keyOf(tabId)]: { ...current, choice: cleanDays(days) ?? 0, remindIf: kind } });
+}
+
+/** What this compose tab's reminder waits for ("not_opened" unless the popup chose "no_reply"). */
+export async function loadTabRemindIf(tabId, area) {
+  const stored = await sessionArea(area).get(keyOf(tabId));
+  return cleanRemindIf(stored[keyOf(tabId)]?.remindIf);
 }
 
 /**
@@ -101,7 +126,7 @@ export function createReminders({ helper, runForTab, session, local, now = () =>
     }
     const remindAt = remindAtFor(now(), stored.days, await loadDayMs(local));
     try {
-      await helper.remind({ tagId, remindAt });
+      await helper.remind({ tagId, remindAt, remindIf: cleanRemindIf(stored.remindIf) });
       return remindAt;
     } catch (error) {
       log.warn("mailtracker: the reminder for tag %s was not kept: %s", tagId, error.message);

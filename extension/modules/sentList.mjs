@@ -6,37 +6,57 @@
 // never touched. Tags are IMAP keywords, so other mail programs may show them too.
 // Every Thunderbird API arrives as `messenger`, so node tests pass fakes.
 
+import { reminderSettled } from "./reminders.mjs";
 import { STAGING_FOLDER } from "./sentCopy.mjs";
 
 export const STATE_TAGS = Object.freeze({
   opened: { key: "$mt_opened", name: "tagOpened", color: "#2E7D32" },
   clicked: { key: "$mt_clicked", name: "tagClicked", color: "#1565C0" },
   notOpened: { key: "$mt_notopened", name: "tagNotOpened", color: "#E65100" },
+  noReply: { key: "$mt_noreply", name: "tagNoReply", color: "#EF6C00" },
+  replied: { key: "$mt_replied", name: "tagReplied", color: "#6A1B9A" },
+  undelivered: { key: "$mt_undelivered", name: "tagUndelivered", color: "#B71C1C" },
 });
 const OUR_KEYS = new Set(Object.values(STATE_TAGS).map((tag) => tag.key));
 
 /**
- * The state a register row shows in the Sent list: "clicked" (a person followed a link,
- * which also proves an open), "opened", "due" (its reminder time passed unopened), "none".
+ * The state a register row shows in the Sent list, its parts joined by "+" ("none" for no
+ * part): "clicked" (a person followed a link, which also proves an open) or "opened";
+ * "replied" (a person answered); "undelivered" (a recipient's server returned it); "due" (its
+ * reminder time passed unopened) or "noReply" (its "if no reply" reminder time passed without
+ * a reply). A reply or a bounce ends every reminder.
  */
 export function stateOf(row, now) {
+  const parts = [];
   if (Number(row?.clicks ?? 0) > 0) {
-    return "clicked";
+    parts.push("clicked");
+  } else if (row?.opened === true || Number(row?.opens ?? 0) > 0) {
+    parts.push("opened");
   }
-  if (row?.opened === true || Number(row?.opens ?? 0) > 0) {
-    return "opened";
+  if (Number(row?.replies ?? 0) > 0) {
+    parts.push("replied");
+  }
+  if (row?.undelivered) {
+    parts.push("undelivered");
   }
   const due = Date.parse(row?.remind_at ?? "");
-  return Number.isFinite(due) && due <= now ? "due" : "none";
+  if (Number.isFinite(due) && due <= now && !reminderSettled(row)) {
+    parts.push(row?.remind_if === "no_reply" ? "noReply" : "due");
+  }
+  return parts.join("+") || "none";
 }
 
 /** Our tag keys for a state: a clicked mail is also an opened one (the "Opened" filter finds it). */
 export function keysOf(state) {
-  return {
+  const keys = {
     clicked: [STATE_TAGS.opened.key, STATE_TAGS.clicked.key],
     opened: [STATE_TAGS.opened.key],
     due: [STATE_TAGS.notOpened.key],
-  }[state] ?? [];
+    noReply: [STATE_TAGS.noReply.key],
+    replied: [STATE_TAGS.replied.key],
+    undelivered: [STATE_TAGS.undelivered.key],
+  };
+  return String(state).split("+").flatMap((part) => keys[part] ?? []);
 }
 
 /** A message's new tag list: the user's own tags as they were, then ours; null when nothing changes. */

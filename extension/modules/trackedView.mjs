@@ -6,21 +6,24 @@ import { stateOf } from "./sentList.mjs";
 // Where the Tracked mail page is, for whatever opens it (the toolbar button, popups, notifications).
 export const TRACKED_PAGE = "/tracked/tracked.html";
 
-export const FILTERS = ["all", "opened", "notOpened", "clicked", "due"];
-const NUMERIC = new Set(["opens", "clicks"]);
+export const FILTERS = ["all", "opened", "notOpened", "clicked", "replied", "undelivered", "due"];
+const NUMERIC = new Set(["opens", "clicks", "replies"]);
 
-/** Whether a list row passes the filter at `now`. */
+/** Whether a list row passes the filter at `now` ("not opened": no open, click or reply). */
 export function matchesFilter(tag, filter, now) {
-  const state = stateOf(tag, now);
+  const parts = stateOf(tag, now).split("+");
+  const has = (part) => parts.includes(part);
   switch (filter) {
     case "opened":
-      return state === "opened" || state === "clicked";
+      return has("opened") || has("clicked");
     case "notOpened":
-      return state === "none" || state === "due";
-    case "clicked":
-      return state === "clicked";
+      return !has("opened") && !has("clicked") && !has("replied");
     case "due":
-      return state === "due";
+      return has("due") || has("noReply");
+    case "clicked":
+    case "replied":
+    case "undelivered":
+      return has(filter);
     default:
       return true;
   }

@@ -42,6 +42,10 @@ globalThis.browser = {
   tabs: { onRemoved: event("tabs.onRemoved"), onCreated: event("tabs.onCreated"), create: api("tabs.create") },
   webRequest: { onBeforeRequest: event("webRequest.onBeforeRequest") },
   messageDisplay: { onMessagesDisplayed: event("messageDisplay.onMessagesDisplayed") },
+  messages: {
+    onNewMailReceived: event("messages.onNewMailReceived"),
+    query: api("messages.query", { id: null, messages: [] }),
+  },
   messageDisplayAction: { enable: api("messageDisplayAction.enable"), disable: api("messageDisplayAction.disable") },
   action: {
     onClicked: event("action.onClicked"),
@@ -124,6 +128,7 @@ describe("background.js", () => {
       "compose.onIdentityChanged",
       "folders.onFolderInfoChanged",
       "messageDisplay.onMessagesDisplayed",
+      "messages.onNewMailReceived",
       "notifications.onClicked",
       "permissions.onAdded",
       "runtime.onInstalled",
@@ -134,6 +139,8 @@ describe("background.js", () => {
       "tabs.onRemoved",
       "webRequest.onBeforeRequest",
     ]);
+    // Every folder: a reply the user's filters move out of the Inbox is still seen.
+    assert.deepEqual(listeners.get("messages.onNewMailReceived").options, [true]);
     assert.deepEqual(apiCalls, []);
     assert.deepEqual(nativeRequests, []);
   });

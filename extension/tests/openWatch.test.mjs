@@ -11,6 +11,9 @@ const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const OPENED = STATE_TAGS.opened.key;
 const CLICKED = STATE_TAGS.clicked.key;
 const NOT_OPENED = STATE_TAGS.notOpened.key;
+const REPLIED = STATE_TAGS.replied.key;
+const UNDELIVERED = STATE_TAGS.undelivered.key;
+const NO_REPLY = STATE_TAGS.noReply.key;
 
 function row(id, fields = {}) {
   return { id, short_id: id.slice(0, 7), name: "Ann", subject: `Mail ${id}`, status: "sent", message_id: `${id}@x`,
@@ -136,7 +139,8 @@ describe("the open watch", () => {
     assert.equal(badgeTexts(messenger).at(-1), "1");
     // Our tags are made once, with the en names.
     assert.deepEqual(messenger.definitions.map((d) => [d.key, d.tag]), [
-      [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"]]);
+      [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"], [NO_REPLY, "No reply yet"],
+      [REPLIED, "Replied"], [UNDELIVERED, "Not delivered"]]);
   });
 
   test("opens that arrive together are one notification naming each mail, which opens the Tracked mail page", async () => {
@@ -185,7 +189,8 @@ describe("the open watch", () => {
     await watch.refresh();
     rowsRef.rows = [row("a", { opens: 1, opened: true })];
     await watch.refresh();
-    assert.deepEqual(messenger.callsOf("messages.tags.create").map((c) => c.args[0]), [CLICKED, NOT_OPENED]);
+    assert.deepEqual(messenger.callsOf("messages.tags.create").map((c) => c.args[0]),
+      [CLICKED, NOT_OPENED, NO_REPLY, REPLIED, UNDELIVERED]);
     assert.equal(messenger.definitions[0].tag, "Gelesen");
   });
 
@@ -318,6 +323,57 @@ describe("the open watch", () => {
     assert.deepEqual(messenger.store[0].tags, ["todo", OPENED]);
   });
 
+  test("a reply adds Replied (not Opened: the pixel saw nothing), ends the reminder and says who answered", async () => {
+    const remind = "2026-11-30T00:00:00.000Z";
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a", { remind_at: remind })],
+      messages: [{ headerMessageId: "a@x", tags: ["todo"] }] });
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", NOT_OPENED]);
+    rowsRef.rows = [row("a", { remind_at: remind, replies: 1, replied_by: "ann@example.net" })];
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", REPLIED]);
+    const titles = messenger.callsOf("notifications.create").map((call) => call.args[1].title);
+    assert.equal(titles.at(-1), "ann@example.net replied to your email");
+    // An open later: Opened beside Replied; the same reply again is not told twice.
+    rowsRef.rows = [row("a", { remind_at: remind, replies: 1, replied_by: "ann@example.net", opens: 1, opened: true })];
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, ["todo", OPENED, REPLIED]);
+    assert.equal(messenger.callsOf("notifications.create").filter((c) => /replied/.test(c.args[1].title)).length, 1);
+  });
+
+  test("a reminder if no reply: due though the mail was opened (No reply yet beside Opened), ended by a reply", async () => {
+    const remind = "2026-11-30T00:00:00.000Z";
+    const { watch, messenger, rowsRef } = watchWith({
+      rows: [row("a", { remind_at: remind, remind_if: "no_reply", opens: 1, opened: true })],
+      messages: [{ headerMessageId: "a@x" }] });
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, [OPENED, NO_REPLY]);
+    const [notice] = messenger.callsOf("notifications.create");
+    assert.equal(notice.args[1].title, "No reply yet: “Mail a”");
+    rowsRef.rows = [row("a", { remind_at: remind, remind_if: "no_reply", opens: 1, opened: true, replies: 1,
+      replied_by: "ann@example.net" })];
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, [OPENED, REPLIED]);
+    assert.equal(nextReminder([row("b", { remind_at: "2026-12-09T00:00:00.000Z", remind_if: "no_reply",
+      opens: 3, opened: true })], NOW), Date.parse("2026-12-09T00:00:00.000Z"), "an open does not end it");
+  });
+
+  test("a bounce tags Not delivered, cancels the reminder and says why, once, though a tray runs", async () => {
+    const remind = "2026-11-30T00:00:00.000Z";
+    const { watch, messenger, rowsRef } = watchWith({ rows: [row("a")], messages: [{ headerMessageId: "a@x" }],
+      tray: true });
+    await watch.refresh();
+    rowsRef.rows = [row("a", { remind_at: remind, undelivered: "nobody@example.net",
+      undelivered_reason: "not delivered: 550 5.1.1 user unknown" })];
+    await watch.refresh();
+    await watch.refresh();
+    assert.deepEqual(messenger.store[0].tags, [UNDELIVERED]);
+    const notices = messenger.callsOf("notifications.create").map((call) => call.args[1]);
+    assert.equal(notices.length, 1, "no reminder for a bounced mail, and the bounce told once");
+    assert.equal(notices[0].title, "Your email was not delivered to nobody@example.net");
+    assert.match(notices[0].message, /550 5\.1\.1 user unknown\. Its reminder is cancelled/);
+  });
+
   test("refreshes asked for during a run become one more run, each with one list", async () => {
     const { watch, helper } = watchWith({ rows: [row("a")], messages: [] });
     await Promise.all([watch.refresh(), watch.refresh(), watch.refresh()]);
@@ -349,7 +405,7 @@ describe("reminders", () => {
   });
 
   test("a send with a reminder chosen asks the helper to keep it; none chosen asks nothing", async () => {
-    const session = memoryArea({ "remind:7": { choice: 2 } });
+    const session = memoryArea({ "remind:7": { choice: 2, remindIf: "no_reply" } });
     const local = memoryArea({ remindDefaults: { id1: 4 }, reminderDayMs: 1000 });
     const calls = [];
     const helper = { remind: async (args) => calls.push(args) };
@@ -360,7 +416,8 @@ describe("reminders", () => {
     await reminders.onSent({ tabId: 8, tagId: "t2" });
     await reminders.noteSend(9, "id2"); // no default: off
     assert.equal(await reminders.onSent({ tabId: 9, tagId: "t3" }), null);
-    assert.deepEqual(calls, [{ tagId: "t1", remindAt: "2026-12-01T12:00:02.000Z" }, { tagId: "t2", remindAt: "2026-12-01T12:00:04.000Z" }]);
+    assert.deepEqual(calls, [{ tagId: "t1", remindAt: "2026-12-01T12:00:02.000Z", remindIf: "no_reply" },
+      { tagId: "t2", remindAt: "2026-12-01T12:00:04.000Z", remindIf: "not_opened" }]);
     await reminders.forgetTab(7);
     assert.equal("remind:7" in session.data, false);
   });
@@ -377,6 +434,14 @@ describe("the Tracked mail page's filter and sort", () => {
     assert.deepEqual(ids(tags.filter((t) => matchesFilter(t, "clicked", NOW))), ["c"]);
     assert.deepEqual(ids(tags.filter((t) => matchesFilter(t, "due", NOW))), ["d"]);
     assert.equal(tags.filter((t) => matchesFilter(t, "all", NOW)).length, 4);
+    // A reply is read without an open; a bounce is its own filter; states combine.
+    const more = [row("r", { replies: 1 }), row("o", { opens: 1, opened: true, replies: 2 }),
+      row("u", { undelivered: "nobody@example.net", remind_at: "2026-11-30T00:00:00.000Z" })];
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "replied", NOW))), ["r", "o"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "opened", NOW))), ["o"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "notOpened", NOW))), ["u"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "undelivered", NOW))), ["u"]);
+    assert.deepEqual(ids(more.filter((t) => matchesFilter(t, "due", NOW))), [], "a bounce ends the reminder");
   });
 
   test("sorting by a number or a text, either way, with empty values last", () => {

@@ -37,7 +37,21 @@ function reminderText(tag, state) {
   if (!when) {
     return "";
   }
-  return state === "due" ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+  const due = state.split("+").some((part) => part === "due" || part === "noReply");
+  const text = due ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+  return tag.remind_if === "no_reply" ? `${text} ${t("composeRemindIfNoReply")}` : text;
+}
+
+/** How many people replied, who (on hover); "not delivered" with the server's reason for a bounce. */
+function repliesCell(tag) {
+  if (tag.undelivered) {
+    const td = cell(t("trackedUndelivered"), "number undelivered");
+    td.title = t("messageUndelivered", [String(tag.undelivered), String(tag.undelivered_reason ?? "")]);
+    return td;
+  }
+  const td = cell(String(Number(tag.replies ?? 0)), "number");
+  td.title = String(tag.replied_by ?? "");
+  return td;
 }
 
 function row(tag, now) {
@@ -45,8 +59,11 @@ function row(tag, now) {
   const opens = Number(tag.opens ?? 0);
   const state = stateOf(tag, now);
   tr.className = "mail";
-  tr.classList.toggle("opened", state === "opened" || state === "clicked");
-  tr.classList.toggle("due", state === "due");
+  const parts = state.split("+");
+  tr.classList.toggle("opened", parts.includes("opened") || parts.includes("clicked"));
+  tr.classList.toggle("replied", parts.includes("replied"));
+  tr.classList.toggle("undelivered", parts.includes("undelivered"));
+  tr.classList.toggle("due", parts.includes("due") || parts.includes("noReply"));
   tr.classList.toggle("unsent", tag.status === "unsent");
   tr.dataset.id = tag.id ?? "";
   const recipients = Array.isArray(tag.recipients) ? tag.recipients.join(", ") : String(tag.recipients ?? "");
@@ -56,6 +73,7 @@ function row(tag, now) {
     cell(recipients, "recipients"),
     cell(String(opens), "number"),
     cell(String(Number(tag.clicks ?? 0)), "number"),
+    repliesCell(tag),
     cell(formatDateTime(toDate(tag.last_open))),
     cell(reminderText(tag, state)),
     cell(statusText(tag.status)),
@@ -161,7 +179,7 @@ byId("filter").addEventListener("change", () => {
 for (const th of document.querySelectorAll("th[data-sort]")) {
   th.addEventListener("click", () => {
     const key = th.dataset.sort;
-    view.descending = key === view.sortKey ? !view.descending : ["created", "opens", "clicks", "last_open"].includes(key);
+    view.descending = key === view.sortKey ? !view.descending : ["created", "opens", "clicks", "replies", "last_open"].includes(key);
     view.sortKey = key;
     render();
   });

@@ -434,12 +434,16 @@ throw new Error("Thunderbird did not list the IMAP Sent folder");
 """
 
 
-def start_device(desktop, root: Path, server: Dovecot) -> Thunderbird:
+def start_device(desktop, root: Path, server: Dovecot, before_add_on=None, headless: bool = True) -> Thunderbird:
+    """A second Thunderbird with the IMAP account in its profile; ``before_add_on``: a
+    (script, args) run in it once connected, before the add-on starts."""
     tb = Thunderbird(root, desktop.env, desktop.sink.port,
-                     extra_prefs={**desktop.prefs, **imap_account_prefs(server)})
+                     extra_prefs={**desktop.prefs, **imap_account_prefs(server)}, headless=headless)
     try:
         # The password is given each start, before the add-on's start-up scan runs.
         tb.js(CONNECT_IMAP, [PASSWORD], timeout_s=40)
+        if before_add_on is not None:
+            tb.js(*before_add_on, timeout_s=40)
         tb.install_addon(EXTENSION_DIR)
     except BaseException:
         tb.stop()

@@ -16,6 +16,7 @@ from mailtracker.core.csvcodec import header_line
 from mailtracker.core.hitline import HIT_COLUMNS, format_hit_line
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from tests.conftest import row_of, run_cli, wait_for
+from tests.display import XDisplay
 from tests.e2e.test_thunderbird import send_tracked, tag_rows
 from tests.e2e.thunderbird import wait_until
 
@@ -211,14 +212,19 @@ def shown_alerts(desktop) -> list:
     return desktop.tb.js('resolve(Services.wm.getMostRecentWindow("mail:3pane").mailtrackerAlerts || []);')
 
 
-def show_sent_folder(desktop, path: str) -> None:
-    """Select Local Folders › Sent in the main window and take a picture of the screen."""
+def show_sent_folder(desktop, path: str, identity_email: str = "") -> None:
+    """Select Local Folders › Sent (or the Sent folder of the account of ``identity_email``) in the
+    main window and take a picture of the screen."""
     desktop.tb.js("""
         const win = Services.wm.getMostRecentWindow("mail:3pane");
         win.moveTo(0, 0);
         win.resizeTo(1280, 720);
         win.focus();
-        const sent = MailServices.accounts.localFoldersServer.rootFolder.getChildNamed("Sent");
+        const identity = MailServices.accounts.allIdentities.find(i => args[0] && i.email == args[0]);
+        const sent = identity
+          ? MailServices.accounts.getServersForIdentity(identity)[0].rootFolder.getFolderWithFlags(
+              Ci.nsMsgFolderFlags.SentMail)
+          : MailServices.accounts.localFoldersServer.rootFolder.getChildNamed("Sent");
         // The classic table of messages, with its Tags column shown.
         Services.prefs.setIntPref("mail.pane_config.dynamic", 0);
         Services.prefs.setIntPref("mail.threadpane.listview", 1);
@@ -235,8 +241,9 @@ def show_sent_folder(desktop, path: str) -> None:
         }
         await new Promise(r => setTimeout(r, 1000));
         resolve(null);
-    """)
-    subprocess.run(["import", "-window", "root", path], check=True, env={**os.environ})
+    """, [identity_email])
+    # Through the X protocol (tests/display.py): ImageMagick's import is not among the packages.
+    XDisplay(os.environ["DISPLAY"]).screenshot().save(path)
 
 
 def test_a_reminder_default_set_in_the_options_reaches_tags_csv(desktop):

@@ -107,7 +107,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
     from mailtracker.desktop.register import grouped
 
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "LAST OPEN", "REMINDER", "NOT COUNTED", "GROUP")
+    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "REPLIES", "LAST OPEN", "REMINDER", "NOT COUNTED",
+              "GROUP")
     lines = [header]
     for row in (row for members in grouped(rows) for row in members):
         ignored = []
@@ -117,6 +118,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
             ignored.append(f"{row.self_hits} yours")
         lines.append((row.short_id, clip(row.name or row.recipients, 24),
                       clip(row.subject, 32), str(row.opens), str(row.clicks),
+                      "not delivered" if row.undelivered else str(row.replies),
                       describe_time(row.last_open, now), describe_reminder(row, now),
                       ", ".join(ignored), printable(row.group[:8])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -150,6 +152,11 @@ def cmd_show(args, home: Home) -> int:
                             f"last open {member.last_open or '-'}"))
     print(f"{row.opens} opens (first {row.first_open or '-'}, last {row.last_open or '-'}); "
           f"{row.machine_hits} machine hits and {row.self_hits} of your own, not counted")
+    if row.replies:
+        print(printable(f"{row.replies} replies from {row.replied_by or '-'} "
+                        f"(first {row.first_reply or '-'}, last {row.last_reply or '-'}): read"))
+    if row.undelivered:
+        print(printable(f"not delivered to {row.undelivered}: {row.undelivered_reason or '-'}"))
     if row.remind_at:
         print(f"reminder if not opened: {describe_reminder(row, datetime.now(timezone.utc))}")
     if row.links:

@@ -56,5 +56,11 @@ def describe_reminder(row, now: datetime) -> str:
         passed = parse_timestamp(stamp) <= now.timestamp()
     except ValueError:
         passed = False
+    if row.undelivered:
+        return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: not delivered)"
+    if row.replies:
+        return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: replied)"
+    if row.remind_if == "no_reply":
+        return f"{stamp[:10]} {stamp[11:16]} UTC if no reply" + (" (due)" if passed else "")
     due = passed and not row.opened
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")

@@ -163,6 +163,11 @@ class Home:
         return self.log_path("links")
 
     @property
+    def replies_path(self) -> Path:
+        """Replies and bounces to tracked mail, as the add-on judged them (desktop.replies)."""
+        return self.log_path("replies")
+
+    @property
     def fold_problem_path(self) -> Path:
         """Written by the daemon while its folds fail, removed when one works again."""
         return self.state_dir / "fold-problem.json"

@@ -36,6 +36,7 @@ from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Ru
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import Row, write_register_lines
+from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
     SELF_FETCH_COLUMNS,
@@ -101,6 +102,7 @@ class FoldResult:
     new_hits: int = 0
     new_opens: int = 0
     new_clicks: int = 0
+    new_replies: int = 0
     duplicate_hits: int = 0
     new_tags: int = 0
     new_moments: int = 0
@@ -122,6 +124,8 @@ class FoldResult:
         parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
         if self.new_clicks:
             parts.insert(1, f"{self.new_clicks} new clicks")
+        if self.new_replies:
+            parts.insert(1, f"{self.new_replies} new replies")
         if self.new_tags:
             parts.append(f"{self.new_tags} new tags")
         if self.duplicate_hits:
@@ -151,6 +155,10 @@ class _FoldState:
     # How far each log of the devices folder was read, by its file name (a replies log
     # of a home used from one computer too: replies.csv).
     device_cursors: Dict[str, Cursor] = field(default_factory=dict)
+    replies_cursor: Cursor = field(default_factory=Cursor)
+    # tag -> [[reply_id, from, time, epoch seconds, verdict, reason, recipient]], from every
+    # computer's replies log, each reply once (replies.Reply.key) whichever computer reported it.
+    replies: Dict[str, List[list]] = field(default_factory=dict)
     # tag -> {link number as a string: [target, text]}, from links.csv
     links: Dict[str, Dict[str, list]] = field(default_factory=dict)
     # tag -> [[epoch seconds, reason]]: moments the sender's Thunderbird may fetch it.
@@ -177,6 +185,9 @@ class _FoldState:
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
                 device_cursors={name: Cursor.from_json(c) for name, c in doc.get("device_cursors", {}).items()},
                 links=doc["links"],
+                # Absent from a state an older version wrote: replies.csv is read from its start.
+                replies_cursor=Cursor.from_json(doc["replies_cursor"]) if "replies_cursor" in doc else Cursor(),
+                replies=doc.get("replies", {}),
                 moments=doc["moments"],
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
@@ -198,6 +209,8 @@ class _FoldState:
             "links_cursor": self.links_cursor.to_json(),
             "device_cursors": {name: c.to_json() for name, c in self.device_cursors.items()},
             "links": self.links,
+            "replies_cursor": self.replies_cursor.to_json(),
+            "replies": self.replies,
             "moments": self.moments,
             "labels": self.labels,
             "seen": self.seen.runs,
@@ -211,7 +224,7 @@ class _FoldState:
     def row(self, tag_id: str) -> Row:
         """The tag's register row: its tags.csv fields and its counts."""
         return Row.of(tag_id, self.tags.get(tag_id, {}), self.counts.get(tag_id) or Counts(),
-                      self.links.get(tag_id, {}))
+                      self.links.get(tag_id, {}), replies_columns(self.replies.get(tag_id, ())))
 
     def order(self) -> List[str]:
         """The tags in the register's order: by when they were made."""
@@ -403,6 +416,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
     _fold_tags(home, state, result)
     _fold_self_fetches(home, state, result, judge)
     _fold_links(home, state, result)
+    _fold_replies(home, state, result)
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
@@ -493,6 +507,18 @@ def _records_of(path: Path) -> set:
     except OSError:
         return set()
     return set(split_records(data)[0])
+
+
+def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
+    for batch, columns, _ in _new_log_data(home, "replies", state, REPLY_COLUMNS):
+        for reply, moment in parse_replies(batch, columns):
+            kept = state.replies.setdefault(reply.tag, [])
+            if any(reply_of(reply.tag, known).key == reply.key for known in kept):
+                continue  # reported again (a catch-up, another computer), or the file was replaced
+            kept.append(packed_reply(reply, moment))
+            result.touched.add(reply.tag)
+            if reply.counted:
+                result.new_replies += 1
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

@@ -25,7 +25,7 @@ from mailtracker.core.clicks import MAX_LINKS, click_url
 from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.core.tokens import is_token_shaped
+from mailtracker.core.tokens import is_token_shaped, short_id
 from mailtracker.desktop.marks import tracking_paused
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.register import Register, Row
@@ -43,6 +43,10 @@ MAX_ID_LENGTH = 200
 MAX_REASON = 200
 # A group id names one "send individually" mail; the add-on makes it (a UUID).
 _GROUP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The mails a reply names (In-Reply-To, References): the add-on sends at most this many.
+MAX_REPLY_CANDIDATES = 50
+# What a reminder waits for: no open (an open, a click or a reply ends it), or no reply.
+REMIND_IF = ("not_opened", "no_reply")
 # A display the extension reports this long ago is not believed (see _moment).
 MAX_MOMENT_AGE_S = 3600.0
 # A reminder is for a mail sent this century and due within ten years: anything else is a
@@ -136,7 +140,7 @@ class Host:
         self.commands: Dict[str, Callable[[dict], dict]] = {
             "ping": self.ping, "config": self.config, "mint": self.mint, "sent": self.sent,
             "unsent": self.unsent, "self_fetch": self.self_fetch, "status": self.status,
-            "list": self.list, "links": self.links, "remind": self.remind,
+            "list": self.list, "links": self.links, "remind": self.remind, "reply": self.reply,
         }
 
     def handle(self, payload: bytes) -> dict:
@@ -243,8 +247,41 @@ class Host:
         if not EARLIEST_REMINDER <= moment <= time.time() + MAX_REMINDER_AHEAD_S:
             raise ProtocolError(f"remind_at {remind_at[:40]!r} is not between 2000 and ten years from now")
         stamp = utc_timestamp(moment)
-        update_tag(self.home, tag_id, remind_at=stamp)
-        return {"tag_id": tag_id, "remind_at": stamp}
+        remind_if = _text(request, "remind_if") or "not_opened"
+        if remind_if not in REMIND_IF:
+            raise ProtocolError(f"remind_if must be one of {', '.join(REMIND_IF)}")
+        update_tag(self.home, tag_id, remind_at=stamp, remind_if=remind_if)
+        return {"tag_id": tag_id, "remind_at": stamp, "remind_if": remind_if}
+
+    def reply(self, request: dict) -> dict:
+        """A reply or bounce the add-on found for a tracked mail (replies.mjs judged it):
+        appended to replies.csv once, for the fold to count. ``message_ids`` are the mails it
+        names, likeliest first; the first that is tracked is the one it answers."""
+        from mailtracker.desktop import replies
+
+        verdict = _text(request, "verdict")
+        if verdict not in replies.VERDICTS:
+            raise ProtocolError(f"verdict must be one of {', '.join(replies.VERDICTS)}")
+        candidates = request.get("message_ids", [])
+        if not isinstance(candidates, list) or len(candidates) > MAX_REPLY_CANDIDATES or not all(
+                isinstance(mid, str) and len(mid) <= replies.MAX_REPLY_ID for mid in candidates):
+            raise ProtocolError(f"message_ids must be a list of at most {MAX_REPLY_CANDIDATES} Message-IDs")
+        reply_id = replies.bare_message_id(_text(request, "reply_id"))
+        if not reply_id or len(reply_id) > replies.MAX_REPLY_ID:
+            raise ProtocolError("reply_id must be the Message-ID of the reply")
+        if request.get("tag_id"):
+            tag_id = self._known_tag_id(request)
+        else:
+            tag_id = replies.tag_for_message_ids(self.home, candidates)
+            if tag_id is None:
+                return {"tracked": False}
+        entry = replies.Reply(tag=tag_id, reply_id=reply_id, sender=_text(request, "from"),
+                              time=_reply_time(_text(request, "time")), verdict=verdict,
+                              reason=_text(request, "reason"), recipient=_text(request, "recipient"))
+        recorded = not replies.already_recorded(self.home, entry)
+        if recorded:
+            replies.record_reply(self.home, entry)
+        return {"tracked": True, "tag_id": tag_id, "short_id": short_id(tag_id), "recorded": recorded}
 
     def unsent(self, request: dict) -> dict:
         tag_id = self._known_tag_id(request)
@@ -425,6 +462,17 @@ def parse_iso_utc(text: str) -> float:
     if moment.tzinfo is None:
         raise ValueError(text)
     return moment.timestamp()
+
+
+def _reply_time(text: str) -> str:
+    """When a reply was written, as the add-on read it (UTC ISO 8601); a time that cannot be
+    read, or one in the future (a sender's wrong clock, a forgery), is taken as now."""
+    now = time.time()
+    try:
+        moment = parse_iso_utc(text)
+    except ValueError:
+        return utc_timestamp(now)
+    return utc_timestamp(min(moment, now))
 
 
 def _moment(request: dict) -> str:

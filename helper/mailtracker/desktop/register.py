@@ -72,8 +72,18 @@ class Row:
     last_click: str = ""
     # The mail a tag is one recipient's copy of ("send individually"); empty otherwise.
     group: str = ""
-    # When to remind the sender if nobody has opened the mail by then.
+    # When to remind the sender if nobody has opened (or, with remind_if, answered) the mail by then.
     remind_at: str = ""
+    # People's replies (replies.csv; an automatic answer is not one), when, and who by address.
+    replies: int = 0
+    first_reply: str = ""
+    last_reply: str = ""
+    replied_by: str = ""
+    # The recipients a delivery report said the mail did not reach, and its reason.
+    undelivered: str = ""
+    undelivered_reason: str = ""
+    # What the reminder waits for: "" or "not_opened" (an open, a click or a reply), "no_reply".
+    remind_if: str = ""
     # The sender's address the mail went out from.
     identity: str = field(default="", metadata=_NOT_IN_CSV)
     links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
@@ -84,11 +94,18 @@ class Row:
         image was loaded)."""
         return bool(self.opens or self.clicks)
 
+    @property
+    def read(self) -> bool:
+        """Whether the mail is known to be read: opened, clicked, or replied to (a reply proves
+        it even from a mail program that never loads images)."""
+        return self.opened or self.replies > 0
+
     @classmethod
     def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
-           known_links: Mapping[str, Sequence[str]]) -> "Row":
-        """The row of a tag from its tags.csv fields, its counts, and its links as links.csv
-        names them (number as a string -> [target, text])."""
+           known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {}) -> "Row":
+        """The row of a tag from its tags.csv fields, its counts, its links as links.csv
+        names them (number as a string -> [target, text]) and its replies' columns
+        (``replies.replies_columns``)."""
         clicked = counts.links
         links = []
         for number in sorted(set(known_links) | set(clicked), key=int):
@@ -102,12 +119,14 @@ class Row:
             last_open=counts.last_open, hits=counts.hits, self_hits=counts.self_hits,
             machine_hits=counts.machine_hits, clicks=counts.clicks, first_click=counts.first_click,
             last_click=counts.last_click, group=tag.get("group", ""), remind_at=tag.get("remind_at", ""),
-            identity=tag.get("identity", ""), links=tuple(links))
+            remind_if=tag.get("remind_if", ""), identity=tag.get("identity", ""), links=tuple(links),
+            **replies)
 
     def to_json(self) -> dict:
-        """Every field, and ``opened``: as the read model stores a row and the add-on gets it."""
+        """Every field, ``opened`` and ``read``: as the read model stores a row and the add-on gets it."""
         doc = {name: getattr(self, name) for name in _SCALARS}
         doc["opened"] = self.opened
+        doc["read"] = self.read
         doc["links"] = [link.to_json() for link in self.links]
         return doc
 
@@ -135,12 +154,17 @@ class Row:
         def latest(name):
             return max((getattr(m, name) for m in members if getattr(m, name)), default="")
 
+        def joined(name):
+            return "; ".join(getattr(m, name) for m in members if getattr(m, name))
+
         return replace(
             self, opens=sum(m.opens for m in members), hits=sum(m.hits for m in members),
             self_hits=sum(m.self_hits for m in members), machine_hits=sum(m.machine_hits for m in members),
             clicks=sum(m.clicks for m in members), first_open=earliest("first_open"),
             last_open=latest("last_open"), first_click=earliest("first_click"),
-            last_click=latest("last_click"), links=())
+            last_click=latest("last_click"), replies=sum(m.replies for m in members),
+            first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
+            replied_by=joined("replied_by"), undelivered=joined("undelivered"), links=())
 
 
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")

@@ -156,6 +156,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu San
        color: #111827; background: #fff; margin: 24px auto; max-width: 980px; padding: 0 16px; }
 h1 { font-size: 22px; margin: 0; } h2 { font-size: 16px; margin: 28px 0 8px; }
 .meta, .note { color: #6b7280; margin: 4px 0; }
+.problem { color: #b3261e; }
 .tiles { display: flex; gap: 12px; margin-top: 16px; }
 .tile { flex: 1; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
 .tile b { display: block; font-size: 26px; }
@@ -337,7 +338,7 @@ def _label_order(label: str) -> Tuple[int, str]:
 def _table(emails: Sequence[Email]) -> str:
     if not emails:
         return "<p class=\"note\">Nothing tracked yet.</p>"
-    head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "You",
+    head = ("ID", "To", "Subject", "Sent", "Opens", "First open", "Last open", "Clicks", "Replies", "You",
             "Machines", "Hits", "Labels", "Reminder", "Group")
     out = ["<table class=\"emails\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
            + "</tr></thead><tbody>"]
@@ -355,6 +356,7 @@ def _table(emails: Sequence[Email]) -> str:
             (_stamp(row.first_open), "t"),
             (_stamp(row.last_open), "t"),
             (_clicks(row), "n"),
+            (_replies(row), "n"),
             (str(row.self_hits), "n"),
             (str(row.machine_hits), "n"),
             (str(row.hits), "n"),
@@ -374,6 +376,14 @@ def _clicks(row: Row) -> str:
     clicks = row.clicks
     clicked = [f"{link.text or link.target}: {link.clicks}" for link in row.links if link.clicks]
     return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
+
+
+def _replies(row) -> str:
+    """People's replies, who replied on hover; "not delivered" (the server's reason on hover) for a bounce."""
+    if row.undelivered:
+        why = f"{row.undelivered}: {row.undelivered_reason}"
+        return f"<span class=\"problem\" title=\"{_esc(why)}\">not delivered</span>"
+    return f"<span title=\"{_esc(row.replied_by)}\">{row.replies}</span>" if row.replies else "0"
 
 
 def _stamp(stamp: str) -> str:

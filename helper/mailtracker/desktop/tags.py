@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 # group: the mail a tag is one recipient's copy of ("send individually"); empty otherwise.
 # remind_at: when to remind the sender if nobody has opened the mail by then.
+# remind_if: what the reminder waits for: "" or "not_opened" (an open, a click or a reply), "no_reply".
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status",
-               "group", "remind_at")
+               "group", "remind_at", "remind_if")
 # Columns are only ever added at the end of TAG_COLUMNS: a row of an older writer (or a
 # new row under an older file's header) is read by position, down to this many fields.
 TAG_COLUMNS_FIRST = 8
@@ -99,7 +100,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
-        "group": group, "remind_at": "",
+        "group": group, "remind_at": "", "remind_if": "",
     }
     append_rows(home.tags_path, TAG_COLUMNS, [[neutralise(row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)
@@ -314,6 +315,14 @@ def _records(data: bytes, columns: Sequence[str], known: Sequence[str], shortest
             columns = header
             continue
         yield row, _mapped(row, columns, known, shortest=shortest)
+
+
+def parse_log_rows(data: bytes, columns: Sequence[str], known: Sequence[str]) -> Iterator[Optional[Dict[str, str]]]:
+    """The fields by name of each data row of a desktop log in ``data`` (complete records, read
+    as this module reads its own logs: by header, restored, bounded); None for a row of the
+    wrong length. For the owners of other desktop logs (replies.csv)."""
+    for _, record in _records(data, columns, known):
+        yield record
 
 
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -33,9 +33,9 @@ MAX_RETRY_S = 300.0
 
 
 class _LogChanged(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event, tags_name: str):
+    def __init__(self, wake: threading.Event, log_names: Sequence[str]):
         self._wake = wake
-        self._tags_name = tags_name
+        self._log_names = frozenset(log_names)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type in ("created", "moved") and \
@@ -46,7 +46,7 @@ class _LogChanged(FileSystemEventHandler):
             return
         path = event.dest_path if event.event_type == "moved" else event.src_path
         name = Path(path).name
-        if name == self._tags_name or fnmatch.fnmatch(name, HITS_GLOB) or DeviceLog.parse(name):
+        if name in self._log_names or fnmatch.fnmatch(name, HITS_GLOB) or DeviceLog.parse(name):
             self._wake.set()
 
 
@@ -76,7 +76,10 @@ class Watcher:
     def start(self) -> "Watcher":
         hits_dir = self.home.hits_dir(self.config)
         hits_dir.mkdir(parents=True, exist_ok=True)
-        handler = _LogChanged(self._wake, self.home.legacy_log_path("tags").name)
+        # A new tag, and a reply the add-on found (its tag shows Replied at once); the logs of the
+        # devices folder by their names.
+        handler = _LogChanged(self._wake, (self.home.legacy_log_path("tags").name,
+                                           self.home.legacy_log_path("replies").name))
         self._observer = Observer()
         self._observer.schedule(handler, str(hits_dir), recursive=False)
         if hits_dir.resolve() != self.home.data_dir.resolve():

@@ -49,20 +49,25 @@ def _clip(text: str, width: int) -> str:
 
 
 def recent_rows(rows: Sequence[Row], limit: int = RECENT_LIMIT) -> List[Row]:
-    """The emails with the latest activity (last open, else sending) first."""
+    """The emails with the latest activity (last open or reply, else sending) first."""
     live = [row for row in rows if row.status != "unsent"]
-    live.sort(key=lambda row: (row.last_open or row.created, row.created), reverse=True)
+    live.sort(key=lambda row: (max(row.last_open, row.last_reply) or row.created, row.created), reverse=True)
     return live[:limit]
 
 
 def describe_row(row: Row, unseen: int, now: float) -> str:
-    """'Ann — Offer · 3 opens · last opened 2 h ago', marked when some are new."""
+    """'Ann — Offer · 3 opens · last opened 2 h ago', '… · replied', '… · not delivered', marked
+    when some opens are new. A reply proves a mail was read: such a mail is never 'not opened yet'."""
     text = f"{_clip(display_name(row), 24)} — {_clip(row.subject or '(no subject)', 32)}"
     opens = row.opens
     if opens:
         text += f" · {_plural(opens, 'open')} · last opened {ago(row.last_open, now)}"
-    else:
+    elif not row.replies and not row.undelivered:
         text += " · not opened yet"
+    if row.replies:
+        text += f" · replied {ago(row.last_reply, now)}" if row.last_reply else " · replied"
+    if row.undelivered:
+        text += " · not delivered"
     return f"● {text} ({unseen} new)" if unseen else text
 
 
