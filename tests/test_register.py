@@ -13,7 +13,9 @@ def _full_row() -> Row:
                first_open="2026-11-24T10:00:00.000Z", last_open="2026-11-24T12:00:00.000Z", hits=9,
                self_hits=2, machine_hits=1, clicks=2, first_click="2026-11-24T10:30:00.000Z",
                last_click="2026-11-24T11:30:00.000Z", group="g1", remind_at="2026-11-30T09:00:00.000Z",
-               identity="me@example.org",
+               replies=2, first_reply="2026-11-24T13:00:00.000Z", last_reply="2026-11-25T08:00:00.000Z",
+               replied_by="=ann@x.org; bob@x.org", undelivered="carl@x.org",
+               undelivered_reason="-550 5.1.1 User unknown", remind_if="no_reply", identity="me@example.org",
                links=(Link(1, "https://x.org/", "the offer", 2, "2026-11-24T10:30:00.000Z",
                            "2026-11-24T11:30:00.000Z"),))
 
@@ -25,7 +27,7 @@ def test_every_field_survives_json_and_every_column_survives_the_csv(tmp_path):
     defaults = Row(row.id, row.short_id)
     assert all(getattr(row, f.name) != getattr(defaults, f.name) for f in fields(Row) if f.name not in ("id", "short_id"))
     assert Row.from_json(row.to_json()) == row
-    assert row.to_json()["opened"] is True
+    assert row.to_json()["opened"] is True and row.to_json()["read"] is True
     path = tmp_path / "register.csv"
     write_register(path, [row])
     assert path.read_text(encoding="utf-8-sig").splitlines()[0] == ",".join(REGISTER_COLUMNS)
@@ -52,3 +54,10 @@ def test_group_totals_take_the_earliest_first_and_the_latest_last():
     assert (total.id, total.opens, total.hits, total.self_hits, total.clicks) == ("a" * 32, 3, 5, 1, 3)
     assert (total.first_open, total.last_open, total.first_click, total.last_click) == (
         stamp(5), stamp(9), stamp(6), stamp(11))
+
+
+def test_a_reply_makes_a_mail_read_though_no_open_was_seen():
+    """read = opened, clicked or replied: a reply alone makes it read, and opened stays the pixel's."""
+    row = Row("c" * 32, "ccccccc", replies=1, replied_by="ann@x.org")
+    assert (row.opened, row.read, row.to_json()["read"]) == (False, True, True)
+    assert not Row("d" * 32, "ddddddd").read
