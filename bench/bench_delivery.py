@@ -5,11 +5,17 @@ a. Syncthing: two real instances on loopback (tests/syncthing_pair.py: server
    folder send-only, desktop folder receive-only, fsWatcherDelayS=1). A real
    ``mailtracker serve`` writes into the server folder; the desktop's Watcher
    folds the desktop folder. Timed: GET of the pixel -> the fold that counted it.
-b. HTTP pull at the default interval: a real server with --serve-hits, the
-   desktop's Puller (interval 30 s) and Watcher, as ``watch`` runs them. Each
-   hit is sent at a random moment of the interval, so the samples spread over
-   it as real opens do. Also timed: the same with ``pull_now`` (on demand).
-c. Bytes per pull when nothing is new, counted on the wire by a TCP proxy
+b. HTTP pull, live (the default): a real server with --serve-hits and two
+   workers, the desktop's Puller and Watcher as ``watch`` runs them; the server
+   holds each listing request until a hit is written. Each hit is sent a random
+   0.5-3 s after the last one arrived.
+c. HTTP pull every 30 s (``pull_live = false``, and every desktop before the
+   live pull): each hit at a random moment of the interval, so the samples
+   spread over it as real opens do. Also timed: the same with ``pull_now``.
+d. What an idle desktop costs the server: the live puller and the 30 s puller
+   run side by side for ``--idle-s`` seconds with nothing new; the requests each
+   made, and the server's CPU time, per hour.
+e. Bytes per pull when nothing is new, counted on the wire by a TCP proxy
    (both directions, headers included) over a kept-alive connection: plain
    HTTP straight to the server, and HTTPS through Caddy when it is installed.
 
@@ -100,24 +106,77 @@ def bench_syncthing(root: Path, samples: int):
         pair.stop()
 
 
-def bench_pull(root: Path, samples: int, on_demand: bool, interval: float):
+def bench_pull(root: Path, samples: int, on_demand: bool, interval: float, live: bool = False):
     server_home, desktop = homes(root)
-    server = PixelServer(server_home, "--serve-hits")
+    server = PixelServer(server_home, "--serve-hits", "--workers", "2")
     config = load_config(desktop)
     counted = Counted()
     try:
         with Watcher(desktop, config, on_fold=counted) as watcher:
             puller = Puller(desktop.hits_dir(config), [server.base], pull_token(read_secret(desktop.secret_path)),
-                            interval_s=interval,
+                            interval_s=interval, live=live,
                             on_pull=lambda status, result: result and result.changed and watcher.fold_now())
             with puller:
                 time.sleep(1.0)
                 if on_demand:
                     return _on_demand(server, desktop, counted, samples, puller)
-                return time_hits(server, desktop, counted, samples,
-                                 before_each=lambda: time.sleep(random.uniform(0, interval)))
+                pause = (lambda: random.uniform(0.5, 3.0)) if live else (lambda: random.uniform(0, interval))
+                return time_hits(server, desktop, counted, samples, before_each=lambda: time.sleep(pause()))
     finally:
         server.stop()
+
+
+def idle_cost(root: Path, seconds: float, interval: float):
+    """{way: (requests per hour, server CPU seconds per hour)} for a live and a polling puller,
+    idle side by side against one server (two workers); and the server's CPU alone, no puller."""
+    server_home, desktop = homes(root)
+    server = PixelServer(server_home, "--serve-hits", "--workers", "2")
+    token = pull_token(read_secret(desktop.secret_path))
+    results = {}
+    try:
+        time.sleep(1.0)
+        before = _tree_cpu_s(server.proc.pid)
+        time.sleep(seconds / 2)
+        alone = (_tree_cpu_s(server.proc.pid) - before) * 3600 / (seconds / 2)
+        pullers = {}
+        for way, live in (("live (the default)", True), (f"every {interval:g} s", False)):
+            session = Session()
+            count = [0]
+            session.hooks["response"].append(lambda response, *args, count=count, **kwargs: count.__setitem__(
+                0, count[0] + 1))
+            puller = Puller(root / way.split()[0], [server.base], token, interval_s=interval, live=live,
+                            session=session)
+            pullers[way] = (puller.start(), session, count)
+        time.sleep(2.0)  # both caught up and waiting
+        counts = {way: count[0] for way, (_, _, count) in pullers.items()}
+        cpu = _tree_cpu_s(server.proc.pid)
+        time.sleep(seconds)
+        cpu = (_tree_cpu_s(server.proc.pid) - cpu) * 3600 / seconds
+        for way, (puller, session, count) in pullers.items():
+            results[way] = (count[0] - counts[way]) * 3600 / seconds
+            puller.stop()
+            session.close()
+    finally:
+        server.stop()
+    return results, cpu, alone
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (Linux /proc)."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _on_demand(server, desktop, counted, samples, puller):
@@ -145,7 +204,7 @@ def bytes_per_empty_pull(root: Path, pulls: int):
         upstream = int(server.base.rsplit(":", 1)[1])
         results["HTTP, straight to the server"] = _count(TcpProxy(upstream), "http", root / "a", token, pulls)
         if shutil.which("caddy"):
-            from tests.test_packaging import Caddy
+            from tests.caddy import Caddy
 
             caddy = Caddy(Path(tempfile.mkdtemp(dir=root)), upstream)
             try:
@@ -185,8 +244,11 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=10, help="hits timed per Syncthing / on-demand run")
     parser.add_argument("--interval-samples", type=int, default=8, help="hits timed at the default interval")
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S, help="pull interval (default 30)")
+    parser.add_argument("--live-samples", type=int, default=8, help="hits timed over the live pull")
+    parser.add_argument("--idle-s", type=float, default=120.0, help="seconds the idle pullers are watched")
     parser.add_argument("--pulls", type=int, default=20, help="empty pulls counted")
-    parser.add_argument("--skip", action="append", default=[], choices=("syncthing", "interval", "bytes"))
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=("syncthing", "interval", "idle", "bytes"))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mt-delivery-"))
     try:
@@ -194,12 +256,20 @@ def main() -> int:
         if "syncthing" not in args.skip and shutil.which("syncthing"):
             print(f"| Syncthing, fsWatcherDelayS=1 | {describe(bench_syncthing(root / 'st', args.samples))} |",
                   flush=True)
+        live = bench_pull(root / 'live', args.live_samples, False, args.interval, live=True)
+        print(f"| HTTP pull, live (the default) | {describe(live)} |", flush=True)
         print(f"| HTTP pull, on demand (pull_now) | "
               f"{describe(bench_pull(root / 'od', args.samples, True, args.interval))} |", flush=True)
         if "interval" not in args.skip:
             print(f"| HTTP pull, every {args.interval:g} s (hits at random moments) | "
                   f"{describe(bench_pull(root / 'iv', args.interval_samples, False, args.interval))} |",
                   flush=True)
+        if "idle" not in args.skip:
+            per_hour, cpu, alone = idle_cost(root / "idle", args.idle_s, args.interval)
+            print(f"\n| idle desktop, {args.idle_s:g} s side by side | requests per hour |\n|---|---|")
+            for way, requests_per_hour in per_hour.items():
+                print(f"| {way} | {requests_per_hour:.0f} |")
+            print(f"\nServer CPU while both wait: {cpu:.2f} s per hour (with no puller: {alone:.2f} s per hour).")
         if "bytes" not in args.skip:
             print("\n| empty pull (nothing new) | bytes sent | bytes received | connections |\n|---|---|---|---|")
             for name, (up, down, connections) in bytes_per_empty_pull(root / "bytes", args.pulls).items():

@@ -309,6 +309,8 @@ class Target:
     rounds: List[WrkResult] = field(default_factory=list)
     ratios: List[float] = field(default_factory=list)
     other_cpu: List[float] = field(default_factory=list)
+    cpu_us: List[float] = field(default_factory=list)  # server CPU per answered request
+    cpu_ratios: List[float] = field(default_factory=list)
     completed: int = 0  # requests wrk counted as answered, warm-up included
     peak_rss: int = 0
     peak_pss: int = 0
@@ -597,6 +599,7 @@ def run(args, work: Path, targets: List[Target]) -> int:
             target.peak_pss = max(target.peak_pss, sampler.peak_pss)
             target.processes = max(target.processes, sampler.processes)
             target.other_cpu.append(cpu.other_pct)
+            target.cpu_us.append(1e6 * cpu.server_s / max(1, result.requests))
             print(f"  round {number}: {target.name:<33} {result.rps:>8,.0f} req/s  "
                   f"p99 {result.p99_ms:6.2f} ms  errors {result.socket_errors + result.non_2xx}  "
                   f"CPU: server {cpu.server_pct:3.0f}%, wrk {cpu.wrk_pct:3.0f}%, "
@@ -604,6 +607,7 @@ def run(args, work: Path, targets: List[Target]) -> int:
         baseline = targets[0].rounds[-1].rps
         for target in targets:
             target.ratios.append(target.rounds[-1].rps / baseline)
+            target.cpu_ratios.append(targets[0].cpu_us[-1] / target.cpu_us[-1])
 
     # Stop our servers before reading their logs: a clean stop closes the files.
     for target in targets:
@@ -612,17 +616,20 @@ def run(args, work: Path, targets: List[Target]) -> int:
     time.sleep(0.2)
 
     print()
-    print("| server | req/s | p99 ms | ÷ nginx | RSS MiB (PSS) | processes |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| server | req/s | p99 ms | ÷ nginx | CPU µs/req | nginx CPU ÷ | RSS MiB (PSS) | processes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for target in targets:
         rps = statistics.median(r.rps for r in target.rounds)
         p99 = statistics.median(r.p99_ms for r in target.rounds)
         ratio = statistics.median(target.ratios)
-        print(f"| {target.name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | "
+        print(f"| {target.name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {statistics.median(target.cpu_us):.1f} | "
+              f"{statistics.median(target.cpu_ratios):.2f} | "
               f"{mib(target.peak_rss)} ({mib(target.peak_pss)}) | {target.processes} |")
     print("\nMedians over the rounds; ÷ nginx is the median of each round's ratio to "
-          "'nginx, 1 worker'.\nRSS: peak under load, summed over the server's process tree "
-          "(PSS counts shared pages once).")
+          "'nginx, 1 worker'.\nCPU µs/req: the server's process tree's CPU time per request wrk counted; "
+          "nginx CPU ÷ is nginx's\nfigure over the server's, round by round (the share of a core's work "
+          "per hit; other load\nmoves it less than req/s).\nRSS: peak under load, summed over the server's "
+          "process tree (PSS counts shared pages once).")
     other = [pct for target in targets for pct in target.other_cpu]
     print(f"Other load on the machine during the runs (CPU not used by wrk or the server): "
           f"median {statistics.median(other):.0f}%, max {max(other):.0f}% of the cores; "

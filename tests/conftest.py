@@ -4,6 +4,7 @@ the suite's rules (no real home, no leaked threads)."""
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -151,6 +152,15 @@ class PixelServer:
             self.proc.wait(timeout=20)
         self.proc.stdout.close()
         self._log.close()
+
+
+@pytest.fixture
+def desktop(tmp_path, home) -> Home:
+    """A second home, the desktop's, with the server home's secret: hits pulled into <desktop>/hits."""
+    desktop = Home.locate(str(tmp_path / "desktop"))
+    init_home(desktop)
+    shutil.copy(home.secret_path, desktop.secret_path)
+    return desktop
 
 
 @pytest.fixture

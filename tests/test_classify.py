@@ -164,6 +164,7 @@ PEOPLES_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Version/4.0 Chrome/121.0.6167.101 Mobile Safari/537.36",
+    "curl/7.88.1",  # the quick start's open (make run): the list's ^curl is left out
 ]
 
 

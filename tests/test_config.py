@@ -179,3 +179,38 @@ def test_init_force_on_a_terminal_asks_first(home, answer, replaced):
     assert (load_config(home).server_url == "https://t.example.org") == replaced
     if not replaced:
         assert "nothing was changed" in out
+
+
+def test_the_desktops_files_are_the_users_alone(tmp_path):
+    """Every file the desktop writes (config, tags, register, read model, state) is 0600 and every
+    folder 0700, whatever the umask; 'init' tightens an older home that was left open."""
+
+    root = tmp_path / "home"
+    old_umask = os.umask(0o022)
+    try:
+        root.mkdir(mode=0o755)
+        run_cli("--home", str(root), "init", "--server-url", "https://t.example.org")
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+        run_cli("--home", str(root), "tag", "--name", "Ann", "--subject", "Offer", "--to", "ann@example.org")
+        run_cli("--home", str(root), "fold")
+        run_cli("--home", str(root), "report")
+    finally:
+        os.umask(old_umask)
+    entries = [path for path in root.rglob("*")]
+    assert any(path.name == "register.csv" for path in entries) and any(p.suffix == ".sqlite3" for p in entries)
+    for path in [root, *entries]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path.relative_to(tmp_path)} is {mode:o}"
+
+
+def test_the_pull_is_live_by_default_and_can_be_turned_off(tmp_path):
+    """pull_live is written by init (true), read back, kept by a re-init; a non-boolean is refused."""
+    home = Home.locate(str(tmp_path / "h"))
+    init_home(home, pull_url="https://t.example.org")
+    assert load_config(home).pull_live is True and "pull_live = true" in home.config_path.read_text()
+    home.config_path.write_text(home.config_path.read_text().replace("pull_live = true", "pull_live = false"))
+    init_home(home)
+    assert load_config(home).pull_live is False
+    home.config_path.write_text(home.config_path.read_text().replace("pull_live = false", 'pull_live = "yes"'))
+    with pytest.raises(ConfigError, match="pull_live must be true or false"):
+        load_config(home)

@@ -87,6 +87,26 @@ def test_joining_moves_a_single_computer_home_and_changes_no_count(home):
     assert f"computer {joined.device} (this computer)" in run_cli("doctor", home=home, check=False).stdout
 
 
+def test_a_row_written_to_the_old_log_after_joining_is_counted_and_moved_by_the_next_join(home):
+    """A host started before 'devices join' may still append to tags.csv: the fold reads it,
+    doctor says so, and joining again moves its rows to the device's log, none lost or doubled."""
+    config = load_config(home)
+    first = mint_tag(home, config, name="Before")
+    device = join(home).device
+    unjoined = Home(data_dir=home.data_dir, config_dir=home.data_dir / "as-before-joining")
+    unjoined.config_dir.mkdir()
+    shutil.copy(home.secret_path, unjoined.secret_path)  # a process that sees no device id
+    late = mint_tag(unjoined, config, name="Late")
+    assert (home.data_dir / "tags.csv").exists()  # the old host's row (its home had no id yet)
+    assert {first.id, late.id} <= {row["id"] for row in (fold(home), rows_of(home))[1]}
+    before = _register(home)
+    assert "tags.csv was written after this computer joined" in run_cli("doctor", home=home, check=False).stdout
+    assert join(home).moved == ["tags.csv"] and not (home.data_dir / "tags.csv").exists()
+    assert find_tag(home, late.id) and find_tag(home, first.id)
+    assert _register(home) == before and fold(home).new_tags == 0
+    assert home.tags_path.name == f"tags-{device}.csv"
+
+
 def test_a_conflict_copy_and_a_log_delivered_twice_change_nothing(two):
     """The desk gets the laptop's logs; then the same logs again, and a Syncthing conflict copy
     holding an older state of them plus one row only the copy has: the tag sent on the laptop
@@ -146,6 +166,28 @@ def test_a_running_watcher_folds_the_other_computers_logs_once_this_one_joins(tw
         _deliver(laptop, desk)
         wait_for(lambda: tag.id in {row.id for row in rows_of(desk)}, timeout=5,
                  what="the laptop's tag in the desk's read model")
+
+
+def test_a_moment_arriving_after_its_hit_counts_the_history_again(two):
+    """The laptop shows a copy of its tracked mail and its own Thunderbird fetches the pixel; the
+    desk gets the hit before the laptop's 'display' moment and counts an open; when the moment
+    arrives the desk counts again and agrees with the laptop: the sender's own fetch, no open."""
+    laptop, desk, hits = two
+    join(laptop)
+    join(desk)
+    tag = mint_tag(laptop, load_config(laptop), name="Ann")
+    _deliver(laptop, desk)
+    now = utc_timestamp()
+    write_hits(hits / "hits-a-2026-12-07.csv", [(1, tag.id, "GET", now)])  # Thunderbird's agent
+    fold(desk)
+    assert [row["opens"] for row in rows_of(desk) if row["id"] == tag.id] == [1]
+    record_self_fetch(laptop, tag.id, "display", now)
+    _deliver(laptop, desk)
+    assert fold(desk).recount
+    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
+    assert row["opens"] == 0 and row["self_hits"] == 1
+    assert _register(desk) == _register(laptop)
+    assert not fold(desk).recount  # counted again once, not at every pass
 
 
 def test_file_names_of_the_devices_folder():

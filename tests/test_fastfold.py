@@ -84,9 +84,10 @@ def _edge_home(root, rng, hits=6_000):
             line = format_hit_line(hit_id, stamp, tag, method, client, neutralise(agent),
                                    rng.choice(["", "https://mail.google.com/", "a,b"]), rng.choice(ORIGINS))
         lines.append(line)
-        if rng.random() < 0.08:  # the same client again soon: a repeat, or just past the window
-            seq += 1
-            again = line.replace(stamp.encode(), utc_timestamp(when + rng.choice([1, 30, 59.9, 61])).encode(), 1)
+        if rng.random() < 0.08:  # the same client again soon: a repeat, or just past the window;
+            seq += 1             # earlier in time too, where the server's clock stepped back
+            again = line.replace(stamp.encode(), utc_timestamp(
+                when + rng.choice([1, 30, 59.9, 61, -1, -30, -59.9, -61, 100, -100])).encode(), 1)
             lines.append(again.replace(hit_id.encode(), f"{boot}.{seq:x}".encode(), 1))
     # A hand-minted tag's first fetch, then a scanner 3 s on.
     lines[:0] = [format_hit_line(f"bootdddd.{2 * i + k + 1:x}", utc_timestamp(START + 5_000 + offset), tag, "GET",
@@ -322,6 +323,26 @@ def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, mo
         damage = b",".join(fields) + b"\r\n"
     path.write_bytes(data[:cut] + damage + data[cut:])
     _both_ways(home, tmp_path / "both", monkeypatch, expect_fast=False)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["per-line", "columns"])
+def test_a_server_clock_stepping_back_counts_a_repeat_once(tmp_path, monkeypatch, fast):
+    """The same client 30 s *before* its counted open (the server's clock stepped back) is a
+    repeat, both ways; 61 s before is an open of its own."""
+    home = Home.locate(str(tmp_path / "home"))
+    init_home(home)
+    config = load_config(home)
+    tag = mint_tag(home, config, name="Ann").id
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    offsets = [0, -30, -20, -61]  # the last: 61 s before the open that counted
+    lines = [format_hit_line(f"bootaaaa.{n + 1:x}", utc_timestamp(START + 5_000 + offset), tag, "GET",
+                             "203.0.113.0", OUTLOOK, "") for n, offset in enumerate(offsets)]
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(line + b"\r\n" for line in lines))
+    took = _fold(home, fast, monkeypatch)[1]
+    assert took or not fast
+    with Register.load(home) as register:
+        assert register.get(tag)["opens"] == 2
 
 
 def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):

@@ -4,9 +4,11 @@ platform, chosen by handing them a ``Platform`` (desktop/platforms.py).
 What is real here: every file is written to disk and read back, the macOS launcher is a
 POSIX shell script and is run for real (with launchd's bare PATH), plists are parsed with
 plistlib. What is not: the Windows registry (a fake registry, named so in the tests, records
-the calls winreg would get), cmd.exe (none runs on Debian; the batch file's text is checked
-exactly instead), osascript and pystray's Windows backend (the command and the call are
-checked, never shown).
+the calls winreg would get), cmd.exe (none runs on Debian: wine's reimplementation is about
+650 MB installed, and there is no Windows Python here for it to start; the batch file's text
+and bytes are checked exactly instead, and CI's windows-latest job runs it under the real
+cmd.exe), osascript and pystray's Windows backend (the command and the call are checked,
+never shown).
 """
 
 import json

@@ -16,7 +16,7 @@ import requests
 from mailtracker.core.contract import GIF
 from mailtracker.core.settings import load_config
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import PixelServer, wait_for
+from tests.conftest import PixelServer, fill_disk, wait_for
 
 
 def _hits(server):
@@ -271,6 +271,35 @@ def test_kill_9_under_load_loses_no_answered_hit(home, tag):
     assert len(answered) >= 500
 
 
+def _children(pid: int):
+    children = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(b")") + 2:].split()[1]) == pid:
+            children.append(int(entry))
+    return children
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process tree from /proc")
+def test_one_worker_is_served_by_one_process_that_stops_cleanly(home, tag):
+    """The default single worker runs in the serve process itself (no supervisor beside it,
+    half the memory); SIGTERM closes its log and exits 0, so systemd restarts only a failure."""
+    server = PixelServer(home)
+    try:
+        assert requests.get(server.url(tag.id), headers={"User-Agent": "one"}).content == GIF
+        assert _children(server.proc.pid) == []
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+    finally:
+        server.stop()
+    assert "1 hits logged" in server.log_path.read_text()
+    assert [h["user_agent"] for h in _hits(server)] == ["one"]
+
+
 def test_each_worker_writes_its_own_file(home, tag):
     """With --workers 2 the hits are split over per-worker files, none lost or doubled."""
     server = PixelServer(home, "--workers", "2")
@@ -293,13 +322,7 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
     server = PixelServer(home, hits_dir=hits_dir)
     try:
         requests.get(server.url(tag.id), headers={"User-Agent": "before"})
-        filler = tiny_disk / "filler"
-        with open(filler, "wb", buffering=0) as handle:
-            try:
-                while True:
-                    handle.write(b"\0" * 4096)
-            except OSError:
-                pass
+        filler = fill_disk(tiny_disk)
         for i in range(50):
             assert requests.get(server.url(tag.id), headers={"User-Agent": f"during-{i}"}).content == GIF
         health = requests.get(server.base + "/healthz")

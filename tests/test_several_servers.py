@@ -4,6 +4,7 @@ HTTP pull."""
 
 import os
 import shutil
+import time
 
 import pytest
 import requests
@@ -17,11 +18,22 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import AGENT, PixelServer
+from tests.conftest import AGENT, PixelServer, wait_for
 
 
 def _hits_per_name(home: Home):
     return {row["name"]: int(row["hits"]) for row in read_register(home.register_path)}
+
+
+def pull_servers(tmp_path, home: Home, ids: dict):
+    """Servers on machines of their own (folder -> server id), with the desktop's secret, serving hits."""
+    servers = []
+    for where, server_id in ids.items():
+        root = Home.locate(str(tmp_path / where))
+        init_home(root)
+        shutil.copy(home.secret_path, root.secret_path)
+        servers.append(PixelServer(root, "--server-id", server_id, "--serve-hits"))
+    return servers
 
 
 def test_two_servers_write_their_own_files_and_each_hit_counts_once(home):
@@ -54,12 +66,7 @@ def test_two_servers_write_their_own_files_and_each_hit_counts_once(home):
 
 def test_two_servers_pulled_over_http(tmp_path, home):
     """Two servers on their own machines (own folders), one desktop pulling from both."""
-    servers = []
-    for server_id in ("east", "west"):
-        root = Home.locate(str(tmp_path / server_id))
-        init_home(root)
-        shutil.copy(home.secret_path, root.secret_path)
-        servers.append(PixelServer(root, "--server-id", server_id, "--serve-hits"))
+    servers = pull_servers(tmp_path, home, {"east": "east", "west": "west"})
     try:
         config = load_config(home)
         tag = mint_tag(home, config, name="Ann")
@@ -82,12 +89,7 @@ def test_two_servers_with_the_same_id_are_refused_and_nothing_is_overwritten(tmp
     """Two servers both called vps1 (setup-server's old default): the second is refused with
     both named, the first one's file is never written over, and every hit pulled counts.
     Before: each pull replaced the other's file of the same name and hits were lost."""
-    servers = []
-    for where in ("one", "two"):
-        root = Home.locate(str(tmp_path / where))
-        init_home(root)
-        shutil.copy(home.secret_path, root.secret_path)
-        servers.append(PixelServer(root, "--server-id", "vps1", "--serve-hits"))
+    servers = pull_servers(tmp_path, home, {"one": "vps1", "two": "vps1"})
     try:
         config = load_config(home)
         tag = mint_tag(home, config, name="Ann")
@@ -106,3 +108,26 @@ def test_two_servers_with_the_same_id_are_refused_and_nothing_is_overwritten(tmp
         for server in servers:
             server.stop()
     assert fold(home).new_hits == 3 * 2
+
+
+def test_two_servers_pulled_live_each_bring_their_hit_within_seconds(tmp_path, home):
+    """A running puller holds a request on each server: a hit on either arrives within 2 s."""
+    servers = pull_servers(tmp_path, home, {"north": "north", "south": "south"})
+    config = load_config(home)
+    local = home.hits_dir(config)
+    tag = mint_tag(home, config, name="Ann")
+    puller = Puller(local, [s.base for s in servers], pull_token(read_secret(home.secret_path)))
+    try:
+        with puller:
+            time.sleep(2)  # both caught up, and a request held on each
+            for server in reversed(servers):
+                sent = time.monotonic()
+                assert requests.get(server.url(tag.id), headers={"User-Agent": AGENT}).ok
+                wait_for(lambda: any(tag.id in p.read_text(encoding="utf-8-sig")
+                                     for p in local.glob(f"hits-{server.server_id}-*.csv")),
+                         timeout=2, what=f"the hit on {server.server_id} pulled")
+                assert time.monotonic() - sent < 2
+            assert puller.status.live
+    finally:
+        for server in servers:
+            server.stop()

@@ -233,3 +233,43 @@ def test_a_column_added_at_the_end_reads_in_older_and_newer_files(home):
     records = [record for record in parse_tag_records(home.tags_path.read_bytes())]
     assert records[0][0] == new and records[0][1]["name"] == "Bob" and records[0][1]["remind_at"] == ""
     assert records[1] is None  # three fields is no writer's row
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _live_formulas(path):
+    """The cells of a CSV file (read as a spreadsheet reads it) that a spreadsheet would run."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
+    return [(rows[0][index], cell) for row in rows[1:] for index, cell in enumerate(row)
+            if cell.startswith(FORMULA_STARTS)]
+
+
+def test_formula_prefixes_in_every_column_from_every_input_never_reach_the_register_live(home):
+    """From the add-on (through the real host), the CLI and a crafted tags.csv row, a formula in
+    any column (name, subject, recipients, identity, group, message_id, status, created,
+    remind_at) is inert in tags.csv and in register.csv; the views read it back as it was."""
+    from tests.conftest import HostProcess
+
+    host = HostProcess(home)
+    try:
+        tag = host.call("mint", name="=HYPERLINK(\"http://evil\",\"x\")", subject="+SUM(1)",
+                        recipients=["-2+3@example.org"], identity="@id", group="-A1")["data"]
+        assert host.call("sent", tag_id=tag["id"], message_id="=cmd|' /C calc'!A0@x")["ok"]
+    finally:
+        host.close()
+    run_cli("tag", "--name", "@SUM(A1)", "--subject", "\t=1", "--to", "=x@example.org", home=home)
+    crafted = mint_token(read_secret(home.secret_path))
+    fields = {"id": crafted, "created": "=HYPERLINK(\"http://evil\")", "name": "=1", "subject": "+1",
+              "recipients": "-1", "identity": "@1", "message_id": "=m", "status": "=HYPERLINK(\"s\")",
+              "group": "-g", "remind_at": "=NOW()"}
+    with open(home.tags_path, "a", encoding="utf-8", newline="") as log:
+        log.write(format_row([fields[column] for column in TAG_COLUMNS]))
+    fold(home)
+    assert _live_formulas(home.tags_path) == [(column, value) for column, value in fields.items()
+                                              if value.startswith(FORMULA_STARTS)]  # only the crafted row
+    assert _live_formulas(home.register_path) == []
+    rows = {row["id"]: row for row in read_register(home.register_path)}
+    assert rows[tag["id"]]["group"] == "-A1" and rows[tag["id"]]["name"].startswith("=HYPERLINK")
+    assert rows[tag["id"]]["message_id"] == "=cmd|' /C calc'!A0@x"
+    assert rows[crafted]["status"] == "=HYPERLINK(\"s\")" and rows[crafted]["remind_at"] == "=NOW()"

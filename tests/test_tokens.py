@@ -1,8 +1,10 @@
 """Tokens: unguessable, self-verifying, URL- and spreadsheet-safe."""
 
 import base64
+import hashlib
+import hmac
 
-from mailtracker.core.tokens import TOKEN_LENGTH, mint_token, short_id, verify_token
+from mailtracker.core.tokens import TOKEN_LENGTH, KeyedHmac, mint_token, short_id, verify_token
 
 SECRET = b"s" * 32
 
@@ -19,6 +21,22 @@ def test_token_shape_is_url_and_cell_safe():
     token = mint_token(SECRET)
     assert len(token) == TOKEN_LENGTH
     assert set(token) <= set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def test_a_token_minted_under_any_secret_length_verifies_under_it():
+    """The server's keyed check agrees with the minting HMAC for short, block-sized and long secrets."""
+    for length in (16, 32, 63, 64, 65, 100):
+        secret = bytes(range(length))
+        token = mint_token(secret)
+        assert verify_token(secret, token)
+        assert not verify_token(secret[:-1] + b"x", token)
+
+
+def test_keyed_hmac_is_hmac_sha256():
+    """KeyedHmac(key, label).digest(m) is HMAC-SHA256(key, label + m), whatever the key's length."""
+    for key in (b"", b"k", b"k" * 64, b"k" * 65, bytes(range(200))):
+        for label, message in ((b"", b""), (b"label\x00", b"message"), (b"x" * 100, b"y" * 1000)):
+            assert KeyedHmac(key, label).digest(message) == hmac.new(key, label + message, hashlib.sha256).digest()
 
 
 def test_forged_tokens_are_rejected():

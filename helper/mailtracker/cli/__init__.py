@@ -79,6 +79,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if args.private_files:
+        os.umask(0o077)  # files 0600, folders 0700: the desktop's hold names and addresses
     try:
         return args.run(args, Home.locate(args.home)) or 0
     except MailtrackerError as exc:

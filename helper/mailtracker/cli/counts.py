@@ -45,9 +45,10 @@ def cmd_watch(args, home: Home) -> int:
         print(f"Watching {home.hits_dir(config)}; register at {home.register_path}. "
               "Ctrl-C stops.", flush=True)
         if config.pull_urls:
-            print(f"Pulling hits from {', '.join(config.pull_urls)} live (each hit within a second or "
-                  f"two; every {config.pull_interval_s:g} s from a server too old to hold requests).",
-                  flush=True)
+            how = (f"live (each hit within a second or two; every {config.pull_interval_s:g} s from a "
+                   "server too old to hold requests)" if config.pull_live else
+                   f"every {config.pull_interval_s:g} s (pull_live = false)")
+            print(f"Pulling hits from {', '.join(config.pull_urls)} {how}.", flush=True)
         try:
             while not stop.wait(3600):
                 pass

@@ -7,6 +7,7 @@ from mailtracker.core.paths import Home
 
 
 @command("ranges", help="the networks of providers and scanners: status, update",
+         private_files=False,
          description="Where a fetch comes from (Microsoft 365, Google, Apple's relays, mail gateways) "
          "decides its label. A dated snapshot of the ranges the providers publish ships with "
          "mailtracker; 'update' fetches fresh copies, 'status' says how old each is. 'load' adds a "

@@ -37,6 +37,9 @@ class Command:
     run: Callable
     arguments: Sequence[Argument] = ()
     actions: Sequence[Action] = field(default_factory=tuple)
+    # The desktop's files hold names and addresses: its commands create them for the user
+    # alone (umask 077). The server's commands keep the modes their files need (group-read hits).
+    private_files: bool = True
 
     @property
     def action_dest(self) -> str:
@@ -48,10 +51,11 @@ COMMANDS: List[Command] = []
 
 
 def command(name: str, *, help: str, description: str = "",
-            arguments: Sequence[Argument] = (), actions: Sequence[Action] = ()):
+            arguments: Sequence[Argument] = (), actions: Sequence[Action] = (), private_files: bool = True):
     """Register the decorated ``run(args, home) -> int`` as the command ``name``."""
     def register(run: Callable) -> Callable:
-        COMMANDS.append(Command(name, help, description or help, run, tuple(arguments), tuple(actions)))
+        COMMANDS.append(Command(name, help, description or help, run, tuple(arguments), tuple(actions),
+                                private_files))
         return run
     return register
 
@@ -71,4 +75,4 @@ def add_commands(subparsers) -> None:
                                             required=True)
             for action in cmd.actions:
                 _add_arguments(actions.add_parser(action.name, help=action.help), action.arguments)
-        parser.set_defaults(run=cmd.run)
+        parser.set_defaults(run=cmd.run, private_files=cmd.private_files)

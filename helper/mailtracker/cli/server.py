@@ -26,6 +26,7 @@ def _flag(setting):
 
 
 @command("serve", help="run the pixel server",
+         private_files=False,
          description="Run the pixel server in the foreground. GET/HEAD <prefix>/<token>.gif answers a "
          "43-byte GIF; valid hits are appended to hits-<server-id>-<UTC date>.csv.",
          arguments=[
@@ -46,6 +47,7 @@ def cmd_serve(args, home: Home) -> int:
 
 
 @command("setup-server", help="set this VPS up: user, secret, config, systemd unit, Caddy",
+         private_files=False,
          description="As root on a Debian/Ubuntu VPS: create the user mailtracker, "
          "/var/lib/mailtracker/hits, /etc/mailtracker/secret (root only) and "
          "/etc/mailtracker/server.toml, install the hardened systemd unit and the "

@@ -83,7 +83,9 @@ def cmd_syncthing(args, home: Home) -> int:
             print(json.dumps({"devices": syncthing.folder_settings("devices", path, args.folder_id)}, indent=2))
             return 0
         print(syncthing.describe_settings("devices", path, args.folder_id))
-        print("\nThe same on each computer, with its own path; then 'mailtracker syncthing check --side devices'.")
+        print("\nThe same on each computer, with its own path; then 'mailtracker syncthing check --side devices'.\n"
+              "Syncthing sends a changed log's last block (up to 128 KiB) again: set each other computer's\n"
+              "Edit Device > Advanced > Compression to 'All Data' (the logs are text: a third of the bytes).")
         return 0
     if args.syncthing_action == "settings":
         desktop_path = args.desktop_path or desktop_hits_dir(home, "<your desktop hits folder>")

@@ -17,7 +17,7 @@ import hmac
 from typing import Optional, Tuple
 from urllib.parse import quote, unquote_plus
 
-from mailtracker.core.tokens import is_token_shaped
+from mailtracker.core.tokens import KeyedHmac, is_token_shaped
 from mailtracker.core.weburl import browser_href
 
 CLICK_SEGMENT = "c"
@@ -32,10 +32,10 @@ def is_trackable_target(target: str) -> bool:
     return browser_href(target) is not None
 
 
-def _signature(secret: bytes, tag: str, link: int, target: str, keyed=None) -> str:
-    mac = keyed.copy() if keyed is not None else hmac.new(secret, _LABEL, hashlib.sha256)
-    mac.update(f"{tag}\x00{link}\x00".encode("ascii") + target.encode("utf-8"))
-    return base64.b32encode(mac.digest()[:_SIG_BYTES]).decode("ascii").lower().rstrip("=")
+def _signature(secret: bytes, tag: str, link: int, target: str, keyed: Optional[KeyedHmac] = None) -> str:
+    message = f"{tag}\x00{link}\x00".encode("ascii") + target.encode("utf-8")
+    mac = keyed.digest(message) if keyed is not None else hmac.new(secret, _LABEL + message, hashlib.sha256).digest()
+    return base64.b32encode(mac[:_SIG_BYTES]).decode("ascii").lower().rstrip("=")
 
 
 def click_url(base: str, secret: bytes, tag: str, link: int, target: str) -> str:
@@ -53,8 +53,8 @@ class ClickVerifier:
 
     def __init__(self, secret: bytes):
         self._secret = secret
-        # Keyed once: each click then costs one copy of the HMAC state (the server's hot path).
-        self._keyed = hmac.new(secret, _LABEL, hashlib.sha256)
+        # Keyed once: each click then costs two copies of a hash state (the server's hot path).
+        self._keyed = KeyedHmac(secret, _LABEL)
 
     def __call__(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         """(tag, link, href) of a genuine click URL, else None: ``href`` is where the

@@ -36,9 +36,11 @@ class Config:
     client_address: str = "truncated"
     delivery_window_s: float = 10.0
     repeat_window_s: float = 60.0
-    # HTTP pull (see pull.py): the servers to pull hits-*.csv from, and how often.
+    # HTTP pull (see pull.py): the servers to pull hits-*.csv from; live (the server holds each
+    # request until a hit arrives), else every pull_interval_s.
     pull_urls: tuple = ()
     pull_interval_s: float = 30.0
+    pull_live: bool = True
 
     def pixel_url(self, token: str) -> str:
         return f"{self.pixel_base()}{token}.gif"
@@ -152,6 +154,7 @@ def load_config(home: Home) -> Config:
         repeat_window_s=_seconds(counting, "repeat_window_s", defaults.repeat_window_s),
         pull_urls=desktop.get("pull_url", defaults.pull_urls),
         pull_interval_s=_pull_interval(desktop.get("pull_interval_s", defaults.pull_interval_s)),
+        pull_live=_pull_live(desktop.get("pull_live", defaults.pull_live)),
     ).validated()
 
 
@@ -159,6 +162,12 @@ def _pull_interval(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError("[desktop] pull_interval_s must be a number of seconds above 0")
     return float(value)
+
+
+def _pull_live(value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError("[desktop] pull_live must be true or false")
+    return value
 
 
 def _seconds(section: dict, key: str, default: float) -> float:
@@ -185,10 +194,16 @@ def save_config(home: Home, config: Config) -> None:
         "# Pull hits over HTTPS from the server (serve --serve-hits): its URL, or a list of them.\n"
         "# Empty: hits arrive by Syncthing, rsync or another tool instead.\n"
         f"pull_url = {_toml_urls(config.pull_urls)}\n"
-        "# Seconds between pulls (a pull that finds nothing new costs one small request).\n"
+        "# Live: the server holds each pull request until a hit arrives (opens arrive within a\n"
+        "# second or two; an idle desktop asks about 90 times an hour). false: pull on the interval.\n"
+        f"pull_live = {values['pull_live']}\n"
+        "# Seconds between pulls when not live (pull_live = false, or a server too old to hold\n"
+        "# requests); a pull that finds nothing new costs one small request.\n"
         f"pull_interval_s = {values['pull_interval_s']}\n"
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
+        "# hash hides it only from whoever lacks the secret: with it (this desktop and the server\n"
+        "# have it), an IPv4 address is found from its hash by trying all 2^32, in hours.\n"
         f"client_address = {values['client_address']}\n"
         "\n[counting]\n"
         "# Fetches this soon after a send come from mail servers and scanners, not people.\n"
@@ -196,7 +211,7 @@ def save_config(home: Home, config: Config) -> None:
         "# The same client fetching again within this many seconds is one open.\n"
         f"repeat_window_s = {values['repeat_window_s']}\n"
     )
-    write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o644, replace_existing=True)
+    write_file_atomically(home.config_path, text.encode("utf-8"), mode=0o600, replace_existing=True)
 
 
 def _toml_value(value) -> str:
@@ -232,9 +247,11 @@ def init_home(
     if pull_url is not None:
         changes["pull_urls"] = pull_url
     config = replace(config, **changes).validated()
-    home.data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (home.data_dir, home.config_dir, home.state_dir):
+        # The user's alone (it holds names and addresses), an older home too.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
     home.hits_dir(config).mkdir(parents=True, exist_ok=True)
-    home.state_dir.mkdir(parents=True, exist_ok=True)
     save_config(home, config)
     new_secret = create_secret(home, force=force)
     return {

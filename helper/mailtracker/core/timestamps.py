@@ -31,12 +31,17 @@ def stamped(when: float) -> float:
 def utc_timestamp(when: Optional[float] = None) -> str:
     """UTC ISO 8601 with milliseconds and a Z; sorts as text in time order."""
     global _LAST_SECOND
-    second, micros = _second_and_micros(time.time() if when is None else when)
+    if when is None:
+        # Now, in whole integers (the pixel server stamps every hit): no float to round.
+        second, millis = divmod(time.time_ns() // 1_000_000, 1000)
+    else:
+        second, micros = _second_and_micros(when)
+        millis = micros // 1000
     cached_second, prefix = _LAST_SECOND  # one tuple: safe to share between threads
     if cached_second != second:
         prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
         _LAST_SECOND = (second, prefix)
-    return f"{prefix}{micros // 1000:03d}Z"
+    return f"{prefix}{millis:03d}Z"
 
 
 _STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-6]\d\.\d{3}Z")

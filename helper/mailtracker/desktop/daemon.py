@@ -176,4 +176,4 @@ def _puller(home: Home, config: Config, watcher: Watcher):
             watcher.fold_now()
 
     return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
-                  interval_s=config.pull_interval_s, on_pull=fold_after)
+                  interval_s=config.pull_interval_s, live=config.pull_live, on_pull=fold_after)

@@ -41,7 +41,7 @@ from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, click_verdict, decide,
-                                         judge_agent, repeat_key)
+                                         is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
@@ -333,11 +333,12 @@ def _repeats(people: "pl.DataFrame", window_s: float):
                                  ).sort("pair", maintain_order=True)
     same = (pl.col("pair") == pl.col("pair").shift(1)).fill_null(False)
     gap = pl.col("when") - pl.col("when").shift(1)
-    people = people.with_columns(near=same & (gap >= 0) & (gap < window_s), close=same & (gap < window_s),
+    # Near: within the window either way (classify.is_repeat). Close: near enough to the hit
+    # before that it may be within the window of the one that counted before that.
+    people = people.with_columns(near=same & (gap.abs() < window_s), close=same & (gap.abs() < 2 * window_s),
                                  between=pl.col("place") - pl.col("place").shift(1) - 1)
-    # After a hit that counted, a near one is a repeat, and one earlier in time is not. After a
-    # repeat it depends on the time of the hit that counted before: those clients are followed
-    # hit by hit.
+    # After a hit that counted, a near one is a repeat. After a repeat it depends on the time of
+    # the hit that counted before: those clients are followed hit by hit.
     chained = people.filter(pl.col("close") & pl.col("near").shift(1).fill_null(False))["pair"].unique()
     people = people.with_columns(chained=pl.col("pair").is_in(chained.implode()))
     simple = people.filter(pl.col("near") & ~pl.col("chained"))
@@ -349,7 +350,7 @@ def _repeats(people: "pl.DataFrame", window_s: float):
             "pair", "tag_c", "row", "when", "between").iter_rows():
         if pair != last_pair:
             last_pair, anchor = pair, when
-        elif not 0 <= when - anchor < window_s:
+        elif not is_repeat(when, anchor, window_s):
             anchor = when
         elif between < RECENT_CLIENTS:
             repeats.append(row)

@@ -30,8 +30,9 @@ from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
+from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
-from mailtracker.desktop.classify import PERSON_LABELS, Judge, Rules, load_ranges
+from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import Row, write_register_lines
@@ -113,6 +114,9 @@ class FoldResult:
     register_error: str = ""
     # The tags whose rows or timelines this pass changed.
     touched: set = field(default_factory=set, repr=False)
+    # Another computer's log brought a moment (a send, a display) for a tag whose hits were
+    # already labelled without it: the history is counted again (``fold``).
+    recount: bool = False
 
     def summary(self) -> str:
         parts = [f"{self.new_opens} new opens", f"{self.new_hits} new hits"]
@@ -202,7 +206,7 @@ class _FoldState:
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
-        write_file_atomically(path, compact_bytes(doc), mode=0o644, replace_existing=True)
+        write_file_atomically(path, compact_bytes(doc), mode=0o600, replace_existing=True)
 
     def row(self, tag_id: str) -> Row:
         """The tag's register row: its tags.csv fields and its counts."""
@@ -246,7 +250,15 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
     home.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
-            return _fold_locked(home, config, rebuild, progress, platform)
+            result = _fold_locked(home, config, rebuild, progress, platform)
+            if result.recount and not rebuild:
+                # Rare (a computer catching up on another's logs): the same counts as the
+                # computer whose log it is, at the cost of one rebuild.
+                log.info("another computer's log labels hits counted before it arrived; "
+                         "counting the history again")
+                again = _fold_locked(home, config, True, progress, platform)
+                result.register_written, result.register_error = again.register_written, again.register_error
+            return result
     except Timeout:
         raise LockTimeoutError(
             f"another mailtracker fold held the lock for {FOLD_LOCK_TIMEOUT_S:.0f} s; "
@@ -394,7 +406,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
-    for batch, columns in _new_log_data(home, "tags", state, TAG_COLUMNS):
+    for batch, columns, _ in _new_log_data(home, "tags", state, TAG_COLUMNS):
         for record in parse_tag_records(batch, columns):
             if record is None:
                 result.skipped_lines += 1
@@ -411,18 +423,21 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
-    for batch, columns in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
+    for batch, columns, device in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
+        other = device and device != home.device
         for tag_id, moment, reason in parse_self_fetches(batch, columns):
             moments = state.moments.setdefault(tag_id, [])
             if [moment, reason] in moments:
                 continue  # the same moment from a log read twice (a copy, a replaced file)
             moments.append([moment, reason])
+            if other and not result.recount:
+                result.recount = _counted_since(state.counts.get(tag_id), moment)
             judge.forget_context(tag_id)
             result.new_moments += 1
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:
-    for batch, columns in _new_log_data(home, "links", state, LINK_COLUMNS):
+    for batch, columns, _ in _new_log_data(home, "links", state, LINK_COLUMNS):
         for tag_id, number, target, text in parse_links(batch, columns):
             state.links.setdefault(tag_id, {})[str(number)] = [target, text]
             result.touched.add(tag_id)
@@ -435,9 +450,10 @@ _LEGACY_CURSORS = {"tags": "tags_cursor", "self-fetches": "self_cursor", "links"
 
 
 def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ...]
-                  ) -> Iterator[Tuple[bytes, Sequence[str]]]:
-    """(new complete records, the file's columns) of every log of ``kind``: this home's
-    single-computer log, then each computer's log in the devices folder (``Home.log_paths``).
+                  ) -> Iterator[Tuple[bytes, Sequence[str], str]]:
+    """(new complete records, the file's columns, the device id of its writer: '' for this
+    home's single-computer log) of every log of ``kind``: this home's single-computer log,
+    then each computer's log in the devices folder (``Home.log_paths``).
     A conflict copy of a computer's log brings only the records its log does not hold: the
     rest were read from the log itself, and reading an older copy of them again would
     take a tag back to what an earlier row said."""
@@ -455,7 +471,19 @@ def _new_log_data(home: Home, kind: str, state: _FoldState, known: Tuple[str, ..
         for batch in read_new_data(path, cursor, record_end=records_end, follow_symlinks=legacy):
             if held is not None:
                 batch = b"".join(record for record in split_records(batch)[0] if record not in held)
-            yield batch, columns
+            yield batch, columns, found.device if found is not None else ""
+
+
+def _counted_since(counts: Optional[Counts], moment: float) -> bool:
+    """Whether a person's open or click was counted for the tag at or after the start of
+    what a moment labels (a hit then may be the sender's own, or a delivery scan)."""
+    if counts is None:
+        return False
+    latest = max(counts.last_open, counts.last_click)
+    try:
+        return bool(latest) and parse_timestamp(latest) >= moment - SELF_BEFORE_S
+    except ValueError:
+        return True
 
 
 def _records_of(path: Path) -> set:

@@ -48,7 +48,7 @@ class Marks:
         doc = {"version": MARKS_VERSION, "paused": self.paused, "seen": self.seen,
                "notified": self.notified, "clicks_notified": self.clicks_notified}
         write_file_atomically(marks_path(home), json.dumps(doc, separators=(",", ":")).encode("utf-8"),
-                              mode=0o644, replace_existing=True)
+                              mode=0o600, replace_existing=True)
 
     def baseline(self, rows: Iterable[Row]) -> None:
         """Take every open counted so far as seen and told."""

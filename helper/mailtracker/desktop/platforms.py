@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 
 # Registry roots by name; the Windows registry's handles are looked up from these.
 HKCU = "HKEY_CURRENT_USER"
@@ -120,24 +120,25 @@ class Platform:
         return self.python
 
 
-# The environment variables a batch file may name instead of a folder spelled out, longest
-# first: cmd expands them to the right text whatever the code page (a user name like Zoë).
+# The environment variables a batch file may name instead of a folder spelled out: cmd
+# expands them to the right text whatever the code page (a user name like Zoë).
 BAT_FOLDER_VARIABLES: Tuple[str, ...] = ("LOCALAPPDATA", "APPDATA", "USERPROFILE")
 
 
 def bat_argument(text: str, platform: Platform) -> str:
     """``text`` (a path or word) as one double-quoted argument of a batch file line.
 
-    ``%`` is doubled (a batch file expands ``%NAME%``); a leading folder that an environment
-    variable names is written as that variable, so a non-ASCII user name reaches cmd intact;
-    what remains must be in the OEM code page cmd reads the file in (``bat_bytes`` checks)."""
+    ``%`` is doubled (a batch file expands ``%NAME%``); the longest leading folder that one of
+    ``BAT_FOLDER_VARIABLES`` names is written as that variable, so a non-ASCII user name reaches
+    cmd intact; what remains must be in the OEM code page cmd reads the file in
+    (``install.launcher_bytes`` checks)."""
     escaped = text.replace("%", "%%")
-    folders: Dict[str, str] = {name: platform.environ[name].rstrip("\\") for name in BAT_FOLDER_VARIABLES
-                               if platform.environ.get(name)}
-    for name, folder in sorted(folders.items(), key=lambda item: -len(item[1])):
-        if escaped.lower() == folder.lower().replace("%", "%%") or \
-                escaped.lower().startswith(folder.lower().replace("%", "%%") + "\\"):
-            escaped = f"%{name}%" + escaped[len(folder.replace("%", "%%")):]
+    prefixes = sorted(((platform.environ[name].rstrip("\\").replace("%", "%%"), name)
+                       for name in BAT_FOLDER_VARIABLES if platform.environ.get(name)),
+                      key=lambda item: -len(item[0]))
+    for prefix, name in prefixes:
+        if escaped.lower() == prefix.lower() or escaped.lower().startswith(prefix.lower() + "\\"):
+            escaped = f"%{name}%" + escaped[len(prefix):]
             break
     # Backslashes before the closing quote are doubled: the program's own parsing of its command
     # line (the C runtime's rules) would otherwise read "D:\" as an escaped quote.

@@ -216,9 +216,10 @@ class _LiveWait:
         if self.error:
             add("live pull", False, f"the live pull failed: {self.error}")
         elif not all(source.live for source in sources):
-            add("live pull", False, "the server answers pull requests at once (a mailtracker older than "
-                "the live pull, or a proxy in between): opens arrive only every "
-                f"{interval_s:g} s; update the server")
+            # It works, slowly: not a broken step.
+            add("live pull", True, "not live: the server answers pull requests at once (a mailtracker "
+                f"older than the live pull, or a proxy in between), so opens arrive every {interval_s:g} s; "
+                "update the server")
         elif arrived():
             add("live pull", True, f"the test hit was here {max(0.0, self.done_at - answered):.2f} s after "
                 "the server answered the pixel (the server holds each pull request until a hit arrives)")

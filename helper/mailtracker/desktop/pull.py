@@ -105,6 +105,8 @@ class PullResult:
     unchanged: bool = True
     # Something listed is not here yet (a bound was reached): pull again at once.
     more: bool = False
+    # A file was left alone (not a regular file here): it is tried again after pull_interval_s.
+    skipped: bool = False
 
     @property
     def changed(self) -> bool:
@@ -144,19 +146,18 @@ class _AbortableAdapter(HTTPAdapter):
     another thread (its deadline, or stop()) whatever it is blocked in."""
 
     def __init__(self):
-        self._sockets = weakref.WeakSet()
+        self._connections = weakref.WeakSet()
         super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        sockets = self._sockets
+        connections = self._connections
 
         def tracked(base):
             class Tracked(base):
-                def _new_conn(self):
-                    sock = super()._new_conn()
-                    sockets.add(sock)
-                    return sock
+                def connect(self):
+                    connections.add(self)
+                    super().connect()
             return Tracked
 
         self.poolmanager.pool_classes_by_scheme = {
@@ -166,10 +167,15 @@ class _AbortableAdapter(HTTPAdapter):
 
     def abort(self) -> None:
         """Shut every connection: a blocked read returns at once, a pooled one is not reused."""
-        for sock in list(self._sockets):
+        for connection in list(self._connections):
+            sock = getattr(connection, "sock", None)
+            if sock is None:
+                continue
             try:
+                # The plain socket's shutdown, also under TLS (its socket is the one in use, and
+                # SSLSocket.shutdown would change state another thread is reading with).
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
+            except (OSError, TypeError):
                 pass
 
 
@@ -330,7 +336,7 @@ class Puller:
                 return
             status = self._record(source, result, error)
             delay = status.retry_in_s
-            if error is None and delay == 0 and wait_s and time.monotonic() - began < MIN_LIVE_ROUND_S \
+            if error is None and delay == 0 and time.monotonic() - began < MIN_LIVE_ROUND_S \
                     and not result.changed and not result.more:
                 delay = MIN_LIVE_ROUND_S
             if self.on_pull is not None:
@@ -341,7 +347,12 @@ class Puller:
             before = source.status
             if error is None:
                 live = bool(self.live and source.live)
-                again = 0.0 if result.more or self.live and source.live is not False else self.interval_s
+                if result.more:
+                    again = 0.0
+                elif result.skipped or not self.live or source.live is False:
+                    again = self.interval_s
+                else:
+                    again = 0.0
                 source.status = PullStatus("ok", f"pulled {result.summary()}", 0, 0, utc_timestamp(), again,
                                            live)
             else:
@@ -526,6 +537,7 @@ class Puller:
             # writing through it would block the pull or change a file outside the folder.
             log.warning("%s in %s is not a regular file (a symlink, FIFO or folder); it is not "
                         "pulled until it is removed", name, self.hits_dir)
+            result.skipped = True
             return False
         owner = owners.get(name)
         if owner is not None and owner != source.url and owner in (s.url for s in self.sources):

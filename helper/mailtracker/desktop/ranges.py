@@ -30,7 +30,7 @@ def load_apple_ranges(home: Home, source: Path) -> int:
     if not networks:
         raise ConfigError(f"{source} holds no address ranges")
     write_file_atomically(home.apple_ranges_path, ("\n".join(networks) + "\n").encode("ascii"),
-                          mode=0o644, replace_existing=True)
+                          mode=0o600, replace_existing=True)
     return len(networks)
 
 

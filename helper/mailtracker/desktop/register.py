@@ -42,10 +42,8 @@ class Link:
                 "first_click": self.first_click, "last_click": self.last_click}
 
 
-# A field's metadata: "csv": False keeps it out of register.csv; "outside": True marks text
-# that came from outside (the mail, the user), neutralised there.
+# A field's metadata: "csv": False keeps it out of register.csv.
 _NOT_IN_CSV = {"csv": False}
-_OUTSIDE = {"outside": True}
 
 
 @dataclass(frozen=True)
@@ -57,12 +55,12 @@ class Row:
 
     id: str
     short_id: str
-    name: str = field(default="", metadata=_OUTSIDE)
-    subject: str = field(default="", metadata=_OUTSIDE)
-    recipients: str = field(default="", metadata=_OUTSIDE)
+    name: str = ""
+    subject: str = ""
+    recipients: str = ""
     created: str = ""
     status: str = ""
-    message_id: str = field(default="", metadata=_OUTSIDE)
+    message_id: str = ""
     opens: int = 0
     first_open: str = ""
     last_open: str = ""
@@ -122,9 +120,11 @@ class Row:
         return cls(**values)
 
     def csv_line(self) -> str:
-        """This row in register.csv, as text with its line end: the one place its cells are written."""
-        return format_row([neutralise(getattr(self, name)) if name in _OUTSIDE_TEXT else str(getattr(self, name))
-                           for name in REGISTER_COLUMNS])
+        """This row in register.csv, as text with its line end: the one place its cells are written.
+        Every cell goes through the neutraliser: any column may hold what came from outside (a
+        crafted tags.csv row, a group the add-on named), and a spreadsheet must never read one
+        as a formula."""
+        return format_row([neutralise(str(getattr(self, name))) for name in REGISTER_COLUMNS])
 
     def with_counts_of(self, members: Sequence["Row"]) -> "Row":
         """This row with the counts summed over ``members`` (the copies of one mail sent
@@ -146,7 +146,6 @@ class Row:
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")
 _LINK_FIELDS = tuple(f.name for f in fields(Link))
 REGISTER_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
-_OUTSIDE_TEXT = frozenset(f.name for f in fields(Row) if f.metadata.get("outside"))
 
 
 def write_register(path: Path, rows: Sequence[Row], new_opens: int = 0) -> None:
@@ -203,7 +202,7 @@ def read_register(path: Path) -> List[Dict[str, str]]:
                 continue
             rows.append(row)
     for row in rows:
-        for col in _OUTSIDE_TEXT:
+        for col in REGISTER_COLUMNS:
             row[col] = restore(row.get(col) or "")
     return rows
 

@@ -80,7 +80,7 @@ def write_report(home: Home, path: Optional[Path] = None, now: Optional[float] =
     path = path or report_path(home)
     with Register.load(home) as register:
         page = build_report(register, now)
-    write_file_atomically(path, page.encode("utf-8"), mode=0o644, replace_existing=True)
+    write_file_atomically(path, page.encode("utf-8"), mode=0o600, replace_existing=True)
     return path
 
 

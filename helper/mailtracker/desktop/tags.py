@@ -101,7 +101,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
         "group": group, "remind_at": "",
     }
-    append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
+    append_rows(home.tags_path, TAG_COLUMNS, [[neutralise(row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)
     return Tag(id=token, short_id=short_id(token), created=created, name=name,
                subject=subject, recipients=joined, identity=identity, url=url,
@@ -112,11 +112,7 @@ def update_tag(home: Home, tag_id: str, **fields: str) -> None:
     """Append a row that changes some fields of a tag (the log stays append-only)."""
     row = {col: "" for col in TAG_COLUMNS}
     row.update({col: _bounded(col, value) for col, value in fields.items()}, id=tag_id)
-    append_rows(home.tags_path, TAG_COLUMNS, [[_cell(col, row[col]) for col in TAG_COLUMNS]])
-
-
-def _cell(column: str, value: str) -> str:
-    return value if column in ("id", "created") else neutralise(value)
+    append_rows(home.tags_path, TAG_COLUMNS, [[neutralise(row[col]) for col in TAG_COLUMNS]])
 
 
 def record_self_fetch(home: Home, tag_id: str, reason: str, when: str = "") -> None:

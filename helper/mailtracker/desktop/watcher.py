@@ -128,7 +128,7 @@ class Watcher:
             if self.last_error:
                 write_file_atomically(path, json.dumps({
                     "since": self._failing_since, "failures": self.failures, "error": self.last_error,
-                }).encode("utf-8"), mode=0o644, replace_existing=True)
+                }).encode("utf-8"), mode=0o600, replace_existing=True)
             elif path.exists():
                 path.unlink()
         except OSError as exc:  # the folding matters more than telling about it

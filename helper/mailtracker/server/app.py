@@ -74,6 +74,14 @@ _GIF_HEADERS = [
 ]
 
 
+_GIF_START = {"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS}
+_GIF_BODY = {"type": "http.response.body", "body": GIF}
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+# Cleaned header texts remembered per worker: a bounded number of bounded entries.
+_REMEMBERED_TEXTS = 1024
+_REMEMBERED_TEXT_BYTES = 512
+
+
 _CLICK_PATH = f"/{CLICK_SEGMENT}/"
 _REDIRECT_HEADERS = [
     (b"content-length", b"0"),
@@ -166,6 +174,7 @@ class PixelApp:
             return stored(address), origins.lookup(str(ip)) if ip is not None else ""
 
         self._client_forms = lru_cache(maxsize=8192)(client_forms)
+        self._texts = {None: ""}
         self._verify = TokenVerifier(secret)
         self._verify_click = ClickVerifier(secret)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
@@ -179,7 +188,19 @@ class PixelApp:
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, send)
+            path = scope["path"]
+            method = scope["method"]
+            # The pixel, inline: it is nearly every request the server answers.
+            if path.endswith(".gif") and (method == "GET" or method == "HEAD"):
+                token = path[path.rfind("/") + 1:-4]
+                if self._verify(token):
+                    self._log_hit(scope, token, method)
+                else:
+                    self.invalid += 1
+                await send(_GIF_START)
+                await send(_GIF_BODY if method == "GET" else _EMPTY_BODY)
+            else:
+                await self._http(scope, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -228,17 +249,8 @@ class PixelApp:
     async def _http(self, scope, send):
         path = scope["path"]
         method = scope["method"]
-        if path.endswith(".gif"):
-            if method not in ("GET", "HEAD"):
-                await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
-                return
-            token = path[path.rfind("/") + 1:-4]
-            if self._verify(token):
-                self._log_hit(scope, token, method)
-            else:
-                self.invalid += 1
-            await send({"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS})
-            await send({"type": "http.response.body", "body": GIF if method == "GET" else b""})
+        if path.endswith(".gif"):  # GET and HEAD were answered by __call__
+            await _respond(send, 405, b"text/plain", b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
         elif _CLICK_PATH in path:
             await self._click(scope, send, path, method)
         elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
@@ -341,9 +353,21 @@ class PixelApp:
         when = utc_timestamp()
         client, origin = self._client(scope, headers.get(b"x-forwarded-for"))
         line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method, client,
-                               _clean_text(headers.get(b"user-agent")), _clean_text(headers.get(b"referer")),
+                               self._text(headers.get(b"user-agent")), self._text(headers.get(b"referer")),
                                origin)
         self.hit_log.append(line, when[:10])
+
+    def _text(self, raw: Optional[bytes]) -> str:
+        """``_clean_text`` of a header, remembered: most hits come from a few user agents."""
+        text = self._texts.get(raw)
+        if text is None:
+            text = _clean_text(raw)
+            if raw is not None and len(raw) <= _REMEMBERED_TEXT_BYTES:
+                if len(self._texts) >= _REMEMBERED_TEXTS:
+                    self._texts.clear()
+                    self._texts[None] = ""
+                self._texts[raw] = text
+        return text
 
     def _client(self, scope, forwarded: Optional[bytes]) -> Tuple[str, str]:
         """The client's stored form and its network origin."""

@@ -75,7 +75,6 @@ def pick_port(settings: ServerSettings) -> ServerSettings:
 
 def run_server(settings: ServerSettings) -> None:
     """Run the pixel server in the foreground until interrupted."""
-    from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
@@ -85,18 +84,56 @@ def run_server(settings: ServerSettings) -> None:
     if settings.retention_days:
         log.info("deleting this server's hits files older than %d days", settings.retention_days)
     os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))
-    server = Granian(
-        "mailtracker.server.run:app_from_environment",
-        factory=True,
+    options = dict(
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
-        workers=settings.workers,
         http=HTTPModes.http1,
         # Slow senders are cut off after 10 s; oversized headers get granian's 431.
         http1_settings=HTTP1Settings(header_read_timeout=10_000),
         log_access=False,
-        respawn_failed_workers=True,
+        factory=True,
     )
-    server.serve()
+    if settings.workers == 1 and _serve_in_this_process(options):
+        return
+    from granian import Granian
 
+    Granian("mailtracker.server.run:app_from_environment", workers=settings.workers,
+            respawn_failed_workers=True, **options).serve()
+
+
+def _serve_in_this_process(options: dict) -> bool:
+    """One worker: granian serves from this process, with no supervisor process beside it;
+    False, having served nothing, where this granian cannot (no embedded server).
+
+    The supervisor costs a second interpreter (about 27 MiB of a 60 MB budget) and only
+    respawns a worker that died: systemd's Restart=on-failure does that for this process.
+    """
+    import asyncio
+    import signal
+
+    try:
+        from granian.server.embed import Server
+    except ImportError:
+        return False
+
+    async def serve() -> bool:
+        server = Server(app_from_environment, **options)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, server.stop)
+            except NotImplementedError:  # Windows' loop: a plain handler hands it to the loop
+                signal.signal(signum, lambda *_: loop.call_soon_threadsafe(server.stop))
+        await server.serve()
+        return not server.interrupt_children
+
+    try:
+        import uvloop
+    except ImportError:  # Windows: asyncio's own loop
+        stopped_cleanly = asyncio.run(serve())
+    else:
+        stopped_cleanly = uvloop.run(serve())
+    if not stopped_cleanly:
+        raise ServerError("the pixel server's worker stopped unexpectedly (see the log above)")
+    return True
