@@ -98,7 +98,7 @@ def test_a_row_written_to_the_old_log_after_joining_is_counted_and_moved_by_the_
     shutil.copy(home.secret_path, unjoined.secret_path)  # a process that sees no device id
     late = mint_tag(unjoined, config, name="Late")
     assert (home.data_dir / "tags.csv").exists()  # the old host's row (its home had no id yet)
-    assert {first.id, late.id} <= {row["id"] for row in (fold(home), rows_of(home))[1]}
+    assert {first.id, late.id} <= {row.id for row in (fold(home), rows_of(home))[1]}
     before = _register(home)
     assert "tags.csv was written after this computer joined" in run_cli("doctor", home=home, check=False).stdout
     assert join(home).moved == ["tags.csv"] and not (home.data_dir / "tags.csv").exists()
@@ -180,12 +180,12 @@ def test_a_moment_arriving_after_its_hit_counts_the_history_again(two):
     now = utc_timestamp()
     write_hits(hits / "hits-a-2026-12-07.csv", [(1, tag.id, "GET", now)])  # Thunderbird's agent
     fold(desk)
-    assert [row["opens"] for row in rows_of(desk) if row["id"] == tag.id] == [1]
+    assert [row.opens for row in rows_of(desk) if row.id == tag.id] == [1]
     record_self_fetch(laptop, tag.id, "display", now)
     _deliver(laptop, desk)
     assert fold(desk).recount
-    [row] = [row for row in rows_of(desk) if row["id"] == tag.id]
-    assert row["opens"] == 0 and row["self_hits"] == 1
+    [row] = [row for row in rows_of(desk) if row.id == tag.id]
+    assert row.opens == 0 and row.self_hits == 1
     assert _register(desk) == _register(laptop)
     assert not fold(desk).recount  # counted again once, not at every pass
 

@@ -342,7 +342,7 @@ def test_a_server_clock_stepping_back_counts_a_repeat_once(tmp_path, monkeypatch
     took = _fold(home, fast, monkeypatch)[1]
     assert took or not fast
     with Register.load(home) as register:
-        assert register.get(tag)["opens"] == 2
+        assert register.get(tag).opens == 2
 
 
 def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):

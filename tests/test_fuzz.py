@@ -22,7 +22,7 @@ from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import Host, parse_request
-from mailtracker.desktop.register import REGISTER_COLUMNS, register_line
+from mailtracker.desktop.register import REGISTER_COLUMNS, Row
 from mailtracker.desktop.tags import (MAX_FIELD, _split_fields, mint_tag, parse_tag_records,
                                       records_end)
 from mailtracker.desktop.tail import Cursor, read_new_data
@@ -276,7 +276,7 @@ def test_a_signed_target_is_read_by_a_browser_as_the_link_was(targets):
 @given(st.lists(TEXT, min_size=len(REGISTER_COLUMNS), max_size=len(REGISTER_COLUMNS)))
 def test_no_register_cell_is_ever_a_live_formula(values):
     """Any text in any column of a register row is written inert and read back as it was."""
-    row = dict(zip(REGISTER_COLUMNS, values))
-    cells = next(csv.reader(io.StringIO(register_line(row), newline="")))
+    row = Row(**dict(zip(REGISTER_COLUMNS, values)))
+    cells = next(csv.reader(io.StringIO(row.csv_line(), newline="")))
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
     assert [restore(cell) for cell in cells] == values
