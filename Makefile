@@ -3,17 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_HOME ?= .demo-home
+DEMO_PORT ?= 56789
 
 .PHONY: run test system-packages test-python test-extension xpi dist bench clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,server,desktop]'
 	touch $@
 
-run: $(VENV)/.installed
-	$(PY) -m mailtracker --home $(DEMO_HOME) demo
+# The demo needs only what a user installs (no test extras); after 'make test' it uses that venv.
+$(VENV)/.installed-run: setup.cfg setup.py pyproject.toml
+	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt setup.cfg ] && [ $(VENV)/.installed -nt pyproject.toml ]; then \
+	  touch $@; else \
+	  $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e '.[server,desktop]' && touch $@; fi
+
+run: $(VENV)/.installed-run
+	$(PY) -m mailtracker --home $(DEMO_HOME) demo --port $(DEMO_PORT)
 
 extension/node_modules/.installed: extension/package.json extension/package-lock.json
 	npm --prefix extension ci --no-audit --no-fund

@@ -137,7 +137,8 @@ browser.tabs.onCreated.addListener((tab) => {
 });
 
 browser.compose.onIdentityChanged.addListener((tab) => {
-  refreshComposeAction(tab.id).catch(logError);
+  // Another identity may track by default where this one did not: ask the helper again.
+  refreshComposeAction(tab.id, { helper }).catch(logError);
 });
 
 // <all_urls> because the pixel server is only known at run time; the listener

@@ -1,5 +1,6 @@
 """Build the release artefacts into one folder: the wheel and the sdist (python -m build)
-and the add-on (build_xpi.py), and refuse a set whose versions differ.
+and the add-on (build_xpi.py), refuse a set whose versions differ, and list their SHA-256
+in SHA256SUMS (printed too: a user checks the wheel they install against it).
 
 Usage: python packaging/build_dist.py [--out DIR] [--update-url URL]   (what `make dist` runs)
 
@@ -9,6 +10,7 @@ tests/test_dist.py.
 """
 
 import argparse
+import hashlib
 import json
 import re
 import shutil
@@ -24,6 +26,8 @@ sys.path.insert(0, str(ROOT / "packaging"))
 
 import build_xpi  # noqa: E402  (beside this script, standard library only)
 
+
+CHECKSUMS = "SHA256SUMS"
 
 # Left out of the clean copy the release is built from: local state, never released.
 UNPACKED = (".git", ".venv", "node_modules", "dist", "build", "*.egg-info", "__pycache__",
@@ -53,7 +57,7 @@ def _metadata_version(text: str) -> str:
 
 def build_all(out_dir: Path, update_url: str = "") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*out_dir.glob("mailtracker-*"), out_dir / "updates.json"]:
+    for old in [*out_dir.glob("mailtracker-*"), out_dir / "updates.json", out_dir / CHECKSUMS]:
         old.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         # From a clean copy: setuptools would also pack every file an old egg-info's
@@ -66,6 +70,14 @@ def build_all(out_dir: Path, update_url: str = "") -> dict:
     versions = artefact_versions(out_dir)
     check_versions(versions, build_xpi.helper_version())
     return versions
+
+
+def write_checksums(out_dir: Path, names) -> Path:
+    """SHA256SUMS beside the artefacts, in the format ``sha256sum -c`` checks: publish it with them."""
+    lines = [f"{hashlib.sha256((out_dir / name).read_bytes()).hexdigest()}  {name}\n" for name in sorted(names)]
+    path = out_dir / CHECKSUMS
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
 
 
 def check_versions(versions: dict, expected: str) -> None:
@@ -82,9 +94,11 @@ def main(argv=None) -> int:
     parser.add_argument("--update-url", default="", metavar="URL",
                         help="https URL where you will serve DIR/updates.json (and the .xpi beside it)")
     args = parser.parse_args(argv)
-    versions = build_all(args.out.resolve(), args.update_url)
-    for name in sorted(versions):
-        print(args.out.resolve() / name)
+    out_dir = args.out.resolve()
+    versions = build_all(out_dir, args.update_url)
+    checksums = write_checksums(out_dir, versions)
+    print(f"In {out_dir}, with their SHA-256 (also in {checksums.name}; 'sha256sum -c {checksums.name}' checks them):")
+    print(checksums.read_text(encoding="utf-8"), end="")
     if args.update_url:
         print(args.out.resolve() / "updates.json")
     else:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from mailtracker.cli import build_parser
+from mailtracker.core.settings import init_home
 from mailtracker.cli.output import describe_time
 from mailtracker.desktop.register import read_register
 from tests.conftest import PixelServer, run_cli, wait_for
@@ -86,6 +87,18 @@ def test_describe_time_reads_like_a_person_would_say_it():
     assert describe_time("2026-11-24T11:59:30.000Z", now).endswith("(just now)")
 
 
+def test_demo_on_a_port_another_pixel_server_holds_prints_nothing_and_fails(pixel_server, tmp_path):
+    """`make run` beside a running server: no curl to try (it would reach the other server), the
+    port named with what to do instead, and a non-zero exit."""
+    port = pixel_server.base.rsplit(":", 1)[1]
+    proc = subprocess.run([sys.executable, "-m", "mailtracker", "--home", str(tmp_path / "demo"), "demo",
+                           "--port", port], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 50, proc.stderr
+    assert proc.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "make run DEMO_PORT=N" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
     """`make run`'s command: prints a demo pixel; fetching it prints opens=1."""
     demo_home = tmp_path / "demo"
@@ -95,14 +108,16 @@ def test_demo_runs_server_watcher_and_counts_a_curl(tmp_path):
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, start_new_session=True)
     try:
-        url = None
+        url, banner = None, ""
         for line in proc.stdout:
+            banner += line
             found = re.search(r"curl -s -o /dev/null (\S+)", line)
             if found:
                 url = found.group(1)
             if "Ctrl-C stops" in line:
                 break
         assert url and url.startswith(f"http://127.0.0.1:{port}/p/")
+        assert "This demo is local: its server listens on 127.0.0.1, so only this machine can load its pixels" in banner
         assert requests.get(url, headers={"User-Agent": "curl/7.88.1"}).status_code == 200
         opened = ""
         for line in proc.stdout:  # the demo never exits by itself: this ends at the line or the timeout
@@ -145,6 +160,7 @@ def test_every_error_code_is_in_the_docs_table():
 
 def test_tag_into_a_closed_pipe_prints_no_traceback(home):
     """`mailtracker tag … | head`: the reader went away; no BrokenPipeError traceback, SIGPIPE's status."""
+    init_home(home, server_url="https://t.example.org")  # a loopback server's warning is not the point here
     reader, writer = os.pipe()
     os.close(reader)
     try:
@@ -158,6 +174,7 @@ def test_tag_into_a_closed_pipe_prints_no_traceback(home):
 @pytest.mark.parametrize("args", [["--help"], ["tag", "--json", "--name", "J"]])
 def test_output_into_a_closed_pipe_ends_quietly(home, args):
     """Help (printed by argparse) and --json output into a pipe nobody reads: no traceback, no message."""
+    init_home(home, server_url="https://t.example.org")  # a loopback server's warning is not the point here
     reader, writer = os.pipe()
     os.close(reader)
     try:
@@ -252,3 +269,18 @@ def test_the_command_reference_names_every_command_and_option(command):
     parser = build_parser()._subparsers._group_actions[0].choices[command]
     missing = sorted(option for option in _options_of(parser) if option not in " ".join(rows))
     assert not missing, f"the reference row for '{command}' does not name {missing}"
+
+
+def test_a_mistyped_command_gets_the_usage_and_a_suggestion():
+    proc = run_cli("tga", "--name", "x", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: mailtracker ") and "no command 'tga'; did you mean 'tag'?" in proc.stderr
+
+
+def test_a_mistyped_option_gets_the_subcommands_usage_and_a_suggestion(home):
+    proc = run_cli("tag", "--nmae", "Ann", home=home, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: mailtracker tag ") and "no option --nmae; did you mean --name?" in proc.stderr
+    assert not home.tags_path.exists() or "Ann" not in home.tags_path.read_text(encoding="utf-8-sig")
+    # argparse's own abbreviations still work.
+    assert run_cli("tag", "--na", "Ann", "--js", home=home).stdout.startswith("{")

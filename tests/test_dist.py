@@ -23,19 +23,39 @@ import build_dist  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
-    """What `make dist UPDATE_URL=…` writes, built once for the module."""
+def dist_run(tmp_path_factory):
+    """What `make dist UPDATE_URL=…` writes and prints, built once for the module."""
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run([sys.executable, str(ROOT / "packaging" / "build_dist.py"), "--out", str(out),
                            "--update-url", UPDATE_URL], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def dist(dist_run):
+    return dist_run[0]
+
+
+def test_make_dist_prints_each_files_sha256_and_writes_sha256sums(dist_run):
+    """The README's install checks the wheel by the SHA-256 `make dist` prints; sha256sum -c agrees."""
+    import hashlib
+
+    out, printed = dist_run
+    artefacts = sorted(path.name for path in out.glob("mailtracker-*"))
+    assert len(artefacts) == 3
+    for name in artefacts:
+        line = f"{hashlib.sha256((out / name).read_bytes()).hexdigest()}  {name}"
+        assert line in printed.splitlines(), (line, printed)
+        assert line in (out / "SHA256SUMS").read_text().splitlines()
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.count(": OK") == 3, check.stdout + check.stderr
 
 
 def test_the_three_artefacts_carry_one_version(dist):
     """Wheel, sdist and .xpi are named for __version__ and say so inside (METADATA, PKG-INFO, manifest)."""
     names = sorted(p.name for p in dist.iterdir())
-    assert names == [f"mailtracker-{__version__}-py3-none-any.whl", f"mailtracker-{__version__}.tar.gz",
+    assert names == ["SHA256SUMS", f"mailtracker-{__version__}-py3-none-any.whl", f"mailtracker-{__version__}.tar.gz",
                      f"mailtracker-{__version__}.xpi", "updates.json"]
     assert set(build_dist.artefact_versions(dist).values()) == {__version__}
     assert json.loads((ROOT / "extension" / "package.json").read_text())["version"] == __version__
@@ -145,13 +165,14 @@ def test_a_version_mismatch_is_refused(tmp_path):
     build_dist.check_versions({"a.whl": "1", "a.tar.gz": "1", "a.xpi": "1"}, "1")
 
 
-def test_the_installed_wheel_finds_its_unit_and_caddyfile(dist, tmp_path):
-    """Installed from the wheel (no checkout around it), setup-server finds the packaged unit and
-    Caddyfile in <prefix>/share/mailtracker and writes a unit naming that install's script."""
+@pytest.fixture(scope="module")
+def installed_wheel(dist, tmp_path_factory):
+    """A venv with only the wheel installed (no checkout around it); the dependencies come from
+    this interpreter's site-packages. Returns the venv and the environment to run it in."""
     import site
     import sysconfig
 
-    venv = tmp_path / "venv"
+    venv = tmp_path_factory.mktemp("wheel") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     (wheel,) = dist.glob("*.whl")
     # The venv's own pip: 'pip install --prefix' from this interpreter would also uninstall
@@ -163,8 +184,15 @@ def test_the_installed_wheel_finds_its_unit_and_caddyfile(dist, tmp_path):
     deps = os.pathsep.join([sysconfig.get_paths()["purelib"], *site.getsitepackages()])
     env = {**os.environ, "PYTHONPATH": deps}
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mailtracker; print(mailtracker.__file__)"],
-                           env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+                           env=env, capture_output=True, text=True, check=True, cwd=venv.parent)
     assert where.stdout.startswith(str(venv)), where.stdout
+    return venv, env
+
+
+def test_the_installed_wheel_finds_its_unit_and_caddyfile(installed_wheel, tmp_path):
+    """Installed from the wheel, setup-server finds the packaged unit and Caddyfile in
+    <prefix>/share/mailtracker and writes a unit naming that install's script."""
+    venv, env = installed_wheel
     root = tmp_path / "root"
     proc = subprocess.run([str(venv / "bin" / "mailtracker"), "setup-server", "--root", str(root),
                            "--domain", "t.example.org"], env=env, capture_output=True, text=True, timeout=120,
@@ -173,3 +201,39 @@ def test_the_installed_wheel_finds_its_unit_and_caddyfile(dist, tmp_path):
     unit = (root / "etc/systemd/system/mailtracker.service").read_text()
     assert f"ExecStart={venv}/bin/mailtracker serve --config /etc/mailtracker/server.toml" in unit
     assert "t.example.org {" in (root / "etc/caddy/mailtracker.caddy").read_text()
+
+
+def test_the_installed_wheel_writes_the_add_on_of_its_version(installed_wheel, dist, tmp_path):
+    """pipx users get the add-on from the package: `mailtracker addon --output FILE` writes the .xpi of
+    exactly the installed version, the files make xpi ships, byte for byte a build of the same sources."""
+    import build_xpi
+
+    venv, env = installed_wheel
+    (wheel,) = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert f"mailtracker/addon/mailtracker-{__version__}.xpi" in archive.namelist()
+    target = tmp_path / "out" / "addon.xpi"
+    proc = subprocess.run([str(venv / "bin" / "mailtracker"), "--home", str(tmp_path / "home"), "addon",
+                           "--output", str(target)], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Wrote the add-on to {target}" in proc.stdout and "Install Add-on From File" in proc.stdout
+    with zipfile.ZipFile(target) as written:
+        assert json.loads(written.read("manifest.json"))["version"] == __version__
+        names = written.namelist()
+    (release_xpi,) = dist.glob("*.xpi")
+    with zipfile.ZipFile(release_xpi) as release:
+        assert names == release.namelist()
+    assert target.read_bytes() == build_xpi.build(tmp_path / "reference").read_bytes()
+
+
+def test_the_add_on_goes_to_downloads_and_says_where(installed_wheel, tmp_path):
+    """Without --output the .xpi lands where Thunderbird's file picker finds it, and the command says where."""
+    venv, env = installed_wheel
+    (tmp_path / "Downloads").mkdir()
+    env = {**env, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.run([str(venv / "bin" / "mailtracker"), "--home", str(tmp_path / "home"), "addon"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    target = tmp_path / "Downloads" / f"mailtracker-{__version__}.xpi"
+    assert target.is_file() and f"Wrote the add-on to {target}" in proc.stdout

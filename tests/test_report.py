@@ -1,7 +1,10 @@
 """The HTML report: its numbers are the register's, it is self-contained, and
 headless Chromium draws its charts (bars and timeline dots counted in the PNG)."""
 
+import html as html_module
+import json
 import os
+import re
 import subprocess
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -182,3 +185,26 @@ def test_report_groups_the_copies_sent_individually(home):
     assert abs(ids.index(first.short_id) - ids.index(second.short_id)) == 1, ids
     groups = {row[0]: row[-1] for row in table.rows}
     assert groups[first.short_id] == groups[second.short_id] == "grp-0001" and groups[lone.short_id] == ""
+
+
+@pytest.mark.slow
+def test_the_tables_times_stay_on_one_line_in_a_narrow_window(home, history, tmp_path):
+    """Laid out by headless Chromium 900 px wide: every date cell of the email table is one line
+    (they used to wrap onto three). The report's CSP forbids scripts, so a copy without it
+    carries one that counts each cell's line boxes."""
+    require("chromium")
+    page = write_report(home).read_text(encoding="utf-8")
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe = ("<script>document.body.dataset.lines = JSON.stringify([...document.querySelectorAll('table.emails td.t')]"
+             ".filter(td => td.textContent.trim()).map(td => { const r = document.createRange(); "
+             "r.selectNodeContents(td); return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }));"
+             "</script></body>")
+    copy = tmp_path / "report-probe.html"
+    copy.write_text(page.replace("</body>", probe), encoding="utf-8")
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+         "--window-size=900,1200", "--dump-dom", copy.as_uri()],
+        check=True, capture_output=True, text=True, timeout=90)
+    lines = json.loads(html_module.unescape(re.search(r'data-lines="([^"]*)"', proc.stdout).group(1)))
+    assert lines and set(lines) == {1}, lines

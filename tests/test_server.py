@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -183,6 +184,7 @@ def test_a_port_another_server_listens_on_is_refused(pixel_server, home, tmp_pat
         capture_output=True, text=True, timeout=30)
     assert proc.returncode == 50, proc.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr
+    assert proc.stdout == "", "a server that did not start announced itself"
     assert not list((tmp_path / "other").glob("hits-*.csv"))
 
 
@@ -196,6 +198,22 @@ def test_a_port_held_by_another_program_is_refused(home, tmp_path):
             [os.sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve",
              "--port", str(port)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 50 and "is using the port" in proc.stderr, proc.stderr
+    assert proc.stdout == "", "a server that did not start announced itself"
+
+
+def test_the_banner_comes_once_the_server_listens(home):
+    """What serve prints can be used at once: the first connection after the banner is answered."""
+    proc = subprocess.Popen([os.sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "serve",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    try:
+        banner = proc.stdout.readline()
+        port = int(re.search(r"http://127.0.0.1:(\d+)/", banner).group(1))
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        proc.stdout.close()
 
 
 def test_serve_reads_a_config_file_and_flags_override_it(home, tag, tmp_path):

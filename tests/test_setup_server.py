@@ -264,3 +264,12 @@ def test_a_url_or_a_bad_name_as_domain_is_a_config_error(root):
     assert not (root / "etc/mailtracker").exists()
     first = setup_server(root, check=False)
     assert first.returncode == 11 and "--domain is needed the first time" in first.stderr
+
+
+def test_under_root_setup_server_names_the_files_where_it_wrote_them(tmp_path):
+    """--root DIR: each line names the path under DIR, where the file really is."""
+    from tests.conftest import run_cli
+
+    out = run_cli("setup-server", "--root", str(tmp_path), "--domain", "t.example.org").stdout
+    assert f"Write {tmp_path}/etc/mailtracker/server.toml (mode 0644" in out
+    assert (tmp_path / "etc/mailtracker/server.toml").is_file()

@@ -1,10 +1,10 @@
 // The Track popup: shows whether this compose tab's email will be tracked, and changes that.
 
-import { refreshComposeAction, composeView } from "../modules/composeIndicator.mjs";
+import { buttonStatus, composeView, helperReadiness, refreshComposeAction } from "../modules/composeIndicator.mjs";
 import { createTabStore } from "../modules/composeTabs.mjs";
-import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
+import { localizePage, t } from "../modules/i18n.mjs";
 import { individualOffer, loadIndividualMax } from "../modules/individual.mjs";
-import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
+import { TRACKING_PAUSED, createHelper } from "../modules/nativeHost.mjs";
 import { loadSettings } from "../modules/settings.mjs";
 import { TRACKED_PAGE } from "../modules/trackedView.mjs";
 
@@ -45,8 +45,13 @@ function explanationKey(view) {
 
 async function render(tabId) {
   const { view, details } = await composeView(tabId, tabStore);
-  byId("headline").textContent = t(`composeHeadline_${view.status}`);
-  byId("explanation").textContent = t(explanationKey(view));
+  // Asked only when the mail would be tracked: that is when a helper that cannot add the
+  // pixel changes what happens at Send, and the user should know before pressing it.
+  const readiness = view.status === "tracked" ? await helperReadiness(helper) : null;
+  const status = buttonStatus(view, readiness);
+  byId("headline").textContent = t(`composeHeadline_${status}`);
+  byId("explanation").textContent = t(status === view.status ? explanationKey(view) : `composeExplain_${status}`);
+  await showProblem(readiness);
   byId("several").hidden = !(view.several && view.status === "tracked");
   const toggle = byId("toggle");
   toggle.textContent = t(view.wanted ? "composeTurnOff" : "composeTurnOn");
@@ -54,26 +59,21 @@ async function render(tabId) {
   toggle.hidden = view.reason === "plainTextEditor" || view.reason === "redirect";
   byId("switchFormat").hidden = !view.canSwitchToHtml;
   await renderIndividual(tabId, details, view);
-  await refreshComposeAction(tabId);
+  // The button's tooltip says the same once this popup closes.
+  await refreshComposeAction(tabId, { readiness });
   return view;
 }
 
-// Asked only when the mail would be tracked: that is when a broken helper
-// changes what happens at Send, and the user should know before pressing it.
-async function checkHelper(view) {
-  if (view.status !== "tracked") {
-    byId("helperProblem").hidden = true;
-    return;
-  }
+// What stands between this mail and its tracking, with the one fix that applies.
+async function showProblem(readiness) {
   let problem = null;
-  try {
-    const info = await helper.ping();
-    if (info.protocol !== PROTOCOL) {
-      problem = t("helperProtocolMismatch", [String(info.protocol), String(PROTOCOL)]);
-    }
-  } catch (error) {
+  if (readiness?.state === "unreachable") {
+    problem = readiness.problem;
+  } else if (readiness && readiness.state !== "ready") {
+    // Paused from the tray: sent untracked, never stopped; otherwise as the options say.
     const { blockOnHelperFailure } = await loadSettings();
-    problem = `${t(blockOnHelperFailure ? "composeHelperWarningBlock" : "composeHelperWarning")} ${helperProblemText(error)}`;
+    const stopped = blockOnHelperFailure && readiness.code !== TRACKING_PAUSED;
+    problem = `${t(stopped ? "composeHelperWarningBlock" : "composeHelperWarning")} ${readiness.problem}`;
   }
   byId("helperProblem").textContent = problem ?? "";
   byId("helperProblem").hidden = problem === null;
@@ -83,12 +83,10 @@ async function main() {
   localizePage();
   const tabId = await composeTabId();
   let view = await render(tabId);
-  checkHelper(view);
 
   byId("toggle").addEventListener("click", async () => {
     await tabStore.update(tabId, { choice: !view.wanted });
     view = await render(tabId);
-    checkHelper(view);
   });
   byId("individually").addEventListener("change", async () => {
     await tabStore.update(tabId, { individually: byId("individually").checked });
@@ -97,7 +95,6 @@ async function main() {
   byId("switchFormat").addEventListener("click", async () => {
     await browser.compose.setComposeDetails(tabId, { deliveryFormat: "both" });
     view = await render(tabId);
-    checkHelper(view);
   });
   byId("openTracked").addEventListener("click", async (event) => {
     event.preventDefault();

@@ -1,6 +1,6 @@
 // Fills extension pages with strings from _locales and formats dates for them.
 
-import { DOCTOR_COMMAND, INSTALL_COMMAND } from "./nativeHost.mjs";
+import { fixText } from "./notify.mjs";
 
 /** The localised string name, with $1… replaced by substitutions. */
 export function t(name, substitutions) {
@@ -31,8 +31,11 @@ export function formatDateTime(date) {
   return dateFormat.format(date);
 }
 
-/** Shows a helper failure as text naming the fix. */
+/**
+ * Shows a helper failure as text naming the one fix that applies: the helper's own hint for its
+ * error code when it answered, else (no helper answered) install-host, then doctor.
+ */
 export function helperProblemText(error) {
   const what = error?.kind === "missing" ? t("helperMissing") : (error?.message ?? String(error));
-  return `${what} ${t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND])}`;
+  return `${what} ${fixText(error, t)}`;
 }

@@ -23,8 +23,9 @@ export const BADGE_SEEN = "mailtracker-badge-seen";
 // The runtime message an extension page sends the background: this request, over your port.
 export const HELPER_RELAY = "mailtracker-helper-relay";
 
-// The fix for every helper failure, named in every message whatever went
-// wrong: install the host manifest, then let the helper diagnose itself.
+// The fix when no helper answers at all (missing, timeout, a broken reply): install the host
+// manifest, then let the helper diagnose itself. A helper that answers with an error sends
+// its own fix for that code (HelperError.hint).
 export const INSTALL_COMMAND = "mailtracker install-host";
 export const DOCTOR_COMMAND = "mailtracker doctor";
 
@@ -36,11 +37,13 @@ export const DOCTOR_COMMAND = "mailtracker doctor";
  *   "protocol" - an answer that does not follow the contract.
  */
 export class HelperError extends Error {
-  constructor(kind, message, code = null) {
+  constructor(kind, message, code = null, hint = "") {
     super(message);
     this.name = "HelperError";
     this.kind = kind;
     this.code = code;
+    // The helper's fix for this code (core/hints.py): the one table the CLI uses too.
+    this.hint = hint;
   }
 }
 
@@ -157,7 +160,12 @@ export function parseReply(reply, id) {
     return reply.data ?? {};
   }
   if (reply.ok === false) {
-    throw new HelperError("failed", String(reply.message ?? "the helper reported an error"), reply.code ?? null);
+    throw new HelperError(
+      "failed",
+      String(reply.message ?? "the helper reported an error"),
+      reply.code ?? null,
+      typeof reply.hint === "string" ? reply.hint : "",
+    );
   }
   throw new HelperError("protocol", "the helper's reply has no ok field");
 }

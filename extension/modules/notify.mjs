@@ -16,6 +16,17 @@ function describeError(error, t) {
   return `${error?.message ?? String(error)}${code}`;
 }
 
+/**
+ * The one fix that applies: the helper's hint for its error code when it answered (one table
+ * with the CLI: core/hints.py), else — no helper answered — install-host, then doctor.
+ */
+export function fixText(error, t) {
+  if (error?.kind === "failed" && error.hint) {
+    return error.hint;
+  }
+  return t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND]);
+}
+
 /** {title, message} for a helper failure at send time. */
 export function helperFailureText(error, { cancelled }, t) {
   return {
@@ -23,7 +34,7 @@ export function helperFailureText(error, { cancelled }, t) {
     message: [
       describeError(error, t),
       t(cancelled ? "sendBlockedBody" : "sentUntrackedBody"),
-      t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND]),
+      fixText(error, t),
     ].join("\n"),
   };
 }
@@ -32,9 +43,7 @@ export function helperFailureText(error, { cancelled }, t) {
 export function recordFailureText(error, t) {
   return {
     title: t("recordFailedTitle"),
-    message: [describeError(error, t), t("recordFailedBody"), t("helperFix", [INSTALL_COMMAND, DOCTOR_COMMAND])].join(
-      "\n",
-    ),
+    message: [describeError(error, t), t("recordFailedBody"), fixText(error, t)].join("\n"),
   };
 }
 

@@ -110,11 +110,8 @@ export function createSentCopy(deps) {
    * The identity's Sent folder as Thunderbird would pick it by default: the
    * Sent folder of its own account, else the Local Folders one (POP3 accounts
    * that store mail in Local Folders), created like Thunderbird would create it.
-   * null when the account has folders of its own but no Sent folder yet (an IMAP
-   * account whose Sent is not known yet, a POP3 account that keeps its own folders
-   * and never sent): its identity's Fcc folder, which no API names, is then made by
-   * Thunderbird itself in that account as it files the copy, and the copy is
-   * replaced where it lands.
+   * null when the account keeps its mail on a server whose Sent is not known
+   * yet: then the copy is filed normally and replaced where it lands.
    */
   async function defaultSentFolder(identityId) {
     const identity = identityId ? await messenger.identities.get(identityId) : null;
@@ -125,11 +122,6 @@ export function createSentCopy(deps) {
         return own.id;
       }
       if (account.type === "imap") {
-        return null;
-      }
-      // A POP3 account deferred to Local Folders (the global inbox) has no Inbox of its own.
-      const [inbox] = await messenger.folders.query({ accountId: account.id, specialUse: ["inbox"] });
-      if (inbox) {
         return null;
       }
     }

@@ -4,6 +4,7 @@
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { loadIndividualMax, maxIndividual } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
+import { PERMISSION_REASONS } from "../modules/permissions.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
 import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
 import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
@@ -81,6 +82,9 @@ async function renderServer() {
     byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
     byId("server").className = "problem";
   }
+  // A loopback or private server URL: the helper says no recipient can load the pixel, and the fix.
+  byId("unreachable").textContent = config.unreachable ?? "";
+  byId("unreachable").hidden = !config.unreachable;
   if (!pattern) {
     return;
   }
@@ -121,8 +125,21 @@ async function renderHelper() {
   }
 }
 
+// Each permission the manifest asks for, with why (modules/permissions.mjs; the README says the same).
+function renderPermissions() {
+  const list = byId("permissions");
+  for (const [permission, key] of PERMISSION_REASONS) {
+    const item = document.createElement("li");
+    const name = document.createElement("code");
+    name.textContent = permission;
+    item.append(name, ` — ${t(key)}`);
+    list.append(item);
+  }
+}
+
 async function main() {
   localizePage();
+  renderPermissions();
   const settings = await loadSettings();
   const block = byId("blockOnHelperFailure");
   block.checked = settings.blockOnHelperFailure;

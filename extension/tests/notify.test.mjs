@@ -21,6 +21,14 @@ describe("notifications", () => {
     assert.match(message, /mailtracker install-host/);
   });
 
+  test("a helper that answered with an error names its own fix for that code, not install-host", () => {
+    const error = new HelperError("failed", "No secret at /h/secret.", 12, "Copy the secret from your pixel server.");
+    const { message } = helperFailureText(error, { cancelled: false }, getMessage);
+    assert.match(message, /No secret at \/h\/secret\. \(code 12\)/);
+    assert.match(message, /Copy the secret from your pixel server\./);
+    assert.doesNotMatch(message, /install-host/);
+  });
+
   test("a sent mail the helper did not record says the mail left, and names the fix", () => {
     const { message } = recordFailureText(new HelperError("timeout", "slow"), getMessage);
     assert.match(message, /did not answer in time/);

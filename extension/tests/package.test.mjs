@@ -35,6 +35,16 @@ describe("manifest and strings", () => {
     assert.ok(!manifest.permissions.some((p) => p.includes("://") || p === "<all_urls>"));
   });
 
+  test("every permission the manifest asks for is explained, in the options page and the README", async () => {
+    const { PERMISSION_REASONS } = await import(new URL("modules/permissions.mjs", root));
+    assert.deepEqual(PERMISSION_REASONS.map(([permission]) => permission), manifest.permissions);
+    const readme = readFileSync(new URL("../README.md", root), "utf8");
+    for (const [permission, key] of PERMISSION_REASONS) {
+      assert.ok(enMessages[key]?.message, key);
+      assert.ok(readme.includes(`| \`${permission}\` | ${enMessages[key].message} |`), `README explains ${permission}`);
+    }
+  });
+
   test("every file the manifest and the pages point at exists", () => {
     const referenced = [
       ...manifest.background.scripts,

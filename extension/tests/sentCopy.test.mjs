@@ -403,25 +403,6 @@ describe("sentCopy", () => {
     assert.equal((await loadSentCopyStatus("m8@x", env.local)).state, STATES.off);
   });
 
-  test("a POP3 account with its own folders that never sent: Thunderbird files the copy in that account's Fcc, and it is replaced there", async () => {
-    const env = setup();
-    env.tb.folders.set("pop:/Inbox", { name: "Inbox", accountId: "pop", specialUse: ["inbox"] });
-    const amended = await env.sentCopy.amendBeforeSend({ id: 9 }, composeDetails, tracked);
-    assert.equal(amended.details.overrideDefaultFccFolderId, undefined, "not staged, nothing put in Local Folders");
-    // Thunderbird creates the identity's Fcc folder in the POP3 account itself as it files the copy.
-    env.tb.folders.set("pop:/Sent", { name: "Sent", accountId: "pop", specialUse: ["sent"] });
-    const id = env.tb.add("pop:/Sent", rawMessage("m20@x"));
-    await env.sentCopy.afterSend({ id: 9 }, { headerMessageId: "m20@x", messages: [env.tb.header(env.tb.messages.get(id))] });
-    const sent = sourcesIn(env.tb, "pop:/Sent");
-    assert.equal(sent.length, 1);
-    assert.ok(!hasPixel(sent[0]));
-    assert.deepEqual(sourcesIn(env.tb, "local:/Sent"), []);
-    assert.ok(!env.tb.calls.some((c) => c[0] === "folders.create" && c[1] === "Sent"));
-    // Once it has a Sent folder, the next copy is staged and lands there clean.
-    await send(env, "m21@x", composeDetails);
-    assert.equal(sourcesIn(env.tb, "pop:/Sent").filter((source) => source.includes("m21@x")).length, 1);
-  });
-
   test("a profile without a Local Folders Sent folder gets one, as Thunderbird would make it", async () => {
     const env = setup({ withSent: false });
     await send(env, "m9@x");

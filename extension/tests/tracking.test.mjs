@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { buttonStatus } from "../modules/composeIndicator.mjs";
+import { buttonStatus, helperReadiness } from "../modules/composeIndicator.mjs";
+import { HelperError } from "../modules/nativeHost.mjs";
+import { fakeHelper, getMessage } from "./fixtures.mjs";
 
 import {
   DEFAULT_TRACKING,
@@ -142,13 +144,63 @@ describe("redirect", () => {
 });
 
 
-describe("the Track button when the helper is down", () => {
-  test("a mail that would be tracked says the helper does not answer", () => {
-    assert.equal(buttonStatus({ status: "tracked" }, false), "helperDown");
+describe("the Track button before Send: what the helper says", () => {
+  // helperReadiness reads strings through browser.i18n, as in Thunderbird.
+  globalThis.browser = { i18n: { getMessage } };
+  const fails = (kind, message, code = null, hint = "") => () => {
+    throw new HelperError(kind, message, code, hint);
+  };
+
+  test("a helper that answers, can mint and has a public server: the mail is tracked", async () => {
+    const readiness = await helperReadiness(fakeHelper());
+    assert.deepEqual(readiness, { state: "ready" });
+    assert.equal(buttonStatus({ status: "tracked" }, readiness), "tracked");
   });
-  test("a reachable helper, an unchecked one, or a mail not tracked anyway shows its own status", () => {
-    assert.equal(buttonStatus({ status: "tracked" }, true), "tracked");
+
+  test("no helper: not tracked, and the fix is install-host, then doctor", async () => {
+    const readiness = await helperReadiness(fakeHelper({ ping: fails("missing", "No such native application") }));
+    assert.equal(readiness.state, "helperDown");
+    assert.match(readiness.problem, /cannot find the mailtracker helper.*mailtracker install-host.*mailtracker doctor/s);
+    assert.equal(buttonStatus({ status: "tracked" }, readiness), "helperDown");
+  });
+
+  test("a helper that never answers is down after the bound", async () => {
+    const readiness = await helperReadiness(fakeHelper({ ping: () => new Promise(() => {}) }), { timeoutMs: 20 });
+    assert.equal(readiness.state, "helperDown");
+    assert.match(readiness.problem, /did not answer in time/);
+  });
+
+  test("a helper without its secret: not tracked, with the helper's fix for code 12, not install-host", async () => {
+    const config = () => ({
+      pixel_base: "https://t.example.org/p/",
+      mint_problem: { code: 12, message: "No secret at /h/secret.", hint: "Copy the secret from your pixel server." },
+    });
+    const readiness = await helperReadiness(fakeHelper({ config }));
+    assert.deepEqual(readiness, { state: "cannotMint", code: 12, problem: "No secret at /h/secret. Copy the secret from your pixel server." });
+    assert.doesNotMatch(readiness.problem, /install-host/);
+    assert.equal(buttonStatus({ status: "tracked" }, readiness), "cannotMint");
+  });
+
+  test("a loopback server: tracked, but said to be unreachable by recipients", async () => {
+    const config = () => ({ pixel_base: "http://127.0.0.1:56789/p/", unreachable: "Recipients cannot reach this server." });
+    const readiness = await helperReadiness(fakeHelper({ config }));
+    assert.deepEqual(readiness, { state: "unreachable", problem: "Recipients cannot reach this server." });
+    assert.equal(buttonStatus({ status: "tracked" }, readiness), "unreachable");
+  });
+
+  test("a mail not tracked anyway, or not checked, shows its own status", () => {
+    assert.equal(buttonStatus({ status: "off" }, { state: "helperDown" }), "off");
+    assert.equal(buttonStatus({ status: "untrackable" }, { state: "cannotMint" }), "untrackable");
     assert.equal(buttonStatus({ status: "tracked" }, null), "tracked");
-    assert.equal(buttonStatus({ status: "off" }, false), "off");
+  });
+
+  test("every status the button can show has an icon title, a headline and an explanation", () => {
+    for (const status of ["helperDown", "cannotMint", "unreachable"]) {
+      for (const key of [`buttonTitle_${status}`, `composeHeadline_${status}`, `composeExplain_${status}`]) {
+        assert.ok(getMessage(key), key);
+      }
+    }
+    assert.doesNotMatch(getMessage("composeHeadline_helperDown"), /will be tracked/);
+    assert.doesNotMatch(getMessage("composeHeadline_cannotMint"), /will be tracked/);
   });
 });

@@ -26,15 +26,7 @@ RECIPIENTS = ("ann@example.net", "bob@example.net", "cy@example.net")
 
 def choose_individually(tb, subject: str) -> dict:
     """In the compose window's Track popup, tick "Send individually", as a user would."""
-    tab_id = tb.in_extension_tab("options/options.html", """
-        await waitFor(d => d.getElementById("cleanSentCopy"), "the options page");
-        const browser = doc().defaultView.wrappedJSObject.browser;
-        const query = Cu.cloneInto({ type: "messageCompose" }, doc().defaultView);
-        for (const tab of await browser.tabs.query(query)) {
-            if ((await browser.compose.getComposeDetails(tab.id)).subject === args[0]) return tab.id;
-        }
-        throw new Error("no compose tab");
-    """, [subject])
+    tab_id = tb.compose_tab_id(subject)
     return json.loads(tb.in_extension_tab(f"compose_popup/popup.html?tab={tab_id}", """
         const box = await waitFor(d => d.body.dataset.ready && !d.getElementById("individual").hidden
                                   && d.getElementById("individually"), "the Send individually choice");

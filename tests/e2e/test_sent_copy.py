@@ -52,11 +52,17 @@ def dovecot():
         server.stop()
 
 
-# An account for ``server`` with one identity (``email``, ``fullName``) whose Fcc is its own Sent.
-ADD_ACCOUNT_FOR_SERVER = """
+ADD_IMAP_ACCOUNT = """
+const [port, user, password, email] = args;
+const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
+server.port = port;
+server.socketType = Ci.nsMsgSocketType.plain;
+server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
+server.password = password;
+server.doBiff = false;
 const identity = MailServices.accounts.createIdentity();
 identity.email = email;
-identity.fullName = fullName;
+identity.fullName = "IMAP Sender";
 identity.composeHtml = true;
 identity.doFcc = true;
 identity.fccFolderURI = server.serverURI + "/Sent";
@@ -64,18 +70,6 @@ identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
 const account = MailServices.accounts.createAccount();
 account.incomingServer = server;
 account.addIdentity(identity);
-"""
-
-ADD_IMAP_ACCOUNT = """
-const [port, user, password, email] = args;
-const fullName = "IMAP Sender";
-const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
-server.port = port;
-server.socketType = Ci.nsMsgSocketType.plain;
-server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
-server.password = password;
-server.doBiff = false;
-""" + ADD_ACCOUNT_FOR_SERVER + """
 // Log in and list the folders, as the first start of a real account does.
 server.performExpand(null);
 for (let i = 0; i < 400; i++) {
@@ -123,11 +117,7 @@ def set_clean_copy(tb: Thunderbird, on: bool) -> None:
 
 def local_folder(tb: Thunderbird, name: str):
     """The live (not expunged) messages of a Local Folders mbox, as Thunderbird stored them."""
-    return mbox_messages(tb.profile / "Mail" / "Local Folders" / name)
-
-
-def mbox_messages(path: Path):
-    """The live (not expunged) messages of a local mbox (Local Folders', a POP3 account's)."""
+    path = tb.profile / "Mail" / "Local Folders" / name
     if not path.exists():
         return []
     live = []
@@ -246,37 +236,6 @@ def test_local_folders_sent_copy_has_no_pixel(desktop, tmp_path):
     copies = with_id(local_folder(desktop.tb, "Sent"), message_id)
     assert len(copies) == 1
     assert_clean_copy_of(copies[0], received, desktop, tag_id)
-    assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
-
-
-ADD_POP3_ACCOUNT_WITH_ITS_OWN_FOLDERS = """
-const [email] = args;
-// A POP3 account that keeps its own folders (not the global inbox) and has never sent: set up
-// as the account wizard does, with its identity's Fcc in its own (not yet made) Sent folder.
-const fullName = "POP Sender";
-const server = MailServices.accounts.createIncomingServer("popsender", "127.0.0.1", "pop3");
-server.port = 9;
-server.doBiff = false;
-server.loginAtStartUp = false;
-""" + ADD_ACCOUNT_FOR_SERVER + """
-server.QueryInterface(Ci.nsILocalMailIncomingServer).createDefaultMailboxes();
-resolve([identity.key, server.localPath.path]);
-"""
-
-
-def test_a_pop3_account_that_never_sent_gets_its_clean_copy_in_its_own_sent(desktop, tmp_path):
-    """POP3 with its own folders and no Sent folder yet: the clean copy is in the folder Thunderbird
-    makes for that account's identity (its Fcc), not in Local Folders' Sent."""
-    identity, mail_dir = desktop.tb.js(ADD_POP3_ACCOUNT_WITH_ITS_OWN_FOLDERS, ["pop-sender@example.org"],
-                                       timeout_s=20)
-    assert not (Path(mail_dir) / "Sent").exists()
-    received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, "POP3 first send", identity)
-    message_id = received["Message-ID"]
-    wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
-    copies = with_id(mbox_messages(Path(mail_dir) / "Sent"), message_id)
-    assert len(copies) == 1
-    assert_clean_copy_of(copies[0], received, desktop, tag_id)
-    assert with_id(local_folder(desktop.tb, "Sent"), message_id) == []
     assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
 
 

@@ -299,6 +299,18 @@ class Thunderbird:
           w => w.document.getElementById("msgSubject")?.value ?? ""));
         """)
 
+    def compose_tab_id(self, subject: str) -> int:
+        """The add-on's tab id of the open compose window with this subject."""
+        return self.in_extension_tab("options/options.html", """
+            await waitFor(d => d.getElementById("cleanSentCopy"), "the options page");
+            const browser = doc().defaultView.wrappedJSObject.browser;
+            const query = Cu.cloneInto({ type: "messageCompose" }, doc().defaultView);
+            for (const tab of await browser.tabs.query(query)) {
+                if ((await browser.compose.getComposeDetails(tab.id)).subject === args[0]) return tab.id;
+            }
+            throw new Error("no compose tab");
+        """, [subject])
+
     def extension_url(self, path: str) -> str:
         host = self.js("resolve(WebExtensionPolicy.getByID(args[0]).mozExtensionHostname);", [EXTENSION_ID])
         return f"moz-extension://{host}/{path}"

@@ -8,11 +8,12 @@ plain messages and exit codes.
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import List, Optional
 
 from mailtracker import __version__
-from mailtracker.cli import registry
+from mailtracker.cli import extras, registry
 from mailtracker.core.errors import FileAccessError, MailtrackerError, MissingExtraError
 from mailtracker.core.paths import Home
 
@@ -20,14 +21,6 @@ from mailtracker.core.paths import Home
 from mailtracker.cli import home, server, counts, ranges, thunderbird, demo, desktop, sync  # noqa: E402,F401
 
 log = logging.getLogger("mailtracker")
-
-# Which install extra brings each optional library (setup.cfg), to name it when one is missing.
-EXTRA_OF_LIBRARY = {
-    "granian": "server", "uvloop": "server",
-    "requests": "desktop", "watchdog": "desktop", "ua_parser": "desktop", "tqdm": "desktop",
-    "pystray": "desktop", "PIL": "desktop",
-}
-
 
 # Options whose value may begin with '-' (a Syncthing API key can): 'KEY' is taken as
 # the value even when argparse would read it as an option.
@@ -70,7 +63,11 @@ def join_dash_values(argv: List[str]) -> List[str]:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    argv = join_dash_values(sys.argv[1:] if argv is None else list(argv))
+    typo = mistyped(parser, argv)
+    if typo:
+        return typo
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s: %(message)s" if not args.verbose else "%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -79,12 +76,20 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    name = next(cmd.name for cmd in registry.COMMANDS if cmd.run is args.run)
+    extra = extras.missing_extra(name)
+    if extra is not None:
+        # Before the command starts, so nothing it would print comes first.
+        error = MissingExtraError(extras.missing_extra_message(extra, f"'mailtracker {name}'"))
+        print(f"mailtracker: {error}", file=sys.stderr)
+        return error.code
     if args.private_files:
         os.umask(0o077)  # files 0600, folders 0700: the desktop's hold names and addresses
     try:
         return args.run(args, Home.locate(args.home)) or 0
     except MailtrackerError as exc:
         print(f"mailtracker: {exc}", file=sys.stderr)
+        print_hint(exc)
         return exc.code
     except BrokenPipeError:
         raise  # stdout's reader went away: not a file problem (main ends quietly)
@@ -95,15 +100,64 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print(f"mailtracker: {error}", file=sys.stderr)
         return error.code
     except ModuleNotFoundError as exc:
-        extra = EXTRA_OF_LIBRARY.get((exc.name or "").split(".")[0])
+        extra = extras.EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
-        error = MissingExtraError(f"this command needs mailtracker's '{extra}' extra ({exc.name} is not "
-                                  f"installed): pip install 'mailtracker[{extra}]'")
+        error = MissingExtraError(extras.missing_extra_message(extra, f"this command ({exc.name})"))
         print(f"mailtracker: {error}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
         return 130
+
+
+def mistyped(parser: argparse.ArgumentParser, argv: List[str]) -> int:
+    """A mistyped command or option: the usage of what was meant and a suggestion, exit 2 (0: none)."""
+    import difflib
+
+    commands = parser._subparsers._group_actions[0].choices
+    words = iter(argv)
+    for word in words:
+        if word == "--home":
+            next(words, None)
+        elif not word.startswith("-"):
+            break
+    else:
+        return 0
+    if word not in commands:
+        close = difflib.get_close_matches(word, commands, n=1)
+        parser.print_usage(sys.stderr)
+        print(f"mailtracker: error: no command '{word}'" + (f"; did you mean '{close[0]}'?" if close else
+              "; 'mailtracker --help' lists them"), file=sys.stderr)
+        return 2
+    sub = commands[word]
+    if any(isinstance(action, argparse._SubParsersAction) for action in sub._actions):
+        return 0  # a command with actions (ranges update…): argparse says it well enough
+    known = [flag for action in sub._actions for flag in action.option_strings]
+    for arg in list(words):
+        option = arg.split("=", 1)[0]
+        if option == "--":
+            break
+        # argparse takes a unique abbreviation (--server for --server-url): so does this.
+        if option.startswith("--") and not [flag for flag in known if flag.startswith(option)]:
+            close = difflib.get_close_matches(option, known, n=1)
+            sub.print_usage(sys.stderr)
+            print(f"mailtracker {word}: error: no option {option}" + (f"; did you mean {close[0]}?" if close else
+                  f"; 'mailtracker {word} --help' lists them"), file=sys.stderr)
+            return 2
+    return 0
+
+
+def print_hint(exc: MailtrackerError) -> None:
+    """The code's fix (core/hints.py, shared with the add-on), unless the message already names
+    the command it gives."""
+    from mailtracker.core.hints import hint_for
+
+    if getattr(exc, "fix_in_message", False):
+        return
+    hint = hint_for(exc.code)
+    named = re.findall(r"'(mailtracker [^']*)'", hint)
+    if not any(command.split(" --")[0] in str(exc) for command in named):
+        print(f"mailtracker: {hint}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from mailtracker.cli.registry import argument, command
-from mailtracker.core.errors import MailtrackerError
+from mailtracker.core.errors import MailtrackerError, ServerError
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import init_home, load_config
 
@@ -22,9 +22,17 @@ def cmd_demo(args, home: Home) -> int:
     from mailtracker.desktop.daemon import Daemon
     from mailtracker.desktop.register import Register
     from mailtracker.desktop.tags import mint_tag
+    from mailtracker.server.run import check_address_free
 
+    try:
+        # Before anything is printed: with the port held by another server, the curl the demo
+        # prints would reach that one, and no open would ever show here.
+        check_address_free("127.0.0.1", args.port)
+    except ServerError as exc:
+        raise ServerError(f"{exc} (mailtracker demo --port N, or make run DEMO_PORT=N)") from None
     init_home(home, server_url=f"http://127.0.0.1:{args.port}")
     config = load_config(home)
+    stop = threading.Event()
     server = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir),
                                "serve", "--port", str(args.port)])
     try:
@@ -42,20 +50,24 @@ def cmd_demo(args, home: Home) -> int:
                       flush=True)
 
         with Daemon(home, config, on_change=report):
-            print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n\n"
+            print(f"\nDemo home: {home.data_dir}\nDemo tag {tag.short_id}: {tag.url}\n"
+                  f"This demo is local: its server listens on 127.0.0.1, so only this machine can load "
+                  f"its pixels (real email needs a server of your own: the README's 'A VPS').\n\n"
                   f"Trigger an open:  curl -s -o /dev/null {tag.url}\n"
                   f"See the counts:   {own_command()} --home {home.data_dir} list\n"
                   f"The register:     {home.register_path}\n\nCtrl-C stops.", flush=True)
-            stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             try:
                 while not stop.wait(1.0) and server.poll() is None:
                     pass
             except KeyboardInterrupt:
-                pass
+                stop.set()
     finally:
         server.terminate()
         server.wait(timeout=15)
+    if not stop.is_set():
+        # The server ended by itself: the demo has failed, and says so by its exit code.
+        raise ServerError(f"the demo's pixel server stopped with exit code {server.returncode}")
     return 0
 
 

@@ -40,9 +40,10 @@ def cmd_serve(args, home: Home) -> int:
 
     given = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
     settings = pick_port(resolve(given, args.config, home))
-    print(f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
-          f"writing hits to {settings.hits_dir}", flush=True)
-    run_server(settings)
+    # Printed once the server listens: a server that failed to start never announced itself.
+    run_server(settings, on_listening=lambda: print(
+        f"Pixel server on http://{settings.host}:{settings.port}{settings.path_prefix}/<token>.gif, "
+        f"writing hits to {settings.hits_dir}", flush=True))
     return 0
 
 
@@ -92,6 +93,10 @@ def cmd_setup_server(args, home: Home) -> int:
         setup.apply_plan(plan, machine, lambda line: say(line, flush=True))
     for note in plan.notes:
         print(f"\n{'After a real run: ' if args.dry_run else ''}{note}")
+    pairing = None if args.uninstall or args.dry_run else pairing_command(plan, machine)
+    if pairing:
+        print(f"\nOn the desktop, pair it with this server in one line (it holds the secret: paste it only "
+              f"into your own desktop):\n  {pairing}")
     if args.uninstall or args.dry_run or args.no_check:
         return 0
     if not machine.is_real:
@@ -103,6 +108,20 @@ def cmd_setup_server(args, home: Home) -> int:
         read_secret(machine.path(setup.SECRET)), Path(plan.values["hits_dir"]))
     if print_checks(checks):
         return CheckFailedError.code
-    print(f"\nThe server works. On the desktop: mailtracker init --server-url https://{plan.domain} "
-          "&& mailtracker doctor --server")
+    print("\nThe server works. On the desktop: the 'mailtracker init --pair …' line above, then "
+          "mailtracker doctor --server")
     return 0
+
+
+def pairing_command(plan, machine) -> str:
+    """'mailtracker init --pair CODE' for this server: its https address, whether it serves the
+    hits files, and the secret it verifies tokens with."""
+    from mailtracker.core.pairing import pairing_code
+    from mailtracker.server import setup
+
+    try:
+        secret_text = machine.path(setup.SECRET).read_bytes()
+    except OSError:
+        return ""
+    code = pairing_code(f"https://{plan.domain}", secret_text, bool(plan.values.get("serve_hits")))
+    return f"mailtracker init --pair {code}"

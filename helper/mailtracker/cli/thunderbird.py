@@ -40,6 +40,24 @@ def cmd_install_host(args, home: Home) -> int:
     return 0
 
 
+@command("addon", help="write the Thunderbird add-on (.xpi) of this helper's version",
+         description="Write the add-on of exactly this mailtracker version, to install in Thunderbird "
+         "(Add-ons and Themes › gear › Install Add-on From File…). Without --output it goes to your "
+         "Downloads folder, and the command says where.",
+         arguments=[argument("--output", metavar="FILE", help="where to write the .xpi (a folder: "
+                             "the release's file name in it)")])
+def cmd_addon(args, home: Home) -> int:
+    from pathlib import Path
+
+    from mailtracker.desktop.addon import default_destination, write_addon
+
+    target = write_addon(Path(args.output).expanduser() if args.output else default_destination(home))
+    print(f"Wrote the add-on to {target}")
+    print("In Thunderbird: Add-ons and Themes › gear menu › Install Add-on From File…, pick that file, "
+          "then check with 'mailtracker doctor'.")
+    return 0
+
+
 @command("uninstall-host", help="remove what install-host wrote",
          description="Remove the host manifest, launcher and registry key.",
          arguments=[argument("--system", action="store_true", help="remove the all-users install")])
@@ -62,11 +80,15 @@ def cmd_uninstall_host(args, home: Home) -> int:
                       help="with --server: how long the test hit may take to arrive (default 20 s)"),
          ])
 def cmd_doctor(args, home: Home) -> int:
+    from mailtracker.desktop.addon import addon_checks
     from mailtracker.desktop.install import check_host_chain, own_copy_identities
 
     if args.server:
         return doctor_server(args, home)
-    broken = print_checks(check_host_chain(home, system=args.system))
+    broken = print_checks(check_host_chain(home, system=args.system) + addon_checks())
+    problem = unreachable(home)
+    if problem:
+        print(f"note    {problem}")
     for identity in own_copy_identities(home):
         print(f"note    Sent copies: tracked mail from {identity} goes out through Gmail, which files its "
               "own copy, pixel included, in All Mail, where your phone and webmail see it (the README's "
@@ -84,6 +106,18 @@ def cmd_doctor(args, home: Home) -> int:
         return CheckFailedError.code
     print("\nThunderbird can reach the helper.")
     return 0
+
+
+def unreachable(home: Home) -> str:
+    """Why recipients cannot load this home's pixels, or '' (also when the home cannot be read:
+    the chain's "home and secret readable" names that)."""
+    from mailtracker.core.errors import MailtrackerError
+    from mailtracker.core.reach import unreachable_problem
+
+    try:
+        return unreachable_problem(load_config(home).server_url)
+    except MailtrackerError:
+        return ""
 
 
 def doctor_server(args, home: Home) -> int:

@@ -33,6 +33,8 @@ class MissingExtraError(MailtrackerError):
     """A command needs a library of an install extra ('server' or 'desktop') that is not installed."""
 
     code = 13
+    # The message names the install command that fits this install: no general hint after it.
+    fix_in_message = True
 
 
 # 20 was TokenError, which nothing raised; a code is never given to another error.

@@ -30,17 +30,19 @@ def read_secret(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise SecretError(
-            f"no secret at {path}; run 'mailtracker init' (desktop) or copy the desktop's "
-            "secret file to the server"
-        ) from None
+        raise SecretError(f"no secret at {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretError(f"cannot read the secret at {path}: {exc}") from None
-    try:
-        secret = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, ValueError):
-        raise SecretError(f"the secret at {path} is not base64 text as 'mailtracker init' writes it") from None
-    if len(secret) < 16:
-        raise SecretError(f"the secret at {path} is too short ({len(secret)} bytes, need 16 or more)")
-    return secret
+    return parse_secret(text, f"at {path}")
 
+
+def parse_secret(text: str, where: str) -> bytes:
+    """The secret in a secret file's text; SecretError naming ``where`` ("at PATH", "in the
+    pairing code") when it is malformed."""
+    try:
+        secret = base64.urlsafe_b64decode(text.strip().encode("ascii"))
+    except (binascii.Error, ValueError):
+        raise SecretError(f"the secret {where} is not base64 text as 'mailtracker init' writes it") from None
+    if len(secret) < 16:
+        raise SecretError(f"the secret {where} is too short ({len(secret)} bytes, need 16 or more)")
+    return secret

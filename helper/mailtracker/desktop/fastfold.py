@@ -41,7 +41,7 @@ from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, click_verdict, decide,
-                                         is_repeat, judge_agent, repeat_key)
+                                          is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 

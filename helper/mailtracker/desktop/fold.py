@@ -48,7 +48,7 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import ViewWriter, compact_bytes, compact_json, loads, view_path
+from mailtracker.desktop.view import ViewWriter, compact_bytes, loads, view_path
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from typing import BinaryIO, Callable, Dict, Optional
 
 from mailtracker import __version__
 from mailtracker.core.errors import MailtrackerError, ProtocolError, TrackingPausedError, UnknownTagError
+from mailtracker.core.hints import hint_for
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
 from mailtracker.core.clicks import MAX_LINKS, click_url
@@ -97,7 +98,29 @@ def write_frame(stream: BinaryIO, message: dict) -> None:
 
 
 def error_reply(request_id, exc: MailtrackerError) -> dict:
-    return {"id": request_id, "ok": False, "code": exc.code, "message": str(exc)}
+    return {"id": request_id, "ok": False, "code": exc.code, "message": sentence(str(exc)),
+            "hint": hint_for(exc.code)}
+
+
+def sentence(text: str) -> str:
+    """A message as the add-on shows it: capitalised (unless it starts with a name such as
+    remind_at, which keeps its spelling), ending with a full stop."""
+    text = text.strip()
+    first = text.split(" ", 1)[0]
+    if not ("_" in first or first[:1] in "'\"`"):
+        text = text[:1].upper() + text[1:]
+    return text + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def mint_problem(home: Home) -> Optional[dict]:
+    """Why a mint would fail now (code, message, hint), or None: what the Track button shows before Send."""
+    try:
+        read_secret(home.secret_path)
+        if tracking_paused(home):
+            raise TrackingPausedError("tracking is paused from the tray")
+    except MailtrackerError as exc:
+        return {"code": exc.code, "message": sentence(str(exc)), "hint": hint_for(exc.code)}
+    return None
 
 
 class Host:
@@ -138,6 +161,8 @@ class Host:
         return {"version": __version__, "protocol": PROTOCOL_VERSION}
 
     def config(self, request: dict) -> dict:
+        from mailtracker.core.reach import unreachable_problem
+
         config = load_config(self.home)
         from mailtracker.desktop.install import read_fold_problem
 
@@ -145,7 +170,11 @@ class Host:
         return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
                 "path_prefix": config.path_prefix, "paused": tracking_paused(self.home),
                 # Counts are not being kept current: the add-on's options page says so.
-                "problem": problem.get("error", "") if problem else ""}
+                "problem": problem.get("error", "") if problem else "",
+                # A loopback or private server URL: no recipient can load the pixel.
+                "unreachable": unreachable_problem(config.server_url),
+                # Why a mint would fail now (no secret, paused), for the Track button before Send.
+                "mint_problem": mint_problem(self.home)}
 
     def mint(self, request: dict) -> dict:
         recipients = request.get("recipients") or []

@@ -55,12 +55,12 @@ class Row:
 
     id: str
     short_id: str
-    name: str = ""
-    subject: str = ""
-    recipients: str = ""
+    name: str = field(default="")
+    subject: str = field(default="")
+    recipients: str = field(default="")
     created: str = ""
     status: str = ""
-    message_id: str = ""
+    message_id: str = field(default="")
     opens: int = 0
     first_open: str = ""
     last_open: str = ""

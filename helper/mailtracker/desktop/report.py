@@ -169,6 +169,7 @@ svg .name { font-size: 12px; fill: #111827; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
 th { color: #374151; font-weight: 600; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.t { white-space: nowrap; font-variant-numeric: tabular-nums; }
 tr:target { background: #fef3c7; }
 @media print { body { margin: 0; } }
 </style></head><body>"""
@@ -349,16 +350,16 @@ def _table(emails: Sequence[Email]) -> str:
             (_esc(row.short_id), ""),
             (_esc(display_name(row)), ""),
             (_esc(row.subject or "(no subject)"), ""),
-            (_esc(_local(email.created)) if email.created else "", ""),
+            (_esc(_local(email.created)) if email.created else "", "t"),
             (str(row.opens), "n"),
-            (_stamp(row.first_open), ""),
-            (_stamp(row.last_open), ""),
+            (_stamp(row.first_open), "t"),
+            (_stamp(row.last_open), "t"),
             (_clicks(row), "n"),
             (str(row.self_hits), "n"),
             (str(row.machine_hits), "n"),
             (str(row.hits), "n"),
             (_esc(_labels(email)), ""),
-            (_stamp(row.remind_at), ""),
+            (_stamp(row.remind_at), "t"),
             (_esc(row.group[:8]), ""),
         ]
         out.append(f"<tr id=\"t-{_esc(row.short_id)}\">" + "".join(

@@ -5,6 +5,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,6 +19,13 @@ from mailtracker.server.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 ENV_SETTINGS = "MAILTRACKER_SERVE_SETTINGS"
+
+# granian logs to stdout by default; its log goes with ours to stderr, so stdout carries only
+# serve's banner, printed once the server listens.
+GRANIAN_LOG_TO_STDERR = {"handlers": {
+    "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+    "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+}}
 
 
 def app_from_environment() -> PixelApp:
@@ -43,25 +52,50 @@ def check_can_serve(settings: ServerSettings) -> None:
 
 
 def check_port_free(settings: ServerSettings) -> None:
+    check_address_free(settings.host, settings.port)
+
+
+def check_address_free(host: str, port: int) -> None:
     """Refuse a port another server already listens on.
 
     granian binds with SO_REUSEPORT, so a second server on the same port would start
     silently and the kernel would split the traffic between the two (their hits landing
     in two folders). A bind without SO_REUSEPORT fails whenever anything listens there.
     """
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         if os.name != "nt":
             # Connections of an earlier run in TIME_WAIT must not block a restart.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((settings.host, settings.port))
+            probe.bind((host, port))
         except OSError as exc:
             raise ServerError(
-                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; another "
-                "server (perhaps another 'mailtracker serve') is using the port: stop it or "
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; another "
+                "server (perhaps another 'mailtracker serve' or demo) is using the port: stop it or "
                 "choose another --port"
             ) from None
+
+
+def announce_when_listening(settings: ServerSettings, announce, timeout_s: float = 60.0) -> threading.Thread:
+    """Call ``announce()`` once the server accepts connections (checked by connecting), so a
+    banner is never printed for a server that did not start."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+
+    def wait():
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, settings.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            announce()
+            return
+
+    thread = threading.Thread(target=wait, name="announce-listening", daemon=True)
+    thread.start()
+    return thread
 
 
 def pick_port(settings: ServerSettings) -> ServerSettings:
@@ -73,12 +107,15 @@ def pick_port(settings: ServerSettings) -> ServerSettings:
         return replace(settings, port=probe.getsockname()[1])
 
 
-def run_server(settings: ServerSettings) -> None:
-    """Run the pixel server in the foreground until interrupted."""
+def run_server(settings: ServerSettings, on_listening=None) -> None:
+    """Run the pixel server in the foreground until interrupted; ``on_listening()`` is called
+    once it accepts connections."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
     check_can_serve(settings)
+    if on_listening is not None:
+        announce_when_listening(settings, on_listening)
     if settings.serve_hits:
         log.info("serving the hits files at %s to holders of the pull token", HITS_ROUTE)
     if settings.retention_days:
@@ -92,6 +129,7 @@ def run_server(settings: ServerSettings) -> None:
         # Slow senders are cut off after 10 s; oversized headers get granian's 431.
         http1_settings=HTTP1Settings(header_read_timeout=10_000),
         log_access=False,
+        log_dictconfig=GRANIAN_LOG_TO_STDERR,
         factory=True,
     )
     if settings.workers == 1 and _serve_in_this_process(options):

@@ -54,11 +54,12 @@ class ServerSettings:
         "X-Forwarded-For is taken only from these addresses (Caddy).", vps=["127.0.0.1"],
         old_names=("trusted_proxy",), metavar="ADDR")
     client_address: str = _setting(
-        "truncated", "how client addresses are stored (default: the config's, else truncated); hash hides "
-        "an address only from whoever lacks the secret: with it, an IPv4 address is found by trying all 2^32",
-        "How a client address is stored: truncated (/24, /48), full or hash. hash hides it only from "
-        "whoever lacks the secret: with it, an IPv4 address is found from its hash by trying all 2^32 "
-        "(hours on one PC); truncated never stores the last octet.", vps="truncated",
+        "truncated", "how client addresses are stored (default: the config's, else truncated); hash "
+        "hides an address only from whoever lacks the secret: with it, an IPv4 address is found by "
+        "trying all 2^32",
+        ("How a client address is stored: truncated (/24, /48), full or hash. hash hides it only from "
+         "whoever lacks the secret: with it, an IPv4 address is found from its hash by trying all 2^32 "
+         "(hours on one PC); truncated never stores the last octet."), vps="truncated",
         choices=("full", "truncated", "hash"))
     serve_hits: bool = _setting(
         False, "serve the hits files read-only at /hits/ to the desktop's 'pull' (bearer token derived "

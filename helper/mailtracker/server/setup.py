@@ -304,9 +304,9 @@ def _plan_secret(plan: Plan, options: Options, machine: Machine) -> None:
     elif current is None:
         plan.add(Step("write", SECRET, data=new_secret_text(), mode=0o600, secret=True,
                       why="a new shared secret: copy it to your desktop's home"))
-        plan.notes.append(f"A new secret was made. Copy it to the desktop before 'mailtracker init' there: "
-                          f"scp root@{plan.domain}:{SECRET} ~/.config/mailtracker/secret "
-                          "(or give the desktop's with --secret-file next time)")
+        plan.notes.append(f"A new secret was made. The desktop takes it with the pairing line below "
+                          f"(or copy it by hand: scp root@{plan.domain}:{SECRET} ~/.config/mailtracker/secret; "
+                          "or give the desktop's with --secret-file next time)")
 
 
 def _plan_services(plan: Plan, machine: Machine) -> None:
@@ -397,7 +397,8 @@ def apply_plan(plan: Plan, machine: Machine, say: Callable[[str], None]) -> None
                     continue
             else:
                 target.unlink(missing_ok=True)
-        say(step.describe())
+        # Under --root, say where the file really went (the path in the plan is the machine's).
+        say(step.describe() if machine.is_real else step.describe().replace(step.path, str(target), 1))
 
 
 def _chown(path: Path, owner: str, machine: Machine) -> None:
