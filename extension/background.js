@@ -127,9 +127,11 @@ browser.tabs.onRemoved.addListener((tabId) => {
   reminders.forgetTab(tabId).catch(logError);
 });
 
-// A copy filed in the staging folder later (Send Later) is finished when it arrives.
+// A copy filed in the staging folder later (Send Later) is finished when it arrives;
+// a late second copy of an import a crash interrupted is deleted when Sent shows it.
 browser.folders.onFolderInfoChanged.addListener((folder, info) => {
   sentCopy.stagingChanged(folder, info).catch(logError);
+  sentCopy.settleDuplicates(folder).catch(logError);
 });
 
 browser.tabs.onCreated.addListener((tab) => {
@@ -169,7 +171,10 @@ browser.action.onClicked.addListener(() => {
 // Reminders that came due while Thunderbird was closed are caught here too.
 function start() {
   refreshPixelConfig().catch(logError);
-  sentCopy.finishStaged().catch(logError);
+  sentCopy
+    .finishStaged()
+    .then(() => sentCopy.settleDuplicates())
+    .catch(logError);
   openWatch.restoreBadge().catch(logError);
   openWatch.refresh().catch(logError);
   // Replies that arrived while Thunderbird was closed.

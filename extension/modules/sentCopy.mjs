@@ -7,7 +7,10 @@
 // Sent folder; only once the clean copy is found there is the staged one
 // deleted. Any failure leaves the original copy where the user finds it (moved
 // to Sent as it is, or, if even that fails, in the staging folder) and says so.
-// A staged copy left by a crash is finished at the next start.
+// A staged copy left by a crash is finished at the next start. An import the
+// crash interrupted may still have reached the server, and an IMAP folder may
+// show it only later: such a Sent folder is watched for a while, and a second
+// clean copy that surfaces is deleted (settleDuplicates).
 //
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
@@ -20,6 +23,8 @@ export const STAGING_FOLDER = "mailtracker-staging";
 const MAX_STATUSES = 500;
 const VERIFY_ATTEMPTS = 40;
 const VERIFY_INTERVAL_MS = 100;
+// After a crash mid-import, how long a late copy of that import is watched for in Sent.
+const INTERRUPTED_WATCH_MS = 15 * 60 * 1000;
 
 /** Outcomes recorded per Message-ID; every state but "clean" means the copy in Sent still has the pixel. */
 export const STATES = Object.freeze({
@@ -357,6 +362,47 @@ export function createSentCopy(deps) {
     }
   }
 
+  async function watched() {
+    const { sentCopyWatch = {} } = await local.get("sentCopyWatch");
+    return sentCopyWatch;
+  }
+
+  /** Watches target for a late second copy of messageId (an import a crash interrupted). */
+  async function watchForLateCopy(messageId, target) {
+    const entries = await watched();
+    entries[messageId] = { target, until: Date.now() + INTERRUPTED_WATCH_MS };
+    await local.set({ sentCopyWatch: entries });
+  }
+
+  /**
+   * folders.onFolderInfoChanged (and start): in a watched Sent folder, a clean
+   * copy that surfaced late beside ours is deleted, so exactly one stays.
+   * Without a folder, every watched one is looked at. Returns how many went.
+   */
+  async function settleDuplicates(folder = null) {
+    const entries = await watched();
+    const now = Date.now();
+    let removed = 0;
+    let bases = null;
+    for (const [messageId, { target, until }] of Object.entries(entries)) {
+      if (until <= now) {
+        delete entries[messageId];
+        continue;
+      }
+      if (folder && folder.id !== target) {
+        continue;
+      }
+      bases ??= await loadPixelBases();
+      const copies = await copiesIn(target, messageId, bases);
+      if (copies.clean.length) {
+        removed += copies.clean.length - 1 + copies.pixel.length;
+        await guarded(messageId, () => keepOneClean(copies));
+      }
+    }
+    await local.set({ sentCopyWatch: entries });
+    return removed;
+  }
+
   /** Replaces one staged copy by a clean one in target; records and returns the state reached. */
   async function finishOne(staged, target, extra = {}, headers = undefined) {
     const messageId = staged.headerMessageId;
@@ -365,13 +411,21 @@ export function createSentCopy(deps) {
       // Finished meanwhile by the other path (start-up or folder-change scan).
       return (await loadSentCopyStatus(messageId, local))?.state ?? null;
     }
+    // A crash came while the clean copy was being written: it may be in Sent already, or arrive later.
+    const interrupted = (await loadSentCopyStatus(messageId, local))?.state === "importing";
     let outcome;
     try {
       const bases = await loadPixelBases();
       if (!target) {
         outcome = { state: await keepOriginal(staged, null, "no Sent folder was found for this identity") };
       } else {
-        const existing = await copiesIn(target, messageId, bases);
+        let existing = await copiesIn(target, messageId, bases);
+        if (!existing.clean.length && interrupted && (await waitIn(target, messageId)).length) {
+          existing = await copiesIn(target, messageId, bases);
+        }
+        if (interrupted) {
+          await watchForLateCopy(messageId, target);
+        }
         if (existing.clean.length) {
           // Imported before a crash: the staged copy is no longer needed.
           await keepOneClean(existing);
@@ -529,5 +583,14 @@ export function createSentCopy(deps) {
     await session.remove(tabKey(tabId));
   }
 
-  return { amendBeforeSend, afterSend, finishStaged, stagingChanged, forgetTab, defaultSentFolder, finished };
+  return {
+    amendBeforeSend,
+    afterSend,
+    finishStaged,
+    stagingChanged,
+    settleDuplicates,
+    forgetTab,
+    defaultSentFolder,
+    finished,
+  };
 }

@@ -222,6 +222,29 @@ describe("sentCopy", () => {
     assert.equal(env.tb.calls.filter((c) => c[0] === "messages.import").length, 1, "only the test's own import");
   });
 
+  test("an import a crash interrupted that shows in Sent only after the copy was imported again is deleted when Sent changes", async () => {
+    const env = setup();
+    await env.sentCopy.amendBeforeSend({ id: 1 }, composeDetails, tracked);
+    env.tb.add(STAGING, rawMessage("m20@x"));
+    await env.local.set({ sentCopyStatus: { "m20@x": { state: "importing", reason: "", at: "" } } });
+    assert.deepEqual(await env.sentCopy.finishStaged(), [STATES.clean]);
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
+    // The server stored the interrupted import after all; the folder shows it only now.
+    env.tb.add("local:/Sent", rawMessage("m20@x", "<p>Hello</p>"));
+    assert.equal(await env.sentCopy.settleDuplicates({ id: "local:/Other" }), 0, "another folder changed");
+    assert.equal(sourcesIn(env.tb, "local:/Sent").length, 2);
+    assert.equal(await env.sentCopy.settleDuplicates({ id: "local:/Sent" }), 1);
+    const sent = sourcesIn(env.tb, "local:/Sent");
+    assert.equal(sent.length, 1);
+    assert.ok(!hasPixel(sent[0]));
+
+    // A copy of a mail whose import was never interrupted is the user's business.
+    await send(env, "m21@x");
+    env.tb.add("local:/Sent", rawMessage("m21@x", "<p>Hello</p>"));
+    assert.equal(await env.sentCopy.settleDuplicates(), 0);
+    assert.equal(env.tb.inFolder("local:/Sent").filter((m) => m.headerMessageId === "m21@x").length, 2);
+  });
+
   test("a copy the server filed itself, pixel and all, is replaced by the clean one", async () => {
     const env = setup();
     env.tb.add("local:/Sent", rawMessage("m10@x"));
