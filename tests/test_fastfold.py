@@ -114,11 +114,13 @@ def _observed(home, result):
     db = sqlite3.connect(str(home.state_dir / "view.sqlite3"))
     try:
         timelines = dict(db.execute("SELECT tag, events FROM timelines").fetchall())
+        # The fold's own state: each tag's counts, memory, moments... and the hits it counted.
+        tags = {tag: json.loads(data) for tag, data in db.execute("SELECT tag, data FROM fold_tags")}
+        core = json.loads(db.execute("SELECT value FROM fold_state WHERE key = 'core'").fetchone()[0])
     finally:
         db.close()
-    state = json.loads((home.state_dir / "fold-state.json").read_text())
     fields = dict(vars(result), touched=sorted(result.touched))
-    return {"rows": rows, "timelines": timelines, "counts": state["counts"], "seen": state["seen"],
+    return {"rows": rows, "timelines": timelines, "tags": tags, "seen": core["seen"],
             "result": fields, "register": home.register_path.read_bytes()}
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from mailtracker.core.csvcodec import format_row
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.platforms import Platform
+from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
@@ -285,14 +287,44 @@ def test_seen_hits_records_each_id_once_in_any_order():
     assert seen.add("other", 1)
 
 
-def test_fold_state_survives_a_corrupt_state_file(home, tags, hits_dir):
-    """A damaged state file is rebuilt from the logs, not trusted and not fatal."""
+def _fold_state_core(home):
+    db = sqlite3.connect(str(home.state_dir / "view.sqlite3"))
+    try:
+        return json.loads(db.execute("SELECT value FROM fold_state WHERE key = 'core'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_fold_state_survives_a_corrupt_state(home, tags, hits_dir):
+    """A damaged fold state is rebuilt from the logs, not trusted and not fatal."""
     write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET")])
     fold(home)
-    (home.state_dir / "fold-state.json").write_text("{not json")
+    db = sqlite3.connect(str(home.state_dir / "view.sqlite3"))
+    with db:
+        db.execute("UPDATE fold_state SET value = '{not json' WHERE key = 'core'")
+    db.close()
+    fold_module._KEPT.clear()  # as another process would: reading the state back
     fold(home)
     assert _opens(home)["Ann"] == 1
-    assert json.loads((home.state_dir / "fold-state.json").read_text())["version"] == STATE_VERSION
+    assert _fold_state_core(home)["version"] == STATE_VERSION
+
+
+def test_a_home_of_the_json_fold_state_counts_its_logs_again_once(home, tags, hits_dir):
+    """A home an older version folded (fold-state.json, a read model of schema 1) upgrades by
+    itself: its logs are counted again into the new store, once, and the old file goes."""
+    write_hits(hits_dir / "hits-a-2026-11-24.csv", [(1, tags[0].id, "GET"), (2, tags[1].id, "GET")])
+    fold(home)
+    expected = home.register_path.read_bytes()
+    db = sqlite3.connect(str(home.state_dir / "view.sqlite3"))
+    db.execute("PRAGMA user_version = 1")  # as the older version left it
+    db.close()
+    (home.state_dir / "fold-state.json").write_text('{"version": 8, "counts": {}}')
+    fold_module._KEPT.clear()
+    result = fold(home)
+    assert result.new_hits == 2 and result.register_written
+    assert home.register_path.read_bytes() == expected
+    assert row_of(home, tags[0].id)["opens"] == 1
+    assert not (home.state_dir / "fold-state.json").exists()
 
 
 def test_sender_thunderbird_fetch_near_a_send_is_self_not_an_open(home, tags, hits_dir):
@@ -374,15 +406,13 @@ def test_a_log_beside_the_hits_that_cannot_be_read_stops_the_fold_and_loses_noth
 def test_a_process_that_folds_again_goes_on_from_its_own_state_unless_another_folded(home, tags, hits_dir):
     """A daemon folds pass after pass without reading its state back; when another process
     ('mailtracker fold' here) folded in between, it reads that one's state: nothing twice."""
-    from mailtracker.desktop import fold as fold_module
-
     path = hits_dir / "hits-a-2026-11-24.csv"
     write_hits(path, [(1, tags[0].id, "GET")])
     fold(home)
-    kept = fold_module._KEPT[str(home.state_dir / "fold-state.json")].state
+    kept = fold_module._KEPT[str(home.state_dir / "view.sqlite3")].state
     write_hits(path, [(2, tags[0].id, "GET")], header=False)
     assert fold(home).new_opens == 1
-    assert fold_module._KEPT[str(home.state_dir / "fold-state.json")].state is kept, "went on from its own"
+    assert fold_module._KEPT[str(home.state_dir / "view.sqlite3")].state is kept, "went on from its own"
     assert _opens(home) == {"Ann": 2, "Bob": 0}
     write_hits(path, [(3, tags[0].id, "GET"), (4, tags[1].id, "GET")], header=False)
     run_cli("fold", home=home)  # another process counts 3 and 4

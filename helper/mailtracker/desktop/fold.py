@@ -5,9 +5,10 @@ register.csv and the read model (``view``).
 The fold remembers how far it read each log (``tail.Cursor``) and which hits it
 has counted, so a new hit costs the same however long the history is, and a
 log read twice, replaced by a sync tool, or copied as a Syncthing conflict
-file never counts a hit twice. Its state is private to this module and is
-replaced atomically after each pass, under a lock, so an interrupted fold leaves
-the previous, correct state. What counts is decided by ``classify.Judge``.
+file never counts a hit twice. Its state is private to this module; it rests in
+the read model's store (``view``), one row per tag, and a pass writes only the
+tags it touched, in the same transaction as the rows and timelines, under a lock:
+an interrupted fold leaves the previous, correct state. What counts is decided by ``classify.Judge``.
 The hot loop is ``fold_hit_lines``; big batches (a first fold, a rebuild, days
 offline) go to ``fastfold``, which counts them as columns with polars when it is
 installed and gives exactly the same results (the per-line loop is its reference).
@@ -17,6 +18,7 @@ import bisect
 import gc
 import logging
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,6 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from filelock import FileLock, Timeout
 
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
-from mailtracker.core.files import read_versioned_json, write_file_atomically
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
@@ -49,12 +50,17 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import ViewWriter, compact_bytes, loads, view_path
+from mailtracker.desktop.view import ViewWriter, compact_json, loads, view_path
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 8
+STATE_VERSION = 9
 FOLD_LOCK_TIMEOUT_S = 120.0
+# Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
+# old home counts its logs again into the store, and the file is removed.
+LEGACY_STATE_FILE = "fold-state.json"
+
+
 class SeenHits:
     """The hit ids already counted, as runs of sequence numbers per writer boot.
 
@@ -171,55 +177,84 @@ class _FoldState:
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
 
+    # Not saved: the tags whose data changed outside ``FoldResult.touched`` (a moment, a new
+    # entry of counts), and whether the store holds this state as its last pass saved it.
+    dirty: set = field(default_factory=set)
+    stored: bool = False
+
     @classmethod
-    def load(cls, path: Path) -> "_FoldState":
-        doc = read_versioned_json(path, STATE_VERSION, "rebuilding the fold state from the logs",
-                                  loads=loads)  # orjson's when there: a tenth of the time
-        if doc is None:
+    def load(cls, view: ViewWriter) -> "_FoldState":
+        entries, tag_rows = view.fold_state()
+        core = entries.get("core")
+        if core is None:
             return cls()
         try:
-            return cls(
+            doc = loads(core)
+            if doc.get("version") != STATE_VERSION:
+                log.info("the fold state is from another version; rebuilding it from the logs")
+                return cls()
+            state = cls(
                 files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
                 links_cursor=Cursor.from_json(doc["links_cursor"]),
-                device_cursors={name: Cursor.from_json(c) for name, c in doc.get("device_cursors", {}).items()},
-                links=doc["links"],
-                # Absent from a state an older version wrote: replies.csv is read from its start.
-                replies_cursor=Cursor.from_json(doc["replies_cursor"]) if "replies_cursor" in doc else Cursor(),
-                replies=doc.get("replies", {}),
-                moments=doc["moments"],
+                device_cursors={name: Cursor.from_json(c) for name, c in doc["device_cursors"].items()},
+                replies_cursor=Cursor.from_json(doc["replies_cursor"]),
                 labels=doc["labels"],
                 seen=SeenHits(doc["seen"]),
-                tags=doc["tags"],
-                counts={tag: Counts.unpacked(packed) for tag, packed in doc["counts"].items()},
                 register_pending=doc["register_pending"],
-                odd_entries=list(doc.get("odd_entries", [])),
+                odd_entries=list(doc["odd_entries"]),
             )
+            for tag, data in tag_rows:
+                fields, counts, moments, links, replies = loads(data)
+                if fields is not None:
+                    state.tags[tag] = fields
+                if counts is not None:
+                    state.counts[tag] = Counts.unpacked(counts)
+                if moments is not None:
+                    state.moments[tag] = moments
+                if links is not None:
+                    state.links[tag] = links
+                if replies is not None:
+                    state.replies[tag] = replies
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("fold state %s is damaged (%s); rebuilding it from the logs", path, exc)
+            log.warning("the fold state in %s is damaged (%s); rebuilding it from the logs", view.path, exc)
             return cls()
+        state.stored = True
+        return state
 
-    def save(self, path: Path) -> None:
-        doc = {
+    def save(self, view: ViewWriter, touched: set) -> str:
+        """Into the store's open transaction: everything but the tags, and the data of the
+        tags changed since the last save (every tag's when the store does not hold this
+        state yet). The id of this save, which the next pass compares (``_Kept``)."""
+        core = {
             "version": STATE_VERSION,
             "files": {name: c.to_json() for name, c in self.files.items()},
             "tags_cursor": self.tags_cursor.to_json(),
             "self_cursor": self.self_cursor.to_json(),
             "links_cursor": self.links_cursor.to_json(),
             "device_cursors": {name: c.to_json() for name, c in self.device_cursors.items()},
-            "links": self.links,
             "replies_cursor": self.replies_cursor.to_json(),
-            "replies": self.replies,
-            "moments": self.moments,
             "labels": self.labels,
             "seen": self.seen.runs,
-            "tags": self.tags,
-            "counts": {tag: counts.packed() for tag, counts in self.counts.items()},
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
-        write_file_atomically(path, compact_bytes(doc), mode=0o600, replace_existing=True)
+        if self.stored:
+            tags = touched | self.dirty
+        else:
+            tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies)
+        saved = uuid.uuid4().hex
+        view.save_fold_state({"core": compact_json(core), "saved": saved},
+                             ((tag, self._packed(tag)) for tag in tags), replace_all=not self.stored)
+        return saved
+
+    def _packed(self, tag: str) -> str:
+        """A tag's data as the store keeps it: [fields, counts, moments, links, replies], each
+        null when there is none."""
+        counts = self.counts.get(tag)
+        return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
+                             self.moments.get(tag), self.links.get(tag), self.replies.get(tag)])
 
     def row(self, tag_id: str) -> Row:
         """The tag's register row: its tags.csv fields and its counts."""
@@ -251,10 +286,6 @@ def load_origins(home: Home) -> Origins:
     return _ORIGINS_CACHE[key]
 
 
-def state_path(home: Home) -> Path:
-    return home.state_dir / "fold-state.json"
-
-
 def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
          progress: bool = False, platform: Optional[Platform] = None) -> FoldResult:
     """One fold pass over the home's logs; ``rebuild`` starts from the logs alone.
@@ -281,12 +312,12 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
 
 @dataclass
 class _Kept:
-    """What this process's last fold pass left: the state, the state file as that pass left
-    it, and each tag's register line. A daemon folds again and again: while the file is as
-    it left it, the next pass goes on from these instead of reading the state back and
-    writing every line again (50,000 tags: a second a pass)."""
+    """What this process's last fold pass left: the state, the id of its save in the store,
+    and each tag's register line. A daemon folds again and again: while the store holds that
+    save, the next pass goes on from these instead of reading the state back and writing
+    every line again (50,000 tags: a second a pass)."""
 
-    signature: tuple
+    saved: str
     state: "_FoldState"
     lines: Dict[str, str]
 
@@ -294,39 +325,31 @@ class _Kept:
 _KEPT: Dict[str, _Kept] = {}
 
 
-def _signature(path: Path) -> tuple:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return ()
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
 def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
                  platform: Optional[Platform]) -> FoldResult:
-    path = state_path(home)
-    # Taken out for the pass: a pass that fails leaves nothing to go on from but the file.
+    path = view_path(home.state_dir)
+    # Taken out for the pass: a pass that fails leaves nothing to go on from but the store.
     kept = _KEPT.pop(str(path), None)
-    if rebuild:
-        state, lines = _FoldState(), {}
-    elif kept is not None and kept.signature and kept.signature == _signature(path):
-        state, lines = kept.state, kept.lines
-    else:
-        state, lines = _FoldState.load(path), {}
-    judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
-    if state.labels and state.labels != judge.fingerprint:
-        log.info("the labelling rules changed; counting the whole history again")
-        state, rebuild, lines = _FoldState(), True, {}
-        judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
-    state.labels = judge.fingerprint
     result = FoldResult()
     # Millions of short-lived objects, none of them cyclic: the collector
     # would only rescan the state over and over.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with ViewWriter(view_path(home.state_dir)) as view, \
+        with ViewWriter(path) as view, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-logs") as pool:
+            if rebuild:
+                state, lines = _FoldState(), {}
+            elif kept is not None and kept.saved == view.fold_state_entry("saved"):
+                state, lines = kept.state, kept.lines
+            else:
+                state, lines = _FoldState.load(view), {}
+            judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
+            if state.labels and state.labels != judge.fingerprint:
+                log.info("the labelling rules changed; counting the whole history again")
+                state, rebuild, lines = _FoldState(), True, {}
+                judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
+            state.labels = judge.fingerprint
             # The small logs are read in a thread while the hits files are read and cut into
             # columns (polars lets go of the interpreter meanwhile). Nothing else touches the
             # tags, moments, links or the judge until ``logs_read`` says they are done.
@@ -335,23 +358,32 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
-            _save(home, state, result, view, fresh, lines, platform)
-            # After the counts: a crash in between costs a view some events, never a count.
-            view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
-                                appended=timelines.appended)
+            saved = _save(home, state, result, view, fresh, lines, platform)
+            if saved:
+                view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
+                                    appended=timelines.appended)
+                # Rows, timelines and state at once: a pass killed before this left the store
+                # as the last pass did, and its hits are counted again, once.
+                view.commit()
+                state.stored, state.dirty = True, set()
+            else:
+                saved = kept.saved if kept is not None and kept.state is state else view.fold_state_entry("saved")
     finally:
         if collecting:
             gc.enable()
-    _KEPT[str(path)] = _Kept(_signature(path), state, lines)
+    if saved:
+        _KEPT[str(path)] = _Kept(saved, state, lines)
+    (home.state_dir / LEGACY_STATE_FILE).unlink(missing_ok=True)
     return result
 
 
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool,
-          lines: Dict[str, str], platform: Optional[Platform] = None) -> None:
-    """Register and read model first, then the state: a crash in between leaves the old
-    state, and folding it again writes the same rows. ``lines``: each tag's register line
-    as the last pass of this process wrote it (those of the tags this pass touched are
-    written anew)."""
+          lines: Dict[str, str], platform: Optional[Platform] = None) -> Optional[str]:
+    """The rows and register.csv, then the state, when the pass changed anything; the id of
+    the state's save, or None. Into the store's transaction, which the caller commits after
+    the register is replaced: a crash in between leaves the old state, and folding it again
+    writes the same register. ``lines``: each tag's register line as the last pass of this
+    process wrote it (those of the tags this pass touched are written anew)."""
     if fresh:
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
@@ -361,23 +393,24 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
         lines.update((row.id, row.csv_line()) for row in rows)
-    if result.touched or fresh or result.new_moments or state.register_pending \
-            or state.odd_entries != result.skipped_entries or not home.register_path.exists():
-        state.odd_entries = list(result.skipped_entries)
-        order = state.order()
-        for tag in order:
-            if tag not in lines:
-                lines[tag] = state.row(tag).csv_line()
-        try:
-            write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
-                                 platform)
-        except RegisterLockedError as exc:
-            result.register_error = str(exc)
-            state.register_pending = True
-        else:
-            result.register_written = True
-            state.register_pending = False
-        state.save(state_path(home))
+    if not (result.touched or fresh or result.new_moments or state.register_pending or state.dirty
+            or state.odd_entries != result.skipped_entries or not home.register_path.exists()):
+        return None
+    state.odd_entries = list(result.skipped_entries)
+    order = state.order()
+    for tag in order:
+        if tag not in lines:
+            lines[tag] = state.row(tag).csv_line()
+    try:
+        write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
+                             platform)
+    except RegisterLockedError as exc:
+        result.register_error = str(exc)
+        state.register_pending = True
+    else:
+        result.register_written = True
+        state.register_pending = False
+    return state.save(view, result.touched)
 
 
 class _Timelines:
@@ -444,6 +477,7 @@ def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge:
             if [moment, reason] in moments:
                 continue  # the same moment from a log read twice (a copy, a replaced file)
             moments.append([moment, reason])
+            state.dirty.add(tag_id)
             if other and not result.recount:
                 result.recount = _counted_since(state.counts.get(tag_id), moment)
             judge.forget_context(tag_id)
@@ -649,6 +683,7 @@ def fold_hit_lines(lines: List[bytes], file_name: str, state: _FoldState, result
         entry = counts.get(tag)
         if entry is None:
             entry = counts[tag] = Counts()
+            state.dirty.add(tag)
         try:
             label, reason, counted, client = judge.judge(hit, entry.recent())
         except ValueError:

@@ -8,6 +8,12 @@ database runs in WAL mode: a reader sees the last committed pass and never waits
 for a fold in progress. Everything here is derived from the logs; ``mailtracker
 rebuild`` makes it anew.
 
+The fold keeps its own state in the same file (``fold_state``: how far it read each
+log and which hits it counted; ``fold_tags``: each tag's counts and what the logs
+said of it, one row a tag), private to it: no reader looks there. A pass commits
+its rows, timelines and state in one transaction, so a pass killed at any moment
+leaves the previous pass's store whole, and rewrites only the tags it touched.
+
 A new store is built beside its place and renamed into it with its tables, so a
 store that exists always has them; a fold that cannot build it (a full disk) leaves
 it empty, as a sign. A store that is empty, or cannot be opened or read, is an error
@@ -27,7 +33,9 @@ from mailtracker.core.errors import FileAccessError
 # time, label, counted 0/1, reason code, client description
 Event = Tuple[str, str, int, str, str]
 TIMELINE_LENGTH = 50
-SCHEMA_VERSION = 1
+# 2: the fold's state moved in (fold_state, fold_tags); a store of 1 is made anew, and the
+# fold counts the logs again.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (
@@ -36,7 +44,10 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_short_id ON tags (short_id);
 CREATE INDEX IF NOT EXISTS tags_message_id ON tags (message_id);
 CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fold_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fold_tags (tag TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
+_TABLES = ("meta", "tags", "timelines", "fold_state", "fold_tags")
 
 
 try:
@@ -111,8 +122,8 @@ def _open_store(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             # Another layout (or none yet): everything here is derived, so start afresh.
-            db.executescript("BEGIN; DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS tags; "
-                             f"DROP TABLE IF EXISTS timelines; {_SCHEMA} "
+            drops = " ".join(f"DROP TABLE IF EXISTS {table};" for table in _TABLES)
+            db.executescript(f"BEGIN; {drops} {_SCHEMA} "
                              f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         if fresh:
             db.close()
@@ -133,7 +144,8 @@ def _open_store(path: Path) -> sqlite3.Connection:
 
 
 class ViewWriter:
-    """The fold's handle on the store: ``with ViewWriter(path) as view``; each save is one transaction."""
+    """The fold's handle on the store: ``with ViewWriter(path) as view``. What a pass saves
+    stays in one open transaction until ``commit``; leaving without it undoes all of it."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -148,10 +160,14 @@ class ViewWriter:
         return self
 
     def __exit__(self, kind, exc, trace) -> None:
-        self._db.close()
+        self._db.close()  # without a commit: what was saved since is rolled back
         self._db = None
         if isinstance(exc, sqlite3.Error):  # a full disk mid-pass: said in words, with its code
             raise _cannot_write(self.path, exc) from exc
+
+    def commit(self) -> None:
+        """Make everything saved since the last commit visible to readers, at once."""
+        self._db.commit()
 
     @property
     def complete(self) -> bool:
@@ -160,18 +176,17 @@ class ViewWriter:
 
     def save_rows(self, rows: Iterable, replace_all: bool) -> None:
         """Store these rows (``register.Row``: this store keeps each as its ``to_json``)."""
-        with self._db:
-            if replace_all:
-                self._db.execute("DELETE FROM tags")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
-                ((row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
-                 for row in rows))
-            if replace_all:
-                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
-            # Readers compare this to know that something changed.
-            self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
-                             "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+        if replace_all:
+            self._db.execute("DELETE FROM tags")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
+            ((row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
+             for row in rows))
+        if replace_all:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
+        # Readers compare this to know that something changed.
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
+                         "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     def tags_with_events(self) -> set:
         return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
@@ -182,18 +197,37 @@ class ViewWriter:
         ``appended`` are new events, after those stored. ``encoded``: more, each already a
         JSON array of at most that many events, as this writes one."""
         after = set(appended)
-        with self._db:
-            if replace_all:
-                self._db.execute("DELETE FROM timelines")
-            rows = []
-            for tag, events in changed.items():
-                text = compact_json(events[-TIMELINE_LENGTH:])
-                if tag in after:
-                    stored = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
-                    text = latest_events(stored[0], text) if stored else text
-                rows.append((tag, text))
-            rows.extend((encoded or {}).items())
-            self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", rows)
+        if replace_all:
+            self._db.execute("DELETE FROM timelines")
+        rows = []
+        for tag, events in changed.items():
+            text = compact_json(events[-TIMELINE_LENGTH:])
+            if tag in after:
+                stored = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
+                text = latest_events(stored[0], text) if stored else text
+            rows.append((tag, text))
+        rows.extend((encoded or {}).items())
+        self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", rows)
+
+    def fold_state(self) -> Tuple[Dict[str, str], Iterable[Tuple[str, str]]]:
+        """The fold's state as it last saved it: its entries by key, and (tag, data) per tag."""
+        entries = dict(self._db.execute("SELECT key, value FROM fold_state"))
+        return entries, self._db.execute("SELECT tag, data FROM fold_tags")
+
+    def fold_state_entry(self, key: str) -> Optional[str]:
+        found = self._db.execute("SELECT value FROM fold_state WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def save_fold_state(self, entries: Dict[str, str], tags: Iterable[Tuple[str, str]],
+                        replace_all: bool, gone: Iterable[str] = ()) -> None:
+        """Store the fold's entries and these tags' data (all of them: ``replace_all``);
+        the tags in ``gone`` have none any more."""
+        if replace_all:
+            self._db.execute("DELETE FROM fold_state")
+            self._db.execute("DELETE FROM fold_tags")
+        self._db.executemany("INSERT OR REPLACE INTO fold_state (key, value) VALUES (?, ?)", entries.items())
+        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data) VALUES (?, ?)", tags)
+        self._db.executemany("DELETE FROM fold_tags WHERE tag = ?", ((tag,) for tag in gone))
 
 
 class ViewReader:
