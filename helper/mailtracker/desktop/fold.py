@@ -181,6 +181,8 @@ class _FoldState:
     # entry of counts), and whether the store holds this state as its last pass saved it.
     dirty: set = field(default_factory=set)
     stored: bool = False
+    # ``order()`` as it last was; a tags.csv row read since forgets it.
+    ordered: Optional[List[str]] = None
 
     @classmethod
     def load(cls, view: ViewWriter) -> "_FoldState":
@@ -263,7 +265,10 @@ class _FoldState:
 
     def order(self) -> List[str]:
         """The tags in the register's order: by when they were made."""
-        return [tag_id for tag_id, _ in sorted(self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))]
+        if self.ordered is None:
+            self.ordered = [tag_id for tag_id, _ in sorted(
+                self.tags.items(), key=lambda item: (item[1].get("created", ""), item[0]))]
+        return self.ordered
 
     def rows(self) -> List[Row]:
         return [self.row(tag_id) for tag_id in self.order()]
@@ -459,6 +464,7 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
                 result.skipped_lines += 1
                 continue
             tag_id, fields = record
+            state.ordered = None
             existing = state.tags.get(tag_id)
             if existing is None:
                 state.tags[tag_id] = fields

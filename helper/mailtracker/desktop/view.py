@@ -130,6 +130,10 @@ def _open_store(path: Path) -> sqlite3.Connection:
             os.replace(where, path)
             db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+        # A commit waits for no disk flush (the checkpoints do): a power cut may take the last
+        # passes back, all of a pass or none (the fold then counts their hits again), never
+        # half of one; a killed process loses nothing.
+        db.execute("PRAGMA synchronous=NORMAL")
         db.isolation_level = ""
         return db
     except BaseException:
@@ -180,8 +184,8 @@ class ViewWriter:
             self._db.execute("DELETE FROM tags")
         self._db.executemany(
             "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
-            ((row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
-             for row in rows))
+            _by_key([(row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
+                     for row in rows]))
         if replace_all:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
         # Readers compare this to know that something changed.
@@ -207,7 +211,7 @@ class ViewWriter:
                 text = latest_events(stored[0], text) if stored else text
             rows.append((tag, text))
         rows.extend((encoded or {}).items())
-        self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", rows)
+        self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", _by_key(rows))
 
     def fold_state(self) -> Tuple[Dict[str, str], Iterable[Tuple[str, str]]]:
         """The fold's state as it last saved it: its entries by key, and (tag, data) per tag."""
@@ -219,15 +223,21 @@ class ViewWriter:
         return found[0] if found else None
 
     def save_fold_state(self, entries: Dict[str, str], tags: Iterable[Tuple[str, str]],
-                        replace_all: bool, gone: Iterable[str] = ()) -> None:
-        """Store the fold's entries and these tags' data (all of them: ``replace_all``);
-        the tags in ``gone`` have none any more."""
+                        replace_all: bool) -> None:
+        """Store the fold's entries and these tags' data (all of them: ``replace_all``)."""
         if replace_all:
             self._db.execute("DELETE FROM fold_state")
             self._db.execute("DELETE FROM fold_tags")
         self._db.executemany("INSERT OR REPLACE INTO fold_state (key, value) VALUES (?, ?)", entries.items())
-        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data) VALUES (?, ?)", tags)
-        self._db.executemany("DELETE FROM fold_tags WHERE tag = ?", ((tag,) for tag in gone))
+        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data) VALUES (?, ?)", _by_key(list(tags)))
+
+
+def _by_key(rows: list) -> list:
+    """Rows in the order of their key (the first item): a table takes them at its end, page
+    after page, where rows in the order of a dict would split pages all over its index (a
+    first fold of 50,000 tags: a third of the time)."""
+    rows.sort(key=lambda row: row[0])
+    return rows
 
 
 class ViewReader:
