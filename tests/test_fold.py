@@ -277,6 +277,26 @@ def test_a_fold_killed_at_any_point_leaves_a_correct_state(home, tags, hits_dir)
     assert opens["Ann"] + opens["Bob"] == total + 5
 
 
+def test_a_first_fold_killed_before_it_commits_leaves_no_store_and_the_next_counts_all(home, tags, hits_dir):
+    """The first fold builds its store aside and renames it into place when it commits: killed
+    just before (its rows, timelines and state all written), readers find no store (nothing
+    folded yet, not an error), and the next fold counts every hit once."""
+    path = hits_dir / "hits-a-2026-11-24.csv"
+    write_hits(path, [(seq, tags[seq % 2].id, "GET") for seq in range(1, 101)])
+    script = ("import os, signal, sys\nfrom mailtracker.core.paths import Home\n"
+              "from mailtracker.desktop import fold, view\n"
+              "view.ViewWriter.commit = lambda self: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "fold.fold(Home.locate(sys.argv[1]))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(home.data_dir)], timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert (home.state_dir / "view.sqlite3.new").exists(), "killed after the pass wrote its store aside"
+    assert not (home.state_dir / "view.sqlite3").exists()
+    assert rows_of(home) == []  # nothing folded yet: no error for a reader
+    fold(home)
+    assert _opens(home) == {"Ann": 50, "Bob": 50}
+    assert not (home.state_dir / "view.sqlite3.new").exists()
+
+
 def test_seen_hits_records_each_id_once_in_any_order():
     """The compact seen-set answers correctly for in-order, out-of-order and repeated ids."""
     seen = SeenHits()

@@ -109,42 +109,66 @@ def _cannot_read(path: Path, why) -> FileAccessError:
                            "run 'mailtracker fold'")
 
 
-def _open_store(path: Path) -> sqlite3.Connection:
-    """The writer's connection, the tables made in one transaction (a reader never sees
-    them half made); a new store is made aside and renamed into place."""
-    fresh = not path.exists() or path.stat().st_size == 0
-    where = path.with_name(path.name + ".new") if fresh else path
-    if fresh:
-        for leftover in (where, *(Path(f"{base}{end}") for base in (where, path) for end in ("-wal", "-shm"))):
+def _open_store(path: Path) -> Tuple[sqlite3.Connection, Optional[Path]]:
+    """The writer's connection, and where the store is made when there is none yet (else
+    None). A new store is made aside (``view.sqlite3.new``), without a journal, and renamed
+    into place whole by the commit of its first pass (``ViewWriter.commit``); a store of
+    another layout is made anew in place, in one transaction (a reader never sees its
+    tables half made)."""
+    if not path.exists() or path.stat().st_size == 0:
+        aside = path.with_name(path.name + ".new")
+        for leftover in (aside, *(Path(f"{base}{end}") for base in (aside, path) for end in ("-wal", "-shm"))):
             leftover.unlink(missing_ok=True)
-    db = sqlite3.connect(str(where), timeout=60, isolation_level=None)
+        db = sqlite3.connect(str(aside), timeout=60, isolation_level=None)
+        try:
+            # No reader sees this file before its first pass is in: nothing to journal (a
+            # pass that fails leaves it behind, and the next starts again).
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.executescript(f"{_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};")
+        except BaseException:
+            db.close()
+            _left_unmade(path, aside)
+            raise
+        db.isolation_level = ""
+        return db, aside
+    db = _connect(path)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            # Another layout (or none yet): everything here is derived, so start afresh.
+            # Another layout: everything here is derived, so start afresh.
             drops = " ".join(f"DROP TABLE IF EXISTS {table};" for table in _TABLES)
             db.executescript(f"BEGIN; {drops} {_SCHEMA} "
                              f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        if fresh:
-            db.close()
-            os.replace(where, path)
-            db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+    except BaseException:
+        db.close()
+        raise
+    db.isolation_level = ""
+    return db, None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
         # A commit waits for no disk flush (the checkpoints do): a power cut may take the last
         # passes back, all of a pass or none (the fold then counts their hits again), never
         # half of one; a killed process loses nothing.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.isolation_level = ""
-        return db
     except BaseException:
         db.close()
-        if fresh:
-            where.unlink(missing_ok=True)
-            try:
-                path.touch()  # empty: its readers say it could not be made, not that there is nothing
-            except OSError:
-                pass
         raise
+    db.isolation_level = ""
+    return db
+
+
+def _left_unmade(path: Path, aside: Path) -> None:
+    """A new store that could not be made: none aside, and an empty file in its place, so
+    that its readers say it could not be made, not that there is nothing."""
+    aside.unlink(missing_ok=True)
+    try:
+        path.touch()
+    except OSError:
+        pass
 
 
 class ViewWriter:
@@ -154,24 +178,42 @@ class ViewWriter:
     def __init__(self, path: Path):
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
+        self._aside: Optional[Path] = None
 
     def __enter__(self) -> "ViewWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = _open_store(self.path)
+            self._db, self._aside = _open_store(self.path)
         except sqlite3.Error as exc:
             raise _cannot_write(self.path, exc) from exc
         return self
 
     def __exit__(self, kind, exc, trace) -> None:
-        self._db.close()  # without a commit: what was saved since is rolled back
-        self._db = None
+        if self._db is not None:
+            self._db.close()  # without a commit: what was saved since is rolled back
+            self._db = None
+        if self._aside is not None:  # a new store whose first pass did not get in
+            if isinstance(exc, sqlite3.Error):
+                _left_unmade(self.path, self._aside)
+            else:
+                self._aside.unlink(missing_ok=True)
         if isinstance(exc, sqlite3.Error):  # a full disk mid-pass: said in words, with its code
             raise _cannot_write(self.path, exc) from exc
 
     def commit(self) -> None:
         """Make everything saved since the last commit visible to readers, at once."""
         self._db.commit()
+        if self._aside is None:
+            return
+        # A new store: on disk, in WAL mode, then renamed into place.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.close()
+        self._db = None
+        with open(self._aside, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self._aside, self.path)
+        self._aside = None
+        self._db = _connect(self.path)
 
     @property
     def complete(self) -> bool:
