@@ -101,9 +101,10 @@ def read_replies(path: Path) -> List[Tuple[Reply, float]]:
 
 
 def already_recorded(home: Home, reply: Reply) -> bool:
-    """True when replies.csv already holds this reply (a restart's catch-up reports it again)."""
+    """True when a replies log already holds this reply: a restart's catch-up reports it again,
+    or the user's other computer (whose log Syncthing brought) saw it first."""
     return any(known.key == reply.key and known.verdict == reply.verdict
-               for known, _ in read_replies(home.replies_path))
+               for path in home.log_paths("replies") for known, _ in read_replies(path))
 
 
 @dataclass
