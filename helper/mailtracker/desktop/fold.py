@@ -349,6 +349,8 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
                 state, lines = kept.state, kept.lines
             else:
                 state, lines = _FoldState.load(view), {}
+            if (home.state_dir / LEGACY_STATE_FILE).exists():
+                log.info("the fold state moves into %s; counting every log again, once", path.name)
             judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
             if state.labels and state.labels != judge.fingerprint:
                 log.info("the labelling rules changed; counting the whole history again")
@@ -361,7 +363,10 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             logs_read = pool.submit(_fold_logs, home, state, result, judge).result
             fresh = rebuild or not view.complete
             timelines = _Timelines(view, fresh=rebuild)
-            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
+            # A bar (on a terminal, for a long history) whenever every log is counted: a rebuild,
+            # a first fold, a home an older version folded.
+            _fold_hits(home.hits_dir(config), state, result, judge, timelines,
+                       progress or rebuild or not state.stored, logs_read)
             logs_read()
             saved = _save(home, state, result, view, fresh, lines, platform)
             if saved:
