@@ -363,10 +363,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             logs_read = pool.submit(_fold_logs, home, state, result, judge).result
             fresh = rebuild or not view.complete
             timelines = _Timelines(view, fresh=rebuild)
-            # A bar (on a terminal, for a long history) whenever every log is counted: a rebuild,
-            # a first fold, a home an older version folded.
-            _fold_hits(home.hits_dir(config), state, result, judge, timelines,
-                       progress or rebuild or not state.stored, logs_read)
+            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
             saved = _save(home, state, result, view, fresh, lines, platform)
             if saved:
