@@ -17,6 +17,7 @@ import requests
 from mailtracker.core.contract import GIF
 from mailtracker.core.settings import load_config
 from mailtracker.desktop.tags import mint_tag
+from mailtracker.server.hitlog import HitLog
 from tests.conftest import PixelServer, fill_disk, wait_for
 
 
@@ -354,6 +355,59 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
         assert agents == ["before"] + [f"during-{i}" for i in range(50)] + ["after"]
     finally:
         server.stop()
+
+
+def test_lines_written_together_on_a_filling_disk_are_all_kept_once_in_order(tiny_disk):
+    """A write of many hits' lines that the disk takes only part of: what it took stays, the
+    rest waits in memory from the byte where it stopped, and all land once, in order."""
+    log = HitLog(tiny_disk / "hits", "grouped")
+    try:
+        assert log.append(b"before\r\n", "2026-12-07")
+        filler = fill_disk(tiny_disk)
+        lines = [f"line-{i:03}-".encode() + b"x" * 200 + b"\r\n" for i in range(100)]
+        assert not log.append_lines(lines, "2026-12-07")
+        assert len(log.pending) > 0 and log.written + len(log.pending) == 1 + len(lines)
+        filler.unlink()
+        assert log.flush_pending() and not log.pending
+    finally:
+        log.close()
+    data = log.path_for("2026-12-07").read_bytes()
+    assert data.split(b"\r\n")[1:-1] == [b"before"] + [line[:-2] for line in lines]
+    assert log.written == 1 + len(lines)
+
+
+def test_hits_answered_together_are_each_logged_once(home, tag, tiny_disk):
+    """Many hits at once, on a disk that fills and frees in the middle: every answered hit
+    is in the log exactly once, with hit ids that run without a gap."""
+    server = PixelServer(home, hits_dir=tiny_disk / "hits")
+    agents = [f"at-once-{i}" for i in range(48)]
+    start, answered = threading.Barrier(len(agents)), []
+
+    def hit(agent):
+        with requests.Session() as session:
+            start.wait(timeout=10)
+            for round_ in range(3):
+                if session.get(server.url(tag.id), headers={"User-Agent": f"{agent}-{round_}"},
+                               timeout=10).content == GIF:
+                    answered.append(f"{agent}-{round_}")
+
+    try:
+        requests.get(server.url(tag.id), headers={"User-Agent": "before"})
+        filler = fill_disk(tiny_disk)
+        threads = [threading.Thread(target=hit, args=(agent,)) for agent in agents]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        filler.unlink()
+        assert requests.get(server.base + "/healthz").status_code == 200
+    finally:
+        server.stop()
+    assert len(answered) == 3 * len(agents)
+    logged = [h["user_agent"] for h in _hits(server)]
+    assert sorted(logged) == sorted(["before"] + answered)
+    sequence = sorted(int(h["hit_id"].split(".")[1], 16) for h in _hits(server))
+    assert sequence == list(range(1, len(answered) + 2))
 
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
