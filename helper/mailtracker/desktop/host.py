@@ -203,7 +203,8 @@ class Host:
     def sent(self, request: dict) -> dict:
         tag_id = self._known_tag_id(request)
         message_id = _text(request, "message_id").strip().strip("<>")
-        update_tag(self.home, tag_id, message_id=message_id, status="sent")
+        # When Thunderbird sent it (``at``, epoch ms), shown instead of the mint time.
+        update_tag(self.home, tag_id, message_id=message_id, status="sent", sent_at=_moment(request))
         record_self_fetch(self.home, tag_id, "send")
         return {"tag_id": tag_id}
 
