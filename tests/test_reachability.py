@@ -6,12 +6,12 @@ import json
 import os
 import time
 
+import requests
+
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.desktop.pull import FAILING, REACHABLE, UNREACHABLE, PullStatus
 from mailtracker.desktop.reachability import Sightings, read_sightings, seen_path, server_seen
 from mailtracker.desktop.tags import mint_tag
-import requests
-
 from tests.conftest import AGENT, HostProcess, PixelServer, free_port, wait_for, write_hits
 from tests.test_pull_live import Watch, register_hits
 

@@ -68,20 +68,34 @@ def test_the_send_time_reaches_every_view(home):
     assert f"{minted[11:16]} UTC" not in listing
 
 
-def _old_row(home, status: str) -> str:
-    """A tags.csv row as a writer from before sent_at wrote it (its file's header without it)."""
+OLD_MINT = "2026-11-24T09:00:00.000Z"
+
+
+def old_sent_row(home, subject: str) -> str:
+    """A mail marked sent by a writer from before sent_at (its row without it), minted at OLD_MINT."""
     tag_id = mint_token(read_secret(home.secret_path))
-    append_rows(home.tags_path, TAG_COLUMNS[:11], [[tag_id, "2026-11-24T09:00:00.000Z", "Old", "Before", "b@x.org",
-                                                    "", "old@x", status, "", "", ""]])
+    append_rows(home.tags_path, TAG_COLUMNS[:11], [[tag_id, OLD_MINT, "Old", subject, "old@example.net",
+                                                    "", "old@x", "sent", "", "", ""]])
     return tag_id
+
+
+def never_sent(home, subject: str) -> dict:
+    """A tag minted at Send through a real host, then reported not sent (a draft discarded)."""
+    host = HostProcess(home)
+    try:
+        tag = host.call("mint", subject=subject, recipients=["draft@example.net"])["data"]
+        assert host.call("unsent", tag_id=tag["id"], reason="the compose window closed without sending")["ok"]
+    finally:
+        host.close()
+    return tag
 
 
 def test_an_older_log_shows_the_mint_time_labelled_as_such(home):
     """A mail sent before send times were noted: the mint time, said to be one, in every view."""
-    tag_id = _old_row(home, "sent")
+    tag_id = old_sent_row(home, "Before")
     fold(home)
     row = row_of(home, tag_id)
-    assert (row["sent_time"], row["sent_how"]) == ("2026-11-24T09:00:00.000Z", "minted")
+    assert (row["sent_time"], row["sent_how"]) == (OLD_MINT, "minted")
     table = _Table()
     table.feed(write_report(home).read_text(encoding="utf-8"))
     assert table.rows[0][3] == f"{_local('2026-11-24T09:00:00.000Z')} (minted)"
@@ -91,12 +105,7 @@ def test_an_older_log_shows_the_mint_time_labelled_as_such(home):
 
 def test_a_mail_never_sent_says_so_with_no_time(home):
     """Minted at Send, then the draft discarded (the add-on's 'unsent'): 'not sent', never a time."""
-    host = HostProcess(home)
-    try:
-        tag = host.call("mint", subject="Draft", recipients=["c@example.org"])["data"]
-        assert host.call("unsent", tag_id=tag["id"], reason="the compose window closed without sending")["ok"]
-    finally:
-        host.close()
+    tag = never_sent(home, "Draft")
     fold(home)
     row = row_of(home, tag["id"])
     assert (row["sent_time"], row["sent_how"]) == ("", "unsent")

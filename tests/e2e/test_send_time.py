@@ -8,19 +8,14 @@ import threading
 
 import pytest
 
-from mailtracker.core.files import append_rows
-from mailtracker.core.secret import read_secret
-from mailtracker.core.tokens import mint_token
-from mailtracker.desktop.tags import TAG_COLUMNS
-from tests.conftest import HostProcess, rows_of
+from tests.conftest import rows_of
 from tests.display import XDisplay
 from tests.e2e.test_sent_list import SCREENSHOT
 from tests.e2e.test_thunderbird import send_tracked, sent_row
 from tests.e2e.thunderbird import wait_until
+from tests.test_send_time import OLD_MINT, never_sent, old_sent_row
 
 pytestmark = pytest.mark.slow
-
-OLD_MINT = "2026-11-24T09:00:00.000Z"
 
 
 def test_the_tracked_mail_page_shows_the_send_time(desktop):
@@ -31,17 +26,10 @@ def test_the_tracked_mail_page_shows_the_send_time(desktop):
     _, tag_id = send_tracked(desktop, "Send time e2e")
     sent_at = sent_row(home, tag_id)["sent_at"]
     assert sent_at.endswith("Z"), sent_row(home, tag_id)
-    # A mail sent by an add-on from before send times were noted (no sent_at in its rows).
-    old_id = mint_token(read_secret(home.secret_path))
-    append_rows(home.tags_path, TAG_COLUMNS[:11], [[old_id, OLD_MINT, "Old", "Older log e2e", "old@example.net",
-                                                    "", "old@x", "sent", "", "", ""]])
-    # Minted at Send, then not sent (the add-on reports it so).
-    host = HostProcess(home)
-    try:
-        draft = host.call("mint", subject="Never sent e2e", recipients=["draft@example.net"])["data"]
-        assert host.call("unsent", tag_id=draft["id"], reason="send failed: the server refused")["ok"]
-    finally:
-        host.close()
+    # A mail sent by an add-on from before send times were noted (no sent_at in its rows), and
+    # one minted at Send and then not sent.
+    old_sent_row(home, "Older log e2e")
+    never_sent(home, "Never sent e2e")
     subjects = ["Send time e2e", "Older log e2e", "Never sent e2e"]
     # The add-on's helper folds what the logs got.
     wait_until(lambda: {row.subject for row in rows_of(home)} >= set(subjects), 60, "the three mails folded")

@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 from urllib.parse import urlsplit
 
 from mailtracker.core.files import read_versioned_json, write_file_atomically
