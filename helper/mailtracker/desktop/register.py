@@ -152,7 +152,8 @@ class Row:
             **replies)
 
     def to_json(self) -> dict:
-        """Every field, ``opened``, ``read`` and ``sending`` (as ``sent_time``, ``sent_how``): as the read model stores a row and the add-on gets it."""
+        """Every field, ``opened``, ``read`` and ``sending`` (as ``sent_time``, ``sent_how``): as the
+        read model stores a row and the add-on gets it."""
         doc = {name: getattr(self, name) for name in _SCALARS}
         doc["opened"] = self.opened
         doc["read"] = self.read
