@@ -15,7 +15,8 @@ def _full_row() -> Row:
                last_click="2026-11-24T11:30:00.000Z", group="g1", remind_at="2026-11-30T09:00:00.000Z",
                replies=2, first_reply="2026-11-24T13:00:00.000Z", last_reply="2026-11-25T08:00:00.000Z",
                replied_by="=ann@x.org; bob@x.org", undelivered="carl@x.org",
-               undelivered_reason="-550 5.1.1 User unknown", remind_if="no_reply", identity="me@example.org",
+               undelivered_reason="-550 5.1.1 User unknown", remind_if="no_reply", sent_at="2026-11-24T09:00:02.000Z",
+               identity="me@example.org",
                links=(Link(1, "https://x.org/", "the offer", 2, "2026-11-24T10:30:00.000Z",
                            "2026-11-24T11:30:00.000Z"),))
 
@@ -54,6 +55,16 @@ def test_group_totals_take_the_earliest_first_and_the_latest_last():
     assert (total.id, total.opens, total.hits, total.self_hits, total.clicks) == ("a" * 32, 3, 5, 1, 3)
     assert (total.first_open, total.last_open, total.first_click, total.last_click) == (
         stamp(5), stamp(9), stamp(6), stamp(11))
+
+
+def test_a_group_says_which_copies_bounced_and_why():
+    """A mail sent individually whose second copy bounced: the group row names that recipient
+    and that copy's reason (not the first copy's empty one)."""
+    members = [Row("a" * 32, "a", replies=1, replied_by="ann@x.org"),
+               Row("b" * 32, "b", undelivered="bob@x.org", undelivered_reason="550 5.1.1 User unknown")]
+    total = members[0].with_counts_of(members)
+    assert (total.undelivered, total.undelivered_reason) == ("bob@x.org", "550 5.1.1 User unknown")
+    assert (total.replies, total.replied_by) == (1, "ann@x.org")
 
 
 def test_a_reply_makes_a_mail_read_though_no_open_was_seen():

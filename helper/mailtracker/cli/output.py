@@ -1,8 +1,9 @@
 """How commands speak: the ok/BROKEN check lines, capitalised messages, text safe for a terminal."""
 
-import re
 from datetime import datetime
 from typing import Iterable, List
+
+from mailtracker.core.untrusted import printable
 
 
 def say(line: str, **print_options) -> None:
@@ -22,15 +23,6 @@ def print_checks(checks) -> List:
     return [check for check in checks if not check.ok]
 
 
-# C0, DEL and C1 (CSI U+009B and OSC U+009D drive a terminal as ESC [ and ESC ] do):
-# names, subjects and clients come from outside and must not reach the terminal raw.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    return _UNPRINTABLE.sub(" ", text)
-
-
 def clip(text: str, width: int) -> str:
     text = printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -43,6 +35,19 @@ def describe_time(stamp: str, now: datetime) -> str:
     from mailtracker.core.timestamps import ago
 
     return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
+
+
+def describe_sending(row) -> str:
+    """When the mail went out: '2026-11-24 22:31 UTC' (Thunderbird's send time), the mint time
+    with what it is ('… UTC (minted)' for a log from before send times were noted), or 'not sent'."""
+    from mailtracker.desktop.register import SENDING_NOTES
+
+    stamp, how = row.sending
+    when = f"{stamp[:10]} {stamp[11:16]} UTC" if stamp else ""
+    if how == "sent":
+        return when or "-"
+    short = SENDING_NOTES[how][0]
+    return f"{when} ({short})" if when else short
 
 
 def describe_reminder(row, now: datetime) -> str:
