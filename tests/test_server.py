@@ -1,5 +1,6 @@
 """The pixel server, as a real process on loopback: answers, logging, bad input."""
 
+import asyncio
 import csv
 import io
 import os
@@ -15,9 +16,12 @@ import pytest
 import requests
 
 from mailtracker.core.contract import GIF
+from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config
 from mailtracker.desktop.tags import mint_tag
+from mailtracker.server.app import create_app
 from mailtracker.server.hitlog import HitLog
+from mailtracker.server.settings import ServerSettings
 from tests.conftest import PixelServer, fill_disk, wait_for
 
 
@@ -408,6 +412,41 @@ def test_hits_answered_together_are_each_logged_once(home, tag, tiny_disk):
     assert sorted(logged) == sorted(["before"] + answered)
     sequence = sorted(int(h["hit_id"].split(".")[1], 16) for h in _hits(server))
     assert sequence == list(range(1, len(answered) + 2))
+
+
+def test_each_answer_waits_for_its_line_in_the_file_asgi_calls_in_process(home, tag, tmp_path):
+    """Hits that arrive in one turn of the event loop share a write, and still no answer starts
+    before its own line is in the file. In process, with a recording ASGI send: no real server
+    can show the file at the moment an answer starts."""
+    settings = ServerSettings(hits_dir=str(tmp_path / "hits"), server_id="order",
+                              secret_file=str(home.secret_path))
+    app = create_app(settings, read_secret(home.secret_path))
+    agents = [f"together-{i}" for i in range(20)]
+    in_file_when_answered = {}
+
+    def request(agent):
+        scope = {"type": "http", "method": "GET", "path": f"/p/{tag.id}.gif", "query_string": b"",
+                 "client": ("127.0.0.1", 40000), "headers": [(b"user-agent", agent.encode())]}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                (path,) = (tmp_path / "hits").glob("hits-order-*.csv")
+                in_file_when_answered[agent] = agent.encode() in path.read_bytes()
+
+        async def receive():
+            return {"type": "http.disconnect"}
+
+        return app(scope, receive, send)
+
+    async def serve_together():
+        await asyncio.gather(*(request(agent) for agent in agents))
+
+    try:
+        asyncio.run(serve_together())
+    finally:
+        app.close()
+    assert in_file_when_answered == {agent: True for agent in agents}
+    assert app.hit_log.written == len(agents)
 
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):
