@@ -114,12 +114,13 @@ def write_tags(home: Home, count: int, rng: random.Random) -> List[str]:
     rows = [header_line(TAG_COLUMNS).decode("utf-8")]
     for i, token in enumerate(tokens):
         created = utc_timestamp(START_EPOCH - DAY_S + i * 10)
-        row = [token, created, neutralise(f"Doe, Jane {i}"),
-               neutralise(f'Re: "Q{i % 4 + 1}" figures, draft {i}'),
-               neutralise(f"jane{i}@example.org; boss@example.org"), "me@example.com",
-               "", "sent", "", "", ""]
-        assert len(row) == len(TAG_COLUMNS)  # every column mint_tag writes
-        rows.append(format_row(row))
+        fields = {"id": token, "created": created, "name": neutralise(f"Doe, Jane {i}"),
+                  "subject": neutralise(f'Re: "Q{i % 4 + 1}" figures, draft {i}'),
+                  "recipients": neutralise(f"jane{i}@example.org; boss@example.org"),
+                  "identity": "me@example.com", "status": "sent",
+                  "sent_at": utc_timestamp(START_EPOCH - DAY_S + i * 10 + 2)}
+        # Every column mint_tag writes, by name: one added later is left empty here.
+        rows.append(format_row([fields.get(column, "") for column in TAG_COLUMNS]))
     home.tags_path.write_text("".join(rows), encoding="utf-8", newline="")
     return tokens
 
