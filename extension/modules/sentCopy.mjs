@@ -488,7 +488,7 @@ export function createSentCopy(deps) {
     const { state } = outcome;
     const reason = outcome.reason ?? lastReason.get(messageId) ?? "";
     lastReason.delete(messageId);
-    // ms: how long the replacement took, for the figures in the README.
+    // ms: how long the replacement took, for the figures in the README; unstaged: filed by Thunderbird first.
     await recordStatus(messageId, state, reason, { ms: Date.now() - started, ...extra });
     if (state !== STATES.staged) {
       await setJournal(messageId, null);
@@ -561,7 +561,7 @@ export function createSentCopy(deps) {
         results.push(
           moved
             ? await guarded(copy.headerMessageId, () =>
-                finishOne(moved, target, { stagingMs: plan.stagingMs }, plan.headers),
+                finishOne(moved, target, { stagingMs: plan.stagingMs, unstaged: true }, plan.headers),
               )
             : STATES.kept,
         );

@@ -480,8 +480,10 @@ describe("sentCopy", () => {
     assert.equal(sourcesIn(env.tb, fcc).length, 1);
     assert.deepEqual(sourcesIn(env.tb, STAGING), []);
     assert.equal((await loadSentCopyStatus("first@x", env.local)).state, STATES.clean);
+    assert.equal((await loadSentCopyStatus("first@x", env.local)).unstaged, true);
     const second = await send(env, "second@x", details);
     assert.equal(second.details.overrideDefaultFccFolderId, STAGING, "staged for the folder Thunderbird chose");
+    assert.equal((await loadSentCopyStatus("second@x", env.local)).unstaged, undefined);
     assert.deepEqual(
       sourcesIn(env.tb, fcc).map((source) => [/Message-ID: <([^>]+)>/.exec(source)[1], hasPixel(source)]),
       [
