@@ -12,6 +12,15 @@
 // show it only later: such a Sent folder is watched for a while, and a second
 // clean copy that surfaces is deleted (settleDuplicates).
 //
+// Where the copy belongs is the identity's Fcc folder, which no WebExtension
+// API names. An account's own folder with the Sent special use is taken for it.
+// An IMAP or POP3 account without one (new, never sent) is not staged:
+// Thunderbird files that copy itself, creating the folder with the Sent flag
+// where the identity's Fcc says (in the account's own folders, or in Local
+// Folders for a POP3 account deferred to them: the API tells neither apart),
+// and the copy is replaced where it landed. That folder is remembered per
+// identity, so the next copies are staged for it.
+//
 // Every Thunderbird API arrives in deps.messenger so node tests drive it with fakes.
 
 import { clickTarget } from "./links.mjs";
@@ -111,12 +120,34 @@ export function createSentCopy(deps) {
     return messenger.folders.create(account.rootFolder.id, STAGING_FOLDER);
   }
 
+  /** The folder Thunderbird filed this identity's copy into when it last chose (an unstaged send), if it still exists. */
+  async function filedBefore(identityId) {
+    const { sentCopyFiled = {} } = await local.get("sentCopyFiled");
+    const folderId = sentCopyFiled[identityId];
+    if (!folderId) {
+      return null;
+    }
+    try {
+      return (await messenger.folders.get(folderId)) ? folderId : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function rememberFiled(identityId, folderId) {
+    const { sentCopyFiled = {} } = await local.get("sentCopyFiled");
+    await local.set({ sentCopyFiled: { ...sentCopyFiled, [identityId]: folderId } });
+  }
+
   /**
-   * The identity's Sent folder as Thunderbird would pick it by default: the
-   * Sent folder of its own account, else the Local Folders one (POP3 accounts
-   * that store mail in Local Folders), created like Thunderbird would create it.
-   * null when the account keeps its mail on a server whose Sent is not known
-   * yet: then the copy is filed normally and replaced where it lands.
+   * The identity's Sent folder (its Fcc, as Thunderbird would pick it): the
+   * folder with the Sent special use in its own account, else the one
+   * Thunderbird filed this identity's copy into before. null for an IMAP or
+   * POP3 account that has neither (a new account, one that never sent): the
+   * copy is then filed by Thunderbird, which creates the Fcc folder where the
+   * identity says (that account's own folders, or Local Folders for a POP3
+   * account deferred to them), and replaced where it lands. Without an
+   * account, Local Folders' Sent.
    */
   async function defaultSentFolder(identityId) {
     const identity = identityId ? await messenger.identities.get(identityId) : null;
@@ -126,7 +157,11 @@ export function createSentCopy(deps) {
       if (own) {
         return own.id;
       }
-      if (account.type === "imap") {
+      const filed = await filedBefore(identityId);
+      if (filed) {
+        return filed;
+      }
+      if (account.type === "imap" || account.type === "pop3") {
         return null;
       }
     }
@@ -234,12 +269,22 @@ export function createSentCopy(deps) {
       return restore(result);
     }
     const target = userOverride || (await defaultSentFolder(details?.identityId));
+    const headers = await deps.sentHeadersFor?.(tab.id);
     if (!target) {
-      await session.set({ [tabKey(tab.id)]: { target: null, userOverride, reason: "unstaged" } });
+      // Thunderbird files this copy in the identity's Fcc folder; it is replaced there (finishSent).
+      await session.set({
+        [tabKey(tab.id)]: {
+          target: null,
+          userOverride,
+          reason: "unstaged",
+          identityId: details?.identityId ?? null,
+          stagingMs: Date.now() - started,
+          headers,
+        },
+      });
       return restore(result);
     }
     const folder = staging ?? (await stagingFolder({ create: true }));
-    const headers = await deps.sentHeadersFor?.(tab.id);
     // stagingMs: what this adds to onBeforeSend, for the README's figures.
     await session.set({
       [tabKey(tab.id)]: { target, userOverride, reason: "staged", stagingMs: Date.now() - started, headers },
@@ -443,7 +488,7 @@ export function createSentCopy(deps) {
     const { state } = outcome;
     const reason = outcome.reason ?? lastReason.get(messageId) ?? "";
     lastReason.delete(messageId);
-    // ms: how long the replacement took, for the figures in the README.
+    // ms: how long the replacement took, for the figures in the README; unstaged: filed by Thunderbird first.
     await recordStatus(messageId, state, reason, { ms: Date.now() - started, ...extra });
     if (state !== STATES.staged) {
       await setJournal(messageId, null);
@@ -490,6 +535,7 @@ export function createSentCopy(deps) {
     }
     const staging = await stagingFolder({ create: false });
     const results = [];
+    let remembered = false;
     for (const copy of sendInfo.messages ?? []) {
       if (staging && copy.folder?.id === staging.id) {
         await setJournal(copy.headerMessageId, { target: plan.target, headers: plan.headers });
@@ -498,15 +544,27 @@ export function createSentCopy(deps) {
             finishOne(copy, plan.target, { stagingMs: plan.stagingMs }, plan.headers),
           ),
         );
-      } else if (plan.reason === "unstaged" && copy.folder?.id) {
-        // Filed straight into a Sent folder we could not name beforehand:
-        // bring it to staging, then replace it where it was.
+      } else if (plan.reason === "unstaged" && copy.folder?.id && !copy.folder.specialUse?.includes("outbox")) {
+        // Filed by Thunderbird in the identity's Fcc folder, which we could not
+        // name beforehand (a Send Later copy in the Outbox is no such copy):
+        // remember it, bring the copy to staging, then replace it where it was.
         const target = copy.folder.id;
+        if (plan.identityId && !remembered) {
+          // The first copy is the Fcc's (a second one, the additional Fcc's, is not the identity's).
+          await rememberFiled(plan.identityId, target);
+          remembered = true;
+        }
         const folder = await stagingFolder({ create: true });
-        await setJournal(copy.headerMessageId, { target });
+        await setJournal(copy.headerMessageId, { target, headers: plan.headers });
         await messenger.messages.move([copy.id], folder.id);
         const [moved] = await waitIn(folder.id, copy.headerMessageId);
-        results.push(moved ? await guarded(copy.headerMessageId, () => finishOne(moved, target)) : STATES.kept);
+        results.push(
+          moved
+            ? await guarded(copy.headerMessageId, () =>
+                finishOne(moved, target, { stagingMs: plan.stagingMs, unstaged: true }, plan.headers),
+              )
+            : STATES.kept,
+        );
       }
     }
     return results;
@@ -554,7 +612,8 @@ export function createSentCopy(deps) {
       return [];
     }
     const plans = Object.entries(await session.get(null)).filter(([key]) => key.startsWith("sentCopyTab:"));
-    if (plans.some(([, plan]) => plan?.reason === "staged")) {
+    // An unstaged plan's copy is brought to staging by its own onAfterSend, with its headers.
+    if (plans.some(([, plan]) => plan?.reason === "staged" || plan?.reason === "unstaged")) {
       return [];
     }
     return finishStaged({ retryFailed: false });

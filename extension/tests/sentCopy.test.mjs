@@ -24,12 +24,33 @@ function rawMessage(messageId, html = BODY) {
   );
 }
 
-/** A Thunderbird double: a POP3 account storing in Local Folders, with folders holding raw messages. */
+/**
+ * A Thunderbird double, with folders holding raw messages. Two POP3 accounts the
+ * API shows alike (type pop3, an Inbox of their own, no Sent folder): "pop" is
+ * deferred to Local Folders (the global inbox), "own" keeps its own folders.
+ * Only where Thunderbird files an identity's copy tells them apart (fccOf).
+ */
 function fakeThunderbird({ withSent = true } = {}) {
-  const folders = new Map([["local:/Trash", { name: "Trash", accountId: "local", specialUse: ["trash"] }]]);
+  const folders = new Map([
+    ["local:/Trash", { name: "Trash", accountId: "local", specialUse: ["trash"] }],
+    ["local:/Unsent Messages", { name: "Unsent Messages", accountId: "local", specialUse: ["outbox"] }],
+    ["pop:/Inbox", { name: "Inbox", accountId: "pop", specialUse: ["inbox"] }],
+    ["own:/Inbox", { name: "Inbox", accountId: "own", specialUse: ["inbox"] }],
+  ]);
   if (withSent) {
     folders.set("local:/Sent", { name: "Sent", accountId: "local", specialUse: ["sent"] });
   }
+  // Each identity's Fcc folder, as Thunderbird's prefs name it (no API does).
+  const fccOf = { id1: "local:/Sent", id2: "imap:/Sent", id3: "own:/Sent" };
+  /** Thunderbird files a copy in the identity's Fcc, creating the folder (with the Sent use) if need be. */
+  const fileFcc = (identityId) => {
+    const folderId = fccOf[identityId];
+    if (!folders.has(folderId)) {
+      const [accountId, name] = folderId.split(":/");
+      folders.set(folderId, { name, accountId, specialUse: ["sent"] });
+    }
+    return folderId;
+  };
   const messages = new Map();
   let nextId = 1;
   const calls = [];
@@ -47,19 +68,32 @@ function fakeThunderbird({ withSent = true } = {}) {
     });
     return id;
   };
-  const header = (m) => ({ ...m, bytes: undefined, folder: { id: m.folderId } });
+  const header = (m) => ({
+    ...m,
+    bytes: undefined,
+    folder: { id: m.folderId, specialUse: folders.get(m.folderId)?.specialUse ?? [] },
+  });
   const inFolder = (folderId) => [...messages.values()].filter((m) => m.folderId === folderId);
   const messenger = {
     accounts: {
       list: async () => [
         { id: "pop", type: "pop3", identities: [{ id: "id1", email: "sender@example.org" }] },
         { id: "imap", type: "imap", identities: [{ id: "id2", email: "imap@example.org" }] },
+        { id: "own", type: "pop3", identities: [{ id: "id3", email: "own@example.org" }] },
         { id: "local", type: "local", rootFolder: { id: "local:/" }, identities: [] },
       ],
-      get: async (id) => ({ id, type: { pop: "pop3", imap: "imap" }[id] ?? "local" }),
+      get: async (id) => ({ id, type: { pop: "pop3", own: "pop3", imap: "imap" }[id] ?? "local" }),
     },
-    identities: { get: async (id) => ({ id1: { id, accountId: "pop" }, id2: { id, accountId: "imap" } })[id] ?? null },
+    identities: {
+      get: async (id) =>
+        ({ id1: { id, accountId: "pop" }, id2: { id, accountId: "imap" }, id3: { id, accountId: "own" } })[id] ??
+        null,
+    },
     folders: {
+      get: async (id) => {
+        if (!folders.has(id)) throw new Error(`Folder not found: ${id}`);
+        return { id, ...folders.get(id) };
+      },
       query: async ({ accountId, name, specialUse }) =>
         [...folders.entries()]
           .filter(([, f]) => f.accountId === accountId)
@@ -115,13 +149,18 @@ function fakeThunderbird({ withSent = true } = {}) {
       continueList: async () => ({ id: null, messages: [] }),
     },
   };
-  return { messenger, messages, folders, calls, faults, add, inFolder, header };
+  return { messenger, messages, folders, calls, faults, add, inFolder, header, fileFcc };
 }
 
-function setup(options) {
-  const tb = fakeThunderbird(options);
+/**
+ * filed: where Thunderbird filed each identity's copy before (by default the
+ * POP3 identity id1 has sent before, into Local Folders' Sent); headers: what
+ * sentHeadersFor gives (a mail sent individually).
+ */
+function setup({ withSent = true, filed = withSent ? { id1: "local:/Sent" } : {}, headers } = {}) {
+  const tb = fakeThunderbird({ withSent });
   const notices = [];
-  const local = memoryArea();
+  const local = memoryArea({ sentCopyFiled: filed });
   const sentCopy = createSentCopy({
     messenger: tb.messenger,
     localArea: local,
@@ -131,6 +170,7 @@ function setup(options) {
     DOMParser,
     log: { error() {}, warn() {} },
     wait: async () => {},
+    sentHeadersFor: async () => headers,
   });
   return { tb, notices, local, sentCopy };
 }
@@ -142,7 +182,7 @@ const composeDetails = { identityId: "id1", body: "<p>Hello</p>" };
 /** onBeforeSend, then Thunderbird filing the copy where the result said, then onAfterSend. */
 async function send({ tb, sentCopy }, messageId, details = composeDetails, result = tracked) {
   const amended = await sentCopy.amendBeforeSend({ id: 1 }, details, result);
-  const fcc = amended?.details?.overrideDefaultFccFolderId || "local:/Sent";
+  const fcc = amended?.details?.overrideDefaultFccFolderId || tb.fileFcc(details.identityId);
   const id = tb.add(fcc, rawMessage(messageId));
   await sentCopy.afterSend(
     { id: 1 },
@@ -426,11 +466,97 @@ describe("sentCopy", () => {
     assert.equal((await loadSentCopyStatus("m8@x", env.local)).state, STATES.off);
   });
 
-  test("a profile without a Local Folders Sent folder gets one, as Thunderbird would make it", async () => {
+  /**
+   * A first send from an identity that never sent: not staged; Thunderbird files the copy in its
+   * Fcc folder (creating it); the clean copy replaces it there; the next send is staged for it.
+   */
+  async function firstThenSecondSend(env, identityId, fcc) {
+    const details = { ...composeDetails, identityId };
+    const amended = await send(env, "first@x", details);
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined, "not staged: Thunderbird files it");
+    assert.deepEqual(env.tb.folders.get(fcc).specialUse, ["sent"], "made by Thunderbird, with the Sent use");
+    const [first] = sourcesIn(env.tb, fcc);
+    assert.ok(first.includes("Message-ID: <first@x>") && !hasPixel(first));
+    assert.equal(sourcesIn(env.tb, fcc).length, 1);
+    assert.deepEqual(sourcesIn(env.tb, STAGING), []);
+    assert.equal((await loadSentCopyStatus("first@x", env.local)).state, STATES.clean);
+    assert.equal((await loadSentCopyStatus("first@x", env.local)).unstaged, true);
+    const second = await send(env, "second@x", details);
+    assert.equal(second.details.overrideDefaultFccFolderId, STAGING, "staged for the folder Thunderbird chose");
+    assert.equal((await loadSentCopyStatus("second@x", env.local)).unstaged, undefined);
+    assert.deepEqual(
+      sourcesIn(env.tb, fcc).map((source) => [/Message-ID: <([^>]+)>/.exec(source)[1], hasPixel(source)]),
+      [
+        ["first@x", false],
+        ["second@x", false],
+      ],
+    );
+    assert.ok(!env.tb.calls.some((c) => c[0] === "folders.create" && c[1] === "Sent"), "no folder of our own");
+  }
+
+  test("a POP3 account with its own folders that never sent: its copy is clean in the Sent folder Thunderbird makes in that account", async () => {
+    const env = setup({ withSent: true, filed: {} });
+    await firstThenSecondSend(env, "id3", "own:/Sent");
+    assert.deepEqual(
+      sourcesIn(env.tb, "local:/Sent"),
+      [],
+      "nothing in Local Folders' Sent, though it exists and the account looks like the deferred one",
+    );
+  });
+
+  test("a POP3 account deferred to Local Folders that never sent: its copy is clean in Local Folders' Sent, which Thunderbird makes", async () => {
     const env = setup({ withSent: false });
-    await send(env, "m9@x");
+    await firstThenSecondSend(env, "id1", "local:/Sent");
+    assert.deepEqual(env.tb.inFolder("pop:/Inbox"), []);
+  });
+
+  test("a deferred account whose Local Folders already have Sent, first send after install: the copy lands there", async () => {
+    const env = setup({ withSent: true, filed: {} });
+    await firstThenSecondSend(env, "id1", "local:/Sent");
+    assert.equal(env.tb.folders.has("own:/Sent"), false);
+  });
+
+  test("a remembered Fcc folder that is gone: Thunderbird files the copy again and it is replaced where it lands", async () => {
+    const env = setup({ filed: { id1: "local:/Deleted" } });
+    const amended = await send(env, "m30@x");
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
     assert.equal(sourcesIn(env.tb, "local:/Sent").length, 1);
-    assert.ok(env.tb.calls.some((c) => c[0] === "folders.create" && c[1] === "Sent"));
+    assert.ok(!hasPixel(sourcesIn(env.tb, "local:/Sent")[0]));
+    assert.equal((await send(env, "m31@x")).details.overrideDefaultFccFolderId, STAGING);
+  });
+
+  test("sent individually from an account that never sent: the one clean copy lists every recipient, and the staging scan leaves it to onAfterSend", async () => {
+    const env = setup({ filed: {}, headers: { to: ["ann@example.net", "bob@example.net"] } });
+    const details = { ...composeDetails, identityId: "id3" };
+    const amended = await env.sentCopy.amendBeforeSend({ id: 4 }, details, tracked);
+    assert.equal(amended.details.overrideDefaultFccFolderId, undefined);
+    const id = env.tb.add(env.tb.fileFcc("id3"), rawMessage("m32@x"));
+    // While its onAfterSend moves the copy through staging, the folder-change scan keeps off.
+    env.tb.folders.set(STAGING, { name: STAGING_FOLDER, accountId: "local", specialUse: [] });
+    env.tb.add(STAGING, rawMessage("m33@x"));
+    assert.deepEqual(await env.sentCopy.stagingChanged({ name: STAGING_FOLDER }, { totalMessageCount: 2 }), []);
+    await env.sentCopy.afterSend(
+      { id: 4 },
+      { mode: "sendNow", headerMessageId: "m32@x", messages: [env.tb.header(env.tb.messages.get(id))] },
+    );
+    const [copy] = sourcesIn(env.tb, "own:/Sent");
+    assert.equal(sourcesIn(env.tb, "own:/Sent").length, 1);
+    assert.match(copy, /^To: ann@example\.net,\r\n bob@example\.net\r$/m);
+    assert.ok(!hasPixel(copy));
+    assert.equal(typeof (await loadSentCopyStatus("m32@x", env.local)).stagingMs, "number");
+  });
+
+  test("Send Later from an account that never sent: the copy queued in the Outbox stays there", async () => {
+    const env = setup({ filed: {} });
+    await env.sentCopy.amendBeforeSend({ id: 5 }, { ...composeDetails, identityId: "id3" }, tracked);
+    const id = env.tb.add("local:/Unsent Messages", rawMessage("m34@x"));
+    const results = await env.sentCopy.afterSend(
+      { id: 5 },
+      { mode: "sendLater", messages: [env.tb.header(env.tb.messages.get(id))], headerMessageId: "m34@x" },
+    );
+    assert.deepEqual(results, []);
+    assert.equal(env.tb.messages.get(id).folderId, "local:/Unsent Messages");
+    assert.deepEqual((await env.local.get("sentCopyFiled")).sentCopyFiled, {}, "the Outbox is no Fcc folder");
   });
 });
 

@@ -1,10 +1,11 @@
 """The oldest Thunderbird the add-on claims to run on (manifest.json's strict_min_version),
 driven end to end on the core path only: a tracked send carries one verifying pixel, the
-Sent copy in Local Folders has none, and a recipient's open reaches the Tracked mail page.
+Sent copy in Local Folders has none (nor, for a POP3 account that never sent, in the Fcc
+folder Thunderbird makes for it), and a recipient's open reaches the Tracked mail page.
 
 The binary is Debian's 140 ESR, unpacked from Debian's archive into .cache/ by
 `make system-packages` (packaging/system_packages.py), or MAILTRACKER_OLDER_THUNDERBIRD.
-Only these three tests run on it, to keep the suite's time small; the rest of the e2e
+Only these tests run on it, to keep the suite's time small; the rest of the e2e
 suite runs on the current ESR (tests/e2e/conftest.py).
 """
 
@@ -48,6 +49,12 @@ def test_older_tracked_send_carries_exactly_one_verifying_pixel(older):
 
 def test_older_local_folders_sent_copy_has_no_pixel(older, tmp_path: Path):
     sent_copy_on_the_current_esr.test_local_folders_sent_copy_has_no_pixel(older, tmp_path)
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["own-folders", "deferred"])
+def test_older_pop3_account_that_never_sent_gets_its_clean_copy_in_its_fcc_folder(older, tmp_path: Path, deferred):
+    sent_copy_on_the_current_esr.test_a_pop3_account_that_never_sent_gets_its_clean_copy_in_its_fcc_folder(
+        older, tmp_path, deferred)
 
 
 def test_older_recipient_open_shows_in_thunderbird(older):

@@ -52,21 +52,27 @@ def dovecot():
         server.stop()
 
 
+# A new identity sending through the session's SMTP sink (``email`` and ``fullName`` in scope).
+NEW_IDENTITY = """
+const identity = MailServices.accounts.createIdentity();
+identity.email = email;
+identity.fullName = fullName;
+identity.composeHtml = true;
+identity.doFcc = true;
+identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
+"""
+
 ADD_IMAP_ACCOUNT = """
 const [port, user, password, email] = args;
+const fullName = "IMAP Sender";
 const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "imap");
 server.port = port;
 server.socketType = Ci.nsMsgSocketType.plain;
 server.authMethod = Ci.nsMsgAuthMethod.passwordCleartext;
 server.password = password;
 server.doBiff = false;
-const identity = MailServices.accounts.createIdentity();
-identity.email = email;
-identity.fullName = "IMAP Sender";
-identity.composeHtml = true;
-identity.doFcc = true;
+""" + NEW_IDENTITY + """
 identity.fccFolderURI = server.serverURI + "/Sent";
-identity.smtpServerKey = MailServices.outgoingServer.defaultServer.key;
 const account = MailServices.accounts.createAccount();
 account.incomingServer = server;
 account.addIdentity(identity);
@@ -117,7 +123,11 @@ def set_clean_copy(tb: Thunderbird, on: bool) -> None:
 
 def local_folder(tb: Thunderbird, name: str):
     """The live (not expunged) messages of a Local Folders mbox, as Thunderbird stored them."""
-    path = tb.profile / "Mail" / "Local Folders" / name
+    return mbox_messages(tb.profile / "Mail" / "Local Folders" / name)
+
+
+def mbox_messages(path: Path):
+    """The live (not expunged) messages of a local mbox (Local Folders', a POP3 account's)."""
     if not path.exists():
         return []
     live = []
@@ -237,6 +247,117 @@ def test_local_folders_sent_copy_has_no_pixel(desktop, tmp_path):
     assert len(copies) == 1
     assert_clean_copy_of(copies[0], received, desktop, tag_id)
     assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+
+
+ADD_POP3_ACCOUNT = """
+const [user, email, deferred] = args;
+const fullName = "POP Sender";
+const server = MailServices.accounts.createIncomingServer(user, "127.0.0.1", "pop3");
+server.port = 9;
+server.doBiff = false;
+server.loginAtStartUp = false;
+""" + NEW_IDENTITY + """
+const account = MailServices.accounts.createAccount();
+account.incomingServer = server;
+if (deferred) {
+  // The global inbox, like the session's own POP3 account: its mail is in Local Folders,
+  // and its identity's Fcc is left to Thunderbird, which picks Sent where that mail is.
+  server.QueryInterface(Ci.nsIPop3IncomingServer).deferredToAccount =
+    MailServices.accounts.findAccountForServer(MailServices.accounts.localFoldersServer).key;
+} else {
+  // Its own folders, as the account wizard sets it up: the Fcc in its own Sent, not made yet.
+  identity.fccFolderURI = server.serverURI + "/Sent";
+}
+account.addIdentity(identity);
+server.QueryInterface(Ci.nsILocalMailIncomingServer).createDefaultMailboxes();
+resolve({ identity: identity.key, account: account.key, mailDir: server.localPath.path });
+"""
+
+# What Thunderbird itself says about a folder and an identity's Fcc: read only to check the test.
+NATIVE_FCC = """
+const [identityKey] = args;
+const fcc = Services.prefs.getCharPref(`mail.identity.${identityKey}.fcc_folder`, "");
+const folder = fcc && MailServices.folderLookup.getFolderForURL(fcc);
+resolve({ fcc, sentFlag: Boolean(folder && folder.getFlag(Ci.nsMsgFolderFlags.SentMail)),
+          localFolders: fcc.startsWith(MailServices.accounts.localFoldersServer.serverURI + "/") });
+"""
+
+_pop3_accounts = iter(range(1, 1000))
+
+
+def add_pop3_account(tb: Thunderbird, deferred: bool) -> dict:
+    """A POP3 account that has never sent: its own folders, or deferred to Local Folders."""
+    n = next(_pop3_accounts)
+    kind = "deferred" if deferred else "own"
+    return tb.js(ADD_POP3_ACCOUNT, [f"pop{kind}{n}", f"pop-{kind}-{n}@example.org", deferred], timeout_s=20)
+
+
+def pop3_sent(tb: Thunderbird, account: dict, deferred: bool):
+    """Where the Sent copies of this POP3 account belong: Local Folders' Sent when it is
+    deferred there, else the Sent folder in its own directory."""
+    return local_folder(tb, "Sent") if deferred else mbox_messages(Path(account["mailDir"]) / "Sent")
+
+
+def other_sent(tb: Thunderbird, account: dict, deferred: bool):
+    """The Sent folder the copy does not belong in."""
+    return mbox_messages(Path(account["mailDir"]) / "Sent") if deferred else local_folder(tb, "Sent")
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["own-folders", "deferred"])
+def test_a_pop3_account_that_never_sent_gets_its_clean_copy_in_its_fcc_folder(desktop, tmp_path, deferred):
+    """POP3, never sent: the clean copy is in the identity's Fcc folder, made by Thunderbird
+    with the Sent flag: in that account's own folders, or in Local Folders' Sent for an
+    account deferred there. The next send is staged for that folder."""
+    account = add_pop3_account(desktop.tb, deferred)
+    assert not (Path(account["mailDir"]) / "Sent").exists()
+    for n in (1, 2):
+        received, tag_id, _, _ = send_tracked_with_attachment(desktop, tmp_path, f"POP3 {n} {account['identity']}",
+                                                              account["identity"])
+        message_id = received["Message-ID"]
+        wait_until(lambda: sent_copy_state(desktop.tb, message_id.strip("<>")) == "clean", 30, "the clean copy")
+        copies = wait_until(lambda: with_id(pop3_sent(desktop.tb, account, deferred), message_id), 20,
+                            "the copy in the account's Sent")
+        assert len(copies) == 1
+        assert_clean_copy_of(copies[0], received, desktop, tag_id)
+        assert with_id(other_sent(desktop.tb, account, deferred), message_id) == []
+        assert with_id(local_folder(desktop.tb, STAGING), message_id) == []
+        status = extension_storage(desktop.tb)["sentCopyStatus"][message_id.strip("<>")]
+        assert "stagingMs" in status
+        # The first copy Thunderbird files where it chooses; the second is staged for that folder.
+        assert status.get("unstaged", False) == (n == 1), status
+    native = desktop.tb.js(NATIVE_FCC, [account["identity"]])
+    assert native["sentFlag"] and native["localFolders"] == deferred, native
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["own-folders", "deferred"])
+def test_sent_individually_from_a_pop3_account_that_never_sent(desktop, deferred):
+    """Send individually to two recipients from a POP3 account that never sent: each gets
+    one mail, and the account's Sent folder holds exactly one clean copy listing both."""
+    from tests.e2e.test_individual import bare, choose_individually
+
+    tb, sink = desktop.tb, desktop.sink
+    account = add_pop3_account(tb, deferred)
+    subject = f"POP3 individually {account['identity']}"
+    recipients = (f"ann-{account['identity']}@example.net", f"bob-{account['identity']}@example.net")
+    tb.compose_and_send(subject, ", ".join(recipients), "<p>Hello <b>each</b></p>",
+                        identity_key=account["identity"], command=None)
+    choose_individually(tb, subject)
+    tb.press_send(subject)
+    wait_until(lambda: subject not in tb.compose_windows(), 60, "the email to be sent and closed")
+    got = sorted(bare(m["X-RcptTo"]) for m in sink.messages() if m["Subject"] == subject)
+    assert got == sorted(recipients)
+
+    def one_clean_copy():
+        sent = [m for m in pop3_sent(tb, account, deferred) if m["Subject"] == subject]
+        state = (extension_storage(tb).get("sentCopyStatus") or {}).get(sent[0]["Message-ID"].strip("<>"), {}) \
+            if len(sent) == 1 else {}
+        return state.get("state") == "clean" and sent
+    (copy,) = wait_until(one_clean_copy, 30, "the one clean Sent copy")
+    assert desktop.server.base.encode() not in copy.as_bytes()
+    listed = " ".join(copy.get_all("To", [])).lower()
+    assert all(rcpt in listed for rcpt in recipients), listed
+    assert [m for m in other_sent(tb, account, deferred) if m["Subject"] == subject] == []
+    assert [m for m in local_folder(tb, STAGING) if m["Subject"] == subject] == []
 
 
 def test_clean_copy_off_keeps_thunderbirds_copy(desktop, dovecot, imap_identity, tmp_path):
