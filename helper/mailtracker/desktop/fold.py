@@ -18,7 +18,7 @@ import gc
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -50,10 +50,11 @@ from mailtracker.desktop.tags import (
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_bytes, loads, view_path
+from mailtracker.desktop.visibility import Knowledge, addresses, evidence_of, learn, mail_columns, note_machine_fetch
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 8
+STATE_VERSION = 9
 FOLD_LOCK_TIMEOUT_S = 120.0
 class SeenHits:
     """The hit ids already counted, as runs of sequence numbers per writer boot.
@@ -167,6 +168,11 @@ class _FoldState:
     seen: SeenHits = field(default_factory=SeenHits)
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, Counts] = field(default_factory=dict)
+    # What the "not seen" states are learned from (``visibility``): tag -> its machine fetches'
+    # memory; address -> the tags that went to or were answered from it; address -> its knowledge.
+    machine: Dict[str, list] = field(default_factory=dict)
+    addresses: Dict[str, List[str]] = field(default_factory=dict)
+    known: Dict[str, Knowledge] = field(default_factory=dict)
     register_pending: bool = True
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
@@ -193,6 +199,9 @@ class _FoldState:
                 seen=SeenHits(doc["seen"]),
                 tags=doc["tags"],
                 counts={tag: Counts.unpacked(packed) for tag, packed in doc["counts"].items()},
+                machine=doc["machine"],
+                addresses=doc["addresses"],
+                known={address: Knowledge.unpacked(packed) for address, packed in doc["known"].items()},
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc.get("odd_entries", [])),
             )
@@ -216,13 +225,22 @@ class _FoldState:
             "seen": self.seen.runs,
             "tags": self.tags,
             "counts": {tag: counts.packed() for tag, counts in self.counts.items()},
+            "machine": self.machine,
+            "addresses": self.addresses,
+            "known": {address: known.packed() for address, known in self.known.items()},
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
         write_file_atomically(path, compact_bytes(doc), mode=0o600, replace_existing=True)
 
     def row(self, tag_id: str) -> Row:
-        """The tag's register row: its tags.csv fields and its counts."""
+        """The tag's register row: its tags.csv fields, its counts and replies, and what its
+        recipients' history says of the opens it can show."""
+        row = self.counted_row(tag_id)
+        return replace(row, **mail_columns(row, self.known))
+
+    def counted_row(self, tag_id: str) -> Row:
+        """The tag's row from its own logs alone (its "not seen" columns empty)."""
         return Row.of(tag_id, self.tags.get(tag_id, {}), self.counts.get(tag_id) or Counts(),
                       self.links.get(tag_id, {}), replies_columns(self.replies.get(tag_id, ())))
 
@@ -335,6 +353,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
+            _learn_visibility(state, result, timelines)
             _save(home, state, result, view, fresh, lines, platform)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
@@ -519,6 +538,46 @@ def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
             result.touched.add(reply.tag)
             if reply.counted:
                 result.new_replies += 1
+
+
+def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines) -> None:
+    """What this pass teaches of the recipients of the mails it touched (``visibility``): each
+    tag's machine fetches noted, each of their addresses' knowledge learned again from all its
+    mails; where an address's knowledge changed, its other mails' rows are written anew too."""
+    touched = [tag for tag in result.touched if tag in state.tags]
+    for tag in touched:
+        counts = state.counts.get(tag)
+        if counts is None or not counts.machine_hits:
+            continue
+        events = timelines.touched.get(tag)
+        if events is None and tag in timelines.encoded:
+            events = loads(timelines.encoded[tag])
+        for stamp, label, _, reason, _ in events or ():
+            if label == "prefetch":
+                state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+    affected = set()
+    for tag in touched:
+        senders = [packed[1] for packed in state.replies.get(tag, ()) if packed[4] == "reply"]
+        for address in addresses("; ".join([state.tags[tag].get("recipients", ""), *senders])):
+            tags = state.addresses.setdefault(address, [])
+            if tag not in tags:
+                tags.append(tag)
+            affected.add(address)
+    said: Dict[str, dict] = {}
+    for address in affected:
+        evidence = []
+        for tag in state.addresses[address]:
+            if tag not in said:
+                said[tag] = evidence_of(state.counted_row(tag), state.machine.get(tag))
+            if address in said[tag]:
+                evidence.append(said[tag][address])
+        known = learn(evidence)
+        if known != state.known.get(address, Knowledge()):
+            if known.state:
+                state.known[address] = known
+            else:
+                state.known.pop(address, None)
+            result.touched.update(state.addresses[address])
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

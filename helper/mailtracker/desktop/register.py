@@ -21,6 +21,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.view import Event, ViewReader, view_path
+from mailtracker.desktop.visibility import group_state, words
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,13 @@ class Row:
     undelivered_reason: str = ""
     # What the reminder waits for: "" or "not_opened" (an open, a click or a reply), "no_reply".
     remind_if: str = ""
+    # Opens the product cannot see (desktop/visibility.py): "no_images" (a recipient's mail program
+    # does not load images) or "not_measurable" (only proxies or machines fetch), when every
+    # recipient still to open the mail is so; those recipients; each one's rule and the mail
+    # that made it so.
+    not_seen: str = ""
+    not_seen_by: str = ""
+    not_seen_reason: str = ""
     # The sender's address the mail went out from.
     identity: str = field(default="", metadata=_NOT_IN_CSV)
     links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
@@ -102,10 +110,11 @@ class Row:
 
     @classmethod
     def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
-           known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {}) -> "Row":
+           known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {},
+           visibility: Mapping[str, str] = {}) -> "Row":
         """The row of a tag from its tags.csv fields, its counts, its links as links.csv
-        names them (number as a string -> [target, text]) and its replies' columns
-        (``replies.replies_columns``)."""
+        names them (number as a string -> [target, text]), its replies' columns
+        (``replies.replies_columns``) and its "not seen" columns (``visibility.mail_columns``)."""
         clicked = counts.links
         links = []
         for number in sorted(set(known_links) | set(clicked), key=int):
@@ -120,7 +129,12 @@ class Row:
             machine_hits=counts.machine_hits, clicks=counts.clicks, first_click=counts.first_click,
             last_click=counts.last_click, group=tag.get("group", ""), remind_at=tag.get("remind_at", ""),
             remind_if=tag.get("remind_if", ""), identity=tag.get("identity", ""), links=tuple(links),
-            **replies)
+            **replies, **visibility)
+
+    @property
+    def not_seen_words(self) -> str:
+        """What the mail shows instead of "not opened" when its opens cannot show ("" otherwise)."""
+        return words(self.not_seen)
 
     def to_json(self) -> dict:
         """Every field, ``opened`` and ``read``: as the read model stores a row and the add-on gets it."""
@@ -157,6 +171,7 @@ class Row:
         def joined(name):
             return "; ".join(getattr(m, name) for m in members if getattr(m, name))
 
+        not_seen = group_state(members)
         return replace(
             self, opens=sum(m.opens for m in members), hits=sum(m.hits for m in members),
             self_hits=sum(m.self_hits for m in members), machine_hits=sum(m.machine_hits for m in members),
@@ -164,7 +179,9 @@ class Row:
             last_open=latest("last_open"), first_click=earliest("first_click"),
             last_click=latest("last_click"), replies=sum(m.replies for m in members),
             first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
-            replied_by=joined("replied_by"), undelivered=joined("undelivered"), links=())
+            replied_by=joined("replied_by"), undelivered=joined("undelivered"), not_seen=not_seen,
+            not_seen_by=joined("not_seen_by") if not_seen else "",
+            not_seen_reason=joined("not_seen_reason") if not_seen else "", links=())
 
 
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")

@@ -1,0 +1,134 @@
+"""The honest "not seen": per-recipient knowledge learned by the fold from real log files
+(tags.csv, hits files, replies.csv), shown in register.csv, and the same after a rebuild."""
+
+from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.hitline import HIT_COLUMNS
+from mailtracker.core.settings import load_config
+from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop.fold import fold
+from mailtracker.desktop.register import read_register
+from mailtracker.desktop.replies import Reply, record_reply
+from mailtracker.desktop.tags import mint_tag, update_tag
+from mailtracker.desktop.visibility import addresses
+from tests.conftest import BASE_TIME
+
+OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
+APPLE_PROXY = "Mozilla/5.0"
+SCANNER = "Mimecast/1.0 (link and image scanner)"
+
+
+def _sent(home, subject, recipients, day):
+    """A tracked mail sent on ``day`` (days after BASE_TIME) to ``recipients``."""
+    tag = mint_tag(home, load_config(home), subject=subject, recipients=recipients)
+    update_tag(home, tag.id, message_id=f"{tag.id}@sender.example.org", status="sent")
+    return tag.id
+
+
+def _hits(home, hits, boot="bootaaaa"):
+    """Hits in the server's exact format: (seq, tag, seconds after BASE_TIME, client, agent),
+    Apple's relay named as the server names its network."""
+    path = home.hits_dir(load_config(home)) / "hits-a-2026-11-24.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        if handle.tell() == 0:
+            handle.write(header_line(HIT_COLUMNS))
+        for seq, tag, after, client, agent in hits:
+            handle.write(format_row([f"{boot}.{seq:x}", utc_timestamp(BASE_TIME + after), tag, "GET", client,
+                                     agent, "", "apple-relay" if agent == APPLE_PROXY else ""]).encode())
+
+
+def _reply(home, tag, sender, after):
+    record_reply(home, Reply(tag=tag, reply_id=f"r{after}@example.net", sender=sender,
+                             time=utc_timestamp(BASE_TIME + after), verdict="reply", reason="a reply from a person"))
+
+
+def _rows(home):
+    return {row["id"]: row for row in read_register(home.register_path)}
+
+
+DAY = 86400
+
+
+def test_a_reply_without_the_pixel_makes_later_mails_not_visible_and_a_rebuild_says_the_same(home):
+    """Ann replied to a mail whose image she never loaded: her other mails say "opens not
+    visible" (with the rule and the mail), not "not opened"; a mail to Ann and Bob stays "not
+    opened" while Bob could still be seen opening it, and is not seen once he has answered; a
+    rebuild gives the same register; an open of Ann's with images makes her visible again."""
+    first = _sent(home, "Offer", ["Ann <ann@example.net>"], 0)
+    second = _sent(home, "Follow-up", ["ann@example.net"], 1)
+    to_bob = _sent(home, "Bob's", ["bob@example.net"], 1)
+    both = _sent(home, "To both", ["ann@example.net", "Bob <bob@example.net>"], 1)
+    fold(home)
+    assert all(row["not_seen"] == "" for row in _rows(home).values())
+    _reply(home, first, "ANN@example.net", DAY // 2)
+    result = fold(home)
+    assert {second, both} <= result.touched  # rows of mails the reply did not name, written anew
+    rows = _rows(home)
+    assert rows[first]["replies"] == "1" and rows[first]["not_seen"] == ""  # answered: nothing left to see
+    assert rows[second]["not_seen"] == "no_images" and rows[second]["not_seen_by"] == "ann@example.net"
+    assert rows[second]["opens"] == "0"
+    assert rows[second]["not_seen_reason"] == (
+        f"ann@example.net does not load images: replied to “Offer” (tag {first[:7]}) without its image being loaded")
+    assert rows[to_bob]["not_seen"] == "" and rows[both]["not_seen"] == ""
+    _reply(home, both, "bob@example.net", DAY)
+    fold(home)
+    rows = _rows(home)
+    # Bob answered "To both", no image loaded: he too does not load images; only Ann is waited for.
+    assert rows[both]["not_seen"] == "no_images" and rows[both]["not_seen_by"] == "ann@example.net"
+    assert rows[to_bob]["not_seen"] == "no_images"
+    before = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == before
+    # Ann opens the follow-up with images: her opens show again, the register says so at once.
+    _hits(home, [(1, second, 2 * DAY, "203.0.113.0", OUTLOOK)])
+    fold(home)
+    rows = _rows(home)
+    assert rows[second]["opens"] == "1" and rows[second]["not_seen"] == ""
+    third = _sent(home, "Third", ["ann@example.net"], 3)
+    fold(home)
+    assert _rows(home)[third]["not_seen"] == ""
+
+
+def test_only_apple_proxy_fetches_make_opens_not_measurable_with_the_reason(home):
+    """Every fetch of Cleo's mail is Apple Mail Privacy Protection's relay: her mails say
+    "opens not measurable" and why; a scanner's fetches need two mails before saying so;
+    a rebuild from the logs says the same."""
+    cleo = _sent(home, "Invoice", ["cleo@icloud.example"], 0)
+    dan_first = _sent(home, "Agenda", ["dan@corp.example"], 0)
+    fold(home)
+    _hits(home, [(1, cleo, 3600, "17.58.0.0", APPLE_PROXY), (2, dan_first, 3600, "198.51.100.0", SCANNER)])
+    fold(home)
+    rows = _rows(home)
+    assert rows[cleo]["not_seen"] == "not_measurable" and rows[cleo]["opens"] == "0"
+    assert rows[cleo]["not_seen_reason"].startswith(
+        f"cleo@icloud.example opens not measurable: every fetch of “Invoice” (tag {cleo[:7]}) was a machine's: "
+        "Apple Mail Privacy Protection")
+    assert rows[dan_first]["not_seen"] == ""  # one scanned mail: the person may still open it
+    dan_second = _sent(home, "Minutes", ["dan@corp.example"], 2)
+    fold(home)
+    _hits(home, [(3, dan_second, 2 * DAY + 3600, "198.51.100.0", SCANNER)])
+    fold(home)
+    rows = _rows(home)
+    assert rows[dan_first]["not_seen"] == rows[dan_second]["not_seen"] == "not_measurable"
+    assert "an automated fetch ('mimecast' in the user agent) (and 1 earlier mails alike)" in rows[dan_second][
+        "not_seen_reason"]
+    together = _sent(home, "For you both", ["cleo@icloud.example", "dan@corp.example"], 2)
+    fold(home)
+    assert _rows(home)[together]["not_seen"] == "not_measurable"
+    assert _rows(home)[together]["not_seen_by"] == "cleo@icloud.example; dan@corp.example"
+    _hits(home, [(4, together, 2 * DAY + 7200, "203.0.113.0", OUTLOOK)])  # one of them opened it: seen
+    fold(home)
+    assert _rows(home)[together]["not_seen"] == "" and _rows(home)[cleo]["not_seen"] == "not_measurable"
+    before = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == before
+    # Dan opens one with images: measurable after all.
+    _hits(home, [(5, dan_second, 3 * DAY, "203.0.113.0", OUTLOOK)])
+    fold(home)
+    assert _rows(home)[dan_first]["not_seen"] == ""
+
+
+def test_recipients_fields_give_their_addresses_once():
+    """Display names, angle brackets, case and separators as tags.csv keeps them."""
+    assert addresses('Ann Example <Ann@Example.net>; bob@example.net, "Ann" <ann@example.net>; nobody') == (
+        "ann@example.net", "bob@example.net")
