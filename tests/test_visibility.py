@@ -132,3 +132,31 @@ def test_recipients_fields_give_their_addresses_once():
     """Display names, angle brackets, case and separators as tags.csv keeps them."""
     assert addresses('Ann Example <Ann@Example.net>; bob@example.net, "Ann" <ann@example.net>; nobody') == (
         "ann@example.net", "bob@example.net")
+
+
+def test_list_show_report_and_tray_say_not_visible_and_the_reminder_waits_for_a_reply(home):
+    """Where "not opened" was shown, a mail to a recipient who does not load images says "not
+    visible" with the rule; its "if not opened" reminder is one "if no reply", due while no reply came."""
+    import time as clock
+
+    from mailtracker.desktop.register import Register
+    from mailtracker.desktop.report import write_report
+    from mailtracker.desktop.tray.menu import describe_row
+    from tests.conftest import run_cli
+
+    first = _sent(home, "Offer", ["ann@example.net"], 0)
+    second = _sent(home, "<b>Follow-up</b>", ["ann@example.net"], 1)
+    update_tag(home, second, remind_at="2026-01-01T00:00:00.000Z")
+    _reply(home, first, "ann@example.net", 3600)
+    fold(home)
+    listed = run_cli("list", home=home).stdout
+    line = next(line for line in listed.splitlines() if line.startswith(second[:7]))
+    assert "0, not visible" in line and "if no reply (not visible) (due)" in line
+    shown = run_cli("show", second[:7], home=home).stdout
+    assert f"opens not visible for this recipient: ann@example.net does not load images: replied to “Offer” (tag {first[:7]})" in shown
+    html = write_report(home).read_text(encoding="utf-8")
+    assert '<span class="notseen" title="ann@example.net does not load images: replied to “Offer”' in html
+    assert "<b>Follow-up</b>" not in html
+    with Register.load(home) as register:
+        row = register.get(second)
+    assert describe_row(row, 0, clock.time()).endswith("· opens not visible for this recipient")

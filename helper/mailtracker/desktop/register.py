@@ -21,7 +21,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.view import Event, ViewReader, view_path
-from mailtracker.desktop.visibility import group_state, words
+from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,12 @@ class Row:
     @property
     def not_seen_words(self) -> str:
         """What the mail shows instead of "not opened" when its opens cannot show ("" otherwise)."""
-        return words(self.not_seen)
+        return WORDS.get(self.not_seen, "")
+
+    @property
+    def not_seen_short(self) -> str:
+        """The same in a narrow column ("not visible", "not measurable")."""
+        return SHORT_WORDS.get(self.not_seen, "")
 
     def to_json(self) -> dict:
         """Every field, ``opened`` and ``read``: as the read model stores a row and the add-on gets it."""

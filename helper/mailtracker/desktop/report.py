@@ -157,6 +157,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu San
 h1 { font-size: 22px; margin: 0; } h2 { font-size: 16px; margin: 28px 0 8px; }
 .meta, .note { color: #6b7280; margin: 4px 0; }
 .problem { color: #b3261e; }
+.notseen { color: #6d6d6d; font-style: italic; }
 .tiles { display: flex; gap: 12px; margin-top: 16px; }
 .tile { flex: 1; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
 .tile b { display: block; font-size: 26px; }
@@ -352,7 +353,7 @@ def _table(emails: Sequence[Email]) -> str:
             (_esc(display_name(row)), ""),
             (_esc(row.subject or "(no subject)"), ""),
             (_esc(_local(email.created)) if email.created else "", "t"),
-            (str(row.opens), "n"),
+            (_opens(row), "n"),
             (_stamp(row.first_open), "t"),
             (_stamp(row.last_open), "t"),
             (_clicks(row), "n"),
@@ -376,6 +377,13 @@ def _clicks(row: Row) -> str:
     clicks = row.clicks
     clicked = [f"{link.text or link.target}: {link.clicks}" for link in row.links if link.clicks]
     return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
+
+
+def _opens(row: Row) -> str:
+    """The open count; for a mail whose opens cannot show, what it shows instead, the rule on hover."""
+    if row.not_seen and not row.opens:
+        return f"<span class=\"notseen\" title=\"{_esc(row.not_seen_reason)}\">{_esc(row.not_seen_short)}</span>"
+    return str(row.opens)
 
 
 def _replies(row) -> str:

@@ -31,8 +31,10 @@ from mailtracker.desktop.classify import explain
 NO_IMAGES = "no_images"
 NOT_MEASURABLE = "not_measurable"
 STATES = (NO_IMAGES, NOT_MEASURABLE)
-# What a mail shows for each state, everywhere ("not opened" would claim what cannot be known).
+# What a mail shows for each state, everywhere ("not opened" would claim what cannot be known),
+# and in a narrow column.
 WORDS = {NO_IMAGES: "opens not visible for this recipient", NOT_MEASURABLE: "opens not measurable"}
+SHORT_WORDS = {NO_IMAGES: "not visible", NOT_MEASURABLE: "not measurable"}
 # The reason codes of Apple Mail Privacy Protection's fetches (``classify.REASONS``): the proxy
 # loads the images, so a reply says nothing of the reader's own program.
 APPLE_CODES = ("apple-agent", "apple-range", "bare-agent")
@@ -181,8 +183,3 @@ def group_state(members: Sequence) -> str:
     if not waiting or any(m.not_seen not in STATES for m in waiting):
         return ""
     return NO_IMAGES if all(m.not_seen == NO_IMAGES for m in waiting) else NOT_MEASURABLE
-
-
-def words(state: str) -> str:
-    """What a mail in ``state`` shows instead of "not opened" ("" for none)."""
-    return WORDS.get(state, "")
