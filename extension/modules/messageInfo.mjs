@@ -88,6 +88,9 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
     lastReply: toDate(data.last_reply),
     undelivered: String(data.undelivered ?? ""),
     undeliveredReason: String(data.undelivered_reason ?? ""),
+    // Opens that cannot show (the helper's visibility.py): "no_images", "not_measurable" or "", and why.
+    notSeen: String(data.not_seen ?? ""),
+    notSeenReason: String(data.not_seen_reason ?? ""),
     read: Boolean(data.read ?? (data.opened || Number(data.replies ?? 0) > 0)),
     // A mail sent individually: one row per recipient's copy (individual.mjs).
     recipients: (data.recipients ?? []).map((row) => ({

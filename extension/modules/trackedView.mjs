@@ -6,10 +6,11 @@ import { stateOf } from "./sentList.mjs";
 // Where the Tracked mail page is, for whatever opens it (the toolbar button, popups, notifications).
 export const TRACKED_PAGE = "/tracked/tracked.html";
 
-export const FILTERS = ["all", "opened", "notOpened", "clicked", "replied", "undelivered", "due"];
+export const FILTERS = ["all", "opened", "notOpened", "notSeen", "clicked", "replied", "undelivered", "due"];
 const NUMERIC = new Set(["opens", "clicks", "replies"]);
 
-/** Whether a list row passes the filter at `now` ("not opened": no open, click or reply). */
+/** Whether a list row passes the filter at `now` ("not opened": no open, click or reply, and its
+ * opens could show; "not seen": none, and they cannot: "opens not visible" or "not measurable"). */
 export function matchesFilter(tag, filter, now) {
   const parts = stateOf(tag, now).split("+");
   const has = (part) => parts.includes(part);
@@ -17,7 +18,9 @@ export function matchesFilter(tag, filter, now) {
     case "opened":
       return has("opened") || has("clicked");
     case "notOpened":
-      return !has("opened") && !has("clicked") && !has("replied");
+      return !has("opened") && !has("clicked") && !has("replied") && !has("notVisible") && !has("notMeasurable");
+    case "notSeen":
+      return has("notVisible") || has("notMeasurable");
     case "due":
       return has("due") || has("noReply");
     case "clicked":
