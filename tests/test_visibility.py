@@ -10,7 +10,7 @@ from mailtracker.desktop.register import read_register
 from mailtracker.desktop.replies import Reply, record_reply
 from mailtracker.desktop.tags import mint_tag, update_tag
 from mailtracker.desktop.visibility import addresses
-from tests.conftest import BASE_TIME
+from tests.conftest import BASE_TIME, THUNDERBIRD
 
 OUTLOOK = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
 APPLE_PROXY = "Mozilla/5.0"
@@ -160,3 +160,40 @@ def test_list_show_report_and_tray_say_not_visible_and_the_reminder_waits_for_a_
     with Register.load(home) as register:
         row = register.get(second)
     assert describe_row(row, 0, clock.time()).endswith("· opens not visible for this recipient")
+
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+
+
+def test_an_open_from_a_new_network_and_program_is_hinted_in_show_and_report_and_a_rebuild_agrees(home):
+    """Ann opens in Outlook at the office, then in Outlook at home (same program: no hint), then
+    an iPhone on a third network opens it: the timeline says "opened on another device or by
+    someone else (forwarded?)" for that open only (Thunderbird at the office later: not); opens
+    stay 4; a mail to two people never hints."""
+    from mailtracker.desktop.register import Register
+    from mailtracker.desktop.report import write_report
+    from tests.conftest import run_cli
+
+    tag = _sent(home, "Offer", ["ann@example.net"], 0)
+    both = _sent(home, "To both", ["ann@example.net", "bob@example.net"], 0)
+    fold(home)
+    _hits(home, [(1, tag, 3600, "203.0.113.0", OUTLOOK), (2, both, 3600, "203.0.113.0", OUTLOOK)])
+    fold(home)
+    _hits(home, [(3, tag, 7200, "198.51.100.0", OUTLOOK), (4, tag, 4 * 3600, "192.0.2.0", IPHONE),
+                 (5, both, 4 * 3600, "192.0.2.0", IPHONE),
+                 (6, tag, 6 * 3600, "203.0.113.0", THUNDERBIRD)])  # a new program, but from the office: no hint
+    fold(home)
+    with Register.load(home) as register:
+        row = register.get(tag)
+        assert row.opens == 4
+        assert row.opened_elsewhere.split() == [utc_timestamp(BASE_TIME + 4 * 3600)]
+        assert register.get(both).opens == 2 and register.get(both).opened_elsewhere == ""
+    shown = run_cli("show", tag[:7], home=home).stdout.splitlines()
+    hinted = [line for line in shown if "opened on another device or by someone else (forwarded?)" in line]
+    assert len(hinted) == 1 and utc_timestamp(BASE_TIME + 4 * 3600) in hinted[0]
+    html = write_report(home).read_text(encoding="utf-8")
+    assert html.count('class="hit open elsewhere"') == 1
+    assert "1 opened on another device or by someone else (forwarded?)" in html
+    fold(home, rebuild=True)
+    with Register.load(home) as register:
+        assert register.get(tag).opened_elsewhere == row.opened_elsewhere

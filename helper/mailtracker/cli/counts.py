@@ -133,6 +133,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
 def cmd_show(args, home: Home) -> int:
     from mailtracker.core.errors import UnknownTagError
     from mailtracker.desktop.classify import explain
+    from mailtracker.desktop.elsewhere import HINT as ELSEWHERE_HINT
 
     with read_register(home) as register:
         row = register.find(args.tag)
@@ -171,6 +172,8 @@ def cmd_show(args, home: Home) -> int:
                   f"{link.clicks} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
+        if counted and label == "open" and row.opened_elsewhere_at(stamp):
+            mark += f"; {ELSEWHERE_HINT}"
         print(printable(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}"))
     return 0
 

@@ -34,6 +34,7 @@ from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import Row, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
@@ -173,6 +174,8 @@ class _FoldState:
     machine: Dict[str, list] = field(default_factory=dict)
     addresses: Dict[str, List[str]] = field(default_factory=dict)
     known: Dict[str, Knowledge] = field(default_factory=dict)
+    # tag -> [programs, networks, times of the opens from somewhere new] (``elsewhere``).
+    places: Dict[str, list] = field(default_factory=dict)
     register_pending: bool = True
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
@@ -202,6 +205,7 @@ class _FoldState:
                 machine=doc["machine"],
                 addresses=doc["addresses"],
                 known={address: Knowledge.unpacked(packed) for address, packed in doc["known"].items()},
+                places=doc["places"],
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc.get("odd_entries", [])),
             )
@@ -228,6 +232,7 @@ class _FoldState:
             "machine": self.machine,
             "addresses": self.addresses,
             "known": {address: known.packed() for address, known in self.known.items()},
+            "places": self.places,
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
@@ -237,7 +242,8 @@ class _FoldState:
         """The tag's register row: its tags.csv fields, its counts and replies, and what its
         recipients' history says of the opens it can show."""
         row = self.counted_row(tag_id)
-        return replace(row, **mail_columns(row, self.known))
+        places = self.places.get(tag_id)
+        return replace(row, **mail_columns(row, self.known), opened_elsewhere=" ".join(places[2]) if places else "")
 
     def counted_row(self, tag_id: str) -> Row:
         """The tag's row from its own logs alone (its "not seen" columns empty)."""
@@ -542,12 +548,13 @@ def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
 
 def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines) -> None:
     """What this pass teaches of the recipients of the mails it touched (``visibility``): each
-    tag's machine fetches noted, each of their addresses' knowledge learned again from all its
-    mails; where an address's knowledge changed, its other mails' rows are written anew too."""
+    tag's machine fetches and the places of its opens (``elsewhere``) noted, each of their
+    addresses' knowledge learned again from all its mails; where an address's knowledge
+    changed, its other mails' rows are written anew too."""
     touched = [tag for tag in result.touched if tag in state.tags]
     for tag in touched:
         counts = state.counts.get(tag)
-        if counts is None or not counts.machine_hits:
+        if counts is None or not (counts.machine_hits or counts.opens):
             continue
         events = timelines.touched.get(tag)
         if events is None and tag in timelines.encoded:
@@ -555,6 +562,8 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         for stamp, label, _, reason, _ in events or ():
             if label == "prefetch":
                 state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+        if counts.opens and len(addresses(state.tags[tag].get("recipients", ""))) == 1:
+            state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
     affected = set()
     for tag in touched:
         senders = [packed[1] for packed in state.replies.get(tag, ()) if packed[4] == "reply"]

@@ -94,6 +94,9 @@ class Row:
     not_seen_reason: str = ""
     # The sender's address the mail went out from.
     identity: str = field(default="", metadata=_NOT_IN_CSV)
+    # The times of the opens from a network and mail program none of the earlier opens came from
+    # (desktop/elsewhere.py: "opened on another device or by someone else (forwarded?)"), by spaces.
+    opened_elsewhere: str = field(default="", metadata=_NOT_IN_CSV)
     links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
 
     @property
@@ -140,6 +143,10 @@ class Row:
     def not_seen_short(self) -> str:
         """The same in a narrow column ("not visible", "not measurable")."""
         return SHORT_WORDS.get(self.not_seen, "")
+
+    def opened_elsewhere_at(self, stamp: str) -> bool:
+        """Whether the open at ``stamp`` came from somewhere new (a hint, never a count of people)."""
+        return bool(stamp) and stamp in self.opened_elsewhere.split()
 
     def to_json(self) -> dict:
         """Every field, ``opened`` and ``read``: as the read model stores a row and the add-on gets it."""
