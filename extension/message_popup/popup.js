@@ -43,6 +43,12 @@ function renderTimeline(timeline) {
     time.dateTime = event.time.toISOString();
     time.textContent = formatDateTime(event.time);
     item.append(time, t(`label_${event.label}`));
+    if (event.elsewhere) {
+      const hint = document.createElement("span");
+      hint.className = "elsewhere";
+      hint.textContent = ` — ${t("timelineElsewhere")}`;
+      item.append(hint);
+    }
     list.append(item);
   }
 }

@@ -1,6 +1,7 @@
 // The Tracked mail page's rules: which rows a filter keeps and how a column sorts (pure,
 // so node tests check them; tracked/tracked.js renders).
 
+import { openedElsewhere } from "./messageInfo.mjs";
 import { stateOf } from "./sentList.mjs";
 
 // Where the Tracked mail page is, for whatever opens it (the toolbar button, popups, notifications).
@@ -53,10 +54,13 @@ export function sortTags(tags, key, descending) {
   });
 }
 
-/** The counted opens (and clicks) of a status timeline, newest first: {time, label, client}. */
+/** The counted opens (and clicks) of a status timeline, newest first: {time, label, client, elsewhere}
+ * (elsewhere: an open from a network and mail program no earlier open came from, a hint). */
 export function countedOpens(status) {
+  const elsewhere = openedElsewhere(status);
   return (status?.timeline ?? [])
     .filter((event) => event.counted && ["open", "proxy", "click"].includes(event.label))
-    .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? "") }))
+    .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? ""),
+      elsewhere: event.label === "open" && elsewhere.has(String(event.time)) }))
     .reverse();
 }

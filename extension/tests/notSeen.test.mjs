@@ -1,6 +1,6 @@
 // The honest "not seen" in the add-on: a mail whose recipients' opens cannot show (the helper's
 // not_seen column) is tagged and filtered as such, never "Not opened yet", and its "if not opened"
-// reminder waits for a reply and says so.
+// reminder waits for a reply and says so; an open from somewhere new is hinted in the timelines.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
@@ -8,7 +8,8 @@ import { getMessage } from "./fixtures.mjs";
 import { noticeText } from "../modules/openWatch.mjs";
 import { nextReminder, reminderSettled, reminderWaitsFor } from "../modules/reminders.mjs";
 import { STATE_TAGS, keysOf, stateOf } from "../modules/sentList.mjs";
-import { matchesFilter } from "../modules/trackedView.mjs";
+import { countedOpens, matchesFilter } from "../modules/trackedView.mjs";
+import { summarizeStatus } from "../modules/messageInfo.mjs";
 
 const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const PASSED = "2026-11-30T00:00:00.000Z";
@@ -57,5 +58,20 @@ describe("a mail whose opens cannot show", () => {
     assert.match(message, /has answered .*cannot be seen, so this reminder waited for a reply/);
     // A mail whose opens can show keeps the "not opened" reminder and wording.
     assert.equal(stateOf(row("n", { remind_at: PASSED }), NOW), "due");
+  });
+});
+
+describe("an open from somewhere new", () => {
+  const status = { tracked: true, opened_elsewhere: "2026-11-01T12:00:00.000Z", timeline: [
+    { time: "2026-11-01T10:00:00.000Z", label: "open", counted: true, client: "Outlook on Windows" },
+    { time: "2026-11-01T11:00:00.000Z", label: "prefetch", counted: false, client: "Mimecast" },
+    { time: "2026-11-01T12:00:00.000Z", label: "open", counted: true, client: "Mobile Safari on iOS" },
+  ] };
+
+  test("the Tracked mail page's opens and the popup's timeline mark only that open", () => {
+    assert.deepEqual(countedOpens(status).map((o) => o.elsewhere), [true, false]);
+    assert.deepEqual(summarizeStatus(status).timeline.map((e) => e.elsewhere), [false, false, true]);
+    assert.deepEqual(countedOpens({ ...status, opened_elsewhere: "" }).map((o) => o.elsewhere), [false, false]);
+    assert.equal(getMessage("timelineElsewhere"), "opened on another device or by someone else (forwarded?)");
   });
 });

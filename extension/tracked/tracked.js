@@ -112,7 +112,8 @@ async function detailsRow(tag) {
     const list = document.createElement("ul");
     for (const open of opens) {
       const item = document.createElement("li");
-      const what = [t(`label_${open.label}`), open.client || t("trackedClientUnknown")].join(" — ");
+      const what = [t(`label_${open.label}`), open.client || t("trackedClientUnknown"),
+        ...(open.elsewhere ? [t("timelineElsewhere")] : [])].join(" — ");
       item.textContent = t("trackedOpenBy", [formatDateTime(toDate(open.time)), what]);
       list.append(item);
     }

@@ -193,7 +193,8 @@ class Row:
             first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
             replied_by=joined("replied_by"), undelivered=joined("undelivered"), not_seen=not_seen,
             not_seen_by=joined("not_seen_by") if not_seen else "",
-            not_seen_reason=joined("not_seen_reason") if not_seen else "", links=())
+            not_seen_reason=joined("not_seen_reason") if not_seen else "",
+            opened_elsewhere=" ".join(m.opened_elsewhere for m in members if m.opened_elsewhere), links=())
 
 
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")
