@@ -31,7 +31,7 @@ from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.timestamps import parse_timestamp
-from mailtracker.core.tokens import PROBE_TAG_PREFIX
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import note_opens
@@ -51,7 +51,16 @@ from mailtracker.desktop.tags import (
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_bytes, loads, view_path
-from mailtracker.desktop.visibility import Knowledge, addresses, evidence_of, learn, mail_columns, note_machine_fetch
+from mailtracker.desktop.visibility import (
+    Evidence,
+    Knowledge,
+    MailFacts,
+    addresses,
+    evidence_of,
+    learn,
+    mail_columns,
+    note_machine_fetch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +179,10 @@ class _FoldState:
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, Counts] = field(default_factory=dict)
     # What the "not seen" states are learned from (``visibility``): tag -> its machine fetches'
-    # memory; address -> the tags that went to or were answered from it; address -> its knowledge.
+    # memory; address -> {tag: what that mail says of it (Evidence.packed)}, only the mails that
+    # say something; address -> its knowledge (only the addresses in a state).
     machine: Dict[str, list] = field(default_factory=dict)
-    addresses: Dict[str, List[str]] = field(default_factory=dict)
+    evidence: Dict[str, Dict[str, list]] = field(default_factory=dict)
     known: Dict[str, Knowledge] = field(default_factory=dict)
     # tag -> [programs, networks, times of the opens from somewhere new] (``elsewhere``).
     places: Dict[str, list] = field(default_factory=dict)
@@ -203,7 +213,7 @@ class _FoldState:
                 tags=doc["tags"],
                 counts={tag: Counts.unpacked(packed) for tag, packed in doc["counts"].items()},
                 machine=doc["machine"],
-                addresses=doc["addresses"],
+                evidence=doc["evidence"],
                 known={address: Knowledge.unpacked(packed) for address, packed in doc["known"].items()},
                 places=doc["places"],
                 register_pending=doc["register_pending"],
@@ -230,7 +240,7 @@ class _FoldState:
             "tags": self.tags,
             "counts": {tag: counts.packed() for tag, counts in self.counts.items()},
             "machine": self.machine,
-            "addresses": self.addresses,
+            "evidence": self.evidence,
             "known": {address: known.packed() for address, known in self.known.items()},
             "places": self.places,
             "register_pending": self.register_pending,
@@ -359,7 +369,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
-            _learn_visibility(state, result, timelines)
+            _learn_visibility(state, result, timelines, fresh)
             _save(home, state, result, view, fresh, lines, platform)
             # After the counts: a crash in between costs a view some events, never a count.
             view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
@@ -546,7 +556,16 @@ def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
                 result.new_replies += 1
 
 
-def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines) -> None:
+def _mail_facts(state: _FoldState, tag: str) -> MailFacts:
+    """What the "not seen" rules read of a tag, without building its whole row."""
+    fields, counts = state.tags[tag], state.counts.get(tag) or Counts()
+    replied = replies_columns(state.replies[tag]) if tag in state.replies else {}
+    return MailFacts(tag, short_id(tag), fields.get("subject", ""), fields.get("name", ""),
+                     fields.get("recipients", ""), counts.opened, counts.first_open, counts.first_click,
+                     replied.get("replied_by", ""), replied.get("first_reply", ""), replied.get("undelivered", ""))
+
+
+def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines, fresh: bool) -> None:
     """What this pass teaches of the recipients of the mails it touched (``visibility``): each
     tag's machine fetches and the places of its opens (``elsewhere``) noted, each of their
     addresses' knowledge learned again from all its mails; where an address's knowledge
@@ -554,39 +573,56 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
     touched = [tag for tag in result.touched if tag in state.tags]
     for tag in touched:
         counts = state.counts.get(tag)
-        if counts is None or not (counts.machine_hits or counts.opens):
+        # Machine fetches and places tell something of a mail to one person only.
+        if counts is None or not (counts.machine_hits or counts.opens) \
+                or len(addresses(state.tags[tag].get("recipients", ""))) != 1:
             continue
         events = timelines.touched.get(tag)
         if events is None and tag in timelines.encoded:
             events = loads(timelines.encoded[tag])
-        for stamp, label, _, reason, _ in events or ():
-            if label == "prefetch":
-                state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
-        if counts.opens and len(addresses(state.tags[tag].get("recipients", ""))) == 1:
+        if counts.machine_hits:
+            for stamp, label, _, reason, _ in events or ():
+                if label == "prefetch":
+                    state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+        if counts.opens:
             state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
     affected = set()
     for tag in touched:
         senders = [packed[1] for packed in state.replies.get(tag, ()) if packed[4] == "reply"]
-        for address in addresses("; ".join([state.tags[tag].get("recipients", ""), *senders])):
-            tags = state.addresses.setdefault(address, [])
-            if tag not in tags:
-                tags.append(tag)
+        recipients = addresses(state.tags[tag].get("recipients", ""))
+        counts = state.counts.get(tag)
+        # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
+        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in state.machine)):
+            said = evidence_of(_mail_facts(state, tag), state.machine.get(tag))
+        else:
+            said = {}
+        for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
+            kept = state.evidence.get(address)
+            before = kept.get(tag) if kept else None
+            now = said[address].packed() if address in said else None
+            if now == before:
+                continue
             affected.add(address)
-    said: Dict[str, dict] = {}
+            if now is not None:
+                state.evidence.setdefault(address, {})[tag] = now
+            else:
+                del kept[tag]
+                if not kept:
+                    del state.evidence[address]
+    changed = set()
     for address in affected:
-        evidence = []
-        for tag in state.addresses[address]:
-            if tag not in said:
-                said[tag] = evidence_of(state.counted_row(tag), state.machine.get(tag))
-            if address in said[tag]:
-                evidence.append(said[tag][address])
-        known = learn(evidence)
+        known = learn(Evidence.unpacked(tag, packed) for tag, packed in state.evidence.get(address, {}).items())
         if known != state.known.get(address, Knowledge()):
             if known.state:
                 state.known[address] = known
             else:
                 state.known.pop(address, None)
-            result.touched.update(state.addresses[address])
+            changed.add(address)
+    if changed and not fresh:
+        # Rare (an address's state changed): its other mails' rows are written anew (a fresh
+        # read model has every row written anyway).
+        result.touched.update(tag for tag, fields in state.tags.items()
+                              if tag not in result.touched and changed.intersection(addresses(fields.get("recipients", ""))))
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

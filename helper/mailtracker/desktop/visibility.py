@@ -24,7 +24,8 @@ learns the same.
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mailtracker.desktop.classify import explain
 
@@ -41,6 +42,7 @@ APPLE_CODES = ("apple-agent", "apple-range", "bare-agent")
 _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
+@lru_cache(maxsize=1 << 16)  # the fold asks several times per tag and pass
 def addresses(recipients: str) -> Tuple[str, ...]:
     """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each once."""
     found: List[str] = []
@@ -94,21 +96,48 @@ class Evidence:
     # Apple's proxy fetched the mail (one such mail makes the opens not measurable).
     proxy: bool = False
 
+    def packed(self) -> list:
+        """As the fold state keeps it, under its address and tag."""
+        return [self.kind, self.time, self.why, self.proxy]
+
+    @classmethod
+    def unpacked(cls, tag: str, packed: Sequence) -> "Evidence":
+        kind, time, why, proxy = packed
+        return cls(str(kind), str(time), str(why), tag, bool(proxy))
+
+
+class MailFacts(NamedTuple):
+    """What ``evidence_of`` reads of a mail (a register ``Row`` has them all; the fold builds
+    these from its state without the rest of a row)."""
+
+    id: str
+    short_id: str
+    subject: str
+    name: str
+    recipients: str
+    opened: bool
+    first_open: str
+    first_click: str
+    replied_by: str
+    first_reply: str
+    undelivered: str
+
 
 def _mail_words(row) -> str:
     return f"“{row.subject or row.name or '(no subject)'}” (tag {row.short_id})"
 
 
 def evidence_of(row, machine: Optional[Sequence]) -> Dict[str, Evidence]:
-    """What one mail (its register row without visibility, and its machine-fetch memory) says
-    of each address it went to or was answered from."""
+    """What one mail (its ``MailFacts`` or register row, and its machine-fetch memory) says of
+    each address it went to or was answered from."""
     recipients = addresses(row.recipients)
     undelivered = set(addresses(row.undelivered))
     alone = len(recipients) == 1
     said: Dict[str, Evidence] = {}
     if row.opened:
         if alone and recipients[0] not in undelivered:
-            said[recipients[0]] = Evidence("seen", row.first_open or row.first_click, f"opened {_mail_words(row)}", row.id)
+            # A person's open: its words are never shown (it makes the opens visible, no state).
+            said[recipients[0]] = Evidence("seen", row.first_open or row.first_click, "", row.id)
         return said
     apple = bool(machine) and bool(machine[2])
     for address in addresses(row.replied_by):
