@@ -173,7 +173,8 @@ class Row:
 
     def with_counts_of(self, members: Sequence["Row"]) -> "Row":
         """This row with the counts summed over ``members`` (the copies of one mail sent
-        individually), the first times the earliest, the last the latest, and no links."""
+        individually), the first times the earliest, the last the latest, the first copy's
+        bounce reason, and no links."""
         def earliest(name):
             return min((getattr(m, name) for m in members if getattr(m, name)), default="")
 
@@ -191,8 +192,9 @@ class Row:
             last_open=latest("last_open"), first_click=earliest("first_click"),
             last_click=latest("last_click"), replies=sum(m.replies for m in members),
             first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
-            replied_by=joined("replied_by"), undelivered=joined("undelivered"), not_seen=not_seen,
-            not_seen_by=joined("not_seen_by") if not_seen else "",
+            replied_by=joined("replied_by"), undelivered=joined("undelivered"),
+            undelivered_reason=next((m.undelivered_reason for m in members if m.undelivered_reason), ""),
+            not_seen=not_seen, not_seen_by=joined("not_seen_by") if not_seen else "",
             not_seen_reason=joined("not_seen_reason") if not_seen else "",
             opened_elsewhere=" ".join(m.opened_elsewhere for m in members if m.opened_elsewhere), links=())
 
