@@ -113,11 +113,11 @@ class Row:
 
     @classmethod
     def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
-           known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {},
-           visibility: Mapping[str, str] = {}) -> "Row":
+           known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {}) -> "Row":
         """The row of a tag from its tags.csv fields, its counts, its links as links.csv
-        names them (number as a string -> [target, text]), its replies' columns
-        (``replies.replies_columns``) and its "not seen" columns (``visibility.mail_columns``)."""
+        names them (number as a string -> [target, text]) and its replies' columns
+        (``replies.replies_columns``); the fold adds the "not seen" columns
+        (``visibility.mail_columns``) and the places of its opens."""
         clicked = counts.links
         links = []
         for number in sorted(set(known_links) | set(clicked), key=int):
@@ -132,7 +132,7 @@ class Row:
             machine_hits=counts.machine_hits, clicks=counts.clicks, first_click=counts.first_click,
             last_click=counts.last_click, group=tag.get("group", ""), remind_at=tag.get("remind_at", ""),
             remind_if=tag.get("remind_if", ""), identity=tag.get("identity", ""), links=tuple(links),
-            **replies, **visibility)
+            **replies)
 
     @property
     def not_seen_words(self) -> str:
