@@ -43,6 +43,12 @@ function renderTimeline(timeline) {
     time.dateTime = event.time.toISOString();
     time.textContent = formatDateTime(event.time);
     item.append(time, t(`label_${event.label}`));
+    if (event.elsewhere) {
+      const hint = document.createElement("span");
+      hint.className = "elsewhere";
+      hint.textContent = ` — ${t("timelineElsewhere")}`;
+      item.append(hint);
+    }
     list.append(item);
   }
 }
@@ -90,12 +96,24 @@ function renderRecipients(recipients) {
   byId("perRecipient").hidden = recipients.length === 0;
 }
 
+/** "Opens not visible for this recipient" / "Opens not measurable", with who and why, for a mail
+ * nobody opened whose recipients' opens cannot show (instead of a bare "Not opened yet"). */
+const notSeenWords = { no_images: "tagNotVisible", not_measurable: "tagNotMeasurable" };
+
+function renderNotSeen(summary) {
+  const key = { no_images: "messageNotVisible", not_measurable: "messageNotMeasurable" }[summary.notSeen];
+  byId("notSeen").hidden = !key || summary.opened;
+  if (key) {
+    byId("notSeen").textContent = t(key, [summary.notSeenReason]);
+  }
+}
+
 function renderStatus(summary) {
   byId("state").hidden = true;
   byId("opens").textContent = String(summary.opens);
   byId("firstOpen").textContent = summary.firstOpen
     ? formatDateTime(summary.firstOpen)
-    : t(summary.replies > 0 ? "messageReadByReply" : "messageNoOpens");
+    : t(summary.replies > 0 ? "messageReadByReply" : notSeenWords[summary.notSeen] ?? "messageNoOpens");
   byId("lastOpen").textContent = formatDateTime(summary.lastOpen);
   byId("clicks").textContent = summary.clicks
     ? t("messageClicksLast", [String(summary.clicks), formatDateTime(summary.lastClick)])
@@ -105,6 +123,7 @@ function renderStatus(summary) {
     : t("messageRepliesNone");
   byId("undelivered").textContent = t("messageUndelivered", [summary.undelivered, summary.undeliveredReason]);
   byId("undelivered").hidden = !summary.undelivered;
+  renderNotSeen(summary);
   renderLinks(summary.links);
   renderRecipients(summary.recipients);
   renderStrip(summary.timeline);

@@ -53,6 +53,11 @@ function toDate(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** The times of a row's opens "from somewhere new" (register field opened_elsewhere, space-separated). */
+export function openedElsewhere(row) {
+  return new Set(String(row?.opened_elsewhere ?? "").split(" ").filter(Boolean));
+}
+
 /**
  * The helper's status data made safe to render: dates parsed, the timeline
  * sorted oldest first and cut to the newest `limit` entries, per-label counts.
@@ -61,8 +66,11 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
   if (!data?.tracked) {
     return { tracked: false };
   }
+  // Opens from a network and mail program no earlier open came from (the helper's elsewhere.py): a hint.
+  const elsewhere = openedElsewhere(data);
   const events = (data.timeline ?? [])
-    .map((event) => ({ time: toDate(event.time), label: TIMELINE_LABELS.includes(event.label) ? event.label : "open" }))
+    .map((event) => ({ time: toDate(event.time), label: TIMELINE_LABELS.includes(event.label) ? event.label : "open",
+      elsewhere: Boolean(event.counted) && event.label === "open" && elsewhere.has(String(event.time)) }))
     .filter((event) => event.time)
     .sort((a, b) => a.time - b.time);
   const counts = Object.fromEntries(TIMELINE_LABELS.map((label) => [label, 0]));
@@ -88,6 +96,9 @@ export function summarizeStatus(data, { limit = 20 } = {}) {
     lastReply: toDate(data.last_reply),
     undelivered: String(data.undelivered ?? ""),
     undeliveredReason: String(data.undelivered_reason ?? ""),
+    // Opens that cannot show (the helper's visibility.py): "no_images", "not_measurable" or "", and why.
+    notSeen: String(data.not_seen ?? ""),
+    notSeenReason: String(data.not_seen_reason ?? ""),
     read: Boolean(data.read ?? (data.opened || Number(data.replies ?? 0) > 0)),
     // A mail sent individually: one row per recipient's copy (individual.mjs).
     recipients: (data.recipients ?? []).map((row) => ({

@@ -10,7 +10,7 @@
 // background, a restart or a second change never notifies one open twice.
 // deps: {helper, messenger, local?, t, now?, log?}; node tests pass doubles.
 
-import { REMINDER_ALARM, nextReminder } from "./reminders.mjs";
+import { REMINDER_ALARM, nextReminder, reminderWaitsFor } from "./reminders.mjs";
 import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
 import { TRACKED_PAGE } from "./trackedView.mjs";
 
@@ -173,8 +173,10 @@ export function noticeText({ kind, row, notices }, t) {
     return { title: t("bounceNoticeTitle", [whoOf(row, kind)]),
       message: t("bounceNoticeBody", [subject, row.undelivered_reason || ""]) };
   }
-  if (kind === "reminder" && row.remind_if === "no_reply") {
-    return { title: t("noReplyReminderTitle", [subject]), message: t("noReplyReminderBody", [whoOf(row)]) };
+  if (kind === "reminder" && reminderWaitsFor(row) === "no_reply") {
+    // An "if not opened" reminder of a mail whose opens cannot show waited for a reply: say so.
+    const body = row.remind_if === "no_reply" ? "noReplyReminderBody" : "notSeenReminderBody";
+    return { title: t("noReplyReminderTitle", [subject]), message: t(body, [whoOf(row)]) };
   }
   if (kind === "reminder") {
     return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };

@@ -20,13 +20,23 @@ export function cleanRemindIf(value) {
   return value === "no_reply" ? "no_reply" : "not_opened";
 }
 
+/**
+ * What a mail's reminder waits for: "no_reply" when the user chose so, and also for an "if not
+ * opened" reminder of a mail whose opens cannot show (`not_seen`: every recipient still to open it
+ * does not load images or is behind a proxy, helper's visibility.py) — there "not opened" only
+ * means "not seen", so it is due when no reply came; else "not_opened".
+ */
+export function reminderWaitsFor(row) {
+  return row?.remind_if === "no_reply" || Boolean(row?.not_seen) ? "no_reply" : "not_opened";
+}
+
 /** Whether what a reminder waits for has come: a reply (or a bounce) always; an open or a click
  * unless it waits for a reply. */
 export function reminderSettled(row) {
   if (Number(row?.replies ?? 0) > 0 || Boolean(row?.undelivered)) {
     return true;
   }
-  if (row?.remind_if === "no_reply") {
+  if (reminderWaitsFor(row) === "no_reply") {
     return false;
   }
   return row?.opened === true || Number(row?.opens ?? 0) > 0 || Number(row?.clicks ?? 0) > 0;

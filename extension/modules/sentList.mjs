@@ -6,7 +6,7 @@
 // never touched. Tags are IMAP keywords, so other mail programs may show them too.
 // Every Thunderbird API arrives as `messenger`, so node tests pass fakes.
 
-import { reminderSettled } from "./reminders.mjs";
+import { reminderSettled, reminderWaitsFor } from "./reminders.mjs";
 import { STAGING_FOLDER } from "./sentCopy.mjs";
 
 export const STATE_TAGS = Object.freeze({
@@ -16,15 +16,22 @@ export const STATE_TAGS = Object.freeze({
   noReply: { key: "$mt_noreply", name: "tagNoReply", color: "#EF6C00" },
   replied: { key: "$mt_replied", name: "tagReplied", color: "#6A1B9A" },
   undelivered: { key: "$mt_undelivered", name: "tagUndelivered", color: "#B71C1C" },
+  notVisible: { key: "$mt_notvisible", name: "tagNotVisible", color: "#757575" },
+  notMeasurable: { key: "$mt_notmeasurable", name: "tagNotMeasurable", color: "#9E9E9E" },
 });
+// The helper's "not seen" states (register column not_seen) and the state part each shows.
+const NOT_SEEN_PARTS = Object.freeze({ no_images: "notVisible", not_measurable: "notMeasurable" });
 const OUR_KEYS = new Set(Object.values(STATE_TAGS).map((tag) => tag.key));
 
 /**
  * The state a register row shows in the Sent list, its parts joined by "+" ("none" for no
  * part): "clicked" (a person followed a link, which also proves an open) or "opened";
- * "replied" (a person answered); "undelivered" (a recipient's server returned it); "due" (its
- * reminder time passed unopened) or "noReply" (its "if no reply" reminder time passed without
- * a reply). A reply or a bounce ends every reminder.
+ * "replied" (a person answered); "undelivered" (a recipient's server returned it); "notVisible"
+ * or "notMeasurable" for a mail nobody opened whose opens cannot show (every recipient still to
+ * open it does not load images, or is behind a proxy: "not opened" would claim what cannot be
+ * known); "due" (its reminder time passed unopened) or "noReply" (its "if no reply" reminder
+ * time passed without a reply, and so for an "if not opened" one of a mail not seen). A reply
+ * or a bounce ends every reminder.
  */
 export function stateOf(row, now) {
   const parts = [];
@@ -39,9 +46,13 @@ export function stateOf(row, now) {
   if (row?.undelivered) {
     parts.push("undelivered");
   }
+  const notSeen = NOT_SEEN_PARTS[row?.not_seen];
+  if (notSeen && !parts.length) {
+    parts.push(notSeen);
+  }
   const due = Date.parse(row?.remind_at ?? "");
   if (Number.isFinite(due) && due <= now && !reminderSettled(row)) {
-    parts.push(row?.remind_if === "no_reply" ? "noReply" : "due");
+    parts.push(reminderWaitsFor(row) === "no_reply" ? "noReply" : "due");
   }
   return parts.join("+") || "none";
 }
@@ -55,6 +66,8 @@ export function keysOf(state) {
     noReply: [STATE_TAGS.noReply.key],
     replied: [STATE_TAGS.replied.key],
     undelivered: [STATE_TAGS.undelivered.key],
+    notVisible: [STATE_TAGS.notVisible.key],
+    notMeasurable: [STATE_TAGS.notMeasurable.key],
   };
   return String(state).split("+").flatMap((part) => keys[part] ?? []);
 }

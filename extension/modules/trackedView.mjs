@@ -1,15 +1,17 @@
 // The Tracked mail page's rules: which rows a filter keeps and how a column sorts (pure,
 // so node tests check them; tracked/tracked.js renders).
 
+import { openedElsewhere } from "./messageInfo.mjs";
 import { stateOf } from "./sentList.mjs";
 
 // Where the Tracked mail page is, for whatever opens it (the toolbar button, popups, notifications).
 export const TRACKED_PAGE = "/tracked/tracked.html";
 
-export const FILTERS = ["all", "opened", "notOpened", "clicked", "replied", "undelivered", "due"];
+export const FILTERS = ["all", "opened", "notOpened", "notSeen", "clicked", "replied", "undelivered", "due"];
 const NUMERIC = new Set(["opens", "clicks", "replies"]);
 
-/** Whether a list row passes the filter at `now` ("not opened": no open, click or reply). */
+/** Whether a list row passes the filter at `now` ("not opened": no open, click or reply, and its
+ * opens could show; "not seen": none, and they cannot: "opens not visible" or "not measurable"). */
 export function matchesFilter(tag, filter, now) {
   const parts = stateOf(tag, now).split("+");
   const has = (part) => parts.includes(part);
@@ -17,7 +19,9 @@ export function matchesFilter(tag, filter, now) {
     case "opened":
       return has("opened") || has("clicked");
     case "notOpened":
-      return !has("opened") && !has("clicked") && !has("replied");
+      return !has("opened") && !has("clicked") && !has("replied") && !has("notVisible") && !has("notMeasurable");
+    case "notSeen":
+      return has("notVisible") || has("notMeasurable");
     case "due":
       return has("due") || has("noReply");
     case "clicked":
@@ -50,11 +54,14 @@ export function sortTags(tags, key, descending) {
   });
 }
 
-/** The counted opens (and clicks) of a status timeline, newest first: {time, label, client}. */
+/** The counted opens (and clicks) of a status timeline, newest first: {time, label, client, elsewhere}
+ * (elsewhere: an open from a network and mail program no earlier open came from, a hint). */
 export function countedOpens(status) {
+  const elsewhere = openedElsewhere(status);
   return (status?.timeline ?? [])
     .filter((event) => event.counted && ["open", "proxy", "click"].includes(event.label))
-    .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? "") }))
+    .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? ""),
+      elsewhere: event.label === "open" && elsewhere.has(String(event.time)) }))
     .reverse();
 }
 

@@ -140,7 +140,8 @@ describe("the open watch", () => {
     // Our tags are made once, with the en names.
     assert.deepEqual(messenger.definitions.map((d) => [d.key, d.tag]), [
       [OPENED, "Opened"], [CLICKED, "Clicked"], [NOT_OPENED, "Not opened yet"], [NO_REPLY, "No reply yet"],
-      [REPLIED, "Replied"], [UNDELIVERED, "Not delivered"]]);
+      [REPLIED, "Replied"], [UNDELIVERED, "Not delivered"], [STATE_TAGS.notVisible.key, "Opens not visible"],
+      [STATE_TAGS.notMeasurable.key, "Opens not measurable"]]);
   });
 
   test("opens that arrive together are one notification naming each mail, which opens the Tracked mail page", async () => {
@@ -190,7 +191,7 @@ describe("the open watch", () => {
     rowsRef.rows = [row("a", { opens: 1, opened: true })];
     await watch.refresh();
     assert.deepEqual(messenger.callsOf("messages.tags.create").map((c) => c.args[0]),
-      [CLICKED, NOT_OPENED, NO_REPLY, REPLIED, UNDELIVERED]);
+      [CLICKED, NOT_OPENED, NO_REPLY, REPLIED, UNDELIVERED, STATE_TAGS.notVisible.key, STATE_TAGS.notMeasurable.key]);
     assert.equal(messenger.definitions[0].tag, "Gelesen");
   });
 

@@ -66,9 +66,20 @@ function repliesCell(tag) {
   return td;
 }
 
+/** The open count; "not visible" / "not measurable" (the rule and the mail that taught it on
+ * hover) for a mail nobody opened whose recipients' opens cannot show. */
+function opensCell(tag, parts) {
+  const notSeen = ["notVisible", "notMeasurable"].find((part) => parts.includes(part));
+  if (!notSeen) {
+    return cell(String(Number(tag.opens ?? 0)), "number");
+  }
+  const td = cell(t(notSeen === "notVisible" ? "trackedNotVisible" : "trackedNotMeasurable"), "number notseen");
+  td.title = String(tag.not_seen_reason ?? "");
+  return td;
+}
+
 function row(tag, now) {
   const tr = document.createElement("tr");
-  const opens = Number(tag.opens ?? 0);
   const state = stateOf(tag, now);
   tr.className = "mail";
   const parts = state.split("+");
@@ -83,7 +94,7 @@ function row(tag, now) {
     sentCell(tag),
     cell(tag.subject || t("trackedNoSubject")),
     cell(recipients, "recipients"),
-    cell(String(opens), "number"),
+    opensCell(tag, parts),
     cell(String(Number(tag.clicks ?? 0)), "number"),
     repliesCell(tag),
     cell(formatDateTime(toDate(tag.last_open))),
@@ -113,7 +124,8 @@ async function detailsRow(tag) {
     const list = document.createElement("ul");
     for (const open of opens) {
       const item = document.createElement("li");
-      const what = [t(`label_${open.label}`), open.client || t("trackedClientUnknown")].join(" — ");
+      const what = [t(`label_${open.label}`), open.client || t("trackedClientUnknown"),
+        ...(open.elsewhere ? [t("timelineElsewhere")] : [])].join(" — ");
       item.textContent = t("trackedOpenBy", [formatDateTime(toDate(open.time)), what]);
       list.append(item);
     }

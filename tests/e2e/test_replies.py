@@ -3,7 +3,8 @@ to a tracked mail arrive in the INBOX as another client delivers them (IMAP APPE
 is asked to check mail as Get Messages does, and the add-on judges them. An out-of-office and the
 sender's own note in the thread are not counted; the recipient's reply is, though their mail
 program never loaded the pixel; the Sent copy on the server carries the Replied keyword. A bounce
-for a second mail marks it not delivered."""
+for a second mail marks it not delivered. A third mail to the recipient who answered without
+loading the pixel shows "opens not visible" (the Opens not visible tag, the Tracked mail page)."""
 
 import imaplib
 import json
@@ -24,7 +25,7 @@ from tests.e2e.thunderbird import wait_until
 
 pytestmark = pytest.mark.slow
 
-REPLIED, UNDELIVERED = "$mt_replied", "$mt_undelivered"
+REPLIED, UNDELIVERED, NOT_VISIBLE = "$mt_replied", "$mt_undelivered", "$mt_notvisible"
 
 # Thunderbird's Get Messages for the IMAP account's Inbox.
 GET_MESSAGES = """
@@ -165,7 +166,12 @@ def check_replies_and_bounces(desktop, dovecot, identity="id2"):
     row = row_of(desktop.home, bounced_tag)
     assert row["undelivered"] == "nobody@example.net" and row["replies"] == 0
     assert "550 5.1.1" in row["undelivered_reason"]
-    # The Tracked mail page: a Replies column, "not delivered" for the bounce.
+    # Ann answered without loading the pixel: a later mail to her says "opens not visible", not "not opened".
+    follow_id, follow_tag = send_tracked_imap(desktop, dovecot, identity, "Follow-up e2e")
+    wait_for_tag(desktop, follow_id.strip("<>"), NOT_VISIBLE, timeout_s=60)
+    row = row_of(desktop.home, follow_tag)
+    assert (row["not_seen"], row["not_seen_by"], row["opens"]) == ("no_images", "ann@example.net", 0)
+    # The Tracked mail page: a Replies column, "not delivered" for the bounce, "not visible" for Ann's follow-up.
     picture = threading.Timer(2.5, lambda: XDisplay(os.environ["DISPLAY"]).screenshot().save(
         SCREENSHOT.replace(".png", "-tracked.png"))) if SCREENSHOT else None
     if picture:
@@ -176,10 +182,11 @@ def check_replies_and_bounces(desktop, dovecot, identity="id2"):
         await waitFor(d => subjects.every(s => row(d, s)), "the mails on the Tracked mail page");
         if (linger) await new Promise(r => setTimeout(r, 4000));
         return JSON.stringify(subjects.map(s => [...row(doc(), s).cells].map(td => td.textContent)));
-    """, [["Replies e2e", "Bounce e2e"], bool(SCREENSHOT)]))
+    """, [["Replies e2e", "Bounce e2e", "Follow-up e2e"], bool(SCREENSHOT)]))
     if picture:
         picture.join()
-    assert [cells[5] for cells in shown] == ["1", "not delivered"]
+    assert [cells[5] for cells in shown] == ["1", "not delivered", "0"]
+    assert [cells[3] for cells in shown] == ["0", "0", "not visible"]
     if SCREENSHOT:
         show_sent_folder(desktop, SCREENSHOT, IMAP_EMAIL)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from mailtracker.cli.output import clip, describe_reminder, describe_sending, describe_time, printable
+from mailtracker.cli.output import clip, describe_reminder, describe_sending, describe_time, opens_cell, printable
 from mailtracker.cli.registry import argument, command
 from mailtracker.core.errors import RegisterLockedError
 from mailtracker.core.paths import Home
@@ -117,7 +117,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         if row.self_hits:
             ignored.append(f"{row.self_hits} yours")
         lines.append((row.short_id, clip(row.name or row.recipients, 24),
-                      clip(row.subject, 32), describe_sending(row), str(row.opens), str(row.clicks),
+                      clip(row.subject, 32), describe_sending(row), opens_cell(row), str(row.clicks),
                       "not delivered" if row.undelivered else str(row.replies),
                       describe_time(row.last_open, now), describe_reminder(row, now),
                       ", ".join(ignored), printable(row.group[:8])))
@@ -133,6 +133,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
 def cmd_show(args, home: Home) -> int:
     from mailtracker.core.errors import UnknownTagError
     from mailtracker.desktop.classify import explain
+    from mailtracker.desktop.elsewhere import HINT as ELSEWHERE_HINT
 
     with read_register(home) as register:
         row = register.find(args.tag)
@@ -153,13 +154,15 @@ def cmd_show(args, home: Home) -> int:
                             f"last open {member.last_open or '-'}"))
     print(f"{row.opens} opens (first {row.first_open or '-'}, last {row.last_open or '-'}); "
           f"{row.machine_hits} machine hits and {row.self_hits} of your own, not counted")
+    if row.not_seen:
+        print(printable(f"{row.not_seen_words}: {row.not_seen_reason}"))
     if row.replies:
         print(printable(f"{row.replies} replies from {row.replied_by or '-'} "
                         f"(first {row.first_reply or '-'}, last {row.last_reply or '-'}): read"))
     if row.undelivered:
         print(printable(f"not delivered to {row.undelivered}: {row.undelivered_reason or '-'}"))
     if row.remind_at:
-        print(f"reminder if not opened: {describe_reminder(row, datetime.now(timezone.utc))}")
+        print(f"reminder: {describe_reminder(row, datetime.now(timezone.utc))}")
     if row.links:
         print(f"{row.clicks} clicks (first {row.first_click or '-'}, "
               f"last {row.last_click or '-'}) on {len(row.links)} tracked links:")
@@ -170,6 +173,8 @@ def cmd_show(args, home: Home) -> int:
                   f"{link.clicks} clicks{last}")
     for stamp, label, counted, reason, client in timeline:
         mark = "" if counted else " (not counted again)"
+        if counted and label == "open" and row.opened_elsewhere_at(stamp):
+            mark += f"; {ELSEWHERE_HINT}"
         print(printable(f"  {stamp}  {label:<8} {client:<32} {explain(reason)}{mark}"))
     return 0
 

@@ -37,6 +37,11 @@ def describe_time(stamp: str, now: datetime) -> str:
     return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
 
 
+def opens_cell(row) -> str:
+    """The opens of a row, or what stands for "0" when its opens cannot show ("0, not visible")."""
+    return f"0, {row.not_seen_short}" if row.not_seen and not row.opens else str(row.opens)
+
+
 def describe_sending(row) -> str:
     """When the mail went out: '2026-11-24 22:31 UTC' (Thunderbird's send time), the mint time
     with what it is ('… UTC (minted)' for a log from before send times were noted), or 'not sent'."""
@@ -65,7 +70,9 @@ def describe_reminder(row, now: datetime) -> str:
         return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: not delivered)"
     if row.replies:
         return f"{stamp[:10]} {stamp[11:16]} UTC (cancelled: replied)"
-    if row.remind_if == "no_reply":
-        return f"{stamp[:10]} {stamp[11:16]} UTC if no reply" + (" (due)" if passed else "")
+    if row.remind_if == "no_reply" or row.not_seen:
+        # Opens that cannot show: "if not opened" waits for a reply instead (visibility.py).
+        kind = "if no reply" if row.remind_if == "no_reply" else f"if no reply ({row.not_seen_short})"
+        return f"{stamp[:10]} {stamp[11:16]} UTC {kind}" + (" (due)" if passed else "")
     due = passed and not row.opened
     return f"{stamp[:10]} {stamp[11:16]} UTC" + (" (due)" if due else "")

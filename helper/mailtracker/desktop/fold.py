@@ -20,7 +20,7 @@ import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -32,9 +32,10 @@ from mailtracker.core.origins import Origins
 from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.settings import Config, load_config
 from mailtracker.core.timestamps import parse_timestamp
-from mailtracker.core.tokens import PROBE_TAG_PREFIX
+from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
 from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import Row, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
@@ -51,10 +52,20 @@ from mailtracker.desktop.tags import (
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_json, loads, view_path
+from mailtracker.desktop.visibility import (
+    Evidence,
+    Knowledge,
+    MailFacts,
+    addresses,
+    evidence_of,
+    learn,
+    mail_columns,
+    note_machine_fetch,
+)
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 9
+STATE_VERSION = 10
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
 # old home counts its logs again into the store, and the file is removed.
@@ -173,6 +184,14 @@ class _FoldState:
     seen: SeenHits = field(default_factory=SeenHits)
     tags: Dict[str, Dict[str, str]] = field(default_factory=dict)
     counts: Dict[str, Counts] = field(default_factory=dict)
+    # What the "not seen" states are learned from (``visibility``): tag -> its machine fetches'
+    # memory; address -> {tag: what that mail says of it (Evidence.packed)}, only the mails that
+    # say something; address -> its knowledge (only the addresses in a state).
+    machine: Dict[str, list] = field(default_factory=dict)
+    evidence: Dict[str, Dict[str, list]] = field(default_factory=dict)
+    known: Dict[str, Knowledge] = field(default_factory=dict)
+    # tag -> [programs, networks, times of the opens from somewhere new] (``elsewhere``).
+    places: Dict[str, list] = field(default_factory=dict)
     register_pending: bool = True
     # The odd entries of the hits folder already warned about (each is named once).
     odd_entries: List[str] = field(default_factory=list)
@@ -208,7 +227,7 @@ class _FoldState:
                 odd_entries=list(doc["odd_entries"]),
             )
             for tag, data in tag_rows:
-                fields, counts, moments, links, replies = loads(data)
+                fields, counts, moments, links, replies, machine, places, evidence = loads(data)
                 if fields is not None:
                     state.tags[tag] = fields
                 if counts is not None:
@@ -219,6 +238,17 @@ class _FoldState:
                     state.links[tag] = links
                 if replies is not None:
                     state.replies[tag] = replies
+                if machine is not None:
+                    state.machine[tag] = machine
+                if places is not None:
+                    state.places[tag] = places
+                for address, packed in (evidence or {}).items():
+                    state.evidence.setdefault(address, {})[tag] = packed
+            # Each address's knowledge is what its mails' evidence says (as _learn_visibility learns it).
+            for address, said in state.evidence.items():
+                known = learn(Evidence.unpacked(tag, packed) for tag, packed in said.items())
+                if known.state:
+                    state.known[address] = known
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("the fold state in %s is damaged (%s); rebuilding it from the logs", view.path, exc)
             return cls()
@@ -245,21 +275,42 @@ class _FoldState:
         if self.stored:
             tags = touched | self.dirty
         else:
-            tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies)
+            tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies,
+                               self.machine, self.places)
         saved = uuid.uuid4().hex
         view.save_fold_state({"core": compact_json(core), "saved": saved},
                              ((tag, self._packed(tag)) for tag in tags), replace_all=not self.stored)
         return saved
 
     def _packed(self, tag: str) -> str:
-        """A tag's data as the store keeps it: [fields, counts, moments, links, replies], each
-        null when there is none."""
+        """A tag's data as the store keeps it: [fields, counts, moments, links, replies,
+        machine, places, evidence], each null when there is none; evidence is what this mail
+        says of each of its addresses ({address: Evidence.packed})."""
         counts = self.counts.get(tag)
         return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
-                             self.moments.get(tag), self.links.get(tag), self.replies.get(tag)])
+                             self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
+                             self.machine.get(tag), self.places.get(tag), self._evidence_of(tag)])
+
+    def _evidence_of(self, tag: str) -> Optional[Dict[str, list]]:
+        """This mail's entries in ``evidence``: only its recipients and repliers can have one."""
+        senders = [packed[1] for packed in self.replies.get(tag, ()) if packed[4] == "reply"]
+        recipients = (self.tags.get(tag) or {}).get("recipients", "")
+        found = {}
+        for address in addresses("; ".join([recipients, *senders])):
+            packed = self.evidence.get(address, {}).get(tag)
+            if packed is not None:
+                found[address] = packed
+        return found or None
 
     def row(self, tag_id: str) -> Row:
-        """The tag's register row: its tags.csv fields and its counts."""
+        """The tag's register row: its tags.csv fields, its counts and replies, and what its
+        recipients' history says of the opens it can show."""
+        row = self.counted_row(tag_id)
+        places = self.places.get(tag_id)
+        return replace(row, **mail_columns(row, self.known), opened_elsewhere=" ".join(places[2]) if places else "")
+
+    def counted_row(self, tag_id: str) -> Row:
+        """The tag's row from its own logs alone (its "not seen" columns empty)."""
         return Row.of(tag_id, self.tags.get(tag_id, {}), self.counts.get(tag_id) or Counts(),
                       self.links.get(tag_id, {}), replies_columns(self.replies.get(tag_id, ())))
 
@@ -365,6 +416,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
             logs_read()
+            _learn_visibility(state, result, timelines, fresh)
             saved = _save(home, state, result, view, fresh, lines, platform)
             if saved:
                 view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
@@ -561,6 +613,75 @@ def _fold_replies(home: Home, state: _FoldState, result: FoldResult) -> None:
             result.touched.add(reply.tag)
             if reply.counted:
                 result.new_replies += 1
+
+
+def _mail_facts(state: _FoldState, tag: str) -> MailFacts:
+    """What the "not seen" rules read of a tag, without building its whole row."""
+    fields, counts = state.tags[tag], state.counts.get(tag) or Counts()
+    replied = replies_columns(state.replies[tag]) if tag in state.replies else {}
+    return MailFacts(tag, short_id(tag), fields.get("subject", ""), fields.get("name", ""),
+                     fields.get("recipients", ""), counts.opened, counts.first_open, counts.first_click,
+                     replied.get("replied_by", ""), replied.get("first_reply", ""), replied.get("undelivered", ""))
+
+
+def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines, fresh: bool) -> None:
+    """What this pass teaches of the recipients of the mails it touched (``visibility``): each
+    tag's machine fetches and the places of its opens (``elsewhere``) noted, each of their
+    addresses' knowledge learned again from all its mails; where an address's knowledge
+    changed, its other mails' rows are written anew too."""
+    touched = [tag for tag in result.touched if tag in state.tags]
+    for tag in touched:
+        counts = state.counts.get(tag)
+        # Machine fetches and places tell something of a mail to one person only.
+        if counts is None or not (counts.machine_hits or counts.opens) \
+                or len(addresses(state.tags[tag].get("recipients", ""))) != 1:
+            continue
+        events = timelines.touched.get(tag)
+        if events is None and tag in timelines.encoded:
+            events = loads(timelines.encoded[tag])
+        if counts.machine_hits:
+            for stamp, label, _, reason, _ in events or ():
+                if label == "prefetch":
+                    state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+        if counts.opens:
+            state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
+    affected = set()
+    for tag in touched:
+        senders = [packed[1] for packed in state.replies.get(tag, ()) if packed[4] == "reply"]
+        recipients = addresses(state.tags[tag].get("recipients", ""))
+        counts = state.counts.get(tag)
+        # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
+        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in state.machine)):
+            said = evidence_of(_mail_facts(state, tag), state.machine.get(tag))
+        else:
+            said = {}
+        for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
+            kept = state.evidence.get(address)
+            before = kept.get(tag) if kept else None
+            now = said[address].packed() if address in said else None
+            if now == before:
+                continue
+            affected.add(address)
+            if now is not None:
+                state.evidence.setdefault(address, {})[tag] = now
+            else:
+                del kept[tag]
+                if not kept:
+                    del state.evidence[address]
+    changed = set()
+    for address in affected:
+        known = learn(Evidence.unpacked(tag, packed) for tag, packed in state.evidence.get(address, {}).items())
+        if known != state.known.get(address, Knowledge()):
+            if known.state:
+                state.known[address] = known
+            else:
+                state.known.pop(address, None)
+            changed.add(address)
+    if changed and not fresh:
+        # Rare (an address's state changed): its other mails' rows are written anew (a fresh
+        # read model has every row written anyway).
+        result.touched.update(tag for tag, fields in state.tags.items()
+                              if tag not in result.touched and changed.intersection(addresses(fields.get("recipients", ""))))
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

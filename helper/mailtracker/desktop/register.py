@@ -21,6 +21,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.view import Event, ViewReader, view_path
+from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,18 @@ class Row:
     remind_if: str = ""
     # When Thunderbird sent it (tags.csv's sent_at); '' for mail not sent, or sent before this was noted.
     sent_at: str = ""
+    # Opens the product cannot see (desktop/visibility.py): "no_images" (a recipient's mail program
+    # does not load images) or "not_measurable" (only proxies or machines fetch), when every
+    # recipient still to open the mail is so; those recipients; each one's rule and the mail
+    # that made it so.
+    not_seen: str = ""
+    not_seen_by: str = ""
+    not_seen_reason: str = ""
     # The sender's address the mail went out from.
     identity: str = field(default="", metadata=_NOT_IN_CSV)
+    # The times of the opens from a network and mail program none of the earlier opens came from
+    # (desktop/elsewhere.py: "opened on another device or by someone else (forwarded?)"), by spaces.
+    opened_elsewhere: str = field(default="", metadata=_NOT_IN_CSV)
     links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
 
     @property
@@ -133,7 +144,8 @@ class Row:
            known_links: Mapping[str, Sequence[str]], replies: Mapping[str, object] = {}) -> "Row":
         """The row of a tag from its tags.csv fields, its counts, its links as links.csv
         names them (number as a string -> [target, text]) and its replies' columns
-        (``replies.replies_columns``)."""
+        (``replies.replies_columns``); the fold adds the "not seen" columns
+        (``visibility.mail_columns``) and the places of its opens."""
         clicked = counts.links
         links = []
         for number in sorted(set(known_links) | set(clicked), key=int):
@@ -150,6 +162,20 @@ class Row:
             remind_if=tag.get("remind_if", ""), sent_at=tag.get("sent_at", ""), identity=tag.get("identity", ""),
             links=tuple(links),
             **replies)
+
+    @property
+    def not_seen_words(self) -> str:
+        """What the mail shows instead of "not opened" when its opens cannot show ("" otherwise)."""
+        return WORDS.get(self.not_seen, "")
+
+    @property
+    def not_seen_short(self) -> str:
+        """The same in a narrow column ("not visible", "not measurable")."""
+        return SHORT_WORDS.get(self.not_seen, "")
+
+    def opened_elsewhere_at(self, stamp: str) -> bool:
+        """Whether the open at ``stamp`` came from somewhere new (a hint, never a count of people)."""
+        return bool(stamp) and stamp in self.opened_elsewhere.split()
 
     def to_json(self) -> dict:
         """Every field, ``opened``, ``read`` and ``sending`` (as ``sent_time``, ``sent_how``): as the
@@ -189,6 +215,7 @@ class Row:
         def joined(name):
             return "; ".join(getattr(m, name) for m in members if getattr(m, name))
 
+        not_seen = group_state(members)
         return replace(
             self, opens=sum(m.opens for m in members), hits=sum(m.hits for m in members),
             self_hits=sum(m.self_hits for m in members), machine_hits=sum(m.machine_hits for m in members),
@@ -198,7 +225,9 @@ class Row:
             first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
             replied_by=joined("replied_by"), undelivered=joined("undelivered"),
             undelivered_reason=next((m.undelivered_reason for m in members if m.undelivered_reason), ""),
-            links=())
+            not_seen=not_seen, not_seen_by=joined("not_seen_by") if not_seen else "",
+            not_seen_reason=joined("not_seen_reason") if not_seen else "",
+            opened_elsewhere=" ".join(m.opened_elsewhere for m in members if m.opened_elsewhere), links=())
 
 
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")

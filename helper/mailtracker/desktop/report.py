@@ -19,6 +19,7 @@ from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
+from mailtracker.desktop.elsewhere import HINT as ELSEWHERE_HINT
 from mailtracker.desktop.register import SENDING_NOTES, Register, Row, display_name, grouped
 
 MAX_DAYS = 60
@@ -49,6 +50,8 @@ class Hit:
     when: float
     label: str
     counted: bool
+    # From a network and mail program no earlier open came from (``elsewhere``): a hint.
+    elsewhere: bool = False
 
     @property
     def person(self) -> bool:
@@ -103,15 +106,16 @@ def gather_emails(register: Register) -> List[Email]:
     for row in register.rows():
         if row.status == "unsent":
             continue
-        hits = [_hit(item) for item in register.timeline(row.id)]
+        hits = [_hit(item, row) for item in register.timeline(row.id)]
         emails.append(Email(row=row, hits=hits))
     emails.sort(key=lambda email: (email.sent or email.created, email.row.id), reverse=True)
     return emails
 
 
-def _hit(item: Sequence) -> Hit:
+def _hit(item: Sequence, row: Row) -> Hit:
     stamp, label, counted = item[:3]
-    return Hit(when=parse_timestamp(stamp), label=label, counted=bool(counted))
+    return Hit(when=parse_timestamp(stamp), label=label, counted=bool(counted),
+               elsewhere=bool(counted) and label == "open" and row.opened_elsewhere_at(stamp))
 
 
 def opens_per_day(emails: Sequence[Email]) -> Dict[date, int]:
@@ -170,6 +174,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu San
 h1 { font-size: 22px; margin: 0; } h2 { font-size: 16px; margin: 28px 0 8px; }
 .meta, .note { color: #6b7280; margin: 4px 0; }
 .problem { color: #b3261e; }
+.notseen { color: #6d6d6d; font-style: italic; }
 .tiles { display: flex; gap: 12px; margin-top: 16px; }
 .tile { flex: 1; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
 .tile b { display: block; font-size: 26px; }
@@ -310,11 +315,14 @@ def _timeline_chart(emails: Sequence[Email], now: float) -> str:
         for hit in sorted(email.hits, key=lambda hit: (hit.person, hit.when)):
             colour = LABEL_COLOURS.get(hit.label, MACHINE_COLOUR)
             what = hit.label if hit.counted else f"{hit.label}, a repeat: not counted again"
+            if hit.elsewhere:
+                what += f" — {ELSEWHERE_HINT}"
             radius, fill = (6, colour) if hit.person else (4, colour)
             stroke = ""
             if hit.person and not hit.counted:
                 fill, stroke = "#ffffff", f" stroke=\"{colour}\" stroke-width=\"2\""
-            out.append(f"<circle class=\"hit {_esc(hit.label)}\" cx=\"{x_of(hit.when):.1f}\" "
+            kind = f"{hit.label} elsewhere" if hit.elsewhere else hit.label
+            out.append(f"<circle class=\"hit {_esc(kind)}\" cx=\"{x_of(hit.when):.1f}\" "
                        f"cy=\"{y:.1f}\" r=\"{radius}\" fill=\"{fill}\"{stroke}>"
                        f"<title>{_local(hit.when)} · {_esc(what)}</title></circle>")
         out.append("</g>")
@@ -340,6 +348,9 @@ def _labels(email: Email) -> str:
     text = " · ".join(f"{label} {tally[label]}" for label in sorted(tally, key=_label_order))
     if email.truncated:
         text += f" (latest {len(email.hits)} hits)"
+    elsewhere = sum(hit.elsewhere for hit in email.hits)
+    if elsewhere:
+        text += f" · {elsewhere} {ELSEWHERE_HINT}"
     return text or "–"
 
 
@@ -365,7 +376,7 @@ def _table(emails: Sequence[Email]) -> str:
             (_esc(display_name(row)), ""),
             (_esc(row.subject or "(no subject)"), ""),
             (_sent_cell(email), "t"),
-            (str(row.opens), "n"),
+            (_opens(row), "n"),
             (_stamp(row.first_open), "t"),
             (_stamp(row.last_open), "t"),
             (_clicks(row), "n"),
@@ -411,6 +422,13 @@ def _clicks(row: Row) -> str:
     clicks = row.clicks
     clicked = [f"{link.text or link.target}: {link.clicks}" for link in row.links if link.clicks]
     return f"<span title=\"{_esc('; '.join(clicked))}\">{clicks}</span>" if clicked else str(clicks)
+
+
+def _opens(row: Row) -> str:
+    """The open count; for a mail whose opens cannot show, what it shows instead, the rule on hover."""
+    if row.not_seen and not row.opens:
+        return f"<span class=\"notseen\" title=\"{_esc(row.not_seen_reason)}\">{_esc(row.not_seen_short)}</span>"
+    return str(row.opens)
 
 
 def _replies(row) -> str:

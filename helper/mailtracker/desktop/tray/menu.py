@@ -63,7 +63,7 @@ def describe_row(row: Row, unseen: int, now: float) -> str:
     if opens:
         text += f" · {_plural(opens, 'open')} · last opened {ago(row.last_open, now)}"
     elif not row.replies and not row.undelivered:
-        text += " · not opened yet"
+        text += f" · {row.not_seen_words}" if row.not_seen else " · not opened yet"
     if row.replies:
         text += f" · replied {ago(row.last_reply, now)}" if row.last_reply else " · replied"
     if row.undelivered:
