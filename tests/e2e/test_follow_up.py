@@ -72,7 +72,8 @@ def show_compose(desktop, subject: str, path: str) -> None:
         await new Promise(r => setTimeout(r, 1500));  // painted: only for the picture
         resolve(null);
     """, [subject])
-    XDisplay(os.environ["DISPLAY"]).screenshot().save(path)
+    # The compose window alone, not the main window beside it.
+    XDisplay(os.environ["DISPLAY"]).screenshot().crop((0, 0, 1000, 640)).save(path)
 
 
 def compose_of(desktop, subject: str, timeout_s: float = 30.0) -> dict:
