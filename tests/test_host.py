@@ -100,7 +100,7 @@ def test_status_answers_at_once_while_another_process_folds(host, home):
             took.append(time.perf_counter() - start)
             assert status["tracked"] and status["id"] == tag["id"]
     print(f"status while the fold lock is held: {sorted(took)[1] * 1000:.1f} ms (median of 3)")
-    assert sorted(took)[1] < 0.2
+    assert sorted(took)[1] < 2, "status waited for the fold lock"  # it is held until the block ends
 
 
 def test_mint_while_paused_is_refused_with_its_own_code(host, home):

@@ -293,3 +293,19 @@ def test_a_reply_reported_by_two_computers_counts_once(home):
     fold(home)
     (register_row,) = read_register(home.register_path)
     assert register_row["replies"] == "2" and register_row["replied_by"] == "ann@example.net; bob@example.net"
+
+
+def test_a_reply_the_other_computer_recorded_first_is_not_new_here(host, home):
+    """The laptop's Thunderbird reports a reply the desk's log (brought by Syncthing) already
+    holds: it is not recorded again, so the add-on does not notify it a second time."""
+    from mailtracker.core.files import append_rows
+
+    tag_id = _sent(host, "tracked-2@sender.example.org")
+    home.devices_dir.mkdir()
+    append_rows(home.devices_dir / "replies-desk-ghijkl.csv", REPLY_COLUMNS,
+                [[tag_id, "r9@example.net", "ann@example.net", "2026-12-01T09:00:00.000Z", "reply", "", ""]])
+    request = dict(message_ids=["<tracked-2@sender.example.org>"], reply_id="<r9@example.net>",
+                   verdict="reply", reason="a reply from a person", time="2026-12-01T09:00:00.000Z")
+    request["from"] = "ann@example.net"
+    assert host.call("reply", **request)["data"]["recorded"] is False
+    assert not home.replies_path.exists() or len(_rows(home)) == 1

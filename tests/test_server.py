@@ -389,13 +389,14 @@ def test_dual_stack_ipv4_peers_stay_ipv4(home, tag):
 
 
 def test_c1_control_characters_are_removed_from_user_agents(pixel_server, tag):
-    """CSI and OSC in their one-character C1 forms never reach the log (nor a terminal)."""
-    agent = "Mail\u009b31mRED\u009d0;title\u009c \u0085next".encode("utf-8")
+    """CSI and OSC in their one-character C1 forms never reach the log (nor a terminal), nor do
+    Unicode line separators (a line break in editors and log viewers)."""
+    agent = "Mail\u009b31mRED\u009d0;title\u009c \u0085next\u2028line".encode("utf-8")
     _raw(pixel_server, b"GET /p/" + tag.id.encode() + b".gif HTTP/1.1\r\nHost: x\r\nUser-Agent: "
          + agent + b"\r\nConnection: close\r\n\r\n")
     wait_for(lambda: pixel_server.hit_lines(), what="the hit logged")
     (hit,) = _hits(pixel_server)
-    assert hit["user_agent"] == "Mail 31mRED 0;title   next"
+    assert hit["user_agent"] == "Mail 31mRED 0;title   next line"
     assert not any(0x80 <= ord(c) <= 0x9f for c in hit["user_agent"])
 
 

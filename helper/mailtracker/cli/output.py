@@ -1,8 +1,9 @@
 """How commands speak: the ok/BROKEN check lines, capitalised messages, text safe for a terminal."""
 
-import re
 from datetime import datetime
 from typing import Iterable, List
+
+from mailtracker.core.untrusted import printable
 
 
 def say(line: str, **print_options) -> None:
@@ -20,15 +21,6 @@ def print_checks(checks) -> List:
     for check in checks:
         print(f"{'ok ' if check.ok else 'BROKEN'}  {check.name}: {check.detail}")
     return [check for check in checks if not check.ok]
-
-
-# C0, DEL and C1 (CSI U+009B and OSC U+009D drive a terminal as ESC [ and ESC ] do):
-# names, subjects and clients come from outside and must not reach the terminal raw.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    return _UNPRINTABLE.sub(" ", text)
 
 
 def clip(text: str, width: int) -> str:

@@ -11,7 +11,6 @@ Message-ID (and for a bounce its recipient).
 """
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -21,6 +20,7 @@ from mailtracker.core.files import append_rows
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from mailtracker.core.tokens import TOKEN_LENGTH
+from mailtracker.core.untrusted import one_line
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import TAG_COLUMNS, parse_log_rows, parse_tag_records, read_columns
 
@@ -33,7 +33,6 @@ VERDICTS = ("reply", "auto", "own", "bounce")
 MAX_REPLY_ID = 998  # RFC 5322's longest line
 MAX_ADDRESS = 320
 MAX_REASON = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Reply:
 
 def clean(text: str, limit: int) -> str:
     """Outside text as kept: control characters and line breaks become one space, cut to ``limit``."""
-    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+    return one_line(text, limit)
 
 
 def bare_message_id(text: str) -> str:
@@ -102,9 +101,10 @@ def read_replies(path: Path) -> List[Tuple[Reply, float]]:
 
 
 def already_recorded(home: Home, reply: Reply) -> bool:
-    """True when replies.csv already holds this reply (a restart's catch-up reports it again)."""
+    """True when a replies log already holds this reply: a restart's catch-up reports it again,
+    or the user's other computer (whose log Syncthing brought) saw it first."""
     return any(known.key == reply.key and known.verdict == reply.verdict
-               for known, _ in read_replies(home.replies_path))
+               for path in home.log_paths("replies") for known, _ in read_replies(path))
 
 
 @dataclass

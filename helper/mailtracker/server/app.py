@@ -33,6 +33,7 @@ from mailtracker.core.errors import ServerError
 from mailtracker.core.origins import OriginTable
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
+from mailtracker.core.untrusted import printable
 from mailtracker.server.hitfiles import answer_hits_request
 from mailtracker.server.hitlog import HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
@@ -56,7 +57,6 @@ MAX_TEXT = 512
 
 # C0, DEL and C1: a C1 byte (CSI U+009B, OSC U+009D...) drives a terminal as its
 # ESC form does, and the text reaches one through 'mailtracker show'.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # What the client column holds for a peer that names no address (a Unix socket, a
 # malformed X-Forwarded-For). The fold splits that column off unparsed.
 UNKNOWN_CLIENT = "unknown"
@@ -149,7 +149,7 @@ def _clean_text(raw: Optional[bytes]) -> str:
     if not raw:
         return ""
     text = raw[: MAX_TEXT * 4].decode("utf-8", "replace")
-    return neutralise(_CONTROL.sub(" ", text)[:MAX_TEXT])
+    return neutralise(printable(text)[:MAX_TEXT])
 
 
 class PixelApp:
