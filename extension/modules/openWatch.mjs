@@ -138,6 +138,17 @@ export function diffRows(stored, rows, { now, notifyHere }) {
     }
     entries[row.id] = entry;
   }
+  // The copies of a mail sent individually left seconds apart, so their reminders come due
+  // seconds apart: the first one due reminds of them all (its plan names the whole group).
+  for (const { kind, row } of notices) {
+    if (kind === "reminder" && row.group) {
+      for (const member of rows) {
+        if (member?.group === row.group && entries[member.id]) {
+          entries[member.id].reminded = true;
+        }
+      }
+    }
+  }
   // A tag missing from a list shorter than the limit keeps its entry (a rebuild may be
   // under way: when it is back, its opens are not news). A full list is the newest mails, and
   // an older one never comes back into it: its entry is dropped, so storage stays bounded.

@@ -120,6 +120,17 @@ describe("a due reminder's follow-up", () => {
     assert.match(Object.keys(session.data)[0], /^compose:\d+$/);
   });
 
+  test("sent individually, the copies' reminders due seconds apart: one notification for the mail", async () => {
+    const rows = [row("k", { group: "g3", recipients: ANN, remind_at: DUE }),
+      row("b", { group: "g3", recipients: BOB, remind_at: "2026-12-01T12:00:02.000Z" })];
+    const { messenger, watch, listed } = wired(rows, [sentCopy("k@x", { to: [ANN, BOB], cc: [] })]);
+    await watch.refresh(); // the first copy is due, the second two seconds later
+    listed.current = rows.map((each) => ({ ...each, remind_at: DUE }));
+    await watch.refresh(); // both are due now
+    assert.equal(notices(messenger).length, 1);
+    assert.match(notices(messenger)[0].message, /Follow-up to: Ann Example <ann@example.net>, Bob <bob@example.net>$/);
+  });
+
   test("a bounced recipient is left out, and the reminder's notification says why", async () => {
     const group = { group: "g2" };
     const reason = "not delivered: 550 5.1.1 user unknown";
