@@ -11,7 +11,7 @@
 // deps: {helper, messenger, followUp?, local?, t, now?, log?}; node tests pass doubles.
 
 import { followUpLines, followUpPlan, mailRows } from "./followUp.mjs";
-import { REMINDER_ALARM, nextReminder } from "./reminders.mjs";
+import { REMINDER_ALARM, nextReminder, reminderSettled } from "./reminders.mjs";
 import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
 import { TRACKED_PAGE } from "./trackedView.mjs";
 
@@ -116,8 +116,10 @@ export function diffRows(stored, rows, { now, notifyHere }) {
         notices.push({ kind: "reply", row, count: replies });
       }
       if (row.undelivered && !entry.toldBounce) {
-        // Its reminder, if one was still to come, will not be: the notification says so.
-        notices.push({ kind: "bounce", row, count: 0, cancelled: Boolean(row.remind_at) && !entry.reminded });
+        // Its reminder, if one was still to come (not told, not ended by an open or a reply
+        // before), will not be: the notification says so.
+        const pending = Boolean(row.remind_at) && !entry.reminded && !reminderSettled({ ...row, undelivered: "" });
+        notices.push({ kind: "bounce", row, count: 0, cancelled: pending });
       }
       entry.toldReplies = replies;
       entry.toldBounce = Boolean(row.undelivered);

@@ -160,17 +160,20 @@ describe("a due reminder's follow-up", () => {
 
   test("a bounce's notification says the reminder is cancelled only when one was still to come", async () => {
     const later = "2026-12-09T00:00:00.000Z";
-    const { messenger, watch, listed } = wired([row("a", { remind_at: "" }), row("b", { remind_at: later })],
-      [sentCopy("a@x"), sentCopy("b@x")]);
+    const opened = { opens: 1, opened: true };
+    const { messenger, watch, listed } = wired([row("a", { remind_at: "" }), row("b", { remind_at: later }),
+      row("c", { remind_at: later, ...opened })], [sentCopy("a@x"), sentCopy("b@x"), sentCopy("c@x")]);
     await watch.refresh();
     const bounced = { undelivered: "nobody@example.net", undelivered_reason: "not delivered: 550 5.1.1 user unknown" };
-    listed.current = [row("a", { remind_at: "", ...bounced }), row("b", { remind_at: later })];
-    await watch.refresh();
-    listed.current = [row("a", { remind_at: "", ...bounced }), row("b", { remind_at: later, ...bounced })];
-    await watch.refresh();
+    for (const [id, fields] of [["a", { remind_at: "" }], ["b", { remind_at: later }], ["c", { remind_at: later, ...opened }]]) {
+      listed.current = listed.current.map((each) => (each.id === id ? row(id, { ...fields, ...bounced }) : each));
+      await watch.refresh();
+    }
+    // No reminder; one still to come; one an open had already ended.
     assert.deepEqual(notices(messenger).map((notice) => notice.message), [
       "“Offer”: not delivered: 550 5.1.1 user unknown.",
       "“Offer”: not delivered: 550 5.1.1 user unknown. Its reminder is cancelled: there is no one to remind of it.",
+      "“Offer”: not delivered: 550 5.1.1 user unknown.",
     ]);
     // Told together with another mail's news: its line says so too.
     const together = wired([row("c", { remind_at: later }), row("d", { remind_at: "" })], []);
