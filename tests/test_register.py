@@ -56,6 +56,16 @@ def test_group_totals_take_the_earliest_first_and_the_latest_last():
         stamp(5), stamp(9), stamp(6), stamp(11))
 
 
+def test_a_group_says_which_copies_bounced_and_why():
+    """A mail sent individually whose second copy bounced: the group row names that recipient
+    and that copy's reason (not the first copy's empty one)."""
+    members = [Row("a" * 32, "a", replies=1, replied_by="ann@x.org"),
+               Row("b" * 32, "b", undelivered="bob@x.org", undelivered_reason="550 5.1.1 User unknown")]
+    total = members[0].with_counts_of(members)
+    assert (total.undelivered, total.undelivered_reason) == ("bob@x.org", "550 5.1.1 User unknown")
+    assert (total.replies, total.replied_by) == (1, "ann@x.org")
+
+
 def test_a_reply_makes_a_mail_read_though_no_open_was_seen():
     """read = opened, clicked or replied: a reply alone makes it read, and opened stays the pixel's."""
     row = Row("c" * 32, "ccccccc", replies=1, replied_by="ann@x.org")

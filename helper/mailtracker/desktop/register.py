@@ -147,7 +147,8 @@ class Row:
 
     def with_counts_of(self, members: Sequence["Row"]) -> "Row":
         """This row with the counts summed over ``members`` (the copies of one mail sent
-        individually), the first times the earliest, the last the latest, and no links."""
+        individually), the first times the earliest, the last the latest, the first copy's
+        bounce reason, and no links."""
         def earliest(name):
             return min((getattr(m, name) for m in members if getattr(m, name)), default="")
 
@@ -164,7 +165,9 @@ class Row:
             last_open=latest("last_open"), first_click=earliest("first_click"),
             last_click=latest("last_click"), replies=sum(m.replies for m in members),
             first_reply=earliest("first_reply"), last_reply=latest("last_reply"),
-            replied_by=joined("replied_by"), undelivered=joined("undelivered"), links=())
+            replied_by=joined("replied_by"), undelivered=joined("undelivered"),
+            undelivered_reason=next((m.undelivered_reason for m in members if m.undelivered_reason), ""),
+            links=())
 
 
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")
