@@ -133,13 +133,17 @@ async function renderSentCopy(messageId) {
 function offerFollowUp(messageId) {
   byId("followUp").title = t("followUpWriteTitle");
   byId("followUp").addEventListener("click", async () => {
-    const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, messageId });
-    if (written?.opened) {
-      window.close();
-      return;
+    try {
+      const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, messageId });
+      if (written?.opened) {
+        window.close();
+        return;
+      }
+      byId("followUp").disabled = true;
+      byId("followUpState").textContent = t("followUpNobody");
+    } catch (error) {
+      byId("followUpState").textContent = helperProblemText(error);
     }
-    byId("followUp").disabled = true;
-    byId("followUpState").textContent = t("followUpNobody");
   });
   byId("followUpRow").hidden = false;
 }

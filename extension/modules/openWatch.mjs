@@ -343,6 +343,16 @@ export function createOpenWatch({ helper, messenger, followUp, local, t, now = (
     await showBadge((await load()).badge ?? 0);
   }
 
+  /** Whether the follow-up opened; a failure (the helper down) is logged and the mail opens instead. */
+  async function writeFollowUp(tagId, messageId) {
+    try {
+      return (await followUp.write({ tagId, messageId })).opened;
+    } catch (error) {
+      log.warn("mailtracker: the follow-up of %s could not be written: %s", messageId, error.message);
+      return false;
+    }
+  }
+
   /** A click on one of our notifications: a reminder's writes the follow-up (if anyone is left
    * to write to), another opens that mail (its Sent copy); one for several mails opens the Tracked
    * mail page (on the reminders due, for several reminders). */
@@ -357,7 +367,7 @@ export function createOpenWatch({ helper, messenger, followUp, local, t, now = (
       return false;
     }
     const { kind, tagId, messageId } = named;
-    if (kind === "reminder" && followUp && (await followUp.write({ tagId, messageId })).opened) {
+    if (kind === "reminder" && followUp && (await writeFollowUp(tagId, messageId))) {
       return true;
     }
     const [message] = await findCopies(messenger, messageId);

@@ -158,6 +158,17 @@ describe("a due reminder's follow-up", () => {
     assert.deepEqual(await noCopy.followUp.write({ tagId: "unknown" }), { opened: false, reason: "unknown" });
   });
 
+  test("the helper down when the notification is clicked: the mail opens, as before follow-ups", async () => {
+    const { messenger, watch } = wired([row("a")], [sentCopy("a@x")]);
+    await watch.refresh();
+    const [notice] = notices(messenger);
+    const broken = createOpenWatch({ helper: { list: async () => { throw new Error("helper gone"); } }, messenger,
+      followUp: createFollowUp({ helper: { list: async () => { throw new Error("helper gone"); } }, messenger,
+        tabStore: createTabStore(memoryArea()), listLimit: 500 }), local: memoryArea(), t: getMessage, log: quietLog });
+    assert.equal(await broken.openMailOf(notice.id), true);
+    assert.deepEqual(messenger.callsOf("messageDisplay.open")[0].args, [{ messageId: 1, location: "tab" }]);
+  });
+
   test("a bounce's notification says the reminder is cancelled only when one was still to come", async () => {
     const later = "2026-12-09T00:00:00.000Z";
     const opened = { opens: 1, opened: true };

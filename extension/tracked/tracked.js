@@ -61,10 +61,14 @@ function reminderCell(tag, state) {
   button.title = [t("followUpWriteTitle"), ...followUpLines(plan, t)].join("\n");
   button.addEventListener("click", async (event) => {
     event.stopPropagation();
-    const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, tagId: tag.id });
-    if (!written?.opened) {
-      button.disabled = true;
-      button.title = t("followUpNobody");
+    try {
+      const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, tagId: tag.id });
+      if (!written?.opened) {
+        button.disabled = true;
+        button.title = t("followUpNobody");
+      }
+    } catch (error) {
+      button.title = helperProblemText(error);
     }
   });
   td.append(" ", button);
