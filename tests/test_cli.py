@@ -57,7 +57,7 @@ def test_newcomer_flow_tag_curl_watch_register(home):
         watcher.stdout.close()
         server.stop()
     listing = run_cli("list", home=home).stdout
-    assert re.search(rf"{tag['id'][:7]}\s+John\s+1\s+0\s+0\s+\d{{4}}-\d\d-\d\d", listing), listing
+    assert re.search(rf"{tag['id'][:7]}\s+John\s+\d{{4}}-\d\d-\d\d \d\d:\d\d UTC \(tagged\)\s+1\s+0\s+0\s+\d{{4}}-\d\d-\d\d", listing), listing
 
 
 def test_list_json_and_fold_output(home):

@@ -15,7 +15,8 @@ def _full_row() -> Row:
                last_click="2026-11-24T11:30:00.000Z", group="g1", remind_at="2026-11-30T09:00:00.000Z",
                replies=2, first_reply="2026-11-24T13:00:00.000Z", last_reply="2026-11-25T08:00:00.000Z",
                replied_by="=ann@x.org; bob@x.org", undelivered="carl@x.org",
-               undelivered_reason="-550 5.1.1 User unknown", remind_if="no_reply", identity="me@example.org",
+               undelivered_reason="-550 5.1.1 User unknown", remind_if="no_reply", sent_at="2026-11-24T09:00:02.000Z",
+               identity="me@example.org",
                links=(Link(1, "https://x.org/", "the offer", 2, "2026-11-24T10:30:00.000Z",
                            "2026-11-24T11:30:00.000Z"),))
 

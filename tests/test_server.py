@@ -1,5 +1,6 @@
 """The pixel server, as a real process on loopback: answers, logging, bad input."""
 
+import asyncio
 import csv
 import io
 import os
@@ -15,8 +16,12 @@ import pytest
 import requests
 
 from mailtracker.core.contract import GIF
+from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config
 from mailtracker.desktop.tags import mint_tag
+from mailtracker.server.app import create_app
+from mailtracker.server.hitlog import HitLog
+from mailtracker.server.settings import ServerSettings
 from tests.conftest import PixelServer, fill_disk, wait_for
 
 
@@ -354,6 +359,94 @@ def test_full_disk_keeps_answering_reports_and_writes_later(home, tag, tiny_disk
         assert agents == ["before"] + [f"during-{i}" for i in range(50)] + ["after"]
     finally:
         server.stop()
+
+
+def test_lines_written_together_on_a_filling_disk_are_all_kept_once_in_order(tiny_disk):
+    """A write of many hits' lines that the disk takes only part of: what it took stays, the
+    rest waits in memory from the byte where it stopped, and all land once, in order."""
+    log = HitLog(tiny_disk / "hits", "grouped")
+    try:
+        assert log.append(b"before\r\n", "2026-12-07")
+        filler = fill_disk(tiny_disk)
+        lines = [f"line-{i:03}-".encode() + b"x" * 200 + b"\r\n" for i in range(100)]
+        assert not log.append_lines(lines, "2026-12-07")
+        assert len(log.pending) > 0 and log.written + len(log.pending) == 1 + len(lines)
+        filler.unlink()
+        assert log.flush_pending() and not log.pending
+    finally:
+        log.close()
+    data = log.path_for("2026-12-07").read_bytes()
+    assert data.split(b"\r\n")[1:-1] == [b"before"] + [line[:-2] for line in lines]
+    assert log.written == 1 + len(lines)
+
+
+def test_hits_answered_together_are_each_logged_once(home, tag, tiny_disk):
+    """Many hits at once, on a disk that fills and frees in the middle: every answered hit
+    is in the log exactly once, with hit ids that run without a gap."""
+    server = PixelServer(home, hits_dir=tiny_disk / "hits")
+    agents = [f"at-once-{i}" for i in range(48)]
+    start, answered = threading.Barrier(len(agents)), []
+
+    def hit(agent):
+        with requests.Session() as session:
+            start.wait(timeout=10)
+            for round_ in range(3):
+                if session.get(server.url(tag.id), headers={"User-Agent": f"{agent}-{round_}"},
+                               timeout=10).content == GIF:
+                    answered.append(f"{agent}-{round_}")
+
+    try:
+        requests.get(server.url(tag.id), headers={"User-Agent": "before"})
+        filler = fill_disk(tiny_disk)
+        threads = [threading.Thread(target=hit, args=(agent,)) for agent in agents]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        filler.unlink()
+        assert requests.get(server.base + "/healthz").status_code == 200
+    finally:
+        server.stop()
+    assert len(answered) == 3 * len(agents)
+    logged = [h["user_agent"] for h in _hits(server)]
+    assert sorted(logged) == sorted(["before"] + answered)
+    sequence = sorted(int(h["hit_id"].split(".")[1], 16) for h in _hits(server))
+    assert sequence == list(range(1, len(answered) + 2))
+
+
+def test_each_answer_waits_for_its_line_in_the_file_asgi_calls_in_process(home, tag, tmp_path):
+    """Hits that arrive in one turn of the event loop share a write, and still no answer starts
+    before its own line is in the file. In process, with a recording ASGI send: no real server
+    can show the file at the moment an answer starts."""
+    settings = ServerSettings(hits_dir=str(tmp_path / "hits"), server_id="order",
+                              secret_file=str(home.secret_path))
+    app = create_app(settings, read_secret(home.secret_path))
+    agents = [f"together-{i}" for i in range(20)]
+    in_file_when_answered = {}
+
+    def request(agent):
+        scope = {"type": "http", "method": "GET", "path": f"/p/{tag.id}.gif", "query_string": b"",
+                 "client": ("127.0.0.1", 40000), "headers": [(b"user-agent", agent.encode())]}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                (path,) = (tmp_path / "hits").glob("hits-order-*.csv")
+                in_file_when_answered[agent] = agent.encode() in path.read_bytes()
+
+        async def receive():
+            return {"type": "http.disconnect"}
+
+        return app(scope, receive, send)
+
+    async def serve_together():
+        await asyncio.gather(*(request(agent) for agent in agents))
+
+    try:
+        asyncio.run(serve_together())
+    finally:
+        app.close()
+    assert in_file_when_answered == {agent: True for agent in agents}
+    assert app.hit_log.written == len(agents)
 
 
 def test_client_addresses_are_normalised_and_never_carry_separators(home, tag):

@@ -262,7 +262,7 @@ def test_formula_prefixes_in_every_column_from_every_input_never_reach_the_regis
     crafted = mint_token(read_secret(home.secret_path))
     fields = {"id": crafted, "created": "=HYPERLINK(\"http://evil\")", "name": "=1", "subject": "+1",
               "recipients": "-1", "identity": "@1", "message_id": "=m", "status": "=HYPERLINK(\"s\")",
-              "group": "-g", "remind_at": "=NOW()", "remind_if": "=no_reply"}
+              "group": "-g", "remind_at": "=NOW()", "remind_if": "=no_reply", "sent_at": "=NOW()+1"}
     with open(home.tags_path, "a", encoding="utf-8", newline="") as log:
         log.write(format_row([fields[column] for column in TAG_COLUMNS]))
     fold(home)

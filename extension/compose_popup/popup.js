@@ -67,7 +67,7 @@ async function render(tabId) {
 // What stands between this mail and its tracking, with the one fix that applies.
 async function showProblem(readiness) {
   let problem = null;
-  if (readiness?.state === "unreachable") {
+  if (readiness?.state === "unreachable" || readiness?.state === "serverDown") {
     problem = readiness.problem;
   } else if (readiness && readiness.state !== "ready") {
     // Paused from the tray: sent untracked, never stopped; otherwise as the options say.
@@ -77,6 +77,8 @@ async function showProblem(readiness) {
   }
   byId("helperProblem").textContent = problem ?? "";
   byId("helperProblem").hidden = problem === null;
+  byId("serverNote").textContent = readiness?.note ?? "";
+  byId("serverNote").hidden = !readiness?.note;
 }
 
 async function main() {

@@ -1,7 +1,7 @@
 // Works out what the Track button shows for one compose tab, and shows it.
 
 import { createTabStore } from "./composeTabs.mjs";
-import { helperProblemText, t } from "./i18n.mjs";
+import { formatMoment, helperProblemText, t } from "./i18n.mjs";
 import { HelperError, PROTOCOL } from "./nativeHost.mjs";
 import { loadSettings } from "./settings.mjs";
 import { describeCompose, isTrackingWanted } from "./tracking.mjs";
@@ -13,6 +13,7 @@ const ICONS = {
   helperDown: "/icons/track-off.svg",
   cannotMint: "/icons/track-off.svg",
   unreachable: "/icons/track-on.svg",
+  serverDown: "/icons/track-on.svg",
 };
 // How long the compose window waits for the helper before it says it cannot be reached.
 export const HELPER_CHECK_MS = 3000;
@@ -38,8 +39,11 @@ export async function composeView(tabId, tabStore = createTabStore()) {
  *   {state: "helperDown", problem}    - no helper answers (or one of another protocol): untracked;
  *   {state: "cannotMint", problem}    - it answers but cannot mint (no secret, paused): untracked;
  *   {state: "unreachable", problem}   - tracked, but the server URL is loopback or private, so no
- *                                       recipient can load the pixel.
- * problem is the text with the one fix that applies.
+ *                                       recipient can load the pixel;
+ *   {state: "serverDown", problem}    - tracked, but the pixel server did not answer this computer's
+ *                                       pulls when last seen (or refused them): opens show later.
+ * problem is the text with the one fix that applies. "ready" may carry a note: when opens last
+ * arrived through a sync tool (nothing else is known of a server this computer does not pull).
  */
 export async function helperReadiness(helper, { timeoutMs = HELPER_CHECK_MS } = {}) {
   const timeout = new Promise((_, reject) =>
@@ -65,7 +69,24 @@ export async function helperReadiness(helper, { timeoutMs = HELPER_CHECK_MS } = 
   if (config.unreachable) {
     return { state: "unreachable", problem: config.unreachable };
   }
+  const seen = config.server_seen;
+  if (seen?.state === "unreachable" || seen?.state === "failing") {
+    return { state: "serverDown", problem: serverSeenText(seen) };
+  }
+  if (seen?.how === "sync" && seen.hits_changed) {
+    return { state: "ready", note: t("serverHitsSynced", [formatMoment(new Date(seen.hits_changed))]) };
+  }
   return { state: "ready" };
+}
+
+/** What the host's server_seen says of a server that did not answer (or refused), with its fix. */
+export function serverSeenText(seen, now = new Date()) {
+  const when = formatMoment(new Date(seen.since), now);
+  const what =
+    seen.state === "unreachable"
+      ? t("serverNotAnswered", [when, seen.reason || seen.message])
+      : t("serverPullFailing", [when, seen.message]);
+  return seen.hint ? `${what} ${seen.hint}` : what;
 }
 
 /**

@@ -31,6 +31,17 @@ export function formatDateTime(date) {
   return dateFormat.format(date);
 }
 
+/** A moment as a person says it: the time alone today, else the date and time; "—" for none. */
+export function formatMoment(date, now = new Date()) {
+  if (!date || Number.isNaN(date.getTime())) {
+    return "—";
+  }
+  if (date.toDateString() !== now.toDateString()) {
+    return formatDateTime(date);
+  }
+  return new Intl.DateTimeFormat(browser.i18n.getUILanguage(), { timeStyle: "short" }).format(date);
+}
+
 /**
  * Shows a helper failure as text naming the one fix that applies: the helper's own hint for its
  * error code when it answered, else (no helper answered) install-host, then doctor.

@@ -219,7 +219,7 @@ export function createHelper({ send = defaultSend, newId = defaultNewId, timeout
     config: () => call("config"),
     mint: ({ subject, recipients, identity, group }) =>
       call("mint", { subject, recipients, identity, ...(group ? { group } : {}) }),
-    sent: ({ tagId, messageId }) => call("sent", { tag_id: tagId, message_id: messageId }),
+    sent: ({ tagId, messageId, at }) => call("sent", { tag_id: tagId, message_id: messageId, at }),
     unsent: ({ tagId, reason }) => call("unsent", { tag_id: tagId, reason }),
     selfFetch: ({ tagId, messageId, at }) =>
       call("self_fetch", { ...(tagId ? { tag_id: tagId } : { message_id: messageId }), ...(at ? { at } : {}) }),

@@ -166,6 +166,8 @@ export function createSendFlow(deps) {
   }
 
   async function afterSend(tab, sendInfo) {
+    // The send time the views show (not the mint time): now, before waiting for this tab's turn.
+    const sentAt = Date.now();
     return runForTab(tab.id, async () => {
       const { pending } = await tabStore.get(tab.id);
       if (!pending) {
@@ -186,7 +188,7 @@ export function createSendFlow(deps) {
         // The helper takes a string; "" when Thunderbird gave no id (it
         // promises one only for mail that actually left), so the tag still
         // reads as sent rather than pending.
-        await helper.sent({ tagId: pending.tagId, messageId: outcome.messageId ?? "" });
+        await helper.sent({ tagId: pending.tagId, messageId: outcome.messageId ?? "", at: sentAt });
         // The sender's own Thunderbird may load the pixel right now (e.g. the
         // Sent copy); the helper labels hits around this moment as "self".
         await helper.selfFetch({ tagId: pending.tagId });

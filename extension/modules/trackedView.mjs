@@ -57,3 +57,15 @@ export function countedOpens(status) {
     .map((event) => ({ time: event.time, label: event.label, client: String(event.client ?? "") }))
     .reverse();
 }
+
+/**
+ * The Sent column of a row: {time, note}. time is when Thunderbird sent it, or, where that is
+ * not known, the mint time, with note naming what it is ("minted": sent before send times were
+ * noted; "unconfirmed": the send was never confirmed; "tagged": made with 'mailtracker tag');
+ * a mail never sent has no time and the note "unsent". The helper decides (Row.sending).
+ */
+export function sendingOf(tag) {
+  const how = tag.sent_how ?? (tag.status === "unsent" ? "unsent" : "minted");
+  const time = tag.sent_how ? tag.sent_time || null : tag.created || null;
+  return { time, note: how === "sent" ? null : how };
+}

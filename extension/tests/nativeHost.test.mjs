@@ -78,7 +78,7 @@ describe("nativeHost", () => {
   test("each command sends the contract's argument names", async () => {
     const { helper, sent } = helperAnswering((req) => ({ id: req.id, ok: true, data: {} }));
     await helper.mint({ subject: "S", recipients: ["a@x"], identity: "me@x" });
-    await helper.sent({ tagId: "t1", messageId: "m1@x" });
+    await helper.sent({ tagId: "t1", messageId: "m1@x", at: 1764000000000 });
     await helper.unsent({ tagId: "t1", reason: "why" });
     await helper.selfFetch({ tagId: "t1" });
     await helper.selfFetch({ messageId: "m1@x" });
@@ -88,7 +88,7 @@ describe("nativeHost", () => {
     const strip = ({ id, protocol, ...rest }) => rest;
     assert.deepEqual(sent.map(strip), [
       { command: "mint", subject: "S", recipients: ["a@x"], identity: "me@x" },
-      { command: "sent", tag_id: "t1", message_id: "m1@x" },
+      { command: "sent", tag_id: "t1", message_id: "m1@x", at: 1764000000000 },
       { command: "unsent", tag_id: "t1", reason: "why" },
       { command: "self_fetch", tag_id: "t1" },
       { command: "self_fetch", message_id: "m1@x" },

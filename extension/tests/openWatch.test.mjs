@@ -5,7 +5,7 @@ import { fakeMessenger, getMessage, memoryArea, quietLog } from "./fixtures.mjs"
 import { LIST_LIMIT, STATE_KEY, createOpenWatch, diffRows, messageIdOfNotification, notificationIdFor } from "../modules/openWatch.mjs";
 import { REMINDER_ALARM, nextReminder, remindAtFor, remindDaysFor, createReminders } from "../modules/reminders.mjs";
 import { STATE_TAGS, keysOf, retag, stateOf, tagCopies } from "../modules/sentList.mjs";
-import { countedOpens, matchesFilter, sortTags } from "../modules/trackedView.mjs";
+import { countedOpens, matchesFilter, sendingOf, sortTags } from "../modules/trackedView.mjs";
 
 const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const OPENED = STATE_TAGS.opened.key;
@@ -407,6 +407,22 @@ describe("the Tracked mail page's filter and sort", () => {
     assert.deepEqual(ids(sortTags(tags, "opens", true)), ["a", "b", "c", "d"]);
     assert.deepEqual(ids(sortTags(tags, "created", false)), ["c", "a", "b", "d"]);
     assert.deepEqual(ids(sortTags(tags, "created", true)), ["b", "a", "c", "d"]);
+  });
+
+  test("the Sent column: Thunderbird's send time; a mint time labelled; a mail never sent says so, with no time", () => {
+    // As the helper's Row.sending gives them (sent_time, sent_how).
+    assert.deepEqual(sendingOf({ status: "sent", created: "2026-11-01T09:00:00.000Z", sent_time: "2026-11-01T09:00:03.000Z", sent_how: "sent" }),
+      { time: "2026-11-01T09:00:03.000Z", note: null });
+    assert.deepEqual(sendingOf({ status: "sent", created: "2026-11-01T09:00:00.000Z", sent_time: "2026-11-01T09:00:00.000Z", sent_how: "minted" }),
+      { time: "2026-11-01T09:00:00.000Z", note: "minted" });
+    assert.deepEqual(sendingOf({ status: "unsent", created: "2026-11-01T09:00:00.000Z", sent_time: "", sent_how: "unsent" }),
+      { time: null, note: "unsent" });
+    for (const note of ["minted", "unconfirmed", "unsent", "tagged"]) {
+      assert.ok(getMessage(`trackedSent_${note}`) && getMessage(`trackedSentWhy_${note}`), note);
+    }
+    // Sorted by send time, newest first, a mail never sent last.
+    const sent = [{ id: "x", sent_time: "2026-11-02" }, { id: "y", sent_time: "" }, { id: "z", sent_time: "2026-11-03" }];
+    assert.deepEqual(ids(sortTags(sent, "sent_time", true)), ["z", "x", "y"]);
   });
 
   test("the opens of a status with their device and client, newest first", () => {

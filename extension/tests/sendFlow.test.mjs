@@ -194,12 +194,17 @@ describe("onAfterSend", () => {
     const helper = fakeHelper();
     const flow = makeFlow(helper);
     await flow.beforeSend(TAB, composeDetails());
+    const before = Date.now();
     const returned = await flow.afterSend(TAB, { mode: "sendNow", headerMessageId: "abc@example.org", messages: [] });
+    const after = Date.now();
     assert.equal(returned, undefined);
+    // With the moment Thunderbird reported it sent: the views show it, not the mint time.
+    const { at } = helper.callsOf("sent")[0].args;
+    assert.ok(before <= at && at <= after, `${before} <= ${at} <= ${after}`);
     assert.deepEqual(
       helper.calls.filter((c) => c.command !== "mint").map((c) => [c.command, c.args]),
       [
-        ["sent", { tagId: "tag1", messageId: "abc@example.org" }],
+        ["sent", { tagId: "tag1", messageId: "abc@example.org", at }],
         ["selfFetch", { tagId: "tag1" }],
       ],
     );
@@ -211,7 +216,7 @@ describe("onAfterSend", () => {
     const flow = makeFlow(helper);
     await flow.beforeSend(TAB, composeDetails());
     await flow.afterSend(TAB, { mode: "sendLater", messages: [] });
-    assert.deepEqual(helper.callsOf("sent").map((c) => c.args), [{ tagId: "tag1", messageId: "" }]);
+    assert.deepEqual(helper.callsOf("sent").map(({ args: { at, ...rest } }) => rest), [{ tagId: "tag1", messageId: "" }]);
     assert.deepEqual(notices, []);
   });
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { buttonStatus, helperReadiness } from "../modules/composeIndicator.mjs";
+import { buttonStatus, helperReadiness, serverSeenText } from "../modules/composeIndicator.mjs";
 import { HelperError } from "../modules/nativeHost.mjs";
 import { fakeHelper, getMessage } from "./fixtures.mjs";
 
@@ -194,8 +194,61 @@ describe("the Track button before Send: what the helper says", () => {
     assert.equal(buttonStatus({ status: "tracked" }, null), "tracked");
   });
 
+  // The host's server_seen (config): how the pixel server answered this computer's pulls when
+  // last seen. A moment today, in this machine's zone: the text shows it as 10:42.
+  const today = new Date();
+  today.setHours(10, 42, 0, 0);
+  const down = {
+    how: "pull", state: "unreachable", server: "t.example.org", since: today.toISOString(),
+    reason: "connection refused", code: 70, hint: "Run 'mailtracker doctor --server' to find where the way to the server breaks.",
+    message: "cannot connect to t.example.org: Connection refused; is the pixel server running and reachable?",
+  };
+  const withSeen = (seen, extra = {}) => fakeHelper({ config: () => ({ pixel_base: "https://t.example.org/p/", server_seen: seen, ...extra }) });
+
+  test("a pixel server that did not answer when last seen: tracked, said so with the time, the reason and doctor --server", async () => {
+    globalThis.browser.i18n.getUILanguage = () => "en-GB";
+    const readiness = await helperReadiness(withSeen(down));
+    assert.equal(readiness.state, "serverDown");
+    assert.equal(readiness.problem,
+      "Tracked — but the pixel server did not answer at 10:42 (connection refused); opens will show once it is back. " +
+      "Run 'mailtracker doctor --server' to find where the way to the server breaks.");
+    assert.equal(buttonStatus({ status: "tracked" }, readiness), "serverDown");
+  });
+
+  test("a server that answered but refused the pull: its message and its own fix, not 'did not answer'", async () => {
+    const refused = { ...down, state: "failing", reason: "", code: 71, message: "t.example.org refused the pull token (HTTP 401).",
+      hint: "Copy this desktop's secret to the server." };
+    const readiness = await helperReadiness(withSeen(refused));
+    assert.equal(readiness.state, "serverDown");
+    assert.match(readiness.problem, /could not take opens from the pixel server at 10:42: t\.example\.org refused the pull token \(HTTP 401\)\. Copy this desktop's secret/);
+    assert.doesNotMatch(readiness.problem, /did not answer/);
+  });
+
+  test("a failure seen on another day shows its date too", () => {
+    const yesterday = new Date(today.getTime() - 86400000);
+    assert.match(serverSeenText({ ...down, since: yesterday.toISOString() }, today), /at \d{1,2} \w{3} \d{4}, 10:42 \(/);
+  });
+
+  test("a server that answers, or was never pulled yet, changes nothing", async () => {
+    for (const seen of [{ how: "pull", state: "reachable", since: today.toISOString() }, { how: "pull", state: "unknown" }, undefined]) {
+      assert.deepEqual(await helperReadiness(withSeen(seen)), { state: "ready" });
+    }
+  });
+
+  test("hits synced by a sync tool: no alarm, only when opens last arrived (nothing when none did)", async () => {
+    const synced = await helperReadiness(withSeen({ how: "sync", state: "unknown", hits_changed: today.toISOString() }));
+    assert.deepEqual(synced, { state: "ready", note: "Opens arrive through your sync tool; they last arrived at 10:42." });
+    assert.deepEqual(await helperReadiness(withSeen({ how: "sync", state: "unknown", hits_changed: "" })), { state: "ready" });
+  });
+
+  test("a helper that cannot mint is told before a server that did not answer", async () => {
+    const mint_problem = { code: 12, message: "No secret.", hint: "Copy it." };
+    assert.equal((await helperReadiness(withSeen(down, { mint_problem }))).state, "cannotMint");
+    assert.equal((await helperReadiness(withSeen(down, { unreachable: "Recipients cannot reach it." }))).state, "unreachable");
+  });
+
   test("every status the button can show has an icon title, a headline and an explanation", () => {
-    for (const status of ["helperDown", "cannotMint", "unreachable"]) {
+    for (const status of ["helperDown", "cannotMint", "unreachable", "serverDown"]) {
       for (const key of [`buttonTitle_${status}`, `composeHeadline_${status}`, `composeExplain_${status}`]) {
         assert.ok(getMessage(key), key);
       }

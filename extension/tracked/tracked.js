@@ -6,14 +6,14 @@ import { FOLLOW_UP, followUpLines, followUpPlan, hasAddressees } from "../module
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { BADGE_SEEN, COUNTS_CHANGED, createHelper } from "../modules/nativeHost.mjs";
 import { stateOf } from "../modules/sentList.mjs";
-import { FILTERS, countedOpens, matchesFilter, sortTags } from "../modules/trackedView.mjs";
+import { FILTERS, countedOpens, matchesFilter, sendingOf, sortTags } from "../modules/trackedView.mjs";
 
 // Enough for a screenful of recent mail; the register itself has them all.
 const LIMIT = 200;
 
 const helper = createHelper();
 const byId = (id) => document.getElementById(id);
-const view = { tags: [], sortKey: "created", descending: true, filter: "all", expanded: new Set() };
+const view = { tags: [], sortKey: "sent_time", descending: true, filter: "all", expanded: new Set() };
 
 function toDate(value) {
   const date = value ? new Date(value) : null;
@@ -23,6 +23,18 @@ function toDate(value) {
 function statusText(status) {
   const known = ["pending", "sent", "unsent"];
   return known.includes(status) ? t(`status_${status}`) : String(status ?? "");
+}
+
+// When it was sent; a mint time says what it is (why on hover), a mail never sent says so.
+function sentCell(tag) {
+  const { time, note } = sendingOf(tag);
+  if (!note) {
+    return cell(formatDateTime(toDate(time)), "time");
+  }
+  const label = t(`trackedSent_${note}`);
+  const td = cell(time ? `${formatDateTime(toDate(time))} (${label})` : label, "time sendNote");
+  td.title = t(`trackedSentWhy_${note}`);
+  return td;
 }
 
 function cell(text, className) {
@@ -101,7 +113,7 @@ function row(tag, now) {
   tr.dataset.id = tag.id ?? "";
   const recipients = Array.isArray(tag.recipients) ? tag.recipients.join(", ") : String(tag.recipients ?? "");
   tr.append(
-    cell(formatDateTime(toDate(tag.created))),
+    sentCell(tag),
     cell(tag.subject || t("trackedNoSubject")),
     cell(recipients, "recipients"),
     cell(String(opens), "number"),
@@ -218,7 +230,7 @@ byId("filter").addEventListener("change", () => {
 for (const th of document.querySelectorAll("th[data-sort]")) {
   th.addEventListener("click", () => {
     const key = th.dataset.sort;
-    view.descending = key === view.sortKey ? !view.descending : ["created", "opens", "clicks", "replies", "last_open"].includes(key);
+    view.descending = key === view.sortKey ? !view.descending : ["sent_time", "opens", "clicks", "replies", "last_open"].includes(key);
     view.sortKey = key;
     render();
   });

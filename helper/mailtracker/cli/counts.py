@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from mailtracker.cli.output import clip, describe_reminder, describe_time, printable
+from mailtracker.cli.output import clip, describe_reminder, describe_sending, describe_time, printable
 from mailtracker.cli.registry import argument, command
 from mailtracker.core.errors import RegisterLockedError
 from mailtracker.core.paths import Home
@@ -107,8 +107,8 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
     from mailtracker.desktop.register import grouped
 
     now = now or datetime.now(timezone.utc)
-    header = ("ID", "NAME", "SUBJECT", "OPENS", "CLICKS", "REPLIES", "LAST OPEN", "REMINDER", "NOT COUNTED",
-              "GROUP")
+    header = ("ID", "NAME", "SUBJECT", "SENT", "OPENS", "CLICKS", "REPLIES", "LAST OPEN", "REMINDER",
+              "NOT COUNTED", "GROUP")
     lines = [header]
     for row in (row for members in grouped(rows) for row in members):
         ignored = []
@@ -117,7 +117,7 @@ def format_table(rows, now: Optional[datetime] = None) -> str:
         if row.self_hits:
             ignored.append(f"{row.self_hits} yours")
         lines.append((row.short_id, clip(row.name or row.recipients, 24),
-                      clip(row.subject, 32), str(row.opens), str(row.clicks),
+                      clip(row.subject, 32), describe_sending(row), str(row.opens), str(row.clicks),
                       "not delivered" if row.undelivered else str(row.replies),
                       describe_time(row.last_open, now), describe_reminder(row, now),
                       ", ".join(ignored), printable(row.group[:8])))
@@ -141,6 +141,7 @@ def cmd_show(args, home: Home) -> int:
         timeline = register.timeline(row.id)
         members = register.group(row.group)
     print(printable(f"{row.short_id}  {row.name or row.recipients}  {row.subject}"))
+    print("not sent" if row.sending[1] == "unsent" else f"sent: {describe_sending(row)}")
     if members:
         opened = sum(1 for member in members if member.opened)
         print(printable(f"sent individually (group {row.group[:8]}): {len(members)} recipients, "

@@ -37,6 +37,19 @@ def describe_time(stamp: str, now: datetime) -> str:
     return f"{stamp[:10]} {stamp[11:16]} UTC ({ago(stamp, now.timestamp())})"
 
 
+def describe_sending(row) -> str:
+    """When the mail went out: '2026-11-24 22:31 UTC' (Thunderbird's send time), the mint time
+    with what it is ('… UTC (minted)' for a log from before send times were noted), or 'not sent'."""
+    from mailtracker.desktop.register import SENDING_NOTES
+
+    stamp, how = row.sending
+    when = f"{stamp[:10]} {stamp[11:16]} UTC" if stamp else ""
+    if how == "sent":
+        return when or "-"
+    short = SENDING_NOTES[how][0]
+    return f"{when} ({short})" if when else short
+
+
 def describe_reminder(row, now: datetime) -> str:
     """'-', or when the follow-up reminder is (or was) due, with 'due' once it passed unopened."""
     stamp = row.remind_at

@@ -165,13 +165,18 @@ class Daemon:
 
 def _puller(home: Home, config: Config, watcher: Watcher):
     """The Puller for config.toml's pull_url (it folds after each pull that brought
-    something), or None when hits arrive another way."""
+    something, and notes how the server answered), or None when hits arrive another way."""
     if not config.pull_urls:
         return None
     from mailtracker.core.contract import pull_token
     from mailtracker.desktop.pull import Puller
+    from mailtracker.desktop.reachability import Sightings
+
+    # How each server answered, for the Track button before Send (written when it changes).
+    sightings = Sightings(home, config.pull_urls)
 
     def fold_after(status, result):
+        sightings.record(status)
         if result is not None and result.changed:
             watcher.fold_now()
 

@@ -166,10 +166,10 @@ class Host:
 
     def config(self, request: dict) -> dict:
         from mailtracker.core.reach import unreachable_problem
+        from mailtracker.desktop.install import read_fold_problem
+        from mailtracker.desktop.reachability import server_seen
 
         config = load_config(self.home)
-        from mailtracker.desktop.install import read_fold_problem
-
         problem = read_fold_problem(self.home)
         return {"pixel_base": config.pixel_base(), "server_url": config.server_url,
                 "path_prefix": config.path_prefix, "paused": tracking_paused(self.home),
@@ -178,7 +178,9 @@ class Host:
                 # A loopback or private server URL: no recipient can load the pixel.
                 "unreachable": unreachable_problem(config.server_url),
                 # Why a mint would fail now (no secret, paused), for the Track button before Send.
-                "mint_problem": mint_problem(self.home)}
+                "mint_problem": mint_problem(self.home),
+                # How the pixel server answered this desktop's pulls when last seen.
+                "server_seen": server_seen(self.home, config)}
 
     def mint(self, request: dict) -> dict:
         recipients = request.get("recipients") or []
@@ -201,7 +203,8 @@ class Host:
     def sent(self, request: dict) -> dict:
         tag_id = self._known_tag_id(request)
         message_id = _text(request, "message_id").strip().strip("<>")
-        update_tag(self.home, tag_id, message_id=message_id, status="sent")
+        # When Thunderbird sent it (``at``, epoch ms), shown instead of the mint time.
+        update_tag(self.home, tag_id, message_id=message_id, status="sent", sent_at=_moment(request))
         record_self_fetch(self.home, tag_id, "send")
         return {"tag_id": tag_id}
 

@@ -133,6 +133,32 @@ class PullStatus:
     retry_in_s: float = 0.0
     # The server holds the listing until a hit arrives (opens arrive within seconds).
     live: bool = False
+    # The server this status is of (its pull URL; '' for the status of several).
+    server: str = ""
+    # Whether it answered: REACHABLE, UNREACHABLE (no answer, or only its proxy's 502-504) or
+    # FAILING (the pull failed for another reason: message says which); "" before a pull.
+    reach: str = ""
+    # Why it did not answer, in a few words ("connection refused"); '' when it did.
+    reason: str = ""
+
+
+REACHABLE, UNREACHABLE, FAILING = "reachable", "unreachable", "failing"
+# What a proxy in front of the pixel server answers when the server behind it does not.
+GATEWAY_STATUSES = (502, 503, 504)
+
+
+def _not_answered(error: PullError, reason: str) -> PullError:
+    """Mark a pull error as the server's silence (as opposed to an answer that refused)."""
+    error.reach, error.reason = UNREACHABLE, reason
+    return error
+
+
+def reach_of(error: Optional[MailtrackerError]) -> Tuple[str, str]:
+    """(reach, reason) of a pull's outcome: REACHABLE when it worked, UNREACHABLE when the server
+    did not answer, FAILING for any other failure (a refused token, a full disk here...)."""
+    if error is None:
+        return REACHABLE, ""
+    return getattr(error, "reach", FAILING), getattr(error, "reason", "")
 
 
 def retry_delay(failures: int, interval_s: float) -> float:
@@ -321,7 +347,9 @@ class Puller:
                 return
             source.wake.clear()
             began = time.monotonic()
-            wait_s = self.live_wait_s if self.live and source.live is not False and source.etag else 0
+            # After a failure the listing is not held: its prompt answer says the server is back.
+            wait_s = self.live_wait_s if self.live and source.live is not False and source.etag \
+                and source.status.state != "failing" else 0
             result, error = PullResult(), None
             try:
                 self._pull_source(source, result, wait_s)
@@ -354,13 +382,15 @@ class Puller:
                 else:
                     again = 0.0
                 source.status = PullStatus("ok", f"pulled {result.summary()}", 0, 0, utc_timestamp(), again,
-                                           live)
+                                           live, source.url, REACHABLE)
             else:
                 failures = before.failures + 1
                 # A live server is asked again sooner: a dropped held request is the common failure.
                 first = min(self.interval_s, LIVE_FIRST_RETRY_S) if self.live and source.live else self.interval_s
+                reach, reason = reach_of(error)
                 source.status = PullStatus("failing", str(error), failures, error.code,
-                                           before.last_success, retry_delay(failures, first))
+                                           before.last_success, retry_delay(failures, first),
+                                           server=source.url, reach=reach, reason=reason)
             status = source.status
         if error is None:
             if before.state == "failing":
@@ -459,7 +489,8 @@ class Puller:
         try:
             return self.session.get(url, headers=headers, stream=True, allow_redirects=False, **extra)
         except requests.RequestException as exc:
-            raise PullError(describe_request_error(exc, source.host)) from None
+            raise _not_answered(PullError(describe_request_error(exc, source.host)),
+                                request_error_reason(exc)) from None
 
     def _check_status(self, source: _Source, response: requests.Response, url: str) -> None:
         status = response.status_code
@@ -481,6 +512,10 @@ class Puller:
                 f"{source.url} does not serve hits (HTTP 404): start the pixel server with "
                 "--serve-hits, and check that pull_url is the server's address"
             )
+        if status in GATEWAY_STATUSES:
+            raise _not_answered(PullError(
+                f"{url} answered HTTP {status} {response.reason}: the proxy in front of the pixel server "
+                "answers, the pixel server behind it does not; is it running?"), f"HTTP {status} from its proxy")
         if status not in (200, 206):
             raise PullError(f"{url} answered HTTP {status} {response.reason}")
 
@@ -773,6 +808,22 @@ def _read_span(path: Path, start: int, count: int) -> bytes:
 
 
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def request_error_reason(exc: requests.RequestException) -> str:
+    """Why a request got no HTTP answer, in a few words: 'connection refused', 'timed out'..."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    text = str(exc)
+    if "Name or service not known" in text or "NameResolutionError" in text or \
+            "nodename nor servname" in text or "getaddrinfo failed" in text:
+        return "name not found"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection closed"
+    match = _ERRNO_RE.search(text)
+    return match.group(1).strip().lower() if match else "no connection"
 
 
 def describe_request_error(exc: requests.RequestException, host: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.csvcodec import BOM, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
@@ -41,6 +41,17 @@ class Link:
         return {"link": self.link, "target": self.target, "text": self.text, "clicks": self.clicks,
                 "first_click": self.first_click, "last_click": self.last_click}
 
+
+# How a view labels a send time that is not Thunderbird's (Row.sending's "how"): short, then why.
+SENDING_NOTES = {
+    "minted": ("minted", "the send time was not recorded (an older log): this is when its pixel was "
+               "made, moments before Send"),
+    "unconfirmed": ("minted, send not confirmed", "Thunderbird never confirmed sending it: this is "
+                    "when its pixel was made"),
+    "unsent": ("not sent", "its pixel was made, but the mail was never sent (a draft discarded, or "
+               "the send failed)"),
+    "tagged": ("tagged", "a tag made with 'mailtracker tag': this is when it was made"),
+}
 
 # A field's metadata: "csv": False keeps it out of register.csv.
 _NOT_IN_CSV = {"csv": False}
@@ -84,6 +95,8 @@ class Row:
     undelivered_reason: str = ""
     # What the reminder waits for: "" or "not_opened" (an open, a click or a reply), "no_reply".
     remind_if: str = ""
+    # When Thunderbird sent it (tags.csv's sent_at); '' for mail not sent, or sent before this was noted.
+    sent_at: str = ""
     # The sender's address the mail went out from.
     identity: str = field(default="", metadata=_NOT_IN_CSV)
     links: Sequence[Link] = field(default=(), metadata=_NOT_IN_CSV)
@@ -99,6 +112,21 @@ class Row:
         """Whether the mail is known to be read: opened, clicked, or replied to (a reply proves
         it even from a mail program that never loads images)."""
         return self.opened or self.replies > 0
+
+    @property
+    def sending(self) -> Tuple[str, str]:
+        """When the mail went out, as every view shows it: (time, how). ``how`` is "sent" (the
+        time Thunderbird sent it), "minted" (sent before send times were noted: the time its
+        pixel was made, moments before Send), "unsent" (minted, never sent: no time),
+        "unconfirmed" (minted; the send was never confirmed: the mint time) or "tagged" (a tag
+        made with 'mailtracker tag': when it was made)."""
+        if self.status == "sent":
+            return (self.sent_at, "sent") if self.sent_at else (self.created, "minted")
+        if self.status == "unsent":
+            return "", "unsent"
+        if self.status == "pending":
+            return self.created, "unconfirmed"
+        return self.created, "tagged"
 
     @classmethod
     def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
@@ -119,14 +147,17 @@ class Row:
             last_open=counts.last_open, hits=counts.hits, self_hits=counts.self_hits,
             machine_hits=counts.machine_hits, clicks=counts.clicks, first_click=counts.first_click,
             last_click=counts.last_click, group=tag.get("group", ""), remind_at=tag.get("remind_at", ""),
-            remind_if=tag.get("remind_if", ""), identity=tag.get("identity", ""), links=tuple(links),
+            remind_if=tag.get("remind_if", ""), sent_at=tag.get("sent_at", ""), identity=tag.get("identity", ""),
+            links=tuple(links),
             **replies)
 
     def to_json(self) -> dict:
-        """Every field, ``opened`` and ``read``: as the read model stores a row and the add-on gets it."""
+        """Every field, ``opened``, ``read`` and ``sending`` (as ``sent_time``, ``sent_how``): as the
+        read model stores a row and the add-on gets it."""
         doc = {name: getattr(self, name) for name in _SCALARS}
         doc["opened"] = self.opened
         doc["read"] = self.read
+        doc["sent_time"], doc["sent_how"] = self.sending
         doc["links"] = [link.to_json() for link in self.links]
         return doc
 

@@ -19,7 +19,7 @@ from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
-from mailtracker.desktop.register import Register, Row, display_name, grouped
+from mailtracker.desktop.register import SENDING_NOTES, Register, Row, display_name, grouped
 
 MAX_DAYS = 60
 MIN_DAYS = 14
@@ -64,11 +64,24 @@ class Email:
 
     @property
     def created(self) -> float:
-        return parse_timestamp(self.row.created) if self.row.created else 0.0
+        return _moment(self.row.created)
+
+    @property
+    def sent(self) -> float:
+        """When it went out (``Row.sending``: Thunderbird's send time, else the mint time); 0.0 if unknown."""
+        return _moment(self.row.sending[0])
 
     @property
     def truncated(self) -> bool:
         return self.row.hits > len(self.hits)
+
+
+def _moment(stamp: str) -> float:
+    """Epoch seconds of a timestamp from the logs; 0.0 for none, or one no writer of ours made."""
+    try:
+        return parse_timestamp(stamp) if stamp else 0.0
+    except ValueError:
+        return 0.0
 
 
 def report_path(home: Home) -> Path:
@@ -92,7 +105,7 @@ def gather_emails(register: Register) -> List[Email]:
             continue
         hits = [_hit(item) for item in register.timeline(row.id)]
         emails.append(Email(row=row, hits=hits))
-    emails.sort(key=lambda email: (email.created, email.row.id), reverse=True)
+    emails.sort(key=lambda email: (email.sent or email.created, email.row.id), reverse=True)
     return emails
 
 
@@ -255,7 +268,7 @@ def _timeline_chart(emails: Sequence[Email], now: float) -> str:
     if not shown:
         return "<p class=\"note\">No tracked emails yet: mint one with 'mailtracker tag' or send " \
                "one with Track on in Thunderbird.</p>"
-    moments = [email.created for email in shown if email.created]
+    moments = [email.sent for email in shown if email.sent]
     moments += [hit.when for email in shown for hit in email.hits]
     start, end = min(moments + [now]), now
     if end - start < 3600:
@@ -286,13 +299,13 @@ def _timeline_chart(emails: Sequence[Email], now: float) -> str:
         name = _clip(f"{display_name(row)} — {row.subject or '(no subject)'}", 44)
         out.append(f"<g class=\"email\" data-id=\"{_esc(row.short_id)}\" data-opens=\"{row.opens}\">")
         out.append(f"<text class=\"name\" x=\"4\" y=\"{y + 4:.1f}\">{_esc(name)}</text>")
-        if email.created:
-            sent_x = x_of(email.created)
+        if email.sent:
+            sent_x = x_of(email.sent)
             out.append(f"<line x1=\"{sent_x:.1f}\" x2=\"{x_of(end):.1f}\" y1=\"{y:.1f}\" y2=\"{y:.1f}\" "
                        "stroke=\"#d1d5db\"/>")
             out.append(f"<line x1=\"{sent_x:.1f}\" x2=\"{sent_x:.1f}\" y1=\"{y - 7:.1f}\" "
                        f"y2=\"{y + 7:.1f}\" stroke=\"#111827\" stroke-width=\"2\">"
-                       f"<title>sent {_local(email.created)}</title></line>")
+                       f"<title>{_esc(_sent_words(email))}</title></line>")
         # Machines first, so a person's open is drawn on top of a fetch at the same time.
         for hit in sorted(email.hits, key=lambda hit: (hit.person, hit.when)):
             colour = LABEL_COLOURS.get(hit.label, MACHINE_COLOUR)
@@ -351,7 +364,7 @@ def _table(emails: Sequence[Email]) -> str:
             (_esc(row.short_id), ""),
             (_esc(display_name(row)), ""),
             (_esc(row.subject or "(no subject)"), ""),
-            (_esc(_local(email.created)) if email.created else "", "t"),
+            (_sent_cell(email), "t"),
             (str(row.opens), "n"),
             (_stamp(row.first_open), "t"),
             (_stamp(row.last_open), "t"),
@@ -369,6 +382,28 @@ def _table(emails: Sequence[Email]) -> str:
             + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _sent_words(email: Email) -> str:
+    """'sent 2026-12-07 10:42', or the time with what it is when Thunderbird's send time is not known."""
+    how = email.row.sending[1]
+    when = _local(email.sent) if email.sent else ""
+    if how == "sent":
+        return f"sent {when}"
+    short, why = SENDING_NOTES[how]
+    return f"{when} ({short}): {why}" if when else f"{short}: {why}"
+
+
+def _sent_cell(email: Email) -> str:
+    """The Sent column: Thunderbird's send time; a mint time says so, with why on hover."""
+    how = email.row.sending[1]
+    if how == "sent" and email.sent:
+        return _esc(_local(email.sent))
+    if how == "sent":
+        return "–"
+    short = SENDING_NOTES[how][0]
+    text = f"{_local(email.sent)} ({short})" if email.sent else short
+    return f"<span class=\"note\" title=\"{_esc(_sent_words(email))}\">{_esc(text)}</span>"
 
 
 def _clicks(row: Row) -> str:

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 # group: the mail a tag is one recipient's copy of ("send individually"); empty otherwise.
 # remind_at: when to remind the sender if nobody has opened the mail by then.
 # remind_if: what the reminder waits for: "" or "not_opened" (an open, a click or a reply), "no_reply".
+# sent_at: when Thunderbird sent the mail (the add-on's onAfterSend), on the row that marks it sent.
 TAG_COLUMNS = ("id", "created", "name", "subject", "recipients", "identity", "message_id", "status",
-               "group", "remind_at", "remind_if")
+               "group", "remind_at", "remind_if", "sent_at")
 # Columns are only ever added at the end of TAG_COLUMNS: a row of an older writer (or a
 # new row under an older file's header) is read by position, down to this many fields.
 TAG_COLUMNS_FIRST = 8
@@ -100,7 +101,7 @@ def mint_tag(home: Home, config: Config, name: str = "", subject: str = "",
     row = {
         "id": token, "created": created, "name": name, "subject": subject,
         "recipients": joined, "identity": identity, "message_id": "", "status": status,
-        "group": group, "remind_at": "", "remind_if": "",
+        "group": group, "remind_at": "", "remind_if": "", "sent_at": "",
     }
     append_rows(home.tags_path, TAG_COLUMNS, [[neutralise(row[col]) for col in TAG_COLUMNS]])
     url = config.pixel_url(token)

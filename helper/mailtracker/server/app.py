@@ -35,7 +35,7 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.core.untrusted import printable
 from mailtracker.server.hitfiles import answer_hits_request
-from mailtracker.server.hitlog import HitLog
+from mailtracker.server.hitlog import GroupedWrites, HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
                                           requested_wait)
 from mailtracker.server.retention import prune_old_hits
@@ -159,6 +159,7 @@ class PixelApp:
         self.settings = settings
         self.secret = secret
         self.hit_log = hit_log
+        self._writes = GroupedWrites(hit_log)
         self.boot = base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
         self.seq = 0
         self.invalid = 0
@@ -194,7 +195,7 @@ class PixelApp:
             if path.endswith(".gif") and (method == "GET" or method == "HEAD"):
                 token = path[path.rfind("/") + 1:-4]
                 if self._verify(token):
-                    self._log_hit(scope, token, method)
+                    await self._log_hit(scope, token, method)
                 else:
                     self.invalid += 1
                 await send(_GIF_START)
@@ -227,6 +228,7 @@ class PixelApp:
         log.info("pixel server %s stopping: %d hits logged, %d requests with invalid tokens, "
                  "%d hits requests refused", self.hit_log.writer_id, self.hit_log.written,
                  self.invalid, self.refused_pulls)
+        self._writes.write()
         self.hit_log.close()
 
     def _prune(self) -> None:
@@ -280,7 +282,7 @@ class PixelApp:
             return
         tag, link, href = click
         # Written before the answer, as every hit: a redirect the reader saw is never lost.
-        self._log_hit(scope, tag, click_method(link, method))
+        await self._log_hit(scope, tag, click_method(link, method))
         await send({"type": "http.response.start", "status": 302,
                     "headers": [(b"location", href.encode("ascii")), *_REDIRECT_HEADERS]})
         await send({"type": "http.response.body", "body": b""})
@@ -347,7 +349,8 @@ class PixelApp:
             self._stopping.set()
             self._hits_changes.close()
 
-    def _log_hit(self, scope, token: str, method: str) -> None:
+    def _log_hit(self, scope, token: str, method: str) -> "asyncio.Future":
+        """Keep the hit's line for this turn's write; done once it is written."""
         headers = dict(scope["headers"])
         self.seq += 1
         when = utc_timestamp()
@@ -355,7 +358,7 @@ class PixelApp:
         line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method, client,
                                self._text(headers.get(b"user-agent")), self._text(headers.get(b"referer")),
                                origin)
-        self.hit_log.append(line, when[:10])
+        return self._writes.add(line, when[:10])
 
     def _text(self, raw: Optional[bytes]) -> str:
         """``_clean_text`` of a header, remembered: most hits come from a few user agents."""

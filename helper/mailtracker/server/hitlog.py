@@ -2,11 +2,13 @@
 the operating system before its hit is answered.
 """
 
+import asyncio
 import logging
 import os
 import time
 from collections import deque
 from pathlib import Path
+from typing import Sequence
 
 from filelock import FileLock, Timeout
 
@@ -57,24 +59,41 @@ class HitLog:
 
     def append(self, line: bytes, day: str) -> bool:
         """Write one formatted line; False when it had to wait in memory."""
+        return self.append_lines((line,), day)
+
+    def append_lines(self, lines: Sequence[bytes], day: str) -> bool:
+        """Write formatted lines of one day, in order, with one write where the OS takes it
+        all; False when some had to wait in memory."""
         if not self.pending and day == self._day and time.monotonic() < self._next_check:
+            data = lines[0] if len(lines) == 1 else b"".join(lines)
             try:
-                count = self._file.write(line)
+                count = self._file.write(data)
             except OSError as exc:
                 count, problem = 0, exc
             else:
                 problem = OSError(28, "the disk is full")
-            if count == len(line):
-                self.written += 1
+            if count == len(data):
+                self.written += len(lines)
                 return True
-            self.pending.append((day, line[count:]))
+            # What the OS took is written; the rest waits, line by line, from where it stopped.
+            for line in lines:
+                if count >= len(line):
+                    count -= len(line)
+                    self.written += 1
+                else:
+                    self._keep(day, line[count:])
+                    count = 0
             self._complain(problem)
             return False
+        for line in lines:
+            self._keep(day, line)
+        return self.flush_pending()
+
+    def _keep(self, day: str, line: bytes) -> None:
         self.pending.append((day, line))
         if len(self.pending) > self.MAX_PENDING:
             self.pending.popleft()
             self.dropped += 1
-        return self.flush_pending()
 
     def flush_pending(self, check_file: bool = False) -> bool:
         """Write what waits in memory; False while it cannot. ``check_file`` makes sure
@@ -175,3 +194,49 @@ class HitLog:
             log.error("%d hits could not be written to %s and are lost", len(self.pending), self.hits_dir)
         self._lock.release()
 
+
+
+class GroupedWrites:
+    """Hits answered in one turn of the event loop, written to the log together.
+
+    ``add`` keeps a line and returns a future; at the end of the turn (the loop's next
+    callback round) every kept line goes to the log in one write, and only then are the
+    futures done: a hit's response waits on its future, so, as with one write per hit,
+    every answered hit is in the operating system before its answer is sent. Under load
+    one write(2) then carries the lines of many hits instead of one each.
+    """
+
+    def __init__(self, hit_log: HitLog):
+        self.hit_log = hit_log
+        self._day = ""
+        self._lines: list = []
+        self._waiting: list = []
+
+    def add(self, line: bytes, day: str) -> "asyncio.Future":
+        loop = asyncio.get_running_loop()
+        if self._lines and day != self._day:
+            self.write()  # one write is one day's file: the other day's lines go first
+        if not self._lines:
+            loop.call_soon(self.write)
+            self._day = day
+        self._lines.append(line)
+        done = loop.create_future()
+        self._waiting.append(done)
+        return done
+
+    def write(self) -> None:
+        """Write what is kept now (a no-op when nothing is), then release its answers."""
+        if not self._lines:
+            return
+        lines, waiting = self._lines, self._waiting
+        self._lines, self._waiting = [], []
+        try:
+            self.hit_log.append_lines(lines, self._day)
+        except BaseException as exc:
+            for done in waiting:
+                if not done.done():
+                    done.set_exception(exc)
+            raise
+        for done in waiting:
+            if not done.done():  # cancelled with its request
+                done.set_result(None)
