@@ -6,11 +6,12 @@
 import { createTabQueue, createTabStore } from "./modules/composeTabs.mjs";
 import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
+import { FOLLOW_UP, createFollowUp } from "./modules/followUp.mjs";
 import { createIndividualSend, loadIndividualMax } from "./modules/individual.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
 import { BADGE_SEEN, COUNTS_CHANGED, HELPER_RELAY, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
-import { createOpenWatch } from "./modules/openWatch.mjs";
+import { LIST_LIMIT, createOpenWatch } from "./modules/openWatch.mjs";
 import { REMINDER_ALARM, createReminders } from "./modules/reminders.mjs";
 import { createReplyWatch } from "./modules/replyWatch.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
@@ -35,8 +36,11 @@ const helper = createConnectedHelper({
 });
 
 const tabStore = createTabStore();
+// A reply to a tracked mail's Sent copy, to those who have not answered (followUp.mjs).
+const followUp = createFollowUp({ helper, messenger: browser, tabStore, listLimit: LIST_LIMIT });
 // The Sent list's tags, the badge, open notifications and due reminders (openWatch.mjs).
-const openWatch = createOpenWatch({ helper, messenger: browser, t: (name, subs) => browser.i18n.getMessage(name, subs) });
+const openWatch = createOpenWatch({ helper, messenger: browser, followUp,
+  t: (name, subs) => browser.i18n.getMessage(name, subs) });
 const runForTab = createTabQueue();
 // Replies and bounces to tracked mail, found in the user's own mailboxes (replyWatch.mjs).
 const replyWatch = createReplyWatch({ helper, messenger: browser });
@@ -204,6 +208,10 @@ browser.runtime.onMessage.addListener((message) => {
   // A page's request to the helper, over the background's port (no process per request).
   if (message?.command === HELPER_RELAY && message.request && typeof message.request === "object") {
     return helper.relay(message.request);
+  }
+  // "Write a follow-up" on the Tracked mail page or in the Opens popup.
+  if (message?.command === FOLLOW_UP) {
+    return followUp.write({ tagId: String(message.tagId ?? ""), messageId: String(message.messageId ?? "") });
   }
   return undefined;
 });

@@ -1,5 +1,6 @@
 // The Track popup's reminder row: "remind me in N days if not opened / if no reply" for this email.
-// Shown while the email is tracked; starts from the identity's default (options), and the
+// Shown while the email is tracked; starts from the identity's default days and condition
+// (options), and the
 // choice is kept for this compose tab until it is sent (reminders.mjs).
 
 import { composeView } from "../modules/composeIndicator.mjs";
@@ -8,9 +9,11 @@ import {
   DEFAULT_REMIND_DAYS,
   cleanDays,
   loadRemindDefaults,
+  loadRemindIfDefaults,
   loadTabChoice,
   loadTabRemindIf,
   remindDaysFor,
+  remindIfFor,
   saveTabChoice,
 } from "../modules/reminders.mjs";
 
@@ -23,9 +26,10 @@ async function composeTabId() {
 
 async function render(tabId) {
   const { details, view } = await composeView(tabId);
-  const [choice, defaults, remindIf] = await Promise.all([
-    loadTabChoice(tabId), loadRemindDefaults(), loadTabRemindIf(tabId)]);
+  const [choice, defaults, tabRemindIf, ifDefaults] = await Promise.all([
+    loadTabChoice(tabId), loadRemindDefaults(), loadTabRemindIf(tabId), loadRemindIfDefaults()]);
   const days = remindDaysFor({ tabChoice: choice, identityDefault: defaults[details.identityId] });
+  const remindIf = remindIfFor({ tabChoice: tabRemindIf, identityDefault: ifDefaults[details.identityId] });
   byId("remindRow").hidden = view.status !== "tracked";
   byId("remind").checked = days > 0;
   byId("remindDays").value = String(days || cleanDays(defaults[details.identityId]) || DEFAULT_REMIND_DAYS);

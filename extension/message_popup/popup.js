@@ -1,5 +1,7 @@
-// The open-status popup of a sent email: opens, first and last open, and a small timeline.
+// The open-status popup of a sent email: opens, first and last open, and a small timeline;
+// "Write a follow-up" opens a reply to it, addressed to those who have not answered (followUp.mjs).
 
+import { FOLLOW_UP } from "../modules/followUp.mjs";
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { messagesOf, summarizeStatus } from "../modules/messageInfo.mjs";
 import { createHelper } from "../modules/nativeHost.mjs";
@@ -146,6 +148,25 @@ async function renderSentCopy(messageId) {
   byId("sentCopy").hidden = false;
 }
 
+/** The follow-up button: the background writes it; if no one is left to write to, it says so. */
+function offerFollowUp(messageId) {
+  byId("followUp").title = t("followUpWriteTitle");
+  byId("followUp").addEventListener("click", async () => {
+    try {
+      const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, messageId });
+      if (written?.opened) {
+        window.close();
+        return;
+      }
+      byId("followUp").disabled = true;
+      byId("followUpState").textContent = t("followUpNobody");
+    } catch (error) {
+      byId("followUpState").textContent = helperProblemText(error);
+    }
+  });
+  byId("followUpRow").hidden = false;
+}
+
 async function main() {
   localizePage();
   byId("openTracked").addEventListener("click", async (event) => {
@@ -179,6 +200,7 @@ async function main() {
     return;
   }
   renderStatus(summary);
+  offerFollowUp(messageId);
 }
 
 main().catch((error) => showState(String(error?.message ?? error), true));

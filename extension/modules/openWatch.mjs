@@ -3,14 +3,15 @@
 // last looked at the Tracked mail page), notifications of a person's open or click (only
 // while no tray runs: a tray notifies itself, whether it folds or follows this
 // Thunderbird's helper; several at once are one notification, as the tray's are), and
-// follow-up reminders that came due unopened.
+// follow-up reminders that came due unopened (a click on one writes the follow-up: followUp.mjs).
 //
 // One `list` per change; only the mails whose state changed are looked up and retagged.
 // What was seen, tagged and notified is kept in storage.local, so a suspended
 // background, a restart or a second change never notifies one open twice.
-// deps: {helper, messenger, local?, t, now?, log?}; node tests pass doubles.
+// deps: {helper, messenger, followUp?, local?, t, now?, log?}; node tests pass doubles.
 
-import { REMINDER_ALARM, nextReminder, reminderWaitsFor } from "./reminders.mjs";
+import { followUpLines, followUpPlan, mailRows } from "./followUp.mjs";
+import { REMINDER_ALARM, nextReminder, reminderSettled, reminderWaitsFor } from "./reminders.mjs";
 import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
 import { TRACKED_PAGE } from "./trackedView.mjs";
 
@@ -36,13 +37,19 @@ export function groupNotificationIdFor(kind, count, at) {
   return `${GROUP_PREFIX}${kind}:${count}:${at}`;
 }
 
-/** The Message-ID a notification id names, or null for someone else's notification. */
-export function messageIdOfNotification(notificationId) {
+/** What a notification id names: {kind, tagId, messageId}, or null for someone else's notification. */
+export function parseNotificationId(notificationId) {
   if (!String(notificationId).startsWith(NOTIFICATION_PREFIX)) {
     return null;
   }
   const parts = notificationId.slice(NOTIFICATION_PREFIX.length).split(":");
-  return parts.length >= 4 ? parts.slice(3).join(":") || null : null;
+  const messageId = parts.length >= 4 ? parts.slice(3).join(":") : "";
+  return messageId ? { kind: parts[0], tagId: parts[1], messageId } : null;
+}
+
+/** The Message-ID a notification id names, or null for someone else's notification. */
+export function messageIdOfNotification(notificationId) {
+  return parseNotificationId(notificationId)?.messageId ?? null;
 }
 
 /** Who a notice names: the recipient; for a reply who answered, for a bounce whom it missed. */
@@ -109,14 +116,18 @@ export function diffRows(stored, rows, { now, notifyHere }) {
         notices.push({ kind: "reply", row, count: replies });
       }
       if (row.undelivered && !entry.toldBounce) {
-        notices.push({ kind: "bounce", row, count: 0 });
+        // Its reminder, if one was still to come (not told, not ended by an open or a reply
+        // before), will not be: the notification says so.
+        const pending = Boolean(row.remind_at) && !entry.reminded && !reminderSettled({ ...row, undelivered: "" });
+        notices.push({ kind: "bounce", row, count: 0, cancelled: pending });
       }
       entry.toldReplies = replies;
       entry.toldBounce = Boolean(row.undelivered);
     }
     const parts = state.split("+");
     if ((parts.includes("due") || parts.includes("noReply")) && !entry.reminded && row.message_id) {
-      notices.push({ kind: "reminder", row, count: 0 });
+      // Whom its follow-up would go to, and who is left out and why (followUp.mjs).
+      notices.push({ kind: "reminder", row, count: 0, plan: followUpPlan(mailRows(rows, row)) });
       entry.reminded = true;
     }
     const changed = state !== entry.state || !entry.tagged;
@@ -128,6 +139,17 @@ export function diffRows(stored, rows, { now, notifyHere }) {
       Object.assign(entry, { state, tagged: true });
     }
     entries[row.id] = entry;
+  }
+  // The copies of a mail sent individually left seconds apart, so their reminders come due
+  // seconds apart: the first one due reminds of them all (its plan names the whole group).
+  for (const { kind, row } of notices) {
+    if (kind === "reminder" && row.group) {
+      for (const member of rows) {
+        if (member?.group === row.group && entries[member.id]) {
+          entries[member.id].reminded = true;
+        }
+      }
+    }
   }
   // A tag missing from a list shorter than the limit keeps its entry (a rebuild may be
   // under way: when it is back, its opens are not news). A full list is the newest mails, and
@@ -142,11 +164,20 @@ export function diffRows(stored, rows, { now, notifyHere }) {
 
 /**
  * The notifications to show for these notices (pure): one per notice, except that opens
- * and clicks arriving together are one notification, and so are reminders due together.
+ * and clicks arriving together are one notification, and so are reminders due together; the
+ * copies of one mail sent individually that come due together are one reminder (its plan names
+ * the whole group).
  */
 export function groupNotices(notices) {
   const told = notices.filter((notice) => notice.kind !== "reminder");
-  const due = notices.filter((notice) => notice.kind === "reminder");
+  const groups = new Set();
+  const due = notices.filter((notice) => {
+    if (notice.kind !== "reminder" || (notice.row.group && groups.has(notice.row.group))) {
+      return false;
+    }
+    groups.add(notice.row.group || null);
+    return true;
+  });
   return [
     ...(told.length > 1 ? [{ kind: "group", notices: told }] : told),
     ...(due.length > 1 ? [{ kind: "reminders", notices: due }] : due),
@@ -154,11 +185,13 @@ export function groupNotices(notices) {
 }
 
 /** {title, message} of a notification (t: i18n lookup). */
-export function noticeText({ kind, row, notices }, t) {
+export function noticeText(notice, t) {
+  const { kind, row, notices } = notice;
   if (kind === "group" || kind === "reminders") {
     const lineOf = { click: "groupClickLine", reply: "groupReplyLine", bounce: "groupBounceLine" };
-    const lines = notices.slice(0, GROUP_LINES).map(({ kind: each, row: mail }) => t(
-      lineOf[each] ?? "groupLine", [whoOf(mail, each), mail.subject || t("trackedNoSubject")]));
+    const lines = notices.slice(0, GROUP_LINES).map(({ kind: each, row: mail, cancelled }) => t(
+      cancelled ? "groupBounceCancelledLine" : (lineOf[each] ?? "groupLine"),
+      [whoOf(mail, each), mail.subject || t("trackedNoSubject")]));
     if (notices.length > GROUP_LINES) {
       lines.push(t("groupMore", [String(notices.length - GROUP_LINES)]));
     }
@@ -170,16 +203,16 @@ export function noticeText({ kind, row, notices }, t) {
     return { title: t("replyNoticeTitle", [whoOf(row, kind)]), message: t("noticeBody", [subject]) };
   }
   if (kind === "bounce") {
+    const body = t("bounceNoticeBody", [subject, row.undelivered_reason || ""]);
     return { title: t("bounceNoticeTitle", [whoOf(row, kind)]),
-      message: t("bounceNoticeBody", [subject, row.undelivered_reason || ""]) };
-  }
-  if (kind === "reminder" && reminderWaitsFor(row) === "no_reply") {
-    // An "if not opened" reminder of a mail whose opens cannot show waited for a reply: say so.
-    const body = row.remind_if === "no_reply" ? "noReplyReminderBody" : "notSeenReminderBody";
-    return { title: t("noReplyReminderTitle", [subject]), message: t(body, [whoOf(row)]) };
+      message: notice.cancelled ? `${body} ${t("bounceReminderCancelled")}` : body };
   }
   if (kind === "reminder") {
-    return { title: t("reminderTitle", [subject]), message: t("reminderBody", [whoOf(row)]) };
+    // An "if not opened" reminder of a mail whose opens cannot show waited for a reply: say so.
+    const noReply = reminderWaitsFor(row) === "no_reply";
+    const body = !noReply ? "reminderBody" : row.remind_if === "no_reply" ? "noReplyReminderBody" : "notSeenReminderBody";
+    return { title: t(noReply ? "noReplyReminderTitle" : "reminderTitle", [subject]),
+      message: [t(body, [whoOf(row)]), ...(notice.plan ? followUpLines(notice.plan, t) : [])].join("\n") };
   }
   return {
     title: t(kind === "click" ? "clickNoticeTitle" : "openNoticeTitle", [whoOf(row)]),
@@ -187,7 +220,7 @@ export function noticeText({ kind, row, notices }, t) {
   };
 }
 
-export function createOpenWatch({ helper, messenger, local, t, now = () => Date.now(), log = console }) {
+export function createOpenWatch({ helper, messenger, followUp, local, t, now = () => Date.now(), log = console }) {
   const area = local ?? messenger.storage.local;
   let notifyHere = null;
   let running = null;
@@ -311,16 +344,32 @@ export function createOpenWatch({ helper, messenger, local, t, now = () => Date.
     await showBadge((await load()).badge ?? 0);
   }
 
-  /** A click on one of our notifications opens that mail (its Sent copy), or for several
-   * mails the Tracked mail page. */
+  /** Whether the follow-up opened; a failure (the helper down) is logged and the mail opens instead. */
+  async function writeFollowUp(tagId, messageId) {
+    try {
+      return (await followUp.write({ tagId, messageId })).opened;
+    } catch (error) {
+      log.warn("mailtracker: the follow-up of %s could not be written: %s", messageId, error.message);
+      return false;
+    }
+  }
+
+  /** A click on one of our notifications: a reminder's writes the follow-up (if anyone is left
+   * to write to), another opens that mail (its Sent copy); one for several mails opens the Tracked
+   * mail page (on the reminders due, for several reminders). */
   async function openMailOf(notificationId) {
     if (String(notificationId).startsWith(GROUP_PREFIX)) {
-      await messenger.tabs.create({ url: TRACKED_PAGE });
+      const reminders = String(notificationId).startsWith(`${GROUP_PREFIX}reminders:`);
+      await messenger.tabs.create({ url: reminders ? `${TRACKED_PAGE}?filter=due` : TRACKED_PAGE });
       return true;
     }
-    const messageId = messageIdOfNotification(notificationId);
-    if (!messageId) {
+    const named = parseNotificationId(notificationId);
+    if (!named) {
       return false;
+    }
+    const { kind, tagId, messageId } = named;
+    if (kind === "reminder" && followUp && (await writeFollowUp(tagId, messageId))) {
+      return true;
     }
     const [message] = await findCopies(messenger, messageId);
     if (!message) {

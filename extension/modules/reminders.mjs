@@ -1,5 +1,5 @@
 // Follow-up reminders: "remind me in N days if not opened" (or "if no reply"), chosen per mail in the
-// Track popup (default off, or the identity's default from the options), sent to the
+// Track popup (default off, or the identity's default days and condition from the options), sent to the
 // helper with the tag once the mail left (the helper keeps it in tags.csv, so `list`,
 // the report and `mailtracker list` show it), and woken by browser.alarms.
 //
@@ -59,6 +59,11 @@ export function remindDaysFor({ tabChoice, identityDefault }) {
   return cleanDays(tabChoice) ?? cleanDays(identityDefault) ?? 0;
 }
 
+/** What one mail's reminder waits for: the tab's choice, else the identity's default, else "not_opened". */
+export function remindIfFor({ tabChoice, identityDefault }) {
+  return cleanRemindIf(tabChoice ?? identityDefault);
+}
+
 /** When a reminder is due, as the helper takes it (UTC ISO 8601). */
 export function remindAtFor(sentAt, days, dayMs = DAY_MS) {
   return new Date(sentAt + days * dayMs).toISOString();
@@ -87,6 +92,17 @@ export async function saveRemindDefault(identityId, days, area) {
   await localArea(area).set({ remindDefaults: { ...current, [identityId]: cleanDays(days) ?? 0 } });
 }
 
+/** The identities' default condition (identityId -> "not_opened" | "no_reply"; missing is "not_opened"). */
+export async function loadRemindIfDefaults(area) {
+  const { remindIfDefaults } = await localArea(area).get("remindIfDefaults");
+  return remindIfDefaults && typeof remindIfDefaults === "object" ? remindIfDefaults : {};
+}
+
+export async function saveRemindIfDefault(identityId, remindIf, area) {
+  const current = await loadRemindIfDefaults(area);
+  await localArea(area).set({ remindIfDefaults: { ...current, [identityId]: cleanRemindIf(remindIf) } });
+}
+
 /** How long a reminder "day" is: a day, unless a test set `reminderDayMs` in storage.local. */
 export async function loadDayMs(area) {
   const { reminderDayMs } = await localArea(area).get("reminderDayMs");
@@ -105,10 +121,10 @@ export async function saveTabChoice(tabId, days, area, remindIf = undefined) {
   await sessionArea(area).set({ [keyOf(tabId)]: { ...current, choice: cleanDays(days) ?? 0, remindIf: kind } });
 }
 
-/** What this compose tab's reminder waits for ("not_opened" unless the popup chose "no_reply"). */
+/** What the popup chose this compose tab's reminder to wait for, or undefined (the identity's default). */
 export async function loadTabRemindIf(tabId, area) {
   const stored = await sessionArea(area).get(keyOf(tabId));
-  return cleanRemindIf(stored[keyOf(tabId)]?.remindIf);
+  return stored[keyOf(tabId)]?.remindIf;
 }
 
 /**
@@ -122,9 +138,10 @@ export function createReminders({ helper, runForTab, session, local, now = () =>
   async function noteSend(tabId, identityId) {
     return runForTab(tabId, async () => {
       const stored = (await sessionArea(session).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
-      const defaults = await loadRemindDefaults(local);
+      const [defaults, ifDefaults] = await Promise.all([loadRemindDefaults(local), loadRemindIfDefaults(local)]);
       const days = remindDaysFor({ tabChoice: stored.choice, identityDefault: defaults[identityId] });
-      await sessionArea(session).set({ [keyOf(tabId)]: { ...stored, days } });
+      const remindIf = remindIfFor({ tabChoice: stored.remindIf, identityDefault: ifDefaults[identityId] });
+      await sessionArea(session).set({ [keyOf(tabId)]: { ...stored, days, remindIf } });
     });
   }
 

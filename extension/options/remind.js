@@ -1,15 +1,51 @@
-// The options page's reminder defaults: per identity, the days after which an unopened
-// tracked email is reminded of (0: none, the default). The Track popup changes it per email.
+// The options page's reminder defaults: per identity, the days after which a tracked email is
+// reminded of (0: none, the default) and what the reminder waits for ("if not opened" or "if no
+// reply"). The Track popup starts from them and changes them per email.
 
 import { t } from "../modules/i18n.mjs";
-import { MAX_REMIND_DAYS, cleanDays, loadRemindDefaults, saveRemindDefault } from "../modules/reminders.mjs";
+import {
+  MAX_REMIND_DAYS,
+  REMIND_IF,
+  cleanDays,
+  cleanRemindIf,
+  loadRemindDefaults,
+  loadRemindIfDefaults,
+  saveRemindDefault,
+  saveRemindIfDefault,
+} from "../modules/reminders.mjs";
 
 const byId = (id) => document.getElementById(id);
+const CONDITION_LABELS = { not_opened: "composeRemindIfNotOpened", no_reply: "composeRemindIfNoReply" };
+
+function saved() {
+  byId("saved").hidden = false;
+  setTimeout(() => {
+    byId("saved").hidden = true;
+  }, 1500);
+}
+
+/** The condition's choice for one identity, saved as soon as it changes. */
+function conditionSelect(identity, current) {
+  const select = document.createElement("select");
+  select.className = "remindIf";
+  for (const value of REMIND_IF) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = t(CONDITION_LABELS[value]);
+    select.append(option);
+  }
+  select.value = cleanRemindIf(current);
+  select.addEventListener("change", async () => {
+    await saveRemindIfDefault(identity.id, select.value);
+    saved();
+  });
+  return select;
+}
 
 async function main() {
   // The section's heading and help are localised with the page (options.js).
   const list = byId("remindIdentities");
-  const defaults = await loadRemindDefaults();
+  const [defaults, ifDefaults] = await Promise.all([loadRemindDefaults(), loadRemindIfDefaults()]);
   const accounts = await browser.accounts.list(false);
   const identities = accounts.flatMap((account) => account.identities ?? []);
   list.replaceChildren();
@@ -25,14 +61,11 @@ async function main() {
     days.value = String(cleanDays(defaults[identity.id]) ?? 0);
     days.addEventListener("change", async () => {
       await saveRemindDefault(identity.id, days.value);
-      byId("saved").hidden = false;
-      setTimeout(() => {
-        byId("saved").hidden = true;
-      }, 1500);
+      saved();
     });
     const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;
-    label.append(days, ` ${t("composeRemindDays")} — ${name}`);
-    item.append(label);
+    label.append(days, ` ${t("composeRemindDays")} `);
+    item.append(label, conditionSelect(identity, ifDefaults[identity.id]), ` — ${name}`);
     list.append(item);
   }
 }

@@ -98,3 +98,52 @@ export const enMessages = messages;
 
 /** A silent console for code under test. */
 export const quietLog = { warn() {}, error() {}, debug() {}, info() {} };
+
+/**
+ * Thunderbird's APIs the open watch and the follow-up use: messages (with tags, To/Cc/Bcc) found by
+ * Message-ID, tag definitions, badge, notifications, alarms, and compose windows (recorded, each a
+ * new tab id).
+ */
+export function fakeMessenger({ messages = [], tags = [] } = {}) {
+  const calls = [];
+  const record = (name, result) => async (...args) => {
+    calls.push({ name, args });
+    return typeof result === "function" ? result(...args) : result;
+  };
+  const store = messages.map((m, i) => ({ id: i + 1, tags: [], folder: { name: "Sent" }, ...m }));
+  const definitions = [...tags];
+  const messenger = {
+    calls,
+    store,
+    definitions,
+    callsOf: (name) => calls.filter((c) => c.name === name),
+    messages: {
+      query: record("messages.query", ({ headerMessageId }) => ({
+        id: null,
+        messages: structuredClone(store.filter((m) => m.headerMessageId === headerMessageId)),
+      })),
+      continueList: record("messages.continueList", { id: null, messages: [] }),
+      update: record("messages.update", (id, { tags: next }) => {
+        store.find((m) => m.id === id).tags = next;
+      }),
+      tags: {
+        list: record("messages.tags.list", () => structuredClone(definitions)),
+        create: record("messages.tags.create", (key, tag, color) => {
+          if (definitions.some((d) => d.key === key)) throw new Error(`tag ${key} exists`);
+          definitions.push({ key, tag, color });
+        }),
+      },
+    },
+    action: { setBadgeText: record("action.setBadgeText"), setBadgeBackgroundColor: record("action.setBadgeBackgroundColor") },
+    notifications: { create: record("notifications.create") },
+    alarms: { create: record("alarms.create"), clear: record("alarms.clear") },
+    runtime: { getURL: (path) => `moz-extension://test/${path}` },
+    messageDisplay: { open: record("messageDisplay.open") },
+    tabs: { create: record("tabs.create") },
+    compose: {
+      beginReply: record("compose.beginReply", () => ({ id: 100 + calls.length })),
+      beginNew: record("compose.beginNew", () => ({ id: 100 + calls.length })),
+    },
+  };
+  return messenger;
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { getMessage, memoryArea, quietLog } from "./fixtures.mjs";
+import { fakeMessenger, getMessage, memoryArea, quietLog } from "./fixtures.mjs";
 import { LIST_LIMIT, STATE_KEY, createOpenWatch, diffRows, messageIdOfNotification, notificationIdFor } from "../modules/openWatch.mjs";
 import { REMINDER_ALARM, nextReminder, remindAtFor, remindDaysFor, createReminders } from "../modules/reminders.mjs";
 import { STATE_TAGS, keysOf, retag, stateOf, tagCopies } from "../modules/sentList.mjs";
@@ -18,47 +18,6 @@ const NO_REPLY = STATE_TAGS.noReply.key;
 function row(id, fields = {}) {
   return { id, short_id: id.slice(0, 7), name: "Ann", subject: `Mail ${id}`, status: "sent", message_id: `${id}@x`,
     opens: 0, clicks: 0, opened: false, remind_at: "", ...fields };
-}
-
-/** Thunderbird's APIs the watch uses: messages with tags, tag definitions, badge, notifications, alarms. */
-function fakeMessenger({ messages = [], tags = [] } = {}) {
-  const calls = [];
-  const record = (name, result) => async (...args) => {
-    calls.push({ name, args });
-    return typeof result === "function" ? result(...args) : result;
-  };
-  const store = messages.map((m, i) => ({ id: i + 1, tags: [], folder: { name: "Sent" }, ...m }));
-  const definitions = [...tags];
-  const messenger = {
-    calls,
-    store,
-    definitions,
-    callsOf: (name) => calls.filter((c) => c.name === name),
-    messages: {
-      query: record("messages.query", ({ headerMessageId }) => ({
-        id: null,
-        messages: structuredClone(store.filter((m) => m.headerMessageId === headerMessageId)),
-      })),
-      continueList: record("messages.continueList", { id: null, messages: [] }),
-      update: record("messages.update", (id, { tags: next }) => {
-        store.find((m) => m.id === id).tags = next;
-      }),
-      tags: {
-        list: record("messages.tags.list", () => structuredClone(definitions)),
-        create: record("messages.tags.create", (key, tag, color) => {
-          if (definitions.some((d) => d.key === key)) throw new Error(`tag ${key} exists`);
-          definitions.push({ key, tag, color });
-        }),
-      },
-    },
-    action: { setBadgeText: record("action.setBadgeText"), setBadgeBackgroundColor: record("action.setBadgeBackgroundColor") },
-    notifications: { create: record("notifications.create") },
-    alarms: { create: record("alarms.create"), clear: record("alarms.clear") },
-    runtime: { getURL: (path) => `moz-extension://test/${path}` },
-    messageDisplay: { open: record("messageDisplay.open") },
-    tabs: { create: record("tabs.create") },
-  };
-  return messenger;
 }
 
 function listHelper(rowsRef) {

@@ -1,10 +1,12 @@
 // The "Tracked mail" page: recent tracked emails with their opens, sortable and filtered;
-// a row shows the device and client of each open. Opening it clears the toolbar badge.
+// a row shows the device and client of each open. Opening it clears the toolbar badge. A mail
+// whose reminder is due, or that some but not all recipients answered, offers "Write a follow-up".
 
+import { FOLLOW_UP, followUpLines, followUpPlan, hasAddressees } from "../modules/followUp.mjs";
 import { formatDateTime, helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { BADGE_SEEN, COUNTS_CHANGED, createHelper } from "../modules/nativeHost.mjs";
 import { stateOf } from "../modules/sentList.mjs";
-import { countedOpens, matchesFilter, sendingOf, sortTags } from "../modules/trackedView.mjs";
+import { FILTERS, countedOpens, matchesFilter, sendingOf, sortTags } from "../modules/trackedView.mjs";
 
 // Enough for a screenful of recent mail; the register itself has them all.
 const LIMIT = 200;
@@ -44,14 +46,45 @@ function cell(text, className) {
   return td;
 }
 
+const isDue = (state) => state.split("+").some((part) => part === "due" || part === "noReply");
+
 function reminderText(tag, state) {
   const when = toDate(tag.remind_at);
   if (!when) {
     return "";
   }
-  const due = state.split("+").some((part) => part === "due" || part === "noReply");
-  const text = due ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
+  const text = isDue(state) ? t("trackedReminderDue", [formatDateTime(when)]) : formatDateTime(when);
   return tag.remind_if === "no_reply" ? `${text} ${t("composeRemindIfNoReply")}` : text;
+}
+
+/** The reminder cell: its time, and "Write a follow-up" when the reminder is due or some (not
+ * all) recipients answered. */
+function reminderCell(tag, state) {
+  const td = cell(reminderText(tag, state));
+  const plan = followUpPlan([tag]);
+  const partly = Number(tag.replies ?? 0) > 0 && hasAddressees(plan);
+  if (tag.status === "unsent" || !tag.message_id || !(isDue(state) || partly)) {
+    return td;
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "followUp";
+  button.textContent = t("followUpWrite");
+  button.title = [t("followUpWriteTitle"), ...followUpLines(plan, t)].join("\n");
+  button.addEventListener("click", async (event) => {
+    event.stopPropagation();
+    try {
+      const written = await browser.runtime.sendMessage({ command: FOLLOW_UP, tagId: tag.id });
+      if (!written?.opened) {
+        button.disabled = true;
+        button.title = t("followUpNobody");
+      }
+    } catch (error) {
+      button.title = helperProblemText(error);
+    }
+  });
+  td.append(" ", button);
+  return td;
 }
 
 /** How many people replied, who (on hover); "not delivered" with the server's reason for a bounce. */
@@ -98,7 +131,7 @@ function row(tag, now) {
     cell(String(Number(tag.clicks ?? 0)), "number"),
     repliesCell(tag),
     cell(formatDateTime(toDate(tag.last_open))),
-    cell(reminderText(tag, state)),
+    reminderCell(tag, state),
     cell(statusText(tag.status)),
     cell(tag.short_id ?? ""),
   );
@@ -195,6 +228,12 @@ function seen() {
 }
 
 localizePage();
+// The page may be opened on a filter (a notification of several reminders opens it on "due").
+const asked = new URLSearchParams(location.search).get("filter");
+if (FILTERS.includes(asked)) {
+  view.filter = asked;
+  byId("filter").value = asked;
+}
 byId("refresh").addEventListener("click", () => load());
 byId("filter").addEventListener("change", () => {
   view.filter = byId("filter").value;

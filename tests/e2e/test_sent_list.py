@@ -182,14 +182,17 @@ def test_opens_that_arrive_together_are_one_notification(desktop):
 
 # Thunderbird shows an add-on's notification through its alerts service; a headless one has
 # nowhere to show it, so the test puts a recording one in its place (only in this test run).
+# Each alert's listener is kept: click_alert tells it the user clicked, as the real service does.
 RECORD_ALERTS = """
 const win = Services.wm.getMostRecentWindow("mail:3pane");
 if (!win.mailtrackerAlerts) {
   const shown = win.mailtrackerAlerts = [];
+  const listeners = win.mailtrackerAlertListeners = new Map();
   const recorder = {
     QueryInterface: ChromeUtils.generateQI(["nsIAlertsService"]),
     showAlert(alert, listener) {
       shown.push({ name: alert.name, title: alert.title, text: alert.text });
+      listeners.set(alert.name, { listener, cookie: alert.cookie });
       listener?.observe(null, "alertshow", alert.cookie);
     },
     showAlertNotification() {},
@@ -210,6 +213,16 @@ def record_alerts(desktop) -> None:
 
 def shown_alerts(desktop) -> list:
     return desktop.tb.js('resolve(Services.wm.getMostRecentWindow("mail:3pane").mailtrackerAlerts || []);')
+
+
+def click_alert(desktop, name: str) -> None:
+    """The user clicks the notification of this name (as the alerts service reports a click)."""
+    desktop.tb.js("""
+        const shown = Services.wm.getMostRecentWindow("mail:3pane").mailtrackerAlertListeners?.get(args[0]);
+        if (!shown) throw new Error("no notification " + args[0]);
+        shown.listener.observe(null, "alertclickcallback", shown.cookie);
+        resolve(null);
+    """, [name])
 
 
 def show_sent_folder(desktop, path: str, identity_email: str = "") -> None:
