@@ -426,12 +426,17 @@ export function createSentCopy(deps) {
    */
   async function settleDuplicates(folder = null) {
     const entries = await watched();
+    if (!Object.keys(entries).length) {
+      return 0;
+    }
     const now = Date.now();
     let removed = 0;
     let bases = null;
+    let expired = false;
     for (const [messageId, { target, until }] of Object.entries(entries)) {
       if (until <= now) {
         delete entries[messageId];
+        expired = true;
         continue;
       }
       if (folder && folder.id !== target) {
@@ -444,7 +449,9 @@ export function createSentCopy(deps) {
         await guarded(messageId, () => keepOneClean(copies));
       }
     }
-    await local.set({ sentCopyWatch: entries });
+    if (expired) {
+      await local.set({ sentCopyWatch: entries });
+    }
     return removed;
   }
 

@@ -167,7 +167,7 @@ def check_replies_and_bounces(desktop, dovecot, identity="id2"):
     assert row["undelivered"] == "nobody@example.net" and row["replies"] == 0
     assert "550 5.1.1" in row["undelivered_reason"]
     # Ann answered without loading the pixel: a later mail to her says "opens not visible", not "not opened".
-    follow_id, follow_tag = send_tracked_imap(desktop, dovecot, identity, "Follow-up e2e")
+    follow_id, follow_tag = send_tracked_imap(desktop, dovecot, identity, "Not visible e2e")
     wait_for_tag(desktop, follow_id.strip("<>"), NOT_VISIBLE, timeout_s=60)
     row = row_of(desktop.home, follow_tag)
     assert (row["not_seen"], row["not_seen_by"], row["opens"]) == ("no_images", "ann@example.net", 0)
@@ -182,7 +182,7 @@ def check_replies_and_bounces(desktop, dovecot, identity="id2"):
         await waitFor(d => subjects.every(s => row(d, s)), "the mails on the Tracked mail page");
         if (linger) await new Promise(r => setTimeout(r, 4000));
         return JSON.stringify(subjects.map(s => [...row(doc(), s).cells].map(td => td.textContent)));
-    """, [["Replies e2e", "Bounce e2e", "Follow-up e2e"], bool(SCREENSHOT)]))
+    """, [["Replies e2e", "Bounce e2e", "Not visible e2e"], bool(SCREENSHOT)]))
     if picture:
         picture.join()
     assert [cells[5] for cells in shown] == ["1", "not delivered", "0"]
