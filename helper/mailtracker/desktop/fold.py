@@ -306,8 +306,12 @@ class _FoldState:
         """The tag's register row: its tags.csv fields, its counts and replies, and what its
         recipients' history says of the opens it can show."""
         row = self.counted_row(tag_id)
+        columns = mail_columns(row, self.known)
         places = self.places.get(tag_id)
-        return replace(row, **mail_columns(row, self.known), opened_elsewhere=" ".join(places[2]) if places else "")
+        elsewhere = " ".join(places[2]) if places else ""
+        if not columns["not_seen"] and not elsewhere:
+            return row  # most rows: a copy (dataclasses.replace) would cost a first fold a second
+        return replace(row, **columns, opened_elsewhere=elsewhere)
 
     def counted_row(self, tag_id: str) -> Row:
         """The tag's row from its own logs alone (its "not seen" columns empty)."""
