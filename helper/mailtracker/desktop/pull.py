@@ -808,6 +808,13 @@ def _read_span(path: Path, start: int, count: int) -> bytes:
 
 
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+# How a failed name lookup reads on Linux (glibc), macOS and Windows, and in urllib3.
+_NAME_NOT_FOUND = ("Name or service not known", "NameResolutionError", "nodename nor servname",
+                   "getaddrinfo failed")
+
+
+def _name_not_found(text: str) -> bool:
+    return any(words in text for words in _NAME_NOT_FOUND)
 
 
 def request_error_reason(exc: requests.RequestException) -> str:
@@ -817,8 +824,7 @@ def request_error_reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     text = str(exc)
-    if "Name or service not known" in text or "NameResolutionError" in text or \
-            "nodename nor servname" in text or "getaddrinfo failed" in text:
+    if _name_not_found(text):
         return "name not found"
     if "RemoteDisconnected" in text or "Connection aborted" in text:
         return "connection closed"
@@ -837,8 +843,7 @@ def describe_request_error(exc: requests.RequestException, host: str) -> str:
         return f"{host} did not answer in time; is the server overloaded or a firewall dropping packets?"
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc)
-        if "Name or service not known" in text or "NameResolutionError" in text or \
-                "nodename nor servname" in text or "getaddrinfo failed" in text:
+        if _name_not_found(text):
             return f"cannot resolve the name {host}: check the URL and your network"
         match = _ERRNO_RE.search(text)
         reason = match.group(1).strip() if match else "the connection failed"
