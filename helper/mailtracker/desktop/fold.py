@@ -244,11 +244,9 @@ class _FoldState:
                     state.places[tag] = places
                 for address, packed in (evidence or {}).items():
                     state.evidence.setdefault(address, {})[tag] = packed
-            # Each address's knowledge is what its mails' evidence says (as _learn_visibility learns it).
-            for address, said in state.evidence.items():
-                known = learn(Evidence.unpacked(tag, packed) for tag, packed in said.items())
-                if known.state:
-                    state.known[address] = known
+            # Each address's knowledge is what its mails' evidence says.
+            for address in state.evidence:
+                state.relearn(address)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("the fold state in %s is damaged (%s); rebuilding it from the logs", view.path, exc)
             return cls()
@@ -290,6 +288,19 @@ class _FoldState:
         return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
                              self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
                              self.machine.get(tag), self.places.get(tag), self._evidence_of(tag)])
+
+    def relearn(self, address: str) -> bool:
+        """Learn the address's knowledge again from its mails' evidence (only addresses in a
+        state are kept); True when it changed."""
+        said = self.evidence.get(address, {})
+        known = learn(Evidence.unpacked(tag, packed) for tag, packed in said.items())
+        if known == self.known.get(address, Knowledge()):
+            return False
+        if known.state:
+            self.known[address] = known
+        else:
+            self.known.pop(address, None)
+        return True
 
     def _evidence_of(self, tag: str) -> Optional[Dict[str, list]]:
         """This mail's entries in ``evidence``: only its recipients and repliers can have one."""
@@ -672,15 +683,7 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
                 del kept[tag]
                 if not kept:
                     del state.evidence[address]
-    changed = set()
-    for address in affected:
-        known = learn(Evidence.unpacked(tag, packed) for tag, packed in state.evidence.get(address, {}).items())
-        if known != state.known.get(address, Knowledge()):
-            if known.state:
-                state.known[address] = known
-            else:
-                state.known.pop(address, None)
-            changed.add(address)
+    changed = {address for address in affected if state.relearn(address)}
     if changed and not fresh:
         # Rare (an address's state changed): its other mails' rows are written anew (a fresh
         # read model has every row written anyway).
