@@ -10,7 +10,7 @@
 // background, a restart or a second change never notifies one open twice.
 // deps: {helper, messenger, followUp?, local?, t, now?, log?}; node tests pass doubles.
 
-import { followUpLines, followUpPlan, mailRows } from "./followUp.mjs";
+import { cellEntries, followUpLines, followUpPlan, mailRows } from "./followUp.mjs";
 import { REMINDER_ALARM, nextReminder, reminderSettled, reminderWaitsFor } from "./reminders.mjs";
 import { ensureTags, findCopies, stateOf, tagCopies } from "./sentList.mjs";
 import { TRACKED_PAGE } from "./trackedView.mjs";
@@ -55,7 +55,7 @@ export function messageIdOfNotification(notificationId) {
 /** Who a notice names: the recipient; for a reply who answered, for a bounce whom it missed. */
 function whoOf(row, kind) {
   if (kind === "reply" && row.replied_by) {
-    return String(row.replied_by).split("; ").at(-1);
+    return cellEntries(row.replied_by).at(-1);
   }
   if (kind === "bounce" && row.undelivered) {
     return row.undelivered;
