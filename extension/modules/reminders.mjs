@@ -81,26 +81,33 @@ export function nextReminder(rows, now) {
   return next;
 }
 
+/** A per-identity map kept in storage.local under `key` (identityId -> value); {} when none is. */
+async function loadPerIdentity(key, area) {
+  const { [key]: stored } = await localArea(area).get(key);
+  return stored && typeof stored === "object" ? stored : {};
+}
+
+async function savePerIdentity(key, identityId, value, area) {
+  const current = await loadPerIdentity(key, area);
+  await localArea(area).set({ [key]: { ...current, [identityId]: value } });
+}
+
 /** The identities' default reminder days (identityId -> days; 0 or missing is off). */
 export async function loadRemindDefaults(area) {
-  const { remindDefaults } = await localArea(area).get("remindDefaults");
-  return remindDefaults && typeof remindDefaults === "object" ? remindDefaults : {};
+  return loadPerIdentity("remindDefaults", area);
 }
 
 export async function saveRemindDefault(identityId, days, area) {
-  const current = await loadRemindDefaults(area);
-  await localArea(area).set({ remindDefaults: { ...current, [identityId]: cleanDays(days) ?? 0 } });
+  await savePerIdentity("remindDefaults", identityId, cleanDays(days) ?? 0, area);
 }
 
 /** The identities' default condition (identityId -> "not_opened" | "no_reply"; missing is "not_opened"). */
 export async function loadRemindIfDefaults(area) {
-  const { remindIfDefaults } = await localArea(area).get("remindIfDefaults");
-  return remindIfDefaults && typeof remindIfDefaults === "object" ? remindIfDefaults : {};
+  return loadPerIdentity("remindIfDefaults", area);
 }
 
 export async function saveRemindIfDefault(identityId, remindIf, area) {
-  const current = await loadRemindIfDefaults(area);
-  await localArea(area).set({ remindIfDefaults: { ...current, [identityId]: cleanRemindIf(remindIf) } });
+  await savePerIdentity("remindIfDefaults", identityId, cleanRemindIf(remindIf), area);
 }
 
 /** How long a reminder "day" is: a day, unless a test set `reminderDayMs` in storage.local. */
