@@ -21,7 +21,7 @@ from mailtracker.desktop.tags import mint_tag, record_self_fetch
 from tests.conftest import OUTLOOK, THUNDERBIRD
 from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus
 
-pytest.importorskip("polars")
+pl = pytest.importorskip("polars")
 from mailtracker.desktop import fastfold  # noqa: E402
 
 START = 1_795_000_000.0
@@ -357,3 +357,71 @@ def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):
     (hits_dir / "hits-a-2026-11-24.csv").write_bytes(
         format_hit_line("bootaaaa.1", utc_timestamp(START), tag, "GET", "1.2.3.0", OUTLOOK, ""))
     assert fold_module.fold(home).new_opens == 1
+
+
+@pytest.mark.parametrize("delivery_window_s", [10.0, 400.0])
+def test_each_tags_window_by_the_column_is_the_judges(delivery_window_s):
+    """The first fetch, window and reported send _tag_table works out for many tags by the
+    column are what Judge.window (and the per-line fold's first fetch) gives each tag: sends,
+    several sends, displays with or without a send, no moments, a first fetch remembered from
+    an earlier pass or this batch's first pixel hit (not a click), and moments 128ths of a
+    second past the second (microseconds that end in a half, which ``stamped`` rounds)."""
+    from mailtracker.core.timestamps import stamped
+    from mailtracker.desktop.classify import FIRST_FETCH, Judge, Rules
+    from mailtracker.desktop.counts import Counts
+
+    rng = random.Random(7)
+    moments, counts, hits = {}, {}, []
+    kinds = [(), ("send",), ("send", "display"), ("display",), ("display", "display"),
+             ("compose", "send", "display"), ("send", "send")]
+    for i in range(600):
+        tag = f"tag{i:04d}"
+        near = START + rng.randrange(100_000)
+
+        def moment():
+            return near + rng.choice([rng.randrange(-400_000, 400_000) / 1000, rng.randrange(-300, 300) + rng.randrange(128) / 128,
+                                      rng.uniform(-400, 400)])
+        said = [[moment(), kind] for kind in rng.choice(kinds)]
+        if said:
+            moments[tag] = said
+        if rng.random() < 0.3:  # a memory from an earlier pass, with or without a first fetch
+            recent = {"203.0.113.0 Outlook": moment()}
+            if rng.random() < 0.6:
+                recent[FIRST_FETCH] = moment()
+            counts[tag] = Counts(hits=1, recent=recent)
+        for _ in range(rng.randrange(4)):
+            hits.append((tag, rng.random() < 0.3, moment()))
+        if not hits or hits[-1][0] != tag:  # every tag has a hit in the batch, some only clicks
+            hits.append((tag, rng.random() < 0.5, moment()))
+    rng.shuffle(hits)
+    tag_codes = {tag: code for code, tag in enumerate(sorted({tag for tag, _, _ in hits}))}
+    frame = pl.DataFrame({"tag_c": [tag_codes[tag] for tag, _, _ in hits], "tag": [tag for tag, _, _ in hits],
+                          "row": list(range(len(hits))), "when": [when for _, _, when in hits],
+                          "method_c": [int(click) for _, click, _ in hits]},
+                         schema={"tag_c": pl.UInt32, "tag": pl.String, "row": pl.UInt32, "when": pl.Float64,
+                                 "method_c": pl.UInt32})
+
+    class State:
+        pass
+
+    state = State()
+    state.counts = counts
+    judge = Judge(Rules(delivery_window_s=delivery_window_s), None, moments)
+    table, _ = fastfold._tag_table(frame, {0: "GET", 1: "click:0:GET"}, state, judge)
+    got = {row["tag"]: row for row in table.iter_rows(named=True)}
+    assert len(got) == len(tag_codes)
+    shapes = set()
+    for tag in tag_codes:
+        recent = counts[tag].recent() if tag in counts else {}
+        first, first_row = recent.get(FIRST_FETCH), None
+        pixels = [(row, when) for row, (each, click, when) in enumerate(hits) if each == tag and not click]
+        if not judge.send_reported(tag) and first is None and pixels:
+            first_row, first = pixels[0]
+        window = judge.window(tag, first)
+        expected = {"first": first, "first_row": first_row,
+                    "start": stamped(window.start) if window else None, "end": stamped(window.end) if window else None,
+                    "send": window.context.sent_at if window and judge.send_reported(tag) else None}
+        assert {key: got[tag][key] for key in expected} == expected, tag
+        shapes.add((window is not None, first_row is not None, first is not None and first_row is None,
+                    judge.send_reported(tag)))
+    assert len(shapes) >= 6  # every kind of tag above was met

@@ -37,11 +37,10 @@ import polars as pl
 from mailtracker.core.hitline import MAX_LINE_BYTES, is_header, origin_of, split_hit_line, user_agent_of
 from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
-from mailtracker.core.timestamps import stamped
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
-from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, Judge, click_verdict, decide,
-                                          is_repeat, judge_agent, repeat_key)
+from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, SELF_AFTER_S, SELF_BEFORE_S, Judge,
+                                          click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
@@ -463,26 +462,66 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
     """Per tag: the first fetch that opens its delivery window (remembered, or this batch's
     first pixel hit: ``first_row``), the span in which time changes a label, and the reported
     send a click is measured from; and what the tags' memories hold, in their order, as
-    (tag, key, a place before every new hit, time)."""
+    (tag, key, a place before every new hit, time). Python runs only for the tags with a
+    memory from an earlier pass (and per moment, to list them): the rest is by the column."""
     clicks = [code for code, method in methods.items() if method.startswith("click:")]
     per_tag = frame.select("tag_c", "tag", "row", "when", pixel=~pl.col("method_c").is_in(clicks)).group_by(
-        "tag_c").agg(pl.col("tag").first(), pl.col("row").filter("pixel").first(), pl.col("when").filter("pixel").first())
-    rows, remembered = [], []
-    for tag_c, tag, pixel_row, pixel_when in per_tag.iter_rows():
-        counts = state.counts.get(tag)
-        recent = counts.recent() if counts is not None else {}
-        remembered.extend((tag_c, key, place - len(recent), when) for place, (key, when) in enumerate(recent.items()))
-        first, first_row = recent.get(FIRST_FETCH), None
-        reported = judge.send_reported(tag)
-        if not reported and first is None and pixel_row is not None:
-            first_row, first = pixel_row, pixel_when
-        window = judge.window(tag, first)
-        start, end = (stamped(window.start), stamped(window.end)) if window is not None else (None, None)
-        send = window.context.sent_at if window is not None and reported else None
-        rows.append((tag_c, tag, first, first_row, start, end, send))
-    return pl.DataFrame(rows, orient="row", schema={
-        "tag_c": pl.UInt32, "tag": pl.String, "first": pl.Float64, "first_row": pl.UInt32,
-        "start": pl.Float64, "end": pl.Float64, "send": pl.Float64}), remembered
+        "tag_c").agg(pl.col("tag").first(), pl.col("row").filter("pixel").first().alias("pixel_row"),
+                     pl.col("when").filter("pixel").first().alias("pixel_when"))
+    codes, names = per_tag["tag_c"].to_list(), per_tag["tag"].to_list()
+    counts, moments = state.counts, judge.moments
+    remembered, known, known_first = [], [], []
+    owners, times, sends = [], [], []
+    for tag_c, tag in zip(codes, names):
+        if tag in counts:
+            recent = counts[tag].recent()
+            remembered.extend((tag_c, key, place - len(recent), when)
+                              for place, (key, when) in enumerate(recent.items()))
+            known.append(tag_c)
+            known_first.append(recent.get(FIRST_FETCH))
+        for moment, reason in moments.get(tag) or ():
+            owners.append(tag_c)
+            times.append(moment)
+            sends.append(reason == "send")
+    said = pl.DataFrame({"tag_c": owners, "moment": times, "send": sends},
+                        schema={"tag_c": pl.UInt32, "moment": pl.Float64, "send": pl.Boolean}).group_by("tag_c").agg(
+        low=pl.col("moment").min(), high=pl.col("moment").max(), sent=pl.col("moment").filter("send").min())
+    memory = pl.DataFrame({"tag_c": known, "memory_first": known_first},
+                          schema={"tag_c": pl.UInt32, "memory_first": pl.Float64})
+    tags = per_tag.join(said, on="tag_c", how="left").join(memory, on="tag_c", how="left")
+    # judge.send_reported, then the first fetch: remembered, else (no send reported) the batch's first.
+    reported = pl.col("sent").is_not_null()
+    batch_first = pl.col("memory_first").is_null() & ~reported & pl.col("pixel_row").is_not_null()
+    tags = tags.with_columns(first=pl.when(batch_first).then("pixel_when").otherwise("memory_first"),
+                             first_row=pl.when(batch_first).then("pixel_row"))
+    return tags.select("tag_c", "tag", "first", "first_row", *_windows(judge.rules)), remembered
+
+
+def _windows(rules) -> List["pl.Expr"]:
+    """``Judge.window`` by the column, with its moments as ``stamped`` gives them: ``start``,
+    ``end`` (null without a window) and ``send`` (null when no send was reported), from each
+    tag's moments (``low``, ``high``, ``sent``: the earliest, the latest and the earliest send,
+    null without one) and its ``first`` fetch. A float's min, max and sums are exact here as
+    in Python, so the spans are the same to the bit (the tests compare them)."""
+    reported = pl.col("sent").is_not_null()
+    # Without a reported send the first fetch is one more moment, and the delivery starts there.
+    fetched = pl.when(~reported).then("first")
+    low, high = pl.min_horizontal("low", fetched), pl.max_horizontal("high", fetched)
+    sent_at = pl.when(reported).then("sent").otherwise("first")
+    start = low - SELF_BEFORE_S
+    end = pl.max_horizontal(high + SELF_AFTER_S, sent_at + rules.delivery_window_s) + 1
+    return [_stamped(start).alias("start"), _stamped(end).alias("end"), pl.col("sent").alias("send")]
+
+
+def _stamped(when: "pl.Expr") -> "pl.Expr":
+    """``timestamps.stamped`` by the column: whole seconds, plus the microseconds rounded half
+    to even (as ``round``) cut to milliseconds."""
+    second = when.floor()
+    micros = ((when - second) * 1_000_000).round(0).cast(pl.Int64)
+    carry = micros >= 1_000_000
+    second = pl.when(carry).then(second + 1).otherwise(second)
+    micros = pl.when(carry).then(micros - 1_000_000).otherwise(micros)
+    return second + (micros // 1000) / 1000
 
 
 def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str], state, result,
