@@ -575,23 +575,28 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     """The fast tags' latest events in their timelines: only view.TIMELINE_LENGTH are kept, so
     only those are built, and a timeline that starts here is written by the column, as the
     store keeps it (a JSON array of [time, label, counted, reason, client])."""
-    what = ["label", "counted", "reason", "described"]
-    latest = frame.select("tag_c", "time", "label", pl.col("counted").cast(pl.Int64),
-                          "reason", "described").group_by("tag_c").tail(TIMELINE_LENGTH)
-    # All but the time, once per combination, spelled as the store spells an event; a time is
-    # digits and punctuation only (_SERVER_LINE).
-    kinds = latest.select(what).unique()
-    texts = (_Words.texts(words.labels), None, _Words.texts(words.reasons), _Words.texts(words.described))
-    kinds = kinds.with_columns(rest=pl.Series([
-        compact_json([texts[0][label], counted, texts[2][reason], texts[3][described]])[1:]
-        for label, counted, reason, described in kinds.iter_rows()], dtype=pl.String))
-    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'), pl.col("rest")])
-    joined = latest.join(kinds, on=what, how="left", maintain_order="left").group_by("tag_c").agg(
-        event.str.join(","))
-    for tag_c, events in joined.iter_rows():
-        tag, text = names[tag_c], f"[{events}]"
-        if timelines.starts_here(tag):
-            timelines.encoded[tag] = text
+    # All but the time as one number (each part a code below its table's size), spelled once
+    # per number as the store spells an event; a time is digits and punctuation only (_SERVER_LINE).
+    reasons, described = len(words.reasons), len(words.described)
+    kind = ((pl.col("label") * 2 + pl.col("counted").cast(pl.Int64)) * reasons + pl.col("reason")) * described \
+        + pl.col("described")
+    latest = frame.select("tag_c", "time", kind.alias("kind")).group_by("tag_c").tail(TIMELINE_LENGTH)
+    kinds = latest["kind"].unique()
+    texts = (_Words.texts(words.labels), _Words.texts(words.reasons), _Words.texts(words.described))
+    spelled = []
+    for number in kinds.to_list():
+        number, client = divmod(number, described)
+        number, reason = divmod(number, reasons)
+        label, counted = divmod(number, 2)
+        spelled.append(compact_json([texts[0][label], counted, texts[1][reason], texts[2][client]])[1:])
+    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'),
+                           pl.col("kind").replace_strict(kinds, pl.Series(spelled, dtype=pl.String))])
+    joined = latest.with_columns(event=event).group_by("tag_c").agg(
+        pl.concat_str([pl.lit("["), pl.col("event").str.join(","), pl.lit("]")]).alias("events"))
+    starts_here, encoded = timelines.starts_here, timelines.encoded
+    for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
+        if starts_here(tag):
+            encoded[tag] = text
         else:
             timelines.of(tag).extend(tuple(event) for event in loads(text))
 
