@@ -425,3 +425,35 @@ def test_each_tags_window_by_the_column_is_the_judges(delivery_window_s):
         shapes.add((window is not None, first_row is not None, first is not None and first_row is None,
                     judge.send_reported(tag)))
     assert len(shapes) >= 6  # every kind of tag above was met
+
+
+def test_a_memory_of_times_before_1970_folds_the_same_both_ways(tmp_path, monkeypatch, caplog):
+    """The repeat memory the columns write as JSON text (as Counts.packed keeps it) holds each
+    time as repr() spells it; a server clock set to 1969 (negative times, and times below one
+    second) gives floats whose spelling the columns do not make: those tags keep a dict, and
+    every tag's memory is the per-line loop's, from scratch and on top of it."""
+    home = Home.locate(str(tmp_path / "early"))
+    init_home(home)
+    config = load_config(home)
+    tags = [mint_tag(home, config, name=f"e{i}").id for i in range(6)]
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(2)
+    starts = [-86_400 * 365 * 20 + 0.25, -1.5, 0.25, START, START + 0.5, -0.75]
+    lines = []
+    clocks = list(starts)
+    for n in range(3_000):
+        i = n % len(tags)
+        clocks[i] += rng.choice([0.125, 61, 200, 3_000]) * (1 if i % 2 else -1)  # some repeats, none crowded
+        when = clocks[i]
+        lines.append(format_hit_line(f"bootaaaa.{n + 1:x}", utc_timestamp(when), tags[i], "GET",
+                                     f"10.2.{rng.randrange(5)}.0", rng.choice([OUTLOOK, CHROME]), ""))
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(line + b"\r\n" for line in lines))
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+        folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    assert " 0 hits of slow tags per line" in caplog.text
+    memories = [data[1][6] for data in folded["tags"].values() if data[1]]
+    assert len(memories) == len(tags) and any(when < 1 for memory in memories for _, when in json.loads(memory))
+    fold_module.fold(home)
+    _again(home, 30)
+    _on_top_both_ways(home, tmp_path / "again", monkeypatch)

@@ -7,7 +7,7 @@ change a tag's counts only through ``Counts``; the fold state stores each as
 ``Counts.packed()`` and reads it back with ``Counts.unpacked``.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 from mailtracker.desktop.view import compact_json, loads
 
@@ -86,8 +86,9 @@ class Counts:
             recent = self._recent = dict(loads(recent)) if recent else {}
         return recent
 
-    def remember(self, recent: Dict[str, float]) -> None:
-        """Replace the memory (the fast path works it out for a whole batch)."""
+    def remember(self, recent: Union[Dict[str, float], str]) -> None:
+        """Replace the memory (the fast path works it out for a whole batch): a dict, or the
+        JSON text ``packed`` keeps it as."""
         self._recent = recent
 
     def packed(self) -> list:

@@ -537,37 +537,39 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     is_open = pl.col("counted") & (pl.col("label") != click_code)
     is_click = pl.col("counted") & (pl.col("label") == click_code)
     per_tag = frame.group_by("tag_c").agg(
-        hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min(),
-        last=pl.col("time").filter(is_open).max(), selfs=(pl.col("label") == codes.get("self", -1)).sum(),
-        machine=pl.col("label").is_in(machine_codes).sum())
+        hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min().fill_null(""),
+        last=pl.col("time").filter(is_open).max().fill_null(""),
+        selfs=(pl.col("label") == codes.get("self", -1)).sum(), machine=pl.col("label").is_in(machine_codes).sum())
     clicked: Dict[int, list] = {}
     if click_code >= 0:
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
                     .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
         for tag_c, *link_clicks in per_link.iter_rows():
             clicked.setdefault(tag_c, []).append(link_clicks)
-    touched, new_opens, new_clicks, unknown = result.touched, 0, 0, 0
-    for tag_c, hits, opens, first, last, selfs, machine in per_tag.iter_rows():
-        tag = names[tag_c]
-        touched.add(tag)
+    memories = _memories(frame, words, last_seen)
+    new_clicks, unknown = 0, 0
+    tag_names = list(map(names.__getitem__, per_tag["tag_c"].to_list()))
+    result.touched.update(tag_names)
+    for tag, tag_c, hits, opens, first, last, selfs, machine in zip(tag_names, *(column.to_list() for column in per_tag.get_columns())):
         if tag not in tags:
             unknown += hits
-        batch = Counts(hits=hits, self_hits=selfs, machine_hits=machine)
-        if opens:
-            batch.add_opens(opens, first, last)
-        for link, n, first_click, last_click in clicked.get(tag_c, ()):
-            batch.add_clicks(link, n, first_click, last_click)
-        new_opens += opens
-        new_clicks += batch.clicks
+        # A batch's counts as Counts.add_opens would leave them (no opens: no times).
+        batch = Counts(hits, opens, first, last, selfs, machine, recent=memories.get(tag_c))
+        links = clicked.get(tag_c)
+        if links is not None:
+            for link, n, first_click, last_click in links:
+                batch.add_clicks(link, n, first_click, last_click)
+            new_clicks += batch.clicks
         known = counts.get(tag)
         if known is None:  # most of a first fold's: its counts as they are
             counts[tag] = batch
         else:
             known.merge(batch)
-    result.new_opens += new_opens
+            if tag_c in memories:
+                known.remember(memories[tag_c])
+    result.new_opens += per_tag["opens"].sum()
     result.new_clicks += new_clicks
     result.unknown_tag_hits += unknown
-    _remember_clients(frame, words, last_seen, names, counts)
     _add_events(frame, words, names, timelines)
 
 
@@ -601,14 +603,16 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
             timelines.of(tag).extend(tuple(event) for event in loads(text))
 
 
-def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", names: Dict[int, str],
-                      counts) -> None:
+def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame") -> Dict[int, object]:
     """Each fast tag's repeat memory after its hits: its last RECENT_CLIENTS clients by their
     last hit (those it remembered count as seen before every new hit), oldest first, each with
     that hit's time (it counted), and the first fetch where ``Judge.judge`` put it, after the
-    clients seen before it and before those that came after."""
+    clients seen before it and before those that came after. Each (tag, key) once: a client's
+    last hit is one row of ``last_seen``, and a first fetch comes from the memory or the batch.
+
+    By tag, as ``Counts.packed`` keeps it (JSON text, written by the column) when each time in
+    it is a whole number of milliseconds as a hit's is, else as a dict."""
     first_fetch = _Words._code(words.keys, FIRST_FETCH)
-    keys = _Words.texts(words.keys)
     schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
     latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")  # a row is one client's
     clients = last_seen.filter(latest).select(
@@ -619,7 +623,27 @@ def _remember_clients(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.Dat
     remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
                               schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
     items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort("tag_c", "row", "kind")
-    codes, whens = items["key"].to_list(), items["when"].to_list()
-    spans = items.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
-    for tag_c, at, n in spans.iter_rows():
-        counts[names[tag_c]].remember(dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n])))
+    # A time as repr() and orjson write it: the seconds, and the milliseconds without their
+    # trailing zeros ("1700000000.5"). That is the float's shortest spelling whenever it is
+    # the sum of the two (as parse_timestamp makes a hit's time) between 1 s and 2**35 s,
+    # where floats are far finer than a millisecond.
+    when = pl.col("when")
+    whole = when.floor()
+    millis = ((when - whole) * 1000).round(0).cast(pl.Int64).clip(0, 999)
+    plain = (when >= 1) & (when < 2 ** 35) & (whole + millis / 1000 == when)
+    decimals = pl.Series([f".{n:03d}".rstrip("0") if n else ".0" for n in range(1000)], dtype=pl.String)
+    spelled = pl.Series([compact_json(key) for key in _Words.texts(words.keys)], dtype=pl.String)
+    item = pl.concat_str([pl.lit("["), pl.lit(spelled).gather(pl.col("key")), pl.lit(","),
+                          whole.cast(pl.Int64).cast(pl.String), pl.lit(decimals).gather(millis), pl.lit("]")])
+    texts = items.with_columns(item=item, plain=plain).group_by("tag_c").agg(
+        pl.col("plain").all(), text=pl.concat_str([pl.lit("["), pl.col("item").str.join(","), pl.lit("]")]))
+    plain_texts = texts.filter("plain")
+    memories: Dict[int, object] = dict(zip(plain_texts["tag_c"].to_list(), plain_texts["text"].to_list()))
+    odd = items.filter(pl.col("tag_c").is_in(texts.filter(~pl.col("plain"))["tag_c"].implode()))
+    if odd.height:
+        keys = _Words.texts(words.keys)
+        codes, whens = odd["key"].to_list(), odd["when"].to_list()
+        spans = odd.with_row_index("at").group_by("tag_c", maintain_order=True).agg(pl.col("at").first(), pl.len())
+        for tag_c, at, n in spans.iter_rows():
+            memories[tag_c] = dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n]))
+    return memories
