@@ -582,8 +582,8 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     reasons, described = len(words.reasons), len(words.described)
     kind = ((pl.col("label") * 2 + pl.col("counted").cast(pl.Int64)) * reasons + pl.col("reason")) * described \
         + pl.col("described")
-    latest = frame.select("tag_c", "time", kind.alias("kind")).group_by("tag_c").tail(TIMELINE_LENGTH)
-    kinds = latest["kind"].unique()
+    numbered = frame.select("tag_c", "time", kind.alias("kind"))
+    kinds = numbered["kind"].unique()
     texts = (_Words.texts(words.labels), _Words.texts(words.reasons), _Words.texts(words.described))
     spelled = []
     for number in kinds.to_list():
@@ -593,8 +593,8 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
         spelled.append(compact_json([texts[0][label], counted, texts[1][reason], texts[2][client]])[1:])
     event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'),
                            pl.col("kind").replace_strict(kinds, pl.Series(spelled, dtype=pl.String))])
-    joined = latest.with_columns(event=event).group_by("tag_c").agg(
-        pl.concat_str([pl.lit("["), pl.col("event").str.join(","), pl.lit("]")]).alias("events"))
+    joined = numbered.group_by("tag_c").agg(
+        pl.concat_str([pl.lit("["), event.tail(TIMELINE_LENGTH).str.join(","), pl.lit("]")]).alias("events"))
     starts_here, encoded = timelines.starts_here, timelines.encoded
     for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
         if starts_here(tag):
