@@ -614,8 +614,11 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     it is a whole number of milliseconds as a hit's is, else as a dict."""
     first_fetch = _Words._code(words.keys, FIRST_FETCH)
     schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
-    latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")  # a row is one client's
-    clients = last_seen.filter(latest).select(
+    # A row is one client's: of a tag that saw more clients than it remembers, its latest.
+    crowded = last_seen.group_by("tag_c").len().filter(pl.col("len") > RECENT_CLIENTS)["tag_c"].implode()
+    latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")
+    clients = pl.concat([last_seen.filter(~pl.col("tag_c").is_in(crowded)),
+                         last_seen.filter(pl.col("tag_c").is_in(crowded)).filter(latest)]).select(
         "tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
     firsts = frame.filter(pl.col("first_row").is_not_null()).unique("tag_c").select(
         "tag_c", pl.col("first_row").cast(pl.Int64).alias("row"), pl.lit(0, pl.Int8).alias("kind"),
