@@ -37,7 +37,7 @@ from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Ru
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import Row, write_register_lines
+from mailtracker.desktop.register import Row, csv_lines, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -276,18 +276,21 @@ class _FoldState:
             tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies,
                                self.machine, self.places)
         saved = uuid.uuid4().hex
+        said = {tag for by_tag in self.evidence.values() for tag in by_tag}  # few: the rest say nothing
         view.save_fold_state({"core": compact_json(core), "saved": saved},
-                             ((tag, self._packed(tag)) for tag in tags), replace_all=not self.stored)
+                             ((tag, self._packed(tag, tag in said)) for tag in tags), replace_all=not self.stored)
         return saved
 
-    def _packed(self, tag: str) -> str:
+    def _packed(self, tag: str, said: bool) -> str:
         """A tag's data as the store keeps it: [fields, counts, moments, links, replies,
         machine, places, evidence], each null when there is none; evidence is what this mail
-        says of each of its addresses ({address: Evidence.packed})."""
+        says of each of its addresses ({address: Evidence.packed}). ``said``: False when the
+        mail is known to say nothing of any address."""
         counts = self.counts.get(tag)
         return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
                              self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
-                             self.machine.get(tag), self.places.get(tag), self._evidence_of(tag)])
+                             self.machine.get(tag), self.places.get(tag),
+                             self._evidence_of(tag) if said else None])
 
     def relearn(self, address: str) -> bool:
         """Learn the address's knowledge again from its mails' evidence (only addresses in a
@@ -482,7 +485,7 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
         lines.clear()
-        lines.update((row.id, row.csv_line()) for row in rows)
+        lines.update(zip([row.id for row in rows], csv_lines(rows)))
     elif result.touched:
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
