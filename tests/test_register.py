@@ -2,6 +2,8 @@
 
 from dataclasses import fields, replace
 
+import pytest
+
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.register import REGISTER_COLUMNS, Link, Row, read_register, write_register
 
@@ -57,6 +59,11 @@ def test_a_row_the_fold_makes_is_the_row_its_fields_say():
     assert made.to_json() == expected.to_json() and list(made.to_json()) == list(expected.to_json())
     assert made.csv_line() == expected.csv_line()
     assert replace(made, not_seen="no_images").not_seen == "no_images" and made.not_seen == ""
+    changed = made.but(not_seen="no_images", opened_elsewhere="2026-11-24T12:00:00.000Z")
+    assert changed == replace(made, not_seen="no_images", opened_elsewhere="2026-11-24T12:00:00.000Z")
+    assert changed.to_json() == replace(changed).to_json() and made.not_seen == ""
+    with pytest.raises(TypeError):
+        made.but(not_a_field="x")
     bare = Row.of("c" * 32, {}, Counts(), {})
     assert bare == Row("c" * 32, "ccccccc") and bare.to_json() == Row("c" * 32, "ccccccc").to_json()
 

@@ -20,7 +20,7 @@ import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -324,8 +324,8 @@ class _FoldState:
         places = self.places.get(tag_id)
         elsewhere = " ".join(places[2]) if places else ""
         if not columns["not_seen"] and not elsewhere:
-            return row  # most rows: a copy (dataclasses.replace) would cost a first fold a second
-        return replace(row, **columns, opened_elsewhere=elsewhere)
+            return row  # most rows: no copy
+        return row.but(**columns, opened_elsewhere=elsewhere)
 
     def counted_row(self, tag_id: str) -> Row:
         """The tag's row from its own logs alone (its "not seen" columns empty)."""

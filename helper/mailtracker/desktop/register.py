@@ -164,6 +164,14 @@ class Row:
         values["links"] = links
         return cls._made(values)
 
+    def but(self, **changes) -> "Row":
+        """This row with these fields changed: ``dataclasses.replace``, without its checks and its
+        frozen ``__init__`` (a first fold changes most rows' "not seen" or places)."""
+        unknown = set(changes) - set(self.__dict__)
+        if unknown:
+            raise TypeError(f"a register row has no field {', '.join(sorted(unknown))}")
+        return self._made({**self.__dict__, **changes})
+
     @classmethod
     def _made(cls, values: Dict[str, object]) -> "Row":
         """A row of every field's value (``values`` becomes its own), without the frozen
