@@ -10,8 +10,10 @@ How the work splits. Per line, only column operations run: splitting off the fix
 fields, the dedup against the seen hits, joins with small tables, the counting.
 Python runs per distinct user agent (``classify.judge_agent``), per distinct client
 (``Origins.lookup``), per distinct (method, agent, network) (``classify.decide``),
-per tag (``Judge.window``), and per hit only for the hits inside a tag's send,
-display or first-fetch window, where time changes a label. The one rule that
+per tag only for the few things a tag holds (its moments listed, its memory from an
+earlier pass read, its counts made and kept: windows, memories and timelines are
+written by the column), and per hit only for the hits inside a tag's send, display
+or first-fetch window, where time changes a label. The one rule that
 depends on a tag's earlier hits is the repeat rule (the same client again within
 the window counts once, among the tag's RECENT_CLIENTS most recent clients), done
 by the column too (``_repeats``): a client's hits side by side, those it held before
