@@ -7,6 +7,7 @@ import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { PERMISSION_REASONS } from "../modules/permissions.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
 import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
+import { serverSeenLines } from "../modules/serverSeen.mjs";
 import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
@@ -82,6 +83,7 @@ async function renderServer() {
     byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
     byId("server").className = "problem";
   }
+  renderServerSeen(config.server_seen);
   // A loopback or private server URL: the helper says no recipient can load the pixel, and the fix.
   byId("unreachable").textContent = config.unreachable ?? "";
   byId("unreachable").hidden = !config.unreachable;
@@ -101,6 +103,21 @@ async function renderServer() {
       });
   });
   await renderGrantState(pattern);
+}
+
+// How the pixel server answered this computer's pulls when last seen (each server's own line when
+// there are several), or when a sync tool last brought opens.
+function renderServerSeen(seen) {
+  const list = byId("serverSeen");
+  list.replaceChildren(
+    ...serverSeenLines(seen).map(({ text, down }) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      item.className = down ? "problem" : "note";
+      return item;
+    }),
+  );
+  list.hidden = list.childElementCount === 0;
 }
 
 async function renderHelper() {
