@@ -2,13 +2,12 @@
 // the clean Sent copy, the pixel server's host permission, and the helper's health.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
-import { loadIndividualMax, maxIndividual } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { PERMISSION_REASONS } from "../modules/permissions.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
-import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
+import { filesOwnSentCopy } from "../modules/sentCopy.mjs";
 import { serverSeenLines } from "../modules/serverSeen.mjs";
-import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
+import { loadSettings, maxIndividual, rememberPixelBase, saveIdentitySetting, saveSetting } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
 const helper = createHelper();
@@ -49,8 +48,7 @@ async function renderIdentities(settings, listId, key, fallback) {
     box.type = "checkbox";
     box.checked = settings[key][identity.id] ?? fallback;
     box.addEventListener("change", async () => {
-      const current = (await loadSettings())[key];
-      await saveSettings({ [key]: { ...current, [identity.id]: box.checked } });
+      await saveIdentitySetting(key, identity.id, box.checked);
       flashSaved();
     });
     const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;
@@ -161,22 +159,22 @@ async function main() {
   const block = byId("blockOnHelperFailure");
   block.checked = settings.blockOnHelperFailure;
   block.addEventListener("change", async () => {
-    await saveSettings({ blockOnHelperFailure: block.checked });
+    await saveSetting("blockOnHelperFailure", block.checked);
     flashSaved();
   });
   const cleanCopy = byId("cleanSentCopy");
-  cleanCopy.checked = await loadCleanCopyEnabled();
+  cleanCopy.checked = settings.cleanSentCopy;
   cleanCopy.addEventListener("change", async () => {
-    await saveSettings({ cleanSentCopy: cleanCopy.checked });
+    await saveSetting("cleanSentCopy", cleanCopy.checked);
     flashSaved();
   });
   const individualMax = byId("individualMax");
-  individualMax.value = String(await loadIndividualMax());
+  individualMax.value = String(settings.individualMax);
   individualMax.addEventListener("change", async () => {
     // Out of range falls back to the default, and the field shows what is kept.
     const kept = maxIndividual(individualMax.value);
     individualMax.value = String(kept);
-    await saveSettings({ individualMax: kept });
+    await saveSetting("individualMax", kept);
     flashSaved();
   });
   await renderOwnCopyServers();
