@@ -1,5 +1,6 @@
 // The options page: default tracking and link tracking per identity, the "block sending" option,
-// the clean Sent copy, the pixel server's host permission, and the helper's health.
+// the clean Sent copy, the pixel server's host permission and how it was last seen, and the
+// helper's health. Every option is read and written through settings.mjs's table.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
