@@ -379,8 +379,8 @@ def test_each_tags_window_by_the_column_is_the_judges(delivery_window_s):
         near = START + rng.randrange(100_000)
 
         def moment():
-            return near + rng.choice([rng.randrange(-400_000, 400_000) / 1000, rng.randrange(-300, 300) + rng.randrange(128) / 128,
-                                      rng.uniform(-400, 400)])
+            return near + rng.choice([rng.randrange(-400_000, 400_000) / 1000,
+                                      rng.randrange(-300, 300) + rng.randrange(128) / 128, rng.uniform(-400, 400)])
         said = [[moment(), kind] for kind in rng.choice(kinds)]
         if said:
             moments[tag] = said
@@ -448,7 +448,8 @@ def test_a_memory_of_times_before_1970_folds_the_same_both_ways(tmp_path, monkey
         when = clocks[i]
         lines.append(format_hit_line(f"bootaaaa.{n + 1:x}", utc_timestamp(when), tags[i], "GET",
                                      f"10.2.{rng.randrange(5)}.0", rng.choice([OUTLOOK, CHROME]), ""))
-    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(line + b"\r\n" for line in lines))
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(
+        header_line(HIT_COLUMNS) + b"".join(line + b"\r\n" for line in lines))
     with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
         folded = _both_ways(home, tmp_path / "both", monkeypatch)
     assert " 0 hits of slow tags per line" in caplog.text

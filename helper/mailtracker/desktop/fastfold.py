@@ -41,8 +41,8 @@ from mailtracker.core.origins import ORIGINS
 from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
-from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, SELF_AFTER_S, SELF_BEFORE_S, Judge,
-                                          click_verdict, decide, is_repeat, judge_agent, repeat_key)
+from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, SELF_AFTER_S, SELF_BEFORE_S,
+                                          Judge, click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
 
@@ -552,7 +552,8 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     new_clicks, unknown = 0, 0
     tag_names = list(map(names.__getitem__, per_tag["tag_c"].to_list()))
     result.touched.update(tag_names)
-    for tag, tag_c, hits, opens, first, last, selfs, machine in zip(tag_names, *(column.to_list() for column in per_tag.get_columns())):
+    columns = (column.to_list() for column in per_tag.get_columns())
+    for tag, tag_c, hits, opens, first, last, selfs, machine in zip(tag_names, *columns):
         if tag not in tags:
             unknown += hits
         # A batch's counts as Counts.add_opens would leave them (no opens: no times).
