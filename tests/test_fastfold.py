@@ -18,6 +18,7 @@ from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
+from mailtracker.desktop.view import TIMELINE_LENGTH
 from tests.conftest import OUTLOOK, THUNDERBIRD
 from tests.corpus import APPLE_SAMPLE, load_corpus, run_corpus
 
@@ -43,7 +44,7 @@ def _alphabet_tag(rng):
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(32))
 
 
-def _edge_home(root, rng, hits=6_000):
+def _edge_home(root, rng, hits=6_000, one_each=False):
     """A home whose logs exercise every rule: repeats and returns within the window, more
     clients on a tag than the repeat rule remembers, sends, displays and hand-minted tags
     (first-fetch windows), Apple's bare agent, origins written or not (7- and 8-column
@@ -52,7 +53,9 @@ def _edge_home(root, rng, hits=6_000):
     home = Home.locate(str(root))
     init_home(home)
     config = load_config(home)
-    tags = [mint_tag(home, config, name=f"t{i}").id for i in range(40)]
+    # one_each: each mail to one person (the "not seen" and "somewhere new" rules read those).
+    tags = [mint_tag(home, config, name=f"t{i}", recipients=[f"p{i}@example.org"] if one_each else ()).id
+            for i in range(40)]
     sends = {}
     for i, tag in enumerate(tags[:28]):  # the rest were minted by hand: no send reported
         sends[tag] = START + i * 600
@@ -198,6 +201,18 @@ def test_an_edge_history_folds_the_same_both_ways(tmp_path, monkeypatch):
     assert labels == {"open", "proxy", "prefetch", "self", "click"}
     reasons = {event[3].partition(":")[0] for events in folded["timelines"].values() for event in json.loads(events)}
     assert {"repeat", "delivery", "first-fetch", "origin", "apple-range", "click", "method", "scanner"} <= reasons
+
+
+def test_mails_to_one_person_each_fold_the_same_both_ways(tmp_path, monkeypatch):
+    """The edge history, each mail to one person: the machine fetches, the places of the opens
+    ("opened somewhere new") and the "not seen" knowledge the fold learns from every hit are
+    the same by the column as hit by hit, for a tag with far more hits than a timeline keeps."""
+    home = _edge_home(tmp_path / "edge", random.Random(12), one_each=True)
+    folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    kept = folded["tags"].values()
+    assert sum(data[5] is not None for data in kept) > 10  # machine fetches noted
+    assert sum(data[6] is not None and bool(data[6][2]) for data in kept) > 5  # opens from somewhere new
+    assert max(row.hits for row in folded["rows"]) > 3 * TIMELINE_LENGTH
 
 
 def _again(home, shift_s):

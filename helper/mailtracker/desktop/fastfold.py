@@ -44,7 +44,9 @@ from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, SELF_AFTER_S, SELF_BEFORE_S,
                                           Judge, click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.elsewhere import program_of as elsewhere_program
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
+from mailtracker.desktop.visibility import APPLE_CODES
 
 log = logging.getLogger(__name__)
 
@@ -574,6 +576,48 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     result.new_clicks += new_clicks
     result.unknown_tag_hits += unknown
     _add_events(frame, words, names, timelines)
+    _note_deciding_events(frame, words, names, timelines)
+
+
+def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
+    """Each fast tag's few events that decide what the fold learns after the pass
+    (``fold._learn_visibility``), in ``timelines.noted``: of its machine fetches, the last one
+    at the latest time, after one of Apple's if that one is not (``note_machine_fetches`` keeps
+    the latest and whether Apple was among them); of its counted opens, each mail program's
+    first (``note_opens`` looks at a program's first open only). From these they give what
+    they give from all its events, whatever a timeline keeps."""
+    labels = words.labels
+    reasons, described = _Words.texts(words.reasons), _Words.texts(words.described)
+    label_of = {code: label for label, code in labels.items()}
+    # Texts by the order they sort in, as note_opens sorts events (time, then the texts).
+    reason_rank = {code: rank for rank, code in enumerate(sorted(range(len(reasons)), key=reasons.__getitem__))}
+    client_rank = {code: rank for rank, code in enumerate(sorted(range(len(described)), key=described.__getitem__))}
+    programs: Dict[str, int] = {}
+    program_of = [programs.setdefault(elsewhere_program(text), len(programs)) for text in described]
+    parts = []
+    if "prefetch" in labels:
+        fetches = frame.filter(pl.col("label") == labels["prefetch"]).select("tag_c", "row", "time", "label",
+                                                                             "counted", "reason", "described")
+        apple = [code for code, text in enumerate(reasons) if text.partition(":")[0] in APPLE_CODES]
+        latest = fetches.sort("time", "row").group_by("tag_c").last()
+        apples = fetches.filter(pl.col("reason").is_in(apple)).group_by("tag_c").first()
+        parts += [apples.with_columns(order=pl.lit(0)), latest.with_columns(order=pl.lit(1))]
+    if "open" in labels:
+        opens = frame.filter((pl.col("label") == labels["open"]) & pl.col("counted")).select(
+            "tag_c", "row", "time", "label", "counted", "reason", "described").with_columns(
+            program=pl.col("described").replace_strict(range(len(described)), program_of, return_dtype=pl.Int64),
+            reason_rank=pl.col("reason").replace_strict(reason_rank, return_dtype=pl.Int64),
+            client_rank=pl.col("described").replace_strict(client_rank, return_dtype=pl.Int64))
+        firsts = opens.sort("time", "reason_rank", "client_rank").group_by("tag_c", "program").first()
+        parts.append(firsts.drop("program", "reason_rank", "client_rank").with_columns(order=pl.lit(2)))
+    if not parts:
+        return
+    events = pl.concat([part.select("tag_c", "order", "row", "time", "label", pl.col("counted").cast(pl.Int64),
+                                    "reason", "described") for part in parts]).sort("tag_c", "order", "row")
+    noted = timelines.noted
+    for tag_c, _, _, stamp, label, counted, reason, client in events.iter_rows():
+        noted.setdefault(names[tag_c], []).append(
+            (stamp, label_of[label], counted, reasons[reason], described[client]))
 
 
 def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:

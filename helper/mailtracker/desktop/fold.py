@@ -520,6 +520,9 @@ class _Timelines:
         self.touched: Dict[str, list] = {}
         self.encoded: Dict[str, str] = {}
         self.appended: set = set()
+        # The fast path's events that decide what ``_learn_visibility`` learns of a tag
+        # (``fastfold._note_deciding_events``): a few, where a timeline keeps only the latest.
+        self.noted: Dict[str, list] = {}
         self._stored: Optional[set] = None
 
     def of(self, tag: str) -> list:
@@ -673,9 +676,11 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         if counts is None or not (counts.machine_hits or counts.opens) \
                 or len(addresses(state.tags[tag].get("recipients", ""))) != 1:
             continue
+        # The per-line loop's events of the tag; after the fast path's deciding events, if it
+        # counted some (a timeline it wrote, ``encoded``, has no other that decides anything).
         events = timelines.touched.get(tag)
-        if events is None and tag in timelines.encoded:
-            events = loads(timelines.encoded[tag])
+        if tag in timelines.noted:
+            events = timelines.noted[tag] + (events or [])
         if counts.machine_hits:
             machine = note_machine_fetches(state.machine.get(tag), events or ())
             if machine is not None:
