@@ -42,11 +42,18 @@ def note_opens(kept: Sequence, events: Iterable[Tuple], recent: Dict[str, float]
     somewhere new when earlier opens were seen, its program is none of theirs, and every
     network its program was seen from is none of theirs either."""
     programs, networks, hints = (list(part) for part in kept) if kept else ([], [], [])
-    by_program = networks_by_program(recent)
+    by_program = None
+    # A program's second open in these events changes nothing: its networks are in already.
+    noted = set()
     for stamp, label, counted, _, described in sorted(events):
         if label != "open" or not counted:
             continue
         program = program_of(described)
+        if program in noted:
+            continue
+        noted.add(program)
+        if by_program is None:
+            by_program = networks_by_program(recent)
         candidates = by_program.get(program, [])
         if programs and program not in programs and candidates and not set(candidates) & set(networks):
             hints.append(stamp)

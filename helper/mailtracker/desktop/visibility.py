@@ -43,8 +43,10 @@ _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
 @lru_cache(maxsize=1 << 16)  # the fold asks several times per tag and pass
+@lru_cache(maxsize=1 << 16)
 def addresses(recipients: str) -> Tuple[str, ...]:
-    """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each once."""
+    """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each
+    once. Remembered: a fold asks it of each mail's recipients several times."""
     found: List[str] = []
     for part in recipients.replace(",", ";").split(";"):
         angled = _ANGLED.search(part)
