@@ -30,9 +30,11 @@ def networks_by_program(recent: Dict[str, float]) -> Dict[str, List[str]]:
         if key == FIRST_FETCH or key.startswith("click"):
             continue
         network, _, program = key.partition(" ")
-        found.setdefault(program, [])
-        if network not in found[program]:
-            found[program].append(network)
+        networks = found.get(program)
+        if networks is None:
+            found[program] = [network]
+        elif network not in networks:
+            networks.append(network)
     return found
 
 
@@ -45,9 +47,7 @@ def note_opens(kept: Sequence, events: Iterable[Tuple], recent: Dict[str, float]
     by_program = None
     # A program's second open in these events changes nothing: its networks are in already.
     noted = set()
-    for stamp, label, counted, _, described in sorted(events):
-        if label != "open" or not counted:
-            continue
+    for stamp, _, _, _, described in sorted(event for event in events if event[1] == "open" and event[2]):
         program = program_of(described)
         if program in noted:
             continue

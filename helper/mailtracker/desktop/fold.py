@@ -60,7 +60,7 @@ from mailtracker.desktop.visibility import (
     evidence_of,
     learn,
     mail_columns,
-    note_machine_fetch,
+    note_machine_fetches,
 )
 
 log = logging.getLogger(__name__)
@@ -705,9 +705,9 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         if events is None and tag in timelines.encoded:
             events = loads(timelines.encoded[tag])
         if counts.machine_hits:
-            for stamp, label, _, reason, _ in events or ():
-                if label == "prefetch":
-                    state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+            machine = note_machine_fetches(state.machine.get(tag), events or ())
+            if machine is not None:
+                state.machine[tag] = machine
         if counts.opens:
             state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
     affected = set()
