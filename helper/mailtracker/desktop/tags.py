@@ -488,6 +488,6 @@ def parse_links(data: bytes, columns: Sequence[str] = LINK_COLUMNS) -> Iterator[
         if values is None:
             continue
         tag, link, target, text = values
-        if len(tag) != TOKEN_LENGTH or not link.isdigit():
+        if len(tag) != TOKEN_LENGTH or not link.isdecimal():  # "²" is a digit, not a number
             continue
         yield tag, int(link), target, text
