@@ -64,8 +64,9 @@ _ROW_START = re.compile(rb"[a-z2-7]{32},(?:\d{4}-\d\d-\d\dT[0-9:.]+Z)?,|id,creat
 _FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"?([^,]*)|([^,]*)')
 _LINE = re.compile(rb"[^\n]*\n")
 # Lines read at once, by one csv reader (a record that is not one line costs a second
-# read of the rest of its window).
+# read of the rest of its window): up to _WINDOW bytes, from _FIRST_WINDOW after such a record.
 _WINDOW = 64 << 10
+_FIRST_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -276,15 +277,21 @@ def _rows(data: bytes) -> List[List[str]]:
     stop = data.rfind(b"\n") + 1  # every record ends at a line end
     rows: List[List[str]] = []
     start = 0
+    window = _WINDOW
     while start < stop:
-        end = data.find(b"\n", min(start + _WINDOW, stop - 1)) + 1
+        end = data.find(b"\n", min(start + window, stop - 1)) + 1
         start = _line_rows(data, start, end, rows)
-        if start < end:
-            record_end, _ = _record_end(data, start)
-            if record_end < 0:
-                break
-            rows.append(_parse_record(data[start:record_end].decode("utf-8", "replace")))
-            start = record_end
+        if start == end:
+            window = min(2 * window, _WINDOW)
+            continue
+        # After a record that is not one line, a small window: in a log of many such
+        # records, each would cost the reading of a whole window otherwise.
+        window = _FIRST_WINDOW
+        record_end, _ = _record_end(data, start)
+        if record_end < 0:
+            break
+        rows.append(_parse_record(data[start:record_end].decode("utf-8", "replace")))
+        start = record_end
     return rows
 
 
