@@ -495,9 +495,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         return None
     state.odd_entries = list(result.skipped_entries)
     order = state.order()
-    for tag in order:
-        if tag not in lines:
-            lines[tag] = state.row(tag).csv_line()
+    missing = [state.row(tag) for tag in order if tag not in lines]  # all of them in a new process
+    lines.update(zip([row.id for row in missing], csv_lines(missing)))
     try:
         write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                              platform)
