@@ -12,15 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from mailtracker.core.csvcodec import format_row
-from mailtracker.core.settings import load_config
+from mailtracker.core.csvcodec import format_row, header_line
+from mailtracker.core.paths import Home
+from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop.fold import STATE_VERSION, SeenHits, fold
 from mailtracker.desktop.register import read_register
-from mailtracker.desktop.tags import mint_tag, record_self_fetch, update_tag
+from mailtracker.desktop.tags import SELF_FETCH_COLUMNS, mint_tag, parse_self_fetches, record_self_fetch, update_tag
 from tests.conftest import OUTLOOK, fill_disk, row_of, rows_of, run_cli, timeline_of, write_hits
 
 
@@ -511,3 +514,70 @@ def test_a_fold_on_a_full_disk_says_so_and_list_never_says_there_is_nothing(tiny
     run_cli("fold", home=home)
     # Minted in the same millisecond, the two may stand either way round (by id).
     assert sorted(row["name"] for row in json.loads(run_cli("list", "--json", home=home).stdout)) == ["Ann", "Bob"]
+
+
+def _moments_one_by_one(home, state, result, judge):
+    """The self-fetch moments folded one by one, as each row of the logs says it: the reference
+    for ``_fold_self_fetches``, which does the per-tag work once per tag."""
+    for batch, columns, device in fold_module._new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
+        other = device and device != home.device
+        for tag_id, moment, reason in parse_self_fetches(batch, columns):
+            moments = state.moments.setdefault(tag_id, [])
+            if [moment, reason] in moments:
+                continue
+            moments.append([moment, reason])
+            state.dirty.add(tag_id)
+            if other and not result.recount:
+                result.recount = fold_module._counted_since(state.counts.get(tag_id), moment)
+            judge.forget_context(tag_id)
+            result.new_moments += 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 12), st.sampled_from(["send", "display"]),
+                          st.sampled_from(["", "desk-aaaaaa", "laptop-bbbbbb", "laptop-bbbbbb copy"])), max_size=40),
+       st.dictionaries(st.integers(0, 3), st.lists(st.tuples(st.integers(0, 12), st.sampled_from(["send", "display"])),
+                                                   max_size=12)),
+       st.dictionaries(st.integers(0, 3), st.one_of(st.sampled_from(["", "not a time"]),
+                                                    st.integers(-10, 20).map(lambda s: utc_timestamp(1_795_000_000 + s)))))
+# Another computer's send and display of a mail opened between the two: what the send labels
+# was counted (count the history again), what the display labels was not.
+@example(rows=[(0, 0, "send", "laptop-bbbbbb"), (0, 12, "display", "laptop-bbbbbb")], held={},
+         opened={0: utc_timestamp(1_795_000_002)})
+def test_self_fetch_moments_fold_per_tag_as_one_by_one(tmp_path_factory, rows, held, opened):
+    """Moments from this computer's log, another computer's and a conflict copy, again and again,
+    over tags that hold many already: the same moments in the same order, the same tags to
+    label again, the same count and the same call to count the history again as row by row."""
+    from mailtracker.core.paths import DEVICES_DIR
+    from mailtracker.desktop.classify import Judge, Rules
+    from mailtracker.desktop.counts import Counts
+
+    home = Home.locate(str(tmp_path_factory.mktemp("home")))
+    init_home(home)
+    (home.data_dir / DEVICES_DIR).mkdir()
+    home.device_path.write_text("desk-aaaaaa")
+    tag_ids = [chr(ord("a") + n) * 32 for n in range(4)]
+    logs = {}
+    for tag, second, reason, device in rows:
+        path = home.legacy_log_path("self-fetches") if not device else \
+            home.data_dir / DEVICES_DIR / ("self-fetches-laptop-bbbbbb.sync-conflict-1.csv" if device.endswith("copy")
+                                           else f"self-fetches-{device}.csv")
+        logs.setdefault(path, []).append([tag_ids[tag], utc_timestamp(1_795_000_000 + second), reason])
+    for path, lines in logs.items():
+        path.write_bytes(header_line(SELF_FETCH_COLUMNS) + b"".join(format_row(line).encode() for line in lines))
+    config = load_config(home)
+    outcomes = []
+    for fold_moments in (fold_module._fold_self_fetches, _moments_one_by_one):
+        state, result = fold_module._FoldState(), fold_module.FoldResult()
+        for tag, moments in held.items():
+            state.moments[tag_ids[tag]] = [[1_795_000_000.0 + second, reason] for second, reason in moments]
+        for tag, last_open in opened.items():
+            state.counts[tag_ids[tag]] = Counts(opens=1, last_open=last_open)
+        judge = Judge(Rules.of(config), None, state.moments)
+        reported = {tag: judge.send_reported(tag) for tag in tag_ids}  # kept until its moments change
+        fold_moments(home, state, result, judge)
+        outcomes.append((list(state.moments.items()), state.dirty, result.new_moments, result.recount,
+                         {tag: judge.send_reported(tag) for tag in tag_ids}))
+        assert outcomes[-1][4] == {tag: any(reason == "send" for _, reason in state.moments.get(tag, ()))
+                                   for tag in tag_ids}, reported
+    assert outcomes[0] == outcomes[1]

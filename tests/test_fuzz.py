@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailtracker.core.csvcodec import format_row, header_line, neutralise, restore
+from mailtracker.core.csvcodec import format_row, header_line, neutralise, restore, strip_bom
 from mailtracker.core.errors import MailtrackerError, ProtocolError
 from mailtracker.core.hitline import (HIT_COLUMNS, MAX_LINE_BYTES, format_hit_id, format_hit_line,
                                       split_hit_line, user_agent_of)
@@ -23,8 +23,9 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import Host, parse_request
 from mailtracker.desktop.register import COLUMNS_FROM, REGISTER_COLUMNS, Row, _csv_lines_by_column, csv_lines
-from mailtracker.desktop.tags import (MAX_FIELD, _split_fields, mint_tag, parse_tag_records,
-                                      records_end)
+from mailtracker.desktop import tags as tags_module
+from mailtracker.desktop.tags import (LINK_COLUMNS, MAX_FIELD, SELF_FETCH_COLUMNS, TAG_COLUMNS, TAG_COLUMNS_FIRST,
+                                      _split_fields, mint_tag, parse_tag_records, records_end)
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.server.app import _clean_text
 from tests.conftest import row_of
@@ -299,3 +300,87 @@ def test_no_register_cell_is_ever_a_live_formula(values):
     cells = next(csv.reader(io.StringIO(Row(**row).csv_line(), newline="")))
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
     assert [restore(cell) for cell in cells] == values
+
+
+# One line of a desktop log as anything may have left it: a header (reordered, older,
+# with a BOM), a row as a writer writes it (neutralised or not, any width), a torn or
+# cut row, a quoted newline, CRs, NULs, bytes that are not UTF-8.
+_LOG_TIME = st.sampled_from(["2026-01-01T00:00:00.000Z", "", "2026-01-01T00:00:00.000", "'2026-01-01T00:00:00.000Z"])
+_LOG_TEXT = st.lists(st.one_of(st.sampled_from(['"', '""', ",", "\n", "\r", "\r\n", "'", "=", "\x00", "\ufeff", "é"]),
+                               st.characters(exclude_categories=("Cs",))), max_size=12).map("".join)
+
+
+@st.composite
+def _log_line(draw):
+    kind = draw(st.integers(0, 8))
+    tag, when = draw(TAG), draw(_LOG_TIME)
+    if kind == 0:
+        columns = draw(st.permutations(list(TAG_COLUMNS[:draw(st.integers(TAG_COLUMNS_FIRST, len(TAG_COLUMNS)))])))
+        return draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + format_row(columns).encode()
+    if kind == 1:
+        return format_row(draw(st.sampled_from([list(SELF_FETCH_COLUMNS), list(LINK_COLUMNS)]))).encode()
+    if kind in (2, 3):
+        texts = draw(st.lists(_LOG_TEXT, max_size=12))
+        return format_row([tag, when] + [neutralise(text) if draw(st.booleans()) else text for text in texts]).encode()
+    if kind == 4:
+        return format_row([tag, when, neutralise(draw(_LOG_TEXT))]).encode()
+    if kind == 5:
+        row = format_row([tag, when, draw(_LOG_TEXT), draw(_LOG_TEXT)]).encode()
+        return row[:draw(st.integers(0, len(row)))]  # a torn write
+    if kind == 6:
+        return format_row([tag, str(draw(st.integers(0, 9))), draw(_LOG_TEXT), draw(_LOG_TEXT)]).encode()
+    if kind == 7:
+        return draw(st.binary(max_size=30))
+    return draw(st.sampled_from([b"\n", b"\r\n", b'"', b'""\n', b',"', b'"a"b"\n', b"g" * 200 + b"\n"]))
+
+
+def _split_one_by_one(data):
+    """The records of ``data`` as tags.py splits one that is not one line (``_record_end``)."""
+    records, start, torn = [], 0, False
+    while True:
+        end, cut = tags_module._record_end(data, start)
+        if end < 0:
+            return records, start, torn
+        records.append(data[start:end])
+        start, torn = end, torn or cut
+
+
+def _records_one_by_one(data, columns, known, shortest=None):
+    """What tags.py reads of a log, as it reads a record that is not one line: each record split
+    on its own, read on its own (``_parse_record``), mapped field by field (``_mapped``)."""
+    rows = [tags_module._parse_record(record.decode("utf-8", "replace"))
+            for record in _split_one_by_one(strip_bom(data))[0]]
+    mapped = []
+    for row in rows:
+        if not row or row == [""]:
+            continue
+        header = tags_module._header_of(row, known)
+        if header is not None:
+            columns = header
+            continue
+        mapped.append((row, tags_module._mapped(row, columns, known, shortest=shortest)))
+    return rows, mapped
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_log_line(), max_size=25).map(b"".join), st.sampled_from([1, 50, 64 << 10]),
+       st.sampled_from([40, 1 << 20]), st.sampled_from([20, 131_072]))
+def test_the_small_logs_read_at_once_as_record_by_record(data, window, max_record, field_limit):
+    """Any mix of odd lines in tags.csv, self-fetches.csv or links.csv: read a window of lines at a
+    time, the records, rows and fields are those of reading each record on its own."""
+    saved = tags_module._WINDOW, tags_module.MAX_RECORD_BYTES, csv.field_size_limit(field_limit)
+    tags_module._WINDOW, tags_module.MAX_RECORD_BYTES = window, max_record
+    try:
+        split = _split_one_by_one(data)
+        assert tags_module._split_records(data) == split
+        assert tags_module.records_end(data) == split[1]
+        for columns, known, shortest in ((TAG_COLUMNS, TAG_COLUMNS, TAG_COLUMNS_FIRST),
+                                         (list(SELF_FETCH_COLUMNS), SELF_FETCH_COLUMNS, None),
+                                         (["text", "tag", "link", "target"], LINK_COLUMNS, None)):
+            rows, mapped = _records_one_by_one(data, columns, known, shortest)
+            assert tags_module._rows(data) == rows
+            assert [(row, None if values is None else dict(zip(known, values)))
+                    for row, values in tags_module._records(data, columns, known, shortest)] == mapped
+    finally:
+        tags_module._WINDOW, tags_module.MAX_RECORD_BYTES = saved[:2]
+        csv.field_size_limit(saved[2])

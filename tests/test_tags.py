@@ -273,3 +273,17 @@ def test_formula_prefixes_in_every_column_from_every_input_never_reach_the_regis
     assert rows[tag["id"]]["group"] == "-A1" and rows[tag["id"]]["name"].startswith("=HYPERLINK")
     assert rows[tag["id"]]["message_id"] == "=cmd|' /C calc'!A0@x"
     assert rows[crafted]["status"] == "=HYPERLINK(\"s\")" and rows[crafted]["remind_at"] == "=NOW()"
+
+
+def test_a_link_number_of_other_digits_in_links_csv_is_skipped_not_a_stopped_fold(home):
+    """A links.csv row whose number is '²' (a digit to str.isdigit, no number to int) is skipped;
+    the fold goes on and reads the links around it."""
+    from mailtracker.desktop.tags import record_links
+
+    tag = mint_tag(home, load_config(home), name="Ann")
+    record_links(home, tag.id, [(0, "https://example.org/a", "first")])
+    with open(home.links_path, "ab") as handle:
+        handle.write(format_row([tag.id, "\u00b2", "https://example.org/odd", "odd"]).encode())
+    record_links(home, tag.id, [(1, "https://example.org/b", "second")])
+    fold(home)
+    assert [link["text"] for link in row_of(home, tag.id)["links"]] == ["first", "second"]

@@ -552,6 +552,7 @@ def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) 
 
 
 def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
+    tags, touched = state.tags, result.touched
     for batch, columns, _ in _new_log_data(home, "tags", state, TAG_COLUMNS):
         for record in parse_tag_records(batch, columns):
             if record is None:
@@ -559,29 +560,55 @@ def _fold_tags(home: Home, state: _FoldState, result: FoldResult) -> None:
                 continue
             tag_id, fields = record
             state.ordered = None
-            existing = state.tags.get(tag_id)
+            existing = tags.get(tag_id)
             if existing is None:
-                state.tags[tag_id] = fields
+                tags[tag_id] = fields
                 result.new_tags += 1
             else:
                 # Later rows for a tag (sent, unsent...) fill in or change fields.
                 existing.update({key: value for key, value in fields.items() if value})
-            result.touched.add(tag_id)
+            touched.add(tag_id)
 
 
 def _fold_self_fetches(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
     for batch, columns, device in _new_log_data(home, "self-fetches", state, SELF_FETCH_COLUMNS):
         other = device and device != home.device
+        found: Dict[str, List[list]] = {}
         for tag_id, moment, reason in parse_self_fetches(batch, columns):
-            moments = state.moments.setdefault(tag_id, [])
-            if [moment, reason] in moments:
-                continue  # the same moment from a log read twice (a copy, a replaced file)
+            moments = found.get(tag_id)
+            if moments is None:
+                moments = found[tag_id] = []
             moments.append([moment, reason])
+        for tag_id, moments in found.items():
+            added = _add_moments(state.moments.setdefault(tag_id, []), moments)
+            if not added:
+                continue
             state.dirty.add(tag_id)
             if other and not result.recount:
-                result.recount = _counted_since(state.counts.get(tag_id), moment)
+                # The earliest moment answers for all: what it labels starts first.
+                result.recount = _counted_since(state.counts.get(tag_id), min(moment for moment, _ in added))
             judge.forget_context(tag_id)
-            result.new_moments += 1
+            result.new_moments += len(added)
+
+
+def _add_moments(moments: List[list], found: List[list]) -> List[list]:
+    """Appends to a tag's ``moments`` those ``found`` it does not hold yet (a log read twice,
+    a copy, a replaced file brings the same moment again); returns them."""
+    added = []
+    if len(moments) + len(found) <= 8:
+        for moment in found:
+            if moment not in moments:
+                moments.append(moment)
+                added.append(moment)
+        return added
+    held = {tuple(moment) for moment in moments}  # a tag shown many times: no scan per moment
+    for moment in found:
+        key = tuple(moment)
+        if key not in held:
+            held.add(key)
+            moments.append(moment)
+            added.append(moment)
+    return added
 
 
 def _fold_links(home: Home, state: _FoldState, result: FoldResult) -> None:

@@ -17,6 +17,7 @@ import html
 import logging
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -61,6 +62,11 @@ MAX_RECORD_BYTES = 1 << 20
 # so inside an open quote shows that the quote was a torn field's, not a real one.
 _ROW_START = re.compile(rb"[a-z2-7]{32},(?:\d{4}-\d\d-\d\dT[0-9:.]+Z)?,|id,created,|tag,time,")
 _FIELD = re.compile(r'"([^"]*(?:""[^"]*)*)"?([^,]*)|([^,]*)')
+_LINE = re.compile(rb"[^\n]*\n")
+# Lines read at once, by one csv reader (a record that is not one line costs a second
+# read of the rest of its window): up to _WINDOW bytes, from _FIRST_WINDOW after such a record.
+_WINDOW = 64 << 10
+_FIRST_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -146,32 +152,47 @@ def split_records(data: bytes) -> Tuple[List[bytes], int]:
     return records, end
 
 
-def _split_records(data: bytes) -> Tuple[List[bytes], int, bool]:
-    """The complete records at the start of ``data`` (each with its line end), and
-    where they end: a newline ends a record only outside a quoted field.
+def _split_records(data: bytes, start: int = 0) -> Tuple[List[bytes], int, bool]:
+    """The complete records of ``data`` from ``start`` (a record's start) on, each with its
+    line end; where they end; whether one was torn (``_record_end``)."""
+    records: List[bytes] = []
+    torn_any = False
+    quote = -2  # the next quote at or after start, found again once start has passed it
+    while True:
+        if -1 != quote < start:
+            quote = data.find(b'"', start)
+        # No quote opens a field before the next quote's line: the lines before it are whole records.
+        plain = data.rfind(b"\n", start, quote if quote >= 0 else len(data)) + 1
+        if plain > start:
+            records += _LINE.findall(data, start, plain)
+            start = plain
+        if quote < 0:
+            break
+        end, torn = _record_end(data, start)
+        if end < 0:
+            break
+        records.append(data[start:end])
+        start, torn_any = end, torn_any or torn
+    return records, start, torn_any
+
+
+def _record_end(data: bytes, start: int) -> Tuple[int, bool]:
+    """Where the record that starts at ``start`` ends (after its line end), and whether it
+    was torn; -1 while it is incomplete. A newline ends a record only outside a quoted field.
 
     A quote that opens a field and does not close within ``MAX_RECORD_BYTES``, or
     inside which a new row starts, came from a torn write: its record ends at its
     line end, so that one damaged row never swallows the rows after it.
     """
-    records: List[bytes] = []
-    start = pos = 0
     size = len(data)
-    torn_any = False
-    # The next quote and newline at or after pos, found again only once pos has passed
-    # them (-1: there is none further on): a log without quotes is read in one pass.
-    quote = newline = -2
+    pos = start
+    newline = -2  # the next newline at or after pos, found again once pos has passed it
     while True:
-        if -1 != quote < pos:
-            quote = data.find(b'"', pos)
         if -1 != newline < pos:
             newline = data.find(b"\n", pos)
-        if newline >= 0 and (quote < 0 or newline < quote):
-            records.append(data[start:newline + 1])
-            start = pos = newline + 1
-            continue
+        quote = data.find(b'"', pos, newline if newline >= 0 else size)
         if quote < 0:
-            break
+            return newline + 1 if newline >= 0 else -1, False
         if quote > start and data[quote - 1] != 0x2C:  # ','
             pos = quote + 1  # a quote inside an unquoted field is only a character
             continue
@@ -180,19 +201,28 @@ def _split_records(data: bytes) -> Tuple[List[bytes], int, bool]:
         if torn < 0 and close < 0 and size - quote > MAX_RECORD_BYTES:
             torn = data.find(b"\n", quote) + 1 or -1
         if torn >= 0:
-            records.append(data[start:torn])
-            start = pos = torn
-            torn_any = True
-        elif close < 0:
-            break  # the record is still being written, or its end is in the next block
-        else:
-            pos = close + 1
-    return records, start, torn_any
+            return torn, True
+        if close < 0:
+            return -1, False  # still being written, or its end is in the next block
+        pos = close + 1
 
 
 def records_end(data: bytes) -> int:
     """Where the complete records of ``data`` end (for ``tail.read_new_data``)."""
-    return split_records(data)[1]
+    return _split_records(data, _last_row_start(data))[1]
+
+
+def _last_row_start(data: bytes, lines: int = 64) -> int:
+    """The start of the last of the last ``lines`` lines of ``data`` that starts as a row
+    does (``_ROW_START``), else 0: a record starts there, for a quote left open above it
+    is a torn field's, whose record ``_record_end`` cuts at that line."""
+    end = len(data)
+    for _ in range(lines):
+        start = data.rfind(b"\n", 0, end) + 1
+        if start == 0 or _ROW_START.match(data, start):
+            return start
+        end = start - 1
+    return 0
 
 
 def _closing_quote(data: bytes, pos: int) -> int:
@@ -239,23 +269,66 @@ def _split_fields(text: str) -> List[str]:
         pos += 1  # the comma
 
 
-def _rows(data: bytes) -> Iterator[List[str]]:
-    """The CSV rows of a block of complete records."""
-    records, _, torn = _split_records(strip_bom(data))
-    texts = [record.decode("utf-8", "replace") for record in records]
-    # One reader for them all, as long as each record is whole and gives it one row; a torn
-    # record (a quote that never closes) would run on into the next: then each on its own.
-    rows = None
-    if not torn:
-        try:
-            rows = list(csv.reader(texts))
-        except csv.Error:
-            pass
-    if rows is not None and len(rows) == len(texts):
-        yield from rows
-        return
-    for text in texts:
-        yield _parse_record(text)
+def _rows(data: bytes) -> List[List[str]]:
+    """The CSV row of each complete record in ``data`` (``_split_records``), as the record
+    read alone gives it (``_parse_record``). Most records are one line each: those are read
+    a window of lines at a time, by one reader; any other record on its own."""
+    data = strip_bom(data)
+    stop = data.rfind(b"\n") + 1  # every record ends at a line end
+    rows: List[List[str]] = []
+    start = 0
+    window = _WINDOW
+    while start < stop:
+        end = data.find(b"\n", min(start + window, stop - 1)) + 1
+        start = _line_rows(data, start, end, rows)
+        if start == end:
+            window = min(2 * window, _WINDOW)
+            continue
+        # After a record that is not one line, a small window: in a log of many such
+        # records, each would cost the reading of a whole window otherwise.
+        window = _FIRST_WINDOW
+        record_end, _ = _record_end(data, start)
+        if record_end < 0:
+            break
+        rows.append(_parse_record(data[start:record_end].decode("utf-8", "replace")))
+        start = record_end
+    return rows
+
+
+def _line_rows(data: bytes, start: int, end: int, rows: List[List[str]]) -> int:
+    """Adds to ``rows`` the rows of the lines of ``data[start:end]`` (a record's start, a
+    line end) that are each one whole record, up to the first that may not be; returns
+    where that one starts (``end`` when there is none).
+
+    A line the csv module reads as one whole row is one record as ``_record_end`` splits
+    them (a quote opens a field at the same places, and closes at the same quote), and
+    gives the row it gives alone, with or without its line end.
+    """
+    lines = data[start:end].decode("utf-8", "replace").split("\n")
+    # The "" after the last line end is read as a line too: a quote that the last line
+    # leaves open runs on into it, and the row takes two lines, as a row of a record that
+    # does not end at its line end does; every other line gives one row.
+    reader = csv.reader(lines)
+    try:
+        found = list(reader)
+    except csv.Error:
+        found = []
+    if len(found) == len(lines):
+        rows += found[:-1]
+        return end
+    reader = csv.reader(lines)
+    read = 0
+    try:
+        for row in reader:
+            if reader.line_num != read + 1 or read == len(lines) - 1:
+                break
+            rows.append(row)
+            read += 1
+    except csv.Error:
+        pass  # a line the csv module refuses (a field beyond its limit, a CR in an unquoted field)
+    for _ in range(read):
+        start = data.index(b"\n", start) + 1
+    return start
 
 
 def _header_of(row: List[str], known: Sequence[str]) -> Optional[List[str]]:
@@ -304,51 +377,82 @@ def _mapped(row: List[str], columns: Sequence[str], known: Sequence[str],
 
 
 def _records(data: bytes, columns: Sequence[str], known: Sequence[str], shortest: Optional[int] = None
-             ) -> Iterator[Tuple[List[str], Optional[Dict[str, str]]]]:
-    """(row, its fields by name) for each data row of a log in ``data``; the fields are
-    None for a row of the wrong length (``shortest``: rows may lack the columns added
-    since). A header row changes the columns that follow."""
+             ) -> Iterator[Tuple[List[str], Optional[List[str]]]]:
+    """(row, its fields in the ``known`` order) for each data row of a log in ``data``;
+    the fields are None for a row of the wrong length (``shortest``: rows may lack the
+    columns added since). A header row changes the columns that follow."""
+    width = len(known)
+    in_order = tuple(columns) == tuple(known)
+    bounds = _bounds_of(tuple(known))
     for row in _rows(data):
         if not row or row == [""]:
             continue
-        header = _header_of(row, known)
-        if header is not None:
-            columns = header
+        if not is_token_shaped(row[0]):  # a data row's id, never a header's
+            header = _header_of(row, known)
+            if header is not None:
+                columns, in_order = header, tuple(header) == tuple(known)
+                continue
+        if in_order and len(row) == width and _as_written(row, bounds):
+            yield row, row  # most rows: their fields are the row's, as they are
             continue
-        yield row, _mapped(row, columns, known, shortest=shortest)
+        record = _mapped(row, columns, known, shortest=shortest)
+        yield row, None if record is None else list(record.values())
+
+
+@lru_cache(maxsize=None)
+def _bounds_of(known: Tuple[str, ...]) -> Tuple[Tuple[int, int], ...]:
+    """(bound, position) of each of the ``known`` columns, the tightest bound first."""
+    return tuple(sorted((_LIMITS.get(name, MAX_FIELD), index) for index, name in enumerate(known)))
+
+
+def _as_written(row: List[str], bounds: Tuple[Tuple[int, int], ...]) -> bool:
+    """Whether no field of ``row`` is neutralised (``restore``) or beyond its bound."""
+    joined = "\n".join(row)
+    if joined[:1] == "'" or "\n'" in joined:
+        return False
+    for bound, index in bounds:
+        if len(joined) <= bound:
+            return True  # no field is longer than the row
+        if len(row[index]) > bound:
+            return False
+    return True
 
 
 def parse_log_rows(data: bytes, columns: Sequence[str], known: Sequence[str]) -> Iterator[Optional[Dict[str, str]]]:
     """The fields by name of each data row of a desktop log in ``data`` (complete records, read
     as this module reads its own logs: by header, restored, bounded); None for a row of the
     wrong length. For the owners of other desktop logs (replies.csv)."""
-    for _, record in _records(data, columns, known):
-        yield record
+    for _, values in _records(data, columns, known):
+        yield None if values is None else dict(zip(known, values))
 
 
 def parse_tag_records(data: bytes, columns: Sequence[str] = TAG_COLUMNS
                       ) -> Iterator[Optional[Tuple[str, Dict[str, str]]]]:
     """(tag id, fields) for each row of tags.csv in ``data`` (complete records);
     None for an unreadable row. ``columns`` is the file's order (``read_columns``)."""
-    for row, record in _records(data, columns, TAG_COLUMNS, shortest=TAG_COLUMNS_FIRST):
-        if record is None or len(record["id"]) != TOKEN_LENGTH:
+    for row, values in _records(data, columns, TAG_COLUMNS, shortest=TAG_COLUMNS_FIRST):
+        if values is None or len(values[0]) != TOKEN_LENGTH:
             log.warning("skipped an unreadable row in tags.csv: %.80r", ",".join(row))
             yield None
             continue
-        yield record.pop("id"), record
+        fields = dict(zip(TAG_COLUMNS, values))
+        yield fields.pop("id"), fields
 
 
 def parse_self_fetches(data: bytes, columns: Sequence[str] = SELF_FETCH_COLUMNS
                        ) -> Iterator[Tuple[str, float, str]]:
     """(tag id, epoch seconds, reason) for each readable row of self-fetches.csv in ``data``."""
-    for _, record in _records(data, columns, SELF_FETCH_COLUMNS):
-        if record is None or len(record["tag"]) != TOKEN_LENGTH:
+    for _, values in _records(data, columns, SELF_FETCH_COLUMNS):
+        if values is None:
+            continue
+        tag, time, reason = values
+        if len(tag) != TOKEN_LENGTH:
             continue
         try:
-            moment = parse_timestamp(record["time"])
+            moment = parse_timestamp(time)
         except ValueError:
             continue
-        yield record["tag"], moment, record["reason"]
+        yield tag, moment, reason
 
 
 def find_tag(home: Home, tag_id: str = "", message_id: str = "") -> Optional[Tuple[str, Dict[str, str]]]:
@@ -387,7 +491,10 @@ def record_links(home: Home, tag_id: str, links: Sequence[Tuple[int, str, str]])
 
 def parse_links(data: bytes, columns: Sequence[str] = LINK_COLUMNS) -> Iterator[Tuple[str, int, str, str]]:
     """(tag id, link number, target, text) for each readable row of links.csv in ``data``."""
-    for _, record in _records(data, columns, LINK_COLUMNS):
-        if record is None or len(record["tag"]) != TOKEN_LENGTH or not record["link"].isdigit():
+    for _, values in _records(data, columns, LINK_COLUMNS):
+        if values is None:
             continue
-        yield record["tag"], int(record["link"]), record["target"], record["text"]
+        tag, link, target, text = values
+        if len(tag) != TOKEN_LENGTH or not link.isdecimal():  # "²" is a digit, not a number
+            continue
+        yield tag, int(link), target, text
