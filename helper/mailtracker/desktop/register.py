@@ -285,6 +285,8 @@ def csv_lines(rows: Sequence[Row]) -> List[str]:
 
 
 def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
+    """``csv_lines`` with polars: each column a series, each text cell neutralised and quoted as
+    ``neutralise`` and ``csv_field`` would; TypeError for a column it cannot take whole."""
     import polars as pl
 
     cell = pl.first()
@@ -294,6 +296,8 @@ def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
     columns = []
     for name, column in zip(REGISTER_COLUMNS, zip(*[_register_cells(row.__dict__) for row in rows])):
         series = pl.Series(name, column, strict=True)
+        if series.null_count():  # str(None) is "None" to csv_line; polars would drop the line
+            raise TypeError(f"column {name} holds None")
         if series.dtype == pl.Int64:  # a count: as str() writes it, nothing to change
             columns.append(series.cast(pl.String))
         elif series.dtype == pl.String:
