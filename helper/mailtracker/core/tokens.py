@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Optional
 
 RANDOM_BYTES = 12
 MAC_BYTES = 8
@@ -56,6 +57,15 @@ def mint_token(secret: bytes) -> str:
 _TO_BASE32_INT = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")
 
 
+def base32_value(text: str) -> Optional[int]:
+    """The number that unpadded lowercase base32 ``text`` writes (its first character the
+    most significant); None for anything else, so that two texts never give one value
+    (int() alone would also read digits, capitals and spaces)."""
+    if not text or not _ALPHABET.issuperset(text):
+        return None
+    return int(text.translate(_TO_BASE32_INT), 32)
+
+
 class TokenVerifier:
     """``verify_token`` for one secret, keyed once: the pixel server's hot path."""
 
@@ -63,9 +73,10 @@ class TokenVerifier:
         self._mac = KeyedHmac(secret, _MAC_LABEL).digest
 
     def __call__(self, token: str) -> bool:
-        if len(token) != TOKEN_LENGTH or not _ALPHABET.issuperset(token):
+        value = base32_value(token) if len(token) == TOKEN_LENGTH else None
+        if value is None:
             return False
-        raw = int(token.translate(_TO_BASE32_INT), 32).to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
+        raw = value.to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
         return hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES])
 
 
