@@ -67,17 +67,32 @@ def base32_value(text: str) -> Optional[int]:
 
 
 class TokenVerifier:
-    """``verify_token`` for one secret, keyed once: the pixel server's hot path."""
+    """``verify_token`` for one secret, keyed once: the pixel server's hot path.
 
-    def __init__(self, secret: bytes):
+    With ``remember``, up to that many tokens that verified are remembered and not checked
+    again (the memory is emptied when full). Only tokens whose MAC checked are ever
+    remembered: any other token, however close to one remembered, is checked in full.
+    """
+
+    def __init__(self, secret: bytes, remember: int = 0):
         self._mac = KeyedHmac(secret, _MAC_LABEL).digest
+        self._remember = remember
+        self._verified: set = set()
 
     def __call__(self, token: str) -> bool:
+        if token in self._verified:
+            return True
         value = base32_value(token) if len(token) == TOKEN_LENGTH else None
         if value is None:
             return False
         raw = value.to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
-        return hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES])
+        if not hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES]):
+            return False
+        if self._remember:
+            if len(self._verified) >= self._remember:
+                self._verified.clear()
+            self._verified.add(token)
+        return True
 
 
 def verify_token(secret: bytes, token: str) -> bool:
