@@ -13,7 +13,9 @@ is left out.
 
 Rows: ``pixel`` (a valid token, the Apple Mail user agent), ``pixel, forged``
 (a token whose MAC does not verify: answered, not logged), and ``click``
-(a signed click URL: verified, logged, answered with a 302).
+(a signed click URL: verified, logged, answered with a 302). The server remembers
+tokens and click URLs that verified: the ``cold`` rows go round more of them
+(``--cold``) than it remembers, so that every hit is checked in full.
 """
 
 import argparse
@@ -44,6 +46,12 @@ def _scope(path: str, query: bytes = b"") -> dict:
             "root_path": "", "server": ("127.0.0.1", 56789), "client": ("127.0.0.1", 50000),
             "headers": [(b"host", b"127.0.0.1:56789"), (b"user-agent", DEFAULT_USER_AGENT.encode()),
                         (b"accept", b"*/*")]}
+
+
+def _click_scope(token: str) -> dict:
+    url = click_url("http://127.0.0.1:56789/p/", SECRET, token, 3, TARGET)
+    path, _, query = url.partition("://")[2].partition("/")[2].partition("?")
+    return _scope("/" + path, query.encode())
 
 
 async def _receive():
@@ -77,19 +85,19 @@ def main(argv=None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="hits per turn of the loop (default 8)")
     parser.add_argument("--repeats", type=int, default=7, help="runs per row; the best is kept (default 7)")
     parser.add_argument("--tags", type=int, default=100, help="distinct valid tokens hit in turn (default 100)")
+    parser.add_argument("--cold", type=int, default=5000,
+                        help="distinct tokens and click URLs of the cold rows (default 5000)")
     args = parser.parse_args(argv)
 
-    tokens = [mint_token(SECRET) for _ in range(args.tags)]
-    forged = [t[:-1] + ("a" if t[-1] != "a" else "b") for t in tokens]
-    clicks = []
-    for token in tokens:
-        url = click_url("http://127.0.0.1:56789/p/", SECRET, token, 3, TARGET)
-        path, _, query = url.partition("://")[2].partition("/")[2].partition("?")
-        clicks.append(_scope("/" + path, query.encode()))
+    tokens = [mint_token(SECRET) for _ in range(max(args.tags, args.cold))]
+    forged = [t[:-1] + ("a" if t[-1] != "a" else "b") for t in tokens[:args.tags]]
+    clicks = [_click_scope(token) for token in tokens[:args.cold]]
     rows = {
-        "pixel": [_scope(f"/p/{t}.gif") for t in tokens],
+        "pixel": [_scope(f"/p/{t}.gif") for t in tokens[:args.tags]],
+        "pixel, cold": [_scope(f"/p/{t}.gif") for t in tokens[:args.cold]],
         "pixel, forged": [_scope(f"/p/{t}.gif") for t in forged],
-        "click": clicks,
+        "click": clicks[:args.tags],
+        "click, cold": clicks,
     }
     with tempfile.TemporaryDirectory(prefix="bench-app-") as work:
         secret_file = Path(work) / "secret"

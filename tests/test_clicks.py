@@ -135,6 +135,26 @@ def test_a_forged_javascript_target_is_refused_even_with_a_valid_looking_signatu
     assert _get(f"{server.base}{path}?u={quote('javascript:alert(1)', safe='')}").status_code == 404
 
 
+def test_a_verifier_that_remembers_urls_refuses_exactly_what_it_refused_before():
+    """Remembering verified click URLs (the server's) changes no answer: tampered URLs, sent
+    before, between and after the genuine ones and more of them than it remembers, are all
+    refused, and every genuine URL still leads to its target after the memory was emptied."""
+    secret = b"s" * 32
+    verify = ClickVerifier(secret, remember=2)
+    tag = mint_token(secret)
+    genuine, tampered = [], []
+    for link in range(5):
+        path, _, query = click_url("/p/", secret, tag, link, f"{TARGET}&n={link}").partition("?")
+        genuine.append((path, query.encode()))
+        tampered += [(path, f"u={quote('https://evil.example/', safe='')}".encode()),
+                     (path.replace(f"/{link}/", f"/{link + 5}/"), query.encode()),
+                     (path[:-1] + ("a" if path[-1] != "a" else "b"), query.encode()),
+                     (path, query.encode() + b"&next=x")]
+    for _ in range(3):
+        assert [verify(*url) for url in tampered] == [None] * len(tampered)
+        assert [verify(*url) for url in genuine] == [(tag, n, f"{TARGET}&n={n}") for n in range(5)]
+
+
 def test_head_gets_the_redirect_and_is_logged_as_a_head_click(clicks):
     """A gateway checking the link (HEAD) still gets the redirect: a dead link looks like phishing."""
     home, server, secret, base, tag = clicks

@@ -27,6 +27,7 @@ _SIG_LENGTH = 20  # 12 bytes in unpadded base32
 _SIG_PADDING_BITS = _SIG_LENGTH * 5 - _SIG_BYTES * 8
 _SIG_VALUE_BYTES = (_SIG_LENGTH * 5 + 7) // 8
 _LABEL = b"mailtracker-click-v1\x00"
+MAX_REMEMBERED_URL = 2048
 
 
 def is_trackable_target(target: str) -> bool:
@@ -54,11 +55,19 @@ def click_url(base: str, secret: bytes, tag: str, link: int, target: str) -> str
 
 
 class ClickVerifier:
-    """Checks a click request for one secret: the server's side, constant time in the MAC."""
+    """Checks a click request for one secret: the server's side, constant time in the MAC.
 
-    def __init__(self, secret: bytes):
+    With ``remember``, up to that many click URLs that verified (of at most
+    ``MAX_REMEMBERED_URL`` characters) are remembered with their answer and not checked
+    again; the memory is emptied when full. Only URLs whose signature checked are ever
+    remembered, keyed on the exact path and query: any other URL is checked in full.
+    """
+
+    def __init__(self, secret: bytes, remember: int = 0):
         # Keyed once: each click then costs two copies of a hash state (the server's hot path).
         self._keyed = KeyedHmac(secret, _LABEL)
+        self._remember = remember
+        self._verified: dict = {}
 
     def __call__(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         """(tag, link, href) of a genuine click URL, else None: ``href`` is where the
@@ -69,6 +78,16 @@ class ClickVerifier:
         signature is refused. A target signed as written (before targets were signed
         as a browser reads them) still leads where the mail's link led.
         """
+        click = self._verified.get((path, query))
+        if click is None:
+            click = self._check(path, query)
+            if click is not None and self._remember and len(path) + len(query) <= MAX_REMEMBERED_URL:
+                if len(self._verified) >= self._remember:
+                    self._verified.clear()
+                self._verified[path, query] = click
+        return click
+
+    def _check(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         parts = path.rstrip("/").split("/")
         if len(parts) < 5 or parts[-4] != CLICK_SEGMENT:
             return None

@@ -82,6 +82,8 @@ _REMEMBERED_TAILS = 1024
 _REMEMBERED_HEADER_BYTES = 1024
 # Tokens that verified, remembered per worker (about 100 bytes each).
 _REMEMBERED_TOKENS = 4096
+# Click URLs that verified, remembered per worker (at most 2 KiB each, with their target).
+_REMEMBERED_CLICKS = 256
 
 
 _CLICK_PATH = f"/{CLICK_SEGMENT}/"
@@ -179,7 +181,7 @@ class PixelApp:
         self._client_forms = lru_cache(maxsize=8192)(client_forms)
         self._tails: dict = {}
         self._verify = TokenVerifier(secret, remember=_REMEMBERED_TOKENS)
-        self._verify_click = ClickVerifier(secret)
+        self._verify_click = ClickVerifier(secret, remember=_REMEMBERED_CLICKS)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
