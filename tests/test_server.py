@@ -97,10 +97,11 @@ def test_an_altered_token_is_refused_right_after_its_genuine_hit(pixel_server, t
     altered = {tag.id[:i] + ("a" if tag.id[i] != "a" else "b") + tag.id[i + 1:] for i in range(len(tag.id))}
     altered |= {tag.id.upper(), tag.id[:-1] + tag.id[-1].upper()}
     altered |= {tag.id.replace(letter, digit, 1) for letter, digit in zip("abij", "0189") if letter in tag.id}
+    altered.discard(tag.id)  # a token ending in a digit is its own capital form
     for token in sorted(altered) * 2:  # twice: a token refused once is refused again
         assert requests.get(pixel_server.url(token)).content == GIF
     assert requests.get(pixel_server.url(tag.id)).content == GIF
-    wait_for(lambda: len(_hits(pixel_server)) == 2, what="the second genuine hit logged")
+    wait_for(lambda: len(_hits(pixel_server)) >= 2, what="the second genuine hit logged")
     assert [h["tag"] for h in _hits(pixel_server)] == [tag.id, tag.id]
 
 
