@@ -116,7 +116,9 @@ def write_tags(home: Home, count: int, rng: random.Random) -> List[str]:
         created = utc_timestamp(START_EPOCH - DAY_S + i * 10)
         fields = {"id": token, "created": created, "name": neutralise(f"Doe, Jane {i}"),
                   "subject": neutralise(f'Re: "Q{i % 4 + 1}" figures, draft {i}'),
-                  "recipients": neutralise(f"jane{i}@example.org; boss@example.org"),
+                  # Two mails in three to one person (the "not seen" and "opened somewhere
+                  # new" rules read those), the third to two.
+                  "recipients": neutralise(f"jane{i}@example.org" if i % 3 else f"jane{i}@example.org; boss@example.org"),
                   "identity": "me@example.com", "status": "sent",
                   "sent_at": utc_timestamp(START_EPOCH - DAY_S + i * 10 + 2)}
         # Every column mint_tag writes, by name: one added later is left empty here.

@@ -7,7 +7,7 @@ import { createTabQueue, createTabStore } from "./modules/composeTabs.mjs";
 import { refreshComposeAction } from "./modules/composeIndicator.mjs";
 import { createDisplayWatcher } from "./modules/displayWatch.mjs";
 import { FOLLOW_UP, createFollowUp } from "./modules/followUp.mjs";
-import { createIndividualSend, loadIndividualMax } from "./modules/individual.mjs";
+import { createIndividualSend } from "./modules/individual.mjs";
 import { identityEmails } from "./modules/messageInfo.mjs";
 import { BADGE_SEEN, COUNTS_CHANGED, HELPER_RELAY, createConnectedHelper } from "./modules/nativeHost.mjs";
 import { notify } from "./modules/notify.mjs";
@@ -17,7 +17,7 @@ import { createReplyWatch } from "./modules/replyWatch.mjs";
 import { createRequestBlocker, syncBlockRules } from "./modules/pixelBlocker.mjs";
 import { createSendFlow } from "./modules/sendFlow.mjs";
 import { createSentCopy } from "./modules/sentCopy.mjs";
-import { loadPixelBases, loadSentIds, loadSettings, rememberPixelBase } from "./modules/settings.mjs";
+import { loadPixelBases, loadSentIds, loadSetting, rememberPixelBase } from "./modules/settings.mjs";
 import { TRACKED_PAGE } from "./modules/trackedView.mjs";
 import { isTrackingWanted } from "./modules/tracking.mjs";
 
@@ -74,12 +74,12 @@ const individualSend = createIndividualSend({
   compose: browser.compose,
   closeTab: (tabId) => browser.tabs.remove(tabId),
   tabStore,
-  loadMax: () => loadIndividualMax(),
+  loadMax: () => loadSetting("individualMax"),
   isWanted: async (tab, details, state) =>
     isTrackingWanted({
       identityId: details.identityId,
       tabChoice: state.choice,
-      identityDefaults: (await loadSettings()).identityDefaults,
+      identityDefaults: await loadSetting("identityDefaults"),
     }),
   notify: (outcome) => notify.individualFailed(outcome),
   newId: () => crypto.randomUUID(),

@@ -172,10 +172,11 @@ def pixel_server(home):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs: a real disk that fills up (root only; skipped, with the reason, otherwise)."""
+    """A 1 MiB tmpfs: a real disk that fills up (root only; skipped, with the reason, otherwise).
+    With the space back it must hold a small home and its store (16 KiB pages: 208 KiB)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode:
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
         pytest.skip("needs root to mount a small tmpfs as a full disk")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=True)

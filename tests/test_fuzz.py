@@ -22,7 +22,7 @@ from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.host import Host, parse_request
-from mailtracker.desktop.register import REGISTER_COLUMNS, Row
+from mailtracker.desktop.register import COLUMNS_FROM, REGISTER_COLUMNS, Row, _csv_lines_by_column, csv_lines
 from mailtracker.desktop.tags import (MAX_FIELD, _split_fields, mint_tag, parse_tag_records,
                                       records_end)
 from mailtracker.desktop.tail import Cursor, read_new_data
@@ -56,6 +56,25 @@ def test_csv_rows_round_trip_with_neutralising(fields):
     assert [restore(cell) for cell in _split_fields(record)] == fields
     if max(map(len, fields)) < 131_072:
         assert [restore(cell) for cell in next(csv.reader(io.StringIO(line, newline="")))] == fields
+
+
+_TEXT_FIELDS = [name for name in REGISTER_COLUMNS if isinstance(getattr(Row("a" * 32, "a"), name), str)]
+_COUNT_FIELDS = [name for name in REGISTER_COLUMNS if name not in _TEXT_FIELDS]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(TEXT, min_size=len(_TEXT_FIELDS), max_size=len(_TEXT_FIELDS)),
+                          st.lists(st.integers(0, 10**12), min_size=len(_COUNT_FIELDS), max_size=len(_COUNT_FIELDS))),
+                min_size=1, max_size=8))
+def test_register_lines_written_by_the_column_are_the_lines_written_row_by_row(cells):
+    """A first fold writes register.csv by the column (polars); each line is exactly the row's
+    own csv_line, whatever its cells hold: formula starts, separators, quotes, line breaks."""
+    rows = [Row(**dict(zip(_TEXT_FIELDS, texts)), **dict(zip(_COUNT_FIELDS, counts)))
+            for texts, counts in cells]
+    many = (rows * (COLUMNS_FROM // len(rows) + 1))[:COLUMNS_FROM]
+    expected = [row.csv_line() for row in many]
+    assert _csv_lines_by_column(many) == expected  # itself, not a fallback to the row by row
+    assert csv_lines(many) == expected
 
 
 @settings(max_examples=30, deadline=None)

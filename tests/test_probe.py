@@ -9,15 +9,20 @@ import socket
 import threading
 import time
 
+from mailtracker.core.contract import pull_token
 from mailtracker.core.paths import Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, probe_token, verify_token
+from mailtracker.desktop import pull, reachability
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.probe import check_server
+from mailtracker.desktop.pull import REACHABLE, UNREACHABLE, Puller
+from mailtracker.desktop.reachability import Sightings, read_sightings
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import PixelServer, rows_of, run_cli
+from tests.conftest import PixelServer, free_port, rows_of, run_cli, wait_for
 
 
 def _lines(proc):
@@ -42,6 +47,8 @@ def test_doctor_server_passes_end_to_end_and_the_test_hit_is_no_open(home, pixel
         "ok   name resolves", "ok   TLS certificate valid", "ok   server healthy",
         "ok   pixel served", "ok   test hit arrived"]
     assert "its hits reach this desktop" in proc.stdout
+    # No puller here: the daemon claims nothing of the server, only when hits last came.
+    assert "note    hits come by a sync tool: a hits file last changed 20" in proc.stdout
     probe_hits = [line for line in pixel_server.hit_lines() if PROBE_TAG_PREFIX in line]
     assert len(probe_hits) == 1 and "mailtracker-doctor/" in probe_hits[0]
     result = fold(home)
@@ -76,6 +83,62 @@ def test_doctor_server_checks_the_http_pull(home, tmp_path):
     assert "ok   test hit arrived" in proc.stdout and "(HTTP pull)" in proc.stdout
     live = re.search(r"ok   live pull: the test hit was here (\d+\.\d+) s after", proc.stdout)
     assert live and float(live.group(1)) < 2, proc.stdout
+
+
+def test_doctor_server_tells_how_the_daemon_last_saw_the_pull_server(home, tmp_path, monkeypatch):
+    """Beside its own live check, doctor says how the daemon's pulls last found each pull server
+    (servers-seen.json as a real Puller and reachability's Sightings wrote it, as the daemon
+    does): not pulled yet; answering since when; not answering since when, why, and when it last
+    answered (the server answered two hours ago: the pull's clock is set back that far)."""
+    server_home = Home.locate(str(tmp_path / "vps"))
+    init_home(server_home)
+    shutil.copy(home.secret_path, server_home.secret_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    init_home(home, server_url=url, pull_url=url)
+    config = load_config(home)
+    name = f"127.0.0.1:{port}"
+
+    proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
+    assert "BROKEN  server answers" in proc.stdout
+    assert f"note    last seen by the daemon: {name} not pulled from yet" in proc.stdout, proc.stdout
+
+    sightings = Sightings(home, config.pull_urls)
+    puller = Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
+                    interval_s=0.2, live=False, on_pull=lambda status, result: sightings.record(status))
+    server = PixelServer(server_home, "--serve-hits", "--port", str(port))
+    try:
+        with monkeypatch.context() as earlier:
+            two_hours_ago = utc_timestamp(time.time() - 7200)
+            for module in (pull, reachability):
+                earlier.setattr(module, "utc_timestamp", lambda *when: two_hours_ago)
+            with puller:
+                wait_for(lambda: read_sightings(home).get(url, None) and read_sightings(home)[url].outcome == REACHABLE,
+                         timeout=20, what="the pull to note the server answers")
+        reached = read_sightings(home)[url].since
+        assert reached == two_hours_ago
+        proc = run_cli("doctor", "--server", home=home)
+    finally:
+        server.stop()
+    assert "ok   test hit arrived" in proc.stdout
+    assert f"note    last seen by the daemon: {name} answered every pull since {_utc(reached)}" in proc.stdout, \
+        proc.stdout
+
+    with puller:  # the same puller, as the daemon's: it remembers when the server last answered
+        wait_for(lambda: read_sightings(home)[url].reason == "connection refused", timeout=20,
+                 what="the pull to note the server stopped")
+    down = read_sightings(home)[url]
+    assert down.outcome == UNREACHABLE and down.since > reached and down.last_reached == two_hours_ago, down
+    proc = run_cli("doctor", "--server", "--wait", "1", home=home, check=False)
+    assert proc.returncode == 90 and "BROKEN  server answers" in proc.stdout
+    assert (f"note    last seen by the daemon: {name} did not answer since {_utc(down.since)}"
+            in proc.stdout), proc.stdout
+    assert f": connection refused; it last answered {_utc(two_hours_ago)}2 h ago)" in proc.stdout, proc.stdout
+
+
+def _utc(stamp: str) -> str:
+    """A UTC timestamp as doctor prints it, without the 'ago' that moves with the clock."""
+    return f"{stamp[:10]} {stamp[11:16]} UTC ("
 
 
 def test_a_server_that_is_down_is_named(home):

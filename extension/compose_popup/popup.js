@@ -3,9 +3,9 @@
 import { buttonStatus, composeView, helperReadiness, refreshComposeAction } from "../modules/composeIndicator.mjs";
 import { createTabStore } from "../modules/composeTabs.mjs";
 import { localizePage, t } from "../modules/i18n.mjs";
-import { individualOffer, loadIndividualMax } from "../modules/individual.mjs";
+import { individualOffer } from "../modules/individual.mjs";
 import { TRACKING_PAUSED, createHelper } from "../modules/nativeHost.mjs";
-import { loadSettings } from "../modules/settings.mjs";
+import { loadSetting } from "../modules/settings.mjs";
 import { TRACKED_PAGE } from "../modules/trackedView.mjs";
 
 const tabStore = createTabStore();
@@ -25,7 +25,7 @@ async function composeTabId() {
 // "Send individually": offered for a tracked mail to 2..N recipients, never on by itself.
 async function renderIndividual(tabId, details, view) {
   const state = await tabStore.get(tabId);
-  const offer = individualOffer(details, { max: await loadIndividualMax() });
+  const offer = individualOffer(details, { max: await loadSetting("individualMax") });
   const tracked = view.status === "tracked";
   byId("individual").hidden = !(tracked && offer.offered);
   byId("individually").checked = state.individually === true;
@@ -71,7 +71,7 @@ async function showProblem(readiness) {
     problem = readiness.problem;
   } else if (readiness && readiness.state !== "ready") {
     // Paused from the tray: sent untracked, never stopped; otherwise as the options say.
-    const { blockOnHelperFailure } = await loadSettings();
+    const blockOnHelperFailure = await loadSetting("blockOnHelperFailure");
     const stopped = blockOnHelperFailure && readiness.code !== TRACKING_PAUSED;
     problem = `${t(stopped ? "composeHelperWarningBlock" : "composeHelperWarning")} ${readiness.problem}`;
   }

@@ -7,15 +7,13 @@ import { composeView } from "../modules/composeIndicator.mjs";
 import { localizePage } from "../modules/i18n.mjs";
 import {
   DEFAULT_REMIND_DAYS,
-  cleanDays,
-  loadRemindDefaults,
-  loadRemindIfDefaults,
   loadTabChoice,
   loadTabRemindIf,
   remindDaysFor,
   remindIfFor,
   saveTabChoice,
 } from "../modules/reminders.mjs";
+import { cleanDays, loadSetting } from "../modules/settings.mjs";
 
 const byId = (id) => document.getElementById(id);
 
@@ -27,7 +25,7 @@ async function composeTabId() {
 async function render(tabId) {
   const { details, view } = await composeView(tabId);
   const [choice, defaults, tabRemindIf, ifDefaults] = await Promise.all([
-    loadTabChoice(tabId), loadRemindDefaults(), loadTabRemindIf(tabId), loadRemindIfDefaults()]);
+    loadTabChoice(tabId), loadSetting("remindDefaults"), loadTabRemindIf(tabId), loadSetting("remindIfDefaults")]);
   const days = remindDaysFor({ tabChoice: choice, identityDefault: defaults[details.identityId] });
   const remindIf = remindIfFor({ tabChoice: tabRemindIf, identityDefault: ifDefaults[details.identityId] });
   byId("remindRow").hidden = view.status !== "tracked";

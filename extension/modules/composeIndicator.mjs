@@ -1,8 +1,9 @@
 // Works out what the Track button shows for one compose tab, and shows it.
 
 import { createTabStore } from "./composeTabs.mjs";
-import { formatMoment, helperProblemText, t } from "./i18n.mjs";
+import { helperProblemText, t } from "./i18n.mjs";
 import { HelperError, PROTOCOL } from "./nativeHost.mjs";
+import { isServerDown, serverSeenText } from "./serverSeen.mjs";
 import { loadSettings } from "./settings.mjs";
 import { describeCompose, isTrackingWanted } from "./tracking.mjs";
 
@@ -70,23 +71,13 @@ export async function helperReadiness(helper, { timeoutMs = HELPER_CHECK_MS } = 
     return { state: "unreachable", problem: config.unreachable };
   }
   const seen = config.server_seen;
-  if (seen?.state === "unreachable" || seen?.state === "failing") {
-    return { state: "serverDown", problem: serverSeenText(seen) };
+  if (isServerDown(seen)) {
+    return { state: "serverDown", problem: t("composeTrackedBut", [serverSeenText(seen)]) };
   }
   if (seen?.how === "sync" && seen.hits_changed) {
-    return { state: "ready", note: t("serverHitsSynced", [formatMoment(new Date(seen.hits_changed))]) };
+    return { state: "ready", note: serverSeenText(seen) };
   }
   return { state: "ready" };
-}
-
-/** What the host's server_seen says of a server that did not answer (or refused), with its fix. */
-export function serverSeenText(seen, now = new Date()) {
-  const when = formatMoment(new Date(seen.since), now);
-  const what =
-    seen.state === "unreachable"
-      ? t("serverNotAnswered", [when, seen.reason || seen.message])
-      : t("serverPullFailing", [when, seen.message]);
-  return seen.hint ? `${what} ${seen.hint}` : what;
 }
 
 /**

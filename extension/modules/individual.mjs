@@ -12,12 +12,9 @@
 // The rules are pure functions; createIndividualSend takes every Thunderbird
 // API in deps so node tests drive it with fakes.
 
-import { localArea } from "./settings.mjs";
+import { DEFAULT_MAX_INDIVIDUAL, localArea, maxIndividual } from "./settings.mjs";
 import { emailOf, pixelCapability } from "./tracking.mjs";
 
-/** At most this many recipients unless the options page says otherwise. */
-export const DEFAULT_MAX_INDIVIDUAL = 10;
-export const MAX_INDIVIDUAL_LIMIT = 50;
 const FIELDS = ["to", "cc", "bcc"];
 // Groups remembered for a retry: enough for this week's mail.
 const MAX_GROUPS = 200;
@@ -60,12 +57,6 @@ export function recipientsToSplit(details) {
     }
   }
   return out;
-}
-
-/** The user's limit, bounded: 2..MAX_INDIVIDUAL_LIMIT, else the default. */
-export function maxIndividual(value) {
-  const n = Number(value);
-  return Number.isInteger(n) && n >= 2 && n <= MAX_INDIVIDUAL_LIMIT ? n : DEFAULT_MAX_INDIVIDUAL;
 }
 
 /**
@@ -279,10 +270,4 @@ export function createIndividualSend(deps) {
 
   let lastRun = Promise.resolve();
   return { beforeSend, run, settled: () => lastRun };
-}
-
-/** The options page's "at most N recipients" (storage.local individualMax). */
-export async function loadIndividualMax(area) {
-  const { individualMax } = await localArea(area).get("individualMax");
-  return maxIndividual(individualMax);
 }

@@ -3,22 +3,15 @@
 // helper with the tag once the mail left (the helper keeps it in tags.csv, so `list`,
 // the report and `mailtracker list` show it), and woken by browser.alarms.
 //
-// The per-tab choice lives in storage.session (like composeTabs.mjs), the defaults in
-// storage.local; areas and the helper are arguments so node tests pass doubles.
+// The per-tab choice lives in storage.session (like composeTabs.mjs), the identities' defaults are
+// options (settings.mjs's remindDefaults and remindIfDefaults); areas and the helper are arguments
+// so node tests pass doubles.
 
-import { localArea } from "./settings.mjs";
+import { cleanDays, cleanRemindIf, loadSetting, localArea } from "./settings.mjs";
 
 export const REMINDER_ALARM = "mailtracker-reminder";
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_REMIND_DAYS = 3;
-export const MAX_REMIND_DAYS = 365;
-// What a reminder waits for: no open (an open, a click or a reply ends it), or no reply.
-export const REMIND_IF = Object.freeze(["not_opened", "no_reply"]);
-
-/** "no_reply" or "not_opened" (anything else). */
-export function cleanRemindIf(value) {
-  return value === "no_reply" ? "no_reply" : "not_opened";
-}
 
 /**
  * What a mail's reminder waits for: "no_reply" when the user chose so, and also for an "if not
@@ -48,12 +41,6 @@ function sessionArea(area) {
 
 const keyOf = (tabId) => `remind:${tabId}`;
 
-/** A whole number of days from 0 (off) to MAX_REMIND_DAYS; null for anything else. */
-export function cleanDays(value) {
-  const days = Number(value);
-  return Number.isInteger(days) && days >= 0 && days <= MAX_REMIND_DAYS ? days : null;
-}
-
 /** The days for one mail: the tab's choice, else the identity's default, else off (0). */
 export function remindDaysFor({ tabChoice, identityDefault }) {
   return cleanDays(tabChoice) ?? cleanDays(identityDefault) ?? 0;
@@ -79,35 +66,6 @@ export function nextReminder(rows, now) {
     }
   }
   return next;
-}
-
-/** A per-identity map kept in storage.local under `key` (identityId -> value); {} when none is. */
-async function loadPerIdentity(key, area) {
-  const { [key]: stored } = await localArea(area).get(key);
-  return stored && typeof stored === "object" ? stored : {};
-}
-
-async function savePerIdentity(key, identityId, value, area) {
-  const current = await loadPerIdentity(key, area);
-  await localArea(area).set({ [key]: { ...current, [identityId]: value } });
-}
-
-/** The identities' default reminder days (identityId -> days; 0 or missing is off). */
-export async function loadRemindDefaults(area) {
-  return loadPerIdentity("remindDefaults", area);
-}
-
-export async function saveRemindDefault(identityId, days, area) {
-  await savePerIdentity("remindDefaults", identityId, cleanDays(days) ?? 0, area);
-}
-
-/** The identities' default condition (identityId -> "not_opened" | "no_reply"; missing is "not_opened"). */
-export async function loadRemindIfDefaults(area) {
-  return loadPerIdentity("remindIfDefaults", area);
-}
-
-export async function saveRemindIfDefault(identityId, remindIf, area) {
-  await savePerIdentity("remindIfDefaults", identityId, cleanRemindIf(remindIf), area);
 }
 
 /** How long a reminder "day" is: a day, unless a test set `reminderDayMs` in storage.local. */
@@ -145,7 +103,10 @@ export function createReminders({ helper, runForTab, session, local, now = () =>
   async function noteSend(tabId, identityId) {
     return runForTab(tabId, async () => {
       const stored = (await sessionArea(session).get(keyOf(tabId)))[keyOf(tabId)] ?? {};
-      const [defaults, ifDefaults] = await Promise.all([loadRemindDefaults(local), loadRemindIfDefaults(local)]);
+      const [defaults, ifDefaults] = await Promise.all([
+        loadSetting("remindDefaults", local),
+        loadSetting("remindIfDefaults", local),
+      ]);
       const days = remindDaysFor({ tabChoice: stored.choice, identityDefault: defaults[identityId] });
       const remindIf = remindIfFor({ tabChoice: stored.remindIf, identityDefault: ifDefaults[identityId] });
       await sessionArea(session).set({ [keyOf(tabId)]: { ...stored, days, remindIf } });

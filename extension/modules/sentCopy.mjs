@@ -26,7 +26,7 @@
 import { clickTarget } from "./links.mjs";
 import { removeTracking, replaceAddressHeaders, stripLocalStatusHeaders } from "./mime.mjs";
 import { countPixels, isPixelUrl } from "./pixel.mjs";
-import { localArea, pushBounded } from "./settings.mjs";
+import { loadSetting, localArea, pushBounded, saveIdentitySetting, saveSetting } from "./settings.mjs";
 
 export const STAGING_FOLDER = "mailtracker-staging";
 const MAX_STATUSES = 500;
@@ -43,12 +43,6 @@ export const STATES = Object.freeze({
   staged: "staged", // cleaning and moving failed: the original copy is in the staging folder
   off: "off", // the user turned the clean copy off
 });
-
-/** The clean-copy option; on unless turned off on the options page. */
-export async function loadCleanCopyEnabled(area) {
-  const { cleanSentCopy } = await localArea(area).get("cleanSentCopy");
-  return cleanSentCopy !== false;
-}
 
 /** What the message popup shows for one Message-ID: {state, reason, at} or null. */
 export async function loadSentCopyStatus(messageId, area) {
@@ -122,8 +116,7 @@ export function createSentCopy(deps) {
 
   /** The folder Thunderbird filed this identity's copy into when it last chose (an unstaged send), if it still exists. */
   async function filedBefore(identityId) {
-    const { sentCopyFiled = {} } = await local.get("sentCopyFiled");
-    const folderId = sentCopyFiled[identityId];
+    const folderId = (await loadSetting("sentCopyFiled", local))[identityId];
     if (!folderId) {
       return null;
     }
@@ -132,11 +125,6 @@ export function createSentCopy(deps) {
     } catch {
       return null;
     }
-  }
-
-  async function rememberFiled(identityId, folderId) {
-    const { sentCopyFiled = {} } = await local.get("sentCopyFiled");
-    await local.set({ sentCopyFiled: { ...sentCopyFiled, [identityId]: folderId } });
   }
 
   /**
@@ -255,7 +243,7 @@ export function createSentCopy(deps) {
     if (countPixels(result.details.body, bases, DOMParser) === 0) {
       return restore(result);
     }
-    if (!(await loadCleanCopyEnabled(local)) || isSignedOrEncrypted(details)) {
+    if (!(await loadSetting("cleanSentCopy", local)) || isSignedOrEncrypted(details)) {
       await session.set({
         [tabKey(tab.id)]: { target: null, reason: isSignedOrEncrypted(details) ? "protected" : "off" },
       });
@@ -408,15 +396,14 @@ export function createSentCopy(deps) {
   }
 
   async function watched() {
-    const { sentCopyWatch = {} } = await local.get("sentCopyWatch");
-    return sentCopyWatch;
+    return loadSetting("sentCopyWatch", local);
   }
 
   /** Watches target for a late second copy of messageId (an import a crash interrupted). */
   async function watchForLateCopy(messageId, target) {
     const entries = await watched();
     entries[messageId] = { target, until: Date.now() + INTERRUPTED_WATCH_MS };
-    await local.set({ sentCopyWatch: entries });
+    await saveSetting("sentCopyWatch", entries, local);
   }
 
   /**
@@ -450,7 +437,7 @@ export function createSentCopy(deps) {
       }
     }
     if (expired) {
-      await local.set({ sentCopyWatch: entries });
+      await saveSetting("sentCopyWatch", entries, local);
     }
     return removed;
   }
@@ -558,7 +545,7 @@ export function createSentCopy(deps) {
         const target = copy.folder.id;
         if (plan.identityId && !remembered) {
           // The first copy is the Fcc's (a second one, the additional Fcc's, is not the identity's).
-          await rememberFiled(plan.identityId, target);
+          await saveIdentitySetting("sentCopyFiled", plan.identityId, target, local);
           remembered = true;
         }
         const folder = await stagingFolder({ create: true });

@@ -1,13 +1,14 @@
 // The options page: default tracking and link tracking per identity, the "block sending" option,
-// the clean Sent copy, the pixel server's host permission, and the helper's health.
+// the clean Sent copy, the pixel server's host permission and how it was last seen, and the
+// helper's health. Every option is read and written through settings.mjs's table.
 
 import { helperProblemText, localizePage, t } from "../modules/i18n.mjs";
-import { loadIndividualMax, maxIndividual } from "../modules/individual.mjs";
 import { PROTOCOL, createHelper } from "../modules/nativeHost.mjs";
 import { PERMISSION_REASONS } from "../modules/permissions.mjs";
 import { originPatternOf } from "../modules/pixelBlocker.mjs";
-import { filesOwnSentCopy, loadCleanCopyEnabled } from "../modules/sentCopy.mjs";
-import { loadSettings, rememberPixelBase, saveSettings } from "../modules/settings.mjs";
+import { filesOwnSentCopy } from "../modules/sentCopy.mjs";
+import { serverSeenLines } from "../modules/serverSeen.mjs";
+import { loadSettings, maxIndividual, rememberPixelBase, saveIdentitySetting, saveSetting } from "../modules/settings.mjs";
 import { DEFAULT_TRACKING } from "../modules/tracking.mjs";
 
 const helper = createHelper();
@@ -48,8 +49,7 @@ async function renderIdentities(settings, listId, key, fallback) {
     box.type = "checkbox";
     box.checked = settings[key][identity.id] ?? fallback;
     box.addEventListener("change", async () => {
-      const current = (await loadSettings())[key];
-      await saveSettings({ [key]: { ...current, [identity.id]: box.checked } });
+      await saveIdentitySetting(key, identity.id, box.checked);
       flashSaved();
     });
     const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;
@@ -82,6 +82,7 @@ async function renderServer() {
     byId("server").textContent += ` ${t("optionsNotCounting", [config.problem])}`;
     byId("server").className = "problem";
   }
+  renderServerSeen(config.server_seen);
   // A loopback or private server URL: the helper says no recipient can load the pixel, and the fix.
   byId("unreachable").textContent = config.unreachable ?? "";
   byId("unreachable").hidden = !config.unreachable;
@@ -101,6 +102,21 @@ async function renderServer() {
       });
   });
   await renderGrantState(pattern);
+}
+
+// How the pixel server answered this computer's pulls when last seen (each server's own line when
+// there are several), or when a sync tool last brought opens.
+function renderServerSeen(seen) {
+  const list = byId("serverSeen");
+  list.replaceChildren(
+    ...serverSeenLines(seen).map(({ text, down }) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      item.className = down ? "problem" : "note";
+      return item;
+    }),
+  );
+  list.hidden = list.childElementCount === 0;
 }
 
 async function renderHelper() {
@@ -144,22 +160,22 @@ async function main() {
   const block = byId("blockOnHelperFailure");
   block.checked = settings.blockOnHelperFailure;
   block.addEventListener("change", async () => {
-    await saveSettings({ blockOnHelperFailure: block.checked });
+    await saveSetting("blockOnHelperFailure", block.checked);
     flashSaved();
   });
   const cleanCopy = byId("cleanSentCopy");
-  cleanCopy.checked = await loadCleanCopyEnabled();
+  cleanCopy.checked = settings.cleanSentCopy;
   cleanCopy.addEventListener("change", async () => {
-    await saveSettings({ cleanSentCopy: cleanCopy.checked });
+    await saveSetting("cleanSentCopy", cleanCopy.checked);
     flashSaved();
   });
   const individualMax = byId("individualMax");
-  individualMax.value = String(await loadIndividualMax());
+  individualMax.value = String(settings.individualMax);
   individualMax.addEventListener("change", async () => {
     // Out of range falls back to the default, and the field shows what is kept.
     const kept = maxIndividual(individualMax.value);
     individualMax.value = String(kept);
-    await saveSettings({ individualMax: kept });
+    await saveSetting("individualMax", kept);
     flashSaved();
   });
   await renderOwnCopyServers();

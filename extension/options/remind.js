@@ -8,11 +8,9 @@ import {
   REMIND_IF,
   cleanDays,
   cleanRemindIf,
-  loadRemindDefaults,
-  loadRemindIfDefaults,
-  saveRemindDefault,
-  saveRemindIfDefault,
-} from "../modules/reminders.mjs";
+  loadSetting,
+  saveIdentitySetting,
+} from "../modules/settings.mjs";
 
 const byId = (id) => document.getElementById(id);
 const CONDITION_LABELS = { not_opened: "composeRemindIfNotOpened", no_reply: "composeRemindIfNoReply" };
@@ -36,7 +34,7 @@ function conditionSelect(identity, current) {
   }
   select.value = cleanRemindIf(current);
   select.addEventListener("change", async () => {
-    await saveRemindIfDefault(identity.id, select.value);
+    await saveIdentitySetting("remindIfDefaults", identity.id, select.value);
     saved();
   });
   return select;
@@ -45,7 +43,7 @@ function conditionSelect(identity, current) {
 async function main() {
   // The section's heading and help are localised with the page (options.js).
   const list = byId("remindIdentities");
-  const [defaults, ifDefaults] = await Promise.all([loadRemindDefaults(), loadRemindIfDefaults()]);
+  const [defaults, ifDefaults] = await Promise.all([loadSetting("remindDefaults"), loadSetting("remindIfDefaults")]);
   const accounts = await browser.accounts.list(false);
   const identities = accounts.flatMap((account) => account.identities ?? []);
   list.replaceChildren();
@@ -60,7 +58,10 @@ async function main() {
     days.style.width = "4em";
     days.value = String(cleanDays(defaults[identity.id]) ?? 0);
     days.addEventListener("change", async () => {
-      await saveRemindDefault(identity.id, days.value);
+      // Not a whole number of days from 0 to MAX_REMIND_DAYS: off, and the field shows it.
+      const kept = cleanDays(days.value) ?? 0;
+      days.value = String(kept);
+      await saveIdentitySetting("remindDefaults", identity.id, kept);
       saved();
     });
     const name = identity.name ? `${identity.name} <${identity.email}>` : identity.email;

@@ -10,12 +10,8 @@ import { fakeMessenger, getMessage, memoryArea, quietLog } from "./fixtures.mjs"
 import { createTabStore } from "../modules/composeTabs.mjs";
 import { createFollowUp, followUpPlan, hasAddressees } from "../modules/followUp.mjs";
 import { createOpenWatch } from "../modules/openWatch.mjs";
-import {
-  createReminders,
-  loadRemindIfDefaults,
-  remindIfFor,
-  saveRemindIfDefault,
-} from "../modules/reminders.mjs";
+import { createReminders, remindIfFor } from "../modules/reminders.mjs";
+import { loadSetting, saveIdentitySetting } from "../modules/settings.mjs";
 
 const NOW = Date.parse("2026-12-01T12:00:00.000Z");
 const DUE = "2026-11-30T00:00:00.000Z";
@@ -207,9 +203,9 @@ describe("the default condition per identity", () => {
 
   test("an identity whose default is if no reply sends its reminders so; another identity and a tab's choice keep theirs", async () => {
     const local = memoryArea({ remindDefaults: { id1: 2, id2: 2 }, reminderDayMs: 1000 });
-    await saveRemindIfDefault("id1", "no_reply", local);
-    await saveRemindIfDefault("id3", "nonsense", local);
-    assert.deepEqual(await loadRemindIfDefaults(local), { id1: "no_reply", id3: "not_opened" });
+    await saveIdentitySetting("remindIfDefaults", "id1", "no_reply", local);
+    await saveIdentitySetting("remindIfDefaults", "id3", "nonsense", local);
+    assert.deepEqual(await loadSetting("remindIfDefaults", local), { id1: "no_reply", id3: "not_opened" });
     const session = memoryArea({ "remind:9": { choice: 1, remindIf: "not_opened" } });
     const calls = [];
     const reminders = createReminders({ helper: { remind: async (args) => calls.push(args) },

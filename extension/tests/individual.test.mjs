@@ -3,12 +3,10 @@ import { describe, test } from "node:test";
 
 import { createTabStore } from "../modules/composeTabs.mjs";
 import {
-  DEFAULT_MAX_INDIVIDUAL,
   copyDetails,
   createIndividualSend,
   individualOffer,
   loadGroup,
-  maxIndividual,
   recipientsToSplit,
   remainingRecipients,
   sendsIndividually,
@@ -16,6 +14,7 @@ import {
 } from "../modules/individual.mjs";
 import { replaceAddressHeaders } from "../modules/mime.mjs";
 import { individualFailedText } from "../modules/notify.mjs";
+import { DEFAULT_MAX_INDIVIDUAL, maxIndividual } from "../modules/settings.mjs";
 import { getMessage, memoryArea, quietLog } from "./fixtures.mjs";
 
 function details(extra = {}) {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { buttonStatus, helperReadiness, serverSeenText } from "../modules/composeIndicator.mjs";
+import { buttonStatus, helperReadiness } from "../modules/composeIndicator.mjs";
 import { HelperError } from "../modules/nativeHost.mjs";
+import { serverSeenText } from "../modules/serverSeen.mjs";
 import { fakeHelper, getMessage } from "./fixtures.mjs";
 
 import {

@@ -1,12 +1,15 @@
 """End to end: the Track button, its tooltip and its popup tell the truth before Send in a real
-Thunderbird, with the helper removed and with the secret removed, each with the one fix."""
+Thunderbird, with the helper removed, with the secret removed and with the pixel server stopped,
+each with the one fix; the options page says how the pixel server was last seen."""
 
 import json
 import os
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -127,45 +130,107 @@ def restart_helpers(tb) -> None:
     wait_until(lambda: not helper_processes(tb), 20, "the helper to end")
 
 
+@contextmanager
+def pulling_from_a_stopped_server(desktop):
+    """config.toml names a public pixel address (else "no recipient can reach it" is what the
+    add-on says) and pulls hits from a server on loopback that is not running yet; yields its
+    URL and port. The add-on's helpers are restarted to take it, and again at the end."""
+    tb, home = desktop.tb, desktop.home
+    before = load_config(home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    save_config(home, replace(before, server_url="https://t.example.org", pull_urls=(url,)))
+    restart_helpers(tb)
+    try:
+        yield url, port
+    finally:
+        save_config(home, before)
+        restart_helpers(tb)
+
+
+def wait_for_sighting(home, url: str, outcome: str) -> None:
+    """Until the helper's daemon notes ``outcome`` for ``url`` in servers-seen.json."""
+    wait_until(lambda: url in read_sightings(home) and read_sightings(home)[url].outcome == outcome,
+               60, f"the helper's daemon to note the server as {outcome}")
+
+
+def screenshot_later(name: str, box=None) -> Optional[threading.Timer]:
+    """With MAILTRACKER_E2E_SCREENSHOT set: a picture of the display in 2.5 s (while the page
+    lingers), saved beside that path with ``name``; else None."""
+    if not SCREENSHOT:
+        return None
+    picture = threading.Timer(2.5, lambda: XDisplay(os.environ["DISPLAY"]).screenshot(box).save(
+        SCREENSHOT.replace(".png", f"-{name}.png")))
+    picture.start()
+    return picture
+
+
 def test_track_button_with_the_pixel_server_stopped_says_it_did_not_answer(desktop, tmp_path):
     """The add-on's helper pulls from a pixel server that is not running: before Send the popup
     and the tooltip say the mail is tracked but the server did not answer (when, why, and
     'doctor --server'); the server started, the popup says plainly tracked."""
     tb, home = desktop.tb, desktop.home
-    before = load_config(home)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # A public pixel address (else "no recipient can reach it" is what the button says), and
-    # hits pulled from a server on loopback, not running yet.
-    save_config(home, replace(before, server_url="https://t.example.org", pull_urls=(url,)))
-    restart_helpers(tb)
-    tab_id = open_compose(tb, "Server stopped e2e")
-    try:
-        # The popup's question reaches the add-on's new helper, whose daemon pulls and fails.
-        track_state(tb, tab_id)
-        wait_until(lambda: url in read_sightings(home) and read_sightings(home)[url].outcome == UNREACHABLE,
-                   60, "the helper's daemon to note the server does not answer")
-        picture = threading.Timer(2.5, lambda: XDisplay(os.environ["DISPLAY"]).screenshot().save(
-            SCREENSHOT.replace(".png", "-server-down.png"))) if SCREENSHOT else None
-        if picture:
-            picture.start()
-        state = track_state(tb, tab_id, linger=bool(picture))
+    with pulling_from_a_stopped_server(desktop) as (url, port):
+        tab_id = open_compose(tb, "Server stopped e2e")
+        try:
+            # The popup's question reaches the add-on's new helper, whose daemon pulls and fails.
+            track_state(tb, tab_id)
+            wait_for_sighting(home, url, UNREACHABLE)
+            picture = screenshot_later("server-down")
+            state = track_state(tb, tab_id, linger=bool(picture))
+            if picture:
+                picture.join()
+            assert state["headline"] == "This email will be tracked, but opens are not arriving from your pixel server", state
+            assert "the pixel server did not answer at" in state["problem"], state
+            assert "(connection refused)" in state["problem"] and "mailtracker doctor --server" in state["problem"], state
+            assert "not arriving" in state["title"], state
+
+            server = PixelServer(home, "--serve-hits", "--port", str(port), hits_dir=tmp_path / "served")
+            try:
+                wait_for_sighting(home, url, REACHABLE)
+                state = track_state(tb, tab_id)
+                assert state["headline"] == "This email will be tracked" and state["problem"] == "", state
+            finally:
+                server.stop()
+        finally:
+            close_compose(tb, "Server stopped e2e")
+
+
+def options_server_seen(tb, linger: bool = False) -> list:
+    """The options page's lines under "Pixel server" saying how it was last seen: [text, class]
+    each (``linger``: the page stays up 4 s more, for a screenshot)."""
+    return json.loads(tb.in_extension_tab("options/options.html", """
+        await waitFor(d => !d.getElementById("serverSeen").hidden, "the pixel server as last seen");
+        if (args[0]) await new Promise(r => setTimeout(r, 4000));
+        return JSON.stringify([...doc().querySelectorAll("#serverSeen li")].map(li => [li.textContent, li.className]));
+    """, [linger]))
+
+
+def test_options_page_says_how_the_pixel_server_was_last_seen(desktop, tmp_path):
+    """The options page under "Pixel server": hits brought by a sync tool say when they last
+    arrived, never an alarm; a pull server that is not running 'did not answer at <time>
+    (connection refused)' with 'doctor --server', as the problem it is; started, it 'has answered
+    this computer's pulls since <time>'."""
+    tb, home = desktop.tb, desktop.home
+    (synced,) = options_server_seen(tb)
+    assert synced[0].startswith("Opens arrive through your sync tool;") and synced[1] == "note", synced
+    with pulling_from_a_stopped_server(desktop) as (url, port):
+        options_server_seen(tb)  # the add-on's new helper starts, and its daemon pulls
+        wait_for_sighting(home, url, UNREACHABLE)
+        picture = screenshot_later("options-server-down")
+        (down,) = options_server_seen(tb, linger=bool(picture))
         if picture:
             picture.join()
-        assert state["headline"] == "This email will be tracked, but opens are not arriving from your pixel server", state
-        assert "the pixel server did not answer at" in state["problem"], state
-        assert "(connection refused)" in state["problem"] and "mailtracker doctor --server" in state["problem"], state
-        assert "not arriving" in state["title"], state
+        assert down[1] == "problem", down
+        assert down[0].startswith("Last seen: the pixel server did not answer at "), down
+        assert "(connection refused); opens will show once it is back." in down[0], down
+        assert "mailtracker doctor --server" in down[0], down
 
         server = PixelServer(home, "--serve-hits", "--port", str(port), hits_dir=tmp_path / "served")
         try:
-            wait_until(lambda: read_sightings(home)[url].outcome == REACHABLE, 60,
-                       "the helper's daemon to note the server answers again")
-            state = track_state(tb, tab_id)
-            assert state["headline"] == "This email will be tracked" and state["problem"] == "", state
+            wait_for_sighting(home, url, REACHABLE)
+            (back,) = options_server_seen(tb)
         finally:
             server.stop()
-    finally:
-        save_config(home, before)
-        restart_helpers(tb)
-        close_compose(tb, "Server stopped e2e")
+        assert back[0].startswith("Last seen: the pixel server has answered this computer's pulls since "), back
+        assert back[1] == "note", back

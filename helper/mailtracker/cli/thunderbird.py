@@ -135,8 +135,44 @@ def doctor_server(args, home: Home) -> int:
         checks = [Check("the check itself", False, f"it failed unexpectedly ({type(exc).__name__}: {exc}); "
                         "please report it, with the output of 'mailtracker -v doctor --server'")]
     broken = print_checks(checks)
+    for line in last_seen_lines(home, config):
+        print(f"note    {line}")
     if broken:
         print(f"\nThe path to the server breaks at: {broken[0].name}.")
         return CheckFailedError.code
     print("\nThe server works, and its hits reach this desktop.")
     return 0
+
+
+def last_seen_lines(home: Home, config) -> list:
+    """How the daemon last saw each pull server (servers-seen.json, as the add-on is told it),
+    with when, beside doctor's own live check: the daemon's view may be older, or the other
+    way round. A home whose hits come by a sync tool: when a hits file last changed."""
+    from datetime import datetime, timezone
+
+    from mailtracker.cli.output import describe_time
+    from mailtracker.desktop.pull import FAILING, REACHABLE, UNREACHABLE
+    from mailtracker.desktop.reachability import server_seen
+
+    now = datetime.now(timezone.utc)
+    seen = server_seen(home, config)
+    if seen["how"] == "sync":
+        changed = seen["hits_changed"]
+        return [f"hits come by a sync tool: a hits file last changed {describe_time(changed, now)}"
+                if changed else "hits come by a sync tool: no hits file has arrived yet"]
+    lines = []
+    for server in seen["servers"]:
+        state, name = server["state"], server["server"]
+        since = describe_time(server.get("since", ""), now)
+        if state == REACHABLE:
+            what = f"answered every pull since {since}"
+        elif state == UNREACHABLE:
+            what = (f"did not answer since {since}: {server['reason'] or server['message']}; "
+                    f"it last answered {describe_time(server['last_reached'], now)}")
+        elif state == FAILING:
+            what = (f"answered, but the pull failed since {since}: {server['message']}; "
+                    f"it last answered {describe_time(server['last_reached'], now)}")
+        else:
+            what = "not pulled from yet (the tray, 'watch' or Thunderbird's helper pulls)"
+        lines.append(f"last seen by the daemon: {name} {what}")
+    return lines

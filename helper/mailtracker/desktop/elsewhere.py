@@ -30,9 +30,11 @@ def networks_by_program(recent: Dict[str, float]) -> Dict[str, List[str]]:
         if key == FIRST_FETCH or key.startswith("click"):
             continue
         network, _, program = key.partition(" ")
-        found.setdefault(program, [])
-        if network not in found[program]:
-            found[program].append(network)
+        networks = found.get(program)
+        if networks is None:
+            found[program] = [network]
+        elif network not in networks:
+            networks.append(network)
     return found
 
 
@@ -42,11 +44,16 @@ def note_opens(kept: Sequence, events: Iterable[Tuple], recent: Dict[str, float]
     somewhere new when earlier opens were seen, its program is none of theirs, and every
     network its program was seen from is none of theirs either."""
     programs, networks, hints = (list(part) for part in kept) if kept else ([], [], [])
-    by_program = networks_by_program(recent)
-    for stamp, label, counted, _, described in sorted(events):
-        if label != "open" or not counted:
-            continue
+    by_program = None
+    # A program's second open in these events changes nothing: its networks are in already.
+    noted = set()
+    for stamp, _, _, _, described in sorted(event for event in events if event[1] == "open" and event[2]):
         program = program_of(described)
+        if program in noted:
+            continue
+        noted.add(program)
+        if by_program is None:
+            by_program = networks_by_program(recent)
         candidates = by_program.get(program, [])
         if programs and program not in programs and candidates and not set(candidates) & set(networks):
             hints.append(stamp)

@@ -20,7 +20,7 @@ import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -37,7 +37,7 @@ from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Ru
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import Row, write_register_lines
+from mailtracker.desktop.register import Row, csv_lines, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -60,7 +60,7 @@ from mailtracker.desktop.visibility import (
     evidence_of,
     learn,
     mail_columns,
-    note_machine_fetch,
+    note_machine_fetches,
 )
 
 log = logging.getLogger(__name__)
@@ -276,18 +276,21 @@ class _FoldState:
             tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies,
                                self.machine, self.places)
         saved = uuid.uuid4().hex
+        said = {tag for by_tag in self.evidence.values() for tag in by_tag}  # few: the rest say nothing
         view.save_fold_state({"core": compact_json(core), "saved": saved},
-                             ((tag, self._packed(tag)) for tag in tags), replace_all=not self.stored)
+                             ((tag, self._packed(tag, tag in said)) for tag in tags), replace_all=not self.stored)
         return saved
 
-    def _packed(self, tag: str) -> str:
+    def _packed(self, tag: str, said: bool) -> str:
         """A tag's data as the store keeps it: [fields, counts, moments, links, replies,
         machine, places, evidence], each null when there is none; evidence is what this mail
-        says of each of its addresses ({address: Evidence.packed})."""
+        says of each of its addresses ({address: Evidence.packed}). ``said``: False when the
+        mail is known to say nothing of any address."""
         counts = self.counts.get(tag)
         return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
                              self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
-                             self.machine.get(tag), self.places.get(tag), self._evidence_of(tag)])
+                             self.machine.get(tag), self.places.get(tag),
+                             self._evidence_of(tag) if said else None])
 
     def relearn(self, address: str) -> bool:
         """Learn the address's knowledge again from its mails' evidence (only addresses in a
@@ -321,8 +324,8 @@ class _FoldState:
         places = self.places.get(tag_id)
         elsewhere = " ".join(places[2]) if places else ""
         if not columns["not_seen"] and not elsewhere:
-            return row  # most rows: a copy (dataclasses.replace) would cost a first fold a second
-        return replace(row, **columns, opened_elsewhere=elsewhere)
+            return row  # most rows: no copy
+        return row.but(**columns, opened_elsewhere=elsewhere)
 
     def counted_row(self, tag_id: str) -> Row:
         """The tag's row from its own logs alone (its "not seen" columns empty)."""
@@ -423,10 +426,7 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
                 state, rebuild, lines = _FoldState(), True, {}
                 judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
             state.labels = judge.fingerprint
-            # The small logs are read in a thread while the hits files are read and cut into
-            # columns (polars lets go of the interpreter meanwhile). Nothing else touches the
-            # tags, moments, links or the judge until ``logs_read`` says they are done.
-            logs_read = pool.submit(_fold_logs, home, state, result, judge).result
+            logs_read = _SmallLogs(pool, home, state, result, judge)
             fresh = rebuild or not view.complete
             timelines = _Timelines(view, fresh=rebuild)
             _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
@@ -451,6 +451,29 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
     return result
 
 
+class _SmallLogs:
+    """Reading the small logs (``_fold_logs``) in a thread while the fast path's polars cuts the
+    hits into columns and lets go of the interpreter; calling it waits until they are read.
+    Nothing else touches the tags, moments, links or the judge until then.
+
+    The thread starts when the hits files are read (``start``), not before: reading a thousand
+    files takes the interpreter back after each system call, and with a thread parsing beside
+    it each time waits for that thread's turn to end (a first fold of 50,000 tags lost a second
+    there)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, *args):
+        self._pool, self._args = pool, args
+        self._future = None
+
+    def start(self) -> None:
+        if self._future is None:
+            self._future = self._pool.submit(_fold_logs, *self._args)
+
+    def __call__(self) -> None:
+        self.start()
+        self._future.result()
+
+
 def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, fresh: bool,
           lines: Dict[str, str], platform: Optional[Platform] = None) -> Optional[str]:
     """The rows and register.csv, then the state, when the pass changed anything; the id of
@@ -462,7 +485,7 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
         lines.clear()
-        lines.update((row.id, row.csv_line()) for row in rows)
+        lines.update(zip([row.id for row in rows], csv_lines(rows)))
     elif result.touched:
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
@@ -472,9 +495,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         return None
     state.odd_entries = list(result.skipped_entries)
     order = state.order()
-    for tag in order:
-        if tag not in lines:
-            lines[tag] = state.row(tag).csv_line()
+    missing = [state.row(tag) for tag in order if tag not in lines]  # all of them in a new process
+    lines.update(zip([row.id for row in missing], csv_lines(missing)))
     try:
         write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                              platform)
@@ -655,9 +677,9 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         if events is None and tag in timelines.encoded:
             events = loads(timelines.encoded[tag])
         if counts.machine_hits:
-            for stamp, label, _, reason, _ in events or ():
-                if label == "prefetch":
-                    state.machine[tag] = note_machine_fetch(state.machine.get(tag), stamp, reason)
+            machine = note_machine_fetches(state.machine.get(tag), events or ())
+            if machine is not None:
+                state.machine[tag] = machine
         if counts.opens:
             state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
     affected = set()
@@ -755,6 +777,8 @@ def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, j
             from mailtracker.desktop import fastfold
         except ImportError:  # polars is not installed: the per-line loop does it all
             fastfold = None
+        if fastfold is not None:
+            getattr(logs_read, "start", lambda: None)()
         if fastfold is not None and fastfold.fold_batches(pending, state, result, judge, timelines, logs_read):
             pending.clear()
             return

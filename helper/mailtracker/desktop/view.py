@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS fold_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fold_tags (tag TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
+PAGE_SIZE = 16384
 _TABLES = ("meta", "tags", "timelines", "fold_state", "fold_tags")
 
 
@@ -125,6 +126,10 @@ def _open_store(path: Path) -> Tuple[sqlite3.Connection, Optional[Path]]:
             # pass that fails leaves it behind, and the next starts again).
             db.execute("PRAGMA journal_mode=OFF")
             db.execute("PRAGMA synchronous=OFF")
+            # Pages of 16 KiB (SQLite's default is 4): a tag's row, state and timeline take a
+            # few kilobytes each, and fewer, fuller pages halve what a first fold of many tags
+            # spends in SQLite. The size is set before the first table.
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             db.executescript(f"{_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};")
         except BaseException:
             db.close()

@@ -43,8 +43,10 @@ _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
 @lru_cache(maxsize=1 << 16)  # the fold asks several times per tag and pass
+@lru_cache(maxsize=1 << 16)
 def addresses(recipients: str) -> Tuple[str, ...]:
-    """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each once."""
+    """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each
+    once. Remembered: a fold asks it of each mail's recipients several times."""
     found: List[str] = []
     for part in recipients.replace(",", ";").split(";"):
         angled = _ANGLED.search(part)
@@ -54,15 +56,20 @@ def addresses(recipients: str) -> Tuple[str, ...]:
     return tuple(found)
 
 
-def note_machine_fetch(kept: Optional[list], stamp: str, code: str) -> list:
+def note_machine_fetches(kept: Optional[list], events: Iterable[Sequence]) -> Optional[list]:
     """A tag's memory of its machine fetches (as the fold state keeps it: [time of the latest,
-    its reason code, whether Apple's proxy was among them]) with one more."""
-    apple = code.partition(":")[0] in APPLE_CODES
-    if kept is None:
-        return [stamp, code, apple]
-    if stamp >= kept[0]:
-        kept[0], kept[1] = stamp, code
-    kept[2] = bool(kept[2]) or apple
+    its reason code, whether Apple's proxy was among them]) after these timeline events (time,
+    label, counted, reason, client): only its "prefetch" ones count."""
+    for stamp, label, _, code, _ in events:
+        if label != "prefetch":
+            continue
+        apple = code.partition(":")[0] in APPLE_CODES
+        if kept is None:
+            kept = [stamp, code, apple]
+            continue
+        if stamp >= kept[0]:
+            kept[0], kept[1] = stamp, code
+        kept[2] = bool(kept[2]) or apple
     return kept
 
 
