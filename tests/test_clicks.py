@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from mailtracker.core.clicks import ClickVerifier, _signature, click_url, is_trackable_target
+from mailtracker.core.clicks import MAX_LINKS, ClickVerifier, _signature, click_url, is_trackable_target
 from mailtracker.core.weburl import browser_href
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import load_config
@@ -75,26 +75,39 @@ def test_non_ascii_targets_keep_their_meaning_in_the_header(clicks):
     assert browser_href("https://example.org/a b") == "https://example.org/a%20b"
 
 
+# What int(..., 32) reads as the base32 letter (a, b, i, j are 0, 1, 8, 9): not base32.
+_SAME_DIGIT = {"a": "0", "b": "1", "i": "8", "j": "9"}
+
+
 @pytest.mark.parametrize("tamper", [
     "changed target", "changed link", "other tag", "truncated signature", "extra parameter",
-    "second target", "no target", "changed case",
+    "second target", "no target", "changed case", "digit for a letter", "padding bits set",
 ])
 def test_a_tampered_click_url_is_a_404_page_never_a_redirect(clicks, tamper):
-    """Every change to a signed URL fails its check: a plain page, and nothing is logged."""
+    """Every change to a signed URL fails its check: a plain page, and nothing is logged, also
+    right after the genuine URL was followed (the server remembers URLs that verified)."""
     home, server, secret, base, tag = clicks
-    url = click_url(base, secret, tag, 3, TARGET)
+    # A link whose signature holds a, b, i or j (for "digit for a letter").
+    link = next(n for n in range(3, MAX_LINKS)
+                if set(_SAME_DIGIT) & set(click_url(base, secret, tag, n, TARGET).partition("?")[0][-20:-1]))
+    url = click_url(base, secret, tag, link, TARGET)
     path, _, query = url.partition("?")
     sig = path.rsplit("/", 1)[1]
+    letter = next(char for char in sig[:-1] if char in _SAME_DIGIT)
+    last = "abcdefghijklmnopqrstuvwxyz234567".index(sig[-1])  # its low 4 bits are padding, zero
     bent = {
         "changed target": f"{path}?u={quote('https://evil.example/', safe='')}",
-        "changed link": path.replace("/3/", "/4/") + "?" + query,
+        "changed link": path.replace(f"/{link}/", f"/{link + 1}/") + "?" + query,
         "other tag": path.replace(tag, mint_token(secret)) + "?" + query,
         "truncated signature": path[:-1] + "?" + query,
         "extra parameter": f"{url}&next=https://evil.example/",
         "second target": f"{url}&u=https://evil.example/",
         "no target": path,
         "changed case": path.replace(sig, sig.upper()) + "?" + query,
+        "digit for a letter": path.replace(sig, sig.replace(letter, _SAME_DIGIT[letter], 1)) + "?" + query,
+        "padding bits set": path[:-1] + "abcdefghijklmnopqrstuvwxyz234567"[last + 1] + "?" + query,
     }[tamper]
+    assert _get(url).status_code == 302
     before = len(server.hit_lines())
     reply = _get(bent)
     assert reply.status_code == 404 and "Location" not in reply.headers
@@ -120,6 +133,26 @@ def test_a_forged_javascript_target_is_refused_even_with_a_valid_looking_signatu
     path = f"/p/c/{tag}/0/{sig}"
     assert verify(path, b"u=" + quote("javascript:alert(1)", safe="").encode()) is None
     assert _get(f"{server.base}{path}?u={quote('javascript:alert(1)', safe='')}").status_code == 404
+
+
+def test_a_verifier_that_remembers_urls_refuses_exactly_what_it_refused_before():
+    """Remembering verified click URLs (the server's) changes no answer: tampered URLs, sent
+    before, between and after the genuine ones and more of them than it remembers, are all
+    refused, and every genuine URL still leads to its target after the memory was emptied."""
+    secret = b"s" * 32
+    verify = ClickVerifier(secret, remember=2)
+    tag = mint_token(secret)
+    genuine, tampered = [], []
+    for link in range(5):
+        path, _, query = click_url("/p/", secret, tag, link, f"{TARGET}&n={link}").partition("?")
+        genuine.append((path, query.encode()))
+        tampered += [(path, f"u={quote('https://evil.example/', safe='')}".encode()),
+                     (path.replace(f"/{link}/", f"/{link + 5}/"), query.encode()),
+                     (path[:-1] + ("a" if path[-1] != "a" else "b"), query.encode()),
+                     (path, query.encode() + b"&next=x")]
+    for _ in range(3):
+        assert [verify(*url) for url in tampered] == [None] * len(tampered)
+        assert [verify(*url) for url in genuine] == [(tag, n, f"{TARGET}&n={n}") for n in range(5)]
 
 
 def test_head_gets_the_redirect_and_is_logged_as_a_head_click(clicks):

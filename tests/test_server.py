@@ -88,6 +88,23 @@ def test_forged_token_gets_the_same_gif_and_is_not_logged(pixel_server, tag):
     assert [h["tag"] for h in _hits(pixel_server)] == [tag.id]
 
 
+def test_an_altered_token_is_refused_right_after_its_genuine_hit(pixel_server, tag):
+    """The server remembers tokens that verified; any other token, however close to one it
+    has just logged (a character changed, capitals, a digit int() reads as the same letter), is
+    checked in full, answered the same and not logged."""
+    assert requests.get(pixel_server.url(tag.id)).content == GIF
+    wait_for(lambda: len(_hits(pixel_server)) == 1, what="the genuine hit logged")
+    altered = {tag.id[:i] + ("a" if tag.id[i] != "a" else "b") + tag.id[i + 1:] for i in range(len(tag.id))}
+    altered |= {tag.id.upper(), tag.id[:-1] + tag.id[-1].upper()}
+    altered |= {tag.id.replace(letter, digit, 1) for letter, digit in zip("abij", "0189") if letter in tag.id}
+    altered.discard(tag.id)  # a token ending in a digit is its own capital form
+    for token in sorted(altered) * 2:  # twice: a token refused once is refused again
+        assert requests.get(pixel_server.url(token)).content == GIF
+    assert requests.get(pixel_server.url(tag.id)).content == GIF
+    wait_for(lambda: len(_hits(pixel_server)) >= 2, what="the second genuine hit logged")
+    assert [h["tag"] for h in _hits(pixel_server)] == [tag.id, tag.id]
+
+
 def test_old_links_keep_working_after_a_prefix_change(pixel_server, tag):
     """The token is the last path segment, whatever prefix came before it."""
     for prefix in ("/p", "/old/prefix", ""):

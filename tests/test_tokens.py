@@ -4,7 +4,7 @@ import base64
 import hashlib
 import hmac
 
-from mailtracker.core.tokens import TOKEN_LENGTH, KeyedHmac, mint_token, short_id, verify_token
+from mailtracker.core.tokens import TOKEN_LENGTH, KeyedHmac, TokenVerifier, mint_token, short_id, verify_token
 
 SECRET = b"s" * 32
 
@@ -46,6 +46,20 @@ def test_forged_tokens_are_rejected():
         swapped = "a" if token[i] != "a" else "b"
         assert not verify_token(SECRET, token[:i] + swapped + token[i + 1:])
     assert not verify_token(SECRET, "a" * 32)
+
+
+def test_a_verifier_that_remembers_tokens_refuses_exactly_what_it_refused_before():
+    """Remembering verified tokens (the server's) changes no answer: forged tokens, sent before,
+    between and after the genuine ones and more of them than it remembers, are all refused, and
+    every genuine token still verifies after the memory was emptied."""
+    verifier = TokenVerifier(SECRET, remember=4)
+    genuine = [mint_token(SECRET) for _ in range(10)]
+    forged = [token[:-1] + ("a" if token[-1] != "a" else "b") for token in genuine]
+    forged += [mint_token(b"t" * 32) for _ in range(20)]
+    for _ in range(3):
+        assert [verifier(token) for token in forged] == [False] * len(forged)
+        assert [verifier(token) for token in genuine] == [True] * len(genuine)
+        assert [verifier(token) for token in genuine[:3] + forged[:3]] == [True] * 3 + [False] * 3
 
 
 def test_malformed_tokens_are_rejected_without_error():

@@ -17,14 +17,17 @@ import hmac
 from typing import Optional, Tuple
 from urllib.parse import quote, unquote_plus
 
-from mailtracker.core.tokens import KeyedHmac, is_token_shaped
+from mailtracker.core.tokens import KeyedHmac, base32_value, is_token_shaped
 from mailtracker.core.weburl import browser_href
 
 CLICK_SEGMENT = "c"
 MAX_LINKS = 500
 _SIG_BYTES = 12
 _SIG_LENGTH = 20  # 12 bytes in unpadded base32
+_SIG_PADDING_BITS = _SIG_LENGTH * 5 - _SIG_BYTES * 8
+_SIG_VALUE_BYTES = (_SIG_LENGTH * 5 + 7) // 8
 _LABEL = b"mailtracker-click-v1\x00"
+MAX_REMEMBERED_URL = 2048
 
 
 def is_trackable_target(target: str) -> bool:
@@ -32,9 +35,12 @@ def is_trackable_target(target: str) -> bool:
     return browser_href(target) is not None
 
 
-def _signature(secret: bytes, tag: str, link: int, target: str, keyed: Optional[KeyedHmac] = None) -> str:
-    message = f"{tag}\x00{link}\x00".encode("ascii") + target.encode("utf-8")
-    mac = keyed.digest(message) if keyed is not None else hmac.new(secret, _LABEL + message, hashlib.sha256).digest()
+def _message(tag: str, link: int, target: str) -> bytes:
+    return f"{tag}\x00{link}\x00".encode("ascii") + target.encode("utf-8")
+
+
+def _signature(secret: bytes, tag: str, link: int, target: str) -> str:
+    mac = hmac.new(secret, _LABEL + _message(tag, link, target), hashlib.sha256).digest()
     return base64.b32encode(mac[:_SIG_BYTES]).decode("ascii").lower().rstrip("=")
 
 
@@ -49,12 +55,19 @@ def click_url(base: str, secret: bytes, tag: str, link: int, target: str) -> str
 
 
 class ClickVerifier:
-    """Checks a click request for one secret: the server's side, constant time in the MAC."""
+    """Checks a click request for one secret: the server's side, constant time in the MAC.
 
-    def __init__(self, secret: bytes):
-        self._secret = secret
+    With ``remember``, up to that many click URLs that verified (of at most
+    ``MAX_REMEMBERED_URL`` characters) are remembered with their answer and not checked
+    again; the memory is emptied when full. Only URLs whose signature checked are ever
+    remembered, keyed on the exact path and query: any other URL is checked in full.
+    """
+
+    def __init__(self, secret: bytes, remember: int = 0):
         # Keyed once: each click then costs two copies of a hash state (the server's hot path).
         self._keyed = KeyedHmac(secret, _LABEL)
+        self._remember = remember
+        self._verified: dict = {}
 
     def __call__(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         """(tag, link, href) of a genuine click URL, else None: ``href`` is where the
@@ -65,6 +78,16 @@ class ClickVerifier:
         signature is refused. A target signed as written (before targets were signed
         as a browser reads them) still leads where the mail's link led.
         """
+        click = self._verified.get((path, query))
+        if click is None:
+            click = self._check(path, query)
+            if click is not None and self._remember and len(path) + len(query) <= MAX_REMEMBERED_URL:
+                if len(self._verified) >= self._remember:
+                    self._verified.clear()
+                self._verified[path, query] = click
+        return click
+
+    def _check(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         parts = path.rstrip("/").split("/")
         if len(parts) < 5 or parts[-4] != CLICK_SEGMENT:
             return None
@@ -79,9 +102,21 @@ class ClickVerifier:
         except (UnicodeDecodeError, ValueError):
             return None
         link = int(link_text)
+        if link >= MAX_LINKS:
+            return None
+        # The signature first: a forged URL costs no parse of its target.
+        if not self._signed(sig, tag, link, target):
+            return None
         href = browser_href(target)
-        if link >= MAX_LINKS or href is None:
-            return None
-        if not hmac.compare_digest(sig, _signature(self._secret, tag, link, target, self._keyed)):
-            return None
-        return tag, link, href
+        return None if href is None else (tag, link, href)
+
+    def _signed(self, sig: str, tag: str, link: int, target: str) -> bool:
+        """Whether ``sig`` is ``_signature``'s text for this click, compared as numbers: the
+        20 base32 characters write the MAC's 96 bits and 4 zero bits, one text per value."""
+        value = base32_value(sig)
+        if value is None:
+            return False
+        mac = self._keyed.digest(_message(tag, link, target))
+        expected = int.from_bytes(mac[:_SIG_BYTES], "big") << _SIG_PADDING_BITS
+        return hmac.compare_digest(value.to_bytes(_SIG_VALUE_BYTES, "big"),
+                                   expected.to_bytes(_SIG_VALUE_BYTES, "big"))

@@ -52,8 +52,18 @@ def format_hit_line(hit_id: str, when: str, tag: str, method: str, client: str,
     """One line as the server appends it. ``client`` is an address or its stored form
     (never a comma, quote or control character: the fold splits it off unparsed);
     ``user_agent`` and ``referer`` must already be cleaned (bounded, neutralised)."""
-    return (f"{hit_id},{when},{tag},{method},{client},{csv_field(user_agent)},"
-            f"{csv_field(referer)},{origin}\r\n").encode("utf-8")
+    return f"{hit_id},{when},{tag}{hit_line_tail(method, client, user_agent, referer, origin)}".encode("utf-8")
+
+
+def hit_line_tail(method: str, client: str, user_agent: str, referer: str, origin: str = "") -> str:
+    """What follows the tag in ``format_hit_line``'s line, newline included: the same for
+    every hit with one method, client and headers, so the server can keep it."""
+    return f",{method},{client},{csv_field(user_agent)},{csv_field(referer)},{origin}\r\n"
+
+
+def join_hit_line(boot: str, seq: int, when: str, tag: str, tail: str) -> bytes:
+    """``format_hit_line``'s line from ``format_hit_id``'s parts and a ``hit_line_tail``."""
+    return f"{boot}.{seq:x},{when},{tag}{tail}".encode("utf-8")
 
 
 class HitFields(NamedTuple):

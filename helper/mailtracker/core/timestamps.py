@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Optional, Tuple
 
 _LAST_SECOND = (None, "")
+_LAST_MILLI = (None, "")
 
 
 def _second_and_micros(when: float) -> Tuple[int, int]:
@@ -30,10 +31,14 @@ def stamped(when: float) -> float:
 
 def utc_timestamp(when: Optional[float] = None) -> str:
     """UTC ISO 8601 with milliseconds and a Z; sorts as text in time order."""
-    global _LAST_SECOND
+    global _LAST_SECOND, _LAST_MILLI
     if when is None:
         # Now, in whole integers (the pixel server stamps every hit): no float to round.
-        second, millis = divmod(time.time_ns() // 1_000_000, 1000)
+        milli = time.time_ns() // 1_000_000
+        last_milli, stamp = _LAST_MILLI  # one tuple: safe to share between threads
+        if milli == last_milli:
+            return stamp  # under load, many hits share a millisecond
+        second, millis = divmod(milli, 1000)
     else:
         second, micros = _second_and_micros(when)
         millis = micros // 1000
@@ -41,7 +46,10 @@ def utc_timestamp(when: Optional[float] = None) -> str:
     if cached_second != second:
         prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
         _LAST_SECOND = (second, prefix)
-    return f"{prefix}{millis:03d}Z"
+    stamp = f"{prefix}{millis:03d}Z"
+    if when is None:
+        _LAST_MILLI = (milli, stamp)
+    return stamp
 
 
 _STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-6]\d\.\d{3}Z")

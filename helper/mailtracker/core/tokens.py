@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Optional
 
 RANDOM_BYTES = 12
 MAC_BYTES = 8
@@ -58,17 +59,42 @@ def mint_token(secret: bytes) -> str:
 _TO_BASE32_INT = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")
 
 
-class TokenVerifier:
-    """``verify_token`` for one secret, keyed once: the pixel server's hot path."""
+def base32_value(text: str) -> Optional[int]:
+    """The number that unpadded lowercase base32 ``text`` writes (its first character the
+    most significant); None for anything else, so that two texts never give one value
+    (int() alone would also read digits, capitals and spaces)."""
+    if not text or not _ALPHABET.issuperset(text):
+        return None
+    return int(text.translate(_TO_BASE32_INT), 32)
 
-    def __init__(self, secret: bytes):
+
+class TokenVerifier:
+    """``verify_token`` for one secret, keyed once: the pixel server's hot path.
+
+    With ``remember``, up to that many tokens that verified are remembered and not checked
+    again (the memory is emptied when full). Only tokens whose MAC checked are ever
+    remembered: any other token, however close to one remembered, is checked in full.
+    """
+
+    def __init__(self, secret: bytes, remember: int = 0):
         self._mac = KeyedHmac(secret, _MAC_LABEL).digest
+        self._remember = remember
+        self._verified: set = set()
 
     def __call__(self, token: str) -> bool:
-        if len(token) != TOKEN_LENGTH or not _ALPHABET.issuperset(token):
+        if token in self._verified:
+            return True
+        value = base32_value(token) if len(token) == TOKEN_LENGTH else None
+        if value is None:
             return False
-        raw = int(token.translate(_TO_BASE32_INT), 32).to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
-        return hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES])
+        raw = value.to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
+        if not hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES]):
+            return False
+        if self._remember:
+            if len(self._verified) >= self._remember:
+                self._verified.clear()
+            self._verified.add(token)
+        return True
 
 
 def verify_token(secret: bytes, token: str) -> bool:

@@ -33,9 +33,14 @@ _PORT = re.compile(r"[0-9]*")
 _SINGLE_DOT = {".", "%2e"}
 _DOUBLE_DOT = {"..", ".%2e", "%2e.", "%2e%2e"}
 MAX_HREF_LENGTH = 4096
+# What a browser strips from both ends of a URL: C0 controls and space.
+_C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _encode(text: str, extra: frozenset) -> str:
+    if text.isascii() and text.isprintable() and extra.isdisjoint(text):
+        return text  # nothing to encode: the common case
     out = []
     for char in text:
         if ord(char) < 0x20 or ord(char) > 0x7E or char in extra:
@@ -102,11 +107,11 @@ def browser_href(target: str) -> Optional[str]:
     can be handed on exactly; else None."""
     if not isinstance(target, str) or len(target) > MAX_HREF_LENGTH:
         return None
-    text = target.strip("".join(chr(c) for c in range(0x21))).translate({9: None, 10: None, 13: None})
+    text = target.strip(_C0_AND_SPACE).translate({9: None, 10: None, 13: None})
     scheme = _SCHEME.match(text)
     if scheme is None or scheme.group(1).lower() not in _SCHEMES:
         return None
-    if any(0xD800 <= ord(char) <= 0xDFFF for char in text):
+    if _SURROGATE.search(text):
         return None  # a lone surrogate: the browser would replace it, we do not guess
     name = scheme.group(1).lower()
     rest = text[scheme.end():].lstrip("/\\")

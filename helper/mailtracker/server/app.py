@@ -28,7 +28,7 @@ from typing import Optional, Tuple, Union
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
-from mailtracker.core.hitline import click_method, format_hit_id, format_hit_line
+from mailtracker.core.hitline import click_method, hit_line_tail, join_hit_line
 from mailtracker.core.errors import ServerError
 from mailtracker.core.origins import OriginTable
 from mailtracker.core.timestamps import utc_timestamp
@@ -77,9 +77,13 @@ _GIF_HEADERS = [
 _GIF_START = {"type": "http.response.start", "status": 200, "headers": _GIF_HEADERS}
 _GIF_BODY = {"type": "http.response.body", "body": GIF}
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
-# Cleaned header texts remembered per worker: a bounded number of bounded entries.
-_REMEMBERED_TEXTS = 1024
-_REMEMBERED_TEXT_BYTES = 512
+# Line tails remembered per worker: a bounded number of bounded entries.
+_REMEMBERED_TAILS = 1024
+_REMEMBERED_HEADER_BYTES = 1024
+# Tokens that verified, remembered per worker (about 100 bytes each).
+_REMEMBERED_TOKENS = 4096
+# Click URLs that verified, remembered per worker (at most 2 KiB each, with their target).
+_REMEMBERED_CLICKS = 256
 
 
 _CLICK_PATH = f"/{CLICK_SEGMENT}/"
@@ -175,9 +179,9 @@ class PixelApp:
             return stored(address), origins.lookup(str(ip)) if ip is not None else ""
 
         self._client_forms = lru_cache(maxsize=8192)(client_forms)
-        self._texts = {None: ""}
-        self._verify = TokenVerifier(secret)
-        self._verify_click = ClickVerifier(secret)
+        self._tails: dict = {}
+        self._verify = TokenVerifier(secret, remember=_REMEMBERED_TOKENS)
+        self._verify_click = ClickVerifier(secret, remember=_REMEMBERED_CLICKS)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
@@ -352,29 +356,30 @@ class PixelApp:
     def _log_hit(self, scope, token: str, method: str) -> "asyncio.Future":
         """Keep the hit's line for this turn's write; done once it is written."""
         headers = dict(scope["headers"])
+        key = (method, (scope.get("client") or ("", 0))[0], headers.get(b"user-agent"),
+               headers.get(b"referer"), headers.get(b"x-forwarded-for") if self._trusted else None)
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tail(key)
         self.seq += 1
         when = utc_timestamp()
-        client, origin = self._client(scope, headers.get(b"x-forwarded-for"))
-        line = format_hit_line(format_hit_id(self.boot, self.seq), when, token, method, client,
-                               self._text(headers.get(b"user-agent")), self._text(headers.get(b"referer")),
-                               origin)
-        return self._writes.add(line, when[:10])
+        return self._writes.add(join_hit_line(self.boot, self.seq, when, token, tail), when[:10])
 
-    def _text(self, raw: Optional[bytes]) -> str:
-        """``_clean_text`` of a header, remembered: most hits come from a few user agents."""
-        text = self._texts.get(raw)
-        if text is None:
-            text = _clean_text(raw)
-            if raw is not None and len(raw) <= _REMEMBERED_TEXT_BYTES:
-                if len(self._texts) >= _REMEMBERED_TEXTS:
-                    self._texts.clear()
-                    self._texts[None] = ""
-                self._texts[raw] = text
-        return text
+    def _tail(self, key: tuple) -> str:
+        """The line's part after the tag for a (method, peer, user agent, referer, forwarded)
+        key, remembered: most hits come from a few clients. A bounded number of entries, each
+        of bounded size."""
+        method, peer, agent, referer, forwarded = key
+        client, origin = self._client(peer, forwarded)
+        tail = hit_line_tail(method, client, _clean_text(agent), _clean_text(referer), origin)
+        if sum(len(raw) for raw in key[2:] if raw) <= _REMEMBERED_HEADER_BYTES:
+            if len(self._tails) >= _REMEMBERED_TAILS:
+                self._tails.clear()
+            self._tails[key] = tail
+        return tail
 
-    def _client(self, scope, forwarded: Optional[bytes]) -> Tuple[str, str]:
+    def _client(self, peer: str, forwarded: Optional[bytes]) -> Tuple[str, str]:
         """The client's stored form and its network origin."""
-        peer = (scope.get("client") or ("", 0))[0]
         address = peer
         if forwarded and self._trusted and self._is_trusted(peer):
             # The right-most address that is not one of our proxies is the client.
