@@ -151,11 +151,13 @@ def test_apple_egress_csv_merges_its_rows_and_names_a_bad_line():
 
 
 def test_asn_csv_keeps_only_the_asns_asked_for_and_joins_neighbours():
-    """DB-IP's ip-to-asn-lite rows: chosen ASNs kept, adjacent rows of one origin merged."""
+    """DB-IP's ip-to-asn-lite rows: chosen ASNs kept, adjacent rows of one origin merged, a
+    row whose ASN is not a number skipped."""
     text = ('40.64.0.0,40.64.255.255,8075,Microsoft Corporation\n'
             '40.65.0.0,40.65.255.255,8075,Microsoft Corporation\n'
             '1.0.0.0,1.0.0.255,13335,"Cloudflare, Inc."\n'
-            '2001:4860::,2001:4860:ffff:ffff:ffff:ffff:ffff:ffff,15169,Google LLC\n')
+            '2001:4860::,2001:4860:ffff:ffff:ffff:ffff:ffff:ffff,15169,Google LLC\n'
+            '9.9.9.0,9.9.9.255,\u00b2,a number int() refuses\n')  # skipped, not a ValueError
     spans = parse_asn_ranges(text, {8075: "microsoft", 15169: "google"})
     assert [(v, origin) for v, _, _, origin in spans] == [(4, "microsoft"), (6, "google")]
     assert spans[0][2] - spans[0][1] + 1 == 2 * 65536

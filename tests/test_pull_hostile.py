@@ -115,6 +115,16 @@ def test_a_huge_or_endless_listing_is_not_read_whole(liar, tmp_path):
     assert isinstance(outcome, PullError) and "longer than 4 MiB" in str(outcome)
 
 
+def test_a_length_in_unicode_digits_is_read_as_no_length(liar, tmp_path):
+    """A Content-Length of '²' (str.isdigit says yes, int() says no) is no length: the
+    listing is read as it comes and the pull goes on, never a crash of the puller."""
+    body = b'{"files":[]}'
+    odd = liar({"/hits/": lambda request: b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: \xb2\r\n\r\n" + body})
+    outcome, _ = run_pull(Puller(tmp_path, [odd.url], TOKEN))
+    assert not isinstance(outcome, PullError), outcome
+
+
 def test_a_trickling_server_is_given_up_at_the_deadline(liar, tmp_path, monkeypatch):
     """One byte every 0.2 s never trips a per-read timeout; the pull's deadline ends it, the whole
     lines that came are kept, and the message says why."""

@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 from urllib.parse import quote, unquote_plus
 
 from mailtracker.core.tokens import KeyedHmac, base32_value, is_token_shaped
+from mailtracker.core.untrusted import is_number
 from mailtracker.core.weburl import browser_href
 
 CLICK_SEGMENT = "c"
@@ -92,7 +93,7 @@ class ClickVerifier:
         if len(parts) < 5 or parts[-4] != CLICK_SEGMENT:
             return None
         tag, link_text, sig = parts[-3], parts[-2], parts[-1]
-        if not is_token_shaped(tag) or not link_text.isdigit() or len(link_text) > 4 or len(sig) != _SIG_LENGTH:
+        if not is_token_shaped(tag) or not is_number(link_text) or len(link_text) > 4 or len(sig) != _SIG_LENGTH:
             return None
         # Exactly one parameter, u: anything else (a second u, a 'next=') is not ours.
         if not query.startswith(b"u=") or b"&" in query or b";" in query:

@@ -32,6 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from mailtracker.core.untrusted import is_number
+
 # Origin name -> (priority, what a person reads). Where ranges nest, the higher
 # priority wins: Apple's relays sit inside Akamai's, Cloudflare's and Fastly's
 # networks, Exchange Online Protection inside Microsoft's AS8075, Google Cloud
@@ -480,7 +482,7 @@ def parse_asn_ranges(text: str, asn_origins: Dict[int, str]) -> List[Tuple[int, 
     and the ip-location-db builds of it): the spans of the ASNs asked for."""
     spans = []
     for row in csv.reader(io.StringIO(text)):
-        if len(row) < 3 or not row[2].isdigit():
+        if len(row) < 3 or not is_number(row[2]):
             continue
         origin = asn_origins.get(int(row[2]))
         if origin:

@@ -57,6 +57,7 @@ from urllib3.exceptions import HTTPError
 from mailtracker.core.contract import HITS_NAME_RE, HITS_ROUTE
 from mailtracker.core.errors import LockTimeoutError, MailtrackerError, PullAuthError, PullError
 from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.core.untrusted import is_number
 from mailtracker.desktop.client import TIMEOUT_S
 from mailtracker.desktop.client import session as shared_session
 
@@ -654,7 +655,7 @@ class Puller:
                                 f"(HTTP {response.status_code}, Content-Range {content_range!r}); nothing "
                                 "of it was written. Is a proxy in between changing the answers?")
             length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > end - start:
+            if is_number(length) and int(length) > end - start:
                 raise PullError(f"{source.host} announced {length} bytes of {name} where {end - start} were "
                                 "asked; nothing of it was written")
             got = 0
@@ -753,7 +754,7 @@ class _Owners:
 
 def _read_capped(response: requests.Response, limit: int, source: _Source, what: str) -> bytes:
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit:
+    if is_number(length) and int(length) > limit:
         raise PullError(f"{source.host} sent a {what} of {int(length)} bytes; more than {limit >> 20} MiB "
                         "is not read")
     body = bytearray()
@@ -761,7 +762,7 @@ def _read_capped(response: requests.Response, limit: int, source: _Source, what:
         body += chunk
         if len(body) > limit:
             raise PullError(f"{source.host} sent a {what} longer than {limit >> 20} MiB; it is not read")
-    if length.isdigit() and len(body) != int(length):
+    if is_number(length) and len(body) != int(length):
         raise PullError(f"the connection to {source.host} broke during the {what}")
     return bytes(body)
 
