@@ -218,6 +218,14 @@ def test_show_and_list_print_no_control_characters(home):
         assert not bad, (command, bad)
 
 
+def _next_millisecond() -> None:
+    """Wait (bounded) until utc_timestamp() gives another millisecond."""
+    from mailtracker.core.timestamps import utc_timestamp
+
+    now = utc_timestamp()
+    wait_for(lambda: utc_timestamp() != now, timeout=2, interval=0.0005, what="the clock's next millisecond")
+
+
 def test_list_and_show_group_the_copies_sent_individually(home):
     """Copies of one mail sent individually stand together in `list` under their group,
     and `show` of one of them lists every recipient's copy; the register names the group."""
@@ -226,8 +234,12 @@ def test_list_and_show_group_the_copies_sent_individually(home):
 
     config = load_config(home)
     group = "a1b2c3d4-0000-4000-8000-000000000001"
+    # Each minted in its own millisecond: tags made in the same one stand in the order of their
+    # ids, and the lone tag must stand between the copies by time.
     first = mint_tag(home, config, subject="Offer", recipients=["ann@x.org"], group=group)
+    _next_millisecond()
     lone = mint_tag(home, config, name="Lone", subject="Other")
+    _next_millisecond()
     second = mint_tag(home, config, subject="Offer", recipients=["bob@x.org"], group=group)
     run_cli("fold", home=home)
     lines = run_cli("list", home=home).stdout.splitlines()
