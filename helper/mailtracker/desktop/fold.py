@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
@@ -485,18 +485,17 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         rows = state.rows()
         view.save_rows(rows, replace_all=True)
         lines.clear()
-        lines.update(zip([row.id for row in rows], csv_lines(rows)))
+        lines.update(_lines_of(rows))
     elif result.touched:
         rows = [state.row(tag) for tag in result.touched if tag in state.tags]
         view.save_rows(rows, replace_all=False)
-        lines.update((row.id, row.csv_line()) for row in rows)
+        lines.update(_lines_of(rows))
     if not (result.touched or fresh or result.new_moments or state.register_pending or state.dirty
             or state.odd_entries != result.skipped_entries or not home.register_path.exists()):
         return None
     state.odd_entries = list(result.skipped_entries)
     order = state.order()
-    missing = [state.row(tag) for tag in order if tag not in lines]  # all of them in a new process
-    lines.update(zip([row.id for row in missing], csv_lines(missing)))
+    lines.update(_lines_of([state.row(tag) for tag in order if tag not in lines]))  # all in a new process
     try:
         write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                              platform)
@@ -507,6 +506,11 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         result.register_written = True
         state.register_pending = False
     return state.save(view, result.touched)
+
+
+def _lines_of(rows: List[Row]) -> Dict[str, str]:
+    """Each row's register line, by its tag (``register.csv_lines``: by the column when many)."""
+    return dict(zip([row.id for row in rows], csv_lines(rows)))
 
 
 class _Timelines:
@@ -756,7 +760,7 @@ FAST_GROUP_BYTES = 256 << 20
 
 
 def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Judge,
-               timelines: _Timelines, progress: bool, logs_read: Callable[[], None] = lambda: None) -> None:
+               timelines: _Timelines, progress: bool, logs_read: _SmallLogs) -> None:
     """Fold the new lines of the hits files; ``logs_read`` waits for the other logs, which
     the labels depend on (called before any hit is labelled)."""
     paths = _hits_files(hits_dir, state, result)
@@ -801,7 +805,7 @@ def _fold_hits(hits_dir: Path, state: _FoldState, result: FoldResult, judge: Jud
 
 
 def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, judge: Judge,
-                  timelines: _Timelines, logs_read: Callable[[], None]) -> None:
+                  timelines: _Timelines, logs_read: _SmallLogs) -> None:
     """Fold the blocks read so far: many at once by the fast path when it is there and
     takes them, else line by line (the reference)."""
     if sum(len(data) for _, data in pending) >= FAST_MIN_BYTES:
@@ -810,10 +814,10 @@ def _fold_pending(pending: List[tuple], state: _FoldState, result: FoldResult, j
         except ImportError:  # polars is not installed: the per-line loop does it all
             fastfold = None
         if fastfold is not None:
-            getattr(logs_read, "start", lambda: None)()
-        if fastfold is not None and fastfold.fold_batches(pending, state, result, judge, timelines, logs_read):
-            pending.clear()
-            return
+            logs_read.start()  # read beside polars' work, which lets go of the interpreter
+            if fastfold.fold_batches(pending, state, result, judge, timelines, logs_read):
+                pending.clear()
+                return
     logs_read()
     for file_name, data in pending:
         fold_hit_lines(data.splitlines(), file_name, state, result, judge, timelines)
