@@ -9,6 +9,19 @@ BOM = "\ufeff"
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+# What a field that ``csv_field`` quotes holds (any of these characters; it tests them one by one).
+_QUOTED_CHARACTERS = ',";\r\n'
+
+
+def _one_of(characters: str) -> str:
+    """A regular expression's class of these characters (Python's re and Rust's regex alike)."""
+    return "[" + "".join("\\" + char if char in "\\]^-" else char for char in characters) + "]"
+
+
+# The same two rules as regular expressions, for writing a whole column at once (polars:
+# ``register.csv_lines``): a cell that ``neutralise`` changes, and one that ``csv_field`` quotes.
+FORMULA_START_PATTERN = "^" + _one_of("".join(_FORMULA_STARTS))
+QUOTED_PATTERN = _one_of(_QUOTED_CHARACTERS)
 
 
 def neutralise(text: str) -> str:

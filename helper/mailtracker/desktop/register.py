@@ -15,7 +15,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mailtracker.core.csvcodec import BOM, format_row, neutralise, restore
+from mailtracker.core.csvcodec import BOM, FORMULA_START_PATTERN, QUOTED_PATTERN, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
 from mailtracker.core.paths import Home
 from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
@@ -265,10 +265,6 @@ _DEFAULTS = {f.name: f.default for f in fields(Row) if f.name not in ("id", "sho
 # From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows take
 # a tenth of the time ``Row.csv_line`` takes one by one).
 COLUMNS_FROM = 2_000
-# What ``csv_line`` changes in a cell, as patterns: the neutraliser's formula starts
-# (csvcodec._FORMULA_STARTS) and what ``csv_field`` quotes.
-_FORMULA_START = r"^[=+\-@\t\r']"
-_QUOTED = r'[,";\r\n]'
 
 
 def csv_lines(rows: Sequence[Row]) -> List[str]:
@@ -290,8 +286,8 @@ def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
     import polars as pl
 
     cell = pl.first()
-    neutralised = pl.when(cell.str.contains(_FORMULA_START)).then(pl.lit("'") + cell).otherwise(cell)
-    written = pl.when(neutralised.str.contains(_QUOTED)).then(
+    neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
+    written = pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
         pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
     columns = []
     for name, column in zip(REGISTER_COLUMNS, zip(*[_register_cells(row.__dict__) for row in rows])):
