@@ -17,6 +17,7 @@ import hmac
 from typing import Optional, Tuple
 from urllib.parse import quote, unquote_plus
 
+from mailtracker.core.memory import Memory
 from mailtracker.core.tokens import KeyedHmac, base32_value, is_token_shaped
 from mailtracker.core.untrusted import is_number
 from mailtracker.core.weburl import browser_href
@@ -67,8 +68,7 @@ class ClickVerifier:
     def __init__(self, secret: bytes, remember: int = 0):
         # Keyed once: each click then costs two copies of a hash state (the server's hot path).
         self._keyed = KeyedHmac(secret, _LABEL)
-        self._remember = remember
-        self._verified: dict = {}
+        self._verified = Memory(remember)
 
     def __call__(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:
         """(tag, link, href) of a genuine click URL, else None: ``href`` is where the
@@ -82,10 +82,8 @@ class ClickVerifier:
         click = self._verified.get((path, query))
         if click is None:
             click = self._check(path, query)
-            if click is not None and self._remember and len(path) + len(query) <= MAX_REMEMBERED_URL:
-                if len(self._verified) >= self._remember:
-                    self._verified.clear()
-                self._verified[path, query] = click
+            if click is not None and len(path) + len(query) <= MAX_REMEMBERED_URL:
+                self._verified.keep((path, query), click)
         return click
 
     def _check(self, path: str, query: bytes) -> Optional[Tuple[str, int, str]]:

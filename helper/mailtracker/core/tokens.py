@@ -13,6 +13,8 @@ import re
 import secrets
 from typing import Optional
 
+from mailtracker.core.memory import Memory
+
 RANDOM_BYTES = 12
 MAC_BYTES = 8
 TOKEN_LENGTH = 32
@@ -78,8 +80,7 @@ class TokenVerifier:
 
     def __init__(self, secret: bytes, remember: int = 0):
         self._mac = KeyedHmac(secret, _MAC_LABEL).digest
-        self._remember = remember
-        self._verified: set = set()
+        self._verified = Memory(remember)
 
     def __call__(self, token: str) -> bool:
         if token in self._verified:
@@ -90,10 +91,7 @@ class TokenVerifier:
         raw = value.to_bytes(RANDOM_BYTES + MAC_BYTES, "big")
         if not hmac.compare_digest(raw[RANDOM_BYTES:], self._mac(raw[:RANDOM_BYTES])[:MAC_BYTES]):
             return False
-        if self._remember:
-            if len(self._verified) >= self._remember:
-                self._verified.clear()
-            self._verified.add(token)
+        self._verified.keep(token, True)
         return True
 
 

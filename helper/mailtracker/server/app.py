@@ -29,6 +29,7 @@ from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
 from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, hit_line_tail, join_hit_line
+from mailtracker.core.memory import Memory
 from mailtracker.core.errors import ServerError
 from mailtracker.core.origins import OriginTable
 from mailtracker.core.timestamps import utc_timestamp
@@ -179,7 +180,7 @@ class PixelApp:
             return stored(address), origins.lookup(str(ip)) if ip is not None else ""
 
         self._client_forms = lru_cache(maxsize=8192)(client_forms)
-        self._tails: dict = {}
+        self._tails = Memory(_REMEMBERED_TAILS)
         self._verify = TokenVerifier(secret, remember=_REMEMBERED_TOKENS)
         self._verify_click = ClickVerifier(secret, remember=_REMEMBERED_CLICKS)
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
@@ -373,9 +374,7 @@ class PixelApp:
         client, origin = self._client(peer, forwarded)
         tail = hit_line_tail(method, client, _clean_text(agent), _clean_text(referer), origin)
         if sum(len(raw) for raw in key[2:] if raw) <= _REMEMBERED_HEADER_BYTES:
-            if len(self._tails) >= _REMEMBERED_TAILS:
-                self._tails.clear()
-            self._tails[key] = tail
+            self._tails.keep(key, tail)
         return tail
 
     def _client(self, peer: str, forwarded: Optional[bytes]) -> Tuple[str, str]:
