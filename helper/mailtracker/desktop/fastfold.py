@@ -46,7 +46,7 @@ from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLI
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
-from mailtracker.desktop.visibility import APPLE_CODES
+from mailtracker.desktop.visibility import by_apple
 
 log = logging.getLogger(__name__)
 
@@ -587,18 +587,18 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
     first (``note_opens`` looks at a program's first open only). From these they give what
     they give from all its events, whatever a timeline keeps."""
     labels = words.labels
-    reasons, described = _Words.texts(words.reasons), _Words.texts(words.described)
-    label_of = {code: label for label, code in labels.items()}
+    label_of, reasons, described = (_Words.texts(table) for table in (labels, words.reasons, words.described))
     # Texts by the order they sort in, as note_opens sorts events (time, then the texts).
-    reason_rank = {code: rank for rank, code in enumerate(sorted(range(len(reasons)), key=reasons.__getitem__))}
-    client_rank = {code: rank for rank, code in enumerate(sorted(range(len(described)), key=described.__getitem__))}
+    reason_rank, client_rank = (
+        {code: rank for rank, code in enumerate(sorted(range(len(texts)), key=texts.__getitem__))}
+        for texts in (reasons, described))
     programs: Dict[str, int] = {}
     program_of = [programs.setdefault(elsewhere_program(text), len(programs)) for text in described]
     parts = []
     if "prefetch" in labels:
         fetches = frame.filter(pl.col("label") == labels["prefetch"]).select("tag_c", "row", "time", "label",
                                                                              "counted", "reason", "described")
-        apple = [code for code, text in enumerate(reasons) if text.partition(":")[0] in APPLE_CODES]
+        apple = [code for code, text in enumerate(reasons) if by_apple(text)]
         latest = fetches.sort("time", "row").group_by("tag_c").last()
         apples = fetches.filter(pl.col("reason").is_in(apple)).group_by("tag_c").first()
         parts += [apples.with_columns(order=pl.lit(0)), latest.with_columns(order=pl.lit(1))]

@@ -56,6 +56,11 @@ def addresses(recipients: str) -> Tuple[str, ...]:
     return tuple(found)
 
 
+def by_apple(code: str) -> bool:
+    """Whether a fetch's reason code says Apple's proxy made it."""
+    return code.partition(":")[0] in APPLE_CODES
+
+
 def note_machine_fetches(kept: Optional[list], events: Iterable[Sequence]) -> Optional[list]:
     """A tag's memory of its machine fetches (as the fold state keeps it: [time of the latest,
     its reason code, whether Apple's proxy was among them]) after these timeline events (time,
@@ -63,7 +68,7 @@ def note_machine_fetches(kept: Optional[list], events: Iterable[Sequence]) -> Op
     for stamp, label, _, code, _ in events:
         if label != "prefetch":
             continue
-        apple = code.partition(":")[0] in APPLE_CODES
+        apple = by_apple(code)
         if kept is None:
             kept = [stamp, code, apple]
             continue
