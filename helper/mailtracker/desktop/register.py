@@ -262,8 +262,8 @@ _counted = attrgetter(*_COUNTED_FIELDS)
 _DEFAULTS = {f.name: f.default for f in fields(Row) if f.name not in ("id", "short_id")}
 
 
-# From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows take
-# a tenth of the time ``Row.csv_line`` takes one by one).
+# From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows in
+# about 0.35 s, where ``Row.csv_line`` one by one took 0.55 s, measured with the collector off).
 COLUMNS_FROM = 2_000
 
 
