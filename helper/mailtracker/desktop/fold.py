@@ -53,6 +53,7 @@ from mailtracker.desktop.tags import (
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import ViewWriter, compact_json, loads, view_path
 from mailtracker.desktop.visibility import (
+    SEEN,
     Knowledge,
     MailFacts,
     addresses,
@@ -692,101 +693,61 @@ def _mail_facts(state: _FoldState, tag: str) -> MailFacts:
                      replied.get("replied_by", ""), replied.get("first_reply", ""), replied.get("undelivered", ""))
 
 
-class _Noted:
-    """What the fast path hands ``_learn_visibility`` of the tags it counted in this pass
-    (``fastfold._note_deciding_events``): for each tag, the machine memory and places its hits
-    give from nothing (none where they give none), and the events that decide them (a few,
-    where a timeline keeps only the latest), asked for only for the tags that had either
-    before or that more than one batch reached."""
-
-    def __init__(self):
-        self.tags: set = set()
-        # Tags that more than one batch of this pass counted.
-        self.again: set = set()
-        self.machine: Dict[str, list] = {}
-        self.places: Dict[str, list] = {}
-        self._batches: list = []
-
-    def add(self, tags, machine: Dict[str, list], places: Dict[str, list], events) -> None:
-        """A batch's tags, what their hits make, and its deciding events (``events.of(tags)``
-        gives those of some tags)."""
-        tags = set(tags)
-        self.again.update(self.tags.intersection(tags))
-        self.tags.update(tags)
-        self.machine.update(machine)
-        self.places.update(places)
-        self._batches.append(events)
-
-    def events(self, tags: set) -> Dict[str, list]:
-        """These tags' deciding events, by tag, batch after batch."""
-        found: Dict[str, list] = {}
-        if tags:
-            for batch in self._batches:
-                for tag, events in batch.of(tags).items():
-                    found.setdefault(tag, []).extend(events)
-        return found
-
-
 def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelines, fresh: bool) -> None:
     """What this pass teaches of the recipients of the mails it touched (``visibility``): each
     tag's machine fetches and the places of its opens (``elsewhere``) noted, each of their
     addresses' knowledge learned again from all its mails; where an address's knowledge
     changed, its other mails' rows are written anew too."""
-    tags, all_counts, machines, places = state.tags, state.counts, state.machine, state.places
-    touched, alone = [], []
+    tags, all_counts, machines = state.tags, state.counts, state.machine
+    evidence, replies, known = state.evidence, state.replies, state.known
+    note = _Places(state, timelines)
+    affected = set()
     for tag in result.touched:
         fields = tags.get(tag)
         if fields is None:
             continue
         recipients = addresses(fields.get("recipients", ""))
-        touched.append((tag, recipients))
-        # Machine fetches and places tell something of a mail to one person only.
-        if len(recipients) == 1:
-            counts = all_counts.get(tag)
+        counts = all_counts.get(tag)
+        if len(recipients) == 1 and tag not in replies:
+            # Most mails: to one person, with no reply (so none bounced). Machine fetches and
+            # places tell something of a mail to one person only.
             if counts is not None and (counts.machine_hits or counts.opens):
-                alone.append((tag, counts))
-    _note_places(state, alone, timelines)
-    affected = set()
-    evidence, replies = state.evidence, state.replies
-    for tag, recipients in touched:
-        heard = recipients
-        if tag in replies:
-            senders = [packed[1] for packed in replies[tag] if packed[4] == "reply"]
-            counts = all_counts.get(tag)
-            # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
-            if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in machines)):
-                said = evidence_of(_mail_facts(state, tag), machines.get(tag))
-            else:
-                said = {}
-            if senders:
-                heard = addresses("; ".join([*recipients, *senders]))
-        elif len(recipients) == 1:
-            # Most mails: no reply, one recipient (who cannot have bounced without a reply).
-            counts = all_counts.get(tag)
+                note(tag, counts)
+            address = recipients[0]
             if counts is not None and counts.opened:
-                said = {recipients[0]: opened_evidence(counts.first_open, counts.first_click)}
+                now = opened_evidence(counts.first_open, counts.first_click)
             elif tag in machines:
-                said = evidence_of(_mail_facts(state, tag), machines[tag])
+                now = evidence_of(_mail_facts(state, tag), machines[tag]).get(address)
             else:
-                said = {}
-        else:
-            said = {}
-        for address in heard:
+                now = None
             kept = evidence.get(address)
-            before = kept.get(tag) if kept else None
-            now = said.get(address)
-            if now == before:
-                continue
-            affected.add(address)
-            if now is not None:
-                if kept is None:
+            if kept is None:
+                if now is not None:
                     evidence[address] = {tag: now}
-                else:
-                    kept[tag] = now
-            else:
-                del kept[tag]
+                    # A mail that says its only reader's opens show teaches nothing new.
+                    if now[0] != SEEN or address in known:
+                        affected.add(address)
+            elif _say(kept, tag, now):
+                affected.add(address)
                 if not kept:
                     del evidence[address]
+            continue
+        if len(recipients) == 1 and counts is not None and (counts.machine_hits or counts.opens):
+            note(tag, counts)
+        senders = [packed[1] for packed in replies.get(tag, ()) if packed[4] == "reply"]
+        # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
+        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in machines)):
+            said = evidence_of(_mail_facts(state, tag), machines.get(tag))
+        else:
+            said = {}
+        for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
+            kept = evidence.get(address)
+            if kept is None:
+                kept = evidence[address] = {}
+            if _say(kept, tag, said.get(address)):
+                affected.add(address)
+            if not kept:
+                del evidence[address]
     changed = {address for address in affected if state.relearn(address)}
     if changed and not fresh:
         # Rare (an address's state changed): its other mails' rows are written anew (a fresh
@@ -795,20 +756,36 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
                               if tag not in result.touched and changed.intersection(addresses(fields.get("recipients", ""))))
 
 
-def _note_places(state: _FoldState, alone: List[Tuple[str, Counts]], timelines: _Timelines) -> None:
-    """Each mail to one person's machine fetches and the places of its opens after this pass
-    (``note_machine_fetches``, ``note_opens``). Where all of a tag's events of the pass came from
-    one batch of the fast path and it had none before, they are what the fast path made of
-    them; else they are noted from its events: the fast path's deciding ones, then the per-line
-    loop's (a timeline it wrote, ``encoded``, has no other that decides anything)."""
-    machines, places = state.machine, state.places
-    noted, per_line = timelines.noted, timelines.touched
-    sole = noted.tags.difference(noted.again, per_line)
-    wanted = {tag for tag, counts in alone if tag in noted.tags and (
-        tag not in sole or (counts.machine_hits and tag in machines) or (counts.opens and tag in places))}
-    decided = noted.events(wanted)
-    for tag, counts in alone:
-        if tag in sole and tag not in decided:
+def _say(kept: Dict[str, list], tag: str, now: Optional[list]) -> bool:
+    """Put what a mail now says of an address (None: nothing) among the address's evidence;
+    whether that changed it."""
+    if kept.get(tag) == now:
+        return False
+    if now is None:
+        del kept[tag]
+    else:
+        kept[tag] = now
+    return True
+
+
+class _Places:
+    """Noting each mail to one person's machine fetches and the places of its opens after this
+    pass (``note_machine_fetches``, ``note_opens``). Where all of a tag's events of the pass
+    came from one batch of the fast path and it had none before, they are what the fast path
+    made of them; else they are noted from its events: the fast path's deciding ones, then the
+    per-line loop's (a timeline it wrote, ``encoded``, has no other that decides anything)."""
+
+    def __init__(self, state: _FoldState, timelines: _Timelines):
+        self.machines, self.places = state.machine, state.places
+        self.noted, self.per_line = noted, per_line = timelines.noted, timelines.touched
+        self.sole = noted.tags.difference(noted.again, per_line)
+        # The deciding events of the tags that need them (few, mostly none), at once.
+        self.decided = noted.events(noted.tags.difference(self.sole).union(
+            self.sole.intersection(self.machines), self.sole.intersection(self.places)))
+
+    def __call__(self, tag: str, counts: Counts) -> None:
+        machines, places, noted = self.machines, self.places, self.noted
+        if tag in self.sole and tag not in self.decided:
             if counts.machine_hits:
                 machine = noted.machine.get(tag)
                 if machine is not None:
@@ -816,10 +793,10 @@ def _note_places(state: _FoldState, alone: List[Tuple[str, Counts]], timelines: 
             if counts.opens:
                 made = noted.places.get(tag)
                 places[tag] = made if made is not None else [[], [], []]
-            continue
-        events = per_line.get(tag)
-        if tag in decided:
-            events = decided[tag] + (events or [])
+            return
+        events = self.per_line.get(tag)
+        if tag in self.decided:
+            events = self.decided[tag] + (events or [])
         if counts.machine_hits:
             machine = note_machine_fetches(machines.get(tag), events or ())
             if machine is not None:

@@ -50,7 +50,7 @@ def addresses(recipients: str) -> Tuple[str, ...]:
     once. Remembered: a fold asks it of each mail's recipients several times."""
     found: List[str] = []
     for part in recipients.replace(",", ";").split(";"):
-        angled = _ANGLED.search(part)
+        angled = _ANGLED.search(part) if "<" in part else None
         address = (angled.group(1) if angled else part).strip().strip("<>\"'").lower()
         if "@" in address and address not in found:
             found.append(address)
