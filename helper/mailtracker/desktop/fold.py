@@ -708,11 +708,11 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
             continue
         recipients = addresses(fields.get("recipients", ""))
         counts = all_counts.get(tag)
+        # Machine fetches and places tell something of a mail to one person only.
+        if len(recipients) == 1 and counts is not None and (counts.machine_hits or counts.opens):
+            note(tag, counts)
         if len(recipients) == 1 and tag not in replies:
-            # Most mails: to one person, with no reply (so none bounced). Machine fetches and
-            # places tell something of a mail to one person only.
-            if counts is not None and (counts.machine_hits or counts.opens):
-                note(tag, counts)
+            # Most mails: to one person, with no reply (so none bounced).
             address = recipients[0]
             if counts is not None and counts.opened:
                 now = opened_evidence(counts.first_open, counts.first_click)
@@ -732,8 +732,6 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
                 if not kept:
                     del evidence[address]
             continue
-        if len(recipients) == 1 and counts is not None and (counts.machine_hits or counts.opens):
-            note(tag, counts)
         senders = [packed[1] for packed in replies.get(tag, ()) if packed[4] == "reply"]
         # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
         if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in machines)):
