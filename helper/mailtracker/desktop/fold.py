@@ -720,17 +720,10 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
                 now = evidence_of(_mail_facts(state, tag), machines[tag]).get(address)
             else:
                 now = None
-            kept = evidence.get(address)
-            if kept is None:
-                if now is not None:
-                    evidence[address] = {tag: now}
-                    # A mail that says its only reader's opens show teaches nothing new.
-                    if now[0] != SEEN or address in known:
-                        affected.add(address)
-            elif _say(kept, tag, now):
+            # An address with no state that only this mail's open speaks of keeps none (most).
+            if _hear(evidence, address, tag, now) and not (
+                    now is not None and now[0] == SEEN and len(evidence[address]) == 1 and address not in known):
                 affected.add(address)
-                if not kept:
-                    del evidence[address]
             continue
         senders = [packed[1] for packed in replies.get(tag, ()) if packed[4] == "reply"]
         # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
@@ -739,13 +732,8 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         else:
             said = {}
         for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
-            kept = evidence.get(address)
-            if kept is None:
-                kept = evidence[address] = {}
-            if _say(kept, tag, said.get(address)):
+            if _hear(evidence, address, tag, said.get(address)):
                 affected.add(address)
-            if not kept:
-                del evidence[address]
     changed = {address for address in affected if state.relearn(address)}
     if changed and not fresh:
         # Rare (an address's state changed): its other mails' rows are written anew (a fresh
@@ -754,13 +742,21 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
                               if tag not in result.touched and changed.intersection(addresses(fields.get("recipients", ""))))
 
 
-def _say(kept: Dict[str, list], tag: str, now: Optional[list]) -> bool:
-    """Put what a mail now says of an address (None: nothing) among the address's evidence;
-    whether that changed it."""
+def _hear(evidence: Dict[str, Dict[str, list]], address: str, tag: str, now: Optional[list]) -> bool:
+    """Put what a mail now says of an address (packed; None: nothing) among the address's
+    evidence (an address keeps only the mails that say something); whether that changed it."""
+    kept = evidence.get(address)
+    if kept is None:
+        if now is None:
+            return False
+        evidence[address] = {tag: now}
+        return True
     if kept.get(tag) == now:
         return False
     if now is None:
         del kept[tag]
+        if not kept:
+            del evidence[address]
     else:
         kept[tag] = now
     return True
