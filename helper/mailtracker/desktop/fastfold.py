@@ -46,7 +46,7 @@ from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLI
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
-from mailtracker.desktop.visibility import by_apple
+from mailtracker.desktop.visibility import addresses, by_apple
 
 log = logging.getLogger(__name__)
 
@@ -576,14 +576,15 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     result.new_clicks += new_clicks
     result.unknown_tag_hits += unknown
     _add_events(frame, words, names, timelines)
-    _note_deciding_events(frame, words, names, last_seen, tag_names, timelines)
+    _note_deciding_events(frame, words, names, last_seen, tag_names, tags, timelines)
 
 
 def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], last_seen: "pl.DataFrame",
-                          tags: List[str], timelines) -> None:
+                          tags: List[str], fields: Dict[str, Dict[str, str]], timelines) -> None:
     """What the fold learns of these fast tags after the pass (``fold._learn_visibility``),
-    handed over in ``timelines.noted`` (``fold._Noted``): the tags; what their hits make of a
-    machine memory and places that start with them (``note_machine_fetches`` and
+    handed over in ``timelines.noted`` (``fold._Noted``): the tags; what the hits of those sent
+    to one person (by their tags.csv ``fields``: only those say anything) make of a machine
+    memory and places that start with them (``note_machine_fetches`` and
     ``elsewhere.note_opens`` from nothing, with the repeat memory these hits leave), by the
     column; and, for a tag that had either before or that more hits of the pass reach, the
     events that decide them (``_DecidingEvents``)."""
@@ -592,8 +593,10 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
     fetches = firsts = None
     machines, places = {}, {}
     tag = pl.col("tag_c")
+    alone = tag.is_in(pl.Series([code for code, name in names.items() if name in fields and len(
+        addresses(fields[name].get("recipients", ""))) == 1], dtype=pl.UInt32).implode())
     if "prefetch" in labels:
-        fetches = frame.filter(pl.col("label") == labels["prefetch"]).select(
+        fetches = frame.filter((pl.col("label") == labels["prefetch"]) & alone).select(
             "tag_c", "row", "time", "when", "label", "counted", "reason", "described",
             apple=pl.col("reason").is_in([code for code, text in enumerate(reasons) if by_apple(text)]))
         # note_machine_fetches: the last fetch at the latest time, and whether Apple's proxy made one.
@@ -609,13 +612,13 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
         programs: Dict[str, int] = {}
         program_of = [programs.setdefault(elsewhere_program(text), len(programs)) for text in described]
         ranks = [pl.lit(pl.Series(_ranks(texts), dtype=pl.Int64)) for texts in (reasons, described)]
-        firsts = frame.filter((pl.col("label") == labels["open"]) & pl.col("counted")).select(
+        firsts = frame.filter((pl.col("label") == labels["open"]) & pl.col("counted") & alone).select(
             "tag_c", "row", "time", "when", "label", "counted", "reason", "described",
             program=pl.lit(pl.Series(program_of, dtype=pl.Int64)).gather("described"),
             reason_rank=ranks[0].gather("reason"), client_rank=ranks[1].gather("described")).sort(
             "tag_c", "when", "reason_rank", "client_rank").filter(
             (tag.cast(pl.Int64) * len(programs) + pl.col("program")).is_first_distinct())
-        places = _places(firsts, _remembered_clients(last_seen), words, programs, names)
+        places = _places(firsts, _remembered_clients(last_seen).filter(alone), words, programs, names)
     timelines.noted.add(tags, machines, places, _DecidingEvents(fetches, firsts, names, words))
 
 
