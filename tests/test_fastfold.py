@@ -215,6 +215,26 @@ def test_mails_to_one_person_each_fold_the_same_both_ways(tmp_path, monkeypatch)
     assert max(row.hits for row in folded["rows"]) > 3 * TIMELINE_LENGTH
 
 
+def test_a_mail_opened_only_through_an_image_proxy_keeps_empty_places_both_ways(tmp_path, monkeypatch):
+    """A mail to one person whose only counted opens are an image proxy's: no mail program's
+    open to place, and its places are kept empty by the column as hit by hit."""
+    home = Home.locate(str(tmp_path / "proxied"))
+    init_home(home)
+    config = load_config(home)
+    tags = [mint_tag(home, config, name=f"g{i}", recipients=[f"g{i}@example.org"]).id for i in range(3)]
+    lines = [format_hit_line(f"bootgggg.{n + 1:x}", utc_timestamp(START + 5_000 + 90 * n), tags[n % 3], "GET",
+                             f"66.249.{n % 7}.0", AGENTS[4] if n % 3 == 0 else AGENTS[n % 2], "")  # 4: Google's proxy
+             for n in range(600)]
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(
+        line + b"\r\n" for line in lines))
+    folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    proxied = next(row for row in folded["rows"] if row.id == tags[0])
+    assert proxied.opens > 100 and folded["tags"][tags[0]][6] == [[], [], []]
+    assert all(folded["tags"][tag][6][0] for tag in tags[1:])  # the others' programs
+
+
 def _again(home, shift_s):
     """The home's hits again, later and from a new boot of each server: new hits for the same
     tags and clients, after the earlier ones were folded."""
