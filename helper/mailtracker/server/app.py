@@ -37,7 +37,8 @@ from mailtracker.core.origins import OriginTable
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.core.untrusted import printable
-from mailtracker.server.devicelogs import PushAnswer, append_device_log, devices_folder, is_device_log_name
+from mailtracker.core.paths import is_device_log_name
+from mailtracker.server.devicelogs import PushAnswer, append_device_log, devices_folder
 from mailtracker.server.hitfiles import HitsResponse, answer_files_request, answer_hits_request, refused_token
 from mailtracker.server.hitlog import GroupedWrites, HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
@@ -306,7 +307,7 @@ class PixelApp:
         """The device logs: listed and sent as the hits files are; a POST appends to one."""
         method = scope["method"]
         if method == "POST":
-            answer = (await self._push(scope, receive, path)).response()
+            answer = await self._push(scope, receive, path)
             if answer.status == 413:  # its body may be left unread: the connection cannot go on
                 answer.headers.append((b"connection", b"close"))
         elif method in ("GET", "HEAD"):
@@ -316,12 +317,14 @@ class PixelApp:
             answer = HitsResponse(405, [(b"content-length", b"0"), (b"allow", b"GET, HEAD, POST")])
         await self._send_answer(send, method, answer)
 
-    async def _push(self, scope, receive, path: str) -> PushAnswer:
+    async def _push(self, scope, receive, path: str) -> HitsResponse:
         """``POST /devices/<name>?at=<offset>``: checked before the body is read, which is read
         only up to its bound, then appended in a thread (it is fsynced)."""
         headers = dict(scope["headers"])
-        if refused_token(headers, self._pull_token) is not None:
-            return PushAnswer(401, message="a valid bearer token is needed")
+        refused = refused_token(headers, self._pull_token)
+        return refused or (await self._pushed(scope, receive, path, headers)).response()
+
+    async def _pushed(self, scope, receive, path: str, headers) -> PushAnswer:
         name = path[len(DEVICES_ROUTE):]
         if not is_device_log_name(name):
             return PushAnswer(404, message=f"{name[:80]!r} is not the name of a device log")

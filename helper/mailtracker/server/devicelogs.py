@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailtracker.core.contract import DEVICES_ROUTE, MAX_DEVICE_LOG_BYTES, MAX_PUSH_BYTES
-from mailtracker.core.paths import DeviceLog
+from mailtracker.core.paths import is_device_log_name
 from mailtracker.server.hitfiles import HitsResponse, ServedFolder, plain_answer
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ except ImportError:  # pragma: no cover - Windows: one process serves, its appen
 SIZE_HEADER = b"mailtracker-size"
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
-
-
-def is_device_log_name(name: str) -> bool:
-    """A computer's own log (never a sync tool's conflict copy, a dot file or a path)."""
-    found = DeviceLog.parse(name)
-    return found is not None and not found.conflict
 
 
 def devices_folder(devices_dir: Path) -> ServedFolder:
