@@ -30,7 +30,7 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import AGENT, PixelServer, fill_disk, free_port, row_of, run_cli, wait_for
-from tests.lying_server import LyingServer
+from tests.lying_server import LyingServer, endless, listing
 from tests.tcp_proxy import TcpProxy
 from tests.tools import require_tool
 
@@ -276,13 +276,13 @@ def test_a_lost_answer_and_a_restarted_server_lose_and_double_nothing(pair, home
         assert isinstance(outcome[0], PullError), outcome
         proxy.release()
         laptop_puller.devices.sync_all()  # asks again: the server has it, nothing is sent twice
-        assert pushed.read_text().count(second.id) == 1
+        local = laptop.devices_dir / device_log_name("tags", laptop.device)
+        assert pushed.read_bytes() == local.read_bytes() and pushed.read_text().count(second.id) == 1
         server.stop()
         restarted = PixelServer(home, "--serve-hits", "--port", str(port))
         try:
             third = mint_tag(laptop, load_config(laptop), name="Third")
             assert laptop_puller.devices.sync_all().pushed
-            local = laptop.devices_dir / device_log_name("tags", laptop.device)
             assert pushed.read_bytes() == local.read_bytes()
             puller_of(desk, restarted.base, desk_session).devices.sync_all()
             pulled = (desk.devices_dir / local.name).read_text()
@@ -377,3 +377,47 @@ def test_caddy_passes_a_push(home, tmp_path, monkeypatch, session):
     finally:
         server.stop()
         caddy.stop()
+
+
+def test_a_trickling_or_endless_server_is_given_up_and_watch_stops_at_once(pair, session, monkeypatch):
+    """The pull's bounds hold on the devices route: a listing that never ends is cut at 4 MiB, a
+    trickling log is given up at the deadline keeping its whole lines, and a puller waiting on
+    such a server stops within seconds."""
+    from mailtracker.desktop import pull
+
+    laptop, _ = pair
+    entry = b'{"name":"tags-desk-abcdef.csv","size":1},'
+    streaming = LyingServer({"/devices/": lambda request: endless(
+        b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n{"files":[', entry * 1000)})
+    try:
+        with pytest.raises(PullError, match="longer than 4 MiB"):
+            puller_of(laptop, streaming.url, session).devices.sync_all()
+    finally:
+        streaming.close()
+    name = device_log_name("tags", "desk-abcdef")
+    lines = b"id,name\r\n" + b"".join(b"t%d,Mail %d\r\n" % (n, n) for n in range(5))
+    total = len(lines) + 1000
+
+    def trickle(request):
+        head = (f"HTTP/1.1 206 Partial\r\nContent-Length: {total}\r\n"
+                f"Content-Range: bytes 0-{total - 1}/{total}\r\n\r\n").encode() + lines
+        return endless(head, b"x", pause_s=0.2)
+
+    slow = LyingServer({"/devices/": listing({name: total}), f"/devices/{name}": trickle})
+    try:
+        began = time.monotonic()
+        with pytest.raises(PullError, match="too slowly"):
+            puller_of(laptop, slow.url, session, deadline_s=2).devices.sync_all()
+        assert time.monotonic() - began < 6
+        assert (laptop.devices_dir / name).read_bytes() == lines
+        assert not list(laptop.devices_dir.glob(".*.tmp"))
+        (laptop.devices_dir / name).unlink()  # asked from its start again: inside the trickle
+        asked = sum(r["path"] == f"/devices/{name}" for r in slow.requests)
+        puller = puller_of(laptop, slow.url, session, live=False).start()
+        wait_for(lambda: sum(r["path"] == f"/devices/{name}" for r in slow.requests) > asked, timeout=20,
+                 what="the running puller inside the trickle again")
+        began = time.monotonic()
+        puller.stop()
+        assert time.monotonic() - began < pull.STOP_WITHIN_S
+    finally:
+        slow.close()
