@@ -324,6 +324,19 @@ def test_a_hostile_listing_is_refused(pair, session):
     assert sorted(p.name for p in laptop.devices_dir.iterdir()) == [".stignore"]
 
 
+def test_a_devices_folder_syncthing_shares_is_pushed_from_but_not_pulled_into(pair, server, session):
+    """Syncthing brings the other computers' logs there: the server's copies are not appended to
+    them as well (Syncthing would take that for this computer's change, and make conflicts)."""
+    laptop, desk = pair
+    mint_tag(laptop, load_config(laptop), name="Synced")
+    (desk.devices_dir / ".stfolder").mkdir()
+    mint_tag(desk, load_config(desk), name="Desk")
+    assert puller_of(laptop, server.base, session).devices.sync_all().pushed
+    result = puller_of(desk, server.base, session).devices.sync_all()
+    assert result.pushed and not result.pulled
+    assert not (desk.devices_dir / device_log_name("tags", laptop.device)).exists()
+
+
 def test_pull_pushes_and_pulls_and_devices_list_says_when(pair, server):
     """'mailtracker pull' on each computer; 'devices list' names when each server was last pushed
     to and pulled from."""

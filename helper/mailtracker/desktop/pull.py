@@ -29,7 +29,8 @@ The token is derived from the secret the desktop and the server already share:
 ``HMAC-SHA256(secret, "mailtracker-pull-token-v1")``, unpadded base64url. So
 there is nothing to configure, the token cannot mint tags, and replacing the
 secret replaces it. Whoever holds it can read the hits (addresses per the
-server's privacy setting, user agents), so it only travels over HTTPS.
+server's privacy setting, user agents) and, on a server that keeps them, read and add to the
+device logs of the person's computers (``devicesync.py``), so it only travels over HTTPS.
 """
 
 import ipaddress
