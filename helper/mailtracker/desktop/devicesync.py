@@ -17,6 +17,11 @@ offset, so a pulled log that only grows counts each row once. A server whose cop
 computer's log is longer, or differs, is left alone and said once: this computer's own
 logs are never written by a pull.
 
+A devices folder that Syncthing shares (its ``.stfolder`` marker) gets the other computers'
+logs from Syncthing: they are not pulled here as well (an append here would be a change of
+this computer's to Syncthing, and a conflict with the writer's); this computer's logs are
+still pushed, for the computers that meet only at the server.
+
 A round runs when this computer's logs grow (checked each second, on this machine only),
 when the hits pull brought a hit (its tag may be another computer's), and every
 ``interval_s``; ``state/devices-sync.json`` says when each server was last pushed to and
@@ -58,6 +63,8 @@ MAX_RESENDS = 3
 LOCK_NAME = ".pull.lock"
 STATE_NAME = "devices-sync.json"
 STATE_VERSION = 1
+# Syncthing's marker at the root of a folder it shares.
+SYNCTHING_MARKER = ".stfolder"
 
 
 @dataclass
@@ -140,12 +147,16 @@ class DeviceSync:
                 left = deadline - time.monotonic()
                 if left <= 0 or source.wake.wait(min(LOCAL_POLL_S, left)):
                     break
-                if self._local_sizes() != seen:
+                # While the server fails, new lines wait for the next try (its delay grows).
+                if not failures and self._local_sizes() != seen:
                     break
             if self.puller._stopping:
                 return
             source.wake.clear()
             seen = self._local_sizes()
+            if not seen[0]:
+                delay = self.puller.interval_s  # a home used from one computer: nothing to share yet
+                continue
             try:
                 result = self.sync(source)
                 error = None
@@ -351,9 +362,9 @@ class DeviceSync:
     def _pull(self, source, device: str, listing: Dict[str, int], result: SyncResult) -> None:
         others = [(name, size) for name, size in sorted(listing.items())
                   if DeviceLog.parse(name).device != device]
-        if not others:
-            return
         folder = self.home.devices_dir
+        if not others or (folder / SYNCTHING_MARKER).exists():
+            return
         folder.mkdir(parents=True, exist_ok=True)
         try:
             with FileLock(str(folder / LOCK_NAME), timeout=LOCK_TIMEOUT_S):
