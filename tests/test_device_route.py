@@ -151,8 +151,9 @@ def test_device_logs_live_beside_the_hits_never_in_them(server, token):
     assert (device_logs(server).stat().st_mode & 0o777) == 0o700
 
 
-def test_a_full_disk_answers_507_and_leaves_no_partial_line(home, token, tiny_disk):
-    """The devices folder on a full disk: 507 in plain words, the file as it was; with room, it goes on."""
+def test_a_full_disk_answers_507_and_leaves_no_partial_line(home, token, tiny_disk, tmp_path, session):
+    """The devices folder on a full disk: 507 in plain words, the file as it was, and the desktop
+    says so; with room again, it goes on and nothing is lost."""
     server = PixelServer(home, "--serve-hits", "--devices-dir", str(tiny_disk / "devices"))
     try:
         assert push(server, token, NAME, 0, b"id\r\n").ok
@@ -160,10 +161,31 @@ def test_a_full_disk_answers_507_and_leaves_no_partial_line(home, token, tiny_di
         reply = push(server, token, NAME, 4, b"x" * 200_000 + b"\n")
         assert reply.status_code == 507 and "disk is full" in reply.text
         assert (tiny_disk / "devices" / NAME).read_bytes() == b"id\r\n"
+        laptop = computer(tmp_path, LAPTOP_ID, home, server.base)
+        for n in range(3):
+            mint_tag(laptop, load_config(laptop), name=f"Full {n} " + "x" * 2000)
+        puller = puller_of(laptop, server.base, session)
+        with pytest.raises(PullError, match="disk is full"):
+            puller.devices.sync_all()
         filler.unlink()
         assert push(server, token, NAME, 4, b"a,b\r\n").json() == {"size": 9}
+        puller.devices.sync_all()
+        local = laptop.devices_dir / device_log_name("tags", laptop.device)
+        assert (tiny_disk / "devices" / local.name).read_bytes() == local.read_bytes()
     finally:
         server.stop()
+
+
+def test_a_server_that_keeps_no_device_logs_is_named(pair, session):
+    """An older server (or one without /devices/): the message says what to do."""
+    laptop, _ = pair
+    older = LyingServer({})
+    try:
+        with pytest.raises(PullError, match="does not keep device logs.*update it"):
+            puller_of(laptop, older.url, session).devices.sync_all()
+    finally:
+        older.close()
+    assert "does not keep device logs" in read_sync_state(laptop)[older.url]["problem"]
 
 
 # --- two computers ---
