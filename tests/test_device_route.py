@@ -438,3 +438,23 @@ def test_a_trickling_or_endless_server_is_given_up_and_watch_stops_at_once(pair,
         assert time.monotonic() - began < pull.STOP_WITHIN_S
     finally:
         slow.close()
+
+
+def test_a_long_history_goes_up_in_bounded_rounds(pair, server, session, monkeypatch):
+    """A round pushes about what a pull may bring at most (here 1 KB, in pushes of 600 bytes);
+    'more' says to go on, and the rounds that follow bring the server's copy up to the whole
+    log, each line once."""
+    from mailtracker.desktop import devicesync
+
+    monkeypatch.setattr(devicesync, "MAX_PULL_BYTES", 1000)
+    monkeypatch.setattr(devicesync, "MAX_PUSH_BYTES", 600)
+    laptop, _ = pair
+    tags = [mint_tag(laptop, load_config(laptop), name=f"History {n}") for n in range(30)]
+    local = laptop.devices_dir / device_log_name("tags", laptop.device)
+    assert local.stat().st_size > 2000
+    sync = puller_of(laptop, server.base, session).devices
+    first = sync.sync(sync.sources[0])
+    assert first.more and sum(first.pushed.values()) < local.stat().st_size
+    sync.sync_all()
+    held = (device_logs(server) / local.name).read_text()
+    assert held == local.read_text() and all(held.count(tag.id) == 1 for tag in tags)

@@ -291,6 +291,9 @@ class DeviceSync:
         """Send ``local``'s lines after the server's ``held`` bytes, a bounded push at a time."""
         resends = 0
         while held < have:
+            if sum(result.pushed.values()) >= MAX_PULL_BYTES:
+                result.more = True  # a round sends as much as a pull brings at most: the rest goes next
+                return
             start = max(0, held - PUSH_OVERLAP_BYTES)
             with open(local, "rb", opener=_no_follow) as handle:
                 handle.seek(start)

@@ -34,10 +34,10 @@ from mailtracker.core.hitline import click_method, hit_line_tail, join_hit_line
 from mailtracker.core.memory import Memory
 from mailtracker.core.errors import ServerError
 from mailtracker.core.origins import OriginTable
+from mailtracker.core.paths import is_device_log_name
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.core.untrusted import printable
-from mailtracker.core.paths import is_device_log_name
 from mailtracker.server.devicelogs import PushAnswer, append_device_log, devices_folder
 from mailtracker.server.hitfiles import HitsResponse, answer_files_request, answer_hits_request, refused_token
 from mailtracker.server.hitlog import GroupedWrites, HitLog
