@@ -23,8 +23,10 @@ this computer's to Syncthing, and a conflict with the writer's); this computer's
 still pushed, for the computers that meet only at the server.
 
 A round runs when this computer's logs grow (checked each second, on this machine only),
-when the hits pull brought a hit (its tag may be another computer's), and every
-``interval_s``; ``state/devices-sync.json`` says when each server was last pushed to and
+when another computer's log changes on the server (the thread waits in a listing the
+server holds, ``GET /devices/?wait=40``, as the hits' live pull does; on a server that
+does not hold it, every ``interval_s``), and when the hits pull brought a hit (its tag
+may be another computer's); ``state/devices-sync.json`` says when each server was last pushed to and
 pulled from, for ``doctor`` and ``devices list``.
 """
 
@@ -48,7 +50,7 @@ from mailtracker.core.paths import DESKTOP_LOGS, DeviceLog, Home, device_log_nam
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.client import TIMEOUT_S
 from mailtracker.desktop.pull import (LOCK_TIMEOUT_S, MAX_LISTING_BYTES, MAX_PULL_BYTES, MAX_REQUEST_BYTES,
-                                      OVERLAP_BYTES, PullResult, PullStatus, _no_follow, _not_answered,
+                                      MIN_LIVE_ROUND_S, OVERLAP_BYTES, WAIT_HEADER, PullResult, PullStatus, _no_follow, _not_answered,
                                       _read_capped, _read_span, _Source, _whole_lines, describe_request_error,
                                       request_error_reason, retry_delay)
 
@@ -108,6 +110,7 @@ class DeviceSync:
         self.home = home
         self.sources = [_Source(url) for url in urls]
         for source in self.sources:
+            source.holding = False  # in a held listing, which a change here cuts short
             # Its own adapter: a devices round cut at its deadline never cuts a held hits listing.
             puller.session.mount(source.url + DEVICES_ROUTE, source.adapter)
         self._said: set = set()
@@ -117,8 +120,11 @@ class DeviceSync:
     # -- the threads (started and stopped by the Puller) --
 
     def threads(self) -> List[threading.Thread]:
-        return [threading.Thread(target=self._run, args=(source,), daemon=True,
-                                 name=f"mailtracker-devices-{source.host}") for source in self.sources]
+        """A thread per server, and one that notices this computer's new lines."""
+        threads = [threading.Thread(target=self._run, args=(source,), daemon=True,
+                                    name=f"mailtracker-devices-{source.host}") for source in self.sources]
+        return threads + [threading.Thread(target=self._watch_local, daemon=True,
+                                           name="mailtracker-devices-local")]
 
     def abort(self) -> None:
         for source in self.sources:
@@ -139,22 +145,37 @@ class DeviceSync:
                 sizes.append(-1)
         return device, tuple(sizes)
 
+    def _watch_local(self) -> None:
+        """Each second: this computer's logs grew (or it joined)? Then each server's thread
+        pushes now, a held listing cut short; while a server fails its lines wait for the next
+        try (its delay grows)."""
+        seen = self._local_sizes()
+        while not self.puller._stopping:
+            time.sleep(LOCAL_POLL_S)
+            now = self._local_sizes()
+            if now == seen:
+                continue
+            seen = now
+            for source in self.sources:
+                if source.status.state != "failing":
+                    source.wake.set()
+                    with self._state_lock:
+                        if source.holding:
+                            source.adapter.abort()
+
     def _run(self, source) -> None:
-        delay, failures, seen = 0.0, 0, None
+        delay, failures = 0.0, 0
+        source.holding = False
         while True:
-            deadline = time.monotonic() + delay
-            while not self.puller._stopping:
-                left = deadline - time.monotonic()
-                if left <= 0 or source.wake.wait(min(LOCAL_POLL_S, left)):
-                    break
-                # While the server fails, new lines wait for the next try (its delay grows).
-                if not failures and self._local_sizes() != seen:
-                    break
+            if delay or failures or not self._holds(source):
+                source.wake.wait(delay)
+            else:
+                while not self.puller._stopping and not self._hold(source):
+                    pass
             if self.puller._stopping:
                 return
             source.wake.clear()
-            seen = self._local_sizes()
-            if not seen[0]:
+            if not self.home.device:
                 delay = self.puller.interval_s  # a home used from one computer: nothing to share yet
                 continue
             try:
@@ -172,11 +193,44 @@ class DeviceSync:
                 return
             if error is None:
                 failures = 0
-                delay = 0.0 if result.more else self.puller.interval_s
+                delay = 0.0 if result.more or self._holds(source) else self.puller.interval_s
             else:
                 failures += 1
                 delay = retry_delay(failures, self.puller.interval_s)
             self._record(source, result, error, delay)
+
+    def _holds(self, source) -> bool:
+        """Whether the next wait is a listing the server holds (it did so before, or may)."""
+        return bool(self.puller.live and source.live is not False and source.etag)
+
+    def _hold(self, source) -> bool:
+        """Wait for news with a listing the server holds until a device log changes there; True
+        when a round should follow (news, a change here, a failure: the round tells)."""
+        wait_s = self.puller.live_wait_s
+        began = time.monotonic()
+        with self._state_lock:
+            if source.wake.is_set():
+                return True
+            source.holding = True
+        try:
+            with self.puller.within_deadline(source, wait_s + self.puller.deadline_s):
+                response = self.puller._get(source, f"{source.url}{DEVICES_ROUTE}?wait={wait_s}",
+                                            {"If-None-Match": source.etag},
+                                            timeout=(TIMEOUT_S[0], wait_s + TIMEOUT_S[1]))
+                with response:
+                    if response.status_code not in (200, 304):
+                        return True
+                    source.live = WAIT_HEADER in response.headers
+                    if response.status_code == 200:
+                        return True
+        except PullError:
+            return True  # cut for a push or a stop, or a failure that the round will name
+        finally:
+            with self._state_lock:
+                source.holding = False
+        if time.monotonic() - began < MIN_LIVE_ROUND_S:
+            source.wake.wait(MIN_LIVE_ROUND_S)  # a server or proxy that answers at once is not asked in a loop
+        return source.wake.is_set() or not source.live
 
     def _record(self, source, result: Optional[SyncResult], error: Optional[MailtrackerError],
                 delay: float) -> None:
@@ -253,6 +307,7 @@ class DeviceSync:
     def _listing(self, source) -> List[Tuple[str, int]]:
         url = source.url + DEVICES_ROUTE
         with self.puller._get(source, url, {}) as response:
+            source.etag = response.headers.get("ETag")
             if response.status_code == 404:
                 raise PullError(f"{source.url} does not keep device logs (HTTP 404): it needs "
                                 "--serve-hits and a mailtracker that knows /devices/; update it")

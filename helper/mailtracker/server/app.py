@@ -24,7 +24,7 @@ import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 from urllib.parse import parse_qs
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
@@ -39,7 +39,7 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.core.untrusted import printable
 from mailtracker.server.devicelogs import PushAnswer, append_device_log, devices_folder
-from mailtracker.server.hitfiles import HitsResponse, answer_files_request, answer_hits_request, refused_token
+from mailtracker.server.hitfiles import HitsResponse, ServedFolder, answer_files_request, hits_folder, refused_token
 from mailtracker.server.hitlog import GroupedWrites, HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
                                           requested_wait)
@@ -191,8 +191,8 @@ class PixelApp:
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
         self._pruner: Optional[asyncio.Task] = None
-        # The live pull (made on the first held request, in the worker's event loop).
-        self._hits_changes: Optional[FolderChanges] = None
+        # The live pull (made at start, in the worker's event loop): the folder each route lists.
+        self._changes: Dict[str, FolderChanges] = {}
         self._stopping: Optional[asyncio.Event] = None
 
     async def __call__(self, scope, receive, send):
@@ -301,7 +301,8 @@ class PixelApp:
     async def _send_hits(self, scope, send, path: str) -> None:
         """A hits list or file for the desktop's puller; files are streamed in chunks."""
         method = scope["method"]
-        await self._send_answer(send, method, await self._hits_answer(scope, method, path))
+        answer = await self._listing_answer(scope, method, path, hits_folder(Path(self.settings.hits_dir)))
+        await self._send_answer(send, method, answer)
 
     async def _devices(self, scope, receive, send, path: str) -> None:
         """The device logs: listed and sent as the hits files are; a POST appends to one."""
@@ -311,8 +312,8 @@ class PixelApp:
             if answer.status == 413:  # its body may be left unread: the connection cannot go on
                 answer.headers.append((b"connection", b"close"))
         elif method in ("GET", "HEAD"):
-            answer = answer_files_request(devices_folder(Path(self.settings.device_logs_dir)),
-                                          self._pull_token, method, path, dict(scope["headers"]))
+            answer = await self._listing_answer(scope, method, path, devices_folder(
+                Path(self.settings.device_logs_dir)))
         else:
             answer = HitsResponse(405, [(b"content-length", b"0"), (b"allow", b"GET, HEAD, POST")])
         await self._send_answer(send, method, answer)
@@ -365,22 +366,22 @@ class PixelApp:
         finally:
             os.close(answer.fd)
 
-    async def _hits_answer(self, scope, method: str, path: str):
-        """The answer to a hits request; a listing asked with ``?wait=N`` that would be 304 is
-        held until a hits file changes, N seconds pass, or the server stops (see livewatch)."""
-        hits_dir = Path(self.settings.hits_dir)
+    async def _listing_answer(self, scope, method: str, path: str, served: ServedFolder):
+        """The answer to a hits (or devices) request; a listing asked with ``?wait=N`` that would
+        be 304 is held until a file of the folder changes, N seconds pass, or the server stops
+        (see livewatch)."""
         headers = dict(scope["headers"])
 
         def answer():
-            return answer_hits_request(hits_dir, self._pull_token, method, path, headers)
+            return answer_files_request(served, self._pull_token, method, path, headers)
 
-        wait_s = requested_wait(scope.get("query_string", b"")) if path == HITS_ROUTE and method == "GET" else 0
+        wait_s = requested_wait(scope.get("query_string", b"")) if path == served.route and method == "GET" else 0
         if not wait_s:
             return answer()
-        if self._hits_changes is None:
+        if not self._changes:
             self._prepare_held_pulls()
-        reply = await held_answer(answer, lambda reply: reply.status == 304, self._hits_changes, wait_s,
-                                  self._stopping)
+        reply = await held_answer(answer, lambda reply: reply.status == 304, self._changes[served.route],
+                                  wait_s, self._stopping)
         if reply.status in (200, 304):
             reply.headers.append((WAIT_HEADER, str(wait_s).encode()))
         if self._stopping.is_set():
@@ -390,7 +391,8 @@ class PixelApp:
 
     def _prepare_held_pulls(self) -> None:
         """At start (before any request: a stop signal may come at any time), in the worker's loop."""
-        self._hits_changes = FolderChanges(Path(self.settings.hits_dir))
+        self._changes = {HITS_ROUTE: FolderChanges(Path(self.settings.hits_dir)),
+                         DEVICES_ROUTE: FolderChanges(Path(self.settings.device_logs_dir))}
         self._stopping = asyncio.Event()
         release_on_signals(asyncio.get_running_loop(), self._release_held_pulls)
 
@@ -398,7 +400,8 @@ class PixelApp:
         """Answer every held listing now: a stopping server must not wait out its long polls."""
         if self._stopping is not None and not self._stopping.is_set():
             self._stopping.set()
-            self._hits_changes.close()
+            for changes in self._changes.values():
+                changes.close()
 
     def _log_hit(self, scope, token: str, method: str) -> "asyncio.Future":
         """Keep the hit's line for this turn's write; done once it is written."""
