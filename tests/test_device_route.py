@@ -30,9 +30,9 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import AGENT, PixelServer, fill_disk, free_port, row_of, run_cli, wait_for
-from tests.test_pull import server, session, token  # noqa: F401 (fixtures: a --serve-hits server, its token)
 from tests.lying_server import LyingServer, endless, listing
 from tests.tcp_proxy import TcpProxy
+from tests.test_pull import server, session, token  # noqa: F401 (fixtures: a --serve-hits server, its token)
 from tests.tools import require_tool
 
 LAPTOP_ID, DESK_ID = "laptop", "desk"
