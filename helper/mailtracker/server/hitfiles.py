@@ -56,11 +56,6 @@ def hits_folder(hits_dir: Path) -> ServedFolder:
     return ServedFolder(hits_dir, HITS_ROUTE, lambda name: HITS_NAME_RE.fullmatch(name) is not None)
 
 
-def list_hits_files(hits_dir: Path) -> List[Tuple[str, int]]:
-    """(name, size) of each regular ``hits-*.csv`` file directly in ``hits_dir``."""
-    return list_files(hits_folder(hits_dir))
-
-
 def list_files(served: ServedFolder) -> List[Tuple[str, int]]:
     """(name, size) of each regular file directly in the folder with a name it serves."""
     found = []
@@ -96,12 +91,6 @@ def parse_range(header: Optional[str], size: int) -> Optional[Tuple[int, int]]:
     if start >= size:
         raise ValueError("range starts past the end")
     return start, end
-
-
-def answer_hits_request(hits_dir: Path, token: str, method: str, path: str,
-                        headers: Dict[bytes, bytes]) -> HitsResponse:
-    """Answer ``GET``/``HEAD`` of ``/hits/`` (the list) or ``/hits/<name>`` (a file)."""
-    return answer_files_request(hits_folder(hits_dir), token, method, path, headers)
 
 
 def answer_files_request(served: ServedFolder, token: str, method: str, path: str,
