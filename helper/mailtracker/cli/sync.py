@@ -14,8 +14,9 @@ from mailtracker.core.settings import load_config
 
 @command("pull", help="pull new hits from the server over HTTP(S) once",
          description="Fetch the new bytes of the server's hits files (the server runs with "
-         "--serve-hits) into the hits folder, from pull_url in config.toml or --url. 'watch' does "
-         "this by itself, live: the server answers its waiting request as soon as a hit arrives.",
+         "--serve-hits) into the hits folder, from pull_url in config.toml or --url. A computer that "
+         "joined ('devices join') also pushes its own device logs there and pulls its other computers'. "
+         "'watch' does this by itself, live: the server answers its waiting request as soon as a hit arrives.",
          arguments=[
              argument("--url", action="append", metavar="URL", help="pull from this server (repeatable)"),
              argument("--print-token", action="store_true",
@@ -36,8 +37,11 @@ def cmd_pull(args, home: Home) -> int:
     if not urls:
         raise PullError(f"no server to pull from: set pull_url in {home.config_path} "
                         "(or 'mailtracker init --pull-url URL'), or pass --url")
-    result = Puller(home.hits_dir(config), urls, token).pull_all()
+    puller = Puller(home.hits_dir(config), urls, token, devices=home)
+    result = puller.pull_all()
     print(f"Pulled {result.summary()}")
+    if home.device:  # one of several computers: they meet at the server
+        print(f"Device logs: {puller.devices.sync_all().summary()}")
     return 0
 
 
@@ -159,10 +163,27 @@ def cmd_devices(args, home: Home) -> int:
 
 
 def print_computers(home: Home, computers) -> None:
-    """One line per computer: its id, this one or not, when it last wrote, its conflict copies."""
+    """One line per computer: its id, this one or not, when it last wrote, its conflict copies;
+    then, per pull server they meet at, when this computer's logs were last pushed and the
+    others' pulled."""
     if not computers:
         print("This home has heard from no other computer ('mailtracker devices join' makes it one of several).")
         return
+    _print_computers(home, computers)
+    if home.device:
+        _print_meeting_points(home)
+
+
+def _print_meeting_points(home: Home) -> None:
+    from mailtracker.desktop.devicesync import read_sync_state
+
+    for url, entry in sorted(read_sync_state(home).items()):
+        problem = f"; last try failed: {entry['problem']}" if entry.get("problem") else ""
+        print(f"server {url}: this computer's logs last pushed {entry.get('pushed') or 'never'}, "
+              f"the others' last pulled {entry.get('pulled') or 'never'}{problem}")
+
+
+def _print_computers(home: Home, computers) -> None:
     for computer in computers:
         mine = " (this computer)" if computer.this else ""
         copies = f"; {computer.conflict_copies} conflict copies (read, never counted twice)" \
