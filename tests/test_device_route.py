@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from mailtracker.core.contract import MAX_DEVICE_LOG_BYTES, MAX_PUSH_BYTES, pull
 from mailtracker.core.errors import PullError
 from mailtracker.core.paths import Home, device_log_name
 from mailtracker.core.secret import read_secret
-from mailtracker.core.settings import init_home, load_config
+from mailtracker.core.settings import init_home, load_config, save_config
 from mailtracker.desktop.client import Session
 from mailtracker.desktop.devices import join
 from mailtracker.desktop.devicesync import read_sync_state
@@ -47,6 +48,7 @@ def computer(root, name: str, server_home: Home, pull_url: str) -> Home:
     """One of the person's computers: its own home, the person's secret, joined under its own id."""
     home = Home.locate(str(root / name))
     init_home(home, pull_url=pull_url)
+    save_config(home, replace(load_config(home), devices_via_server=True))  # 'devices join --via-server'
     shutil.copy(server_home.secret_path, home.secret_path)
     join(home, hostname=name)
     return home
@@ -363,6 +365,24 @@ def test_a_devices_folder_syncthing_shares_is_pushed_from_but_not_pulled_into(pa
     result = puller_of(desk, server.base, session).devices.sync_all()
     assert result.pushed and not result.pulled
     assert not (desk.devices_dir / device_log_name("tags", laptop.device)).exists()
+
+
+def test_the_logs_go_to_the_server_only_when_chosen(tmp_path, home, server):
+    """A joined computer with a pull URL keeps its logs to itself until 'devices join --via-server':
+    they hold the tracked mails' subjects and recipients."""
+    laptop = Home.locate(str(tmp_path / "solo"))
+    init_home(laptop, pull_url=server.base)
+    shutil.copy(home.secret_path, laptop.secret_path)
+    joined = run_cli("devices", "join", home=laptop).stdout
+    assert "--via-server" in joined and not load_config(laptop).devices_via_server
+    mint_tag(laptop, load_config(laptop), name="Private", subject="Quarterly numbers")
+    out = run_cli("pull", home=laptop).stdout
+    assert "Device logs" not in out
+    assert not device_logs(server).exists() or not any(device_logs(server).iterdir())
+    assert "meet at" in run_cli("devices", "join", "--via-server", home=laptop).stdout
+    assert load_config(laptop).devices_via_server
+    assert "pushed" in run_cli("pull", home=laptop).stdout
+    assert "Quarterly numbers" in (device_logs(server) / device_log_name("tags", laptop.device)).read_text()
 
 
 def test_pull_pushes_and_pulls_and_devices_list_says_when(pair, server):
