@@ -46,7 +46,7 @@ from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLI
                                           Judge, click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
-from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
+from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
 from mailtracker.desktop.visibility import by_apple
 
 log = logging.getLogger(__name__)
@@ -635,31 +635,33 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
 def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
     """The fast tags' latest events in their timelines: only view.TIMELINE_LENGTH are kept, so
     only those are built, and a timeline that starts here is written by the column, as the
-    store keeps it (a JSON array of [time, label, counted, reason, client])."""
-    # All but the time as one number (each part a code below its table's size), spelled once
-    # per number as the store spells an event; a time is digits and punctuation only (_SERVER_LINE).
+    store keeps it (``view.events_text``: each event's time and the code of its kind)."""
+    # All but the time as one number (each part a code below its table's size), and that
+    # number's code in the store.
     reasons, described = len(words.reasons), len(words.described)
     kind = ((pl.col("label") * 2 + pl.col("counted").cast(pl.Int64)) * reasons + pl.col("reason")) * described \
         + pl.col("described")
     numbered = frame.select("tag_c", "time", kind.alias("kind"))
-    kinds = numbered["kind"].unique()
+    kinds = numbered["kind"].unique().to_list()
     texts = (_Words.texts(words.labels), _Words.texts(words.reasons), _Words.texts(words.described))
     spelled = []
-    for number in kinds.to_list():
+    for number in kinds:
         number, client = divmod(number, described)
         number, reason = divmod(number, reasons)
         label, counted = divmod(number, 2)
-        spelled.append(compact_json([texts[0][label], counted, texts[1][reason], texts[2][client]])[1:])
-    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'),
-                           pl.col("kind").replace_strict(kinds, pl.Series(spelled, dtype=pl.String))])
-    joined = numbered.group_by("tag_c").agg(
-        pl.concat_str([pl.lit("["), event.tail(TIMELINE_LENGTH).str.join(","), pl.lit("]")]).alias("events"))
+        spelled.append((texts[0][label], counted, texts[1][reason], texts[2][client]))
+    view = timelines.view
+    codes = view.event_codes(spelled)
+    # A time is TIME_LENGTH characters, never a comma (_SERVER_LINE): it and the code are the event.
+    event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes, return_dtype=pl.Int64)
+                           .cast(pl.String)])
+    joined = numbered.group_by("tag_c").agg(event.tail(TIMELINE_LENGTH).str.join(",").alias("events"))
     starts_here, encoded = timelines.starts_here, timelines.encoded
     for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
         if starts_here(tag):
             encoded[tag] = text
         else:
-            timelines.of(tag).extend(tuple(event) for event in loads(text))
+            timelines.of(tag).extend(view.events_of(text))
 
 
 def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame") -> Dict[int, object]:
