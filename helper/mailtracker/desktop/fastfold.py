@@ -655,7 +655,9 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     # A time is TIME_LENGTH characters, never a comma (_SERVER_LINE): it and the code are the event.
     event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes, return_dtype=pl.Int64)
                            .cast(pl.String)])
-    joined = numbered.group_by("tag_c").agg(event.tail(TIMELINE_LENGTH).str.join(",").alias("events"))
+    # Each tag's latest events as a list, then joined: quicker than joining inside the groups.
+    joined = numbered.lazy().select("tag_c", event.alias("events")).group_by("tag_c").agg(
+        pl.col("events").tail(TIMELINE_LENGTH)).with_columns(pl.col("events").list.join(",")).collect()
     starts_here, encoded = timelines.starts_here, timelines.encoded
     for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
         if starts_here(tag):
@@ -686,7 +688,9 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
         pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))
     remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
                               schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
-    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort("tag_c", "row", "kind")
+    # In their order (a first fetch before a client's hit of the same row): a group keeps its
+    # rows' order, so one key of numbers sorts them, not three.
+    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort(pl.col("row") * 2 + pl.col("kind"))
     # A time as repr() and orjson write it: the seconds, and the milliseconds without their
     # trailing zeros ("1700000000.5"). That is the float's shortest spelling whenever it is
     # the sum of the two (as parse_timestamp makes a hit's time) between 1 s and 2**35 s,
@@ -699,11 +703,14 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     spelled = pl.Series([compact_json(key) for key in _Words.texts(words.keys)], dtype=pl.String)
     item = pl.concat_str([pl.lit("["), pl.lit(spelled).gather(pl.col("key")), pl.lit(","),
                           whole.cast(pl.Int64).cast(pl.String), pl.lit(decimals).gather(millis), pl.lit("]")])
-    texts = items.with_columns(item=item, plain=plain).group_by("tag_c").agg(
-        pl.col("plain").all(), text=pl.concat_str([pl.lit("["), pl.col("item").str.join(","), pl.lit("]")]))
+    # Each tag's items as a list, then joined: quicker than joining inside the groups.
+    texts = items.lazy().select("tag_c", item=item, plain=plain).group_by("tag_c").agg(
+        pl.col("plain").all(), pl.col("item")).select(
+        "tag_c", "plain", text=pl.concat_str([pl.lit("["), pl.col("item").list.join(","), pl.lit("]")])).collect()
     plain_texts = texts.filter("plain")
     memories: Dict[int, object] = dict(zip(plain_texts["tag_c"].to_list(), plain_texts["text"].to_list()))
-    odd = items.filter(pl.col("tag_c").is_in(texts.filter(~pl.col("plain"))["tag_c"].implode()))
+    odd = items.filter(pl.col("tag_c").is_in(texts.filter(~pl.col("plain"))["tag_c"].implode())).sort(
+        "tag_c", maintain_order=True)
     if odd.height:
         keys = _Words.texts(words.keys)
         codes, whens = odd["key"].to_list(), odd["when"].to_list()
