@@ -271,7 +271,8 @@ class ViewWriter:
         for kind in kinds:
             code = self._codes.get(kind)
             if code is None:
-                text = compact_json([kind[0], int(kind[1]), kind[2], kind[3]])
+                kind = (kind[0], int(kind[1]), kind[2], kind[3])  # counted as readers get it back
+                text = compact_json(list(kind))
                 found = self._db.execute("SELECT code FROM event_kinds WHERE kind = ?", (text,)).fetchone()
                 code = found[0] if found else self._db.execute(
                     "INSERT INTO event_kinds (kind) VALUES (?)", (text,)).lastrowid
