@@ -651,10 +651,9 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
         label, counted = divmod(number, 2)
         spelled.append((texts[0][label], counted, texts[1][reason], texts[2][client]))
     view = timelines.view
-    codes = view.event_codes(spelled)
+    codes = pl.Series([str(code) for code in view.event_codes(spelled)], dtype=pl.String)
     # A time is TIME_LENGTH characters, never a comma (_SERVER_LINE): it and the code are the event.
-    event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes, return_dtype=pl.Int64)
-                           .cast(pl.String)])
+    event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes)])
     # Each tag's latest events as a list, then joined: quicker than joining inside the groups.
     joined = numbered.lazy().select("tag_c", event.alias("events")).group_by("tag_c").agg(
         pl.col("events").tail(TIMELINE_LENGTH)).with_columns(pl.col("events").list.join(",")).collect()
