@@ -13,7 +13,7 @@ from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.view import view_path
 from tests.conftest import OUTLOOK, THUNDERBIRD, timeline_of, write_hits
 
-CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 @pytest.fixture
@@ -42,17 +42,17 @@ def test_a_reader_left_open_reads_right_after_a_rebuild_dropped_kinds(home, tags
         write_hits(path, [(1, ann, "GET")], agent=OUTLOOK)
         fold(home, rebuild=True)
         assert [event[4] for event in reader.timeline(ann)] == ["Outlook"]
-        write_hits(path, [(3, bob, "GET")], agent=CHROME)
+        write_hits(path, [(3, bob, "GET")], agent=FIREFOX)
         fold(home)
         assert reader.timeline(bob) == timeline_of(home, bob)
-        assert [event[4] for event in reader.timeline(bob)] == ["Chrome on Windows"]
+        assert [event[4] for event in reader.timeline(bob)] == ["Firefox on Windows"]
     db = _store(home)
     try:
         kinds = [kind for (kind,) in db.execute("SELECT kind FROM event_kinds ORDER BY code")]
         texts = [events for (events,) in db.execute("SELECT events FROM timelines")]
     finally:
         db.close()
-    assert len(kinds) == 2 and "Outlook" in kinds[0] and "Chrome" in kinds[1]
+    assert len(kinds) == 2 and "Outlook" in kinds[0] and "Firefox" in kinds[1]
     assert not any("Outlook" in text or "open" in text for text in texts)
 
 

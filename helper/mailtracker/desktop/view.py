@@ -23,7 +23,6 @@ that does not exist means that nothing was folded yet.
 
 import json
 import os
-import re
 import sqlite3
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -202,8 +201,8 @@ class ViewWriter:
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
         self._aside: Optional[Path] = None
-        # The event kinds this pass named, both ways (a pass that rolls back forgets them
-        # with its writer), and the codes it handed out.
+        # The event kinds this pass met, by kind and by code (a pass that is not committed
+        # forgets them with its writer); a rebuild keeps only these.
         self._codes: Dict[Kind, int] = {}
         self._kinds: Dict[int, Kind] = {}
 
