@@ -71,3 +71,31 @@ def test_a_timeline_in_another_versions_form_is_a_clear_error(home, tags):
     with Register.load(home) as reader, pytest.raises(FileAccessError) as raised:
         reader.timeline(ann)
     assert raised.value.code == FileAccessError.code and "another version" in str(raised.value)
+
+
+def test_a_reader_reads_a_timeline_and_its_kinds_as_one_pass_left_them(home, tags, monkeypatch):
+    """A rebuild that commits while a reader is between a timeline and its kinds (it deletes
+    the kinds that timeline names) changes nothing in what the reader gets: the events as the
+    pass before left them, not an error and not another pass's kinds."""
+    from mailtracker.desktop import view
+
+    ann, _ = tags
+    path = home.hits_dir(load_config(home)) / "hits-a-2026-11-24.csv"
+    write_hits(path, [(1, ann, "GET")], agent=OUTLOOK)
+    write_hits(path, [(2, ann, "GET")], agent=THUNDERBIRD)
+    fold(home)
+    before = timeline_of(home, ann)
+    path.unlink()
+    write_hits(path, [(1, ann, "GET")], agent=FIREFOX)
+    real = view._kinds_of
+    rebuilt = []
+
+    def rebuild_first(db, codes):
+        if not rebuilt:
+            rebuilt.append(fold(home, rebuild=True))
+        return real(db, codes)
+
+    monkeypatch.setattr(view, "_kinds_of", rebuild_first)
+    with Register.load(home) as reader:
+        assert reader.timeline(ann) == before
+        assert rebuilt and [event[4] for event in reader.timeline(ann)] == ["Firefox on Windows"]
