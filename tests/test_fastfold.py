@@ -250,6 +250,33 @@ def test_a_batch_in_many_groups_folds_the_same(tmp_path, monkeypatch):
     _both_ways(home, tmp_path / "both", monkeypatch, group_bytes=40_000)
 
 
+def test_a_rebuild_by_the_columns_reads_the_same_and_keeps_only_the_kinds_it_met(tmp_path, monkeypatch):
+    """A rebuild of a folded store by the columns: every reader gets what a fresh fold per line
+    gives, and the store keeps only kinds of the events it counted (one made up before is
+    gone), each once."""
+    home = _edge_home(tmp_path / "edge", random.Random(4), hits=3_000)
+    homes = [_copy(home, tmp_path / name) for name in ("per-line", "fast")]
+    reference, _ = _fold(homes[0], False, monkeypatch)
+    _fold(homes[1], True, monkeypatch)
+    db = sqlite3.connect(str(homes[1].state_dir / "view.sqlite3"))
+    with db:
+        db.execute("INSERT INTO event_kinds (kind) VALUES ('[\"open\",1,\"open\",\"nobody\"]')")
+    db.close()
+    result, took = _fold(homes[1], True, monkeypatch, rebuild=True)
+    assert took
+    expected, got = _observed(homes[0], reference), _observed(homes[1], result)
+    for part in expected:
+        assert got[part] == expected[part], part
+    db = sqlite3.connect(str(homes[1].state_dir / "view.sqlite3"))
+    try:
+        kinds = [json.loads(kind) for (kind,) in db.execute("SELECT kind FROM event_kinds")]
+    finally:
+        db.close()
+    named = {event[1:] for events in got["timelines"].values() for event in events}
+    kept = set(map(tuple, kinds))
+    assert len(kept) == len(kinds) and named <= kept and ("open", 1, "open", "nobody") not in kept
+
+
 def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
     """A history where no client comes back within the window: no tag is handed to the per-line
     loop, from scratch and on top of that history (the repeat memory it left)."""

@@ -28,8 +28,9 @@ def _store(home):
 
 def test_a_reader_left_open_reads_right_after_a_rebuild_dropped_kinds(home, tags):
     """A reader (the native host lives long) keeps the kinds it read; a rebuild deletes the
-    kinds no timeline names, and a kind added after it never takes a deleted one's code, so
-    the open reader still answers what the fold counted. The store holds each kind once."""
+    kinds of hits the logs no longer hold, and a kind added after it never takes a deleted
+    one's code, so the open reader still answers what the fold counted. The store holds each
+    kind once."""
     ann, bob = tags
     path = home.hits_dir(load_config(home)) / "hits-a-2026-11-24.csv"
     write_hits(path, [(1, ann, "GET")], agent=OUTLOOK)

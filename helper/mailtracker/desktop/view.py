@@ -86,7 +86,7 @@ loads = orjson.loads if orjson is not None else json.loads
 # hit's, always TIME_LENGTH characters, never a comma) and the code of its kind in event_kinds,
 # which holds each kind's JSON text ([label, counted, reason, client]) once for every timeline.
 # A code names one kind for the life of the store (AUTOINCREMENT: never given twice), so a
-# reader may keep what it read; a rebuild deletes the kinds no timeline names any more.
+# reader may keep what it read; a rebuild keeps only the kinds of the events it counted.
 
 
 def events_text(stamps: Sequence[str], codes: Sequence[int]) -> str:
@@ -308,7 +308,7 @@ class ViewWriter:
         rows.extend((encoded or {}).items())
         self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", _by_key(rows))
         if replace_all:
-            # Every timeline was written by this pass: the kinds it did not name are no one's.
+            # Every timeline was written by this pass: the kinds it did not meet are no one's.
             unnamed = [(code,) for (code,) in self._db.execute("SELECT code FROM event_kinds")
                        if code not in self._kinds]
             self._db.executemany("DELETE FROM event_kinds WHERE code = ?", unnamed)
