@@ -475,11 +475,11 @@ def test_a_pass_that_fails_half_way_leaves_nothing_half_counted_for_the_next(hom
 def test_a_timeline_keeps_its_latest_events_pass_after_pass(home, tags, hits_dir):
     """Hits folded a few at a time, past the length a timeline keeps: it holds exactly the
     latest ones, in order, the same as a rebuild from the logs gives, whatever a client's
-    name holds (a bracket, a quote: the store joins timelines by their text)."""
+    name holds (a bracket, a quote, a comma: the store joins timelines by their text)."""
     from mailtracker.desktop.view import TIMELINE_LENGTH
 
     path = hits_dir / "hits-a-2026-11-24.csv"
-    odd = 'Foo],[/1.0'  # a client whose name ends as if another event began
+    odd = 'Fo"o,1],["/1.0'  # a client whose name ends as if another event began
     seq = 0
     for batch in range(TIMELINE_LENGTH // 7 + 3):
         hits = [(seq + n + 1, tags[0].id, "GET") for n in range(7)]
@@ -489,6 +489,7 @@ def test_a_timeline_keeps_its_latest_events_pass_after_pass(home, tags, hits_dir
     folded = timeline_of(home, tags[0].id)
     times = [utc_timestamp(1_795_000_000 + n * 120) for n in range(seq - TIMELINE_LENGTH + 1, seq + 1)]
     assert len(folded) == TIMELINE_LENGTH and [event[0] for event in folded] == times
+    assert {event[4] for event in folded} == {"Outlook", 'Fo"o,1],["'}
     fold(home, rebuild=True)
     assert timeline_of(home, tags[0].id) == folded
 

@@ -13,7 +13,7 @@ def test_every_setting_has_a_flag_a_key_and_reads_back_from_the_file(tmp_path):
     assert all(setting.flag in usage for setting in SETTINGS)
     changed = {"host": "::", "port": 8080, "hits_dir": "/h", "server_id": "eu1", "trusted_proxies": ["10.0.0.1"],
                "client_address": "full", "serve_hits": True, "retention_days": 7, "secret_file": "/s",
-               "workers": 3, "path_prefix": "/q", "origins_file": "/o.json"}
+               "workers": 3, "path_prefix": "/q", "origins_file": "/o.json", "devices_dir": "/d"}
     assert set(changed) == {setting.name for setting in SETTINGS}
     assert all(changed[setting.name] != setting.default for setting in SETTINGS)
     text = server_config_text({setting.key: changed[setting.name] for setting in SETTINGS}, None)

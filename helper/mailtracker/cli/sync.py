@@ -2,6 +2,7 @@
 ``pull`` (HTTP), ``syncthing`` (settings and a check) and ``devices`` (join, list)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -9,13 +10,15 @@ from mailtracker.cli.output import print_checks
 from mailtracker.cli.registry import Action, argument, command
 from mailtracker.core.errors import CheckFailedError, NotInitialisedError
 from mailtracker.core.paths import Home
-from mailtracker.core.settings import load_config
+from mailtracker.core.settings import load_config, save_config
 
 
 @command("pull", help="pull new hits from the server over HTTP(S) once",
          description="Fetch the new bytes of the server's hits files (the server runs with "
-         "--serve-hits) into the hits folder, from pull_url in config.toml or --url. 'watch' does "
-         "this by itself, live: the server answers its waiting request as soon as a hit arrives.",
+         "--serve-hits) into the hits folder, from pull_url in config.toml or --url. A computer that "
+         "joined with 'devices join --via-server' also pushes its own device logs there and pulls its "
+         "other computers'. "
+         "'watch' does this by itself, live: the server answers its waiting request as soon as a hit arrives.",
          arguments=[
              argument("--url", action="append", metavar="URL", help="pull from this server (repeatable)"),
              argument("--print-token", action="store_true",
@@ -36,8 +39,11 @@ def cmd_pull(args, home: Home) -> int:
     if not urls:
         raise PullError(f"no server to pull from: set pull_url in {home.config_path} "
                         "(or 'mailtracker init --pull-url URL'), or pass --url")
-    result = Puller(home.hits_dir(config), urls, token).pull_all()
+    puller = Puller(home.hits_dir(config), urls, token, devices=home if config.devices_via_server else None)
+    result = puller.pull_all()
     print(f"Pulled {result.summary()}")
+    if home.device and puller.devices is not None:  # one of several computers: they meet at the server
+        print(f"Device logs: {puller.devices.sync_all().summary()}")
     return 0
 
 
@@ -137,32 +143,64 @@ def desktop_hits_dir(home: Home, fallback: Optional[str] = None) -> str:
 @command("devices", help="use one home from several computers: join, and list the computers",
          description="'join' makes this computer one of the person's computers: it gets a device id, and "
          "the logs it kept alone (tags, self-fetches, links, replies) move into the devices folder under "
-         "that id. Share that folder between the computers (Syncthing: 'syncthing settings --devices'); "
-         "each computer writes only its own logs there and reads everyone's. 'list' names the computers "
-         "this home has heard from and when each last wrote.",
-         actions=[Action("join", "make this computer one of several (safe to re-run)"),
+         "that id. Share that folder between the computers (Syncthing: 'syncthing settings --devices'), "
+         "or, with --via-server, let them meet at the pull servers (pull_url; the server runs with "
+         "--serve-hits and keeps the logs); each computer writes only its own logs and reads everyone's. "
+         "'list' names the computers this home has heard from and when each last wrote.",
+         actions=[Action("join", "make this computer one of several (safe to re-run)", arguments=[
+                      argument("--via-server", action="store_true",
+                               help="the computers meet at the pull servers, which then keep their logs (the "
+                                    "names, subjects and recipients of the tracked mail); sets devices_via_server "
+                                    "in config.toml")]),
                   Action("list", "the computers this home has heard from")])
 def cmd_devices(args, home: Home) -> int:
     from mailtracker.desktop import devices
 
     if args.devices_action == "join":
-        load_config(home)
+        config = load_config(home)
+        if args.via_server and not config.devices_via_server:
+            config = replace(config, devices_via_server=True)
+            save_config(home, config)
         joined = devices.join(home)
         print(f"This computer is {joined.device}" + (" (new)." if joined.created else "."))
         for name in joined.moved:
             print(f"Moved {name} into {home.devices_dir}: your other computers get its whole history.")
-        print(f"Share {home.devices_dir} with your other computers: 'mailtracker syncthing settings --devices' "
-              "shows the Syncthing folder.")
+        if config.devices_via_server and config.pull_urls:
+            print(f"Your computers meet at {', '.join(config.pull_urls)}: 'watch' (or 'pull') pushes this "
+                  "computer's logs there and brings the others'.")
+        elif config.devices_via_server:
+            print(f"Your computers meet at the pull servers once pull_url is set in {home.config_path}.")
+        else:
+            print(f"Share {home.devices_dir} with your other computers: 'mailtracker syncthing settings --devices' "
+                  "shows the Syncthing folder" + (", or join with --via-server to meet at your pull server."
+                                                   if config.pull_urls else "."))
         return 0
     print_computers(home, devices.heard_from(home))
     return 0
 
 
 def print_computers(home: Home, computers) -> None:
-    """One line per computer: its id, this one or not, when it last wrote, its conflict copies."""
+    """One line per computer: its id, this one or not, when it last wrote, its conflict copies;
+    then, per pull server they meet at, when this computer's logs were last pushed and the
+    others' pulled."""
     if not computers:
         print("This home has heard from no other computer ('mailtracker devices join' makes it one of several).")
         return
+    _print_computers(home, computers)
+    if home.device:
+        _print_meeting_points(home)
+
+
+def _print_meeting_points(home: Home) -> None:
+    from mailtracker.desktop.devicesync import read_sync_state
+
+    for url, entry in sorted(read_sync_state(home).items()):
+        problem = f"; last try failed: {entry['problem']}" if entry.get("problem") else ""
+        print(f"server {url}: this computer's logs last pushed {entry.get('pushed') or 'never'}, "
+              f"the others' last pulled {entry.get('pulled') or 'never'}{problem}")
+
+
+def _print_computers(home: Home, computers) -> None:
     for computer in computers:
         mine = " (this computer)" if computer.this else ""
         copies = f"; {computer.conflict_copies} conflict copies (read, never counted twice)" \

@@ -1,5 +1,6 @@
 """What the pixel server and the desktop agree on over HTTP: the pixel itself,
-the routes and names of the hits files a desktop may pull, and the pull token.
+the routes and names of the hits files a desktop may pull (and of the device logs
+it may push and pull), and the pull token.
 """
 
 import base64
@@ -12,6 +13,12 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01
 
 
 HITS_ROUTE = "/hits/"
+# Where the computers of one person meet (with --serve-hits): each pushes its own desktop logs
+# there and pulls the others' (names as core.paths.DeviceLog tells them: no conflict copies).
+DEVICES_ROUTE = "/devices/"
+# The most one push may carry, and the most one device log may grow to on the server.
+MAX_PUSH_BYTES = 1 << 20
+MAX_DEVICE_LOG_BYTES = 256 << 20
 
 
 # Only hits files straight in the hits folder: no slash can match, so no path

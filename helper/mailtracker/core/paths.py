@@ -61,6 +61,13 @@ class DeviceLog:
         return device_log_name(self.kind, self.device)
 
 
+def is_device_log_name(name: str) -> bool:
+    """A computer's own log, by name (never a conflict copy, a dot file or a path): what the
+    pixel server keeps and the computers push and pull."""
+    found = DeviceLog.parse(name)
+    return found is not None and not found.conflict
+
+
 def device_log_name(kind: str, device: str) -> str:
     return f"{kind}-{device}.csv"
 

@@ -41,6 +41,10 @@ class Config:
     pull_urls: tuple = ()
     pull_interval_s: float = 30.0
     pull_live: bool = True
+    # Several computers ('devices join'): each pushes its own device logs to the pull servers
+    # and pulls the others' there (desktop/devicesync.py). Off unless chosen: the logs hold
+    # the tracked mails' names, subjects and recipients.
+    devices_via_server: bool = False
 
     def pixel_url(self, token: str) -> str:
         return f"{self.pixel_base()}{token}.gif"
@@ -154,7 +158,8 @@ def load_config(home: Home) -> Config:
         repeat_window_s=_seconds(counting, "repeat_window_s", defaults.repeat_window_s),
         pull_urls=desktop.get("pull_url", defaults.pull_urls),
         pull_interval_s=_pull_interval(desktop.get("pull_interval_s", defaults.pull_interval_s)),
-        pull_live=_pull_live(desktop.get("pull_live", defaults.pull_live)),
+        pull_live=_flag("pull_live", desktop.get("pull_live", defaults.pull_live)),
+        devices_via_server=_flag("devices_via_server", desktop.get("devices_via_server", defaults.devices_via_server)),
     ).validated()
 
 
@@ -164,9 +169,9 @@ def _pull_interval(value) -> float:
     return float(value)
 
 
-def _pull_live(value) -> bool:
+def _flag(key: str, value) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError("[desktop] pull_live must be true or false")
+        raise ConfigError(f"[desktop] {key} must be true or false")
     return value
 
 
@@ -200,6 +205,10 @@ def save_config(home: Home, config: Config) -> None:
         "# Seconds between pulls when not live (pull_live = false, or a server too old to hold\n"
         "# requests); a pull that finds nothing new costs one small request.\n"
         f"pull_interval_s = {values['pull_interval_s']}\n"
+        "# Several computers ('mailtracker devices join'): true lets them meet at the pull servers:\n"
+        "# each pushes its own logs there (the names, subjects and recipients of its tracked mail)\n"
+        "# and pulls the others'. false: share the devices folder with Syncthing or another tool.\n"
+        f"devices_via_server = {values['devices_via_server']}\n"
         "\n[server]\n"
         "# How the pixel server stores a client address: full, truncated (/24, /48) or hash.\n"
         "# hash hides it only from whoever lacks the secret: with it (this desktop and the server\n"

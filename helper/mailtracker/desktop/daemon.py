@@ -180,5 +180,10 @@ def _puller(home: Home, config: Config, watcher: Watcher):
         if result is not None and result.changed:
             watcher.fold_now()
 
-    return Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
-                  interval_s=config.pull_interval_s, live=config.pull_live, on_pull=fold_after)
+    puller = Puller(home.hits_dir(config), config.pull_urls, pull_token(read_secret(home.secret_path)),
+                    interval_s=config.pull_interval_s, live=config.pull_live, on_pull=fold_after,
+                    devices=home if config.devices_via_server else None)
+    if puller.devices is not None:
+        # Another computer's logs pulled: folded now (the watcher may not watch the devices folder yet).
+        puller.devices.on_pulled = lambda result: watcher.fold_now()
+    return puller

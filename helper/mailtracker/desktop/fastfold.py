@@ -32,6 +32,7 @@ zero).
 import bisect
 import logging
 import time
+from itertools import repeat
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import polars as pl
@@ -45,7 +46,7 @@ from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLI
                                           Judge, click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
-from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json, loads
+from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
 from mailtracker.desktop.visibility import addresses, by_apple
 
 log = logging.getLogger(__name__)
@@ -540,10 +541,15 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     machine_codes = [code for label, code in codes.items() if label not in (*PERSON_LABELS, "click", "self")]
     is_open = pl.col("counted") & (pl.col("label") != click_code)
     is_click = pl.col("counted") & (pl.col("label") == click_code)
-    per_tag = frame.group_by("tag_c").agg(
-        hits=pl.len(), opens=is_open.sum(), first=pl.col("time").filter(is_open).min().fill_null(""),
-        last=pl.col("time").filter(is_open).max().fill_null(""),
-        selfs=(pl.col("label") == codes.get("self", -1)).sum(), machine=pl.col("label").is_in(machine_codes).sum())
+    # The kinds as flags first, then sums: quicker than filtered expressions inside the groups.
+    per_tag = frame.select("tag_c", opens=is_open, selfs=pl.col("label") == codes.get("self", -1),
+                           machine=pl.col("label").is_in(machine_codes)).group_by("tag_c").agg(
+        hits=pl.len(), opens=pl.col("opens").sum(), selfs=pl.col("selfs").sum(), machine=pl.col("machine").sum())
+    # The first and last open's times: a time's text orders as its moment (``when``) does, the
+    # same moment is the same text (_SERVER_LINE), and a float is cheaper to compare.
+    spans = frame.filter(is_open).group_by("tag_c").agg(
+        first=pl.col("time").get(pl.col("when").arg_min()), last=pl.col("time").get(pl.col("when").arg_max()))
+    per_tag = per_tag.join(spans, on="tag_c", how="left").with_columns(pl.col("first", "last").fill_null(""))
     clicked: Dict[int, list] = {}
     if click_code >= 0:
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
@@ -551,30 +557,36 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
         for tag_c, *link_clicks in per_link.iter_rows():
             clicked.setdefault(tag_c, []).append(link_clicks)
     memories = _memories(frame, words, last_seen)
-    new_clicks, unknown = 0, 0
-    tag_names = list(map(names.__getitem__, per_tag["tag_c"].to_list()))
+    tag_codes, hits, opens, selfs, machine, firsts, lasts = (
+        per_tag[name].to_list() for name in ("tag_c", "hits", "opens", "selfs", "machine", "first", "last"))
+    tag_names = list(map(names.__getitem__, tag_codes))
     result.touched.update(tag_names)
-    columns = (column.to_list() for column in per_tag.get_columns())
-    for tag, tag_c, hits, opens, first, last, selfs, machine in zip(tag_names, *columns):
-        if tag not in tags:
-            unknown += hits
-        # A batch's counts as Counts.add_opens would leave them (no opens: no times).
-        batch = Counts(hits, opens, first, last, selfs, machine, recent=memories.get(tag_c))
-        links = clicked.get(tag_c)
-        if links is not None:
+    result.unknown_tag_hits += sum(n for tag, n in zip(tag_names, hits) if tag not in tags)
+    # A batch's counts as Counts.add_opens would leave them (no opens: no times), with its
+    # memory, made from the columns' items (no Python loop per tag for these).
+    batches = list(map(Counts, hits, opens, firsts, lasts, selfs, machine, repeat(0), repeat(""), repeat(""),
+                       repeat(None), map(memories.get, tag_codes)))
+    new_clicks = 0
+    if clicked:
+        by_code = dict(zip(tag_codes, batches))
+        for tag_c, links in clicked.items():
+            batch = by_code[tag_c]
             for link, n, first_click, last_click in links:
                 batch.add_clicks(link, n, first_click, last_click)
             new_clicks += batch.clicks
-        known = counts.get(tag)
-        if known is None:  # most of a first fold's: its counts as they are
-            counts[tag] = batch
-        else:
-            known.merge(batch)
-            if tag_c in memories:
-                known.remember(memories[tag_c])
+    if counts.keys().isdisjoint(tag_names):  # most of a first fold's: its counts as they are
+        counts.update(zip(tag_names, batches))
+    else:
+        for tag, tag_c, batch in zip(tag_names, tag_codes, batches):
+            known = counts.get(tag)
+            if known is None:
+                counts[tag] = batch
+            else:
+                known.merge(batch)
+                if tag_c in memories:
+                    known.remember(memories[tag_c])
     result.new_opens += per_tag["opens"].sum()
     result.new_clicks += new_clicks
-    result.unknown_tag_hits += unknown
     _add_events(frame, words, names, timelines)
     _note_deciding_events(frame, words, names, last_seen, tag_names, tags, timelines)
 
@@ -718,31 +730,34 @@ class _DecidingEvents:
 def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
     """The fast tags' latest events in their timelines: only view.TIMELINE_LENGTH are kept, so
     only those are built, and a timeline that starts here is written by the column, as the
-    store keeps it (a JSON array of [time, label, counted, reason, client])."""
-    # All but the time as one number (each part a code below its table's size), spelled once
-    # per number as the store spells an event; a time is digits and punctuation only (_SERVER_LINE).
+    store keeps it (``view.events_text``: each event's time and the code of its kind)."""
+    # All but the time as one number (each part a code below its table's size), and that
+    # number's code in the store.
     reasons, described = len(words.reasons), len(words.described)
     kind = ((pl.col("label") * 2 + pl.col("counted").cast(pl.Int64)) * reasons + pl.col("reason")) * described \
         + pl.col("described")
     numbered = frame.select("tag_c", "time", kind.alias("kind"))
-    kinds = numbered["kind"].unique()
+    kinds = numbered["kind"].unique().to_list()
     texts = (_Words.texts(words.labels), _Words.texts(words.reasons), _Words.texts(words.described))
     spelled = []
-    for number in kinds.to_list():
+    for number in kinds:
         number, client = divmod(number, described)
         number, reason = divmod(number, reasons)
         label, counted = divmod(number, 2)
-        spelled.append(compact_json([texts[0][label], counted, texts[1][reason], texts[2][client]])[1:])
-    event = pl.concat_str([pl.lit('["'), pl.col("time"), pl.lit('",'),
-                           pl.col("kind").replace_strict(kinds, pl.Series(spelled, dtype=pl.String))])
-    joined = numbered.group_by("tag_c").agg(
-        pl.concat_str([pl.lit("["), event.tail(TIMELINE_LENGTH).str.join(","), pl.lit("]")]).alias("events"))
+        spelled.append((texts[0][label], counted, texts[1][reason], texts[2][client]))
+    view = timelines.view
+    codes = pl.Series([str(code) for code in view.event_codes(spelled)], dtype=pl.String)
+    # A time is TIME_LENGTH characters, never a comma (_SERVER_LINE): it and the code are the event.
+    event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes)])
+    # Each tag's latest events as a list, then joined: quicker than joining inside the groups.
+    joined = numbered.lazy().select("tag_c", event.alias("events")).group_by("tag_c").agg(
+        pl.col("events").tail(TIMELINE_LENGTH)).with_columns(pl.col("events").list.join(",")).collect()
     starts_here, encoded = timelines.starts_here, timelines.encoded
     for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
         if starts_here(tag):
             encoded[tag] = text
         else:
-            timelines.of(tag).extend(tuple(event) for event in loads(text))
+            timelines.of(tag).extend(view.events_of(text))
 
 
 def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame") -> Dict[int, object]:
@@ -762,7 +777,9 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
         pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))
     remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
                               schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
-    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort("tag_c", "row", "kind")
+    # In their order (a first fetch before a client's hit of the same row): a group keeps its
+    # rows' order, so one key of numbers sorts them, not three.
+    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort(pl.col("row") * 2 + pl.col("kind"))
     # A time as repr() and orjson write it: the seconds, and the milliseconds without their
     # trailing zeros ("1700000000.5"). That is the float's shortest spelling whenever it is
     # the sum of the two (as parse_timestamp makes a hit's time) between 1 s and 2**35 s,
@@ -775,11 +792,14 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     spelled = pl.Series([compact_json(key) for key in _Words.texts(words.keys)], dtype=pl.String)
     item = pl.concat_str([pl.lit("["), pl.lit(spelled).gather(pl.col("key")), pl.lit(","),
                           whole.cast(pl.Int64).cast(pl.String), pl.lit(decimals).gather(millis), pl.lit("]")])
-    texts = items.with_columns(item=item, plain=plain).group_by("tag_c").agg(
-        pl.col("plain").all(), text=pl.concat_str([pl.lit("["), pl.col("item").str.join(","), pl.lit("]")]))
+    # Each tag's items as a list, then joined: quicker than joining inside the groups.
+    texts = items.lazy().select("tag_c", item=item, plain=plain).group_by("tag_c").agg(
+        pl.col("plain").all(), pl.col("item")).select(
+        "tag_c", "plain", text=pl.concat_str([pl.lit("["), pl.col("item").list.join(","), pl.lit("]")])).collect()
     plain_texts = texts.filter("plain")
     memories: Dict[int, object] = dict(zip(plain_texts["tag_c"].to_list(), plain_texts["text"].to_list()))
-    odd = items.filter(pl.col("tag_c").is_in(texts.filter(~pl.col("plain"))["tag_c"].implode()))
+    odd = items.filter(pl.col("tag_c").is_in(texts.filter(~pl.col("plain"))["tag_c"].implode())).sort(
+        "tag_c", maintain_order=True)
     if odd.height:
         keys = _Words.texts(words.keys)
         codes, whens = odd["key"].to_list(), odd["when"].to_list()

@@ -531,7 +531,7 @@ class _Timelines:
         events = self.touched.get(tag)
         if events is None:
             text = self.encoded.pop(tag, None)
-            events = self.touched[tag] = [tuple(event) for event in loads(text)] if text is not None else []
+            events = self.touched[tag] = self.view.events_of(text) if text is not None else []
             if text is None and not self.fresh:
                 self.appended.add(tag)
         return events

@@ -29,7 +29,8 @@ The token is derived from the secret the desktop and the server already share:
 ``HMAC-SHA256(secret, "mailtracker-pull-token-v1")``, unpadded base64url. So
 there is nothing to configure, the token cannot mint tags, and replacing the
 secret replaces it. Whoever holds it can read the hits (addresses per the
-server's privacy setting, user agents), so it only travels over HTTPS.
+server's privacy setting, user agents) and, on a server that keeps them, read and add to the
+device logs of the person's computers (``devicesync.py``), so it only travels over HTTPS.
 """
 
 import ipaddress
@@ -42,9 +43,10 @@ import stat
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -60,6 +62,9 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.untrusted import is_number
 from mailtracker.desktop.client import TIMEOUT_S
 from mailtracker.desktop.client import session as shared_session
+
+if TYPE_CHECKING:
+    from mailtracker.core.paths import Home
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +268,7 @@ class Puller:
                  interval_s: float = DEFAULT_INTERVAL_S, session: Optional[requests.Session] = None,
                  on_pull: Optional[Callable[[PullStatus, Optional[PullResult]], None]] = None,
                  live: bool = True, live_wait_s: int = LIVE_WAIT_S, deadline_s: Optional[float] = None,
-                 reserve_bytes: Optional[int] = None):
+                 reserve_bytes: Optional[int] = None, devices: Optional["Home"] = None):
         if not urls:
             raise PullError("no pull URL: set pull_url in config.toml's [desktop] section")
         self.hits_dir = Path(hits_dir)
@@ -284,6 +289,13 @@ class Puller:
                 log.warning("pull_url %s is plain http://: the pull token and every hit (addresses, "
                             "user agents) travel in clear; use https://", source.url)
         self.on_pull = on_pull
+        # The person's other computers meet here too (devicesync): a home that joined pushes its
+        # own device logs and pulls theirs.
+        self.devices = None
+        if devices is not None:
+            from mailtracker.desktop.devicesync import DeviceSync
+
+            self.devices = DeviceSync(self, devices, urls)
         self._status_lock = threading.Lock()
         self._stopping = False
         self._stopped = False
@@ -296,6 +308,8 @@ class Puller:
         self._threads = [threading.Thread(target=self._run, args=(source,), daemon=True,
                                           name=f"mailtracker-pull-{source.host}")
                          for source in self.sources]
+        if self.devices is not None:
+            self._threads += self.devices.threads()
         for thread in self._threads:
             thread.start()
         return self
@@ -306,6 +320,8 @@ class Puller:
         for source in self.sources:
             source.wake.set()
             source.adapter.abort()
+        if self.devices is not None:
+            self.devices.abort()
         deadline = time.monotonic() + STOP_WITHIN_S
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -368,6 +384,8 @@ class Puller:
             if error is None and delay == 0 and time.monotonic() - began < MIN_LIVE_ROUND_S \
                     and not result.changed and not result.more:
                 delay = MIN_LIVE_ROUND_S
+            if result.changed and self.devices is not None:
+                self.devices.sync_soon()  # a hit may be on a tag another computer minted
             if self.on_pull is not None:
                 self.on_pull(status, result)
 
@@ -440,12 +458,7 @@ class Puller:
         """The listing (held up to ``wait_s``), then each file that grew, within the pull's deadline."""
         if source.problem:
             raise PullError(source.problem)
-        limit = wait_s + self.deadline_s
-        source.overran.clear()
-        watchdog = threading.Timer(limit, self._overrun, (source,))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
+        with self.within_deadline(source, wait_s + self.deadline_s):
             listing = self._listing(source, wait_s)
             if listing is None:
                 return
@@ -455,6 +468,16 @@ class Puller:
             complete = self._pull_files(source, files, result)
             # Only a listing whose every file was fully pulled may answer "nothing new" later.
             source.etag = etag if complete else None
+
+    @contextmanager
+    def within_deadline(self, source: _Source, limit: float):
+        """Cut the source's connections after ``limit`` s: a server that trickles is given up."""
+        source.overran.clear()
+        watchdog = threading.Timer(limit, self._overrun, (source,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
         except PullError:
             if source.overran.is_set() and not self._stopping:
                 raise PullError(f"{source.host} answered too slowly: the pull was given up after "
@@ -638,11 +661,12 @@ class Puller:
                             f"server id, or a file put there by hand? It is left as it is; move it out "
                             f"of {self.hits_dir} to pull {source.host}'s")
 
-    def _fetch(self, source: _Source, name: str, start: int, end: int, tmp: Path, result: PullResult) -> int:
+    def _fetch(self, source: _Source, name: str, start: int, end: int, tmp: Path, result: PullResult,
+               route: str = HITS_ROUTE) -> int:
         """Bytes [start, end) of the server's file into ``tmp``; how many arrived (fewer when the
         connection broke). Refuses, writing nothing, an answer that is not exactly that span."""
-        self._check_room(end - start, name, source)
-        url = f"{source.url}{HITS_ROUTE}{name}"
+        self._check_room(end - start, name, source, tmp.parent)
+        url = f"{source.url}{route}{name}"
         response = self._get(source, url, {"Range": f"bytes={start}-{end - 1}"})
         with response:
             result.requests += 1
@@ -669,21 +693,21 @@ class Puller:
                                             "bytes asked; nothing of it was written")
                         handle.write(chunk)
             except OSError as exc:
-                raise PullError(f"cannot write {name} into {self.hits_dir}: {exc.strerror or exc}; nothing "
+                raise PullError(f"cannot write {name} into {tmp.parent}: {exc.strerror or exc}; nothing "
                                 "of it was kept") from None
         return got
 
-    def _check_room(self, needed: int, name: str, source: _Source) -> None:
+    def _check_room(self, needed: int, name: str, source: _Source, folder: Path) -> None:
         """Refuse to write when it would leave the disk with less than the reserve free."""
         try:
-            disk = os.statvfs(self.hits_dir)
+            disk = os.statvfs(folder)
         except (OSError, AttributeError):
             return
         free, total = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
         reserve = min(self.reserve_bytes, total // 20)
         # The span lands in a temporary file first, then is appended: it is written twice.
         if free - 2 * needed < reserve:
-            raise PullError(f"the disk holding {self.hits_dir} has {free >> 20} MiB free: {name} from "
+            raise PullError(f"the disk holding {folder} has {free >> 20} MiB free: {name} from "
                             f"{source.host} ({needed} more bytes) is not pulled until there is room "
                             f"(mailtracker leaves {reserve >> 20} MiB free)")
 
@@ -703,7 +727,7 @@ class Puller:
                     handle.truncate(have)
                     raise
         except OSError as exc:
-            raise PullError(f"cannot add to {name} in {self.hits_dir}: {exc.strerror or exc}; the copy "
+            raise PullError(f"cannot add to {name} in {local.parent}: {exc.strerror or exc}; the copy "
                             "is as it was before this pull") from None
 
 

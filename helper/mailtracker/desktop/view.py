@@ -23,19 +23,24 @@ that does not exist means that nothing was folded yet.
 
 import json
 import os
-import re
 import sqlite3
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mailtracker.core.errors import FileAccessError
+from mailtracker.core.hitline import TIME_LENGTH
 
 # time, label, counted 0/1, reason code, client description
 Event = Tuple[str, str, int, str, str]
+# An event but its time: what many events share (label, counted, reason, client).
+Kind = Tuple[str, int, str, str]
 TIMELINE_LENGTH = 50
 # 2: the fold's state moved in (fold_state, fold_tags); a store of 1 is made anew, and the
 # fold counts the logs again.
-SCHEMA_VERSION = 2
+# 5: a timeline keeps each event as its time and the code of its kind (event_kinds), not
+# its texts again and again (a third of the bytes); 3 and 4 name layouts made at the same time
+# elsewhere, which a store of this one must not be taken for.
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (
@@ -44,11 +49,12 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_short_id ON tags (short_id);
 CREATE INDEX IF NOT EXISTS tags_message_id ON tags (message_id);
 CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_kinds (code INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS fold_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fold_tags (tag TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 PAGE_SIZE = 16384
-_TABLES = ("meta", "tags", "timelines", "fold_state", "fold_tags")
+_TABLES = ("meta", "tags", "timelines", "event_kinds", "fold_state", "fold_tags")
 
 
 try:
@@ -76,23 +82,35 @@ def compact_json(value) -> str:
 loads = orjson.loads if orjson is not None else json.loads
 
 
-# Where one event of a stored timeline ends and the next begins: each starts with its time (a digit),
-# and a quote inside a text is escaped, so this is found nowhere else.
-_BETWEEN_EVENTS = re.compile(r'\],\["(?=\d)')
+# A timeline as the store keeps it: its events, oldest first, joined by commas, each its time (a
+# hit's, always TIME_LENGTH characters, never a comma) and the code of its kind in event_kinds,
+# which holds each kind's JSON text ([label, counted, reason, client]) once for every timeline.
+# A code names one kind for the life of the store (AUTOINCREMENT: never given twice), so a
+# reader may keep what it read; a rebuild keeps only the kinds of the events it counted.
+
+
+def events_text(stamps: Sequence[str], codes: Sequence[int]) -> str:
+    """The stored text of events with these times and kind codes (the latest TIMELINE_LENGTH)."""
+    for stamp in stamps:
+        if len(stamp) != TIME_LENGTH or "," in stamp:
+            raise ValueError(f"not a hit's time: {stamp!r}")
+    return ",".join(f"{stamp}{code}" for stamp, code in zip(stamps[-TIMELINE_LENGTH:], codes[-TIMELINE_LENGTH:]))
+
+
+def coded_events(text: str) -> List[Tuple[str, int]]:
+    """(time, kind code) of each event of a stored timeline; ValueError when it is not one."""
+    return [(piece[:TIME_LENGTH], int(piece[TIME_LENGTH:])) for piece in text.split(",")] if text else []
 
 
 def latest_events(stored: str, new: str) -> str:
     """The timeline ``stored`` (as this store keeps one) with the events of ``new`` after it,
     its latest TIMELINE_LENGTH kept: by the text, without reading every event back."""
-    if len(stored) <= 2:
+    if not stored:
         return new
-    if len(new) <= 2:
+    if not new:
         return stored
-    events = f"{stored[1:-1]},{new[1:-1]}"
-    pieces = _BETWEEN_EVENTS.split(events)
-    if len(pieces) <= TIMELINE_LENGTH:
-        return f"[{events}]"
-    return '[["' + '],["'.join(pieces[-TIMELINE_LENGTH:]) + "]"
+    pieces = f"{stored},{new}".split(",")
+    return ",".join(pieces[-TIMELINE_LENGTH:])
 
 
 def view_path(state_dir: Path) -> Path:
@@ -184,6 +202,10 @@ class ViewWriter:
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
         self._aside: Optional[Path] = None
+        # The event kinds this pass met, by kind and by code (a pass that is not committed
+        # forgets them with its writer); a rebuild keeps only these.
+        self._codes: Dict[Kind, int] = {}
+        self._kinds: Dict[int, Kind] = {}
 
     def __enter__(self) -> "ViewWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,23 +264,54 @@ class ViewWriter:
     def tags_with_events(self) -> set:
         return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
 
+    def event_codes(self, kinds: Iterable[Kind]) -> List[int]:
+        """The code of each kind of event, in this pass's transaction; a kind the store does not
+        hold yet is added (a pass that is not committed adds none)."""
+        codes = []
+        for kind in kinds:
+            code = self._codes.get(kind)
+            if code is None:
+                kind = (kind[0], int(kind[1]), kind[2], kind[3])  # counted as readers get it back
+                text = compact_json(list(kind))
+                found = self._db.execute("SELECT code FROM event_kinds WHERE kind = ?", (text,)).fetchone()
+                code = found[0] if found else self._db.execute(
+                    "INSERT INTO event_kinds (kind) VALUES (?)", (text,)).lastrowid
+                self._codes[kind], self._kinds[code] = code, kind
+            codes.append(code)
+        return codes
+
+    def events_of(self, text: str) -> List[Event]:
+        """The events of a timeline's stored text (``events_text``)."""
+        coded = coded_events(text)
+        missing = {code for _, code in coded if code not in self._kinds}
+        for code, kind in _kinds_of(self._db, missing).items():
+            self._kinds[code] = kind
+            self._codes.setdefault(kind, code)
+        return [(stamp, *self._kinds[code]) for stamp, code in coded]
+
     def save_timelines(self, changed: Dict[str, List[Event]], replace_all: bool,
                        encoded: Optional[Dict[str, str]] = None, appended: Iterable[str] = ()) -> None:
         """Store these timelines (their latest TIMELINE_LENGTH events); those of the tags in
-        ``appended`` are new events, after those stored. ``encoded``: more, each already a
-        JSON array of at most that many events, as this writes one."""
+        ``appended`` are new events, after those stored. ``encoded``: more, each already in the
+        store's text (``events_text``, its codes from ``event_codes``)."""
         after = set(appended)
         if replace_all:
             self._db.execute("DELETE FROM timelines")
         rows = []
         for tag, events in changed.items():
-            text = compact_json(events[-TIMELINE_LENGTH:])
+            events = events[-TIMELINE_LENGTH:]
+            text = events_text([event[0] for event in events], self.event_codes([event[1:] for event in events]))
             if tag in after:
                 stored = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag,)).fetchone()
                 text = latest_events(stored[0], text) if stored else text
             rows.append((tag, text))
         rows.extend((encoded or {}).items())
         self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", _by_key(rows))
+        if replace_all:
+            # Every timeline was written by this pass: the kinds it did not meet are no one's.
+            unnamed = [(code,) for (code,) in self._db.execute("SELECT code FROM event_kinds")
+                       if code not in self._kinds]
+            self._db.executemany("DELETE FROM event_kinds WHERE code = ?", unnamed)
 
     def fold_state(self) -> Tuple[Dict[str, str], Iterable[Tuple[str, str]]]:
         """The fold's state as it last saved it: its entries by key, and (tag, data) per tag."""
@@ -279,6 +332,19 @@ class ViewWriter:
         self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data) VALUES (?, ?)", _by_key(list(tags)))
 
 
+def _kinds_of(db: sqlite3.Connection, codes: Iterable[int]) -> Dict[int, Kind]:
+    """The kinds of these codes that the store holds."""
+    codes = list(codes)
+    found: Dict[int, Kind] = {}
+    for start in range(0, len(codes), 500):  # SQLite's bound on a statement's parameters
+        part = codes[start:start + 500]
+        for code, text in db.execute(
+                f"SELECT code, kind FROM event_kinds WHERE code IN ({','.join('?' * len(part))})", part):
+            label, counted, reason, client = loads(text)
+            found[code] = (label, counted, reason, client)
+    return found
+
+
 def _by_key(rows: list) -> list:
     """Rows in the order of their key (the first item): a table takes them at its end, page
     after page, where rows in the order of a dict would split pages all over its index (a
@@ -293,6 +359,8 @@ class ViewReader:
     def __init__(self, path: Path):
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
+        # The event kinds read so far: a code never names another kind in the same store.
+        self._kinds: Dict[int, Kind] = {}
         if path.exists():
             if path.stat().st_size == 0:
                 raise _cannot_read(path, "it is empty, the last fold could not write it")
@@ -331,8 +399,24 @@ class ViewReader:
             f"SELECT id FROM tags WHERE {column} = ? ORDER BY created", (value,))]
 
     def timeline(self, tag_id: str) -> List[Event]:
-        found = self._query("SELECT events FROM timelines WHERE tag = ?", (tag_id,))
-        return [tuple(event) for event in json.loads(found[0][0])] if found else []
+        if self._db is None:
+            return []
+        try:
+            # The timeline and its kinds as one pass left them (a rebuild deletes kinds).
+            self._db.execute("BEGIN")
+            try:
+                found = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag_id,)).fetchone()
+                coded = coded_events(found[0]) if found else []
+                kinds = self._kinds
+                kinds.update(_kinds_of(self._db, {code for _, code in coded if code not in kinds}))
+            finally:
+                self._db.execute("COMMIT")
+            return [(stamp, *kinds[code]) for stamp, code in coded]
+        except sqlite3.Error as exc:
+            raise _cannot_read(self.path, exc) from exc
+        except (ValueError, KeyError) as exc:
+            raise _cannot_read(self.path, f"a timeline is not as this version keeps one ({exc!r}); "
+                                          "was it written by another version?") from exc
 
     def generation(self) -> int:
         found = self._query("SELECT value FROM meta WHERE key = 'generation'")

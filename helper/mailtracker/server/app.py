@@ -2,8 +2,9 @@
 GIF; a hit whose token verifies is first appended to the hits log.
 
 Optionally it also serves its hits files to the desktop (``/hits/``, behind a
-bearer token, see ``pull``) and deletes its own hits files once they are older
-than a retention period.
+bearer token, see ``pull``), keeps the device logs a person's computers push and
+pull (``/devices/``, see ``devicelogs``), and deletes its own hits files once they
+are older than a retention period.
 
 ``create_app`` builds the ASGI application from settings and the secret;
 ``mailtracker.server.run`` runs it under granian, a production HTTP server (the
@@ -23,19 +24,22 @@ import secrets
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
+from urllib.parse import parse_qs
 
 from mailtracker.core.clicks import CLICK_SEGMENT, ClickVerifier
-from mailtracker.core.contract import CHUNK_BYTES, GIF, HITS_ROUTE, pull_token
+from mailtracker.core.contract import CHUNK_BYTES, DEVICES_ROUTE, GIF, HITS_ROUTE, MAX_PUSH_BYTES, pull_token
 from mailtracker.core.csvcodec import neutralise
 from mailtracker.core.hitline import click_method, hit_line_tail, join_hit_line
 from mailtracker.core.memory import Memory
 from mailtracker.core.errors import ServerError
 from mailtracker.core.origins import OriginTable
+from mailtracker.core.paths import is_device_log_name
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import TokenVerifier
 from mailtracker.core.untrusted import printable
-from mailtracker.server.hitfiles import answer_hits_request
+from mailtracker.server.devicelogs import PushAnswer, append_device_log, devices_folder
+from mailtracker.server.hitfiles import HitsResponse, ServedFolder, answer_files_request, hits_folder, refused_token
 from mailtracker.server.hitlog import GroupedWrites, HitLog
 from mailtracker.server.livewatch import (WAIT_HEADER, FolderChanges, held_answer, release_on_signals,
                                           requested_wait)
@@ -187,8 +191,8 @@ class PixelApp:
         self._pull_token = pull_token(secret) if settings.serve_hits else ""
         self.refused_pulls = 0
         self._pruner: Optional[asyncio.Task] = None
-        # The live pull (made on the first held request, in the worker's event loop).
-        self._hits_changes: Optional[FolderChanges] = None
+        # The live pull (made at start, in the worker's event loop): the folder each route lists.
+        self._changes: Dict[str, FolderChanges] = {}
         self._stopping: Optional[asyncio.Event] = None
 
     async def __call__(self, scope, receive, send):
@@ -206,7 +210,7 @@ class PixelApp:
                 await send(_GIF_START)
                 await send(_GIF_BODY if method == "GET" else _EMPTY_BODY)
             else:
-                await self._http(scope, send)
+                await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -253,7 +257,7 @@ class PixelApp:
             await asyncio.sleep(PRUNE_EVERY_S)
             self._prune()
 
-    async def _http(self, scope, send):
+    async def _http(self, scope, receive, send):
         path = scope["path"]
         method = scope["method"]
         if path.endswith(".gif"):  # GET and HEAD were answered by __call__
@@ -262,6 +266,8 @@ class PixelApp:
             await self._click(scope, send, path, method)
         elif self.settings.serve_hits and (path == "/hits" or path.startswith(HITS_ROUTE)):
             await self._send_hits(scope, send, HITS_ROUTE if path == "/hits" else path)
+        elif self.settings.serve_hits and (path == "/devices" or path.startswith(DEVICES_ROUTE)):
+            await self._devices(scope, receive, send, DEVICES_ROUTE if path == "/devices" else path)
         elif path == "/healthz":
             healthy = self.hit_log.flush_pending(check_file=True)
             body = {"status": "ok" if healthy else "cannot write hits",
@@ -295,7 +301,48 @@ class PixelApp:
     async def _send_hits(self, scope, send, path: str) -> None:
         """A hits list or file for the desktop's puller; files are streamed in chunks."""
         method = scope["method"]
-        answer = await self._hits_answer(scope, method, path)
+        answer = await self._listing_answer(scope, method, path, hits_folder(Path(self.settings.hits_dir)))
+        await self._send_answer(send, method, answer)
+
+    async def _devices(self, scope, receive, send, path: str) -> None:
+        """The device logs: listed and sent as the hits files are; a POST appends to one."""
+        method = scope["method"]
+        if method == "POST":
+            answer = await self._push(scope, receive, path)
+            if answer.status == 413:  # its body may be left unread: the connection cannot go on
+                answer.headers.append((b"connection", b"close"))
+        elif method in ("GET", "HEAD"):
+            answer = await self._listing_answer(scope, method, path, devices_folder(
+                Path(self.settings.device_logs_dir)))
+        else:
+            answer = HitsResponse(405, [(b"content-length", b"0"), (b"allow", b"GET, HEAD, POST")])
+        await self._send_answer(send, method, answer)
+
+    async def _push(self, scope, receive, path: str) -> HitsResponse:
+        """``POST /devices/<name>?at=<offset>``: checked before the body is read, which is read
+        only up to its bound, then appended in a thread (it is fsynced)."""
+        headers = dict(scope["headers"])
+        refused = refused_token(headers, self._pull_token)
+        return refused or (await self._pushed(scope, receive, path, headers)).response()
+
+    async def _pushed(self, scope, receive, path: str, headers) -> PushAnswer:
+        name = path[len(DEVICES_ROUTE):]
+        if not is_device_log_name(name):
+            return PushAnswer(404, message=f"{name[:80]!r} is not the name of a device log")
+        at = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("at", [""])
+        if len(at) != 1 or not at[0].isdigit() or len(at[0]) > 18:
+            return PushAnswer(400, message="a push names where its lines go: ?at=<the byte offset>")
+        length = headers.get(b"content-length", b"")
+        if length and (not length.isdigit() or int(length) > MAX_PUSH_BYTES):
+            return PushAnswer(413, message=f"a push carries at most {MAX_PUSH_BYTES} bytes")
+        body = await _read_body(receive, MAX_PUSH_BYTES)
+        if body is None:
+            return PushAnswer(413, message=f"a push carries at most {MAX_PUSH_BYTES} bytes")
+        return await asyncio.to_thread(append_device_log, Path(self.settings.device_logs_dir), name,
+                                       int(at[0]), body)
+
+    async def _send_answer(self, send, method: str, answer: HitsResponse) -> None:
+        """Send a hits or devices answer; a file is streamed in chunks."""
         if answer.status == 401:
             self.refused_pulls += 1
             if self.refused_pulls == 1:
@@ -303,7 +350,7 @@ class PixelApp:
                             "counted): a desktop with another secret, or someone probing")
         await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
         if answer.fd is None:
-            await send({"type": "http.response.body", "body": answer.body if method == "GET" else b""})
+            await send({"type": "http.response.body", "body": answer.body if method != "HEAD" else b""})
             return
         try:
             position, remaining = answer.start, answer.length if method == "GET" else 0
@@ -319,22 +366,22 @@ class PixelApp:
         finally:
             os.close(answer.fd)
 
-    async def _hits_answer(self, scope, method: str, path: str):
-        """The answer to a hits request; a listing asked with ``?wait=N`` that would be 304 is
-        held until a hits file changes, N seconds pass, or the server stops (see livewatch)."""
-        hits_dir = Path(self.settings.hits_dir)
+    async def _listing_answer(self, scope, method: str, path: str, served: ServedFolder):
+        """The answer to a hits (or devices) request; a listing asked with ``?wait=N`` that would
+        be 304 is held until a file of the folder changes, N seconds pass, or the server stops
+        (see livewatch)."""
         headers = dict(scope["headers"])
 
         def answer():
-            return answer_hits_request(hits_dir, self._pull_token, method, path, headers)
+            return answer_files_request(served, self._pull_token, method, path, headers)
 
-        wait_s = requested_wait(scope.get("query_string", b"")) if path == HITS_ROUTE and method == "GET" else 0
+        wait_s = requested_wait(scope.get("query_string", b"")) if path == served.route and method == "GET" else 0
         if not wait_s:
             return answer()
-        if self._hits_changes is None:
+        if not self._changes:
             self._prepare_held_pulls()
-        reply = await held_answer(answer, lambda reply: reply.status == 304, self._hits_changes, wait_s,
-                                  self._stopping)
+        reply = await held_answer(answer, lambda reply: reply.status == 304, self._changes[served.route],
+                                  wait_s, self._stopping)
         if reply.status in (200, 304):
             reply.headers.append((WAIT_HEADER, str(wait_s).encode()))
         if self._stopping.is_set():
@@ -344,7 +391,8 @@ class PixelApp:
 
     def _prepare_held_pulls(self) -> None:
         """At start (before any request: a stop signal may come at any time), in the worker's loop."""
-        self._hits_changes = FolderChanges(Path(self.settings.hits_dir))
+        self._changes = {HITS_ROUTE: FolderChanges(Path(self.settings.hits_dir)),
+                         DEVICES_ROUTE: FolderChanges(Path(self.settings.device_logs_dir))}
         self._stopping = asyncio.Event()
         release_on_signals(asyncio.get_running_loop(), self._release_held_pulls)
 
@@ -352,7 +400,8 @@ class PixelApp:
         """Answer every held listing now: a stopping server must not wait out its long polls."""
         if self._stopping is not None and not self._stopping.is_set():
             self._stopping.set()
-            self._hits_changes.close()
+            for changes in self._changes.values():
+                changes.close()
 
     def _log_hit(self, scope, token: str, method: str) -> "asyncio.Future":
         """Keep the hit's line for this turn's write; done once it is written."""
@@ -392,6 +441,20 @@ class PixelApp:
     def _is_trusted(self, address: str) -> bool:
         ip = normalise_address(address)
         return ip is not None and any(ip in network for network in self._trusted)
+
+
+async def _read_body(receive, limit: int) -> Optional[bytes]:
+    """The request's body; None as soon as it is longer than ``limit`` (the rest is not read)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 def _read_at(fd: int, size: int, position: int) -> bytes:

@@ -2,7 +2,9 @@
 
 ``GET /hits/`` lists the ``hits-*.csv`` files directly in the hits folder with
 their sizes and an ETag (a pull that finds nothing new is answered 304);
-``GET /hits/<name>`` sends one, or one ``Range`` of it. The token is derived from
+``GET /hits/<name>`` sends one, or one ``Range`` of it. The device logs the
+person's computers push (``devicelogs.py``) are listed and sent the same way at
+``/devices/``: a ``ServedFolder`` says which folder, route and names. The token is derived from
 the secret both sides share: ``HMAC-SHA256(secret, "mailtracker-pull-token-v1")``,
 unpadded base64url. The desktop's side is ``pull.py``; this module stays free of
 HTTP client libraries so the pixel server's workers stay small.
@@ -16,7 +18,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mailtracker.core.contract import HITS_NAME_RE, HITS_ROUTE
 
@@ -41,13 +43,26 @@ def bearer_matches(authorization: Optional[bytes], token: str) -> bool:
     return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode("ascii"))
 
 
-def list_hits_files(hits_dir: Path) -> List[Tuple[str, int]]:
-    """(name, size) of each regular ``hits-*.csv`` file directly in ``hits_dir``."""
+@dataclass(frozen=True)
+class ServedFolder:
+    """A folder served read-only: its files named as ``name_ok`` accepts, directly in it."""
+
+    folder: Path
+    route: str
+    name_ok: Callable[[str], bool]
+
+
+def hits_folder(hits_dir: Path) -> ServedFolder:
+    return ServedFolder(hits_dir, HITS_ROUTE, lambda name: HITS_NAME_RE.fullmatch(name) is not None)
+
+
+def list_files(served: ServedFolder) -> List[Tuple[str, int]]:
+    """(name, size) of each regular file directly in the folder with a name it serves."""
     found = []
     try:
-        with os.scandir(hits_dir) as entries:
+        with os.scandir(served.folder) as entries:
             for entry in entries:
-                if HITS_NAME_RE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                if served.name_ok(entry.name) and entry.is_file(follow_symlinks=False):
                     found.append((entry.name, entry.stat(follow_symlinks=False).st_size))
     except FileNotFoundError:
         pass
@@ -78,30 +93,38 @@ def parse_range(header: Optional[str], size: int) -> Optional[Tuple[int, int]]:
     return start, end
 
 
-def answer_hits_request(hits_dir: Path, token: str, method: str, path: str,
-                        headers: Dict[bytes, bytes]) -> HitsResponse:
-    """Answer ``GET``/``HEAD`` of ``/hits/`` (the list) or ``/hits/<name>`` (a file)."""
+def answer_files_request(served: ServedFolder, token: str, method: str, path: str,
+                         headers: Dict[bytes, bytes]) -> HitsResponse:
+    """Answer ``GET``/``HEAD`` of the folder's route (the list) or ``<route><name>`` (a file)."""
     if method not in ("GET", "HEAD"):
-        return _plain(405, b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
-    if not bearer_matches(headers.get(b"authorization"), token):
-        return _plain(401, b"a valid bearer token is needed\n",
-                      [(b"www-authenticate", b'Bearer realm="mailtracker hits"')])
-    name = path[len(HITS_ROUTE):]
+        return plain_answer(405, b"only GET and HEAD\n", [(b"allow", b"GET, HEAD")])
+    refused = refused_token(headers, token)
+    if refused is not None:
+        return refused
+    name = path[len(served.route):]
     if not name:
-        return _listing(hits_dir, headers.get(b"if-none-match"))
-    if not HITS_NAME_RE.fullmatch(name):
-        return _plain(404, b"not found\n")
-    return _file(hits_dir / name, headers.get(b"range"))
+        return _listing(served, headers.get(b"if-none-match"))
+    if not served.name_ok(name):
+        return plain_answer(404, b"not found\n")
+    return _file(served.folder / name, headers.get(b"range"))
 
 
-def _plain(status: int, body: bytes, extra=()) -> HitsResponse:
+def refused_token(headers: Dict[bytes, bytes], token: str) -> Optional[HitsResponse]:
+    """The 401 for a request without the bearer token; None when it has it."""
+    if bearer_matches(headers.get(b"authorization"), token):
+        return None
+    return plain_answer(401, b"a valid bearer token is needed\n",
+                  [(b"www-authenticate", b'Bearer realm="mailtracker hits"')])
+
+
+def plain_answer(status: int, body: bytes, extra=()) -> HitsResponse:
     return HitsResponse(status, [(b"content-type", b"text/plain"),
                                  (b"content-length", str(len(body)).encode()),
                                  (b"cache-control", b"no-store"), *extra], body)
 
 
-def _listing(hits_dir: Path, if_none_match: Optional[bytes]) -> HitsResponse:
-    files = [{"name": name, "size": size} for name, size in list_hits_files(hits_dir)]
+def _listing(served: ServedFolder, if_none_match: Optional[bytes]) -> HitsResponse:
+    files = [{"name": name, "size": size} for name, size in list_files(served)]
     body = json.dumps({"files": files}, separators=(",", ":")).encode() + b"\n"
     etag = b'"' + hashlib.sha256(body).hexdigest()[:24].encode() + b'"'
     if if_none_match and etag in [tag.strip() for tag in if_none_match.split(b",")]:
@@ -118,7 +141,7 @@ def _file(path: Path, range_header: Optional[bytes]) -> HitsResponse:
     try:
         fd = os.open(path, flags)
     except OSError:  # missing, a symlink (ELOOP), unreadable
-        return _plain(404, b"not found\n")
+        return plain_answer(404, b"not found\n")
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -127,10 +150,10 @@ def _file(path: Path, range_header: Optional[bytes]) -> HitsResponse:
         span = parse_range(range_header.decode("latin-1") if range_header else None, size)
     except ValueError:
         os.close(fd)
-        return _plain(416, b"range not satisfiable\n", [(b"content-range", f"bytes */{size}".encode())])
+        return plain_answer(416, b"range not satisfiable\n", [(b"content-range", f"bytes */{size}".encode())])
     except OSError:
         os.close(fd)
-        return _plain(404, b"not found\n")
+        return plain_answer(404, b"not found\n")
     headers = [(b"content-type", b"text/csv; charset=utf-8"), (b"accept-ranges", b"bytes"),
                (b"cache-control", b"no-store")]
     start, end = span or (0, size)

@@ -10,10 +10,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from mailtracker.core.contract import HITS_ROUTE
+from mailtracker.core.contract import DEVICES_ROUTE, HITS_ROUTE
 from mailtracker.core.errors import ServerError
 from mailtracker.core.secret import read_secret
 from mailtracker.server.app import PixelApp, create_app, open_hit_log
+from mailtracker.server.devicelogs import prepare_devices_dir
 from mailtracker.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ def check_can_serve(settings: ServerSettings) -> None:
     except OSError as exc:
         raise ServerError(f"cannot write hits to {hits_dir}: {exc.strerror or exc}") from None
     open_hit_log(settings).close()
+    if settings.serve_hits:
+        problem = prepare_devices_dir(Path(settings.device_logs_dir))
+        if problem:  # the hits are served all the same; only the computers' meeting point is missing
+            log.warning("the device logs your computers push cannot be kept: %s", problem)
     check_port_free(settings)
 
 
@@ -117,7 +122,8 @@ def run_server(settings: ServerSettings, on_listening=None) -> None:
     if on_listening is not None:
         announce_when_listening(settings, on_listening)
     if settings.serve_hits:
-        log.info("serving the hits files at %s to holders of the pull token", HITS_ROUTE)
+        log.info("serving the hits files at %s and the device logs in %s at %s to holders of the pull "
+                 "token", HITS_ROUTE, settings.device_logs_dir, DEVICES_ROUTE)
     if settings.retention_days:
         log.info("deleting this server's hits files older than %d days", settings.retention_days)
     os.environ[ENV_SETTINGS] = json.dumps(asdict(settings))

@@ -64,6 +64,11 @@ class ServerSettings:
     serve_hits: bool = _setting(
         False, "serve the hits files read-only at /hits/ to the desktop's 'pull' (bearer token derived "
         "from the secret)", "Serve the hits files at /hits/ to the desktop's 'mailtracker pull'.", vps=False)
+    devices_dir: str = _setting(
+        "", "where the device logs the person's computers push are kept (with --serve-hits; default: "
+        "device-logs beside the hits folder)",
+        "With serve_hits: the device logs your computers push (empty: device-logs beside the hits folder).",
+        metavar="DIR")
     retention_days: int = _setting(
         0, "delete this server's hits files dated more than N days ago (default 0: keep all)",
         "Delete this server's hits files older than this many days (0 keeps all).", vps=90, metavar="N")
@@ -81,6 +86,12 @@ class ServerSettings:
         "A network origins snapshot from 'mailtracker ranges update' (empty: the shipped one).",
         key="origins", metavar="FILE")
 
+    @property
+    def device_logs_dir(self) -> str:
+        """The folder of the pushed device logs: beside the hits folder, never in it (the hits
+        listing, retention and a sync tool sharing the hits folder must never see them)."""
+        return self.devices_dir or str(Path(self.hits_dir).parent / "device-logs")
+
     def validated(self) -> "ServerSettings":
         if not (self.hits_dir and self.secret_file):
             raise ServerError("the server needs a hits folder and a secret file (--hits-dir, --secret-file)")
@@ -96,6 +107,8 @@ class ServerSettings:
                 raise ServerError(f"trusted proxy {proxy!r} is not an IP address or network") from None
         if self.workers < 1:
             raise ServerError("--workers must be 1 or more")
+        if self.serve_hits and Path(self.device_logs_dir).resolve() == Path(self.hits_dir).resolve():
+            raise ServerError("the device logs need a folder of their own, not the hits folder (--devices-dir)")
         if self.retention_days < 0:
             raise ServerError("--retention-days must be 1 or more (or 0: keep every hits file)")
         return self
@@ -170,6 +183,8 @@ def resolve(given: Dict[str, object], config_file: Optional[Path], home: Home) -
         values.setdefault("client_address", config.client_address)
     if not values.get("origins_file"):
         values["origins_file"] = str(home.origins_path) if home.origins_path.exists() else ""
+    if values.get("devices_dir"):
+        values["devices_dir"] = str(Path(values["devices_dir"]).expanduser().resolve())
     for name in ("hits_dir", "secret_file"):
         values[name] = str(Path(values[name]).expanduser().resolve())
     return ServerSettings(**values)
