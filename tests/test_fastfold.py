@@ -118,7 +118,11 @@ def _observed(home, result):
     try:
         timelines = dict(db.execute("SELECT tag, events FROM timelines").fetchall())
         # The fold's own state: each tag's counts, memory, moments... and the hits it counted.
-        tags = {tag: json.loads(data) for tag, data in db.execute("SELECT tag, data FROM fold_tags")}
+        # (its tags.csv fields are in its row, compared above: None in their place here)
+        tags = {tag: [None, *json.loads(data)] for tag, data, _ in db.execute("SELECT tag, data, memory FROM fold_tags")}
+        for tag, _, memory in db.execute("SELECT tag, data, memory FROM fold_tags"):
+            if tags[tag][1] is not None:
+                tags[tag][1][fold_module.MEMORY_AT] = memory
         core = json.loads(db.execute("SELECT value FROM fold_state WHERE key = 'core'").fetchone()[0])
     finally:
         db.close()

@@ -37,7 +37,7 @@ from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Ru
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import Row, csv_lines, write_register_lines
+from mailtracker.desktop.register import Row, plain_rows_values, stored_tag_fields, stored_rows, stored_rows_of_values, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -51,7 +51,7 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import ViewWriter, compact_json, loads, view_path
+from mailtracker.desktop.view import StoredRow, ViewWriter, compact_json, loads, view_path
 from mailtracker.desktop.visibility import (
     Evidence,
     Knowledge,
@@ -65,7 +65,9 @@ from mailtracker.desktop.visibility import (
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 10
+STATE_VERSION = 11
+# Where ``Counts.packed`` has the memory, which the store keeps in a column of its own.
+MEMORY_AT = 6
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
 # old home counts its logs again into the store, and the file is removed.
@@ -226,11 +228,12 @@ class _FoldState:
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc["odd_entries"]),
             )
-            for tag, data in tag_rows:
-                fields, counts, moments, links, replies, machine, places, evidence = loads(data)
-                if fields is not None:
-                    state.tags[tag] = fields
+            for tag, data, memory, row in tag_rows:
+                counts, moments, links, replies, machine, places, evidence = loads(data)
+                if row is not None:  # a tag of tags.csv: its fields are its row's
+                    state.tags[tag] = stored_tag_fields(loads(row))
                 if counts is not None:
+                    counts[MEMORY_AT] = memory
                     state.counts[tag] = Counts.unpacked(counts)
                 if moments is not None:
                     state.moments[tag] = moments
@@ -278,19 +281,22 @@ class _FoldState:
         saved = uuid.uuid4().hex
         said = {tag for by_tag in self.evidence.values() for tag in by_tag}  # few: the rest say nothing
         view.save_fold_state({"core": compact_json(core), "saved": saved},
-                             ((tag, self._packed(tag, tag in said)) for tag in tags), replace_all=not self.stored)
+                             (self._packed(tag, tag in said) for tag in tags), replace_all=not self.stored)
         return saved
 
-    def _packed(self, tag: str, said: bool) -> str:
-        """A tag's data as the store keeps it: [fields, counts, moments, links, replies,
-        machine, places, evidence], each null when there is none; evidence is what this mail
-        says of each of its addresses ({address: Evidence.packed}). ``said``: False when the
-        mail is known to say nothing of any address."""
+    def _packed(self, tag: str, said: bool) -> Tuple[str, str, Optional[str]]:
+        """A tag's data as the store keeps it: (tag, [counts, moments, links, replies, machine,
+        places, evidence] each null when there is none, its counts' memory); evidence is what this
+        mail says of each of its addresses ({address: Evidence.packed}). ``said``: False when the
+        mail is known to say nothing of any address. Its tags.csv fields are in its row."""
         counts = self.counts.get(tag)
-        return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
-                             self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
-                             self.machine.get(tag), self.places.get(tag),
-                             self._evidence_of(tag) if said else None])
+        memory = None
+        if counts is not None:
+            counts = counts.packed()
+            memory, counts[MEMORY_AT] = counts[MEMORY_AT], None  # as it is: no JSON in JSON
+        return tag, compact_json([counts, self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
+                                  self.machine.get(tag), self.places.get(tag),
+                                  self._evidence_of(tag) if said else None]), memory
 
     def relearn(self, address: str) -> bool:
         """Learn the address's knowledge again from its mails' evidence (only addresses in a
@@ -341,6 +347,27 @@ class _FoldState:
 
     def rows(self) -> List[Row]:
         return [self.row(tag_id) for tag_id in self.order()]
+
+    def stored_rows(self, order: List[str]) -> List[StoredRow]:
+        """These tags' rows as the store keeps them (``register.stored_rows``), quicker for many:
+        the tags with no links, clicks, replies or "not seen" state by the column
+        (``plain_rows_values``), the others by ``row``."""
+        tags, counts, links, replies, places, known = \
+            self.tags, self.counts, self.links, self.replies, self.places, self.known
+        none, plain, others = Counts(), [], {}
+        for at, tag in enumerate(order):
+            fields, counted = tags.get(tag, {}), counts.get(tag) or none
+            if counted.links or links.get(tag) or replies.get(tag) or (
+                    known and not counted.opened
+                    and any(address in known for address in addresses(fields.get("recipients", "")))):
+                others[at] = self.row(tag).stored_values()
+            else:
+                plain.append(tag)
+        found = [places.get(tag) for tag in plain]
+        values = iter(plain_rows_values(plain, [tags.get(tag, {}) for tag in plain],
+                                        [counts.get(tag) or none for tag in plain],
+                                        [" ".join(where[2]) if where else "" for where in found]))
+        return stored_rows_of_values([others[at] if at in others else next(values) for at in range(len(order))])
 
 
 _ORIGINS_CACHE: Dict[tuple, Origins] = {}
@@ -482,20 +509,23 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
     writes the same register. ``lines``: each tag's register line as the last pass of this
     process wrote it (those of the tags this pass touched are written anew)."""
     if fresh:
-        rows = state.rows()
-        view.save_rows(rows, replace_all=True)
+        stored = state.stored_rows(state.order())
+        view.save_rows(stored, replace_all=True)
         lines.clear()
-        lines.update(_lines_of(rows))
+        lines.update((entry[0], entry[-1]) for entry in stored)
     elif result.touched:
-        rows = [state.row(tag) for tag in result.touched if tag in state.tags]
-        view.save_rows(rows, replace_all=False)
-        lines.update(_lines_of(rows))
+        stored = stored_rows([state.row(tag) for tag in result.touched if tag in state.tags])
+        view.save_rows(stored, replace_all=False)
+        lines.update((entry[0], entry[-1]) for entry in stored)
     if not (result.touched or fresh or result.new_moments or state.register_pending or state.dirty
             or state.odd_entries != result.skipped_entries or not home.register_path.exists()):
         return None
     state.odd_entries = list(result.skipped_entries)
     order = state.order()
-    lines.update(_lines_of([state.row(tag) for tag in order if tag not in lines]))  # all in a new process
+    if any(tag not in lines for tag in order):  # a new process: the lines as the store holds them
+        lines.update(view.register_lines())
+        missing = [tag for tag in order if tag not in lines]  # none: the store has every tag's row
+        lines.update((entry[0], entry[-1]) for entry in stored_rows([state.row(tag) for tag in missing]))
     try:
         write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                              platform)
@@ -506,11 +536,6 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         result.register_written = True
         state.register_pending = False
     return state.save(view, result.touched)
-
-
-def _lines_of(rows: List[Row]) -> Dict[str, str]:
-    """Each row's register line, by its tag (``register.csv_lines``: by the column when many)."""
-    return dict(zip([row.id for row in rows], csv_lines(rows)))
 
 
 class _Timelines:
