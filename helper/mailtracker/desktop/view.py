@@ -44,10 +44,11 @@ ROW_KEYS = ("id", "short_id", "name", "subject", "recipients", "created", "statu
             "not_seen_reason", "opened_elsewhere", "links", "opened", "read", "sent_time", "sent_how")
 TIMELINE_LENGTH = 50
 # 2: the fold's state moved in (fold_state, fold_tags); a store of 1 is made anew, and the
-# fold counts the logs again. 3: a row kept as the values of ROW_KEYS, its register line beside
+# fold counts the logs again. 4: a row kept as the values of ROW_KEYS, its register line beside
 # it (``line``), no index on short_id (a short id is a prefix of the id, which its key finds);
-# a tag's repeat memory beside its state (``memory``), its tags.csv fields in its row alone.
-SCHEMA_VERSION = 3
+# a tag's state in columns its reader can take apart (``fold._FoldState.load``), its tags.csv
+# fields in its row alone (3 was a step on the way there).
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_message_id ON tags (message_id);
 CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS fold_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS fold_tags (tag TEXT PRIMARY KEY, data TEXT NOT NULL, memory TEXT);
+CREATE TABLE IF NOT EXISTS fold_tags (
+    tag TEXT PRIMARY KEY, parts INTEGER NOT NULL, data TEXT NOT NULL, memory TEXT, evidence TEXT);
 """
 PAGE_SIZE = 16384
 _TABLES = ("meta", "tags", "timelines", "fold_state", "fold_tags")
@@ -249,9 +251,9 @@ class ViewWriter:
         self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
                          "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
-    def register_lines(self) -> Dict[str, str]:
-        """Each tag's register line as the last pass wrote it, by its id."""
-        return dict(self._db.execute("SELECT id, line FROM tags"))
+    def register_lines(self) -> List[Tuple[str, str]]:
+        """(id, register line) of every tag with a row, in the register's order (``ordered_tags``)."""
+        return self._db.execute("SELECT id, line FROM tags ORDER BY created, id").fetchall()
 
     def tags_with_events(self) -> set:
         return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
@@ -274,27 +276,31 @@ class ViewWriter:
         rows.extend((encoded or {}).items())
         self._db.executemany("INSERT OR REPLACE INTO timelines (tag, events) VALUES (?, ?)", _by_key(rows))
 
-    def fold_state(self) -> Tuple[Dict[str, str], Iterable[Tuple[str, str, Optional[str], Optional[str]]]]:
-        """The fold's state as it last saved it: its entries by key, and per tag (tag, data,
-        memory, the tag's row: the state keeps no copy of what the row holds)."""
+    def fold_state(self) -> Tuple[Dict[str, str], Iterable[tuple]]:
+        """The fold's state as it last saved it: its entries by key, and per tag (tag, parts,
+        data, memory, evidence, the tag's row: the state keeps no copy of what the row holds)."""
         entries = dict(self._db.execute("SELECT key, value FROM fold_state"))
         return entries, self._db.execute(
-            "SELECT fold_tags.tag, fold_tags.data, fold_tags.memory, tags.row FROM fold_tags "
-            "LEFT JOIN tags ON tags.id = fold_tags.tag")
+            "SELECT fold_tags.tag, fold_tags.parts, fold_tags.data, fold_tags.memory, fold_tags.evidence, "
+            "tags.row FROM fold_tags LEFT JOIN tags ON tags.id = fold_tags.tag")
 
     def fold_state_entry(self, key: str) -> Optional[str]:
         found = self._db.execute("SELECT value FROM fold_state WHERE key = ?", (key,)).fetchone()
         return found[0] if found else None
 
-    def save_fold_state(self, entries: Dict[str, str], tags: Iterable[Tuple[str, str, Optional[str]]],
-                        replace_all: bool) -> None:
-        """Store the fold's entries and these tags' (tag, data, memory) (all of them: ``replace_all``)."""
+    def save_fold_state(self, entries: Dict[str, str], tags: Iterable[tuple], replace_all: bool) -> None:
+        """Store the fold's entries and these tags' (tag, parts, data, memory, evidence) (all of
+        them: ``replace_all``)."""
         if replace_all:
             self._db.execute("DELETE FROM fold_state")
             self._db.execute("DELETE FROM fold_tags")
         self._db.executemany("INSERT OR REPLACE INTO fold_state (key, value) VALUES (?, ?)", entries.items())
-        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data, memory) VALUES (?, ?, ?)",
-                             _by_key(list(tags)))
+        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, parts, data, memory, evidence) "
+                             "VALUES (?, ?, ?, ?, ?)", _by_key(list(tags)))
+
+    def ordered_tags(self) -> List[str]:
+        """The ids of the tags with a row, in the register's order (by when they were made)."""
+        return [tag for (tag,) in self._db.execute("SELECT id FROM tags ORDER BY created, id")]
 
 
 def _by_key(rows: list) -> list:
