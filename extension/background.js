@@ -84,6 +84,7 @@ const individualSend = createIndividualSend({
   notify: (outcome) => notify.individualFailed(outcome),
   newId: () => crypto.randomUUID(),
   sentCopyDone: (messageId) => sentCopy.finished(messageId),
+  carryChoices: (fromTabId, toTabId) => reminders.carry(fromTabId, toTabId),
 });
 
 const onMessagesDisplayed = createDisplayWatcher({

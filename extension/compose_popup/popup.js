@@ -1,7 +1,7 @@
 // The Track popup: shows whether this compose tab's email will be tracked, and changes that.
 
 import { buttonStatus, composeView, helperReadiness, refreshComposeAction } from "../modules/composeIndicator.mjs";
-import { createTabStore } from "../modules/composeTabs.mjs";
+import { createTabStore, popupComposeTabId } from "../modules/composeTabs.mjs";
 import { localizePage, t } from "../modules/i18n.mjs";
 import { individualOffer } from "../modules/individual.mjs";
 import { TRACKING_PAUSED, createHelper } from "../modules/nativeHost.mjs";
@@ -11,16 +11,6 @@ import { TRACKED_PAGE } from "../modules/trackedView.mjs";
 const tabStore = createTabStore();
 const helper = createHelper();
 const byId = (id) => document.getElementById(id);
-
-async function composeTabId() {
-  // ?tab=N: the popup of that compose tab (opened as a page, e.g. by the e2e tests).
-  const asked = Number(new URLSearchParams(location.search).get("tab"));
-  if (Number.isInteger(asked) && asked > 0) {
-    return asked;
-  }
-  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
-  return tab.id;
-}
 
 // "Send individually": offered for a tracked mail to 2..N recipients, never on by itself.
 async function renderIndividual(tabId, details, view) {
@@ -83,7 +73,7 @@ async function showProblem(readiness) {
 
 async function main() {
   localizePage();
-  const tabId = await composeTabId();
+  const tabId = await popupComposeTabId();
   let view = await render(tabId);
 
   byId("toggle").addEventListener("click", async () => {

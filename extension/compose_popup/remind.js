@@ -4,6 +4,7 @@
 // choice is kept for this compose tab until it is sent (reminders.mjs).
 
 import { composeView } from "../modules/composeIndicator.mjs";
+import { popupComposeTabId } from "../modules/composeTabs.mjs";
 import { localizePage } from "../modules/i18n.mjs";
 import {
   DEFAULT_REMIND_DAYS,
@@ -16,11 +17,6 @@ import {
 import { cleanDays, loadSetting } from "../modules/settings.mjs";
 
 const byId = (id) => document.getElementById(id);
-
-async function composeTabId() {
-  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
-  return tab.id;
-}
 
 async function render(tabId) {
   const { details, view } = await composeView(tabId);
@@ -38,7 +34,7 @@ async function render(tabId) {
 
 async function main() {
   localizePage(byId("remindRow"));
-  const tabId = await composeTabId();
+  const tabId = await popupComposeTabId();
   const save = async () => {
     const days = cleanDays(byId("remindDays").value) || DEFAULT_REMIND_DAYS;
     await saveTabChoice(tabId, byId("remind").checked ? days : 0, undefined, byId("remindIf").value);

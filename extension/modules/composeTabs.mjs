@@ -13,6 +13,19 @@ function keyOf(tabId) {
   return `compose:${tabId}`;
 }
 
+/**
+ * The compose tab a popup page speaks for: the active tab, or the tab its address names
+ * (`?tab=N`: the Track popup opened as a page, as the e2e tests open it).
+ */
+export async function popupComposeTabId(search = location.search) {
+  const asked = Number(new URLSearchParams(search).get("tab"));
+  if (Number.isInteger(asked) && asked > 0) {
+    return asked;
+  }
+  const [tab] = await browser.tabs.query({ active: true, currentWindow: true });
+  return tab.id;
+}
+
 /** A store of {choice?: boolean, pending?: {tagId, url, html, fingerprint}} per tab id. */
 export function createTabStore(area) {
   return {

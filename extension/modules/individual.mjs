@@ -158,8 +158,11 @@ async function saveGroup(groupId, record, area) {
 /**
  * deps: {compose (beginNew, sendMessage, listAttachments, getAttachmentFile),
  *        closeTab(tabId), tabStore, loadMax(), isWanted(tab, details), notify
- *        ({failed, sent, subject}), newId(), sentCopyDone?(messageId), localArea?, log?}
- *   sentCopyDone resolves once the first copy's Sent copy is finished (sentCopy.mjs).
+ *        ({failed, sent, subject}), newId(), sentCopyDone?(messageId), carryChoices?(fromTabId,
+ *        toTabId), localArea?, log?}
+ *   sentCopyDone resolves once the first copy's Sent copy is finished (sentCopy.mjs);
+ *   carryChoices gives a copy's tab what was chosen for the mail in the user's window that is
+ *   kept per tab outside tabStore (its reminder: reminders.mjs).
  */
 export function createIndividualSend(deps) {
   const { compose, closeTab, tabStore, notify } = deps;
@@ -175,11 +178,13 @@ export function createIndividualSend(deps) {
     return files;
   }
 
-  async function sendOne(details, recipient, { attachments, keep, groupId, headers }) {
+  async function sendOne(details, recipient, { attachments, keep, groupId, headers, from }) {
     const tab = await compose.beginNew(copyDetails(details, recipient, { attachments, noCopy: !keep }));
     // Before sendMessage: the copy's onBeforeSend reads these (sendFlow: tracked,
-    // its tag in the group; sentCopy: the one Sent copy lists everyone).
+    // its tag in the group; sentCopy: the one Sent copy lists everyone; reminders: the
+    // reminder chosen for the mail).
     await tabStore.update(tab.id, { choice: true, group: groupId, ...(keep ? { sentHeaders: headers } : {}) });
+    await deps.carryChoices?.(from, tab.id);
     let failure;
     try {
       const result = await compose.sendMessage(tab.id, { mode: "sendNow" });
@@ -214,7 +219,7 @@ export function createIndividualSend(deps) {
     const failed = [];
     for (const recipient of todo) {
       const keep = !record.keeper;
-      const outcome = await sendOne(details, recipient, { attachments, keep, groupId, headers });
+      const outcome = await sendOne(details, recipient, { attachments, keep, groupId, headers, from: tab.id });
       if (outcome.ok) {
         record.sent[recipient.key] = outcome.messageId;
         if (keep) {

@@ -259,6 +259,7 @@ function decodeEntities(value) {
 /** A link target written into a byte string: ASCII only (percent-encoded otherwise), attribute-escaped. */
 function asAttributeValue(target) {
   return target
+    // eslint-disable-next-line no-control-regex
     .replace(/[^\x00-\x7f]/gu, (c) => encodeURIComponent(c))
     .replaceAll("&", "&amp;")
     .replaceAll('"', "&quot;");
@@ -337,6 +338,7 @@ export function findPlainTextEdits(text, { clickTarget = () => null }) {
       edits.push({
         start: m.index,
         end: m.index + found.length,
+        // eslint-disable-next-line no-control-regex
         text: target.replace(/[^\x00-\x7f]/gu, encodeURIComponent),
       });
     }

@@ -133,5 +133,18 @@ export function createReminders({ helper, runForTab, session, local, now = () =>
     return runForTab(tabId, () => sessionArea(session).remove(keyOf(tabId)));
   }
 
-  return { noteSend, onSent, forgetTab };
+  /**
+   * A copy of a mail sent individually (individual.mjs) is a compose tab of its own: it gets the
+   * reminder chosen in the user's window (days and condition), else each copy would fall back to
+   * the identity's default. Called before the copy is sent; nothing chosen leaves it the default.
+   */
+  async function carry(fromTabId, toTabId) {
+    const chosen = (await sessionArea(session).get(keyOf(fromTabId)))[keyOf(fromTabId)] ?? {};
+    if (chosen.choice === undefined && chosen.remindIf === undefined) {
+      return;
+    }
+    await sessionArea(session).set({ [keyOf(toTabId)]: { choice: chosen.choice, remindIf: chosen.remindIf } });
+  }
+
+  return { noteSend, onSent, forgetTab, carry };
 }

@@ -14,6 +14,7 @@ import {
 } from "../modules/individual.mjs";
 import { replaceAddressHeaders } from "../modules/mime.mjs";
 import { individualFailedText } from "../modules/notify.mjs";
+import { createReminders } from "../modules/reminders.mjs";
 import { DEFAULT_MAX_INDIVIDUAL, maxIndividual } from "../modules/settings.mjs";
 import { getMessage, memoryArea, quietLog } from "./fixtures.mjs";
 
@@ -135,9 +136,8 @@ describe("the retry set", () => {
   });
 });
 
-function harness({ failFor = new Set(), throwFor = new Set() } = {}) {
+function harness({ failFor = new Set(), throwFor = new Set(), reminders = null, session = memoryArea() } = {}) {
   const local = memoryArea();
-  const session = memoryArea();
   const tabStore = createTabStore(session);
   const begun = [];
   const closed = [];
@@ -153,6 +153,9 @@ function harness({ failFor = new Set(), throwFor = new Set() } = {}) {
     async sendMessage(tabId) {
       const { details: d } = begun.find((b) => b.tab.id === tabId);
       const state = await tabStore.get(tabId);
+      // As background.js's onBeforeSend, then the send flow once the helper recorded it.
+      await reminders?.noteSend(tabId, d.identityId);
+      await reminders?.onSent({ tabId, tagId: `tag-${d.to[0]}` });
       if (failFor.has(d.to[0])) {
         return { messages: [] }; // Thunderbird 153: a failed send resolves, without a Message-ID
       }
@@ -172,6 +175,7 @@ function harness({ failFor = new Set(), throwFor = new Set() } = {}) {
     isWanted: async () => true,
     notify: (outcome) => notices.push(outcome),
     newId: () => "g1",
+    carryChoices: reminders ? (from, to) => reminders.carry(from, to) : undefined,
     sentCopyDone: async (messageId) => {
       waited.push(messageId);
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -247,5 +251,27 @@ describe("sending individually", () => {
     await h.tabStore.update(2, { choice: true, group: "g1" });
     assert.equal(await h.flow.beforeSend({ id: 2 }, details()), null);
     assert.equal(h.begun.length, 0);
+  });
+
+  test("each copy gets the reminder chosen in the user's window, else the identity's default", async () => {
+    const local = memoryArea({ remindDefaults: { id1: 2 }, remindIfDefaults: { id1: "not_opened" } });
+    async function copiesKeep(chosen) {
+      const session = memoryArea(chosen ? { "remind:1": chosen } : {});
+      const kept = [];
+      const reminders = createReminders({ helper: { remind: async (args) => kept.push(args) },
+        runForTab: (_, task) => task(), session, local, now: () => Date.parse("2026-12-01T00:00:00Z"), log: quietLog });
+      const h = harness({ reminders, session });
+      await h.tabStore.update(1, { individually: true });
+      await h.flow.beforeSend({ id: 1 }, details());
+      await h.flow.settled();
+      return kept.map(({ tagId, remindAt, remindIf }) => [tagId, remindAt, remindIf]);
+    }
+    const tags = ["Ann <ann@example.org>", "bob@example.org", "Cy <cy@example.org>", "dee@example.org"]
+      .map((to) => `tag-${to}`);
+    assert.deepEqual(await copiesKeep({ choice: 5, remindIf: "no_reply" }),
+      tags.map((tag) => [tag, "2026-12-06T00:00:00.000Z", "no_reply"]));
+    assert.deepEqual(await copiesKeep(null), tags.map((tag) => [tag, "2026-12-03T00:00:00.000Z", "not_opened"]));
+    // Reminder turned off in the window: no copy keeps one, whatever the identity's default.
+    assert.deepEqual(await copiesKeep({ choice: 0 }), []);
   });
 });

@@ -146,6 +146,7 @@ describe("outside input is bounded and neutralised", () => {
       `Diagnostic-Code: smtp; 550 ${"A".repeat(10_000)}\u0007`);
     const [bounce] = judgeRaw(raw).bounces;
     assert.ok(bounce.reason.length <= 200);
+    // eslint-disable-next-line no-control-regex
     assert.doesNotMatch(bounce.reason, /[\u0000-\u001f]/);
   });
 

@@ -3,6 +3,8 @@ with its own verifying pixel, one pixel-free copy in Sent, and an open of one co
 only that recipient."""
 
 import json
+import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -13,7 +15,7 @@ from mailtracker.core.settings import load_config
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import mint_tag
 from tests.e2e.test_sent_copy import ATTACHMENT_BYTES, BODY, attachment_of, local_folder, text_of
-from tests.e2e.test_thunderbird import html_part, pixels_in, token_of
+from tests.e2e.test_thunderbird import html_part, pixels_in, tag_rows, token_of
 from tests.e2e.thunderbird import wait_until
 
 pytestmark = pytest.mark.slow
@@ -40,6 +42,28 @@ def choose_individually(tb, subject: str) -> dict:
         }
         throw new Error("the choice was not stored");
     """, [tab_id]))
+
+
+def choose_reminder(tb, subject: str, days: int, remind_if: str) -> dict:
+    """In the Track popup's reminder row, "remind me in ``days`` days ``remind_if``", as a user would."""
+    tab_id = tb.compose_tab_id(subject)
+    return json.loads(tb.in_extension_tab(f"compose_popup/popup.html?tab={tab_id}", """
+        const box = await waitFor(d => d.body.dataset.ready && !d.getElementById("remindRow").hidden
+                                  && d.getElementById("remind"), "the reminder row");
+        box.click();
+        const days = doc().getElementById("remindDays"), condition = doc().getElementById("remindIf");
+        days.value = String(args[1]);
+        days.dispatchEvent(new (doc().defaultView.Event)("change"));
+        condition.value = args[2];
+        condition.dispatchEvent(new (doc().defaultView.Event)("change"));
+        const browser = doc().defaultView.wrappedJSObject.browser;
+        for (let i = 0; i < 100; i++) {
+            const state = (await browser.storage.session.get("remind:" + args[0]))["remind:" + args[0]];
+            if (state?.choice === args[1] && state?.remindIf === args[2]) return JSON.stringify(state);
+            await new Promise(r => setTimeout(r, 50));
+        }
+        throw new Error("the reminder was not stored");
+    """, [tab_id, days, remind_if]))
 
 
 def native_status(tb, message_id: str) -> dict:
@@ -69,13 +93,16 @@ def received_copies(sink):
 
 def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, tmp_path):
     """Three recipients (two To, one Bcc) -> three mails, each to one of them with its own pixel,
-    the same text and attachment; Sent holds one copy, without a pixel, listing all three;
-    one recipient's open marks only that recipient, in the register and in the add-on's status."""
+    the same text and attachment, and the reminder chosen in the window; Sent holds one copy,
+    without a pixel, listing all three; one recipient's open marks only that recipient, in the
+    register and in the add-on's status."""
     attachment = tmp_path / "data.bin"
     attachment.write_bytes(ATTACHMENT_BYTES)
     desktop.tb.compose_and_send(SUBJECT, TO, BODY, attachments=[attachment], command=None, bcc=BCC)
     chosen = choose_individually(desktop.tb, SUBJECT)
     assert "3 recipients" in chosen["explain"] and "separate threads" in chosen["explain"]
+    choose_reminder(desktop.tb, SUBJECT, 4, "no_reply")
+    sent_at = time.time()
     desktop.tb.press_send(SUBJECT)
 
     mails = wait_until(lambda: len(received_copies(desktop.sink)) >= 3 and received_copies(desktop.sink),
@@ -99,6 +126,16 @@ def test_send_individually_one_mail_per_recipient_one_clean_sent_copy(desktop, t
     texts = {text_of(html_part(mail)) for mail in mails}
     assert len(texts) == 1 and "Hello there" in texts.pop()
     assert len({mail["Message-ID"] for mail in mails}) == 3
+
+    # Each copy keeps the reminder chosen in the window (the identity has none by default).
+    def reminders_kept():
+        rows = [next((row for row in tag_rows(desktop.home, token) if row["remind_at"]), None)
+                for token in tokens.values()]
+        return all(rows) and rows
+    for row in wait_until(reminders_kept, 30, "each copy's reminder in tags.csv"):
+        assert row["remind_if"] == "no_reply", row
+        due = datetime.fromisoformat(row["remind_at"].replace("Z", "+00:00")).timestamp()
+        assert abs(due - (sent_at + 4 * 86400)) < 120, row
 
     # Sent: one copy, no pixel, every recipient listed; the original window closed.
     def sent_copies():
