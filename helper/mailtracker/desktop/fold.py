@@ -173,7 +173,31 @@ class StateDamaged(ValueError):
     """A tag's data in the store cannot be read: the fold counts the logs again."""
 
 
-class _Parts(dict):
+class _ReadWhenAsked(dict):
+    """A dict some of whose values are worked out when first asked for (``_Parts``, ``_Known``):
+    each way of reading every value works all of them out first (``_read_all``)."""
+
+    def _read_all(self) -> None:
+        raise NotImplementedError
+
+    def items(self):
+        self._read_all()
+        return dict.items(self)
+
+    def values(self):
+        self._read_all()
+        return dict.values(self)
+
+    def copy(self) -> dict:
+        return dict(self.items())
+
+    def __eq__(self, other) -> bool:
+        return dict(self.items()) == other
+
+    __hash__ = None
+
+
+class _Parts(_ReadWhenAsked):
     """One part of the tags' data (``_FoldState.tags``, ``counts``...) of a state read back from
     the store: a tag's value stays ``_UNREAD`` until it is asked for (a pass touches a few of
     50,000 tags), then all of that tag's data is decoded (``_Unread.decode``). Each way of
@@ -211,21 +235,8 @@ class _Parts(dict):
     def popitem(self):
         raise NotImplementedError("a part of the fold state gives no item at random")
 
-    def items(self):
+    def _read_all(self) -> None:
         self.unread.decode_all()
-        return dict.items(self)
-
-    def values(self):
-        self.unread.decode_all()
-        return dict.values(self)
-
-    def copy(self) -> dict:
-        return dict(self.items())
-
-    def __eq__(self, other) -> bool:
-        return dict(self.items()) == other
-
-    __hash__ = None
 
 
 class _Unread:
@@ -250,7 +261,7 @@ class _Unread:
             self.decode(tag)
 
 
-class _Known(dict):
+class _Known(_ReadWhenAsked):
     """``_FoldState.known`` of a state read back from the store: an address's knowledge is learned
     from its mails' evidence (``_FoldState.relearn``) when first asked for, as ``load`` once
     learned every address's (a pass asks for a few). Each way of reading learns first."""
@@ -268,7 +279,7 @@ class _Known(dict):
             except (KeyError, TypeError, ValueError) as exc:
                 raise StateDamaged(f"the fold state of {address} is damaged ({exc})") from None
 
-    def _learn_all(self) -> None:
+    def _read_all(self) -> None:
         for address in list(self.pending):
             self._learn(address)
 
@@ -293,7 +304,7 @@ class _Known(dict):
         return dict.pop(self, address, *default)
 
     def popitem(self):
-        self._learn_all()
+        self._read_all()
         return dict.popitem(self)
 
     def __setitem__(self, address, known) -> None:
@@ -305,32 +316,16 @@ class _Known(dict):
         dict.__delitem__(self, address)
 
     def __iter__(self):
-        self._learn_all()
+        self._read_all()
         return dict.__iter__(self)
 
     def __len__(self) -> int:
-        self._learn_all()
+        self._read_all()
         return dict.__len__(self)
 
     def keys(self):
-        self._learn_all()
+        self._read_all()
         return dict.keys(self)
-
-    def items(self):
-        self._learn_all()
-        return dict.items(self)
-
-    def values(self):
-        self._learn_all()
-        return dict.values(self)
-
-    def copy(self) -> dict:
-        return dict(self.items())
-
-    def __eq__(self, other) -> bool:
-        return dict(self.items()) == other
-
-    __hash__ = None
 
 
 @dataclass
