@@ -169,6 +169,15 @@ def test_a_fold_in_a_new_process_reads_back_only_the_tags_it_touches_and_writes_
     unread = _kept(other).tags.unread.raw
     assert len(unread) >= len(tags) - 6, "read back the data of tags the pass did not touch"
     assert not set(unread) & result.touched
+    # The next pass of that process goes on from what it read: a new mail, another one sent.
+    mint_tag(home, load_config(home), name="later", recipients=["p3@example.org"])
+    update_tag(home, tags[7], status="sent", sent_at=utc_timestamp(BASE_TIME + 6 * DAY))
+    shutil.copy(home.tags_path, other.tags_path)
+    for each in (home, other):
+        fold(each)
+    assert other.register_path.read_bytes() == home.register_path.read_bytes()
+    assert _stored(other) == _stored(home)
+    assert len(_kept(other).tags.unread.raw) >= len(tags) - 6
     fold(other, rebuild=True)
     assert other.register_path.read_bytes() == home.register_path.read_bytes()
 
