@@ -169,8 +169,9 @@ _PARTS = ("counts", "moments", "links", "replies", "machine", "places")  # and s
 _UNREAD = object()
 
 
-class StateDamaged(ValueError):
-    """A tag's data in the store cannot be read: the fold counts the logs again."""
+class StateDamaged(Exception):
+    """A tag's data in the store cannot be read: the fold counts the logs again. No ValueError:
+    a pass reads a tag's data where a ValueError means a hit line it skips."""
 
 
 class _ReadWhenAsked(dict):
