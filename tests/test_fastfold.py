@@ -119,7 +119,14 @@ def _observed(home, result):
             rows = register.rows()
             timelines = {tag: register.timeline(tag) for (tag,) in db.execute("SELECT tag FROM timelines")}
         # The fold's own state: each tag's counts, memory, moments... and the hits it counted.
-        tags = {tag: json.loads(data) for tag, data in db.execute("SELECT tag, data FROM fold_tags")}
+        # As [fields, counts, moments, links, replies, machine, places, evidence, parts]: its tags.csv
+        # fields are in its row, compared above (None in their place here), the memory in its counts.
+        tags = {}
+        for tag, parts, data, memory, evidence in db.execute(
+                "SELECT tag, parts, data, memory, evidence FROM fold_tags"):
+            tags[tag] = [None, *json.loads(data), evidence and json.loads(evidence), parts]
+            if tags[tag][1] is not None:
+                tags[tag][1][fold_module.MEMORY_AT] = memory
         core = json.loads(db.execute("SELECT value FROM fold_state WHERE key = 'core'").fetchone()[0])
     finally:
         db.close()

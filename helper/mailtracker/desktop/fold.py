@@ -37,7 +37,7 @@ from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Ru
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import Row, csv_lines, write_register_lines
+from mailtracker.desktop.register import Row, plain_rows_values, stored_tag_fields, stored_rows, stored_rows_of_values, write_register_lines
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -51,7 +51,7 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import ViewWriter, compact_json, loads, view_path
+from mailtracker.desktop.view import StoredRow, ViewWriter, compact_json, loads, view_path
 from mailtracker.desktop.visibility import (
     SEEN,
     Knowledge,
@@ -66,7 +66,9 @@ from mailtracker.desktop.visibility import (
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 10
+STATE_VERSION = 12
+# Where ``Counts.packed`` has the memory, which the store keeps in a column of its own.
+MEMORY_AT = 6
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
 # old home counts its logs again into the store, and the file is removed.
@@ -162,6 +164,172 @@ class FoldResult:
         return text
 
 
+# The parts of a tag's data the state keeps besides its tags.csv fields, in the store's order.
+_PARTS = ("counts", "moments", "links", "replies", "machine", "places")  # and so in ``_pack``
+# A tag's value in a part not decoded yet (``_Parts``).
+_UNREAD = object()
+
+
+class StateDamaged(Exception):
+    """A tag's data in the store cannot be read: the fold counts the logs again. No ValueError:
+    a pass reads a tag's data where a ValueError means a hit line it skips."""
+
+
+class _ReadWhenAsked(dict):
+    """A dict some of whose values are worked out when first asked for (``_Parts``, ``_Known``):
+    each way of reading every value works all of them out first (``_read_all``)."""
+
+    def _read_all(self) -> None:
+        raise NotImplementedError
+
+    def items(self):
+        self._read_all()
+        return dict.items(self)
+
+    def values(self):
+        self._read_all()
+        return dict.values(self)
+
+    def copy(self) -> dict:
+        return dict(self.items())
+
+    def __eq__(self, other) -> bool:
+        return dict(self.items()) == other
+
+    __hash__ = None
+
+
+class _Parts(_ReadWhenAsked):
+    """One part of the tags' data (``_FoldState.tags``, ``counts``...) of a state read back from
+    the store: a tag's value stays ``_UNREAD`` until it is asked for (a pass touches a few of
+    50,000 tags), then all of that tag's data is decoded (``_Unread.decode``). Each way of
+    reading values decodes them first; keys, ``in`` and setting are a dict's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.unread: Optional["_Unread"] = None
+
+    def __getitem__(self, tag):
+        value = dict.__getitem__(self, tag)
+        if value is _UNREAD:
+            self.unread.decode(tag)
+            value = dict.__getitem__(self, tag)
+        return value
+
+    def get(self, tag, default=None):
+        value = dict.get(self, tag, default)
+        if value is _UNREAD:
+            self.unread.decode(tag)
+            value = dict.__getitem__(self, tag)
+        return value
+
+    def setdefault(self, tag, default=None):
+        if tag in self:
+            return self[tag]
+        dict.__setitem__(self, tag, default)
+        return default
+
+    def pop(self, tag, *default):
+        if tag in self:
+            self[tag]
+        return dict.pop(self, tag, *default)
+
+    def popitem(self):
+        raise NotImplementedError("a part of the fold state gives no item at random")
+
+    def _read_all(self) -> None:
+        self.unread.decode_all()
+
+
+class _Unread:
+    """The data of the tags of a state read back from the store that were not asked for yet:
+    tag -> (data, memory, row) as ``_FoldState.load`` read them."""
+
+    def __init__(self, state: "_FoldState"):
+        self.state = state
+        self.raw: Dict[str, tuple] = {}
+        self.parts = [getattr(state, name) for name in _PARTS]
+        for part in (state.tags, *self.parts):
+            part.unread = self
+
+    def decode(self, tag: str) -> None:
+        raw = self.raw.pop(tag, None)
+        if raw is None:
+            raise StateDamaged(f"the fold state has no data of tag {tag}")
+        self.state.decode(tag, *raw)
+
+    def decode_all(self) -> None:
+        for tag in list(self.raw):
+            self.decode(tag)
+
+
+class _Known(_ReadWhenAsked):
+    """``_FoldState.known`` of a state read back from the store: an address's knowledge is learned
+    from its mails' evidence (``_FoldState.relearn``) when first asked for, as ``load`` once
+    learned every address's (a pass asks for a few). Each way of reading learns first."""
+
+    def __init__(self):
+        super().__init__()
+        self.state: Optional["_FoldState"] = None
+        self.pending: set = set()
+
+    def _learn(self, address) -> None:
+        if address in self.pending:
+            self.pending.discard(address)
+            try:
+                self.state.relearn(address)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StateDamaged(f"the fold state of {address} is damaged ({exc})") from None
+
+    def _read_all(self) -> None:
+        for address in list(self.pending):
+            self._learn(address)
+
+    def __getitem__(self, address):
+        self._learn(address)
+        return dict.__getitem__(self, address)
+
+    def get(self, address, default=None):
+        self._learn(address)
+        return dict.get(self, address, default)
+
+    def __contains__(self, address) -> bool:
+        self._learn(address)
+        return dict.__contains__(self, address)
+
+    def setdefault(self, address, default=None):
+        self._learn(address)
+        return dict.setdefault(self, address, default)
+
+    def pop(self, address, *default):
+        self._learn(address)
+        return dict.pop(self, address, *default)
+
+    def popitem(self):
+        self._read_all()
+        return dict.popitem(self)
+
+    def __setitem__(self, address, known) -> None:
+        self.pending.discard(address)
+        dict.__setitem__(self, address, known)
+
+    def __delitem__(self, address) -> None:
+        self._learn(address)
+        dict.__delitem__(self, address)
+
+    def __iter__(self):
+        self._read_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._read_all()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._read_all()
+        return dict.keys(self)
+
+
 @dataclass
 class _FoldState:
     """Everything the fold remembers between passes; all of it derived from the logs."""
@@ -216,6 +384,7 @@ class _FoldState:
                 log.info("the fold state is from another version; rebuilding it from the logs")
                 return cls()
             state = cls(
+                **{name: _Parts() for name in ("tags", *_PARTS)}, known=_Known(),
                 files={name: Cursor.from_json(c) for name, c in doc["files"].items()},
                 tags_cursor=Cursor.from_json(doc["tags_cursor"]),
                 self_cursor=Cursor.from_json(doc["self_cursor"]),
@@ -227,37 +396,53 @@ class _FoldState:
                 register_pending=doc["register_pending"],
                 odd_entries=list(doc["odd_entries"]),
             )
-            for tag, data in tag_rows:
-                fields, counts, moments, links, replies, machine, places, evidence = loads(data)
-                if fields is not None:
-                    state.tags[tag] = fields
-                if counts is not None:
-                    state.counts[tag] = Counts.unpacked(counts)
-                if moments is not None:
-                    state.moments[tag] = moments
-                if links is not None:
-                    state.links[tag] = links
-                if replies is not None:
-                    state.replies[tag] = replies
-                if machine is not None:
-                    state.machine[tag] = machine
-                if places is not None:
-                    state.places[tag] = places
-                for address, packed in (evidence or {}).items():
+            unread = _Unread(state)
+            state.known.state = state
+            for tag, parts, data, memory, evidence, row in tag_rows:
+                # Each tag's data is decoded when first asked for (``_Unread``): a pass touches few.
+                unread.raw[tag] = (data, memory, row)
+                if row is not None:  # a tag of tags.csv: its fields are its row's
+                    dict.__setitem__(state.tags, tag, _UNREAD)
+                for at, part in enumerate(unread.parts):
+                    if parts >> at & 1:
+                        dict.__setitem__(part, tag, _UNREAD)
+                for address, packed in (loads(evidence) if evidence is not None else {}).items():
                     state.evidence.setdefault(address, {})[tag] = packed
-            # Each address's knowledge is what its mails' evidence says.
-            for address in state.evidence:
-                state.relearn(address)
+            # Each address's knowledge is what its mails' evidence says: learned when first asked for.
+            state.known.pending.update(state.evidence)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("the fold state in %s is damaged (%s); rebuilding it from the logs", view.path, exc)
             return cls()
         state.stored = True
         return state
 
-    def save(self, view: ViewWriter, touched: set) -> str:
+    def decode(self, tag: str, data: str, memory: Optional[str], row: Optional[str]) -> None:
+        """Decode a tag's data as ``load`` read it (``_Unread``): each of its parts not set since."""
+        try:
+            values = loads(data)
+            if row is not None:
+                values.insert(0, stored_tag_fields(loads(row)))
+            counts = values[1 if row is not None else 0]
+            if counts is not None:
+                counts[MEMORY_AT] = memory
+                values[1 if row is not None else 0] = Counts.unpacked(counts)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise StateDamaged(f"the fold state of tag {tag} is damaged ({exc})") from None
+        names = ("tags", *_PARTS) if row is not None else _PARTS
+        if len(values) != len(names):
+            raise StateDamaged(f"the fold state of tag {tag} is damaged (not its parts)")
+        for name, value in zip(names, values):
+            part = getattr(self, name)
+            if dict.get(part, tag) is _UNREAD:
+                if value is None:
+                    raise StateDamaged(f"the fold state of tag {tag} is damaged (no {name})")
+                dict.__setitem__(part, tag, value)
+
+    def save(self, view: ViewWriter, touched: set, packed: Optional[List[tuple]] = None) -> str:
         """Into the store's open transaction: everything but the tags, and the data of the
         tags changed since the last save (every tag's when the store does not hold this
-        state yet). The id of this save, which the next pass compares (``_Kept``)."""
+        state yet: ``packed``, when ``stored_all`` gave it). The id of this save, which the next
+        pass compares (``_Kept``)."""
         core = {
             "version": STATE_VERSION,
             "files": {name: c.to_json() for name, c in self.files.items()},
@@ -271,27 +456,41 @@ class _FoldState:
             "register_pending": self.register_pending,
             "odd_entries": self.odd_entries,
         }
-        if self.stored:
-            tags = touched | self.dirty
-        else:
-            tags = set().union(self.tags, self.counts, self.moments, self.links, self.replies,
-                               self.machine, self.places)
+        if packed is None:
+            tags = touched | self.dirty if self.stored else self._every_tag()
+            said = self._said()
+            packed = [self._packed(tag, tag in said) for tag in tags]
         saved = uuid.uuid4().hex
-        said = {tag for by_tag in self.evidence.values() for tag in by_tag}  # few: the rest say nothing
-        view.save_fold_state({"core": compact_json(core), "saved": saved},
-                             ((tag, self._packed(tag, tag in said)) for tag in tags), replace_all=not self.stored)
+        view.save_fold_state({"core": compact_json(core), "saved": saved}, packed, replace_all=not self.stored)
         return saved
 
-    def _packed(self, tag: str, said: bool) -> str:
-        """A tag's data as the store keeps it: [fields, counts, moments, links, replies,
-        machine, places, evidence], each null when there is none; evidence is what this mail
-        says of each of its addresses ({address: Evidence.packed}). ``said``: False when the
-        mail is known to say nothing of any address."""
-        counts = self.counts.get(tag)
-        return compact_json([self.tags.get(tag), counts.packed() if counts is not None else None,
-                             self.moments.get(tag), self.links.get(tag), self.replies.get(tag),
-                             self.machine.get(tag), self.places.get(tag),
-                             self._evidence_of(tag) if said else None])
+    def _every_tag(self) -> set:
+        return set().union(self.tags, self.counts, self.moments, self.links, self.replies, self.machine, self.places)
+
+    def _said(self) -> set:
+        """The tags whose mail says something of an address (few: the rest say nothing)."""
+        return {tag for by_tag in self.evidence.values() for tag in by_tag}
+
+    def _packed(self, tag: str, said: bool) -> tuple:
+        return self._pack(tag, said, self.counts.get(tag), self.moments.get(tag), self.links.get(tag),
+                          self.replies.get(tag), self.machine.get(tag), self.places.get(tag))
+
+    def _pack(self, tag: str, said: bool, counts: Optional[Counts], moments, links, replies, machine,
+              places) -> tuple:
+        """A tag's data as the store keeps it: (tag, which parts it has (a bit each, in _PARTS'
+        order), [counts, moments, links, replies, machine, places] each null when there is none,
+        its counts' memory, its evidence); evidence is what this mail says of each of its
+        addresses ({address: Evidence.packed}). ``said``: False when the mail is known to say
+        nothing of any address. Its tags.csv fields are in its row."""
+        memory = None
+        if counts is not None:
+            counts = counts.packed()
+            memory, counts[MEMORY_AT] = counts[MEMORY_AT], None  # as it is: no JSON in JSON
+        values = [counts, moments, links, replies, machine, places]
+        parts = ((counts is not None) | (moments is not None) << 1 | (links is not None) << 2
+                 | (replies is not None) << 3 | (machine is not None) << 4 | (places is not None) << 5)
+        evidence = self._evidence_of(tag) if said else None
+        return tag, parts, compact_json(values), memory, compact_json(evidence) if evidence is not None else None
 
     def relearn(self, address: str) -> bool:
         """Learn the address's knowledge again from its mails' evidence (only addresses in a
@@ -341,6 +540,41 @@ class _FoldState:
     def rows(self) -> List[Row]:
         return [self.row(tag_id) for tag_id in self.order()]
 
+    def stored_all(self) -> Tuple[List[StoredRow], List[tuple]]:
+        """Every tag's row and data as the store keeps them (``register.stored_rows``, ``_packed``),
+        for a save of all (a first fold, a rebuild: 50,000 tags), in one pass over the tags: the
+        rows of the tags with no links, clicks, replies or "not seen" state by the column
+        (``plain_rows_values``), the others by ``row``."""
+        tags, counts, moments, links, replies, machine, places, known = (
+            self.tags, self.counts, self.moments, self.links, self.replies, self.machine, self.places, self.known)
+        said = self._said()
+        packed, values = [], []
+        plain, plain_fields, plain_counts, plain_places = [], [], [], []
+        ordered = self.order()  # about the order their data was made in: quicker to read than by id
+        for tag in [*ordered, *sorted(self._every_tag().difference(ordered))]:
+            counted, linked, replied, found = counts.get(tag), links.get(tag), replies.get(tag), places.get(tag)
+            packed.append(self._pack(tag, tag in said, counted, moments.get(tag), linked, replied, machine.get(tag),
+                                     found))
+            fields = tags.get(tag)
+            if fields is None:
+                continue  # hits of a tag tags.csv does not have (yet): no row
+            opened = counted is not None and counted.opened
+            if (counted is not None and counted.links) or linked or replied or (
+                    known and not opened and any(address in known for address in addresses(fields.get("recipients", "")))):
+                values.append(self.row(tag).stored_values())
+                continue
+            values.append(None)
+            plain.append(tag)
+            plain_fields.append(fields)
+            plain_counts.append(counted or _NO_COUNTS)
+            plain_places.append(" ".join(found[2]) if found else "")
+        plain_values = iter(plain_rows_values(plain, plain_fields, plain_counts, plain_places))
+        return stored_rows_of_values([next(plain_values) if value is None else value for value in values]), packed
+
+
+# The counts of a tag without a hit (never changed: ``stored_all`` reads it).
+_NO_COUNTS = Counts()
+
 
 _ORIGINS_CACHE: Dict[tuple, Origins] = {}
 
@@ -367,7 +601,12 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
     home.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(home.state_dir / "fold.lock"), timeout=FOLD_LOCK_TIMEOUT_S):
-            result = _fold_locked(home, config, rebuild, progress, platform)
+            try:
+                result = _fold_locked(home, config, rebuild, progress, platform)
+            except StateDamaged as exc:  # found when the pass read that tag: nothing was saved
+                log.warning("%s; rebuilding it from the logs", exc)
+                rebuild = True
+                result = _fold_locked(home, config, rebuild, progress, platform)
             if result.recount and not rebuild:
                 # Rare (a computer catching up on another's logs): the same counts as the
                 # computer whose log it is, at the cost of one rebuild.
@@ -480,21 +719,32 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
     the register is replaced: a crash in between leaves the old state, and folding it again
     writes the same register. ``lines``: each tag's register line as the last pass of this
     process wrote it (those of the tags this pass touched are written anew)."""
+    new_process = not (fresh or lines)  # no line of the last pass: the store has them
+    packed = None
     if fresh:
-        rows = state.rows()
-        view.save_rows(rows, replace_all=True)
+        stored, packed = state.stored_all()
+        view.save_rows(stored, replace_all=True)
         lines.clear()
-        lines.update(_lines_of(rows))
+        lines.update((entry[0], entry[-1]) for entry in stored)
     elif result.touched:
-        rows = [state.row(tag) for tag in result.touched if tag in state.tags]
-        view.save_rows(rows, replace_all=False)
-        lines.update(_lines_of(rows))
+        stored = stored_rows([state.row(tag) for tag in result.touched if tag in state.tags])
+        view.save_rows(stored, replace_all=False)
+        lines.update((entry[0], entry[-1]) for entry in stored)
     if not (result.touched or fresh or result.new_moments or state.register_pending or state.dirty
             or state.odd_entries != result.skipped_entries or not home.register_path.exists()):
         return None
     state.odd_entries = list(result.skipped_entries)
+    # The store has every tag's row now, as this pass left it: the order of those, and in a new
+    # process their lines, come from there (without reading each tag's data back).
+    if new_process:
+        ordered = view.register_lines()
+        lines.update(ordered)
+        state.ordered = [tag for tag, _ in ordered]
+    elif not fresh and state.ordered is None:
+        state.ordered = view.ordered_tags()
     order = state.order()
-    lines.update(_lines_of([state.row(tag) for tag in order if tag not in lines]))  # all in a new process
+    missing = [tag for tag in order if tag not in lines]  # none: the store has every tag's row
+    lines.update((entry[0], entry[-1]) for entry in stored_rows([state.row(tag) for tag in missing]))
     try:
         write_register_lines(home.register_path, [lines[tag] for tag in order], result.new_opens,
                              platform)
@@ -504,12 +754,7 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
     else:
         result.register_written = True
         state.register_pending = False
-    return state.save(view, result.touched)
-
-
-def _lines_of(rows: List[Row]) -> Dict[str, str]:
-    """Each row's register line, by its tag (``register.csv_lines``: by the column when many)."""
-    return dict(zip([row.id for row in rows], csv_lines(rows)))
+    return state.save(view, result.touched, packed)
 
 
 class _Timelines:

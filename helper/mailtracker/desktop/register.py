@@ -11,9 +11,10 @@ import csv
 import logging
 import os
 from dataclasses import dataclass, field, fields, replace
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter, or_
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mailtracker.core.csvcodec import BOM, FORMULA_START_PATTERN, QUOTED_PATTERN, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
@@ -21,7 +22,8 @@ from mailtracker.core.paths import Home
 from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.view import Event, ViewReader, view_path
+from mailtracker.desktop.tags import TAG_COLUMNS
+from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, view_path
 from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
@@ -132,13 +134,7 @@ class Row:
         pixel was made, moments before Send), "unsent" (minted, never sent: no time),
         "unconfirmed" (minted; the send was never confirmed: the mint time) or "tagged" (a tag
         made with 'mailtracker tag': when it was made)."""
-        if self.status == "sent":
-            return (self.sent_at, "sent") if self.sent_at else (self.created, "minted")
-        if self.status == "unsent":
-            return "", "unsent"
-        if self.status == "pending":
-            return self.created, "unconfirmed"
-        return self.created, "tagged"
+        return sending_of(self.status, self.sent_at, self.created)
 
     @classmethod
     def of(cls, tag_id: str, tag: Mapping[str, str], counts: Counts,
@@ -212,6 +208,11 @@ class Row:
                                 for link in doc.get("links") or ())
         return cls(**values)
 
+    def stored_values(self) -> tuple:
+        """``to_json``'s values in the order the read model keeps them (``view.ROW_KEYS``)."""
+        return _stored_cells(self.__dict__)[:-1] + (
+            [link.to_json() for link in self.links], self.opened, self.read) + self.sending
+
     def csv_line(self) -> str:
         """This row in register.csv, as text with its line end: the one place its cells are written.
         Every cell goes through the neutraliser: any column may hold what came from outside (a
@@ -247,6 +248,17 @@ class Row:
             opened_elsewhere=" ".join(m.opened_elsewhere for m in members if m.opened_elsewhere), links=())
 
 
+def sending_of(status: str, sent_at: str, created: str) -> Tuple[str, str]:
+    """``Row.sending`` of a row with these fields."""
+    if status == "sent":
+        return (sent_at, "sent") if sent_at else (created, "minted")
+    if status == "unsent":
+        return "", "unsent"
+    if status == "pending":
+        return created, "unconfirmed"
+    return created, "tagged"
+
+
 _SCALARS = tuple(f.name for f in fields(Row) if f.name != "links")
 _LINK_FIELDS = tuple(f.name for f in fields(Link))
 REGISTER_COLUMNS = tuple(f.name for f in fields(Row) if f.metadata.get("csv", True))
@@ -260,6 +272,51 @@ _COUNTED_FIELDS = ("opens", "first_open", "last_open", "hits", "self_hits", "mac
                    "first_click", "last_click")
 _counted = attrgetter(*_COUNTED_FIELDS)
 _DEFAULTS = {f.name: f.default for f in fields(Row) if f.name not in ("id", "short_id")}
+# The read model keeps a row as the values of ``to_json``'s keys in its own order (``view.ROW_KEYS``):
+# the fields up to the links, then what ``to_json`` adds after them.
+_ADDED_KEYS = ("opened", "read", "sent_time", "sent_how")
+if ROW_KEYS[-len(_ADDED_KEYS) - 1:] != ("links", *_ADDED_KEYS) or \
+        sorted(ROW_KEYS) != sorted((*_SCALARS, "links", *_ADDED_KEYS)):
+    raise ImportError("view.ROW_KEYS does not name every key of Row.to_json")
+_stored_cells = itemgetter(*ROW_KEYS[:-len(_ADDED_KEYS)])
+_REPLY_DEFAULTS = tuple(_DEFAULTS[name] for name in ROW_KEYS[ROW_KEYS.index("replies"):ROW_KEYS.index("not_seen")])
+_NOT_SEEN_DEFAULTS = ("", "", "")
+# Where each register column stands in a stored row.
+_REGISTER_AT = tuple(ROW_KEYS.index(name) for name in REGISTER_COLUMNS)
+if ROW_KEYS[2:2 + len(_TAG_FIELDS) + len(_COUNTED_FIELDS)] != _TAG_FIELDS + _COUNTED_FIELDS:
+    raise ImportError("view.ROW_KEYS does not start with the tags.csv fields and the counts")
+_tag_cells = itemgetter(*_TAG_FIELDS)
+
+
+# A row holds every field of tags.csv (the fold state keeps them in the row alone: ``stored_tag_fields``).
+if set(_TAG_FIELDS) != set(TAG_COLUMNS) - {"id"}:
+    raise ImportError("Row does not take every field of tags.csv")
+
+
+def stored_tag_fields(values: Sequence) -> Dict[str, str]:
+    """The tags.csv fields of a row as the read model keeps it (``Row.stored_values``)."""
+    return dict(zip(_TAG_FIELDS, values[2:2 + len(_TAG_FIELDS)]))
+
+
+def plain_rows_values(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                      opened_elsewhere: Sequence[str]) -> List[tuple]:
+    """``Row.of(tag_id, tag, counts, {}).but(opened_elsewhere=...).stored_values()`` of each tag, by the
+    column (a first fold writes 50,000 rows): for tags with no links, no clicks and no replies, whose
+    "not seen" columns are empty."""
+    n = len(tag_ids)
+    if not n:
+        return []
+    try:
+        cells = list(zip(*map(_tag_cells, tags)))
+    except KeyError:  # a tag without some field: as Row.of reads it, empty
+        cells = list(zip(*(tuple(map(tag.get, _TAG_FIELDS, _EMPTY_STRINGS)) for tag in tags)))
+    counted = list(zip(*map(_counted, counts)))
+    opened = list(map(bool, map(or_, counted[_COUNTED_FIELDS.index("opens")],
+                                counted[_COUNTED_FIELDS.index("clicks")])))
+    status, sent_at, created = (cells[_TAG_FIELDS.index(name)] for name in ("status", "sent_at", "created"))
+    defaults = [repeat(value, n) for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
+    return list(zip(tag_ids, map(short_id, tag_ids), *cells, *counted, *defaults, opened_elsewhere,
+                    repeat([], n), opened, opened, *zip(*map(sending_of, status, sent_at, created))))
 
 
 # From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows in
@@ -280,27 +337,56 @@ def csv_lines(rows: Sequence[Row]) -> List[str]:
     return [row.csv_line() for row in rows]
 
 
+def stored_rows(rows: Sequence[Row]) -> List[StoredRow]:
+    """The rows as the read model keeps them, each with its register line."""
+    return [(row.id, row.short_id, row.message_id, row.created, compact_json(row.stored_values()), line)
+            for row, line in zip(rows, csv_lines(rows))]
+
+
+def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
+    """``stored_rows`` of rows given as their ``stored_values`` (a first fold's every row): the
+    register lines by the column when there are many."""
+    lines = None
+    if len(values) >= COLUMNS_FROM:
+        columns = list(zip(*values))
+        try:
+            lines = _lines_by_column((name, columns[at]) for name, at in zip(REGISTER_COLUMNS, _REGISTER_AT))
+        except ImportError:
+            pass  # no polars: the fast fold is not installed
+        except Exception as exc:  # as in csv_lines
+            log.debug("register lines written one by one: %s", exc)
+    if lines is None:
+        lines = [Row.from_json(dict(zip(ROW_KEYS, cells))).csv_line() for cells in values]
+    return [(cells[0], cells[1], cells[7], cells[5], compact_json(cells), line) for cells, line in zip(values, lines)]
+
+
 def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
     """``csv_lines`` with polars: each column a series, each text cell neutralised and quoted as
     ``neutralise`` and ``csv_field`` would; TypeError for a column it cannot take whole."""
+    return _lines_by_column(zip(REGISTER_COLUMNS, zip(*[_register_cells(row.__dict__) for row in rows])))
+
+
+def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
+    """The register lines of rows given as their cells, (column name, cells) in REGISTER_COLUMNS'
+    order, by the column (``_csv_lines_by_column``)."""
     import polars as pl
 
     cell = pl.first()
     neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
     written = pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
         pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
-    columns = []
-    for name, column in zip(REGISTER_COLUMNS, zip(*[_register_cells(row.__dict__) for row in rows])):
+    columns_written = []
+    for name, column in columns:
         series = pl.Series(name, column, strict=True)
         if series.null_count():  # str(None) is "None" to csv_line; polars would drop the line
             raise TypeError(f"column {name} holds None")
         if series.dtype == pl.Int64:  # a count: as str() writes it, nothing to change
-            columns.append(series.cast(pl.String))
+            columns_written.append(series.cast(pl.String))
         elif series.dtype == pl.String:
-            columns.append(series.to_frame().select(written.alias(name)).to_series())
+            columns_written.append(series.to_frame().select(written.alias(name)).to_series())
         else:
             raise TypeError(f"column {name} holds {series.dtype}")
-    return pl.DataFrame(columns).select(pl.concat_str(pl.all(), separator=",") + "\r\n").to_series().to_list()
+    return pl.DataFrame(columns_written).select(pl.concat_str(pl.all(), separator=",") + "\r\n").to_series().to_list()
 
 
 def write_register(path: Path, rows: Sequence[Row], new_opens: int = 0) -> None:

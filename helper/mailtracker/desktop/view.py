@@ -24,6 +24,7 @@ that does not exist means that nothing was folded yet.
 import json
 import os
 import sqlite3
+from operator import itemgetter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -34,24 +35,36 @@ from mailtracker.core.hitline import TIME_LENGTH
 Event = Tuple[str, str, int, str, str]
 # An event but its time: what many events share (label, counted, reason, client).
 Kind = Tuple[str, int, str, str]
+# A tag's row as ``ViewWriter.save_rows`` takes it: id, short id, Message-ID, created, the row
+# (the values of ROW_KEYS, in JSON), its register line.
+StoredRow = Tuple[str, str, str, str, str, str]
+# What this store keeps of a row: the values of ``register.Row.to_json``'s keys, in this order
+# (readers get them back as that dict). Register checks that it names every key.
+ROW_KEYS = ("id", "short_id", "name", "subject", "recipients", "created", "status", "message_id", "group",
+            "remind_at", "remind_if", "sent_at", "identity", "opens", "first_open", "last_open", "hits",
+            "self_hits", "machine_hits", "clicks", "first_click", "last_click", "replies", "first_reply",
+            "last_reply", "replied_by", "undelivered", "undelivered_reason", "not_seen", "not_seen_by",
+            "not_seen_reason", "opened_elsewhere", "links", "opened", "read", "sent_time", "sent_how")
 TIMELINE_LENGTH = 50
 # 2: the fold's state moved in (fold_state, fold_tags); a store of 1 is made anew, and the
-# fold counts the logs again.
-# 5: a timeline keeps each event as its time and the code of its kind (event_kinds), not
-# its texts again and again (a third of the bytes); 3 and 4 name layouts made at the same time
-# elsewhere, which a store of this one must not be taken for.
-SCHEMA_VERSION = 5
+# fold counts the logs again. 6: a row kept as the values of ROW_KEYS, its register line beside
+# it (``line``), no index on short_id (a short id is a prefix of the id, which its key finds);
+# a tag's state in columns its reader can take apart (``fold._FoldState.load``), its tags.csv
+# fields in its row alone; a timeline keeps each event as its time and the code of its kind
+# (event_kinds), not its texts again and again (a third of the bytes). 3, 4 and 5 were steps
+# on the way there, which a store of this layout must not be taken for.
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (
     id TEXT PRIMARY KEY, short_id TEXT NOT NULL, message_id TEXT NOT NULL,
-    created TEXT NOT NULL, row TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS tags_short_id ON tags (short_id);
+    created TEXT NOT NULL, row TEXT NOT NULL, line TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tags_message_id ON tags (message_id);
 CREATE TABLE IF NOT EXISTS timelines (tag TEXT PRIMARY KEY, events TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS event_kinds (code INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS fold_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS fold_tags (tag TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fold_tags (
+    tag TEXT PRIMARY KEY, parts INTEGER NOT NULL, data TEXT NOT NULL, memory TEXT, evidence TEXT);
 """
 PAGE_SIZE = 16384
 _TABLES = ("meta", "tags", "timelines", "event_kinds", "fold_state", "fold_tags")
@@ -247,19 +260,22 @@ class ViewWriter:
         """Whether a pass ever wrote every row (a new or reset store holds none)."""
         return self._db.execute("SELECT 1 FROM meta WHERE key = 'complete'").fetchone() is not None
 
-    def save_rows(self, rows: Iterable, replace_all: bool) -> None:
-        """Store these rows (``register.Row``: this store keeps each as its ``to_json``)."""
+    def save_rows(self, rows: Iterable[StoredRow], replace_all: bool) -> None:
+        """Store these rows (``StoredRow``)."""
         if replace_all:
             self._db.execute("DELETE FROM tags")
         self._db.executemany(
-            "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row) VALUES (?, ?, ?, ?, ?)",
-            _by_key([(row.id, row.short_id, row.message_id, row.created, compact_json(row.to_json()))
-                     for row in rows]))
+            "INSERT OR REPLACE INTO tags (id, short_id, message_id, created, row, line) VALUES (?, ?, ?, ?, ?, ?)",
+            _by_key(list(rows)))
         if replace_all:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
         # Readers compare this to know that something changed.
         self._db.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') "
                          "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def register_lines(self) -> List[Tuple[str, str]]:
+        """(id, register line) of every tag with a row, in the register's order (``ordered_tags``)."""
+        return self._db.execute("SELECT id, line FROM tags ORDER BY created, id").fetchall()
 
     def tags_with_events(self) -> set:
         return {tag for (tag,) in self._db.execute("SELECT tag FROM timelines")}
@@ -313,23 +329,31 @@ class ViewWriter:
                        if code not in self._kinds]
             self._db.executemany("DELETE FROM event_kinds WHERE code = ?", unnamed)
 
-    def fold_state(self) -> Tuple[Dict[str, str], Iterable[Tuple[str, str]]]:
-        """The fold's state as it last saved it: its entries by key, and (tag, data) per tag."""
+    def fold_state(self) -> Tuple[Dict[str, str], Iterable[tuple]]:
+        """The fold's state as it last saved it: its entries by key, and per tag (tag, parts,
+        data, memory, evidence, the tag's row: the state keeps no copy of what the row holds)."""
         entries = dict(self._db.execute("SELECT key, value FROM fold_state"))
-        return entries, self._db.execute("SELECT tag, data FROM fold_tags")
+        return entries, self._db.execute(
+            "SELECT fold_tags.tag, fold_tags.parts, fold_tags.data, fold_tags.memory, fold_tags.evidence, "
+            "tags.row FROM fold_tags LEFT JOIN tags ON tags.id = fold_tags.tag")
 
     def fold_state_entry(self, key: str) -> Optional[str]:
         found = self._db.execute("SELECT value FROM fold_state WHERE key = ?", (key,)).fetchone()
         return found[0] if found else None
 
-    def save_fold_state(self, entries: Dict[str, str], tags: Iterable[Tuple[str, str]],
-                        replace_all: bool) -> None:
-        """Store the fold's entries and these tags' data (all of them: ``replace_all``)."""
+    def save_fold_state(self, entries: Dict[str, str], tags: Iterable[tuple], replace_all: bool) -> None:
+        """Store the fold's entries and these tags' (tag, parts, data, memory, evidence) (all of
+        them: ``replace_all``)."""
         if replace_all:
             self._db.execute("DELETE FROM fold_state")
             self._db.execute("DELETE FROM fold_tags")
         self._db.executemany("INSERT OR REPLACE INTO fold_state (key, value) VALUES (?, ?)", entries.items())
-        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, data) VALUES (?, ?)", _by_key(list(tags)))
+        self._db.executemany("INSERT OR REPLACE INTO fold_tags (tag, parts, data, memory, evidence) "
+                             "VALUES (?, ?, ?, ?, ?)", _by_key(list(tags)))
+
+    def ordered_tags(self) -> List[str]:
+        """The ids of the tags with a row, in the register's order (by when they were made)."""
+        return [tag for (tag,) in self._db.execute("SELECT id FROM tags ORDER BY created, id")]
 
 
 def _kinds_of(db: sqlite3.Connection, codes: Iterable[int]) -> Dict[int, Kind]:
@@ -349,7 +373,7 @@ def _by_key(rows: list) -> list:
     """Rows in the order of their key (the first item): a table takes them at its end, page
     after page, where rows in the order of a dict would split pages all over its index (a
     first fold of 50,000 tags: a third of the time)."""
-    rows.sort(key=lambda row: row[0])
+    rows.sort(key=itemgetter(0))
     return rows
 
 
@@ -383,11 +407,11 @@ class ViewReader:
             raise _cannot_read(self.path, exc) from exc
 
     def rows(self) -> List[dict]:
-        return [json.loads(row) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]
+        return [dict(zip(ROW_KEYS, json.loads(row))) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]
 
     def row(self, tag_id: str) -> Optional[dict]:
         found = self._query("SELECT row FROM tags WHERE id = ?", (tag_id,))
-        return json.loads(found[0][0]) if found else None
+        return dict(zip(ROW_KEYS, json.loads(found[0][0]))) if found else None
 
     def ids_with_prefix(self, prefix: str) -> List[str]:
         return [tag_id for (tag_id,) in self._query(
