@@ -223,6 +223,26 @@ def test_mails_to_one_person_each_fold_the_same_both_ways(tmp_path, monkeypatch)
     assert max(row.hits for row in folded["rows"]) > 3 * TIMELINE_LENGTH
 
 
+def test_a_mail_opened_only_through_an_image_proxy_keeps_empty_places_both_ways(tmp_path, monkeypatch):
+    """A mail to one person whose only counted opens are an image proxy's: no mail program's
+    open to place, and its places are kept empty by the column as hit by hit."""
+    home = Home.locate(str(tmp_path / "proxied"))
+    init_home(home)
+    config = load_config(home)
+    tags = [mint_tag(home, config, name=f"g{i}", recipients=[f"g{i}@example.org"]).id for i in range(3)]
+    lines = [format_hit_line(f"bootgggg.{n + 1:x}", utc_timestamp(START + 5_000 + 90 * n), tags[n % 3], "GET",
+                             f"66.249.{n % 7}.0", AGENTS[4] if n % 3 == 0 else AGENTS[n % 2], "")  # 4: Google's proxy
+             for n in range(600)]
+    hits_dir = home.hits_dir(config)
+    hits_dir.mkdir(parents=True, exist_ok=True)
+    (hits_dir / "hits-a-2026-11-24.csv").write_bytes(header_line(HIT_COLUMNS) + b"".join(
+        line + b"\r\n" for line in lines))
+    folded = _both_ways(home, tmp_path / "both", monkeypatch)
+    proxied = next(row for row in folded["rows"] if row.id == tags[0])
+    assert proxied.opens > 100 and folded["tags"][tags[0]][6] == [[], [], []]
+    assert all(folded["tags"][tag][6][0] for tag in tags[1:])  # the others' programs
+
+
 def _again(home, shift_s):
     """The home's hits again, later and from a new boot of each server: new hits for the same
     tags and clients, after the earlier ones were folded."""
@@ -250,11 +270,42 @@ def _calm(home, start):
             line.split(b",")[1], utc_timestamp(start + 61 * n).encode(), 1) for n, line in enumerate(kept)))
 
 
-def test_a_batch_in_many_groups_folds_the_same(tmp_path, monkeypatch):
-    """A rebuild bigger than FAST_GROUP_BYTES goes in groups; each carries the last one's memory."""
-    home = _edge_home(tmp_path / "big", random.Random(9), hits=3_000)
-    _calm(home, START + 20_000)
-    _both_ways(home, tmp_path / "both", monkeypatch, group_bytes=40_000)
+@pytest.mark.parametrize("one_each, calm", [(False, True), (True, True), (True, False)])
+def test_a_batch_in_many_groups_folds_the_same(tmp_path, monkeypatch, one_each, calm):
+    """A rebuild bigger than FAST_GROUP_BYTES goes in groups; each carries the last one's memory.
+    Mails to one person each: what a tag's hits in several groups teach (machine fetches,
+    places) is learned from the events each group hands over, as hit by hit; also where a tag
+    goes per line in one group (a client back within the window) and by the column in another."""
+    home = _edge_home(tmp_path / "big", random.Random(9), hits=3_000, one_each=one_each)
+    if calm:
+        _calm(home, START + 20_000)
+    with _asked_for_events(monkeypatch) as asked:
+        folded = _both_ways(home, tmp_path / "both", monkeypatch, group_bytes=40_000)
+    if one_each:
+        assert len(asked) > 20  # tags in several groups: their events, not the columns' places
+        assert sum(data[6] is not None and bool(data[6][2]) for data in folded["tags"].values()) > 5
+
+
+class _asked_for_events:
+    """The tags whose deciding events the visibility step asked the fast path for (those whose
+    machine memory and places it did not take from the columns)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.asked = set()
+
+    def __enter__(self):
+        real = fold_module._Noted.events
+
+        def events(noted, tags):
+            self.asked.update(tags)
+            return real(noted, tags)
+
+        self.monkeypatch.setattr(fold_module._Noted, "events", events)
+        return self.asked
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()
 
 
 def test_a_rebuild_by_the_columns_reads_the_same_and_keeps_only_the_kinds_it_met(tmp_path, monkeypatch):
@@ -284,32 +335,41 @@ def test_a_rebuild_by_the_columns_reads_the_same_and_keeps_only_the_kinds_it_met
     assert len(kept) == len(kinds) and named <= kept and ("open", 1, "open", "nobody") not in kept
 
 
-def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("one_each", [False, True])
+def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog, one_each):
     """A history where no client comes back within the window: no tag is handed to the per-line
-    loop, from scratch and on top of that history (the repeat memory it left)."""
-    home = _edge_home(tmp_path / "calm", random.Random(3), hits=3_000)
+    loop, from scratch and on top of that history (the repeat memory it left). Mails to one
+    person each: their machine memory and places come from the columns, then go on from the
+    events the fast path hands over."""
+    home = _edge_home(tmp_path / "calm", random.Random(3), hits=3_000, one_each=one_each)
     _calm(home, START + 20_000)
-    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"), _asked_for_events(monkeypatch) as asked:
         folded = _both_ways(home, tmp_path / "both", monkeypatch)
     assert folded["result"]["new_opens"] > 500
     assert "fast path:" in caplog.text and " 0 hits of slow tags per line" in caplog.text
+    assert not asked
     caplog.clear()
     fold_module.fold(home)
     _again(home, 400_000)
-    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
+    with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"), _asked_for_events(monkeypatch) as asked:
         expected = _on_top_both_ways(home, tmp_path / "again", monkeypatch)
     assert " 0 hits of slow tags per line" in caplog.text
     assert expected["result"]["new_hits"] > 2_000
+    if one_each:
+        assert len(asked) > 20
+        assert sum(data[6] is not None and bool(data[6][2]) for data in expected["tags"].values()) > 5
 
 
-def _returning_home(root, rng, tags=60, hits=8_000):
+def _returning_home(root, rng, tags=60, hits=8_000, one_each=False):
     """Sent tags whose readers come back: bursts of the same client seconds apart (chains of
     repeats, a burst that outlasts the window), times out of order, a client back after more
-    than RECENT_CLIENTS others, and clicks well after the send."""
+    than RECENT_CLIENTS others, and clicks well after the send. ``one_each``: each mail to one
+    person."""
     home = Home.locate(str(root))
     init_home(home)
     config = load_config(home)
-    ids = [mint_tag(home, config, name=f"r{i}").id for i in range(tags)]
+    ids = [mint_tag(home, config, name=f"r{i}", recipients=[f"r{i}@example.org"] if one_each else ()).id
+           for i in range(tags)]
     for i, tag in enumerate(ids):
         record_self_fetch(home, tag, "send", when=utc_timestamp(START + i))
     clock = {tag: START + 10_000 for tag in ids}
@@ -329,11 +389,13 @@ def _returning_home(root, rng, tags=60, hits=8_000):
     return home
 
 
-def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("one_each", [False, True])
+def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch, caplog, one_each):
     """The repeat rule by the column: the same counts, memory and timelines as hit by hit, and
     only the tags where a client came back after more others than the memory holds are left to
-    the per-line loop; on top of that history too."""
-    home = _returning_home(tmp_path / "returning", random.Random(21))
+    the per-line loop; on top of that history too. Mails to one person each: the places of
+    their opens by the column read the networks of the clients a crowded memory still holds."""
+    home = _returning_home(tmp_path / "returning", random.Random(21), one_each=one_each)
     with caplog.at_level("DEBUG", logger="mailtracker.desktop.fastfold"):
         folded = _both_ways(home, tmp_path / "both", monkeypatch)
     rows = folded["rows"]
@@ -346,9 +408,11 @@ def test_clients_that_come_back_are_counted_by_the_columns(tmp_path, monkeypatch
     assert _on_top_both_ways(home, tmp_path / "again", monkeypatch)["result"]["new_hits"] > 5_000
 
 
-def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monkeypatch):
-    """On top of a folded history (stored repeat memory, seen runs, first fetches): the same."""
-    home = _edge_home(tmp_path / "history", random.Random(5), hits=3_000)
+@pytest.mark.parametrize("one_each", [False, True])
+def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monkeypatch, one_each):
+    """On top of a folded history (stored repeat memory, seen runs, first fetches): the same.
+    Mails to one person each: their machine memory and places from before go on."""
+    home = _edge_home(tmp_path / "history", random.Random(5), hits=3_000, one_each=one_each)
     fold_module.fold(home)
     _again(home, 30)  # some within the repeat window of the same client's last open
     hits_dir = home.hits_dir(load_config(home))

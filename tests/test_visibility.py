@@ -128,6 +128,25 @@ def test_only_apple_proxy_fetches_make_opens_not_measurable_with_the_reason(home
     assert _rows(home)[dan_first]["not_seen"] == ""
 
 
+def test_an_open_of_the_one_mail_apple_fetched_makes_the_opens_measurable_again(home):
+    """Cleo's one fetched mail was fetched by Apple's relay alone: her other mail says "opens
+    not measurable"; once she opens that same mail with images, her other mail is "not opened"
+    again (its row written anew in that pass), and a rebuild says the same."""
+    invoice = _sent(home, "Invoice", ["cleo@icloud.example"], 0)
+    reminder = _sent(home, "Reminder", ["cleo@icloud.example"], 1)
+    fold(home)
+    _hits(home, [(1, invoice, 3600, "17.58.0.0", APPLE_PROXY)])
+    fold(home)
+    assert _rows(home)[reminder]["not_seen"] == "not_measurable"
+    _hits(home, [(2, invoice, 2 * DAY, "203.0.113.0", OUTLOOK)])
+    assert reminder in fold(home).touched
+    rows = _rows(home)
+    assert rows[invoice]["opens"] == "1" and rows[reminder]["not_seen"] == ""
+    before = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == before
+
+
 def test_recipients_fields_give_their_addresses_once():
     """Display names, angle brackets, case and separators as tags.csv keeps them."""
     assert addresses('Ann Example <Ann@Example.net>; bob@example.net, "Ann" <ann@example.net>; nobody') == (

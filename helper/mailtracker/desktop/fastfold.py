@@ -47,7 +47,7 @@ from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLI
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
-from mailtracker.desktop.visibility import by_apple
+from mailtracker.desktop.visibility import addresses, by_apple
 
 log = logging.getLogger(__name__)
 
@@ -588,48 +588,143 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     result.new_opens += per_tag["opens"].sum()
     result.new_clicks += new_clicks
     _add_events(frame, words, names, timelines)
-    _note_deciding_events(frame, words, names, timelines)
+    _note_deciding_events(frame, words, names, last_seen, tag_names, tags, timelines)
 
 
-def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
-    """Each fast tag's few events that decide what the fold learns after the pass
-    (``fold._learn_visibility``), in ``timelines.noted``: of its machine fetches, the last one
-    at the latest time, after one of Apple's if that one is not (``note_machine_fetches`` keeps
-    the latest and whether Apple was among them); of its counted opens, each mail program's
-    first (``note_opens`` looks at a program's first open only). From these they give what
-    they give from all its events, whatever a timeline keeps."""
+def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], last_seen: "pl.DataFrame",
+                          tags: List[str], fields: Dict[str, Dict[str, str]], timelines) -> None:
+    """What the fold learns of these fast tags after the pass (``fold._learn_visibility``),
+    handed over in ``timelines.noted`` (``fold._Noted``): the tags; what the hits of those sent
+    to one person (by their tags.csv ``fields``: only those say anything) make of a machine
+    memory and places that start with them (``note_machine_fetches`` and
+    ``elsewhere.note_opens`` from nothing, with the repeat memory these hits leave), by the
+    column; and, for a tag that had either before or that more hits of the pass reach, the
+    events that decide them (``_DecidingEvents``)."""
     labels = words.labels
-    label_of, reasons, described = (_Words.texts(table) for table in (labels, words.reasons, words.described))
-    # Texts by the order they sort in, as note_opens sorts events (time, then the texts).
-    reason_rank, client_rank = (
-        {code: rank for rank, code in enumerate(sorted(range(len(texts)), key=texts.__getitem__))}
-        for texts in (reasons, described))
-    programs: Dict[str, int] = {}
-    program_of = [programs.setdefault(elsewhere_program(text), len(programs)) for text in described]
-    parts = []
+    reasons, described = _Words.texts(words.reasons), _Words.texts(words.described)
+    fetches = firsts = None
+    machines, places = {}, {}
+    tag = pl.col("tag_c")
+    alone = tag.is_in(pl.Series([code for code, name in names.items() if name in fields and len(
+        addresses(fields[name].get("recipients", ""))) == 1], dtype=pl.UInt32).implode())
     if "prefetch" in labels:
-        fetches = frame.filter(pl.col("label") == labels["prefetch"]).select("tag_c", "row", "time", "label",
-                                                                             "counted", "reason", "described")
-        apple = [code for code, text in enumerate(reasons) if by_apple(text)]
-        latest = fetches.sort("time", "row").group_by("tag_c").last()
-        apples = fetches.filter(pl.col("reason").is_in(apple)).group_by("tag_c").first()
-        parts += [apples.with_columns(order=pl.lit(0)), latest.with_columns(order=pl.lit(1))]
+        fetches = frame.filter((pl.col("label") == labels["prefetch"]) & alone).select(
+            "tag_c", "row", "time", "when", "label", "counted", "reason", "described",
+            apple=pl.col("reason").is_in([code for code, text in enumerate(reasons) if by_apple(text)]))
+        # note_machine_fetches: the last fetch at the latest time, and whether Apple's proxy made one.
+        latest = fetches.filter(pl.col("when") == pl.col("when").max().over(tag)).filter(
+            pl.col("row") == pl.col("row").max().over(tag)).select(
+            "tag_c", "time", "reason", apple=tag.is_in(fetches.filter("apple")["tag_c"].implode()))
+        codes, stamps, kinds, by_proxy = (column.to_list() for column in latest.get_columns())
+        machines = {names[tag_c]: [stamp, reasons[kind], apple]
+                    for tag_c, stamp, kind, apple in zip(codes, stamps, kinds, by_proxy)}
     if "open" in labels:
-        opens = frame.filter((pl.col("label") == labels["open"]) & pl.col("counted")).select(
-            "tag_c", "row", "time", "label", "counted", "reason", "described").with_columns(
-            program=pl.col("described").replace_strict(range(len(described)), program_of, return_dtype=pl.Int64),
-            reason_rank=pl.col("reason").replace_strict(reason_rank, return_dtype=pl.Int64),
-            client_rank=pl.col("described").replace_strict(client_rank, return_dtype=pl.Int64))
-        firsts = opens.sort("time", "reason_rank", "client_rank").group_by("tag_c", "program").first()
-        parts.append(firsts.drop("program", "reason_rank", "client_rank").with_columns(order=pl.lit(2)))
-    if not parts:
-        return
-    events = pl.concat([part.select("tag_c", "order", "row", "time", "label", pl.col("counted").cast(pl.Int64),
-                                    "reason", "described") for part in parts]).sort("tag_c", "order", "row")
-    noted = timelines.noted
-    for tag_c, _, _, stamp, label, counted, reason, client in events.iter_rows():
-        noted.setdefault(names[tag_c], []).append(
-            (stamp, label_of[label], counted, reasons[reason], described[client]))
+        # Each mail program's first open, as note_opens sorts events (time, then the texts), in
+        # that order.
+        programs: Dict[str, int] = {}
+        program_of = [programs.setdefault(elsewhere_program(text), len(programs)) for text in described]
+        ranks = [pl.lit(pl.Series(_ranks(texts), dtype=pl.Int64)) for texts in (reasons, described)]
+        firsts = frame.filter((pl.col("label") == labels["open"]) & pl.col("counted") & alone).select(
+            "tag_c", "row", "time", "when", "label", "counted", "reason", "described",
+            program=pl.lit(pl.Series(program_of, dtype=pl.Int64)).gather("described"),
+            reason_rank=ranks[0].gather("reason"), client_rank=ranks[1].gather("described")).sort(
+            "tag_c", "when", "reason_rank", "client_rank").filter(
+            (tag.cast(pl.Int64) * len(programs) + pl.col("program")).is_first_distinct())
+        places = _places(firsts, _remembered_clients(last_seen).filter(alone), words, programs, names)
+    timelines.noted.add(tags, machines, places, _DecidingEvents(fetches, firsts, names, words))
+
+
+def _ranks(texts: List[str]) -> List[int]:
+    """Each text's place in their sorted order, by code."""
+    ranks = [0] * len(texts)
+    for rank, code in enumerate(sorted(range(len(texts)), key=texts.__getitem__)):
+        ranks[code] = rank
+    return ranks
+
+
+def _places(firsts: "pl.DataFrame", clients: "pl.DataFrame", words: "_Words", programs: Dict[str, int],
+            names: Dict[int, str]) -> Dict[str, list]:
+    """``elsewhere.note_opens`` from nothing, by the column, for the tags with counted opens:
+    [programs, networks, hints] as the fold state keeps them. ``firsts``: each mail program's
+    first open, by tag, in order; ``clients``: the repeat memory's (``_remembered_clients``).
+    The programs in that order; the networks the memory saw each from
+    (``elsewhere.networks_by_program``: in the memory's order), each once; the time of each
+    program's first open whose networks are all new, from the second program on."""
+    # Each memory key's network and program, as networks_by_program reads them (a key is
+    # network + " " + program: two keys never give the same pair).
+    networks: Dict[str, int] = {}
+    key_network, key_program = [], []
+    for key in _Words.texts(words.keys):
+        network, _, program = key.partition(" ")
+        kept = not (key == FIRST_FETCH or key.startswith("click")) and program in programs
+        key_network.append(networks.setdefault(network, len(networks)) if kept else None)
+        key_program.append(programs[program] if kept else None)
+    tag, pair, at = pl.col("tag_c"), pl.col("pair"), pl.int_range(pl.len())
+    starts = (tag != tag.shift(1)).fill_null(True)
+    # A (tag, program) pair as one number.
+    firsts = firsts.select("tag_c", "program", "time", pair=tag.cast(pl.Int64) * len(programs) + pl.col("program"),
+                           place=at - pl.when(starts).then(at).forward_fill())
+    seen_from = clients.select(
+        "row", pair=tag.cast(pl.Int64) * len(programs) + pl.lit(pl.Series(key_program, dtype=pl.Int64)).gather("key"),
+        network=pl.lit(pl.Series(key_network, dtype=pl.Int64)).gather("key")).drop_nulls("pair").sort("row")
+    # Each (program's first open, network its program was seen from), in the order note_opens
+    # meets them: a network is new where its tag meets it first. A program's first open is from
+    # somewhere new when each of its (one or more) networks is new there.
+    pairs = firsts.join(seen_from, on="pair", how="inner", maintain_order="left_right").with_columns(
+        new=(tag.cast(pl.Int64) * len(networks) + pl.col("network")).is_first_distinct())
+    ends = (pair != pair.shift(-1)).fill_null(True)
+    olds = pairs.select("tag_c", "time", "place", old=(~pl.col("new")).cum_sum(), end=ends).filter("end")
+    hints = olds.filter((pl.col("old") == pl.col("old").shift(1).fill_null(0)) & (pl.col("place") > 0))
+    new = pairs.filter("new")
+    # Python lists (as the fold state keeps them) cut from three long ones, tag by tag.
+    sizes = firsts.group_by("tag_c", maintain_order=True).len("programs").join(
+        new.group_by("tag_c").len("networks"), on="tag_c", how="left", maintain_order="left").join(
+        hints.group_by("tag_c").len("hints"), on="tag_c", how="left", maintain_order="left").fill_null(0)
+    program_texts, network_texts = list(programs), list(networks)
+    seen = [program_texts[code] for code in firsts["program"].to_list()]
+    where = [network_texts[code] for code in new["network"].to_list()]
+    times = hints["time"].to_list()
+    made = {}
+    a = b = c = 0
+    for tag_c, n_programs, n_networks, n_hints in zip(*(column.to_list() for column in sizes.get_columns())):
+        made[names[tag_c]] = [seen[a:a + n_programs], where[b:b + n_networks], times[c:c + n_hints]]
+        a, b, c = a + n_programs, b + n_networks, c + n_hints
+    return made
+
+
+class _DecidingEvents:
+    """One batch's events that decide what the fold learns of a tag, as frames until the fold
+    asks for some tags' (those with a machine memory or places from before, or that more hits
+    of the pass reach): of its machine fetches, the last one at the latest time, after one of
+    Apple's if that one is not (``note_machine_fetches`` keeps the latest and whether Apple
+    was among them); of its counted opens, each mail program's first (``note_opens`` looks at
+    a program's first open only). From these they give what they give from all its events,
+    whatever a timeline keeps."""
+
+    def __init__(self, fetches, firsts, names: Dict[int, str], words: "_Words"):
+        self.fetches, self.firsts, self.names = fetches, firsts, names
+        self.texts = (_Words.texts(words.labels), _Words.texts(words.reasons), _Words.texts(words.described))
+
+    def of(self, tags: set) -> Dict[str, list]:
+        """These tags' events, by tag, as timeline events (time, label, counted, reason, client)."""
+        codes = pl.Series([code for code, tag in self.names.items() if tag in tags], dtype=pl.UInt32).implode()
+        parts = []
+        if self.fetches is not None:
+            fetches = self.fetches.filter(pl.col("tag_c").is_in(codes))
+            parts += [fetches.filter("apple").group_by("tag_c").first().with_columns(order=pl.lit(0)),
+                      fetches.sort("when", "row").group_by("tag_c").last().with_columns(order=pl.lit(1))]
+        if self.firsts is not None:
+            parts.append(self.firsts.filter(pl.col("tag_c").is_in(codes)).with_columns(order=pl.lit(2)))
+        found: Dict[str, list] = {}
+        if not parts:
+            return found
+        label_of, reasons, described = self.texts
+        events = pl.concat([part.select("tag_c", "order", "row", "time", "label", pl.col("counted").cast(pl.Int64),
+                                        "reason", "described") for part in parts])
+        for tag_c, _, _, stamp, label, counted, reason, client in events.sort("tag_c", "order", "row").iter_rows():
+            found.setdefault(self.names[tag_c], []).append(
+                (stamp, label_of[label], counted, reasons[reason], described[client]))
+        return found
 
 
 def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], timelines) -> None:
@@ -676,12 +771,7 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     it is a whole number of milliseconds as a hit's is, else as a dict."""
     first_fetch = _Words._code(words.keys, FIRST_FETCH)
     schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
-    # A row is one client's: of a tag that saw more clients than it remembers, its latest.
-    crowded = last_seen.group_by("tag_c").len().filter(pl.col("len") > RECENT_CLIENTS)["tag_c"].implode()
-    latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")
-    clients = pl.concat([last_seen.filter(~pl.col("tag_c").is_in(crowded)),
-                         last_seen.filter(pl.col("tag_c").is_in(crowded)).filter(latest)]).select(
-        "tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
+    clients = _remembered_clients(last_seen).select("tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
     firsts = frame.filter(pl.col("first_row").is_not_null()).unique("tag_c").select(
         "tag_c", pl.col("first_row").cast(pl.Int64).alias("row"), pl.lit(0, pl.Int8).alias("kind"),
         pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))
@@ -717,3 +807,12 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
         for tag_c, at, n in spans.iter_rows():
             memories[tag_c] = dict(zip(map(keys.__getitem__, codes[at:at + n]), whens[at:at + n]))
     return memories
+
+
+def _remembered_clients(last_seen: "pl.DataFrame") -> "pl.DataFrame":
+    """The clients each fast tag's repeat memory keeps after its hits (``last_seen``'s rows, one
+    per client and its last hit): of a tag that saw more than it remembers, its latest."""
+    crowded = last_seen.group_by("tag_c").len().filter(pl.col("len") > RECENT_CLIENTS)["tag_c"].implode()
+    latest = pl.col("row") >= pl.col("row").top_k(RECENT_CLIENTS).min().over("tag_c")
+    return pl.concat([last_seen.filter(~pl.col("tag_c").is_in(crowded)),
+                      last_seen.filter(pl.col("tag_c").is_in(crowded)).filter(latest)])

@@ -53,14 +53,15 @@ from mailtracker.desktop.tags import (
 from mailtracker.desktop.tail import Cursor, read_new_data
 from mailtracker.desktop.view import StoredRow, ViewWriter, compact_json, loads, view_path
 from mailtracker.desktop.visibility import (
-    Evidence,
+    SEEN,
     Knowledge,
     MailFacts,
     addresses,
     evidence_of,
-    learn,
+    learned,
     mail_columns,
     note_machine_fetches,
+    opened_evidence,
 )
 
 log = logging.getLogger(__name__)
@@ -494,14 +495,12 @@ class _FoldState:
     def relearn(self, address: str) -> bool:
         """Learn the address's knowledge again from its mails' evidence (only addresses in a
         state are kept); True when it changed."""
-        said = self.evidence.get(address, {})
-        known = learn(Evidence.unpacked(tag, packed) for tag, packed in said.items())
-        if known == self.known.get(address, Knowledge()):
+        known = learned(self.evidence.get(address, {}))
+        if not known.state:
+            return self.known.pop(address, None) is not None
+        if known == self.known.get(address):
             return False
-        if known.state:
-            self.known[address] = known
-        else:
-            self.known.pop(address, None)
+        self.known[address] = known
         return True
 
     def _evidence_of(self, tag: str) -> Optional[Dict[str, list]]:
@@ -769,9 +768,8 @@ class _Timelines:
         self.touched: Dict[str, list] = {}
         self.encoded: Dict[str, str] = {}
         self.appended: set = set()
-        # The fast path's events that decide what ``_learn_visibility`` learns of a tag
-        # (``fastfold._note_deciding_events``): a few, where a timeline keeps only the latest.
-        self.noted: Dict[str, list] = {}
+        # What the fast path hands ``_learn_visibility`` of the tags it counts.
+        self.noted = _Noted()
         self._stored: Optional[set] = None
 
     def of(self, tag: str) -> list:
@@ -945,53 +943,139 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
     tag's machine fetches and the places of its opens (``elsewhere``) noted, each of their
     addresses' knowledge learned again from all its mails; where an address's knowledge
     changed, its other mails' rows are written anew too."""
-    touched = [tag for tag in result.touched if tag in state.tags]
-    for tag in touched:
-        counts = state.counts.get(tag)
-        # Machine fetches and places tell something of a mail to one person only.
-        if counts is None or not (counts.machine_hits or counts.opens) \
-                or len(addresses(state.tags[tag].get("recipients", ""))) != 1:
-            continue
-        # The per-line loop's events of the tag; after the fast path's deciding events, if it
-        # counted some (a timeline it wrote, ``encoded``, has no other that decides anything).
-        events = timelines.touched.get(tag)
-        if tag in timelines.noted:
-            events = timelines.noted[tag] + (events or [])
-        if counts.machine_hits:
-            machine = note_machine_fetches(state.machine.get(tag), events or ())
-            if machine is not None:
-                state.machine[tag] = machine
-        if counts.opens:
-            state.places[tag] = note_opens(state.places.get(tag), events or (), counts.recent())
+    tags, all_counts, machines = state.tags, state.counts, state.machine
+    evidence, replies, known = state.evidence, state.replies, state.known
+    note = _Places(state, timelines)
     affected = set()
-    for tag in touched:
-        senders = [packed[1] for packed in state.replies.get(tag, ()) if packed[4] == "reply"]
-        recipients = addresses(state.tags[tag].get("recipients", ""))
-        counts = state.counts.get(tag)
+    for tag in result.touched:
+        fields = tags.get(tag)
+        if fields is None:
+            continue
+        recipients = addresses(fields.get("recipients", ""))
+        counts = all_counts.get(tag)
+        # Machine fetches and places tell something of a mail to one person only.
+        if len(recipients) == 1 and counts is not None and (counts.machine_hits or counts.opens):
+            note(tag, counts)
+        if len(recipients) == 1 and tag not in replies:
+            # Most mails: to one person, with no reply (so none bounced).
+            address = recipients[0]
+            if counts is not None and counts.opened:
+                now = opened_evidence(counts.first_open, counts.first_click)
+            elif tag in machines:
+                now = evidence_of(_mail_facts(state, tag), machines[tag]).get(address)
+            else:
+                now = None
+            # An address with no state that only this mail's open speaks of keeps none (most).
+            if _hear(evidence, address, tag, now) and not (
+                    now is not None and now[0] == SEEN and len(evidence[address]) == 1 and address not in known):
+                affected.add(address)
+            continue
+        senders = [packed[1] for packed in replies.get(tag, ()) if packed[4] == "reply"]
         # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
-        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in state.machine)):
-            said = evidence_of(_mail_facts(state, tag), state.machine.get(tag))
+        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in machines)):
+            said = evidence_of(_mail_facts(state, tag), machines.get(tag))
         else:
             said = {}
         for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
-            kept = state.evidence.get(address)
-            before = kept.get(tag) if kept else None
-            now = said[address].packed() if address in said else None
-            if now == before:
-                continue
-            affected.add(address)
-            if now is not None:
-                state.evidence.setdefault(address, {})[tag] = now
-            else:
-                del kept[tag]
-                if not kept:
-                    del state.evidence[address]
+            if _hear(evidence, address, tag, said.get(address)):
+                affected.add(address)
     changed = {address for address in affected if state.relearn(address)}
     if changed and not fresh:
         # Rare (an address's state changed): its other mails' rows are written anew (a fresh
         # read model has every row written anyway).
         result.touched.update(tag for tag, fields in state.tags.items()
                               if tag not in result.touched and changed.intersection(addresses(fields.get("recipients", ""))))
+
+
+def _hear(evidence: Dict[str, Dict[str, list]], address: str, tag: str, now: Optional[list]) -> bool:
+    """Put what a mail now says of an address (packed; None: nothing) among the address's
+    evidence (an address keeps only the mails that say something); whether that changed it."""
+    kept = evidence.get(address)
+    if kept is None:
+        if now is None:
+            return False
+        evidence[address] = {tag: now}
+        return True
+    if kept.get(tag) == now:
+        return False
+    if now is None:
+        del kept[tag]
+        if not kept:
+            del evidence[address]
+    else:
+        kept[tag] = now
+    return True
+
+
+class _Places:
+    """Noting each mail to one person's machine fetches and the places of its opens after this
+    pass (``note_machine_fetches``, ``note_opens``). Where all of a tag's events of the pass
+    came from one batch of the fast path and it had none before, they are what the fast path
+    made of them; else they are noted from its events: the fast path's deciding ones, then the
+    per-line loop's (a timeline it wrote, ``encoded``, has no other that decides anything)."""
+
+    def __init__(self, state: _FoldState, timelines: _Timelines):
+        self.machines, self.places = state.machine, state.places
+        self.noted, self.per_line = noted, per_line = timelines.noted, timelines.touched
+        self.sole = noted.tags.difference(noted.again, per_line)
+        # The deciding events of the tags that need them (few, mostly none), at once.
+        self.decided = noted.events(noted.tags.difference(self.sole).union(
+            self.sole.intersection(self.machines), self.sole.intersection(self.places)))
+
+    def __call__(self, tag: str, counts: Counts) -> None:
+        machines, places, noted = self.machines, self.places, self.noted
+        if tag in self.sole and tag not in self.decided:
+            if counts.machine_hits:
+                machine = noted.machine.get(tag)
+                if machine is not None:
+                    machines[tag] = machine
+            if counts.opens:
+                made = noted.places.get(tag)
+                places[tag] = made if made is not None else [[], [], []]
+            return
+        events = self.per_line.get(tag)
+        if tag in self.decided:
+            events = self.decided[tag] + (events or [])
+        if counts.machine_hits:
+            machine = note_machine_fetches(machines.get(tag), events or ())
+            if machine is not None:
+                machines[tag] = machine
+        if counts.opens:
+            places[tag] = note_opens(places.get(tag), events or (), counts.recent())
+
+
+class _Noted:
+    """What the fast path hands ``_learn_visibility`` of the tags it counted in this pass
+    (``fastfold._note_deciding_events``): for each tag, the machine memory and places its hits
+    give from nothing (none where they give none), and the events that decide them, asked for
+    only for the tags that had either before or that more than one batch reached."""
+
+    def __init__(self):
+        self.tags: set = set()
+        # Tags that more than one batch of this pass counted.
+        self.again: set = set()
+        self.machine: Dict[str, list] = {}
+        self.places: Dict[str, list] = {}
+        self._batches: list = []
+
+    def add(self, tags, machine: Dict[str, list], places: Dict[str, list], events) -> None:
+        """A batch's tags, what their hits make, and its deciding events (``events.of(tags)``
+        gives those of some tags, by tag)."""
+        tags = set(tags)
+        self.again.update(self.tags.intersection(tags))
+        self.tags.update(tags)
+        self.machine.update(machine)
+        self.places.update(places)
+        self._batches.append(events)
+
+    def events(self, tags: set) -> Dict[str, list]:
+        """These tags' deciding events, by tag, batch after batch."""
+        found: Dict[str, list] = {}
+        if tags:
+            for batch in self._batches:
+                for tag, events in batch.of(tags).items():
+                    found.setdefault(tag, []).extend(events)
+        return found
 
 
 # The fast path (``fastfold``, with polars) pays off from a few megabytes of new lines

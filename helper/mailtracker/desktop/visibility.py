@@ -29,6 +29,8 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 from mailtracker.desktop.classify import explain
 
+# What a person's open of a mail to one address says of it (its opens show): no state.
+SEEN = "seen"
 NO_IMAGES = "no_images"
 NOT_MEASURABLE = "not_measurable"
 STATES = (NO_IMAGES, NOT_MEASURABLE)
@@ -42,14 +44,13 @@ APPLE_CODES = ("apple-agent", "apple-range", "bare-agent")
 _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 
 
-@lru_cache(maxsize=1 << 16)  # the fold asks several times per tag and pass
 @lru_cache(maxsize=1 << 16)
 def addresses(recipients: str) -> Tuple[str, ...]:
     """The lower-cased mail addresses in a recipients field ("Ann <ann@x.org>; bob@y.org"), each
     once. Remembered: a fold asks it of each mail's recipients several times."""
     found: List[str] = []
     for part in recipients.replace(",", ";").split(";"):
-        angled = _ANGLED.search(part)
+        angled = _ANGLED.search(part) if "<" in part else None
         address = (angled.group(1) if angled else part).strip().strip("<>\"'").lower()
         if "@" in address and address not in found:
             found.append(address)
@@ -97,9 +98,13 @@ class Knowledge:
         return cls(str(state), str(why), str(tag), str(time))
 
 
+# The knowledge of an address whose opens can show.
+NOTHING = Knowledge()
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """One mail's say about one address: "seen", NO_IMAGES or NOT_MEASURABLE, at a time."""
+    """One mail's say about one address: SEEN, NO_IMAGES or NOT_MEASURABLE, at a time."""
 
     kind: str
     time: str
@@ -139,18 +144,24 @@ def _mail_words(row) -> str:
     return f"“{row.subject or row.name or '(no subject)'}” (tag {row.short_id})"
 
 
-def evidence_of(row, machine: Optional[Sequence]) -> Dict[str, Evidence]:
-    """What one mail (its ``MailFacts`` or register row, and its machine-fetch memory) says of
-    each address it went to or was answered from."""
+def opened_evidence(first_open: str, first_click: str) -> list:
+    """What a person's open (or click) of a mail to one address that did not bounce says of
+    it, packed (``Evidence.packed``): its words are never shown (it makes the opens visible,
+    no state)."""
+    return [SEEN, first_open or first_click, "", False]
+
+
+def evidence_of(row: MailFacts, machine: Optional[Sequence]) -> Dict[str, list]:
+    """What one mail (its facts and its machine-fetch memory) says of each address it went to
+    or was answered from, packed as the fold state keeps it (``Evidence.packed``)."""
     recipients = addresses(row.recipients)
     undelivered = set(addresses(row.undelivered))
     alone = len(recipients) == 1
     said: Dict[str, Evidence] = {}
     if row.opened:
         if alone and recipients[0] not in undelivered:
-            # A person's open: its words are never shown (it makes the opens visible, no state).
-            said[recipients[0]] = Evidence("seen", row.first_open or row.first_click, "", row.id)
-        return said
+            return {recipients[0]: opened_evidence(row.first_open, row.first_click)}
+        return {}
     apple = bool(machine) and bool(machine[2])
     for address in addresses(row.replied_by):
         if apple and alone:
@@ -165,7 +176,16 @@ def evidence_of(row, machine: Optional[Sequence]) -> Dict[str, Evidence]:
         said[recipients[0]] = Evidence(
             NOT_MEASURABLE, machine[0],
             f"every fetch of {_mail_words(row)} was a machine's: {explain(machine[1])}", row.id, apple)
-    return said
+    return {address: evidence.packed() for address, evidence in said.items()}
+
+
+def learned(said: Mapping[str, Sequence]) -> Knowledge:
+    """``learn`` from an address's evidence as the fold keeps it (by tag, packed). Mails that
+    each say a person opened them (most) teach no state: then nothing is unpacked."""
+    for packed in said.values():
+        if packed[0] != SEEN:
+            return learn(Evidence.unpacked(tag, packed) for tag, packed in said.items())
+    return NOTHING
 
 
 def learn(evidence: Iterable[Evidence]) -> Knowledge:
