@@ -335,6 +335,24 @@ def test_a_rebuild_by_the_columns_reads_the_same_and_keeps_only_the_kinds_it_met
     assert len(kept) == len(kinds) and named <= kept and ("open", 1, "open", "nobody") not in kept
 
 
+def test_the_same_logs_make_the_same_store_by_the_columns(tmp_path, monkeypatch):
+    """Two first folds of the same logs by the columns store the same timelines byte for byte:
+    the kinds of events are numbered in one order, whatever order polars meets them in."""
+    home = _edge_home(tmp_path / "edge", random.Random(5), hits=3_000)
+    stores = []
+    for name in ("one", "two"):
+        copy = _copy(home, tmp_path / name)
+        _, took = _fold(copy, True, monkeypatch)
+        assert took
+        db = sqlite3.connect(str(copy.state_dir / "view.sqlite3"))
+        try:
+            stores.append([list(db.execute("SELECT tag, events FROM timelines ORDER BY tag")),
+                           list(db.execute("SELECT code, kind FROM event_kinds ORDER BY code"))])
+        finally:
+            db.close()
+    assert stores[0] == stores[1]
+
+
 @pytest.mark.parametrize("one_each", [False, True])
 def test_tags_without_repeats_are_counted_by_the_columns(tmp_path, monkeypatch, caplog, one_each):
     """A history where no client comes back within the window: no tag is handed to the per-line

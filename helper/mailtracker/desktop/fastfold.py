@@ -746,7 +746,10 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
         label, counted = divmod(number, 2)
         spelled.append((texts[0][label], counted, texts[1][reason], texts[2][client]))
     view = timelines.view
-    codes = pl.Series([str(code) for code in view.event_codes(spelled)], dtype=pl.String)
+    # New kinds get their codes in the order of their texts: the same logs make the same store.
+    order = sorted(range(len(kinds)), key=spelled.__getitem__)
+    given = dict(zip(order, view.event_codes([spelled[i] for i in order])))
+    codes = pl.Series([str(given[i]) for i in range(len(kinds))], dtype=pl.String)
     # A time is TIME_LENGTH characters, never a comma (_SERVER_LINE): it and the code are the event.
     event = pl.concat_str([pl.col("time"), pl.col("kind").replace_strict(kinds, codes)])
     # Each tag's latest events as a list, then joined: quicker than joining inside the groups.
