@@ -6,9 +6,13 @@ import signal
 import socket
 import ssl
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from tests.conftest import free_port, wait_for
+from mailtracker.core.paths import Home
+from tests.conftest import PixelServer, free_port, wait_for
+from tests.tools import require_tool
 
 CADDYFILE = Path(__file__).resolve().parent.parent / "packaging" / "caddy" / "Caddyfile"
 
@@ -51,3 +55,22 @@ class Caddy:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=20)
         self.log.close()
+
+
+@contextmanager
+def caddy_in_front(home: Home, root: Path, monkeypatch) -> Iterator[Caddy]:
+    """A real ``serve --serve-hits`` of ``home`` behind the shipped Caddyfile (trusting Caddy as
+    its proxy); requests trust Caddy's local CA. Yields the Caddy (its ``url``); both stop after."""
+    require_tool("caddy", "caddy")
+    upstream = free_port()
+    (root / "caddy").mkdir()
+    caddy = Caddy(root / "caddy", upstream)
+    try:
+        server = PixelServer(home, "--port", str(upstream), "--trusted-proxies", "127.0.0.1", "--serve-hits")
+        try:
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(caddy.ca))
+            yield caddy
+        finally:
+            server.stop()
+    finally:
+        caddy.stop()

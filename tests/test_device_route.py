@@ -30,11 +30,10 @@ from mailtracker.desktop.devicesync import read_sync_state
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.tags import mint_tag
-from tests.conftest import AGENT, PixelServer, fill_disk, free_port, row_of, run_cli, wait_for
+from tests.conftest import AGENT, PixelServer, fill_disk, row_of, run_cli, wait_for
 from tests.lying_server import LyingServer, endless, listing
 from tests.tcp_proxy import TcpProxy
 from tests.test_pull import server, session, token  # noqa: F401 (fixtures: a --serve-hits server, its token)
-from tests.tools import require_tool
 
 LAPTOP_ID, DESK_ID = "laptop", "desk"
 
@@ -402,24 +401,15 @@ def test_pull_pushes_and_pulls_and_devices_list_says_when(pair, server):
 
 def test_caddy_passes_a_push(home, tmp_path, monkeypatch, session):
     """Through the shipped Caddyfile, a push and a pull of the device logs work."""
-    require_tool("caddy", "caddy")
-    from tests.caddy import Caddy
+    from tests.caddy import caddy_in_front
 
-    upstream = free_port()
-    (tmp_path / "caddy").mkdir()
-    caddy = Caddy(tmp_path / "caddy", upstream)
-    server = PixelServer(home, "--port", str(upstream), "--trusted-proxies", "127.0.0.1", "--serve-hits")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(caddy.ca))
-    try:
+    with caddy_in_front(home, tmp_path, monkeypatch) as caddy:
         laptop = computer(tmp_path, LAPTOP_ID, home, caddy.url)
         desk = computer(tmp_path, DESK_ID, home, caddy.url)
         tag = mint_tag(laptop, load_config(laptop), name="Caddy")
         assert puller_of(laptop, caddy.url, session).devices.sync_all().pushed
         assert puller_of(desk, caddy.url, session).devices.sync_all().pulled
         assert tag.id in (desk.devices_dir / device_log_name("tags", laptop.device)).read_text()
-    finally:
-        server.stop()
-        caddy.stop()
 
 
 def test_a_trickling_or_endless_server_is_given_up_and_watch_stops_at_once(pair, session, monkeypatch):

@@ -20,7 +20,6 @@ from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import AGENT, PixelServer, free_port, wait_for
 from tests.tcp_proxy import TcpProxy
-from tests.tools import require_tool
 
 # What the issue asks of the default settings: a median of 2 s, none over 4 s.
 MEDIAN_BOUND_S = 2.0
@@ -113,16 +112,9 @@ def test_a_restarted_server_and_a_dropped_connection_lose_nothing(home, desktop)
 def test_caddy_does_not_cut_a_held_request(home, tmp_path, monkeypatch):
     """Through the shipped Caddyfile: a listing held the full 40 s comes back whole (304), and a hit
     during the next hold is pulled within 2 s."""
-    require_tool("caddy", "caddy")
-    from tests.caddy import Caddy
+    from tests.caddy import caddy_in_front
 
-    upstream = free_port()
-    (tmp_path / "caddy").mkdir()
-    caddy = Caddy(tmp_path / "caddy", upstream)
-    server = PixelServer(home, "--port", str(upstream), "--trusted-proxies", "127.0.0.1", "--serve-hits")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(caddy.ca))
-    session = requests.Session()
-    try:
+    with caddy_in_front(home, tmp_path, monkeypatch) as caddy, requests.Session() as session:
         tag = mint_tag(home, load_config(home), name="Caddy")
         local = tmp_path / "desktop-hits"
         puller = Puller(local, [caddy.url], pull_token(read_secret(home.secret_path)), session=session)
@@ -147,10 +139,6 @@ def test_caddy_does_not_cut_a_held_request(home, tmp_path, monkeypatch):
         began = time.monotonic()
         puller.stop()
         assert time.monotonic() - began < 1 and puller.status.state == "stopped"
-    finally:
-        server.stop()
-        caddy.stop()
-        session.close()
 
 
 def test_a_write_by_another_process_wakes_a_held_request_at_once(tmp_path):
