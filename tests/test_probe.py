@@ -85,6 +85,31 @@ def test_doctor_server_checks_the_http_pull(home, tmp_path):
     assert live and float(live.group(1)) < 2, proc.stdout
 
 
+def test_doctor_server_checks_the_device_logs_when_the_computers_meet_there(home, tmp_path):
+    """A computer joined with --via-server: doctor --server says the pull server keeps the device
+    logs, this computer's once pushed; a server without the route (no --serve-hits) is named."""
+    server_home = Home.locate(str(tmp_path / "vps"))
+    init_home(server_home)
+    shutil.copy(home.secret_path, server_home.secret_path)
+    server = PixelServer(server_home, "--serve-hits")
+    try:
+        init_home(home, server_url=server.base, pull_url=server.base)
+        run_cli("devices", "join", "--via-server", home=home)
+        mint_tag(home, load_config(home), name="Pushed")
+        run_cli("pull", home=home)
+        proc = run_cli("doctor", "--server", home=home)
+    finally:
+        server.stop()
+    assert re.search(r"ok   device logs kept: 1 logs at .*/devices/: 1 of this computer's", proc.stdout), proc.stdout
+    bare = PixelServer(server_home)
+    try:
+        init_home(home, server_url=bare.base, pull_url=bare.base)
+        proc = run_cli("doctor", "--server", "--wait", "2", home=home, check=False)
+    finally:
+        bare.stop()
+    assert re.search(r"BROKEN +device logs kept: .*HTTP 404: it keeps no device logs", proc.stdout), proc.stdout
+
+
 def test_doctor_server_tells_how_the_daemon_last_saw_the_pull_server(home, tmp_path, monkeypatch):
     """Beside its own live check, doctor says how the daemon's pulls last found each pull server
     (servers-seen.json as a real Puller and reachability's Sightings wrote it, as the daemon

@@ -150,7 +150,7 @@ class DeviceSync:
         pushes now, a held listing cut short; while a server fails its lines wait for the next
         try (its delay grows)."""
         seen = self._local_sizes()
-        while not self.puller._stopping:
+        while not self.puller.stopping:
             time.sleep(LOCAL_POLL_S)
             now = self._local_sizes()
             if now == seen:
@@ -170,9 +170,9 @@ class DeviceSync:
             if delay or failures or not self._holds(source):
                 source.wake.wait(delay)
             else:
-                while not self.puller._stopping and not self._hold(source):
+                while not self.puller.stopping and not self._hold(source):
                     pass
-            if self.puller._stopping:
+            if self.puller.stopping:
                 return
             source.wake.clear()
             if not self.home.device:
@@ -189,7 +189,7 @@ class DeviceSync:
             except Exception as exc:  # a bug must not end the syncing for good
                 log.exception("syncing the device logs failed unexpectedly")
                 error, result = PullError(f"syncing the device logs failed unexpectedly: {exc!r}"), None
-            if self.puller._stopping:
+            if self.puller.stopping:
                 return
             if error is None:
                 failures = 0
@@ -214,7 +214,7 @@ class DeviceSync:
             source.holding = True
         try:
             with self.puller.within_deadline(source, wait_s + self.puller.deadline_s):
-                response = self.puller._get(source, f"{source.url}{DEVICES_ROUTE}?wait={wait_s}",
+                response = self.puller.get(source, f"{source.url}{DEVICES_ROUTE}?wait={wait_s}",
                                             {"If-None-Match": source.etag},
                                             timeout=(TIMEOUT_S[0], wait_s + TIMEOUT_S[1]))
                 with response:
@@ -306,12 +306,12 @@ class DeviceSync:
 
     def _listing(self, source) -> List[Tuple[str, int]]:
         url = source.url + DEVICES_ROUTE
-        with self.puller._get(source, url, {}) as response:
+        with self.puller.get(source, url, {}) as response:
             source.etag = response.headers.get("ETag")
             if response.status_code == 404:
                 raise PullError(f"{source.url} does not keep device logs (HTTP 404): it needs "
                                 "--serve-hits and a mailtracker that knows /devices/; update it")
-            self.puller._check_status(source, response, url)
+            self.puller.check_status(source, response, url)
             body = _read_capped(response, MAX_LISTING_BYTES, source, "device logs list")
         try:
             files = [(item["name"], item["size"]) for item in json.loads(body)["files"]]
@@ -384,7 +384,7 @@ class DeviceSync:
     def _post(self, source, name: str, at: int, body: bytes) -> Tuple[int, int, str]:
         """(status, the server's size after it or -1, its words) of one push; raises on failures
         that end the round."""
-        if self.puller._stopping:
+        if self.puller.stopping:
             raise PullError("pulling stopped")
         url = f"{source.url}{DEVICES_ROUTE}{name}"
         headers = {"Authorization": f"Bearer {self.puller.token}", "Content-Type": "text/csv"}
@@ -412,7 +412,7 @@ class DeviceSync:
                 raise PullError(f"{source.host}'s disk is full: {name} is pushed when it has room ({text})")
             if response.status_code == 413:
                 raise PullError(f"{source.host} takes no more of {name}: {text}")
-            self.puller._check_status(source, response, url)
+            self.puller.check_status(source, response, url)
             raise PullError(f"{url} answered a push with HTTP {response.status_code}: {text}")
 
     # -- pulling the other computers' logs --
@@ -455,7 +455,7 @@ class DeviceSync:
         tmp = self.home.devices_dir / f".{name}.pull.tmp"
         counted = PullResult()
         try:
-            got = self.puller._fetch(source, name, start, end, tmp, counted, route=DEVICES_ROUTE)
+            got = self.puller.fetch(source, name, start, end, tmp, counted, route=DEVICES_ROUTE)
             overlap = have - start
             if got < overlap:
                 raise PullError(f"the connection to {source.host} broke during {name}; it comes next time")
@@ -469,7 +469,7 @@ class DeviceSync:
                 os.truncate(tmp, kept)
                 os.replace(tmp, local)
             elif kept:
-                self.puller._append(local, tmp, overlap, kept, have, name)
+                self.puller.append(local, tmp, overlap, kept, have, name)
         finally:
             tmp.unlink(missing_ok=True)
         if kept:

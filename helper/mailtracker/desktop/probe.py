@@ -20,9 +20,9 @@ import requests
 
 from mailtracker import __version__
 from mailtracker.core.checks import Check, Checklist, pixel_problems
-from mailtracker.core.contract import pull_token
+from mailtracker.core.contract import DEVICES_ROUTE, pull_token
 from mailtracker.core.errors import MailtrackerError, PullAuthError
-from mailtracker.core.paths import Home
+from mailtracker.core.paths import DeviceLog, Home
 from mailtracker.core.secret import read_secret
 from mailtracker.core.settings import Config
 from mailtracker.core.tokens import probe_token
@@ -134,7 +134,33 @@ def check_server(home: Home, config: Config, wait_s: float = DEFAULT_WAIT_S,
             f"the server answered the pixel, but no hit with it reached {hits_dir} within "
             f"{wait_s:.0f} s: {how} Does the server use this desktop's secret (it logs only tokens "
             "it can verify)? A slow sync tool may need a longer --wait.")
+    if config.devices_via_server and home.device:
+        for pull_url in config.pull_urls:
+            _check_device_logs(add, session, pull_url, pull_token(secret), home.device)
     return checks
+
+
+def _check_device_logs(add, session: requests.Session, pull_url: str, token: str, device: str) -> None:
+    """Whether a pull server keeps the device logs this computer pushes (``devices_via_server``)."""
+    listing = f"{pull_url.rstrip('/')}{DEVICES_ROUTE}"
+    try:
+        reply = session.get(listing, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False)
+        files = reply.json()["files"] if reply.status_code == 200 else None
+        names = [item["name"] for item in files] if files is not None else []
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        add("device logs kept", False, f"{listing} did not answer a device logs list ({exc})")
+        return
+    if files is None:
+        hint = ("it keeps no device logs: the pixel server needs --serve-hits and a mailtracker that "
+                "knows /devices/"
+                if reply.status_code == 404 else reply.text.strip()[:120])
+        add("device logs kept", False, f"{listing} answered HTTP {reply.status_code}: {hint}")
+        return
+    logs = [log for log in map(DeviceLog.parse, names) if log is not None]
+    mine = sum(log.device == device for log in logs)
+    others = sorted({log.device for log in logs if log.device != device})
+    add("device logs kept", True, f"{len(logs)} logs at {listing}: {mine} of this computer's"
+        + (f", and those of {', '.join(others)}" if others else ", none of another computer yet"))
 
 
 def _hits_sizes(hits_dir: Path) -> Dict[str, int]:

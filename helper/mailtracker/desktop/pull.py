@@ -495,17 +495,25 @@ class Puller:
         headers = {"If-None-Match": source.etag} if source.etag else {}
         url = source.listing_url + (f"?wait={wait_s}" if wait_s else "")
         timeout = (TIMEOUT_S[0], wait_s + TIMEOUT_S[1]) if wait_s else None
-        response = self._get(source, url, headers, timeout)
+        response = self.get(source, url, headers, timeout)
         with response:
             if wait_s and response.status_code in (200, 304):
                 source.live = WAIT_HEADER in response.headers
             if response.status_code == 304:
                 return None
-            self._check_status(source, response, source.listing_url)
+            self.check_status(source, response, source.listing_url)
             body = _read_capped(response, MAX_LISTING_BYTES, source, "hits list")
             return self._parse_listing(source, body), response.headers.get("ETag")
 
-    def _get(self, source: _Source, url: str, headers: Dict[str, str], timeout=None) -> requests.Response:
+    # What the device logs' sync (devicesync.py) shares with the hits' pull: one source's
+    # authorised request, the check of its answer, a span of a file fetched and appended.
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def get(self, source: _Source, url: str, headers: Dict[str, str], timeout=None) -> requests.Response:
+        """A GET of ``url`` with the pull token, streamed; PullError when it was not answered."""
         if self._stopping:
             raise PullError("pulling stopped")
         headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "identity", **headers}
@@ -516,7 +524,8 @@ class Puller:
             raise _not_answered(PullError(describe_request_error(exc, source.host)),
                                 request_error_reason(exc)) from None
 
-    def _check_status(self, source: _Source, response: requests.Response, url: str) -> None:
+    def check_status(self, source: _Source, response: requests.Response, url: str) -> None:
+        """PullError (PullAuthError for a refused token) for an answer that is not a success."""
         status = response.status_code
         if status == 401:
             raise PullAuthError(
@@ -616,7 +625,7 @@ class Puller:
                                                                MAX_PULL_BYTES - result.bytes_received))
         tmp = self.hits_dir / f".{name}.pull-tmp"
         try:
-            got = self._fetch(source, name, start, end, tmp, result)
+            got = self.fetch(source, name, start, end, tmp, result)
             overlap = 0 if replacing else have - start
             if overlap:
                 if got < overlap:
@@ -628,14 +637,14 @@ class Puller:
                              name, source.host)
                     tmp.unlink(missing_ok=True)
                     start, end, overlap, replacing = 0, min(size, MAX_REQUEST_BYTES), 0, True
-                    got = self._fetch(source, name, start, end, tmp, result)
+                    got = self.fetch(source, name, start, end, tmp, result)
             kept = _whole_lines(tmp, overlap, got)
             if replacing or info is None:
                 if kept:
                     os.truncate(tmp, kept)
                     os.replace(tmp, local)
             elif kept:
-                self._append(local, tmp, overlap, kept, have, name)
+                self.append(local, tmp, overlap, kept, have, name)
         finally:
             tmp.unlink(missing_ok=True)
         if kept or replacing:
@@ -661,18 +670,18 @@ class Puller:
                             f"server id, or a file put there by hand? It is left as it is; move it out "
                             f"of {self.hits_dir} to pull {source.host}'s")
 
-    def _fetch(self, source: _Source, name: str, start: int, end: int, tmp: Path, result: PullResult,
-               route: str = HITS_ROUTE) -> int:
+    def fetch(self, source: _Source, name: str, start: int, end: int, tmp: Path, result: PullResult,
+              route: str = HITS_ROUTE) -> int:
         """Bytes [start, end) of the server's file into ``tmp``; how many arrived (fewer when the
         connection broke). Refuses, writing nothing, an answer that is not exactly that span."""
         self._check_room(end - start, name, source, tmp.parent)
         url = f"{source.url}{route}{name}"
-        response = self._get(source, url, {"Range": f"bytes={start}-{end - 1}"})
+        response = self.get(source, url, {"Range": f"bytes={start}-{end - 1}"})
         with response:
             result.requests += 1
             if response.status_code == 416:
                 raise PullError(f"{name} shrank on the server during the pull; it is fetched again next time")
-            self._check_status(source, response, url)
+            self.check_status(source, response, url)
             content_range = response.headers.get("Content-Range", "")
             if response.status_code != 206 or not content_range.startswith(f"bytes {start}-"):
                 raise PullError(f"{source.host} did not answer the span of {name} it was asked for "
@@ -711,7 +720,7 @@ class Puller:
                             f"{source.host} ({needed} more bytes) is not pulled until there is room "
                             f"(mailtracker leaves {reserve >> 20} MiB free)")
 
-    def _append(self, local: Path, tmp: Path, offset: int, count: int, have: int, name: str) -> None:
+    def append(self, local: Path, tmp: Path, offset: int, count: int, have: int, name: str) -> None:
         """Append ``count`` bytes of ``tmp`` from ``offset`` to the copy; all of them or none."""
         try:
             with open(local, "ab", opener=_no_follow) as handle, open(tmp, "rb") as source:
