@@ -371,22 +371,24 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
     order, by the column (``_csv_lines_by_column``)."""
     import polars as pl
 
-    cell = pl.first()
-    neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
-    written = pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
-        pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
-    columns_written = []
+    def written(cell: pl.Expr) -> pl.Expr:
+        neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
+        return pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
+            pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
+
+    series, cells = [], []
     for name, column in columns:
-        series = pl.Series(name, column, strict=True)
-        if series.null_count():  # str(None) is "None" to csv_line; polars would drop the line
+        series.append(pl.Series(name, column, strict=True))
+        if series[-1].null_count():  # str(None) is "None" to csv_line; polars would drop the line
             raise TypeError(f"column {name} holds None")
-        if series.dtype == pl.Int64:  # a count: as str() writes it, nothing to change
-            columns_written.append(series.cast(pl.String))
-        elif series.dtype == pl.String:
-            columns_written.append(series.to_frame().select(written.alias(name)).to_series())
+        if series[-1].dtype == pl.Int64:  # a count: as str() writes it, nothing to change
+            cells.append(pl.col(name).cast(pl.String))
+        elif series[-1].dtype == pl.String:
+            cells.append(written(pl.col(name)))
         else:
-            raise TypeError(f"column {name} holds {series.dtype}")
-    return pl.DataFrame(columns_written).select(pl.concat_str(pl.all(), separator=",") + "\r\n").to_series().to_list()
+            raise TypeError(f"column {name} holds {series[-1].dtype}")
+    # One query for every column: polars writes them side by side.
+    return pl.DataFrame(series).select(pl.concat_str(cells, separator=",") + "\r\n").to_series().to_list()
 
 
 def write_register(path: Path, rows: Sequence[Row], new_opens: int = 0) -> None:
