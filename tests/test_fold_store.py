@@ -182,6 +182,27 @@ def test_a_fold_in_a_new_process_reads_back_only_the_tags_it_touches_and_writes_
     assert other.register_path.read_bytes() == home.register_path.read_bytes()
 
 
+def test_what_a_reply_from_someone_else_says_is_read_back_by_a_new_process(home, tmp_path):
+    """Dan answers a mail that went to Ann, without its image loaded: Dan does not load images.
+    A new process reads that back from the store as the process that folded it knows it: a new
+    mail to Dan says "not visible" in both."""
+    config = load_config(home)
+    to_ann = mint_tag(home, config, subject="to Ann", recipients=["ann@example.net"]).id
+    record_reply(home, Reply(tag=to_ann, reply_id="d1@example.net", sender="dan@example.net",
+                             time=utc_timestamp(BASE_TIME + DAY), verdict="reply", reason="a reply from a person"))
+    fold(home)
+    other = Home.locate(str(tmp_path / "other"))
+    shutil.copytree(home.data_dir, other.data_dir)
+    later = mint_tag(home, config, subject="to Dan", recipients=["dan@example.net"]).id
+    shutil.copy(home.tags_path, other.tags_path)
+    for each in (home, other):
+        fold(each)
+        with Register.load(each) as register:
+            assert register.get(later).not_seen == "no_images", each
+    assert other.register_path.read_bytes() == home.register_path.read_bytes()
+    assert _stored(other) == _stored(home)
+
+
 def test_a_tag_whose_data_cannot_be_read_back_is_counted_again_from_the_logs(home, caplog):
     """One tag's data in the store damaged (a disk error, a hand edit): the pass that reads it
     says so and counts the logs again; nothing is lost or counted twice."""
