@@ -94,3 +94,16 @@ def endless(head: bytes, piece: bytes, pause_s: float = 0.0):
         if pause_s:
             time.sleep(pause_s)
         yield piece
+
+
+def trickling(body: bytes, more: int = 1000):
+    """An answer to a file request that sends ``body`` at once as the start of a 206 of
+    ``more`` bytes beyond it, then one byte every 0.2 s, for ever; with that total size."""
+    total = len(body) + more
+
+    def trickle(request):
+        head = (f"HTTP/1.1 206 Partial\r\nContent-Length: {total}\r\n"
+                f"Content-Range: bytes 0-{total - 1}/{total}\r\n\r\n").encode() + body
+        return endless(head, b"x", pause_s=0.2)
+
+    return trickle, total

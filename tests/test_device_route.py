@@ -8,10 +8,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -31,8 +28,9 @@ from mailtracker.desktop.fold import fold
 from mailtracker.desktop.pull import Puller
 from mailtracker.desktop.tags import mint_tag
 from tests.conftest import AGENT, PixelServer, fill_disk, row_of, run_cli, wait_for
-from tests.lying_server import LyingServer, endless, listing
+from tests.lying_server import LyingServer, endless, listing, trickling
 from tests.tcp_proxy import TcpProxy
+from tests.test_pull_live import Watch
 from tests.test_pull import server, session, token  # noqa: F401 (fixtures: a --serve-hits server, its token)
 
 LAPTOP_ID, DESK_ID = "laptop", "desk"
@@ -196,22 +194,6 @@ def pair(tmp_path, home, server):
     laptop = computer(tmp_path, LAPTOP_ID, home, server.base)
     desk = computer(tmp_path, DESK_ID, home, server.base)
     return laptop, desk
-
-
-class Watch:
-    """A real 'mailtracker watch' of one computer."""
-
-    def __init__(self, home: Home):
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(home.data_dir), "watch"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def stop(self) -> str:
-        began = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
-        assert self.proc.returncode == 0, err
-        assert time.monotonic() - began < 5, "watch took more than 5 s to stop"
-        return err
 
 
 def hits_of(home: Home, tag_id: str) -> int:
@@ -429,13 +411,7 @@ def test_a_trickling_or_endless_server_is_given_up_and_watch_stops_at_once(pair,
         streaming.close()
     name = device_log_name("tags", "desk-abcdef")
     lines = b"id,name\r\n" + b"".join(b"t%d,Mail %d\r\n" % (n, n) for n in range(5))
-    total = len(lines) + 1000
-
-    def trickle(request):
-        head = (f"HTTP/1.1 206 Partial\r\nContent-Length: {total}\r\n"
-                f"Content-Range: bytes 0-{total - 1}/{total}\r\n\r\n").encode() + lines
-        return endless(head, b"x", pause_s=0.2)
-
+    trickle, total = trickling(lines)
     slow = LyingServer({"/devices/": listing({name: total}), f"/devices/{name}": trickle})
     try:
         began = time.monotonic()

@@ -69,11 +69,17 @@ def test_doctor_server_is_not_held_by_odd_entries_in_the_hits_folder(home, pixel
     assert "ok   test hit arrived" in proc.stdout
 
 
-def test_doctor_server_checks_the_http_pull(home, tmp_path):
-    """With a pull_url the test hit comes home by HTTP pull, and doctor says so."""
+def _vps(home, tmp_path) -> Home:
+    """The server's own home, with this desktop's secret."""
     server_home = Home.locate(str(tmp_path / "vps"))
     init_home(server_home)
     shutil.copy(home.secret_path, server_home.secret_path)
+    return server_home
+
+
+def test_doctor_server_checks_the_http_pull(home, tmp_path):
+    """With a pull_url the test hit comes home by HTTP pull, and doctor says so."""
+    server_home = _vps(home, tmp_path)
     server = PixelServer(server_home, "--serve-hits")
     try:
         init_home(home, server_url=server.base, pull_url=server.base)
@@ -88,9 +94,7 @@ def test_doctor_server_checks_the_http_pull(home, tmp_path):
 def test_doctor_server_checks_the_device_logs_when_the_computers_meet_there(home, tmp_path):
     """A computer joined with --via-server: doctor --server says the pull server keeps the device
     logs, this computer's once pushed; a server without the route (no --serve-hits) is named."""
-    server_home = Home.locate(str(tmp_path / "vps"))
-    init_home(server_home)
-    shutil.copy(home.secret_path, server_home.secret_path)
+    server_home = _vps(home, tmp_path)
     server = PixelServer(server_home, "--serve-hits")
     try:
         init_home(home, server_url=server.base, pull_url=server.base)
@@ -115,9 +119,7 @@ def test_doctor_server_tells_how_the_daemon_last_saw_the_pull_server(home, tmp_p
     (servers-seen.json as a real Puller and reachability's Sightings wrote it, as the daemon
     does): not pulled yet; answering since when; not answering since when, why, and when it last
     answered (the server answered two hours ago: the pull's clock is set back that far)."""
-    server_home = Home.locate(str(tmp_path / "vps"))
-    init_home(server_home)
-    shutil.copy(home.secret_path, server_home.secret_path)
+    server_home = _vps(home, tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     init_home(home, server_url=url, pull_url=url)

@@ -19,7 +19,7 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop import pull
 from mailtracker.desktop.pull import Puller
 from tests.conftest import AGENT
-from tests.lying_server import LyingServer, endless, listing, response
+from tests.lying_server import LyingServer, endless, listing, response, trickling
 
 NAME = "hits-liar-2026-01-01.csv"
 TOKEN = "t" * 43
@@ -130,13 +130,7 @@ def test_a_trickling_server_is_given_up_at_the_deadline(liar, tmp_path, monkeypa
     lines that came are kept, and the message says why."""
     monkeypatch.setattr(pull, "PULL_DEADLINE_S", 2.0, raising=False)
     body = HEADER + hit_lines(2)
-    total = len(body) + 1000
-
-    def trickle(request):
-        head = (f"HTTP/1.1 206 Partial\r\nContent-Length: {total}\r\n"
-                f"Content-Range: bytes 0-{total - 1}/{total}\r\n\r\n").encode() + body
-        return endless(head, b"x", pause_s=0.2)
-
+    trickle, total = trickling(body)
     server = liar({"/hits/": listing({NAME: total}), f"/hits/{NAME}": trickle})
     outcome, took = run_pull(Puller(tmp_path, [server.url], TOKEN))
     assert isinstance(outcome, PullError) and "too slowly" in str(outcome), outcome

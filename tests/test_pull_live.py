@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
 import requests
 
@@ -35,8 +36,9 @@ def register_hits(desktop: Home) -> int:
 class Watch:
     """A real 'mailtracker watch' with the default settings but pull_url."""
 
-    def __init__(self, desktop: Home, pull_url: str):
-        init_home(desktop, pull_url=pull_url)
+    def __init__(self, desktop: Home, pull_url: Optional[str] = None):
+        if pull_url is not None:  # else the home is set up already
+            init_home(desktop, pull_url=pull_url)
         self.proc = subprocess.Popen([sys.executable, "-m", "mailtracker", "--home", str(desktop.data_dir),
                                       "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
