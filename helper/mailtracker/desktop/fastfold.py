@@ -337,11 +337,12 @@ def _repeats(people: "pl.DataFrame", window_s: float):
     rows; per (tag, client), its last row and the time of its last hit that counted; and the
     tags where a client came back after that many others (the per-line loop knows whether
     it was forgotten)."""
-    # In its tag's order, each hit's place; then stably by (tag, client), the hits of each in
-    # their order (a sort of one integer: both codes are below 2**32).
-    people = people.with_columns(place=pl.int_range(pl.len()).over("tag_c"),
-                                 pair=pl.col("tag_c").cast(pl.Int64) * (1 << 32) + pl.col("key")
-                                 ).sort("pair", maintain_order=True)
+    # Each hit's place among its tag's hits side by side, in their order (two hits of a tag are
+    # one place apart more than the tag's hits between them); then stably by (tag, client), the
+    # hits of each in their order (a sort of one integer: both codes are below 2**32).
+    people = people.sort("tag_c", maintain_order=True).with_columns(
+        place=pl.int_range(pl.len()), pair=pl.col("tag_c").cast(pl.Int64) * (1 << 32) + pl.col("key")
+    ).sort("pair", maintain_order=True)
     same = (pl.col("pair") == pl.col("pair").shift(1)).fill_null(False)
     gap = pl.col("when") - pl.col("when").shift(1)
     # Near: within the window either way (classify.is_repeat). Close: near enough to the hit
