@@ -147,6 +147,24 @@ def test_an_open_of_the_one_mail_apple_fetched_makes_the_opens_measurable_again(
     assert home.register_path.read_bytes() == before
 
 
+def test_a_mail_found_to_go_to_two_people_no_longer_says_one_of_them_is_not_measurable(home):
+    """Cleo's invoice was fetched by Apple's relay alone: her reminder says "opens not
+    measurable". Then tags.csv says the invoice went to Dan too: a mail to two people says
+    nothing of either, so the reminder is "not opened" again, and a rebuild says the same."""
+    invoice = _sent(home, "Invoice", ["cleo@icloud.example"], 0)
+    reminder = _sent(home, "Reminder", ["cleo@icloud.example"], 1)
+    _hits(home, [(1, invoice, 3600, "17.58.0.0", APPLE_PROXY)])
+    fold(home)
+    assert _rows(home)[reminder]["not_seen"] == "not_measurable"
+    update_tag(home, invoice, recipients="cleo@icloud.example; Dan <dan@corp.example>")
+    assert reminder in fold(home).touched
+    rows = _rows(home)
+    assert rows[reminder]["not_seen"] == "" and rows[invoice]["not_seen"] == ""
+    before = home.register_path.read_bytes()
+    fold(home, rebuild=True)
+    assert home.register_path.read_bytes() == before
+
+
 def test_recipients_fields_give_their_addresses_once():
     """Display names, angle brackets, case and separators as tags.csv keeps them."""
     assert addresses('Ann Example <Ann@Example.net>; bob@example.net, "Ann" <ann@example.net>; nobody') == (

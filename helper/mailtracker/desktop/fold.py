@@ -953,13 +953,14 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
             continue
         recipients = addresses(fields.get("recipients", ""))
         counts = all_counts.get(tag)
+        alone = len(recipients) == 1
         # Machine fetches and places tell something of a mail to one person only.
-        if len(recipients) == 1 and counts is not None and (counts.machine_hits or counts.opens):
+        if alone and counts is not None and (counts.machine_hits or counts.opens):
             note(tag, counts)
-        if len(recipients) == 1 and tag not in replies:
+        if alone and tag not in replies:
             # Most mails: to one person, with no reply (so none bounced).
             address = recipients[0]
-            if counts is not None and counts.opened:
+            if counts is not None and (counts.opens or counts.clicks):  # counts.opened
                 now = opened_evidence(counts.first_open, counts.first_click)
             elif tag in machines:
                 now = evidence_of(_mail_facts(state, tag), machines[tag]).get(address)
@@ -972,10 +973,12 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
             continue
         senders = [packed[1] for packed in replies.get(tag, ()) if packed[4] == "reply"]
         # Only a reply, or a mail to one person that was opened or fetched by a machine, says anything.
-        if senders or (len(recipients) == 1 and ((counts is not None and counts.opened) or tag in machines)):
+        if senders or (alone and ((counts is not None and counts.opened) or tag in machines)):
             said = evidence_of(_mail_facts(state, tag), machines.get(tag))
-        else:
+        elif not evidence.keys().isdisjoint(recipients):
             said = {}
+        else:  # most mails to several people: nothing said of them, before or now
+            continue
         for address in addresses("; ".join([*recipients, *senders])) if senders else recipients:
             if _hear(evidence, address, tag, said.get(address)):
                 affected.add(address)
@@ -1017,14 +1020,16 @@ class _Places:
     def __init__(self, state: _FoldState, timelines: _Timelines):
         self.machines, self.places = state.machine, state.places
         self.noted, self.per_line = noted, per_line = timelines.noted, timelines.touched
-        self.sole = noted.tags.difference(noted.again, per_line)
+        sole = noted.tags.difference(noted.again, per_line)
         # The deciding events of the tags that need them (few, mostly none), at once.
-        self.decided = noted.events(noted.tags.difference(self.sole).union(
-            self.sole.intersection(self.machines), self.sole.intersection(self.places)))
+        self.decided = noted.events(noted.tags.difference(sole).union(
+            sole.intersection(self.machines), sole.intersection(self.places)))
+        # The tags whose memory and places are what the fast path made (most).
+        self.made = sole.difference(self.decided)
 
     def __call__(self, tag: str, counts: Counts) -> None:
         machines, places, noted = self.machines, self.places, self.noted
-        if tag in self.sole and tag not in self.decided:
+        if tag in self.made:
             if counts.machine_hits:
                 machine = noted.machine.get(tag)
                 if machine is not None:
