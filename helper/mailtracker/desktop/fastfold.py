@@ -273,11 +273,11 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     words = _Words()
     combos, texts = _combos(frame, judge, words)
     tags, remembered = _tag_table(frame, texts[0], state, judge)
-    names = dict(tags.select("tag_c", "tag").iter_rows())
+    names = dict(zip(tags["tag_c"].to_list(), tags["tag"].to_list()))
     # The texts stay behind: from here on each join or filter copies only numbers and times.
     frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
-        combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left").join(
-        tags.drop("tag"), on="tag_c", how="left", maintain_order="left")
+        combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left")
+    frame = frame.hstack(_gathered(tags.drop("tag"), "tag_c", frame["tag_c"]))
 
     # Inside a tag's window: decide() hit by hit, with the tag's context (few hits: the
     # send's, the displays', the first fetch's neighbours). Time orders as its text does.
@@ -327,6 +327,14 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
                         "key", "counted", "link", "first_row", "first", "slow"), words, last_seen, names
+
+
+def _gathered(table: "pl.DataFrame", code: str, codes: "pl.Series") -> "pl.DataFrame":
+    """``table``'s other columns for each of ``codes`` (each found in its column ``code``, once),
+    as a left join gives them: a code is a place in an array, not a key to hash."""
+    places = pl.Series(dtype=pl.UInt32).extend_constant(None, table[code].max() + 1).scatter(
+        table[code], pl.Series(range(table.height), dtype=pl.UInt32))
+    return table.drop(code)[places.gather(codes)]
 
 
 def _repeats(people: "pl.DataFrame", window_s: float):
