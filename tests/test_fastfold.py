@@ -491,6 +491,21 @@ def test_without_polars_the_fold_is_the_per_line_loop(home, monkeypatch):
     assert fold_module.fold(home).new_opens == 1
 
 
+@pytest.mark.parametrize("far", [False, True])
+def test_each_method_agent_and_client_together_is_one_number_and_no_other(far):
+    """The fast path labels each distinct (method, free text, client) once, by one number for
+    their three codes: the same codes give the same number and other codes another, also
+    when the codes lie far apart (a process that has coded millions of texts)."""
+    rng = random.Random(7)
+    pool = [0, 1, 2, 2**32 - 2, 2**32 - 1] if far else [0, 1, 2, 40, 41]
+    columns = {name: [rng.choice(pool) for _ in range(3000)] for name in ("method_c", "rest_c", "client_c")}
+    frame = pl.DataFrame(columns, schema={name: pl.UInt32 for name in columns})
+    numbers = fastfold._combined(frame, list(columns))
+    triples = list(zip(*columns.values()))
+    assert numbers.null_count() == 0
+    assert len(set(zip(triples, numbers.to_list()))) == len(set(triples)) == numbers.n_unique() == 125
+
+
 @pytest.mark.parametrize("delivery_window_s", [10.0, 400.0])
 def test_each_tags_window_by_the_column_is_the_judges(delivery_window_s):
     """The first fetch, window and reported send _tag_table works out for many tags by the

@@ -271,12 +271,14 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     frame = frame.with_columns(pl.col("tag", "method", "rest", "client").cast(pl.Categorical).to_physical()
                                .name.suffix("_c"))
     words = _Words()
-    combos, texts = _combos(frame, judge, words)
+    combo = _combined(frame, ["method_c", "rest_c", "client_c"])
+    combos, texts = _combos(frame, combo, judge, words)
     tags, remembered = _tag_table(frame, texts[0], state, judge)
     names = dict(zip(tags["tag_c"].to_list(), tags["tag"].to_list()))
-    # The texts stay behind: from here on each join or filter copies only numbers and times.
-    frame = frame.drop("tag", "method", "rest", "client", "hit_id").join(
-        combos, on=["method_c", "rest_c", "client_c"], how="left", maintain_order="left")
+    # The texts stay behind: from here on each filter copies only numbers and times. Each
+    # hit's combination's and tag's columns are gathered by their place in those tables.
+    frame = frame.drop("tag", "method", "rest", "client", "hit_id").hstack(
+        combos.drop("combo")[combo.replace_strict(combos["combo"], pl.Series(range(combos.height), dtype=pl.UInt32))])
     frame = frame.hstack(_gathered(tags.drop("tag"), "tag_c", frame["tag_c"]))
 
     # Inside a tag's window: decide() hit by hit, with the tag's context (few hits: the
@@ -419,20 +421,35 @@ class _Words:
         return list(table)  # codes are given in insertion order
 
 
-def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
-    """Per distinct (method, free text, client): what ``Judge.judge`` says outside any window,
-    and the texts of the three codes. The user agent's verdict is taken once per free text,
-    the network once per client, the label once per (method, agent, network, and for Apple's
-    bare agent the address)."""
+def _combined(frame: "pl.DataFrame", columns: List[str]) -> "pl.Series":
+    """One number per line for its codes in these columns (each below 2**32) together: the same
+    codes give the same number, other codes another."""
+    number, size = None, 1
+    for column in columns:
+        span = frame[column].max() + 1
+        if size * span > 1 << 64:  # the numbers so far by their rank instead, below the lines' count
+            number, size = number.rank("dense").cast(pl.UInt64), frame.height + 1
+        part = pl.col(column).cast(pl.UInt64)
+        number = part if number is None else number * pl.lit(span, pl.UInt64) + part
+        size *= span
+    return frame.select(number.alias("combo"))["combo"]
+
+
+def _combos(frame: "pl.DataFrame", combo: "pl.Series", judge: Judge, words: _Words):
+    """Per distinct (method, free text, client) (``combo``: their codes' ``_combined`` number):
+    what ``Judge.judge`` says outside any window, and the texts of the three codes. The user
+    agent's verdict is taken once per free text, the network once per client, the label once
+    per (method, agent, network, and for Apple's bare agent the address)."""
     rules, apple, origins = judge.rules, judge.apple, judge.origins
     verdicts, written, looked, decided, described = {}, {}, {}, {}, {}
     rows = []
     texts = ({}, {}, {})
-    codes = ["method_c", "rest_c", "client_c"]
-    # The codes alone are compared, and each combination's texts taken from one of its lines.
-    distinct = frame.select(*codes, at=pl.int_range(pl.len(), dtype=pl.UInt32)).unique(subset=codes, keep="any")
-    distinct = distinct.select(codes).hstack(frame.select("method", "rest", "client")[distinct["at"]])
-    for method_c, rest_c, client_c, method, rest, client in distinct.iter_rows():
+    # The numbers alone are compared, and each combination's codes and texts taken from one of its lines.
+    distinct = pl.DataFrame({"combo": combo, "at": pl.Series(range(len(combo)), dtype=pl.UInt32)}).unique(
+        subset="combo", keep="any")
+    distinct = distinct.select("combo").hstack(
+        frame.select("method_c", "rest_c", "client_c", "method", "rest", "client")[distinct["at"]])
+    for combination, method_c, rest_c, client_c, method, rest, client in distinct.iter_rows():
         texts[0][method_c], texts[1][rest_c], texts[2][client_c] = method, rest, client
         verdict = verdicts.get(rest)
         if verdict is None:
@@ -470,11 +487,11 @@ def _combos(frame: "pl.DataFrame", judge: Judge, words: _Words):
                 client_words = described[(verdict.client, origin)] = (
                     f"{verdict.client} · {describe_origin(origin)}" if origin else verdict.client)
             key = repeat_key(client, verdict.client) if label in PERSON_LABELS else None
-        rows.append((method_c, rest_c, client_c, method.startswith("click:"), origin, words.label(label),
+        rows.append((combination, method.startswith("click:"), origin, words.label(label),
                      words.reason(reason), _Words._code(words.described, client_words),
                      None if key is None else _Words._code(words.keys, key), link))
     return pl.DataFrame(rows, orient="row", schema={
-        "method_c": pl.UInt32, "rest_c": pl.UInt32, "client_c": pl.UInt32, "click": pl.Boolean,
+        "combo": pl.UInt64, "click": pl.Boolean,
         "origin": pl.String, "label": pl.Int64, "reason": pl.Int64, "described": pl.Int64, "key": pl.Int64,
         "link": pl.String}), texts
 
