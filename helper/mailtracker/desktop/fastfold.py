@@ -33,7 +33,7 @@ import bisect
 import logging
 import threading
 import time
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import polars as pl
@@ -507,23 +507,25 @@ def _tag_table(frame: "pl.DataFrame", methods: Dict[int, str], state, judge: Jud
         "tag_c").agg(pl.col("tag").first(), pl.col("row").filter("pixel").first().alias("pixel_row"),
                      pl.col("when").filter("pixel").first().alias("pixel_when"))
     codes, names = per_tag["tag_c"].to_list(), per_tag["tag"].to_list()
-    counts, moments = state.counts, judge.moments
+    counts = state.counts
     remembered, known, known_first = [], [], []
-    owners, times, sends = [], [], []
-    for tag_c, tag in zip(codes, names):
+    for tag_c, tag in zip(codes, names) if counts else ():
         if tag in counts:
             recent = counts[tag].recent()
             remembered.extend((tag_c, key, place - len(recent), when)
                               for place, (key, when) in enumerate(recent.items()))
             known.append(tag_c)
             known_first.append(recent.get(FIRST_FETCH))
-        for moment, reason in moments.get(tag) or ():
-            owners.append(tag_c)
-            times.append(moment)
-            sends.append(reason == "send")
-    said = pl.DataFrame({"tag_c": owners, "moment": times, "send": sends},
-                        schema={"tag_c": pl.UInt32, "moment": pl.Float64, "send": pl.Boolean}).group_by("tag_c").agg(
-        low=pl.col("moment").min(), high=pl.col("moment").max(), sent=pl.col("moment").filter("send").min())
+    # Each tag's moments (a send and a display or two, most) side by side, each with its tag.
+    listed = list(map(judge.moments.get, names))
+    moments = list(chain.from_iterable(filter(None, listed)))
+    times, reasons = zip(*moments) if moments else ((), ())
+    owners = pl.DataFrame({"tag_c": per_tag["tag_c"], "n": [len(said) if said else 0 for said in listed]},
+                          schema={"tag_c": pl.UInt32, "n": pl.UInt32}).filter(pl.col("n") > 0).select(
+        pl.col("tag_c").repeat_by("n")).explode("tag_c")
+    said = owners.with_columns(moment=pl.Series(times, dtype=pl.Float64), reason=pl.Series(reasons, dtype=pl.String)
+                               ).group_by("tag_c").agg(low=pl.col("moment").min(), high=pl.col("moment").max(),
+                                                       sent=pl.col("moment").filter(pl.col("reason") == "send").min())
     memory = pl.DataFrame({"tag_c": known, "memory_first": known_first},
                           schema={"tag_c": pl.UInt32, "memory_first": pl.Float64})
     tags = per_tag.join(said, on="tag_c", how="left").join(memory, on="tag_c", how="left")
