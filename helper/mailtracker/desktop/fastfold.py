@@ -826,10 +826,11 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     whole = when.floor()
     millis = ((when - whole) * 1000).round(0).cast(pl.Int64).clip(0, 999)
     plain = (when >= 1) & (when < 2 ** 35) & (whole + millis / 1000 == when)
-    decimals = pl.Series([f".{n:03d}".rstrip("0") if n else ".0" for n in range(1000)], dtype=pl.String)
-    spelled = pl.Series([compact_json(key) for key in _Words.texts(words.keys)], dtype=pl.String)
-    item = pl.concat_str([pl.lit("["), pl.lit(spelled).gather(pl.col("key")), pl.lit(","),
-                          whole.cast(pl.Int64).cast(pl.String), pl.lit(decimals).gather(millis), pl.lit("]")])
+    # An item in three parts: "[key,", the seconds, the decimals and "]".
+    decimals = pl.Series([(f".{n:03d}".rstrip("0") if n else ".0") + "]" for n in range(1000)], dtype=pl.String)
+    spelled = pl.Series([f"[{compact_json(key)}," for key in _Words.texts(words.keys)], dtype=pl.String)
+    item = pl.concat_str([pl.lit(spelled).gather(pl.col("key")), whole.cast(pl.Int64).cast(pl.String),
+                          pl.lit(decimals).gather(millis)])
     # Each tag's items as a list, then joined: quicker than joining inside the groups.
     texts = items.lazy().select("tag_c", item=item, plain=plain).group_by("tag_c").agg(
         pl.col("plain").all(), pl.col("item")).select(
