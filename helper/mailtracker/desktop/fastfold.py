@@ -265,7 +265,8 @@ def _add_seen(frame: "pl.DataFrame", runs: Dict[str, List[List[int]]]) -> None:
 def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     """Every new hit with its label, reason and client description (as codes into ``words``),
     its repeat-rule key if it is a person's (a code too), and whether its tag is slow; with
-    the texts, and each (tag, key)'s last hit among the tags that are not slow."""
+    the texts, and each (tag, key)'s last hit among the tags that are not slow, of the clients
+    their repeat memory keeps (``_remembered_clients``)."""
     rules = judge.rules
     # Codes for the texts, so that what follows joins and sorts integers.
     frame = frame.with_columns(pl.col("tag", "method", "rest", "client").cast(pl.Categorical).to_physical()
@@ -324,8 +325,8 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
         counted=pl.col("key").is_not_null() & ~repeat,
         reason=pl.when(repeat).then(words.reason(f"repeat:{rules.repeat_window_s:.0f}")).otherwise("reason"))
     # Each client's last hit, with the time of its last hit that counted, for the repeat
-    # memory of the tags that stay here.
-    last_seen = anchors.filter(~pl.col("tag_c").is_in(slow_tags.implode()))
+    # memory of the tags that stay here: those it keeps.
+    last_seen = _remembered_clients(anchors.filter(~pl.col("tag_c").is_in(slow_tags.implode())))
     words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
                         "key", "counted", "link", "first_row", "first", "slow"), words, last_seen, names
@@ -632,16 +633,17 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
     handed over in ``timelines.noted`` (``fold._Noted``): the tags; what the hits of those sent
     to one person (by their tags.csv ``fields``: only those say anything) make of a machine
     memory and places that start with them (``note_machine_fetches`` and
-    ``elsewhere.note_opens`` from nothing, with the repeat memory these hits leave), by the
-    column; and, for a tag that had either before or that more hits of the pass reach, the
+    ``elsewhere.note_opens`` from nothing, with the repeat memory these hits leave, ``last_seen``),
+    by the column; and, for a tag that had either before or that more hits of the pass reach, the
     events that decide them (``_DecidingEvents``)."""
     labels = words.labels
     reasons, described = _Words.texts(words.reasons), _Words.texts(words.described)
     fetches = firsts = None
     machines, places = {}, {}
     tag = pl.col("tag_c")
-    alone = tag.is_in(pl.Series([code for code, name in names.items() if name in fields and len(
-        addresses(fields[name].get("recipients", ""))) == 1], dtype=pl.UInt32).implode())
+    alone = tag.is_in(pl.Series([code for code, found in zip(names, map(fields.get, names.values()))
+                                 if found is not None and len(addresses(found.get("recipients", ""))) == 1],
+                                dtype=pl.UInt32).implode())
     if "prefetch" in labels:
         fetches = frame.filter((pl.col("label") == labels["prefetch"]) & alone).select(
             "tag_c", "row", "time", "when", "label", "counted", "reason", "described",
@@ -665,7 +667,7 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
             reason_rank=ranks[0].gather("reason"), client_rank=ranks[1].gather("described")).sort(
             "tag_c", "when", "reason_rank", "client_rank").filter(
             (tag.cast(pl.Int64) * len(programs) + pl.col("program")).is_first_distinct())
-        places = _places(firsts, _remembered_clients(last_seen).filter(alone), words, programs, names)
+        places = _places(firsts, last_seen.filter(alone), words, programs, names)
     timelines.noted.add(tags, machines, places, _DecidingEvents(fetches, firsts, names, words))
 
 
@@ -790,12 +792,7 @@ def _add_events(frame: "pl.DataFrame", words: "_Words", names: Dict[int, str], t
     # Each tag's latest events as a list, then joined: quicker than joining inside the groups.
     joined = numbered.lazy().select("tag_c", event.alias("events")).group_by("tag_c").agg(
         pl.col("events").tail(TIMELINE_LENGTH)).with_columns(pl.col("events").list.join(",")).collect()
-    starts_here, encoded = timelines.starts_here, timelines.encoded
-    for tag, text in zip(map(names.__getitem__, joined["tag_c"].to_list()), joined["events"].to_list()):
-        if starts_here(tag):
-            encoded[tag] = text
-        else:
-            timelines.of(tag).extend(view.events_of(text))
+    timelines.add_encoded(list(map(names.__getitem__, joined["tag_c"].to_list())), joined["events"].to_list())
 
 
 def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame") -> Dict[int, object]:
@@ -803,13 +800,14 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     last hit (those it remembered count as seen before every new hit), oldest first, each with
     that hit's time (it counted), and the first fetch where ``Judge.judge`` put it, after the
     clients seen before it and before those that came after. Each (tag, key) once: a client's
-    last hit is one row of ``last_seen``, and a first fetch comes from the memory or the batch.
+    last hit is one row of ``last_seen`` (the remembered clients'), and a first fetch comes
+    from the memory or the batch.
 
     By tag, as ``Counts.packed`` keeps it (JSON text, written by the column) when each time in
     it is a whole number of milliseconds as a hit's is, else as a dict."""
     first_fetch = _Words._code(words.keys, FIRST_FETCH)
     schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
-    clients = _remembered_clients(last_seen).select("tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
+    clients = last_seen.select("tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
     firsts = frame.filter(pl.col("first_row").is_not_null()).unique("tag_c").select(
         "tag_c", pl.col("first_row").cast(pl.Int64).alias("row"), pl.lit(0, pl.Int8).alias("kind"),
         pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))

@@ -785,9 +785,24 @@ class _Timelines:
         """Whether this pass has no events of the tag yet, and the store none either."""
         if tag in self.touched or tag in self.encoded:
             return False
+        return tag not in self._stored_tags()
+
+    def add_encoded(self, tags: List[str], texts: List[str]) -> None:
+        """These tags' latest events, each tag's as the store keeps them (``view.events_text``):
+        kept so where its timeline starts here, else added to its events."""
+        if not (self.touched or self.encoded or self._stored_tags()):
+            self.encoded.update(zip(tags, texts))  # each starts here (a first fold's, most)
+            return
+        for tag, text in zip(tags, texts):
+            if self.starts_here(tag):
+                self.encoded[tag] = text
+            else:
+                self.of(tag).extend(self.view.events_of(text))
+
+    def _stored_tags(self) -> set:
         if self._stored is None:
             self._stored = set() if self.fresh else self.view.tags_with_events()
-        return tag not in self._stored
+        return self._stored
 
 
 def _fold_logs(home: Home, state: _FoldState, result: FoldResult, judge: Judge) -> None:
