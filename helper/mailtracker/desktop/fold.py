@@ -1039,19 +1039,17 @@ class _Places:
         # The deciding events of the tags that need them (few, mostly none), at once.
         self.decided = noted.events(noted.tags.difference(sole).union(
             sole.intersection(self.machines), sole.intersection(self.places)))
-        # The tags whose memory and places are what the fast path made (most).
-        self.made = sole.difference(self.decided)
+        # The tags whose memory and places are what the fast path made (most): those it made
+        # at once (it makes them of a mail to one person with machine fetches, or with opens).
+        self.made = made = sole.difference(self.decided)
+        self.machines.update((tag, machine) for tag, machine in noted.machine.items() if tag in made)
+        self.places.update((tag, found) for tag, found in noted.places.items() if tag in made)
 
     def __call__(self, tag: str, counts: Counts) -> None:
-        machines, places, noted = self.machines, self.places, self.noted
+        machines, places = self.machines, self.places
         if tag in self.made:
-            if counts.machine_hits:
-                machine = noted.machine.get(tag)
-                if machine is not None:
-                    machines[tag] = machine
-            if counts.opens:
-                made = noted.places.get(tag)
-                places[tag] = made if made is not None else [[], [], []]
+            if counts.opens and tag not in places:  # no open of this pass by a mail program itself
+                places[tag] = [[], [], []]
             return
         events = self.per_line.get(tag)
         if tag in self.decided:
