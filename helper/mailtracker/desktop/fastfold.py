@@ -641,8 +641,10 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
     fetches = firsts = None
     machines, places = {}, {}
     tag = pl.col("tag_c")
-    alone = tag.is_in(pl.Series([code for code, found in zip(names, map(fields.get, names.values()))
-                                 if found is not None and len(addresses(found.get("recipients", ""))) == 1],
+    # Each tag's recipients' addresses, of the tags tags.csv has (fold._learn_visibility reads them too).
+    recipients = {name: addresses(found.get("recipients", ""))
+                  for name, found in zip(names.values(), map(fields.get, names.values())) if found is not None}
+    alone = tag.is_in(pl.Series([code for code, name in names.items() if len(recipients.get(name, ())) == 1],
                                 dtype=pl.UInt32).implode())
     if "prefetch" in labels:
         fetches = frame.filter((pl.col("label") == labels["prefetch"]) & alone).select(
@@ -668,7 +670,7 @@ def _note_deciding_events(frame: "pl.DataFrame", words: "_Words", names: Dict[in
             "tag_c", "when", "reason_rank", "client_rank").filter(
             (tag.cast(pl.Int64) * len(programs) + pl.col("program")).is_first_distinct())
         places = _places(firsts, last_seen.filter(alone), words, programs, names)
-    timelines.noted.add(tags, machines, places, _DecidingEvents(fetches, firsts, names, words))
+    timelines.noted.add(tags, machines, places, _DecidingEvents(fetches, firsts, names, words), recipients)
 
 
 def _ranks(texts: List[str]) -> List[int]:

@@ -961,12 +961,15 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
     tags, all_counts, machines = state.tags, state.counts, state.machine
     evidence, replies, known = state.evidence, state.replies, state.known
     note = _Places(state, timelines)
+    read = timelines.noted.recipients
     affected = set()
     for tag in result.touched:
-        fields = tags.get(tag)
-        if fields is None:
-            continue
-        recipients = addresses(fields.get("recipients", ""))
+        recipients = read.get(tag)
+        if recipients is None:
+            fields = tags.get(tag)
+            if fields is None:
+                continue
+            recipients = addresses(fields.get("recipients", ""))
         counts = all_counts.get(tag)
         alone = len(recipients) == 1
         # Machine fetches and places tell something of a mail to one person only.
@@ -1066,7 +1069,8 @@ class _Noted:
     """What the fast path hands ``_learn_visibility`` of the tags it counted in this pass
     (``fastfold._note_deciding_events``): for each tag, the machine memory and places its hits
     give from nothing (none where they give none), and the events that decide them, asked for
-    only for the tags that had either before or that more than one batch reached."""
+    only for the tags that had either before or that more than one batch reached; and the
+    addresses of their recipients it read (tags.csv changes no more in the pass)."""
 
     def __init__(self):
         self.tags: set = set()
@@ -1074,16 +1078,20 @@ class _Noted:
         self.again: set = set()
         self.machine: Dict[str, list] = {}
         self.places: Dict[str, list] = {}
+        self.recipients: Dict[str, tuple] = {}
         self._batches: list = []
 
-    def add(self, tags, machine: Dict[str, list], places: Dict[str, list], events) -> None:
+    def add(self, tags, machine: Dict[str, list], places: Dict[str, list], events,
+            recipients: Dict[str, tuple]) -> None:
         """A batch's tags, what their hits make, and its deciding events (``events.of(tags)``
-        gives those of some tags, by tag)."""
+        gives those of some tags, by tag); ``recipients``: ``visibility.addresses`` of the
+        recipients of those tags.csv has."""
         tags = set(tags)
         self.again.update(self.tags.intersection(tags))
         self.tags.update(tags)
         self.machine.update(machine)
         self.places.update(places)
+        self.recipients.update(recipients)
         self._batches.append(events)
 
     def events(self, tags: set) -> Dict[str, list]:
