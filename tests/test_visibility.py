@@ -1,6 +1,8 @@
 """The honest "not seen": per-recipient knowledge learned by the fold from real log files
 (tags.csv, hits files, replies.csv), shown in register.csv, and the same after a rebuild."""
 
+import random
+
 from mailtracker.core.csvcodec import format_row, header_line
 from mailtracker.core.hitline import HIT_COLUMNS
 from mailtracker.core.settings import load_config
@@ -169,6 +171,12 @@ def test_recipients_fields_give_their_addresses_once():
     """Display names, angle brackets, case and separators as tags.csv keeps them."""
     assert addresses('Ann Example <Ann@Example.net>; bob@example.net, "Ann" <ann@example.net>; nobody') == (
         "ann@example.net", "bob@example.net")
+    assert addresses(" 'Cleo@Example.NET'\t") == ("cleo@example.net",) and addresses("nobody") == addresses("") == ()
+    # A field of one address, read the quick way, gives what the field read part by part gives.
+    rng = random.Random(3)
+    for _ in range(3000):
+        field = "".join(rng.choice("aZ@. \t\"'>\u00c9\u2028") for _ in range(rng.randrange(8)))
+        assert addresses(field) == addresses(field + ";"), field
 
 
 def test_list_show_report_and_tray_say_not_visible_and_the_reminder_waits_for_a_reply(home):
