@@ -266,7 +266,7 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     """Every new hit with its label, reason and client description (as codes into ``words``),
     its repeat-rule key if it is a person's (a code too), and whether its tag is slow; with
     the texts, and each (tag, key)'s last hit among the tags that are not slow, of the clients
-    their repeat memory keeps (``_remembered_clients``)."""
+    their repeat memory keeps (``_remembered_clients``), in the order of those hits."""
     rules = judge.rules
     # Codes for the texts, so that what follows joins and sorts integers.
     frame = frame.with_columns(pl.col("tag", "method", "rest", "client").cast(pl.Categorical).to_physical()
@@ -325,8 +325,8 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
         counted=pl.col("key").is_not_null() & ~repeat,
         reason=pl.when(repeat).then(words.reason(f"repeat:{rules.repeat_window_s:.0f}")).otherwise("reason"))
     # Each client's last hit, with the time of its last hit that counted, for the repeat
-    # memory of the tags that stay here: those it keeps.
-    last_seen = _remembered_clients(anchors.filter(~pl.col("tag_c").is_in(slow_tags.implode())))
+    # memory of the tags that stay here: those it keeps, in the order of their hits.
+    last_seen = _remembered_clients(anchors.filter(~pl.col("tag_c").is_in(slow_tags.implode()))).sort("row")
     words.first_fetches = [(tag_c, row, when) for tag_c, key, row, when in remembered if key == FIRST_FETCH]
     return frame.select("row", "boot", "seq", "time", "tag_c", "when", "label", "reason", "described",
                         "key", "counted", "link", "first_row", "first", "slow"), words, last_seen, names
@@ -816,8 +816,10 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
                               schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
     # In their order (a first fetch before a client's hit of the same row): a group keeps its
-    # rows' order, so one key of numbers sorts them, not three.
-    items = pl.concat([clients.cast(schema), firsts.cast(schema), remembered]).sort(pl.col("row") * 2 + pl.col("kind"))
+    # rows' order, so one key of numbers sorts them, not three; the clients come in their order.
+    order = (pl.col("row") * 2 + pl.col("kind")).alias("order")
+    items = clients.cast(schema).with_columns(order).merge_sorted(
+        pl.concat([firsts.cast(schema), remembered]).with_columns(order).sort("order"), key="order")
     # A time as repr() and orjson write it: the seconds, and the milliseconds without their
     # trailing zeros ("1700000000.5"). That is the float's shortest spelling whenever it is
     # the sum of the two (as parse_timestamp makes a hit's time) between 1 s and 2**35 s,
