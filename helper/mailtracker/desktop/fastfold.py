@@ -102,13 +102,13 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
         return True
     frame, words, last_seen, names = _labelled(frame, state, judge)
     clock.tick("labels")
-    slow = frame.filter(pl.col("slow"))["row"]
+    slow = frame.lazy().filter("slow").select("row").collect()["row"]
     if slow.len():
         # Their own order, through the reference loop, which also records them as seen.
         per_line.fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
                                  judge, timelines)
     clock.tick("slow tags")
-    fast = frame.filter(~pl.col("slow"))
+    fast = frame.filter(~pl.col("slow")) if slow.len() else frame
     _add_seen(fast, state.seen.runs)
     _count(fast, words, last_seen, names, state, result, timelines)
     clock.tick("counts")
@@ -285,7 +285,8 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
     # Inside a tag's window: decide() hit by hit, with the tag's context (few hits: the
     # send's, the displays', the first fetch's neighbours). Time orders as its text does.
     in_span = ~pl.col("click") & (pl.col("start") <= pl.col("when")) & (pl.col("when") <= pl.col("end"))
-    timed = frame.filter(in_span.fill_null(False))
+    timed = frame.lazy().filter(in_span.fill_null(False)).select(
+        "row", "method_c", "rest_c", "client_c", "when", "tag_c", "origin", "first").collect()
     if timed.height:
         contexts = {tag_c: judge.window(names[tag_c], first)
                     for tag_c, first in timed.select("tag_c", "first").unique().iter_rows()}
@@ -315,10 +316,12 @@ def _labelled(frame: "pl.DataFrame", state, judge: Judge):
                            for tag_c, key, row, when in remembered if key != FIRST_FETCH],
                           schema={"tag_c": pl.UInt32, "key": pl.Int64, "row": pl.Int64, "when": pl.Float64},
                           orient="row")
-    people = pl.concat([before, frame.filter(pl.col("key").is_not_null()).select(
-        "tag_c", "key", pl.col("row").cast(pl.Int64), "when")])
+    # (Lazily: a filter then copies only the columns selected.)
+    people = pl.concat([before, frame.lazy().filter(pl.col("key").is_not_null()).select(
+        "tag_c", "key", pl.col("row").cast(pl.Int64), "when").collect()])
     repeats, anchors, unsure = _repeats(people, rules.repeat_window_s)
-    slow_tags = pl.concat([frame.filter(on_delivery.fill_null(False))["tag_c"], unsure]).unique()
+    slow_tags = pl.concat([frame.lazy().filter(on_delivery.fill_null(False)).select("tag_c").collect()["tag_c"],
+                           unsure]).unique()
     frame = frame.with_columns(slow=pl.col("tag_c").is_in(slow_tags.implode()))
     repeat = pl.col("row").is_in(repeats.implode())
     frame = frame.with_columns(
@@ -810,9 +813,9 @@ def _memories(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame")
     first_fetch = _Words._code(words.keys, FIRST_FETCH)
     schema = {"tag_c": pl.UInt32, "row": pl.Int64, "kind": pl.Int8, "key": pl.Int64, "when": pl.Float64}
     clients = last_seen.select("tag_c", "row", pl.lit(1, pl.Int8).alias("kind"), "key", "when")
-    firsts = frame.filter(pl.col("first_row").is_not_null()).unique("tag_c").select(
+    firsts = frame.lazy().filter(pl.col("first_row").is_not_null()).select(
         "tag_c", pl.col("first_row").cast(pl.Int64).alias("row"), pl.lit(0, pl.Int8).alias("kind"),
-        pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when"))
+        pl.lit(first_fetch, pl.Int64).alias("key"), pl.col("first").alias("when")).unique("tag_c").collect()
     remembered = pl.DataFrame([(tag_c, row, 0, first_fetch, when) for tag_c, row, when in words.first_fetches],
                               schema=schema, orient="row").filter(pl.col("tag_c").is_in(frame["tag_c"].implode()))
     # In their order (a first fetch before a client's hit of the same row): a group keeps its
