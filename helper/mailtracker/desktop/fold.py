@@ -978,7 +978,7 @@ def _learn_visibility(state: _FoldState, result: FoldResult, timelines: _Timelin
         if alone and tag not in replies:
             # Most mails: to one person, with no reply (so none bounced).
             address = recipients[0]
-            if counts is not None and (counts.opens or counts.clicks):  # counts.opened
+            if counts is not None and counts.opened:
                 now = opened_evidence(counts.first_open, counts.first_click)
             elif tag in machines:
                 now = evidence_of(_mail_facts(state, tag), machines[tag]).get(address)
@@ -1037,7 +1037,8 @@ class _Places:
 
     def __init__(self, state: _FoldState, timelines: _Timelines):
         self.machines, self.places = state.machine, state.places
-        self.noted, self.per_line = noted, per_line = timelines.noted, timelines.touched
+        noted = timelines.noted
+        self.per_line = per_line = timelines.touched
         sole = noted.tags.difference(noted.again, per_line)
         # The deciding events of the tags that need them (few, mostly none), at once.
         self.decided = noted.events(noted.tags.difference(sole).union(
