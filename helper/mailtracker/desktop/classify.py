@@ -292,17 +292,6 @@ def repeat_key(client: str, described: str, link: Optional[int] = None) -> str:
 
 
 
-def load_agent_parser() -> None:
-    """Build the user-agent parser's patterns now (a tenth of a second, once per process),
-    not at the first ``describe_client``: a thread can do it while other work lets go of the
-    interpreter."""
-    try:
-        import ua_parser
-    except ImportError:  # pragma: no cover - ua-parser is a dependency
-        return
-    ua_parser.parser  # noqa: B018 - built on first access, under the package's lock
-
-
 def describe_client(agent: str) -> str:
     """'Apple Mail on Mac OS X', 'Outlook', 'Gmail (image proxy)'… from a user agent."""
     for marker, name in PROXY_AGENTS:

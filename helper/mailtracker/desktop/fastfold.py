@@ -31,7 +31,6 @@ zero).
 
 import bisect
 import logging
-import threading
 import time
 from itertools import chain, repeat
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -44,8 +43,7 @@ from mailtracker.core.origins import describe as describe_origin
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as per_line
 from mailtracker.desktop.classify import (FIRST_FETCH, PERSON_LABELS, RECENT_CLIENTS, SELF_AFTER_S, SELF_BEFORE_S,
-                                          Judge, click_verdict, decide, is_repeat, judge_agent, load_agent_parser,
-                                          repeat_key)
+                                          Judge, click_verdict, decide, is_repeat, judge_agent, repeat_key)
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.elsewhere import program_of as elsewhere_program
 from mailtracker.desktop.view import TIMELINE_LENGTH, compact_json
@@ -76,9 +74,6 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     ``fold.fold_hit_lines`` would; False, with nothing changed, when declined. The lines
     are cut into columns first, then ``logs_read`` waits for what labels them."""
     clock = _Clock()
-    # The labels need the user-agent parser: built beside polars cutting the lines.
-    parser = threading.Thread(target=load_agent_parser, name="fold-agents")
-    parser.start()
     try:
         lines = _lines(b"".join([b"\n", *(data for _, data in batches)]))
         clock.tick("lines")
@@ -88,8 +83,6 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
         log.info("the fold's fast path left %d bytes to the per-line fold: %s",
                  sum(len(data) for _, data in batches), exc)
         return False
-    finally:
-        parser.join()
     logs_read()
     for file_name, line in unreadable:
         result.skipped_lines += 1
