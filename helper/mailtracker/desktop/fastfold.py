@@ -75,10 +75,8 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     are cut into columns first, then ``logs_read`` waits for what labels them."""
     clock = _Clock()
     try:
-        lines = _lines(b"".join([b"\n", *(data for _, data in batches)]))
-        clock.tick("lines")
-        frame, unreadable = _split(lines, batches)
-        clock.tick("split")
+        frame, unreadable, count = _split_all(batches)
+        clock.tick("lines split")
     except Declined as exc:
         log.info("the fold's fast path left %d bytes to the per-line fold: %s",
                  sum(len(data) for _, data in batches), exc)
@@ -88,24 +86,25 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
         result.skipped_lines += 1
         log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
     frame = frame.filter(~pl.col("tag").str.starts_with(PROBE_TAG_PREFIX))
-    frame, duplicates = _new_hits(frame, state.seen.runs)
+    texts, duplicates = _new_hits(frame, state.seen.runs)
+    del frame
     result.duplicate_hits += duplicates
     clock.tick("seen")
-    if frame.height == 0:
+    if texts.height == 0:
         return True
-    frame, words, last_seen, names = _labelled(frame, state, judge)
+    frame, words, last_seen, names = _labelled(texts, state, judge)
     clock.tick("labels")
     slow = frame.filter(pl.col("slow"))["row"]
     if slow.len():
         # Their own order, through the reference loop, which also records them as seen.
-        per_line.fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
-                                 judge, timelines)
+        per_line.fold_hit_lines(_lines_of(texts, slow), "", state, result, judge, timelines)
+    del texts
     clock.tick("slow tags")
     fast = frame.filter(~pl.col("slow"))
     _add_seen(fast, state.seen.runs)
     _count(fast, words, last_seen, names, state, result, timelines)
     clock.tick("counts")
-    log.debug("fast path: %d lines, %d hits of slow tags per line; %s", lines.len(), slow.len(), clock)
+    log.debug("fast path: %d lines, %d hits of slow tags per line; %s", count, slow.len(), clock)
     return True
 
 
@@ -123,6 +122,42 @@ class _Clock:
 
     def __str__(self) -> str:
         return ", ".join(self.parts)
+
+
+# The blocks are cut into lines and split this many bytes at a time, so that each group's
+# lines are let go before the next group's are read (their memory used again): fresh memory
+# costs more than the cutting and splitting, and the fields of the lines are all that is kept.
+SPLIT_GROUP_BYTES = 16 << 20
+
+
+def _split_all(batches: Sequence[Tuple[str, bytes]]):
+    """``_split``'s frame and unreadable lines for all these blocks (``row`` counting their lines
+    from the first), and how many lines they hold."""
+    groups: List[List[Tuple[str, bytes]]] = [[]]
+    size = 0
+    for name, data in batches:
+        if size >= SPLIT_GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, data))
+        size += len(data)
+    frames, unreadable, count = [], [], 0
+    for group in groups:
+        lines = _lines(b"".join([b"\n", *(data for _, data in group)]))
+        frame, odd = _split(lines, group, count)
+        frames.append(frame)
+        unreadable += odd
+        count += lines.len()
+        del lines  # before the next group's are read
+    return pl.concat(frames, rechunk=False), unreadable, count
+
+
+def _lines_of(texts: "pl.DataFrame", rows: "pl.Series") -> List[bytes]:
+    """The lines at these rows as they were read, from their fields (``_split`` cut them at
+    their first five commas)."""
+    line = pl.concat_str([pl.col(field) for field in _FIELDS], separator=",")
+    return [text.encode("utf-8") for text in pl.DataFrame({"row": rows}).join(
+        texts.select("row", line=line), on="row", how="left", maintain_order="left")["line"]]
 
 
 def _lines(blob: bytes) -> "pl.Series":
@@ -149,12 +184,13 @@ def _lines(blob: bytes) -> "pl.Series":
     return column.slice(1)
 
 
-def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
-    """The server's lines split into fields (with their place, ``row``), and the unreadable
-    lines with their file names; Declined when a line is a hit in some other form."""
+def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]], first_row: int = 0):
+    """The server's lines split into fields (with their place, ``row``, from ``first_row``), and
+    the unreadable lines with their file names; Declined when a line is a hit in some other form."""
     regular = (pl.col("line").str.contains(_SERVER_LINE) & (pl.col("line").str.len_bytes() <= MAX_LINE_BYTES)
                ).fill_null(False)
-    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row").lazy().with_columns(regular=regular))
+    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row", offset=first_row).lazy().with_columns(
+        regular=regular))
     unreadable = []
     odd = frame.filter(~pl.col("regular"))
     if odd.height:
@@ -172,7 +208,7 @@ def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
             for _, data in batches:
                 total += data.count(b"\n")
                 ends.append(total)
-            unreadable = [(batches[bisect.bisect_right(ends, row)][0], raw) for row, raw in unreadable]
+            unreadable = [(batches[bisect.bisect_right(ends, row - first_row)][0], raw) for row, raw in unreadable]
     fields = pl.col("line").str.splitn(",", 6).struct.rename_fields(list(_FIELDS))
     query = frame.lazy().filter(pl.col("regular")).select("row", fields.alias("fields")).unnest("fields")
     hit_id = pl.col("hit_id").str.splitn(".", 2).struct.rename_fields(["boot", "seq"])
