@@ -470,9 +470,13 @@ def test_lines_cut_and_split_a_group_at_a_time_fold_the_same(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F", b"bootaaaa.01", b"Feb 30"])
-def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage):
+@pytest.mark.parametrize("groups", ["one group", "a group per block"])
+def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage, groups):
     """A NUL, bytes that are not UTF-8, a lone carriage return, a hit id in capitals or with a
-    leading zero, a 30th of February (parse_timestamp runs it into March): per line."""
+    leading zero, a 30th of February (parse_timestamp runs it into March): per line. Also when
+    it is in the second group split (the first split well): the whole batch, nothing counted twice."""
+    if groups == "a group per block":
+        monkeypatch.setattr(fastfold, "SPLIT_GROUP_BYTES", 1)
     home = _edge_home(tmp_path / "damaged", random.Random(8), hits=500)
     path = home.hits_dir(load_config(home)) / "hits-a-2026-11-25.csv"
     data = path.read_bytes()
