@@ -224,8 +224,8 @@ def _with_when(query: "pl.LazyFrame") -> "pl.LazyFrame":
     of its digits fixed by _SERVER_LINE); null on a day the calendar does not have."""
     # The time of day read from the text's bytes as two numbers, "DDTHH:MM" and ":SS.mmmZ":
     # integer operations, cheaper than cutting out each field as text and reading it.
-    words = pl.col("time").cast(pl.Binary)
-    query = query.with_columns(*(words.bin.slice(at, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big")
+    stamp = pl.col("time").cast(pl.Binary)
+    query = query.with_columns(*(stamp.bin.slice(at, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big")
                                  .cast(pl.Int64).alias(f"_word{at}") for at in (8, 16)))
 
     def number(word: str, first: int, count: int) -> "pl.Expr":
