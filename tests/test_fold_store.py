@@ -3,6 +3,7 @@
 and reads back only the data of the tags it touches; a tag's data that cannot be read back
 makes the fold count the logs again."""
 
+import json
 import shutil
 import sqlite3
 
@@ -14,11 +15,12 @@ from mailtracker.core.hitline import HIT_COLUMNS
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
+from mailtracker.desktop import fastfold
 from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop import register as register_module
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.fold import fold
-from mailtracker.desktop.register import Register, Row, plain_rows_values, stored_rows_of_values
+from mailtracker.desktop.register import Register, Row, plain_rows_values, plain_stored_rows, stored_rows_of_values
 from mailtracker.desktop.replies import Reply, record_reply
 from mailtracker.desktop.tags import mint_tag, record_links, update_tag
 from mailtracker.desktop.view import ROW_KEYS, compact_json
@@ -145,6 +147,87 @@ def test_rows_by_the_column_are_the_rows_row_by_row(tags):
     many = values * (register_module.COLUMNS_FROM // len(values) + 1)
     assert [entry[-1] for entry in stored_rows_of_values(many)] == [row.csv_line() for row in rows] * (
         len(many) // len(rows))
+
+
+# Texts a row's JSON must escape (a quote, a backslash, control characters) or write as they are.
+JSON_TEXTS = ['say "hi"', "back\\slash \\\"", "\x00\x01\x1f\x7f", "line\nfeed\ttab\r", "\u2028\u2029 é 漢 🙂",
+              "=cmd|' /C calc'!A0", "plain", ""]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.fixed_dictionaries({name: st.one_of(TEXT, st.sampled_from(JSON_TEXTS))
+                                                 for name in register_module._TAG_FIELDS}),
+                          st.sampled_from(["sent", "unsent", "pending", "", "tagged"]), STAMP,
+                          st.lists(st.integers(0, 2**62), min_size=4, max_size=4), STAMP,
+                          st.one_of(TEXT, st.sampled_from(JSON_TEXTS))),
+                min_size=1, max_size=6))
+def test_a_first_folds_rows_by_the_column_are_stored_as_each_row_is(tags):
+    """``plain_stored_rows`` (a first fold's rows, their JSON and lines by the column) stores each
+    row exactly as ``stored_rows_of_values`` of its values does, byte for byte: any texts, counts
+    up to 2**62, every kind of send. (Fails when the JSON by the column leaves a quote or a
+    backslash unescaped, or writes a control character as it is.)"""
+    ids = [f"{n:032d}" for n in range(len(tags))]
+    fields, counts, places = [], [], []
+    for (tag, status, sent_at, (hits, opens, machine, selfs), first_open, elsewhere) in tags:
+        fields.append(dict(tag, status=status, sent_at=sent_at))
+        counts.append(Counts(hits, opens, first_open, first_open, selfs, machine))
+        places.append(elsewhere)
+    times = register_module.COLUMNS_FROM // len(ids) + 1  # enough rows to be written by the column
+    ids, fields, counts, places = ([f"{n:04d}{tag[4:]}" for n in range(times) for tag in ids], fields * times,
+                                   counts * times, places * times)
+    assert plain_stored_rows(ids, fields, counts, places) == stored_rows_of_values(
+        plain_rows_values(ids, fields, counts, places))
+
+
+def _fold_one_way(home, monkeypatch, fast):
+    """A first fold by the fast path (which must take every hit) or line by line; every row and
+    tag's data of the save by the column (``_FoldState.stored_all``)."""
+    taken = []
+    real = fastfold.fold_batches
+
+    def spy(*args):
+        taken.append(real(*args))
+        return taken[-1]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(register_module, "COLUMNS_FROM", 1)
+        patch.setattr(fold_module, "FAST_PATH", fast)
+        if fast:
+            patch.setattr(fold_module, "FAST_MIN_BYTES", 0)
+        patch.setattr(fastfold, "fold_batches", spy)
+        fold(home)
+    assert taken == ([True] if fast else [])
+
+
+def test_a_first_fold_stores_each_tags_data_as_the_per_line_fold_and_each_tag_alone_do(home, tmp_path, monkeypatch):
+    """The fold state and the rows a first fold stores by the column (plain and other tags: links,
+    clicks, a reply, "not seen", several recipients, a recipient by name, a tag tags.csv does not
+    have, a tag without hits) are byte for byte those of the per-line fold, and each tag's data
+    is what the save of that tag alone writes (``_FoldState._packed``, a later pass's). (Fails
+    when ``stored_all`` leaves out a part, a memory or the evidence of one tag.)"""
+    config = load_config(home)
+    _varied_home(home)
+    pair = mint_tag(home, config, subject="to two", recipients=["ann@example.net", "bob@example.net"]).id
+    named = mint_tag(home, config, subject="by name", recipients=["Bob B <Bob@Example.net>"]).id
+    mint_tag(home, config, subject="never opened", recipients=["dee@example.net"])
+    _hits(home, [(2, named, 2 * DAY, "203.0.9.0", OUTLOOK, "GET"), (3, "x" * 32, 2 * DAY, "203.0.9.0", OUTLOOK, "GET")],
+          boot="bootbbbb")
+    for sender in ("bob@example.net", "ann@example.net"):  # both answer, neither loads the image
+        record_reply(home, Reply(tag=pair, reply_id=f"{sender}.1", sender=sender, time=utc_timestamp(BASE_TIME + 3 * DAY),
+                                 verdict="reply", reason="a reply from a person"))
+    other = Home.locate(str(tmp_path / "per-line"))
+    shutil.copytree(home.data_dir, other.data_dir)
+    _fold_one_way(home, monkeypatch, fast=True)
+    _fold_one_way(other, monkeypatch, fast=False)
+    stored = _stored(home)
+    assert stored["state"] == _stored(other)["state"] and stored["rows"] == _stored(other)["rows"]
+    state = _kept(home)
+    said = state._said()
+    assert stored["state"] == sorted(state._packed(tag, tag in said) for tag in state._every_tag())
+    assert stored["rows"] == _reference(state.rows())
+    evidence = {tag: json.loads(found) for tag, _, _, _, found in stored["state"] if found}
+    assert len(evidence[pair]) == 2 and list(evidence[named]) == ["bob@example.net"], evidence
+    assert "x" * 32 in {entry[0] for entry in stored["state"]} - {entry[0] for entry in stored["rows"]}
 
 
 def test_a_fold_in_a_new_process_reads_back_only_the_tags_it_touches_and_writes_the_same(home, tmp_path):

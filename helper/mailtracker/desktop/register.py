@@ -23,7 +23,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.tags import TAG_COLUMNS
-from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, view_path
+from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, orjson, view_path
 from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
@@ -360,6 +360,87 @@ def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
     return [(cells[0], cells[1], cells[7], cells[5], compact_json(cells), line) for cells, line in zip(values, lines)]
 
 
+def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                      opened_elsewhere: Sequence[str]) -> List[StoredRow]:
+    """``stored_rows_of_values(plain_rows_values(...))``, the same entries, for many rows (a first
+    fold's 50,000) by the column: no tuple per row but the one stored. A row's JSON is written
+    by polars too, as orjson writes it, but where a text holds a control character: those rows,
+    and every row where polars or orjson is missing, as ``compact_json`` writes them."""
+    if len(tag_ids) < COLUMNS_FROM or orjson is None:  # json.dumps escapes more than orjson
+        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
+    try:
+        import polars as pl
+    except ImportError:  # the fast fold is not installed
+        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
+    try:
+        try:
+            cells = list(zip(*map(_tag_cells, tags)))
+        except KeyError:  # a tag without some field: as Row.of reads it, empty
+            cells = list(zip(*(tuple(map(tag.get, _TAG_FIELDS, _EMPTY_STRINGS)) for tag in tags)))
+        counted = list(zip(*map(_counted, counts)))
+        frame = pl.DataFrame([pl.Series("id", tag_ids, dtype=pl.String, strict=True),
+                              *(pl.Series(name, column, strict=True) for name, column in zip(_TAG_FIELDS, cells)),
+                              *(pl.Series(name, column, strict=True) for name, column in zip(_COUNTED_FIELDS, counted)),
+                              pl.Series("opened_elsewhere", opened_elsewhere, dtype=pl.String, strict=True)])
+        if any(column.null_count() for column in frame.get_columns()):  # str(None) is "None" to a row
+            raise TypeError("a column holds None")
+        texts, lines, escaped = frame.select(*_plain_row_texts(pl, frame.schema)).get_columns()
+    except Exception as exc:  # a column polars cannot take whole (mixed types, None, bad text)
+        log.debug("rows written one by one: %s", exc)
+        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
+    texts = texts.to_list()
+    for at in escaped.arg_true().to_list():  # a text with a control character (rare): as orjson writes it
+        texts[at] = compact_json(plain_rows_values([tag_ids[at]], [tags[at]], [counts[at]], [opened_elsewhere[at]])[0])
+    message_ids, created = cells[_TAG_FIELDS.index("message_id")], cells[_TAG_FIELDS.index("created")]
+    return list(zip(tag_ids, map(short_id, tag_ids), message_ids, created, texts, lines.to_list()))
+
+
+# What orjson writes of a JSON string (``view.compact_json``): the text in quotes, a quote and a
+# backslash after a backslash, a control character (these) as an escape; the rest as it is.
+_JSON_CONTROL = r"[\x00-\x1f]"
+
+
+def _plain_row_texts(pl, schema) -> list:
+    """The query of ``plain_stored_rows``: each row's JSON text (``compact_json`` of its
+    ``stored_values``) where ``escaped`` is false, and its register line (``csv_line``)."""
+    values = {name: pl.col(name) for name in schema}
+    values["short_id"] = pl.col("id").str.slice(0, SHORT_ID_LENGTH)
+    values.update((name, pl.lit(_DEFAULTS[name])) for name in ROW_KEYS if name not in values and name in _DEFAULTS)
+    opened = (pl.col("opens") != 0) | (pl.col("clicks") != 0)
+    status, sent_at, created = pl.col("status"), pl.col("sent_at"), pl.col("created")
+    # sending_of, by the column.
+    values["sent_time"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(sent_at).otherwise(created)) \
+        .when(status == "unsent").then(pl.lit("")).otherwise(created)
+    values["sent_how"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(pl.lit("sent")).otherwise(
+        pl.lit("minted"))).when(status == "unsent").then(pl.lit("unsent")).when(status == "pending").then(
+        pl.lit("unconfirmed")).otherwise(pl.lit("tagged"))
+    json = []
+    for name in ROW_KEYS:
+        if name in ("opened", "read"):
+            json.append(pl.when(opened).then(pl.lit("true")).otherwise(pl.lit("false")))
+        elif name == "links":
+            json.append(pl.lit("[]"))
+        elif schema.get(name, pl.String) == pl.String and not isinstance(_DEFAULTS.get(name, ""), int):
+            json.append(pl.lit('"') + values[name].str.replace_all("\\", "\\\\", literal=True).str.replace_all(
+                '"', '\\"', literal=True) + pl.lit('"'))
+        else:
+            json.append(values[name].cast(pl.String))
+    line = pl.concat_str([_written_cell(pl, values[name]) if schema.get(name, pl.String) == pl.String
+                          and not isinstance(_DEFAULTS.get(name, ""), int) else values[name].cast(pl.String)
+                          for name in REGISTER_COLUMNS], separator=",") + "\r\n"
+    row = pl.lit("[") + pl.concat_str(json, separator=",") + pl.lit("]")
+    # Every text of a row stands in its JSON as it is: a control character in one is in the row's.
+    return [row.alias("row"), line.alias("line"), row.str.contains(_JSON_CONTROL).alias("escaped")]
+
+
+def _written_cell(pl, cell):
+    """A text cell of register.csv by the column: neutralised and quoted as ``neutralise`` and
+    ``csv_field`` write it."""
+    neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
+    return pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
+        pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
+
+
 def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
     """``csv_lines`` with polars: each column a series, each text cell neutralised and quoted as
     ``neutralise`` and ``csv_field`` would; TypeError for a column it cannot take whole."""
@@ -371,11 +452,6 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
     order, by the column (``_csv_lines_by_column``)."""
     import polars as pl
 
-    def written(cell: pl.Expr) -> pl.Expr:
-        neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
-        return pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
-            pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
-
     series, cells = [], []
     for name, column in columns:
         series.append(pl.Series(name, column, strict=True))
@@ -384,7 +460,7 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
         if series[-1].dtype == pl.Int64:  # a count: as str() writes it, nothing to change
             cells.append(pl.col(name).cast(pl.String))
         elif series[-1].dtype == pl.String:
-            cells.append(written(pl.col(name)))
+            cells.append(_written_cell(pl, pl.col(name)))
         else:
             raise TypeError(f"column {name} holds {series[-1].dtype}")
     # One query for every column: polars writes them side by side.
