@@ -384,7 +384,9 @@ def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
                               pl.Series("opened_elsewhere", opened_elsewhere, dtype=pl.String, strict=True)])
         if any(column.null_count() for column in frame.get_columns()):  # str(None) is "None" to a row
             raise TypeError("a column holds None")
-        texts, lines, escaped = frame.select(*_plain_row_texts(pl, frame.schema)).get_columns()
+        texts, lines = frame.select(*_plain_row_texts(pl, frame)).get_columns()
+        # Every text of a row stands in its JSON as it is: a control character in one is in the row's.
+        escaped = texts.str.contains(_JSON_CONTROL)
     except Exception as exc:  # a column polars cannot take whole (mixed types, None, bad text)
         log.debug("rows written one by one: %s", exc)
         return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
@@ -400,37 +402,64 @@ def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
 _JSON_CONTROL = r"[\x00-\x1f]"
 
 
-def _plain_row_texts(pl, schema) -> list:
-    """The query of ``plain_stored_rows``: each row's JSON text (``compact_json`` of its
-    ``stored_values``) where ``escaped`` is false, and its register line (``csv_line``)."""
-    values = {name: pl.col(name) for name in schema}
-    values["short_id"] = pl.col("id").str.slice(0, SHORT_ID_LENGTH)
-    values.update((name, pl.lit(_DEFAULTS[name])) for name in ROW_KEYS if name not in values and name in _DEFAULTS)
-    opened = (pl.col("opens") != 0) | (pl.col("clicks") != 0)
+def _plain_row_texts(pl, frame) -> list:
+    """The query of ``plain_stored_rows`` over its frame: each row's JSON text (``compact_json`` of
+    its ``stored_values``, but for a control character in a text), and its register line
+    (``csv_line``). The texts the rows share are written once, and a column's texts are escaped,
+    neutralised or quoted only when one of them must be."""
+    texts = [name for name, kind in frame.schema.items() if kind == pl.String]
+    found = frame.select(*(pl.col(name).str.contains(r'["\\]').any().alias(f"json {name}") for name in texts),
+                         *(pl.col(name).str.contains(f"{FORMULA_START_PATTERN}|{QUOTED_PATTERN}").any().alias(
+                             f"csv {name}") for name in texts)).row(0, named=True)
+    columns = {name: pl.col(name) for name in frame.schema}
+    columns["short_id"] = pl.col("id").str.slice(0, SHORT_ID_LENGTH)
     status, sent_at, created = pl.col("status"), pl.col("sent_at"), pl.col("created")
     # sending_of, by the column.
-    values["sent_time"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(sent_at).otherwise(created)) \
+    columns["sent_time"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(sent_at).otherwise(created)) \
         .when(status == "unsent").then(pl.lit("")).otherwise(created)
-    values["sent_how"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(pl.lit("sent")).otherwise(
+    columns["sent_how"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(pl.lit("sent")).otherwise(
         pl.lit("minted"))).when(status == "unsent").then(pl.lit("unsent")).when(status == "pending").then(
         pl.lit("unconfirmed")).otherwise(pl.lit("tagged"))
-    json = []
+    # What each made column's texts come from.
+    sources = {"short_id": ("id",), "sent_time": ("sent_at", "created"), "sent_how": ()}
+    opened = pl.when((pl.col("opens") != 0) | (pl.col("clicks") != 0)).then(pl.lit("true")).otherwise(pl.lit("false"))
+
+    def must(kind: str, name: str) -> bool:
+        return any(found[f"{kind} {source}"] for source in sources.get(name, (name,)))
+
+    row, line = [], []
     for name in ROW_KEYS:
         if name in ("opened", "read"):
-            json.append(pl.when(opened).then(pl.lit("true")).otherwise(pl.lit("false")))
-        elif name == "links":
-            json.append(pl.lit("[]"))
-        elif schema.get(name, pl.String) == pl.String and not isinstance(_DEFAULTS.get(name, ""), int):
-            json.append(pl.lit('"') + values[name].str.replace_all("\\", "\\\\", literal=True).str.replace_all(
+            row.append(opened)
+        elif name not in columns:  # the same in every row: links, replies, "not seen"
+            row.append(compact_json(list(_DEFAULTS[name]) if name == "links" else _DEFAULTS[name]))
+        elif frame.schema.get(name, pl.String) != pl.String:  # a count
+            row.append(columns[name].cast(pl.String))
+        elif must("json", name):
+            row.append(pl.lit('"') + columns[name].str.replace_all("\\", "\\\\", literal=True).str.replace_all(
                 '"', '\\"', literal=True) + pl.lit('"'))
         else:
-            json.append(values[name].cast(pl.String))
-    line = pl.concat_str([_written_cell(pl, values[name]) if schema.get(name, pl.String) == pl.String
-                          and not isinstance(_DEFAULTS.get(name, ""), int) else values[name].cast(pl.String)
-                          for name in REGISTER_COLUMNS], separator=",") + "\r\n"
-    row = pl.lit("[") + pl.concat_str(json, separator=",") + pl.lit("]")
-    # Every text of a row stands in its JSON as it is: a control character in one is in the row's.
-    return [row.alias("row"), line.alias("line"), row.str.contains(_JSON_CONTROL).alias("escaped")]
+            row.append(pl.lit('"') + columns[name] + pl.lit('"'))
+    for name in REGISTER_COLUMNS:
+        if name not in columns:
+            line.append(format_row([neutralise(str(_DEFAULTS[name]))])[:-2])
+        elif frame.schema.get(name, pl.String) != pl.String:
+            line.append(columns[name].cast(pl.String))
+        else:
+            line.append(_written_cell(pl, columns[name]) if must("csv", name) else columns[name])
+    return [(pl.lit("[") + _joined(pl, row) + pl.lit("]")).alias("row"), (_joined(pl, line) + pl.lit("\r\n")).alias("line")]
+
+
+def _joined(pl, pieces: list):
+    """The texts of these expressions and fixed texts (str) joined by commas, each run of fixed
+    texts as one."""
+    merged: list = []
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += "," + piece
+        else:
+            merged.append(piece)
+    return pl.concat_str([pl.lit(piece) if isinstance(piece, str) else piece for piece in merged], separator=",")
 
 
 def _written_cell(pl, cell):
