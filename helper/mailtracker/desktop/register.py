@@ -11,7 +11,6 @@ import csv
 import logging
 import os
 from dataclasses import dataclass, field, fields, replace
-from itertools import repeat
 from operator import attrgetter, itemgetter, or_
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -23,7 +22,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.tags import TAG_COLUMNS
-from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, orjson, view_path
+from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, compact_json_each, view_path
 from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
@@ -303,9 +302,25 @@ def plain_rows_values(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
     """``Row.of(tag_id, tag, counts, {}).but(opened_elsewhere=...).stored_values()`` of each tag, by the
     column (a first fold writes 50,000 rows): for tags with no links, no clicks and no replies, whose
     "not seen" columns are empty."""
-    n = len(tag_ids)
-    if not n:
+    if not tag_ids:
         return []
+    return list(zip(*_plain_columns(tag_ids, tags, counts, opened_elsewhere)))
+
+
+def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                      opened_elsewhere: Sequence[str]) -> List[StoredRow]:
+    """``stored_rows_of_values(plain_rows_values(...))``, the same: the register lines by the column
+    from the columns the rows are made of, not from the rows taken apart again."""
+    if not tag_ids:
+        return []
+    columns = _plain_columns(tag_ids, tags, counts, opened_elsewhere)
+    return stored_rows_of_values(list(zip(*columns)), columns)
+
+
+def _plain_columns(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                   opened_elsewhere: Sequence[str]) -> List[Sequence]:
+    """The columns of ``plain_rows_values``, in ``view.ROW_KEYS``' order."""
+    n = len(tag_ids)
     try:
         cells = list(zip(*map(_tag_cells, tags)))
     except KeyError:  # a tag without some field: as Row.of reads it, empty
@@ -314,9 +329,9 @@ def plain_rows_values(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
     opened = list(map(bool, map(or_, counted[_COUNTED_FIELDS.index("opens")],
                                 counted[_COUNTED_FIELDS.index("clicks")])))
     status, sent_at, created = (cells[_TAG_FIELDS.index(name)] for name in ("status", "sent_at", "created"))
-    defaults = [repeat(value, n) for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
-    return list(zip(tag_ids, map(short_id, tag_ids), *cells, *counted, *defaults, opened_elsewhere,
-                    repeat([], n), opened, opened, *zip(*map(sending_of, status, sent_at, created))))
+    defaults = [(value,) * n for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
+    return [tag_ids, list(map(short_id, tag_ids)), *cells, *counted, *defaults, opened_elsewhere, ([],) * n,
+            opened, opened, *zip(*map(sending_of, status, sent_at, created))]
 
 
 # From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows in
@@ -343,12 +358,13 @@ def stored_rows(rows: Sequence[Row]) -> List[StoredRow]:
             for row, line in zip(rows, csv_lines(rows))]
 
 
-def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
-    """``stored_rows`` of rows given as their ``stored_values`` (a first fold's every row): the
-    register lines by the column when there are many."""
+def stored_rows_of_values(values: Sequence[tuple], columns: Optional[Sequence[Sequence]] = None) -> List[StoredRow]:
+    """``stored_rows`` of rows given as their ``stored_values`` (a first fold's every row), and
+    ``columns``, the same values by column, when there are: the register lines by the column when
+    there are many."""
     lines = None
     if len(values) >= COLUMNS_FROM:
-        columns = list(zip(*values))
+        columns = columns or list(zip(*values))
         try:
             lines = _lines_by_column((name, columns[at]) for name, at in zip(REGISTER_COLUMNS, _REGISTER_AT))
         except ImportError:
@@ -357,117 +373,8 @@ def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
             log.debug("register lines written one by one: %s", exc)
     if lines is None:
         lines = [Row.from_json(dict(zip(ROW_KEYS, cells))).csv_line() for cells in values]
-    return [(cells[0], cells[1], cells[7], cells[5], compact_json(cells), line) for cells, line in zip(values, lines)]
-
-
-def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
-                      opened_elsewhere: Sequence[str]) -> List[StoredRow]:
-    """``stored_rows_of_values(plain_rows_values(...))``, the same entries, for many rows (a first
-    fold's 50,000) by the column: no tuple per row but the one stored. A row's JSON is written
-    by polars too, as orjson writes it, but where a text holds a control character: those rows,
-    and every row where polars or orjson is missing, as ``compact_json`` writes them."""
-    if len(tag_ids) < COLUMNS_FROM or orjson is None:  # json.dumps escapes more than orjson
-        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
-    try:
-        import polars as pl
-    except ImportError:  # the fast fold is not installed
-        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
-    try:
-        try:
-            cells = list(zip(*map(_tag_cells, tags)))
-        except KeyError:  # a tag without some field: as Row.of reads it, empty
-            cells = list(zip(*(tuple(map(tag.get, _TAG_FIELDS, _EMPTY_STRINGS)) for tag in tags)))
-        counted = list(zip(*map(_counted, counts)))
-        frame = pl.DataFrame([pl.Series("id", tag_ids, dtype=pl.String, strict=True),
-                              *(pl.Series(name, column, strict=True) for name, column in zip(_TAG_FIELDS, cells)),
-                              *(pl.Series(name, column, strict=True) for name, column in zip(_COUNTED_FIELDS, counted)),
-                              pl.Series("opened_elsewhere", opened_elsewhere, dtype=pl.String, strict=True)])
-        if any(column.null_count() for column in frame.get_columns()):  # str(None) is "None" to a row
-            raise TypeError("a column holds None")
-        texts, lines = frame.select(*_plain_row_texts(pl, frame)).get_columns()
-        # Every text of a row stands in its JSON as it is: a control character in one is in the row's.
-        escaped = texts.str.contains(_JSON_CONTROL)
-    except Exception as exc:  # a column polars cannot take whole (mixed types, None, bad text)
-        log.debug("rows written one by one: %s", exc)
-        return stored_rows_of_values(plain_rows_values(tag_ids, tags, counts, opened_elsewhere))
-    texts = texts.to_list()
-    for at in escaped.arg_true().to_list():  # a text with a control character (rare): as orjson writes it
-        texts[at] = compact_json(plain_rows_values([tag_ids[at]], [tags[at]], [counts[at]], [opened_elsewhere[at]])[0])
-    message_ids, created = cells[_TAG_FIELDS.index("message_id")], cells[_TAG_FIELDS.index("created")]
-    return list(zip(tag_ids, map(short_id, tag_ids), message_ids, created, texts, lines.to_list()))
-
-
-# What orjson writes of a JSON string (``view.compact_json``): the text in quotes, a quote and a
-# backslash after a backslash, a control character (these) as an escape; the rest as it is.
-_JSON_CONTROL = r"[\x00-\x1f]"
-
-
-def _plain_row_texts(pl, frame) -> list:
-    """The query of ``plain_stored_rows`` over its frame: each row's JSON text (``compact_json`` of
-    its ``stored_values``, but for a control character in a text), and its register line
-    (``csv_line``). The texts the rows share are written once, and a column's texts are escaped,
-    neutralised or quoted only when one of them must be."""
-    texts = [name for name, kind in frame.schema.items() if kind == pl.String]
-    found = frame.select(*(pl.col(name).str.contains(r'["\\]').any().alias(f"json {name}") for name in texts),
-                         *(pl.col(name).str.contains(f"{FORMULA_START_PATTERN}|{QUOTED_PATTERN}").any().alias(
-                             f"csv {name}") for name in texts)).row(0, named=True)
-    columns = {name: pl.col(name) for name in frame.schema}
-    columns["short_id"] = pl.col("id").str.slice(0, SHORT_ID_LENGTH)
-    status, sent_at, created = pl.col("status"), pl.col("sent_at"), pl.col("created")
-    # sending_of, by the column.
-    columns["sent_time"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(sent_at).otherwise(created)) \
-        .when(status == "unsent").then(pl.lit("")).otherwise(created)
-    columns["sent_how"] = pl.when(status == "sent").then(pl.when(sent_at != "").then(pl.lit("sent")).otherwise(
-        pl.lit("minted"))).when(status == "unsent").then(pl.lit("unsent")).when(status == "pending").then(
-        pl.lit("unconfirmed")).otherwise(pl.lit("tagged"))
-    # What each made column's texts come from.
-    sources = {"short_id": ("id",), "sent_time": ("sent_at", "created"), "sent_how": ()}
-    opened = pl.when((pl.col("opens") != 0) | (pl.col("clicks") != 0)).then(pl.lit("true")).otherwise(pl.lit("false"))
-
-    def must(kind: str, name: str) -> bool:
-        return any(found[f"{kind} {source}"] for source in sources.get(name, (name,)))
-
-    row, line = [], []
-    for name in ROW_KEYS:
-        if name in ("opened", "read"):
-            row.append(opened)
-        elif name not in columns:  # the same in every row: links, replies, "not seen"
-            row.append(compact_json(list(_DEFAULTS[name]) if name == "links" else _DEFAULTS[name]))
-        elif frame.schema.get(name, pl.String) != pl.String:  # a count
-            row.append(columns[name].cast(pl.String))
-        elif must("json", name):
-            row.append(pl.lit('"') + columns[name].str.replace_all("\\", "\\\\", literal=True).str.replace_all(
-                '"', '\\"', literal=True) + pl.lit('"'))
-        else:
-            row.append(pl.lit('"') + columns[name] + pl.lit('"'))
-    for name in REGISTER_COLUMNS:
-        if name not in columns:
-            line.append(format_row([neutralise(str(_DEFAULTS[name]))])[:-2])
-        elif frame.schema.get(name, pl.String) != pl.String:
-            line.append(columns[name].cast(pl.String))
-        else:
-            line.append(_written_cell(pl, columns[name]) if must("csv", name) else columns[name])
-    return [(pl.lit("[") + _joined(pl, row) + pl.lit("]")).alias("row"), (_joined(pl, line) + pl.lit("\r\n")).alias("line")]
-
-
-def _joined(pl, pieces: list):
-    """The texts of these expressions and fixed texts (str) joined by commas, each run of fixed
-    texts as one."""
-    merged: list = []
-    for piece in pieces:
-        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += "," + piece
-        else:
-            merged.append(piece)
-    return pl.concat_str([pl.lit(piece) if isinstance(piece, str) else piece for piece in merged], separator=",")
-
-
-def _written_cell(pl, cell):
-    """A text cell of register.csv by the column: neutralised and quoted as ``neutralise`` and
-    ``csv_field`` write it."""
-    neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
-    return pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
-        pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
+    return [(cells[0], cells[1], cells[7], cells[5], text, line)
+            for cells, text, line in zip(values, compact_json_each(values), lines)]
 
 
 def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
@@ -481,6 +388,11 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
     order, by the column (``_csv_lines_by_column``)."""
     import polars as pl
 
+    def written(cell: pl.Expr) -> pl.Expr:
+        neutralised = pl.when(cell.str.contains(FORMULA_START_PATTERN)).then(pl.lit("'") + cell).otherwise(cell)
+        return pl.when(neutralised.str.contains(QUOTED_PATTERN)).then(
+            pl.lit('"') + neutralised.str.replace_all('"', '""', literal=True) + pl.lit('"')).otherwise(neutralised)
+
     series, cells = [], []
     for name, column in columns:
         series.append(pl.Series(name, column, strict=True))
@@ -489,7 +401,7 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
         if series[-1].dtype == pl.Int64:  # a count: as str() writes it, nothing to change
             cells.append(pl.col(name).cast(pl.String))
         elif series[-1].dtype == pl.String:
-            cells.append(_written_cell(pl, pl.col(name)))
+            cells.append(written(pl.col(name)))
         else:
             raise TypeError(f"column {name} holds {series[-1].dtype}")
     # One query for every column: polars writes them side by side.
