@@ -546,14 +546,10 @@ class _FoldState:
         for a save of all (a first fold, a rebuild: 50,000 tags): the rows of the tags with no
         links, clicks, replies or "not seen" state by the column (``plain_stored_rows``), the
         others by ``row``; the data by maps over the tags' parts (``_packed_all``)."""
-        every, counted = self.every_counted()
-        return self._rows_all(every, counted), self._packed_all(every, counted)
-
-    def every_counted(self) -> Tuple[List[str], List[Optional[Counts]]]:
-        """Every tag, and its counts (None: no hit yet), for ``_rows_all`` and ``_packed_all``."""
         ordered = self.order()  # about the order their data was made in: quicker to read than by id
         every = [*ordered, *sorted(self._every_tag().difference(ordered))]
-        return every, list(map(self.counts.get, every))
+        counted = list(map(self.counts.get, every))
+        return self._rows_all(every, counted), self._packed_all(every, counted)
 
     def _rows_all(self, every: List[str], counted: List[Optional[Counts]]) -> List[StoredRow]:
         """The rows of these tags (those in tags.csv), with their counts, as ``stored_all`` gives them."""
@@ -766,7 +762,8 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
     new_process = not (fresh or lines)  # no line of the last pass: the store has them
     packed = None
     if fresh:
-        stored, packed = _save_all(state, view)
+        stored, packed = state.stored_all()
+        view.save_rows(stored, replace_all=True)
         lines.clear()
         lines.update((entry[0], entry[-1]) for entry in stored)
     elif result.touched:
@@ -798,28 +795,6 @@ def _save(home: Home, state: _FoldState, result: FoldResult, view: ViewWriter, f
         result.register_written = True
         state.register_pending = False
     return state.save(view, result.touched, packed)
-
-
-def _save_all(state: _FoldState, view: ViewWriter) -> Tuple[List[StoredRow], List[tuple]]:
-    """``stored_all``, its rows stored (``view.save_rows``): the rows made and stored in a thread
-    while this one makes the data (polars and SQLite let go of the interpreter most of that
-    time; a first fold of 50,000 tags saves a third of a second). A state read back from the
-    store decodes a tag's data when asked (``_Parts``): it does it all in this thread."""
-    every, counted = state.every_counted()
-    if isinstance(state.tags, _Parts):
-        stored = _saved_rows(state, view, every, counted)
-        return stored, state._packed_all(every, counted)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-rows") as pool:
-        rows = pool.submit(_saved_rows, state, view, every, counted)
-        packed = state._packed_all(every, counted)
-        return rows.result(), packed
-
-
-def _saved_rows(state: _FoldState, view: ViewWriter, every: List[str], counted: List[Optional[Counts]]
-                ) -> List[StoredRow]:
-    stored = state._rows_all(every, counted)
-    view.save_rows(stored, replace_all=True)
-    return stored
 
 
 class _Timelines:

@@ -8,9 +8,11 @@ nothing: the fold keeps its counts and writes it later.
 """
 
 import csv
+from collections import abc
 import logging
 import os
 from dataclasses import dataclass, field, fields, replace
+from itertools import repeat
 from operator import attrgetter, itemgetter, or_
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -329,9 +331,30 @@ def _plain_columns(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], co
     opened = list(map(bool, map(or_, counted[_COUNTED_FIELDS.index("opens")],
                                 counted[_COUNTED_FIELDS.index("clicks")])))
     status, sent_at, created = (cells[_TAG_FIELDS.index(name)] for name in ("status", "sent_at", "created"))
-    defaults = [(value,) * n for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
+    defaults = [_Same(value, n) for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
     return [tag_ids, list(map(short_id, tag_ids)), *cells, *counted, *defaults, opened_elsewhere, ([],) * n,
             opened, opened, *zip(*map(sending_of, status, sent_at, created))]
+
+
+class _Same(abc.Sequence):
+    """A column of one value ``n`` times (a plain row's replies and "not seen" columns): the
+    register lines write it once (``_lines_by_column``)."""
+
+    def __init__(self, value, n: int):
+        self.value, self.n = value, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return repeat(self.value, self.n)
+
+    def __getitem__(self, at):
+        if isinstance(at, slice):
+            return [self.value] * len(range(*at.indices(self.n)))
+        if not -self.n <= at < self.n:
+            raise IndexError(at)
+        return self.value
 
 
 # From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows in
@@ -395,6 +418,9 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
 
     series, cells = [], []
     for name, column in columns:
+        if isinstance(column, _Same):  # the same cell in every line
+            cells.append(pl.lit(format_row([neutralise(str(column.value))])[:-2]))
+            continue
         series.append(pl.Series(name, column, strict=True))
         if series[-1].null_count():  # str(None) is "None" to csv_line; polars would drop the line
             raise TypeError(f"column {name} holds None")

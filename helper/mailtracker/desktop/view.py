@@ -164,7 +164,7 @@ def _open_store(path: Path) -> Tuple[sqlite3.Connection, Optional[Path]]:
         aside = path.with_name(path.name + ".new")
         for leftover in (aside, *(Path(f"{base}{end}") for base in (aside, path) for end in ("-wal", "-shm"))):
             leftover.unlink(missing_ok=True)
-        db = sqlite3.connect(str(aside), timeout=60, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(str(aside), timeout=60, isolation_level=None)
         try:
             # No reader sees this file before its first pass is in: nothing to journal (a
             # pass that fails leaves it behind, and the next starts again).
@@ -196,8 +196,7 @@ def _open_store(path: Path) -> Tuple[sqlite3.Connection, Optional[Path]]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    # The fold stores a first fold's rows from a thread of its own (``fold._save_all``), never two at once.
-    db = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         # A commit waits for no disk flush (the checkpoints do): a power cut may take the last
