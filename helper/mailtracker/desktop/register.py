@@ -8,9 +8,9 @@ nothing: the fold keeps its counts and writes it later.
 """
 
 import csv
-from collections import abc
 import logging
 import os
+from collections import abc
 from dataclasses import dataclass, field, fields, replace
 from itertools import repeat
 from operator import attrgetter, itemgetter, or_
