@@ -34,7 +34,7 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
-from mailtracker.desktop.counts import Counts, packed_apart
+from mailtracker.desktop.counts import MEMORY_AT, Counts, packed_apart  # MEMORY_AT: where packed() has the memory
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.register import (Row, plain_stored_rows, stored_rows, stored_rows_of_values, stored_tag_fields,
@@ -68,8 +68,6 @@ from mailtracker.desktop.visibility import (
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 12
-# Where ``Counts.packed`` has the memory, which the store keeps in a column of its own.
-MEMORY_AT = 6
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
 # old home counts its logs again into the store, and the file is removed.
