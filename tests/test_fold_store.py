@@ -15,7 +15,6 @@ from mailtracker.core.hitline import HIT_COLUMNS
 from mailtracker.core.paths import Home
 from mailtracker.core.settings import load_config
 from mailtracker.core.timestamps import utc_timestamp
-from mailtracker.desktop import fastfold
 from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop import register as register_module
 from mailtracker.desktop.counts import Counts
@@ -25,6 +24,7 @@ from mailtracker.desktop.replies import Reply, record_reply
 from mailtracker.desktop.tags import mint_tag, record_links, update_tag
 from mailtracker.desktop.view import ROW_KEYS, compact_json
 from tests.conftest import BASE_TIME, OUTLOOK, THUNDERBIRD
+from tests.test_fastfold import _fold as fold_fast_or_per_line
 
 APPLE_PROXY = "Mozilla/5.0"
 DAY = 86400
@@ -126,14 +126,22 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 STAMP = st.sampled_from(["", "2026-11-24T10:00:00.000Z", "2026-11-25T10:00:00.001Z"])
 
 
+# Texts a row's JSON must escape (a quote, a backslash, control characters) or write as they are.
+JSON_TEXTS = ['say "hi"', "back\\slash \\\"", "\x00\x01\x1f\x7f", "line\nfeed\ttab\r", "\u2028\u2029 é 漢 🙂",
+              "=cmd|' /C calc'!A0", "plain", ""]
+CELL = st.one_of(TEXT, st.sampled_from(JSON_TEXTS))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.fixed_dictionaries({name: TEXT for name in register_module._TAG_FIELDS}),
+@given(st.lists(st.tuples(st.fixed_dictionaries({name: CELL for name in register_module._TAG_FIELDS}),
                           st.sampled_from(["sent", "unsent", "pending", "", "tagged"]), STAMP,
-                          st.lists(st.integers(0, 10**9), min_size=4, max_size=4), STAMP, TEXT),
+                          st.lists(st.integers(0, 2**62), min_size=4, max_size=4), STAMP, CELL),
                 min_size=1, max_size=6))
 def test_rows_by_the_column_are_the_rows_row_by_row(tags):
-    """``plain_rows_values`` and the lines by the column give what ``Row.of`` and ``csv_line`` give,
-    for any fields, counts and places."""
+    """``plain_rows_values``, the lines by the column and ``plain_stored_rows`` (a first fold's plain
+    rows, their JSON at once) give what ``Row.of``, ``csv_line`` and the JSON of each row alone give,
+    for any fields, counts and places. (Fails when a column of the lines is taken from another
+    place.)"""
     ids = [f"{n:032d}" for n in range(len(tags))]
     fields, counts, places = [], [], []
     for (tag, status, sent_at, (hits, opens, machine, selfs), first_open, elsewhere) in tags:
@@ -144,61 +152,21 @@ def test_rows_by_the_column_are_the_rows_row_by_row(tags):
     rows = [Row.of(tag_id, tag, counted, {}).but(opened_elsewhere=where)
             for tag_id, tag, counted, where in zip(ids, fields, counts, places)]
     assert values == [row.stored_values() for row in rows]
-    many = values * (register_module.COLUMNS_FROM // len(values) + 1)
-    assert [entry[-1] for entry in stored_rows_of_values(many)] == [row.csv_line() for row in rows] * (
-        len(many) // len(rows))
-
-
-# Texts a row's JSON must escape (a quote, a backslash, control characters) or write as they are.
-JSON_TEXTS = ['say "hi"', "back\\slash \\\"", "\x00\x01\x1f\x7f", "line\nfeed\ttab\r", "\u2028\u2029 é 漢 🙂",
-              "=cmd|' /C calc'!A0", "plain", ""]
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.fixed_dictionaries({name: st.one_of(TEXT, st.sampled_from(JSON_TEXTS))
-                                                 for name in register_module._TAG_FIELDS}),
-                          st.sampled_from(["sent", "unsent", "pending", "", "tagged"]), STAMP,
-                          st.lists(st.integers(0, 2**62), min_size=4, max_size=4), STAMP,
-                          st.one_of(TEXT, st.sampled_from(JSON_TEXTS))),
-                min_size=1, max_size=6))
-def test_a_first_folds_plain_rows_are_stored_as_each_row_alone_is(tags):
-    """``plain_stored_rows`` (a first fold's plain rows: their JSON at once, their lines by the
-    column) stores each row as ``Row`` writes it alone, byte for byte: any texts, counts up to
-    2**62, every kind of send. (Fails when a column of the lines is taken from another place.)"""
-    ids = [f"{n:032d}" for n in range(len(tags))]
-    fields, counts, places = [], [], []
-    for (tag, status, sent_at, (hits, opens, machine, selfs), first_open, elsewhere) in tags:
-        fields.append(dict(tag, status=status, sent_at=sent_at))
-        counts.append(Counts(hits, opens, first_open, first_open, selfs, machine))
-        places.append(elsewhere)
-    times = register_module.COLUMNS_FROM // len(ids) + 1  # enough rows to be written by the column
-    ids, fields, counts, places = ([f"{n:04d}{tag[4:]}" for n in range(times) for tag in ids], fields * times,
-                                   counts * times, places * times)
-    rows = [Row.of(tag_id, tag, counted, {}).but(opened_elsewhere=where)
-            for tag_id, tag, counted, where in zip(ids, fields, counts, places)]
-    assert plain_stored_rows(ids, fields, counts, places) == [
-        (row.id, row.short_id, row.message_id, row.created, compact_json(row.stored_values()), row.csv_line())
-        for row in rows]
+    times = register_module.COLUMNS_FROM // len(values) + 1  # enough rows to be written by the column
+    many = values * times
+    assert [entry[-1] for entry in stored_rows_of_values(many)] == [row.csv_line() for row in rows] * times
+    stored = [(row.id, row.short_id, row.message_id, row.created, compact_json(row.stored_values()), row.csv_line())
+              for row in rows]
+    assert plain_stored_rows(ids * times, fields * times, counts * times, places * times) == stored * times
 
 
 def _fold_one_way(home, monkeypatch, fast):
     """A first fold by the fast path (which must take every hit) or line by line; every row and
     tag's data of the save by the column (``_FoldState.stored_all``)."""
-    taken = []
-    real = fastfold.fold_batches
-
-    def spy(*args):
-        taken.append(real(*args))
-        return taken[-1]
-
     with monkeypatch.context() as patch:
         patch.setattr(register_module, "COLUMNS_FROM", 1)
-        patch.setattr(fold_module, "FAST_PATH", fast)
-        if fast:
-            patch.setattr(fold_module, "FAST_MIN_BYTES", 0)
-        patch.setattr(fastfold, "fold_batches", spy)
-        fold(home)
-    assert taken == ([True] if fast else [])
+        _, took = fold_fast_or_per_line(home, fast, patch)
+    assert took or not fast
 
 
 def test_a_first_fold_stores_each_tags_data_as_the_per_line_fold_and_each_tag_alone_do(home, tmp_path, monkeypatch):
