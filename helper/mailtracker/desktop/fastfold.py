@@ -604,8 +604,10 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     per_tag = per_tag.join(spans, on="tag_c", how="left").with_columns(pl.col("first", "last").fill_null(""))
     clicked: Dict[int, list] = {}
     if click_code >= 0:
+        # Each tag's links in the order of their first clicks, as the per-line loop adds them.
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
-                    .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
+                    .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max(), at=pl.col("row").min())
+                    .sort("at").drop("at"))
         for tag_c, *link_clicks in per_link.iter_rows():
             clicked.setdefault(tag_c, []).append(link_clicks)
     memories = _memories(frame, words, last_seen)
