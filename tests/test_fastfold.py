@@ -16,6 +16,7 @@ from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX
 from mailtracker.desktop import fold as fold_module
+from mailtracker.desktop import tail as tail_module
 from mailtracker.desktop.register import Register
 from mailtracker.desktop.tags import mint_tag, record_self_fetch
 from mailtracker.desktop.view import TIMELINE_LENGTH
@@ -440,10 +441,42 @@ def test_new_hits_after_a_folded_history_fold_the_same_both_ways(tmp_path, monke
     assert expected["result"]["new_hits"] > 1_000 and expected["result"]["duplicate_hits"] > 1_000
 
 
+def test_lines_cut_and_split_a_group_at_a_time_fold_the_same(tmp_path, monkeypatch, caplog):
+    """The blocks read are cut into lines and split a group at a time (here each 64 kB block
+    alone): the same everything as hit by hit, each unreadable line named by its file, and the
+    lines of the tags left to the per-line loop handed to it as they were read (rebuilt from
+    their fields, the group's text let go)."""
+    home = _edge_home(tmp_path / "groups", random.Random(12), hits=6_000)
+    monkeypatch.setattr(tail_module, "_READ_CHUNK", 64 << 10)
+    monkeypatch.setattr(fastfold, "SPLIT_GROUP_BYTES", 1)
+    handed = []
+    real = fold_module.fold_hit_lines
+
+    def per_line(lines, file_name, *args):
+        if not file_name:  # the fast path's slow tags
+            handed.extend(lines)
+        return real(lines, file_name, *args)
+
+    monkeypatch.setattr(fold_module, "fold_hit_lines", per_line)
+    with caplog.at_level("WARNING"):
+        _both_ways(home, tmp_path / "both", monkeypatch)
+    skipped = {name: sorted(record.getMessage() for record in caplog.records
+                            if record.name == f"mailtracker.desktop.{name}" and "unreadable line" in record.getMessage())
+               for name in ("fold", "fastfold")}
+    assert len(skipped["fold"]) == 4 and skipped["fastfold"] == skipped["fold"]
+    assert "hits-a-2026-11-24.sync-conflict-20261124-101010-ABCDEFG.csv" in " ".join(skipped["fold"])
+    written = set(b"".join(path.read_bytes() for path in home.hits_dir(load_config(home)).glob("*.csv")).split(b"\r\n"))
+    assert len(handed) > 100 and set(handed) <= written
+
+
 @pytest.mark.parametrize("damage", [b"\x00", b"\xff\xfe", b"\r", b"bootaaaa.1F", b"bootaaaa.01", b"Feb 30"])
-def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage):
+@pytest.mark.parametrize("groups", ["one group", "a group per block"])
+def test_a_batch_only_the_per_line_loop_reads_exactly_is_left_to_it(tmp_path, monkeypatch, damage, groups):
     """A NUL, bytes that are not UTF-8, a lone carriage return, a hit id in capitals or with a
-    leading zero, a 30th of February (parse_timestamp runs it into March): per line."""
+    leading zero, a 30th of February (parse_timestamp runs it into March): per line. Also when
+    it is in the second group split (the first split well): the whole batch, nothing counted twice."""
+    if groups == "a group per block":
+        monkeypatch.setattr(fastfold, "SPLIT_GROUP_BYTES", 1)
     home = _edge_home(tmp_path / "damaged", random.Random(8), hits=500)
     path = home.hits_dir(load_config(home)) / "hits-a-2026-11-25.csv"
     data = path.read_bytes()

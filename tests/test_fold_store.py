@@ -3,6 +3,7 @@
 and reads back only the data of the tags it touches; a tag's data that cannot be read back
 makes the fold count the logs again."""
 
+import json
 import shutil
 import sqlite3
 
@@ -18,11 +19,12 @@ from mailtracker.desktop import fold as fold_module
 from mailtracker.desktop import register as register_module
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.fold import fold
-from mailtracker.desktop.register import Register, Row, plain_rows_values, stored_rows_of_values
+from mailtracker.desktop.register import Register, Row, plain_rows_values, plain_stored_rows, stored_rows_of_values
 from mailtracker.desktop.replies import Reply, record_reply
 from mailtracker.desktop.tags import mint_tag, record_links, update_tag
 from mailtracker.desktop.view import ROW_KEYS, compact_json
 from tests.conftest import BASE_TIME, OUTLOOK, THUNDERBIRD
+from tests.test_fastfold import _fold as fold_fast_or_per_line
 
 APPLE_PROXY = "Mozilla/5.0"
 DAY = 86400
@@ -124,14 +126,22 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 STAMP = st.sampled_from(["", "2026-11-24T10:00:00.000Z", "2026-11-25T10:00:00.001Z"])
 
 
+# Texts a row's JSON must escape (a quote, a backslash, control characters) or write as they are.
+JSON_TEXTS = ['say "hi"', "back\\slash \\\"", "\x00\x01\x1f\x7f", "line\nfeed\ttab\r", "\u2028\u2029 é 漢 🙂",
+              "=cmd|' /C calc'!A0", "plain", ""]
+CELL = st.one_of(TEXT, st.sampled_from(JSON_TEXTS))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.fixed_dictionaries({name: TEXT for name in register_module._TAG_FIELDS}),
+@given(st.lists(st.tuples(st.fixed_dictionaries({name: CELL for name in register_module._TAG_FIELDS}),
                           st.sampled_from(["sent", "unsent", "pending", "", "tagged"]), STAMP,
-                          st.lists(st.integers(0, 10**9), min_size=4, max_size=4), STAMP, TEXT),
+                          st.lists(st.integers(0, 2**62), min_size=4, max_size=4), STAMP, CELL),
                 min_size=1, max_size=6))
 def test_rows_by_the_column_are_the_rows_row_by_row(tags):
-    """``plain_rows_values`` and the lines by the column give what ``Row.of`` and ``csv_line`` give,
-    for any fields, counts and places."""
+    """``plain_rows_values``, the lines by the column and ``plain_stored_rows`` (a first fold's plain
+    rows, their JSON at once) give what ``Row.of``, ``csv_line`` and the JSON of each row alone give,
+    for any fields, counts and places. (Fails when a column of the lines is taken from another
+    place.)"""
     ids = [f"{n:032d}" for n in range(len(tags))]
     fields, counts, places = [], [], []
     for (tag, status, sent_at, (hits, opens, machine, selfs), first_open, elsewhere) in tags:
@@ -142,9 +152,52 @@ def test_rows_by_the_column_are_the_rows_row_by_row(tags):
     rows = [Row.of(tag_id, tag, counted, {}).but(opened_elsewhere=where)
             for tag_id, tag, counted, where in zip(ids, fields, counts, places)]
     assert values == [row.stored_values() for row in rows]
-    many = values * (register_module.COLUMNS_FROM // len(values) + 1)
-    assert [entry[-1] for entry in stored_rows_of_values(many)] == [row.csv_line() for row in rows] * (
-        len(many) // len(rows))
+    times = register_module.COLUMNS_FROM // len(values) + 1  # enough rows to be written by the column
+    many = values * times
+    assert [entry[-1] for entry in stored_rows_of_values(many)] == [row.csv_line() for row in rows] * times
+    stored = [(row.id, row.short_id, row.message_id, row.created, compact_json(row.stored_values()), row.csv_line())
+              for row in rows]
+    assert plain_stored_rows(ids * times, fields * times, counts * times, places * times) == stored * times
+
+
+def _fold_one_way(home, monkeypatch, fast):
+    """A first fold by the fast path (which must take every hit) or line by line; every row and
+    tag's data of the save by the column (``_FoldState.stored_all``)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(register_module, "COLUMNS_FROM", 1)
+        _, took = fold_fast_or_per_line(home, fast, patch)
+    assert took or not fast
+
+
+def test_a_first_fold_stores_each_tags_data_as_the_per_line_fold_and_each_tag_alone_do(home, tmp_path, monkeypatch):
+    """The fold state and the rows a first fold stores by the column (plain and other tags: links,
+    clicks, a reply, "not seen", several recipients, a recipient by name, a tag tags.csv does not
+    have, a tag without hits) are byte for byte those of the per-line fold, and each tag's data
+    is what the save of that tag alone writes (``_FoldState._packed``, a later pass's). (Fails
+    when ``stored_all`` leaves out a part, a memory or the evidence of one tag.)"""
+    config = load_config(home)
+    _varied_home(home)
+    pair = mint_tag(home, config, subject="to two", recipients=["ann@example.net", "bob@example.net"]).id
+    named = mint_tag(home, config, subject="by name", recipients=["Bob B <Bob@Example.net>"]).id
+    mint_tag(home, config, subject="never opened", recipients=["dee@example.net"])
+    _hits(home, [(2, named, 2 * DAY, "203.0.9.0", OUTLOOK, "GET"), (3, "x" * 32, 2 * DAY, "203.0.9.0", OUTLOOK, "GET")],
+          boot="bootbbbb")
+    for sender in ("bob@example.net", "ann@example.net"):  # both answer, neither loads the image
+        record_reply(home, Reply(tag=pair, reply_id=f"{sender}.1", sender=sender, time=utc_timestamp(BASE_TIME + 3 * DAY),
+                                 verdict="reply", reason="a reply from a person"))
+    other = Home.locate(str(tmp_path / "per-line"))
+    shutil.copytree(home.data_dir, other.data_dir)
+    _fold_one_way(home, monkeypatch, fast=True)
+    _fold_one_way(other, monkeypatch, fast=False)
+    stored = _stored(home)
+    assert stored["state"] == _stored(other)["state"] and stored["rows"] == _stored(other)["rows"]
+    state = _kept(home)
+    said = state._said()
+    assert stored["state"] == sorted(state._packed(tag, tag in said) for tag in state._every_tag())
+    assert stored["rows"] == _reference(state.rows())
+    evidence = {tag: json.loads(found) for tag, _, _, _, found in stored["state"] if found}
+    assert len(evidence[pair]) == 2 and list(evidence[named]) == ["bob@example.net"], evidence
+    assert "x" * 32 in {entry[0] for entry in stored["state"]} - {entry[0] for entry in stored["rows"]}
 
 
 def test_a_fold_in_a_new_process_reads_back_only_the_tags_it_touches_and_writes_the_same(home, tmp_path):

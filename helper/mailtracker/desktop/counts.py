@@ -7,7 +7,8 @@ change a tag's counts only through ``Counts``; the fold state stores each as
 ``Counts.packed()`` and reads it back with ``Counts.unpacked``.
 """
 
-from typing import Dict, List, Optional, Tuple, Union
+from operator import attrgetter
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mailtracker.desktop.view import compact_json, loads
 
@@ -25,6 +26,9 @@ class Counts:
     # The per-line loop updates one per hit: slots keep that as quick as a list's items.
     __slots__ = ("hits", "opens", "first_open", "last_open", "self_hits", "machine_hits",
                  "clicks", "first_click", "last_click", "links", "_recent")
+
+    # What ``packed_apart`` gives where the memory is (the store keeps it in a column of its own).
+    memory_apart = None
 
     def __init__(self, hits: int = 0, opens: int = 0, first_open: str = "", last_open: str = "",
                  self_hits: int = 0, machine_hits: int = 0, clicks: int = 0, first_click: str = "",
@@ -94,11 +98,16 @@ class Counts:
     def packed(self) -> list:
         """As the fold state stores it: a list in a fixed order, the memory as JSON text (and
         kept so until a pass needs it, for the next pass of this process too)."""
+        packed = list(_PACKED_APART(self))
+        packed[MEMORY_AT] = self.memory()
+        return packed
+
+    def memory(self) -> str:
+        """The memory as ``packed`` keeps it, JSON text (kept so until a pass needs it)."""
         recent = self._recent
         if recent.__class__ is not str:
             recent = self._recent = compact_json(list(recent.items()))
-        return [self.hits, self.opens, self.first_open, self.last_open, self.self_hits, self.machine_hits,
-                recent, self.clicks, self.first_click, self.last_click, self.links]
+        return recent
 
     @classmethod
     def unpacked(cls, packed: List) -> "Counts":
@@ -109,3 +118,19 @@ class Counts:
             raise TypeError("not a tag's packed counts")
         return cls(hits, opens, first_open, last_open, self_hits, machine_hits, clicks, first_click,
                    last_click, links, recent)
+
+
+# ``packed()``'s items in their order, ``memory_apart`` (None) where the memory is.
+_PACKED_FIELDS = ("hits", "opens", "first_open", "last_open", "self_hits", "machine_hits", "memory_apart", "clicks",
+                  "first_click", "last_click", "links")
+_PACKED_APART = attrgetter(*_PACKED_FIELDS)
+MEMORY_AT = _PACKED_FIELDS.index("memory_apart")
+
+
+def packed_apart(counts: Sequence[Optional[Counts]]) -> Tuple[list, list]:
+    """``packed()`` of many tags' counts at once (a first fold's 50,000), with the memory taken out
+    as the fold state stores it: each one's items with None where its memory was (as a tuple, which
+    JSON writes as the list), and the memories' texts; None for a tag without counts, in both."""
+    memories = [None if each is None else each.memory() for each in counts]
+    packs = [None if each is None else _PACKED_APART(each) for each in counts]
+    return packs, memories

@@ -75,10 +75,8 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
     are cut into columns first, then ``logs_read`` waits for what labels them."""
     clock = _Clock()
     try:
-        lines = _lines(b"".join([b"\n", *(data for _, data in batches)]))
-        clock.tick("lines")
-        frame, unreadable = _split(lines, batches)
-        clock.tick("split")
+        frame, unreadable, count = _split_all(batches)
+        clock.tick("lines split")
     except Declined as exc:
         log.info("the fold's fast path left %d bytes to the per-line fold: %s",
                  sum(len(data) for _, data in batches), exc)
@@ -88,24 +86,25 @@ def fold_batches(batches: Sequence[Tuple[str, bytes]], state, result, judge: Jud
         result.skipped_lines += 1
         log.warning("skipped an unreadable line in %s: %.80r", file_name, line)
     frame = frame.filter(~pl.col("tag").str.starts_with(PROBE_TAG_PREFIX))
-    frame, duplicates = _new_hits(frame, state.seen.runs)
+    texts, duplicates = _new_hits(frame, state.seen.runs)
+    del frame
     result.duplicate_hits += duplicates
     clock.tick("seen")
-    if frame.height == 0:
+    if texts.height == 0:
         return True
-    frame, words, last_seen, names = _labelled(frame, state, judge)
+    frame, words, last_seen, names = _labelled(texts, state, judge)
     clock.tick("labels")
     slow = frame.lazy().filter("slow").select("row").collect()["row"]
     if slow.len():
         # Their own order, through the reference loop, which also records them as seen.
-        per_line.fold_hit_lines([line.encode("utf-8") for line in lines.gather(slow)], "", state, result,
-                                 judge, timelines)
+        per_line.fold_hit_lines(_lines_of(texts, slow), "", state, result, judge, timelines)
+    del texts
     clock.tick("slow tags")
     fast = frame.filter(~pl.col("slow")) if slow.len() else frame
     _add_seen(fast, state.seen.runs)
     _count(fast, words, last_seen, names, state, result, timelines)
     clock.tick("counts")
-    log.debug("fast path: %d lines, %d hits of slow tags per line; %s", lines.len(), slow.len(), clock)
+    log.debug("fast path: %d lines, %d hits of slow tags per line; %s", count, slow.len(), clock)
     return True
 
 
@@ -123,6 +122,42 @@ class _Clock:
 
     def __str__(self) -> str:
         return ", ".join(self.parts)
+
+
+# The blocks are cut into lines and split this many bytes at a time, so that each group's
+# lines are let go before the next group's are read (their memory used again): fresh memory
+# costs more than the cutting and splitting, and the fields of the lines are all that is kept.
+SPLIT_GROUP_BYTES = 16 << 20
+
+
+def _split_all(batches: Sequence[Tuple[str, bytes]]):
+    """``_split``'s frame and unreadable lines for all these blocks (``row`` counting their lines
+    from the first), and how many lines they hold."""
+    groups: List[List[Tuple[str, bytes]]] = [[]]
+    size = 0
+    for name, data in batches:
+        if size >= SPLIT_GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, data))
+        size += len(data)
+    frames, unreadable, count = [], [], 0
+    for group in groups:
+        lines = _lines(b"".join([b"\n", *(data for _, data in group)]))
+        frame, odd = _split(lines, group, count)
+        frames.append(frame)
+        unreadable += odd
+        count += lines.len()
+        del lines  # before the next group's are read
+    return pl.concat(frames, rechunk=False), unreadable, count
+
+
+def _lines_of(texts: "pl.DataFrame", rows: "pl.Series") -> List[bytes]:
+    """The lines at these rows as they were read, from their fields (``_split`` cut them at
+    their first five commas)."""
+    line = pl.concat_str([pl.col(field) for field in _FIELDS], separator=",")
+    return [text.encode("utf-8") for text in pl.DataFrame({"row": rows}).join(
+        texts.select("row", line=line), on="row", how="left", maintain_order="left")["line"]]
 
 
 def _lines(blob: bytes) -> "pl.Series":
@@ -149,12 +184,13 @@ def _lines(blob: bytes) -> "pl.Series":
     return column.slice(1)
 
 
-def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
-    """The server's lines split into fields (with their place, ``row``), and the unreadable
-    lines with their file names; Declined when a line is a hit in some other form."""
+def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]], first_row: int = 0):
+    """The server's lines split into fields (with their place, ``row``, from ``first_row``), and
+    the unreadable lines with their file names; Declined when a line is a hit in some other form."""
     regular = (pl.col("line").str.contains(_SERVER_LINE) & (pl.col("line").str.len_bytes() <= MAX_LINE_BYTES)
                ).fill_null(False)
-    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row").lazy().with_columns(regular=regular))
+    frame = _collect(pl.DataFrame({"line": lines}).with_row_index("row", offset=first_row).lazy().with_columns(
+        regular=regular))
     unreadable = []
     odd = frame.filter(~pl.col("regular"))
     if odd.height:
@@ -172,23 +208,39 @@ def _split(lines: "pl.Series", batches: Sequence[Tuple[str, bytes]]):
             for _, data in batches:
                 total += data.count(b"\n")
                 ends.append(total)
-            unreadable = [(batches[bisect.bisect_right(ends, row)][0], raw) for row, raw in unreadable]
+            unreadable = [(batches[bisect.bisect_right(ends, row - first_row)][0], raw) for row, raw in unreadable]
     fields = pl.col("line").str.splitn(",", 6).struct.rename_fields(list(_FIELDS))
     query = frame.lazy().filter(pl.col("regular")).select("row", fields.alias("fields")).unnest("fields")
     hit_id = pl.col("hit_id").str.splitn(".", 2).struct.rename_fields(["boot", "seq"])
-    # Milliseconds since the epoch (the fields' places are fixed by _SERVER_LINE); a day the
-    # calendar does not have is null, and its batch goes per line.
-    part = lambda start, length: pl.col("time").str.slice(start, length).cast(pl.Int64)  # noqa: E731
-    day = pl.col("time").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)
-    ms = day * 86_400_000 + part(11, 2) * 3_600_000 + part(14, 2) * 60_000 + part(17, 2) * 1_000 + part(20, 3)
-    # parse_timestamp's float: whole seconds, plus the milliseconds / 1000, in that order.
-    whole = pl.col("ms") // 1000
-    when = whole.cast(pl.Float64) + (pl.col("ms") - whole * 1000).cast(pl.Float64) / 1000
-    frame = _collect(query.with_columns(hit_id.alias("id"), ms=ms).unnest("id").with_columns(
-        pl.col("seq").str.to_integer(base=16, dtype=pl.Int64), when=when))
-    if frame["ms"].null_count():
+    frame = _collect(_with_when(query.with_columns(hit_id.alias("id")).unnest("id").with_columns(
+        pl.col("seq").str.to_integer(base=16, dtype=pl.Int64))))
+    if frame["when"].null_count():
         raise Declined("a time on a day the calendar does not have")
-    return frame.drop("ms"), unreadable
+    return frame, unreadable
+
+
+def _with_when(query: "pl.LazyFrame") -> "pl.LazyFrame":
+    """With ``when``: parse_timestamp's float of the time as the server writes it (the places
+    of its digits fixed by _SERVER_LINE); null on a day the calendar does not have."""
+    # The time of day read from the text's bytes as two numbers, "DDTHH:MM" and ":SS.mmmZ":
+    # integer operations, cheaper than cutting out each field as text and reading it.
+    stamp = pl.col("time").cast(pl.Binary)
+    query = query.with_columns(*(stamp.bin.slice(at, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big")
+                                 .cast(pl.Int64).alias(f"_word{at}") for at in (8, 16)))
+
+    def number(word: str, first: int, count: int) -> "pl.Expr":
+        """The decimal number in bytes ``first`` to ``first + count`` of the word."""
+        field = pl.col(word) // 256 ** (8 - first - count) % 256 ** count
+        value = field // 256 ** (count - 1) - ord("0")
+        for at in range(1, count):
+            value = value * 10 + field // 256 ** (count - 1 - at) % 256 - ord("0")
+        return value
+
+    day = pl.col("time").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64)
+    seconds = day * 86_400 + number("_word8", 3, 2) * 3_600 + number("_word8", 6, 2) * 60 + number("_word16", 1, 2)
+    # parse_timestamp's float: whole seconds, plus the milliseconds / 1000, in that order.
+    return query.with_columns(when=seconds.cast(pl.Float64) + number("_word16", 4, 3).cast(pl.Float64) / 1000
+                              ).drop("_word8", "_word16")
 
 
 def _collect(query: "pl.LazyFrame") -> "pl.DataFrame":
@@ -584,8 +636,10 @@ def _count(frame: "pl.DataFrame", words: "_Words", last_seen: "pl.DataFrame", na
     per_tag = per_tag.join(spans, on="tag_c", how="left").with_columns(pl.col("first", "last").fill_null(""))
     clicked: Dict[int, list] = {}
     if click_code >= 0:
+        # Each tag's links in the order of their first clicks, as the per-line loop adds them.
         per_link = (frame.filter(is_click).group_by("tag_c", "link")
-                    .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max()))
+                    .agg(n=pl.len(), first=pl.col("time").min(), last=pl.col("time").max(), at=pl.col("row").min())
+                    .sort("at").drop("at"))
         for tag_c, *link_clicks in per_link.iter_rows():
             clicked.setdefault(tag_c, []).append(link_clicks)
     memories = _memories(frame, words, last_seen)

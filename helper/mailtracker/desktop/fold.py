@@ -34,10 +34,11 @@ from mailtracker.core.settings import Config, load_config
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.core.tokens import PROBE_TAG_PREFIX, short_id
 from mailtracker.desktop.classify import PERSON_LABELS, SELF_BEFORE_S, Judge, Rules, load_ranges
-from mailtracker.desktop.counts import Counts
+from mailtracker.desktop.counts import MEMORY_AT, Counts, packed_apart  # MEMORY_AT: where packed() has the memory
 from mailtracker.desktop.elsewhere import note_opens
 from mailtracker.desktop.platforms import Platform
-from mailtracker.desktop.register import Row, plain_rows_values, stored_tag_fields, stored_rows, stored_rows_of_values, write_register_lines
+from mailtracker.desktop.register import (Row, plain_stored_rows, stored_rows, stored_rows_of_values, stored_tag_fields,
+                                          write_register_lines)
 from mailtracker.desktop.replies import REPLY_COLUMNS, packed_reply, parse_replies, replies_columns, reply_of
 from mailtracker.desktop.tags import (
     LINK_COLUMNS,
@@ -51,7 +52,7 @@ from mailtracker.desktop.tags import (
     split_records,
 )
 from mailtracker.desktop.tail import Cursor, read_new_data
-from mailtracker.desktop.view import StoredRow, ViewWriter, compact_json, loads, view_path
+from mailtracker.desktop.view import StoredRow, ViewWriter, compact_json, compact_json_each, loads, view_path
 from mailtracker.desktop.visibility import (
     SEEN,
     Knowledge,
@@ -67,8 +68,6 @@ from mailtracker.desktop.visibility import (
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 12
-# Where ``Counts.packed`` has the memory, which the store keeps in a column of its own.
-MEMORY_AT = 6
 FOLD_LOCK_TIMEOUT_S = 120.0
 # Where the state rested up to version 8, as one JSON file rewritten whole by every pass; an
 # old home counts its logs again into the store, and the file is removed.
@@ -542,34 +541,73 @@ class _FoldState:
 
     def stored_all(self) -> Tuple[List[StoredRow], List[tuple]]:
         """Every tag's row and data as the store keeps them (``register.stored_rows``, ``_packed``),
-        for a save of all (a first fold, a rebuild: 50,000 tags), in one pass over the tags: the
-        rows of the tags with no links, clicks, replies or "not seen" state by the column
-        (``plain_rows_values``), the others by ``row``."""
-        tags, counts, moments, links, replies, machine, places, known = (
-            self.tags, self.counts, self.moments, self.links, self.replies, self.machine, self.places, self.known)
-        said = self._said()
-        packed, values = [], []
-        plain, plain_fields, plain_counts, plain_places = [], [], [], []
+        for a save of all (a first fold, a rebuild: 50,000 tags): the rows of the tags with no
+        links, clicks, replies or "not seen" state by the column (``plain_stored_rows``), the
+        others by ``row``; the data by maps over the tags' parts (``_packed_all``)."""
         ordered = self.order()  # about the order their data was made in: quicker to read than by id
-        for tag in [*ordered, *sorted(self._every_tag().difference(ordered))]:
-            counted, linked, replied, found = counts.get(tag), links.get(tag), replies.get(tag), places.get(tag)
-            packed.append(self._pack(tag, tag in said, counted, moments.get(tag), linked, replied, machine.get(tag),
-                                     found))
+        every = [*ordered, *sorted(self._every_tag().difference(ordered))]
+        counted = list(map(self.counts.get, every))
+        return self._rows_all(every, counted), self._packed_all(every, counted)
+
+    def _rows_all(self, every: List[str], counted: List[Optional[Counts]]) -> List[StoredRow]:
+        """The rows of these tags (those in tags.csv), with their counts, as ``stored_all`` gives them."""
+        tags, links, replies, places, known = self.tags, self.links, self.replies, self.places, self.known
+        values = []
+        plain, plain_fields, plain_counts, plain_places = [], [], [], []
+        for tag, counts in zip(every, counted):
             fields = tags.get(tag)
             if fields is None:
                 continue  # hits of a tag tags.csv does not have (yet): no row
-            opened = counted is not None and counted.opened
-            if (counted is not None and counted.links) or linked or replied or (
-                    known and not opened and any(address in known for address in addresses(fields.get("recipients", "")))):
+            if counts is None:
+                counts = _NO_COUNTS
+            if counts.links or links.get(tag) or replies.get(tag) or (known and not counts.opened and any(
+                    address in known for address in addresses(fields.get("recipients", "")))):
                 values.append(self.row(tag).stored_values())
                 continue
-            values.append(None)
+            found = places.get(tag)
             plain.append(tag)
             plain_fields.append(fields)
-            plain_counts.append(counted or _NO_COUNTS)
+            plain_counts.append(counts)
             plain_places.append(" ".join(found[2]) if found else "")
-        plain_values = iter(plain_rows_values(plain, plain_fields, plain_counts, plain_places))
-        return stored_rows_of_values([next(plain_values) if value is None else value for value in values]), packed
+        return stored_rows_of_values(values) + plain_stored_rows(plain, plain_fields, plain_counts, plain_places)
+
+    def _packed_all(self, every: List[str], counted: List[Optional[Counts]]) -> List[tuple]:
+        """``_packed`` of each of these tags, with their counts: each part read by a map, and the
+        JSON written by ``compact_json_each``."""
+        parts = [counted, *(list(map(getattr(self, name).get, every)) for name in _PARTS[1:])]
+        packs, memories = packed_apart(counted)
+        has = [[value is not None for value in part] for part in parts]
+        bits = [counts | moments << 1 | links << 2 | replies << 3 | machine << 4 | places << 5
+                for counts, moments, links, replies, machine, places in zip(*has)]
+        data = compact_json_each(zip(packs, *parts[1:]))
+        return list(zip(every, bits, data, memories, self._evidence_all(every)))
+
+    def _evidence_all(self, every: List[str]) -> List[Optional[str]]:
+        """``_evidence_of`` of each of these tags as JSON text (None where there is none): the
+        evidence is read by tag once; a mail to one address without a reply that says something
+        of it alone (most that say anything) is that entry, the others are read by ``_evidence_of``."""
+        by_tag: Dict[str, list] = {}
+        for address, kept in self.evidence.items():
+            for tag, packed in kept.items():
+                found = by_tag.get(tag)
+                if found is None:
+                    by_tag[tag] = [address, packed]
+                else:
+                    found.append(address)  # more than one address: read by _evidence_of
+        tags, replies = self.tags, self.replies
+        said, texts = [], []
+        for tag, found in by_tag.items():
+            fields = tags.get(tag)
+            if len(found) == 2 and found[1] is not None and fields is not None and tag not in replies and \
+                    addresses(fields.get("recipients", "")) == (found[0],):
+                said.append(tag)
+                texts.append({found[0]: found[1]})
+                continue
+            evidence = self._evidence_of(tag)
+            if evidence is not None:
+                said.append(tag)
+                texts.append(evidence)
+        return list(map(dict(zip(said, compact_json_each(texts))).get, every))
 
 
 # The counts of a tag without a hit (never changed: ``stored_all`` reads it).

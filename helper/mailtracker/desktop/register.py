@@ -10,6 +10,7 @@ nothing: the fold keeps its counts and writes it later.
 import csv
 import logging
 import os
+from collections import abc
 from dataclasses import dataclass, field, fields, replace
 from itertools import repeat
 from operator import attrgetter, itemgetter, or_
@@ -23,7 +24,7 @@ from mailtracker.core.tokens import SHORT_ID_LENGTH, TOKEN_LENGTH, short_id
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.platforms import Platform
 from mailtracker.desktop.tags import TAG_COLUMNS
-from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, view_path
+from mailtracker.desktop.view import ROW_KEYS, Event, StoredRow, ViewReader, compact_json, compact_json_each, view_path
 from mailtracker.desktop.visibility import SHORT_WORDS, WORDS, group_state
 
 log = logging.getLogger(__name__)
@@ -303,9 +304,25 @@ def plain_rows_values(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
     """``Row.of(tag_id, tag, counts, {}).but(opened_elsewhere=...).stored_values()`` of each tag, by the
     column (a first fold writes 50,000 rows): for tags with no links, no clicks and no replies, whose
     "not seen" columns are empty."""
-    n = len(tag_ids)
-    if not n:
+    if not tag_ids:
         return []
+    return list(zip(*_plain_columns(tag_ids, tags, counts, opened_elsewhere)))
+
+
+def plain_stored_rows(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                      opened_elsewhere: Sequence[str]) -> List[StoredRow]:
+    """``stored_rows_of_values(plain_rows_values(...))``, the same: the register lines by the column
+    from the columns the rows are made of, not from the rows taken apart again."""
+    if not tag_ids:
+        return []
+    columns = _plain_columns(tag_ids, tags, counts, opened_elsewhere)
+    return stored_rows_of_values(list(zip(*columns)), columns)
+
+
+def _plain_columns(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]], counts: Sequence[Counts],
+                   opened_elsewhere: Sequence[str]) -> List[Sequence]:
+    """The columns of ``plain_rows_values``, in ``view.ROW_KEYS``' order."""
+    n = len(tag_ids)
     try:
         cells = list(zip(*map(_tag_cells, tags)))
     except KeyError:  # a tag without some field: as Row.of reads it, empty
@@ -314,9 +331,30 @@ def plain_rows_values(tag_ids: Sequence[str], tags: Sequence[Mapping[str, str]],
     opened = list(map(bool, map(or_, counted[_COUNTED_FIELDS.index("opens")],
                                 counted[_COUNTED_FIELDS.index("clicks")])))
     status, sent_at, created = (cells[_TAG_FIELDS.index(name)] for name in ("status", "sent_at", "created"))
-    defaults = [repeat(value, n) for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
-    return list(zip(tag_ids, map(short_id, tag_ids), *cells, *counted, *defaults, opened_elsewhere,
-                    repeat([], n), opened, opened, *zip(*map(sending_of, status, sent_at, created))))
+    defaults = [_Same(value, n) for value in _REPLY_DEFAULTS + _NOT_SEEN_DEFAULTS]
+    return [tag_ids, list(map(short_id, tag_ids)), *cells, *counted, *defaults, opened_elsewhere, ([],) * n,
+            opened, opened, *zip(*map(sending_of, status, sent_at, created))]
+
+
+class _Same(abc.Sequence):
+    """A column of one value ``n`` times (a plain row's replies and "not seen" columns): the
+    register lines write it once (``_lines_by_column``)."""
+
+    def __init__(self, value, n: int):
+        self.value, self.n = value, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return repeat(self.value, self.n)
+
+    def __getitem__(self, at):
+        if isinstance(at, slice):
+            return [self.value] * len(range(*at.indices(self.n)))
+        if not -self.n <= at < self.n:
+            raise IndexError(at)
+        return self.value
 
 
 # From this many rows, ``csv_lines`` writes them by the column (a first fold: 50,000 rows in
@@ -343,12 +381,13 @@ def stored_rows(rows: Sequence[Row]) -> List[StoredRow]:
             for row, line in zip(rows, csv_lines(rows))]
 
 
-def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
-    """``stored_rows`` of rows given as their ``stored_values`` (a first fold's every row): the
-    register lines by the column when there are many."""
+def stored_rows_of_values(values: Sequence[tuple], columns: Optional[Sequence[Sequence]] = None) -> List[StoredRow]:
+    """``stored_rows`` of rows given as their ``stored_values`` (a first fold's every row), and
+    ``columns``, the same values by column, when there are: the register lines by the column when
+    there are many."""
     lines = None
     if len(values) >= COLUMNS_FROM:
-        columns = list(zip(*values))
+        columns = columns or list(zip(*values))
         try:
             lines = _lines_by_column((name, columns[at]) for name, at in zip(REGISTER_COLUMNS, _REGISTER_AT))
         except ImportError:
@@ -357,7 +396,8 @@ def stored_rows_of_values(values: Sequence[tuple]) -> List[StoredRow]:
             log.debug("register lines written one by one: %s", exc)
     if lines is None:
         lines = [Row.from_json(dict(zip(ROW_KEYS, cells))).csv_line() for cells in values]
-    return [(cells[0], cells[1], cells[7], cells[5], compact_json(cells), line) for cells, line in zip(values, lines)]
+    return [(cells[0], cells[1], cells[7], cells[5], text, line)
+            for cells, text, line in zip(values, compact_json_each(values), lines)]
 
 
 def _csv_lines_by_column(rows: Sequence[Row]) -> List[str]:
@@ -378,6 +418,9 @@ def _lines_by_column(columns: Iterable[Tuple[str, Sequence]]) -> List[str]:
 
     series, cells = [], []
     for name, column in columns:
+        if isinstance(column, _Same):  # the same cell in every line
+            cells.append(pl.lit(format_row([neutralise(str(column.value))])[:-2]))
+            continue
         series.append(pl.Series(name, column, strict=True))
         if series[-1].null_count():  # str(None) is "None" to csv_line; polars would drop the line
             raise TypeError(f"column {name} holds None")
