@@ -6,6 +6,7 @@ import pytest
 
 from mailtracker.desktop.counts import Counts
 from mailtracker.desktop.register import REGISTER_COLUMNS, Link, Row, read_register, write_register
+from mailtracker.desktop.view import compact_json, loads
 
 
 def _full_row() -> Row:
@@ -34,6 +35,9 @@ def test_every_field_survives_json_and_every_column_survives_the_csv(tmp_path):
     assert all(getattr(row, f.name) != getattr(defaults, f.name) for f in fields(Row) if f.name not in ("id", "short_id"))
     assert Row.from_json(row.to_json()) == row
     assert row.to_json()["opened"] is True and row.to_json()["read"] is True
+    # As the read model keeps it (its values, in JSON) and reads it back, with the keys in order.
+    stored = Row.from_stored(loads(compact_json(row.stored_values())))
+    assert stored == row and list(stored.to_json().items()) == list(row.to_json().items())
     path = tmp_path / "register.csv"
     write_register(path, [row])
     assert path.read_text(encoding="utf-8-sig").splitlines()[0] == ",".join(REGISTER_COLUMNS)

@@ -19,6 +19,7 @@ from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.core.tokens import mint_token
 from mailtracker.desktop.fold import fold
 from mailtracker.desktop.register import read_register
+from mailtracker.desktop import report as report_module
 from mailtracker.desktop.report import BAR_COLOUR, LABEL_COLOURS, write_report
 from mailtracker.desktop.tags import TAG_COLUMNS
 from tests.conftest import OUTLOOK, THUNDERBIRD, write_hits
@@ -94,6 +95,64 @@ def test_report_numbers_are_the_registers(home, history):
         assert (opens, clicks, replies, own, machines, hits) == (
             row["opens"], row["clicks"], row["replies"], row["self_hits"], row["machine_hits"], row["hits"])
     assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
+
+
+def test_the_table_lists_the_newest_emails_and_says_where_the_others_are(home, history, monkeypatch):
+    """Past its number of rows the table lists the newest emails and says that every one is in
+    register.csv, and the timeline's note says so too; the tiles still count every email. (Fails
+    when the table lists them all.)"""
+    register = read_register(home.register_path)
+    newest = [row["short_id"] for row in sorted(register, key=lambda row: (row["created"], row["id"]), reverse=True)]
+    monkeypatch.setattr(report_module, "MAX_TIMELINE_ROWS", 1)
+    page = write_report(home, table_rows=2).read_text(encoding="utf-8")
+    table = _Table()
+    table.feed(page)
+    assert [row[0] for row in table.rows] == newest[:2]
+    assert table.tiles == {"tracked": 3, "opened": 2, "opens": 5, "uncounted": 1}
+    assert "The 2 newest of 3 tracked emails" in page and "register.csv" in page and "report --all" in page
+    assert "The 1 newest emails are drawn; the table lists 2 of 3." in page
+    everything = _Table()
+    everything.feed(write_report(home, table_rows=None).read_text(encoding="utf-8"))
+    assert [row[0] for row in everything.rows] == newest
+    # The tray opens the report at an email's row: an older email picked there is listed too.
+    oldest = next(row["id"] for row in register if row["short_id"] == newest[-1])
+    picked = _Table()
+    picked.feed(write_report(home, table_rows=1, picked=[oldest]).read_text(encoding="utf-8"))
+    assert [row[0] for row in picked.rows] == [newest[0], newest[-1]]
+
+
+def _days_drawn(page: str):
+    """The opens-per-day chart's bars ({local day: opens}) and its word on the earlier opens."""
+    chart = page[page.index('<svg class="days"'):page.index("<h2>Open timeline per email</h2>")]
+    bars = {day: int(opens) for day, opens in re.findall(r'data-day="([^"]+)" data-opens="(\d+)"', chart)}
+    earlier = re.search(r"(\d+) earlier opens", chart)
+    return bars, int(earlier.group(1)) if earlier else 0
+
+
+def test_the_opens_per_day_count_every_email_whichever_the_report_reads(home, monkeypatch):
+    """The chart's bars and its earlier opens are the same when the report reads the hits of every
+    email and when it reads only those it lists and draws (a busy sender's 50,000 are not read):
+    an email last opened before the chart's first day adds its opens to the earlier ones, one
+    opened since adds its opens on each day. (Fails when the emails not read are left out.)"""
+    secret = read_secret(home.secret_path)
+    tags = {}
+    for name, made in (("Old", 100), ("Both", 75), ("New", 5), ("None", 1)):
+        tags[name] = mint_token(secret)
+        append_rows(home.tags_path, TAG_COLUMNS, [[tags[name], utc_timestamp(_noon(made)), name, "Hi",
+                                                  f"{name.lower()}@example.org", "", "", "sent"]])
+    hits = home.hits_dir(load_config(home)) / "hits-a-2026-11-24.csv"
+    write_hits(hits, [(1, tags["Old"], "GET", utc_timestamp(_noon(90))),
+                      (2, tags["Old"], "GET", utc_timestamp(_noon(80))),
+                      (3, tags["Both"], "GET", utc_timestamp(_noon(70))),
+                      (4, tags["Both"], "GET", utc_timestamp(_noon(3))),
+                      (5, tags["New"], "GET", utc_timestamp(_noon(2))),
+                      (6, tags["New"], "GET", utc_timestamp(_noon(1)))])
+    fold(home)
+    every = _days_drawn(write_report(home, table_rows=None).read_text(encoding="utf-8"))
+    day = lambda days_ago: datetime.fromtimestamp(_noon(days_ago)).date().isoformat()  # noqa: E731
+    assert every == ({day(3): 1, day(2): 1, day(1): 1}, 3)
+    monkeypatch.setattr(report_module, "MAX_TIMELINE_ROWS", 1)  # the newest email alone is drawn
+    assert _days_drawn(write_report(home, table_rows=1).read_text(encoding="utf-8")) == every
 
 
 def test_report_is_self_contained_and_escapes_what_people_typed(home, history):
@@ -186,6 +245,22 @@ def test_report_groups_the_copies_sent_individually(home):
     assert abs(ids.index(first.short_id) - ids.index(second.short_id)) == 1, ids
     groups = {row[0]: row[-1] for row in table.rows}
     assert groups[first.short_id] == groups[second.short_id] == "grp-0001" and groups[lone.short_id] == ""
+
+
+def test_listing_the_newest_email_lists_every_copy_of_it(home):
+    """When the table lists only the newest emails and the newest was sent individually, its older
+    copy is listed too, beside it, and an email sent between the copies is not. (Fails when the
+    table is cut after the newest.)"""
+    secret = read_secret(home.secret_path)
+    ids = {}
+    for name, minutes_ago, group in (("Ann", 3, "grp-0002-x"), ("Lone", 2, ""), ("Bob", 1, "grp-0002-x")):
+        ids[name] = mint_token(secret)
+        append_rows(home.tags_path, TAG_COLUMNS, [[ids[name], utc_timestamp(_noon(0) - 60 * minutes_ago), name,
+                                                  "Offer", f"{name.lower()}@example.org", "", "", "sent", group]])
+    fold(home)
+    table = _Table()
+    table.feed(write_report(home, table_rows=1).read_text(encoding="utf-8"))
+    assert [row[0] for row in table.rows] == [ids["Bob"][:7], ids["Ann"][:7]]
 
 
 @pytest.mark.slow

@@ -181,18 +181,23 @@ def cmd_show(args, home: Home) -> int:
 
 @command("report", help="write the HTML report (timelines, opens per day)",
          description="Write a self-contained HTML report of the last fold's counts: an open timeline "
-         "per email, opens per day, and a table with labels.",
+         "per email, opens per day, and a table with labels of the newest emails (every email is in "
+         "register.csv).",
          arguments=[
              argument("--output", metavar="FILE", help="where to write it (default <home>/report.html)"),
              argument("--open", action="store_true", help="open it in the web browser"),
+             argument("--all", action="store_true",
+                      help="list every tracked email in the table, not only the newest 500 (a page of "
+                      "tens of megabytes for tens of thousands of emails)"),
          ])
 def cmd_report(args, home: Home) -> int:
     import webbrowser
 
-    from mailtracker.desktop.report import write_report
+    from mailtracker.desktop.report import TABLE_ROWS, write_report
 
     read_register(home).close()  # only for its word when no daemon keeps the counts current
-    path = write_report(home, Path(args.output).resolve() if args.output else None)
+    path = write_report(home, Path(args.output).resolve() if args.output else None,
+                        table_rows=None if args.all else TABLE_ROWS)
     print(f"Wrote the report {path}")
     if args.open:
         webbrowser.open(path.as_uri())

@@ -15,7 +15,6 @@ installed and gives exactly the same results (the per-line loop is its reference
 """
 
 import bisect
-import gc
 import logging
 import os
 import uuid
@@ -26,6 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
+from mailtracker.core.bulk import collector_paused
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
@@ -683,44 +683,38 @@ def _fold_locked(home: Home, config: Config, rebuild: bool, progress: bool,
     result = FoldResult()
     # Millions of short-lived objects, none of them cyclic: the collector
     # would only rescan the state over and over.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        with ViewWriter(path) as view, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-logs") as pool:
-            if rebuild:
-                state, lines = _FoldState(), {}
-            elif kept is not None and kept.saved == view.fold_state_entry("saved"):
-                state, lines = kept.state, kept.lines
-            else:
-                state, lines = _FoldState.load(view), {}
-            if (home.state_dir / LEGACY_STATE_FILE).exists():
-                log.info("the fold state moves into %s; counting every log again, once", path.name)
-            judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
-            if state.labels and state.labels != judge.fingerprint:
-                log.info("the labelling rules changed; counting the whole history again")
-                state, rebuild, lines = _FoldState(), True, {}
-                judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
-            state.labels = judge.fingerprint
-            logs_read = _SmallLogs(pool, home, state, result, judge)
-            fresh = rebuild or not view.complete
-            timelines = _Timelines(view, fresh=rebuild)
-            _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
-            logs_read()
-            _learn_visibility(state, result, timelines, fresh)
-            saved = _save(home, state, result, view, fresh, lines, platform)
-            if saved:
-                view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
-                                    appended=timelines.appended)
-                # Rows, timelines and state at once: a pass killed before this left the store
-                # as the last pass did, and its hits are counted again, once.
-                view.commit()
-                state.stored, state.dirty = True, set()
-            else:
-                saved = kept.saved if kept is not None and kept.state is state else view.fold_state_entry("saved")
-    finally:
-        if collecting:
-            gc.enable()
+    with collector_paused(), ViewWriter(path) as view, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="fold-logs") as pool:
+        if rebuild:
+            state, lines = _FoldState(), {}
+        elif kept is not None and kept.saved == view.fold_state_entry("saved"):
+            state, lines = kept.state, kept.lines
+        else:
+            state, lines = _FoldState.load(view), {}
+        if (home.state_dir / LEGACY_STATE_FILE).exists():
+            log.info("the fold state moves into %s; counting every log again, once", path.name)
+        judge = Judge(Rules.of(config), load_ranges(home.apple_ranges_path), state.moments, load_origins(home))
+        if state.labels and state.labels != judge.fingerprint:
+            log.info("the labelling rules changed; counting the whole history again")
+            state, rebuild, lines = _FoldState(), True, {}
+            judge = Judge(judge.rules, judge.apple, state.moments, judge.origins)
+        state.labels = judge.fingerprint
+        logs_read = _SmallLogs(pool, home, state, result, judge)
+        fresh = rebuild or not view.complete
+        timelines = _Timelines(view, fresh=rebuild)
+        _fold_hits(home.hits_dir(config), state, result, judge, timelines, progress or rebuild, logs_read)
+        logs_read()
+        _learn_visibility(state, result, timelines, fresh)
+        saved = _save(home, state, result, view, fresh, lines, platform)
+        if saved:
+            view.save_timelines(timelines.touched, replace_all=rebuild, encoded=timelines.encoded,
+                                appended=timelines.appended)
+            # Rows, timelines and state at once: a pass killed before this left the store
+            # as the last pass did, and its hits are counted again, once.
+            view.commit()
+            state.stored, state.dirty = True, set()
+        else:
+            saved = kept.saved if kept is not None and kept.state is state else view.fold_state_entry("saved")
     if saved:
         _KEPT[str(path)] = _Kept(saved, state, lines)
     (home.state_dir / LEGACY_STATE_FILE).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from operator import attrgetter, itemgetter, or_
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from mailtracker.core.bulk import collector_paused
 from mailtracker.core.csvcodec import BOM, FORMULA_START_PATTERN, QUOTED_PATTERN, format_row, neutralise, restore
 from mailtracker.core.errors import RegisterLockedError, UnknownTagError
 from mailtracker.core.paths import Home
@@ -203,11 +204,30 @@ class Row:
 
     @classmethod
     def from_json(cls, doc: Mapping) -> "Row":
-        """``to_json``'s dict back; a field an older writer did not know takes its default."""
-        values = {name: doc[name] for name in _SCALARS if name in doc}
+        """``to_json``'s dict back; a field an older writer did not know takes its default.
+        Made as ``_made`` makes a row (the tray, the report and the Sent list read 50,000)."""
+        if "id" not in doc or "short_id" not in doc:
+            raise TypeError("a register row needs its id and short_id")
+        values = {"id": doc["id"], "short_id": doc["short_id"]}
+        values.update(_DEFAULTS)  # in the fields' order
+        values.update((name, doc[name]) for name in _SCALARS if name in doc)
+        found = doc.get("links")
         values["links"] = tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link})
-                                for link in doc.get("links") or ())
-        return cls(**values)
+                                for link in found) if found else ()
+        return cls._made(values)
+
+    @classmethod
+    def from_stored(cls, values: Sequence) -> "Row":
+        """A row from its values as the read model keeps them (``stored_values``: ``view.ROW_KEYS``'
+        order), with no dict between (the tray, the report and the Sent list read 50,000)."""
+        if len(values) != len(ROW_KEYS):  # not this schema's: by name, with the defaults
+            return cls.from_json(dict(zip(ROW_KEYS, values)))
+        fields = _FIELDS_IN_ORDER.copy()
+        fields.update(zip(_STORED_SCALARS, values))
+        found = values[_LINKS_AT]
+        fields["links"] = tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link})
+                                for link in found) if found else ()
+        return cls._made(fields)
 
     def stored_values(self) -> tuple:
         """``to_json``'s values in the order the read model keeps them (``view.ROW_KEYS``)."""
@@ -280,6 +300,11 @@ if ROW_KEYS[-len(_ADDED_KEYS) - 1:] != ("links", *_ADDED_KEYS) or \
         sorted(ROW_KEYS) != sorted((*_SCALARS, "links", *_ADDED_KEYS)):
     raise ImportError("view.ROW_KEYS does not name every key of Row.to_json")
 _stored_cells = itemgetter(*ROW_KEYS[:-len(_ADDED_KEYS)])
+# The scalar fields, as a stored row starts with them, and where its links stand.
+_STORED_SCALARS = ROW_KEYS[:-len(_ADDED_KEYS) - 1]
+_LINKS_AT = ROW_KEYS.index("links")
+# Every field, in their order (a row's dict keeps it: ``to_json`` gives the keys so).
+_FIELDS_IN_ORDER = {"id": "", "short_id": "", **_DEFAULTS}
 _REPLY_DEFAULTS = tuple(_DEFAULTS[name] for name in ROW_KEYS[ROW_KEYS.index("replies"):ROW_KEYS.index("not_seen")])
 _NOT_SEEN_DEFAULTS = ("", "", "")
 # Where each register column stands in a stored row.
@@ -395,7 +420,7 @@ def stored_rows_of_values(values: Sequence[tuple], columns: Optional[Sequence[Se
         except Exception as exc:  # as in csv_lines
             log.debug("register lines written one by one: %s", exc)
     if lines is None:
-        lines = [Row.from_json(dict(zip(ROW_KEYS, cells))).csv_line() for cells in values]
+        lines = [Row.from_stored(cells).csv_line() for cells in values]
     return [(cells[0], cells[1], cells[7], cells[5], text, line)
             for cells, text, line in zip(values, compact_json_each(values), lines)]
 
@@ -541,7 +566,8 @@ class Register:
 
     def rows(self) -> List[Row]:
         """Every tag's row, oldest first."""
-        return [Row.from_json(doc) for doc in self._reader.rows()]
+        with collector_paused():
+            return list(map(Row.from_stored, self._reader.row_values()))
 
     def get(self, tag_id: str) -> Optional[Row]:
         doc = self._reader.row(tag_id)
@@ -578,6 +604,10 @@ class Register:
     def timeline(self, tag_id: str) -> List[Event]:
         """The tag's latest hits, oldest first: (time, label, counted, reason code, client)."""
         return self._reader.timeline(tag_id)
+
+    def timelines(self, tag_ids: Iterable[str]) -> Dict[str, List[Event]]:
+        """``timeline`` of each of these tags, read at once (a tag without hits is left out)."""
+        return self._reader.timelines(tag_ids)
 
     def generation(self) -> int:
         """A number that changes whenever a fold changed what this model shows."""

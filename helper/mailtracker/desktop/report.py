@@ -10,6 +10,7 @@ the numbers are the register's.
 import html
 import math
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mailtracker.core.files import write_file_atomically
 from mailtracker.core.paths import Home
-from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.timestamps import parse_timestamp, utc_timestamp
 from mailtracker.desktop.classify import PERSON_LABELS
 from mailtracker.desktop.elsewhere import HINT as ELSEWHERE_HINT
 from mailtracker.desktop.register import SENDING_NOTES, Register, Row, display_name, grouped
@@ -25,6 +26,10 @@ from mailtracker.desktop.register import SENDING_NOTES, Register, Row, display_n
 MAX_DAYS = 60
 MIN_DAYS = 14
 MAX_TIMELINE_ROWS = 40
+# The table lists the newest emails (and every copy of an email sent individually among them):
+# a busy sender's 50,000 made a page of 22 MB that took 10 s to write and longer to draw. Every
+# email is in register.csv; ``report --all`` lists them all here too.
+TABLE_ROWS = 500
 # Colours per hit label; any label not listed is a machine's.
 LABEL_COLOURS = {
     "open": "#2563eb",
@@ -60,10 +65,11 @@ class Hit:
 
 @dataclass
 class Email:
-    """A register row with the hits of its timeline."""
+    """A register row with the hits of its timeline (None until they are read: the report reads
+    only those of the emails it shows, and of those opened in the days its chart draws)."""
 
     row: Row
-    hits: List[Hit]
+    hits: Optional[List[Hit]] = None
 
     @property
     def created(self) -> float:
@@ -76,7 +82,7 @@ class Email:
 
     @property
     def truncated(self) -> bool:
-        return self.row.hits > len(self.hits)
+        return self.hits is not None and self.row.hits > len(self.hits)
 
 
 def _moment(stamp: str) -> float:
@@ -91,25 +97,31 @@ def report_path(home: Home) -> Path:
     return home.data_dir / "report.html"
 
 
-def write_report(home: Home, path: Optional[Path] = None, now: Optional[float] = None) -> Path:
-    """Write the report from the read model (as the last fold left it)."""
+def write_report(home: Home, path: Optional[Path] = None, now: Optional[float] = None,
+                 table_rows: Optional[int] = TABLE_ROWS, picked: Sequence[str] = ()) -> Path:
+    """Write the report from the read model (as the last fold left it); its table lists the
+    ``table_rows`` newest emails (None: all) and the ``picked`` tags' (the tray opens the report
+    at the row of an email opened lately, which may be an old one)."""
     path = path or report_path(home)
     with Register.load(home) as register:
-        page = build_report(register, now)
+        page = build_report(register, now, table_rows, picked)
     write_file_atomically(path, page.encode("utf-8"), mode=0o600, replace_existing=True)
     return path
 
 
 def gather_emails(register: Register) -> List[Email]:
-    """Every sent or pending tag (never the unsent), newest first."""
-    emails = []
-    for row in register.rows():
-        if row.status == "unsent":
-            continue
-        hits = [_hit(item, row) for item in register.timeline(row.id)]
-        emails.append(Email(row=row, hits=hits))
+    """Every sent or pending tag (never the unsent), newest first, without their hits yet."""
+    emails = [Email(row=row) for row in register.rows() if row.status != "unsent"]
     emails.sort(key=lambda email: (email.sent or email.created, email.row.id), reverse=True)
     return emails
+
+
+def read_hits(register: Register, emails: Sequence[Email]) -> None:
+    """Read the hits of these emails' timelines (those not read yet)."""
+    unread = {email.row.id: email for email in emails if email.hits is None}
+    found = register.timelines(unread)
+    for tag_id, email in unread.items():
+        email.hits = [_hit(item, email.row) for item in found.get(tag_id, ())]
 
 
 def _hit(item: Sequence, row: Row) -> Hit:
@@ -119,18 +131,54 @@ def _hit(item: Sequence, row: Row) -> Hit:
 
 
 def opens_per_day(emails: Sequence[Email]) -> Dict[date, int]:
+    """People's counted opens by local day, in the hits read (``read_hits``)."""
     days: Dict[date, int] = {}
     for email in emails:
-        for hit in email.hits:
+        for hit in email.hits or ():
             if hit.person and hit.counted:
                 day = datetime.fromtimestamp(hit.when).date()
                 days[day] = days.get(day, 0) + 1
     return days
 
 
-def build_report(register: Register, now: Optional[float] = None) -> str:
+def _opens_by_day(register: Register, emails: Sequence[Email], span: Tuple[date, date]) -> Tuple[Dict[date, int], int]:
+    """People's counted opens by local day from the chart's first day to its last, and how many
+    came before the first. An email last opened before that day adds every open its row counts to
+    those; the others add their timeline's: the hits read, else the events' times as text, each
+    placed among the days' starts written as a hit's time is (its text orders as its moment
+    does; tens of thousands of emails' events, read without making each a moment)."""
+    first, last = span
+    count = (last - first).days + 1
+    starts = [utc_timestamp(datetime.combine(first + timedelta(days=n), datetime.min.time()).timestamp())
+              for n in range(count + 1)]
+    recent = [email for email in emails if _opened_since(email, first)]
+    earlier = sum(email.row.opens for email in emails if email.row.opens) - sum(email.row.opens for email in recent)
+    days = {}
+    for day, value in opens_per_day([email for email in recent if email.hits is not None]).items():
+        if day < first:
+            earlier += value
+        elif day <= last:
+            days[day] = value
+    found = register.timelines(email.row.id for email in recent if email.hits is None)
+    for events in found.values():
+        for stamp, label, counted, *_ in events:
+            if counted and label in PERSON_LABELS:
+                at = bisect_right(starts, stamp)
+                if at == 0:
+                    earlier += 1
+                elif at <= count:  # after the last day (a clock ahead): not drawn
+                    day = first + timedelta(days=at - 1)
+                    days[day] = days.get(day, 0) + 1
+    return days, earlier
+
+
+def build_report(register: Register, now: Optional[float] = None, table_rows: Optional[int] = TABLE_ROWS,
+                 picked: Sequence[str] = ()) -> str:
     now = time.time() if now is None else now
     emails = gather_emails(register)
+    listed = _listed(emails, table_rows, picked)
+    read_hits(register, [*emails[:MAX_TIMELINE_ROWS], *listed])  # what the timelines and the table show
+    span = _chart_span(emails, now)
     local_now = datetime.fromtimestamp(now).astimezone()
     zone = local_now.strftime("%Z (UTC%z)")
     opened = sum(1 for email in emails if email.row.opens)
@@ -149,14 +197,15 @@ def build_report(register: Register, now: Optional[float] = None) -> str:
         _tile("not counted (you, machines)", uncounted, "uncounted"),
         "</section>",
         "<section><h2>Opens per day</h2>",
-        _day_chart(emails, now),
+        _day_chart(emails, span, *(_opens_by_day(register, emails, span) if span else ({}, 0))),
         "</section>",
         "<section><h2>Open timeline per email</h2>",
-        _timeline_chart(emails, now),
+        _timeline_chart(emails, now, len(listed)),
         _legend(),
         "</section>",
-        "<section><h2>All tracked emails</h2>",
-        _table(emails),
+        f"<section><h2>{'All tracked emails' if len(listed) == len(emails) else 'The newest tracked emails'}</h2>",
+        _table(listed),
+        _listed_note(listed, emails, table_rows),
         "</section>",
         "</body></html>\n",
     ]
@@ -215,16 +264,37 @@ def _nice_step(top: int, ticks: int = 4) -> int:
     return max(1, int(10 * power))
 
 
-def _day_chart(emails: Sequence[Email], now: float) -> str:
-    days = opens_per_day(emails)
-    if not days:
-        return "<p class=\"note\">No opens yet.</p>"
+def _local_day(stamp: str) -> date:
+    return datetime.fromtimestamp(parse_timestamp(stamp)).date()
+
+
+def _chart_span(emails: Sequence[Email], now: float) -> Optional[Tuple[date, date]]:
+    """The first and last local day the opens-per-day chart draws: from the first open (by the
+    rows, which count every open), at most MAX_DAYS and at least MIN_DAYS, to today; None
+    without an open."""
+    opened = [email.row.first_open for email in emails if email.row.opens and email.row.first_open]
+    if not opened:
+        return None
     last = datetime.fromtimestamp(now).date()
-    first = min(max(min(days), last - timedelta(days=MAX_DAYS - 1)), last - timedelta(days=MIN_DAYS - 1))
+    first = min(max(_local_day(min(opened)), last - timedelta(days=MAX_DAYS - 1)), last - timedelta(days=MIN_DAYS - 1))
+    return first, last
+
+
+def _opened_since(email: Email, day: date) -> bool:
+    """Whether the email's last open was on ``day`` or later (local time)."""
+    return bool(email.row.opens and email.row.last_open) and _local_day(email.row.last_open) >= day
+
+
+def _day_chart(emails: Sequence[Email], span: Optional[Tuple[date, date]], days: Dict[date, int],
+               earlier: int) -> str:
+    """The bars of ``days`` (``_opens_by_day``) over ``span``, and a word on the ``earlier`` opens."""
+    if span is None:
+        return "<p class=\"note\">No opens yet.</p>"
+    first, last = span
     count = (last - first).days + 1
     width, height, left, right, top, bottom = 960, 220, 44, 8, 10, 36
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max(days.values())
+    peak = max(days.values(), default=1)
     step = _nice_step(peak)
     scale_top = step * math.ceil(peak / step)
     slot = plot_w / count
@@ -252,7 +322,6 @@ def _day_chart(emails: Sequence[Email], now: float) -> str:
             out.append(f"<text x=\"{x + bar_w / 2:.1f}\" y=\"{height - bottom + 16}\" "
                        f"text-anchor=\"middle\">{day:%b %d}</text>")
     out.append("</svg>")
-    earlier = sum(value for day, value in days.items() if day < first)
     if earlier:
         out.append(f"<p class=\"note\">{earlier} earlier opens, before {first:%Y-%m-%d}, are not shown.</p>")
     if any(email.truncated for email in emails):
@@ -268,7 +337,8 @@ def _time_ticks(start: float, end: float, count: int = 6) -> List[Tuple[float, s
             for i in range(count)]
 
 
-def _timeline_chart(emails: Sequence[Email], now: float) -> str:
+def _timeline_chart(emails: Sequence[Email], now: float, listed: int) -> str:
+    """The newest emails' hits on one time axis; ``listed``: how many the table lists."""
     shown = list(emails[:MAX_TIMELINE_ROWS])
     if not shown:
         return "<p class=\"note\">No tracked emails yet: mint one with 'mailtracker tag' or send " \
@@ -328,8 +398,9 @@ def _timeline_chart(emails: Sequence[Email], now: float) -> str:
         out.append("</g>")
     out.append("</svg>")
     if len(emails) > len(shown):
-        out.append(f"<p class=\"note\">The {len(shown)} newest emails are drawn; all "
-                   f"{len(emails)} are in the table.</p>")
+        table = f"all {len(emails)} are in the table" if listed == len(emails) else \
+            f"the table lists {listed} of {len(emails)}"
+        out.append(f"<p class=\"note\">The {len(shown)} newest emails are drawn; {table}.</p>")
     return "\n".join(out)
 
 
@@ -357,6 +428,28 @@ def _labels(email: Email) -> str:
 def _label_order(label: str) -> Tuple[int, str]:
     order = list(LABEL_COLOURS)
     return (order.index(label) if label in order else len(order), label)
+
+
+def _listed(emails: Sequence[Email], table_rows: Optional[int], picked: Sequence[str] = ()) -> List[Email]:
+    """The emails the table lists, newest first: the ``table_rows`` newest (None: all), the
+    ``picked`` tags', and the other copies of an email sent individually among them (its copies
+    stand together)."""
+    if table_rows is None or len(emails) <= table_rows:
+        return list(emails)
+    wanted = {email.row.id for email in emails[:table_rows]}.union(picked)
+    groups = {email.row.group for email in emails if email.row.id in wanted and email.row.group}
+    return [email for email in emails if email.row.id in wanted or email.row.group in groups]
+
+
+def _listed_note(listed: Sequence[Email], emails: Sequence[Email], table_rows: Optional[int]) -> str:
+    if len(listed) == len(emails):
+        return ""
+    newest = min(len(emails), table_rows or len(emails))
+    more = len(listed) - newest
+    extra = f", and {more} more: the copies of emails sent individually, or one you picked" if more else ""
+    return (f"<p class=\"note\">The {newest} newest of {len(emails)} tracked emails{extra}. Every one is "
+            "in register.csv, which opens in any spreadsheet (the tray's “Open register in spreadsheet”); "
+            "<code>mailtracker report --all</code> lists them all here.</p>")
 
 
 def _table(emails: Sequence[Email]) -> str:

@@ -442,11 +442,15 @@ class ViewReader:
             raise _cannot_read(self.path, exc) from exc
 
     def rows(self) -> List[dict]:
-        return [dict(zip(ROW_KEYS, json.loads(row))) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]
+        return [dict(zip(ROW_KEYS, values)) for values in self.row_values()]
+
+    def row_values(self) -> List[list]:
+        """Every row's values (in ``ROW_KEYS``' order), by when its tag was made."""
+        return [loads(row) for (row,) in self._query("SELECT row FROM tags ORDER BY created, id")]
 
     def row(self, tag_id: str) -> Optional[dict]:
         found = self._query("SELECT row FROM tags WHERE id = ?", (tag_id,))
-        return dict(zip(ROW_KEYS, json.loads(found[0][0]))) if found else None
+        return dict(zip(ROW_KEYS, loads(found[0][0]))) if found else None
 
     def ids_with_prefix(self, prefix: str) -> List[str]:
         return [tag_id for (tag_id,) in self._query(
@@ -458,19 +462,28 @@ class ViewReader:
             f"SELECT id FROM tags WHERE {column} = ? ORDER BY created", (value,))]
 
     def timeline(self, tag_id: str) -> List[Event]:
+        return self.timelines([tag_id]).get(tag_id, [])
+
+    def timelines(self, tag_ids: Iterable[str]) -> Dict[str, List[Event]]:
+        """These tags' timelines (the tags with none are left out), read at once."""
         if self._db is None:
-            return []
+            return {}
+        tag_ids = list(tag_ids)
         try:
-            # The timeline and its kinds as one pass left them (a rebuild deletes kinds).
+            # The timelines and their kinds as one pass left them (a rebuild deletes kinds).
             self._db.execute("BEGIN")
             try:
-                found = self._db.execute("SELECT events FROM timelines WHERE tag = ?", (tag_id,)).fetchone()
-                coded = coded_events(found[0]) if found else []
+                coded = {}
+                for start in range(0, len(tag_ids), 500):  # SQLite's bound on a statement's parameters
+                    part = tag_ids[start:start + 500]
+                    coded.update((tag, coded_events(events)) for tag, events in self._db.execute(
+                        f"SELECT tag, events FROM timelines WHERE tag IN ({','.join('?' * len(part))})", part))
                 kinds = self._kinds
-                kinds.update(_kinds_of(self._db, {code for _, code in coded if code not in kinds}))
+                kinds.update(_kinds_of(self._db, {code for events in coded.values() for _, code in events
+                                                  if code not in kinds}))
             finally:
                 self._db.execute("COMMIT")
-            return [(stamp, *kinds[code]) for stamp, code in coded]
+            return {tag: [(stamp, *kinds[code]) for stamp, code in events] for tag, events in coded.items()}
         except sqlite3.Error as exc:
             raise _cannot_read(self.path, exc) from exc
         except (ValueError, KeyError) as exc:

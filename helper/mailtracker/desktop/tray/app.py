@@ -244,11 +244,12 @@ class Tray:
             log.error("%s failed: %s", entry.text, exc)
 
     def _do_show(self, tag_id: str) -> None:
-        self._do_open_report(anchor=f"t-{short_id(tag_id)}")
+        # At the email's row: the report lists it even when it is older than the newest it lists.
+        path = write_report(self.home, picked=[tag_id])
+        webbrowser.open(f"{path.as_uri()}#t-{short_id(tag_id)}")
 
-    def _do_open_report(self, anchor: str = "") -> None:
-        path = write_report(self.home)
-        webbrowser.open(path.as_uri() + (f"#{anchor}" if anchor else ""))
+    def _do_open_report(self) -> None:
+        webbrowser.open(write_report(self.home).as_uri())
 
     def _do_open_register(self) -> None:
         open_in_system_program(str(self.home.register_path))
