@@ -151,3 +151,24 @@ def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_
             assert tray.view.title == "mailtracker: no new opens"
     finally:
         server.stop()
+
+
+def test_a_following_tray_learns_the_leaders_pull_trouble(home, desktop):
+    """A real 'watch' leads (it pulls); a tray started after it follows, with no puller of its own,
+    and still says the server stopped answering: it reads what the leader wrote."""
+    from tests.test_pull_live import Watch
+
+    server = PixelServer(home, "--serve-hits")
+    watch = Watch(desktop, server.base)
+    try:
+        wait_for(lambda: read_sightings(desktop).get(server.base, Sighting("", "")).outcome == REACHABLE,
+                 timeout=15, what="the leader's first pull")
+        with Tray(desktop, load_config(desktop), deliver=[].append, trouble_grace_s=0.0) as tray:
+            assert not tray.daemon.leading.is_set()
+            server.stop()
+            wait_for(lambda: _headline(tray).endswith("(connection refused)"), timeout=30, interval=0.05,
+                     what="the following tray to say the server does not answer")
+            assert _headline(tray).startswith(f"Not receiving opens: {server.base[len('http://'):]} not answering")
+    finally:
+        server.stop()
+        assert "Traceback" not in watch.stop()
