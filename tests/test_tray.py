@@ -17,7 +17,7 @@ from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.tray.app import Tray
-from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, draw_icon
+from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, WARNING_COLOUR, draw_icon
 from mailtracker.desktop.tray.menu import build_view
 from mailtracker.desktop.troubles import ServerTrouble, SyncTrouble, Troubles
 from tests.conftest import rows_of, wait_for, write_hits
@@ -134,6 +134,7 @@ def test_a_server_not_answering_is_the_headline_with_host_since_and_reason():
                "(connection refused)"
     assert _texts(view)[:2] == [expected, "No tracked emails yet"]
     assert view.title == "mailtracker: n" + expected[1:]
+    assert view.trouble and not _problem_view(Troubles()).trouble  # the icon's warning mark
 
 
 def test_a_refused_token_and_a_full_disk_say_what_to_do_or_why():
@@ -164,6 +165,7 @@ def test_a_fold_problem_comes_first_and_the_pull_trouble_follows_it():
     """The fold's problem keeps the headline (no count moves); the pull trouble is the next line."""
     texts = _texts(_problem_view(Troubles((REFUSED,), 1), problem="register.csv is open in another program"))
     assert texts[0] == "Not counting: register.csv is open in another program"
+    assert _problem_view(Troubles(), problem="register.csv is open in another program").trouble
     assert texts[1].startswith("Not receiving opens: pixel.example.org not answering since")
 
 
@@ -180,7 +182,7 @@ def test_the_device_sync_failing_is_a_quieter_second_line():
     view = _problem_view(Troubles((), 1, (sync,), 1))
     assert _texts(view)[:2] == ["No new opens", "Not syncing with your other computers: cannot connect to "
                                 "pixel.example.org: Connection refused"]
-    assert view.title == "mailtracker: no new opens"
+    assert view.title == "mailtracker: no new opens" and not view.trouble
     one_of_two = _texts(_problem_view(Troubles((), 2, (sync,), 2)))[1]
     assert one_of_two.startswith("Not syncing with your other computers through pixel.example.org: ")
 
@@ -195,8 +197,13 @@ def test_a_failure_since_another_day_names_the_day():
 
 
 def test_icon_has_a_badge_only_with_new_opens_and_greys_when_paused():
-    """The icon is a blue tile; new opens add a red badge; paused turns the tile grey."""
+    """The icon is a blue tile; new opens add a red badge; paused turns the tile grey; a trouble
+    (opens not arriving, or not counted) adds an amber warning mark, beside the badge."""
     plain, badged, paused = draw_icon(0, False), draw_icon(3, False), draw_icon(0, True)
+    warned = draw_icon(3, False, trouble=True)
+    assert _colour_pixels(plain, WARNING_COLOUR, 0) == _colour_pixels(badged, WARNING_COLOUR, 0) == 0
+    assert _colour_pixels(warned, WARNING_COLOUR, 0) > 200
+    assert _colour_pixels(warned, BADGE_COLOUR, 0) == _colour_pixels(badged, BADGE_COLOUR, 0)
     assert _colour_pixels(plain, BADGE_COLOUR, 0) == 0
     assert _colour_pixels(badged, BADGE_COLOUR, 0) > 300
     assert _colour_pixels(plain, TILE_COLOUR, 0) > 1500

@@ -93,7 +93,7 @@ class Tray:
         self._docker: Optional[threading.Thread] = None
         self._stopped = False
         self._on_icon_thread: Optional[IconThread] = None
-        self._shown: Tuple[int, bool] = (-1, False)
+        self._shown: Tuple[int, bool, bool] = (-1, False, False)
 
     # -- the parts -------------------------------------------------------------
 
@@ -150,9 +150,9 @@ class Tray:
         import pystray
 
         view = self.view
-        self.icon = pystray.Icon(APP_NAME, draw_icon(view.unseen, view.paused),
-                                 title_for(pystray.Icon, view.title), menu=pystray.Menu(self._menu_items))
-        self._shown = (view.unseen, view.paused)
+        self.icon = pystray.Icon(APP_NAME, _draw(view), title_for(pystray.Icon, view.title),
+                                 menu=pystray.Menu(self._menu_items))
+        self._shown = _drawn(view)
         self._on_icon_thread = IconThread(self.icon)
         try:
             self.icon.run(setup=self._setup)
@@ -214,9 +214,9 @@ class Tray:
 
     def _apply(self, view: View) -> None:
         icon = self.icon
-        if (view.unseen, view.paused) != self._shown:
-            icon.icon = draw_icon(view.unseen, view.paused)
-            self._shown = (view.unseen, view.paused)
+        if _drawn(view) != self._shown:
+            icon.icon = _draw(view)
+            self._shown = _drawn(view)
         title = title_for(type(icon), view.title)
         if icon.title != title:
             icon.title = title
@@ -292,6 +292,15 @@ class Tray:
     def _do_quit(self) -> None:
         self.request_stop()
 
+
+
+def _drawn(view: View) -> Tuple[int, bool, bool]:
+    """What of a view the icon's picture shows (it is drawn again only when that changes)."""
+    return view.unseen, view.paused, view.trouble
+
+
+def _draw(view: View):
+    return draw_icon(view.unseen, view.paused, trouble=view.trouble)
 
 
 def _rows(home: Home):

@@ -43,6 +43,8 @@ class View:
     paused: bool
     title: str
     entries: Tuple[MenuEntry, ...]
+    # The headline is a problem (not counting, or opens not arriving): the icon shows a warning.
+    trouble: bool = False
 
 
 def _plural(count: int, word: str) -> str:
@@ -176,5 +178,5 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
         title += f"; {display_name(latest)} opened \"{latest.subject or '(no subject)'}\" " \
                  f"{ago(latest.last_open, now)}"
     return View(rows=tuple(rows), unseen=unseen, paused=marks.paused, title=_clip(title, 120),
-                entries=tuple(entries))
+                entries=tuple(entries), trouble=alarming)
 
