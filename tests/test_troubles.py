@@ -21,8 +21,10 @@ OTHER = "https://u.example.org"
 NOW = 1_796_000_000.0
 
 
-def _down(seconds_ago: float, outcome=UNREACHABLE, reason="connection refused", code=70) -> Sighting:
-    return Sighting(outcome, utc_timestamp(NOW - seconds_ago), reason, "cannot connect", code)
+def _down(seconds_ago: float, outcome=UNREACHABLE, reason="connection refused", code=70,
+          reached_ago: float = 0.0) -> Sighting:
+    reached = utc_timestamp(NOW - reached_ago) if reached_ago else ""
+    return Sighting(outcome, utc_timestamp(NOW - seconds_ago), reason, "cannot connect", code, reached)
 
 
 def _config(home, *urls, devices=False):
@@ -45,6 +47,15 @@ def test_a_failure_is_told_only_once_it_has_lasted_the_grace(home):
     assert told.servers[0].since == utc_timestamp(NOW - GRACE_S - 1) and told.server_count == 1
     answering = Sighting(REACHABLE, utc_timestamp(NOW - 3600))
     assert troubles_of(config, {URL: answering, OTHER: _down(3600)}, {}, NOW) == NO_TROUBLES
+
+
+def test_the_grace_counts_from_the_last_pull_that_worked(home):
+    """Down, then answering with a refused token: the outcome's since is new, but no pull has
+    worked for five minutes, so it is told at once; a failure just after a pull that worked is not."""
+    config = _config(home, URL)
+    token = _down(5, FAILING, "token refused (HTTP 401)", 71, reached_ago=300)
+    assert [t.code for t in troubles_of(config, {URL: token}, {}, NOW).servers] == [71]
+    assert troubles_of(config, {URL: _down(5, reached_ago=10)}, {}, NOW) == NO_TROUBLES
 
 
 def test_a_failure_from_before_the_tray_started_waits_for_the_new_pulls(home):
@@ -123,6 +134,11 @@ def _headline(tray) -> str:
     return tray.view.entries[0].text
 
 
+def _reached(desktop, server) -> bool:
+    """Whether the leading daemon has noted that the server answers."""
+    return read_sightings(desktop).get(server.base, Sighting("", "")).outcome == REACHABLE
+
+
 def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_back(home, desktop):
     """The tray's data path without a GUI, pulling from a real server with --serve-hits: the server
     stops, and the headline says not receiving opens, with host, since and 'connection refused'
@@ -134,8 +150,7 @@ def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_
     tray = Tray(desktop, load_config(desktop), deliver=[].append, trouble_grace_s=0.0)
     try:
         with tray:
-            wait_for(lambda: read_sightings(desktop).get(server.base, Sighting("", "")).outcome == REACHABLE,
-                     timeout=15, what="the first pull")
+            wait_for(lambda: _reached(desktop, server), timeout=15, what="the first pull")
             assert _headline(tray) == "No new opens"
             server.stop()
             # Cut mid-request ("connection closed") first, then refused: the final words are waited for.
@@ -161,8 +176,7 @@ def test_a_following_tray_learns_the_leaders_pull_trouble(home, desktop):
     server = PixelServer(home, "--serve-hits")
     watch = Watch(desktop, server.base)
     try:
-        wait_for(lambda: read_sightings(desktop).get(server.base, Sighting("", "")).outcome == REACHABLE,
-                 timeout=15, what="the leader's first pull")
+        wait_for(lambda: _reached(desktop, server), timeout=15, what="the leader's first pull")
         with Tray(desktop, load_config(desktop), deliver=[].append, trouble_grace_s=0.0) as tray:
             assert not tray.daemon.leading.is_set()
             server.stop()

@@ -12,9 +12,10 @@ shown changed, also when a failure outlasts the grace with no new write.
 The grace (``GRACE_S``, 60 s): a live pull's dropped request is retried after 1, 2, 4, 8, 16
 and 32 s, a polled one after 5, 10 and 20 s, and a pixel server restarts within seconds; a
 server still failing after a minute has failed several rounds in a row and is no blip of a
-flapping network. It counts from the failure's start, but not from before this watch began:
-a failure recorded before the tray started is shown only if the new daemon's pulls do not
-clear it first.
+flapping network. It counts from the last pull that worked (a server down, then refusing the
+token, is one run of failures, not two), or the failure's start where none is known, but not
+from before this watch began: a failure recorded before the tray started is shown only if the
+new daemon's pulls do not clear it first.
 """
 
 import logging
@@ -83,6 +84,12 @@ def _lasted(since: str, now: float, grace_s: float, watched_since: float) -> boo
     return now - max(began, watched_since) >= grace_s
 
 
+def _failing_since(seen: Sighting) -> str:
+    """When the run of failed pulls began, at the latest: the last time the server answered a
+    pull, else the first failure of this outcome."""
+    return min(seen.last_reached, seen.since) if seen.last_reached else seen.since
+
+
 def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict[str, Dict[str, str]],
                 now: float, grace_s: float = GRACE_S, watched_since: float = 0.0) -> Troubles:
     """The troubles the files say, for the servers config.toml names (pure: no reading)."""
@@ -91,7 +98,7 @@ def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict
     for url in urls:
         seen = sightings.get(url)
         if seen is not None and seen.outcome in (UNREACHABLE, FAILING) \
-                and _lasted(seen.since, now, grace_s, watched_since):
+                and _lasted(_failing_since(seen), now, grace_s, watched_since):
             servers.append(ServerTrouble(_host(url), seen.outcome, seen.since, seen.reason, seen.code))
     syncs = []
     told = {server.host for server in servers}
@@ -104,12 +111,6 @@ def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict
     if not servers and not syncs:
         return NO_TROUBLES
     return Troubles(tuple(servers), len(urls), tuple(syncs), len(urls) if config.devices_via_server else 0)
-
-
-def read_troubles(home: Home, config: Config, now: float, grace_s: float = GRACE_S,
-                  watched_since: float = 0.0) -> Troubles:
-    """The troubles as the files say them now (``doctor``-like one-off reads)."""
-    return troubles_of(config, read_sightings(home), read_sync_state(home), now, grace_s, watched_since)
 
 
 def _stat_key(path) -> Optional[Tuple[int, int, int]]:
