@@ -143,8 +143,8 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
     recent = recent_rows(rows)
     pulling = describe_pull_troubles(troubles, now)
     headline = _headline(unseen, marks.paused, problem, pulling)
-    entries = [MenuEntry(headline, enabled=False), *_trouble_entries(problem, pulling,
-                                                                     describe_sync_troubles(troubles)), SEPARATOR]
+    under = _trouble_entries(problem, pulling, describe_sync_troubles(troubles))
+    entries = [MenuEntry(headline, enabled=False), *under, SEPARATOR]
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
     for members in grouped(recent):
