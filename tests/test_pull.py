@@ -23,7 +23,7 @@ from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import utc_timestamp
 from mailtracker.desktop.client import Session
 from mailtracker.desktop.fold import fold
-from mailtracker.desktop.pull import Puller, PullStatus, retry_delay
+from mailtracker.desktop.pull import FAILING, Puller, PullStatus, reach_of, retry_delay
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.server.hitfiles import parse_range
@@ -330,8 +330,9 @@ def test_a_wrong_token_is_a_401_with_a_clear_message(server, tmp_path, session):
     """A desktop whose secret is not the server's is told so, with exit code 71."""
     stranger = Home.locate(str(tmp_path / "stranger"))
     init_home(stranger, pull_url=server.base)
-    with pytest.raises(PullAuthError, match=r"refused the pull token \(HTTP 401\).*secret"):
+    with pytest.raises(PullAuthError, match=r"refused the pull token \(HTTP 401\).*secret") as refused:
         make_puller(stranger, server.base, session).pull_once()
+    assert reach_of(refused.value) == (FAILING, "token refused (HTTP 401)")  # the tray's few words
     proc = run_cli("pull", home=stranger, check=False)
     assert proc.returncode == PullAuthError.code == 71
     assert "HTTP 401" in proc.stderr and "secret" in proc.stderr
@@ -339,8 +340,9 @@ def test_a_wrong_token_is_a_401_with_a_clear_message(server, tmp_path, session):
 
 def test_a_server_without_serve_hits_is_named(pixel_server, desktop, session):
     """Pulling from a server that does not serve hits says to start it with --serve-hits."""
-    with pytest.raises(PullError, match="--serve-hits"):
+    with pytest.raises(PullError, match="--serve-hits") as refused:
         make_puller(desktop, pixel_server.base, session).pull_once()
+    assert reach_of(refused.value) == (FAILING, "does not serve hits (HTTP 404)")
 
 
 def test_retry_delay_doubles_up_to_a_cap():

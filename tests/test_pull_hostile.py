@@ -241,6 +241,7 @@ def test_a_disk_without_room_is_not_written_to(liar, small_disk):
     server = liar({"/hits/": listing({NAME: 8 << 20})})
     outcome, _ = run_pull(Puller(small_disk, [server.url], TOKEN))
     assert isinstance(outcome, PullError) and "MiB free" in str(outcome) and NAME in str(outcome)
+    assert pull.reach_of(outcome) == (pull.FAILING, "disk full here")  # the tray's few words
     assert len(server.requests) == 1 and [p.name for p in small_disk.iterdir()] == [".pull.lock"]
 
 
@@ -257,4 +258,5 @@ def test_a_disk_that_fills_mid_pull_leaves_the_copy_as_it_was(liar, small_disk, 
                    f"/hits/{NAME}": lambda request: ranged(server_file[start:], start, len(server_file))})
     outcome, _ = run_pull(Puller(small_disk, [server.url], TOKEN))
     assert isinstance(outcome, PullError) and "No space left" in str(outcome)
+    assert pull.reach_of(outcome) == (pull.FAILING, "cannot write here")
     assert local.read_bytes() == have and leftovers(small_disk) == []

@@ -17,8 +17,9 @@ from mailtracker.desktop.marks import Marks, marks_path, tracking_paused
 from mailtracker.desktop.register import read_register
 from mailtracker.desktop.tags import mint_tag
 from mailtracker.desktop.tray.app import Tray
-from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, draw_icon
+from mailtracker.desktop.tray.icon import BADGE_COLOUR, PAUSED_COLOUR, TILE_COLOUR, WARNING_COLOUR, draw_icon
 from mailtracker.desktop.tray.menu import build_view
+from mailtracker.desktop.troubles import ServerTrouble, SyncTrouble, Troubles
 from tests.conftest import rows_of, wait_for, write_hits
 from tests.display import started_within
 
@@ -105,9 +106,104 @@ def test_seen_and_paused_change_the_menu(home, two_tags):
     assert "Ann — Offer · 1 open · last opened just now" in entries
 
 
+REFUSED = ServerTrouble("pixel.example.org", "unreachable", "2026-12-07T13:02:00.000Z", "connection refused", 70)
+
+
+def _problem_view(troubles, problem="", paused=False):
+    """The view of an empty register with these troubles, at 14:30 local time the same day."""
+    marks = Marks()
+    marks.paused = paused
+    return build_view([], marks, _at("2026-12-07T13:30:00.000Z"), problem=problem, troubles=troubles)
+
+
+def _at(stamp):
+    from mailtracker.core.timestamps import parse_timestamp
+    return parse_timestamp(stamp)
+
+
+def _clock(stamp):
+    from mailtracker.core.timestamps import clock_time
+    return clock_time(stamp, _at(stamp))
+
+
+def test_a_server_not_answering_is_the_headline_with_host_since_and_reason():
+    """One server down: the headline and the title say opens are not received, from which host,
+    since when (local clock) and why; not 'No new opens'."""
+    view = _problem_view(Troubles((REFUSED,), 1))
+    expected = f"Not receiving opens: pixel.example.org not answering since {_clock(REFUSED.since)} " \
+               "(connection refused)"
+    assert _texts(view)[:2] == [expected, "No tracked emails yet"]
+    assert view.title == "mailtracker: n" + expected[1:]
+    assert view.trouble and not _problem_view(Troubles()).trouble  # the icon's warning mark
+
+
+def test_a_refused_token_and_a_full_disk_say_what_to_do_or_why():
+    """A 401 says to run doctor --server; another failure its reason; no reason, doctor again."""
+    token = ServerTrouble("pixel.example.org", "failing", REFUSED.since, "token refused (HTTP 401)", 71)
+    assert _texts(_problem_view(Troubles((token,), 1)))[0] == (
+        "Not receiving opens: pixel.example.org refused this computer's token (401): "
+        "run mailtracker doctor --server")
+    disk = ServerTrouble("pixel.example.org", "failing", REFUSED.since, "disk full here", 70)
+    assert _texts(_problem_view(Troubles((disk,), 1)))[0] == \
+        f"Not receiving opens: pixel.example.org failing since {_clock(REFUSED.since)} (disk full here)"
+    bare = ServerTrouble("pixel.example.org", "failing", REFUSED.since, "", 70)
+    assert _texts(_problem_view(Troubles((bare,), 1)))[0].endswith(
+        f"failing since {_clock(REFUSED.since)}: run mailtracker doctor --server")
+
+
+def test_one_of_two_servers_failing_says_so_and_all_failing_say_none_arrive():
+    """With one server of two failing opens still come from the other: '1 of 2 servers failing';
+    with both failing the headline says none arrive."""
+    other = ServerTrouble("b.example.org", "unreachable", REFUSED.since, "timed out", 70)
+    one = _texts(_problem_view(Troubles((other,), 2)))[0]
+    assert one == f"1 of 2 servers failing: b.example.org not answering since {_clock(REFUSED.since)} (timed out)"
+    both = _texts(_problem_view(Troubles((REFUSED, other), 2)))[0]
+    assert both.startswith("Not receiving opens from any of 2 servers: pixel.example.org not answering")
+
+
+def test_a_fold_problem_comes_first_and_the_pull_trouble_follows_it():
+    """The fold's problem keeps the headline (no count moves); the pull trouble is the next line."""
+    texts = _texts(_problem_view(Troubles((REFUSED,), 1), problem="register.csv is open in another program"))
+    assert texts[0] == "Not counting: register.csv is open in another program"
+    assert _problem_view(Troubles(), problem="register.csv is open in another program").trouble
+    assert texts[1].startswith("Not receiving opens: pixel.example.org not answering since")
+
+
+def test_a_pull_trouble_shows_over_paused_and_the_title_says_it():
+    """Paused is the user's choice; opens not arriving is not: the headline and title say the trouble."""
+    view = _problem_view(Troubles((REFUSED,), 1), paused=True)
+    assert _texts(view)[0].startswith("Not receiving opens:") and "Resume tracking" in _texts(view)
+    assert view.title.startswith("mailtracker: not receiving opens: pixel.example.org")
+
+
+def test_the_device_sync_failing_is_a_quieter_second_line():
+    """The other computers not syncing: a line under the headline, which still says the opens."""
+    sync = SyncTrouble("pixel.example.org", "cannot connect to pixel.example.org: Connection refused")
+    view = _problem_view(Troubles((), 1, (sync,), 1))
+    assert _texts(view)[:2] == ["No new opens", "Not syncing with your other computers: cannot connect to "
+                                "pixel.example.org: Connection refused"]
+    assert view.title == "mailtracker: no new opens" and not view.trouble
+    one_of_two = _texts(_problem_view(Troubles((), 2, (sync,), 2)))[1]
+    assert one_of_two.startswith("Not syncing with your other computers through pixel.example.org: ")
+
+
+def test_a_failure_since_another_day_names_the_day():
+    """'since 14:02' today; a failure from an earlier day says the day too."""
+    from mailtracker.core.timestamps import clock_time
+    since = "2026-12-05T13:02:00.000Z"
+    moment = time.localtime(_at(since))
+    assert clock_time(since, _at(since) + 60) == time.strftime("%H:%M", moment)
+    assert clock_time(since, _at(since) + 3 * 86400) == f"{moment.tm_mday} {time.strftime('%b %H:%M', moment)}"
+
+
 def test_icon_has_a_badge_only_with_new_opens_and_greys_when_paused():
-    """The icon is a blue tile; new opens add a red badge; paused turns the tile grey."""
+    """The icon is a blue tile; new opens add a red badge; paused turns the tile grey; a trouble
+    (opens not arriving, or not counted) adds an amber warning mark, beside the badge."""
     plain, badged, paused = draw_icon(0, False), draw_icon(3, False), draw_icon(0, True)
+    warned = draw_icon(3, False, trouble=True)
+    assert _colour_pixels(plain, WARNING_COLOUR, 0) == _colour_pixels(badged, WARNING_COLOUR, 0) == 0
+    assert _colour_pixels(warned, WARNING_COLOUR, 0) > 200
+    assert _colour_pixels(warned, BADGE_COLOUR, 0) == _colour_pixels(badged, BADGE_COLOUR, 0)
     assert _colour_pixels(plain, BADGE_COLOUR, 0) == 0
     assert _colour_pixels(badged, BADGE_COLOUR, 0) > 300
     assert _colour_pixels(plain, TILE_COLOUR, 0) > 1500

@@ -93,7 +93,8 @@ def state_path(home: Home) -> Path:
 def read_sync_state(home: Home) -> Dict[str, Dict[str, str]]:
     """Per pull server: when this computer's logs were last pushed ('pushed'), the others'
     last pulled ('pulled'), the last round that worked ('checked' is not kept: it would be
-    written every round) and the problem of the last round ('problem', '' when it worked)."""
+    written every round), the problem of the last round ('problem', '' when it worked) and
+    since when the rounds fail ('failing_since', only while they do)."""
     data = read_versioned_json(state_path(home), STATE_VERSION, "it is written again") or {}
     servers = data.get("servers") if isinstance(data, dict) else None
     if not isinstance(servers, dict):
@@ -258,6 +259,11 @@ class DeviceSync:
             if result is not None and result.pulled:
                 entry["pulled"] = now
             entry["problem"] = problem
+            # Since when it fails (kept while it keeps failing, for whatever reason): the tray
+            # tells a failure once it has lasted, not every round that failed once.
+            failing_since = entry.pop("failing_since", "") or now
+            if problem:
+                entry["failing_since"] = failing_since
             if servers.get(url) == entry:
                 return
             servers[url] = entry

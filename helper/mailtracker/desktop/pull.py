@@ -159,6 +159,13 @@ def _not_answered(error: PullError, reason: str) -> PullError:
     return error
 
 
+def _failing(error: PullError, reason: str) -> PullError:
+    """Give a pull error that is not the server's silence its reason in a few words (the tray's
+    headline says it: "token refused (HTTP 401)", "disk full here")."""
+    error.reason = reason
+    return error
+
+
 def reach_of(error: Optional[MailtrackerError]) -> Tuple[str, str]:
     """(reach, reason) of a pull's outcome: REACHABLE when it worked, UNREACHABLE when the server
     did not answer, FAILING for any other failure (a refused token, a full disk here...)."""
@@ -373,7 +380,8 @@ class Puller:
             except MailtrackerError as exc:
                 error = exc
             except OSError as exc:
-                error = PullError(f"cannot write pulled hits to {self.hits_dir}: {exc.strerror or exc}")
+                error = _failing(PullError(f"cannot write pulled hits to {self.hits_dir}: {exc.strerror or exc}"),
+                                 "cannot write here")
             except Exception as exc:  # a bug must not end the pulling for good
                 log.exception("pulling hits failed unexpectedly")
                 error = PullError(f"pulling failed unexpectedly: {exc!r}")
@@ -480,8 +488,9 @@ class Puller:
             yield
         except PullError:
             if source.overran.is_set() and not self._stopping:
-                raise PullError(f"{source.host} answered too slowly: the pull was given up after "
-                                f"{limit:.0f} s; what arrived whole is kept and the rest comes next time") from None
+                raise _failing(PullError(f"{source.host} answered too slowly: the pull was given up after "
+                                         f"{limit:.0f} s; what arrived whole is kept and the rest comes next "
+                                         "time"), "answered too slowly") from None
             raise
         finally:
             watchdog.cancel()
@@ -528,29 +537,30 @@ class Puller:
         """PullError (PullAuthError for a refused token) for an answer that is not a success."""
         status = response.status_code
         if status == 401:
-            raise PullAuthError(
+            raise _failing(PullAuthError(
                 f"{source.host} refused the pull token (HTTP 401): the server's secret is not this "
                 "desktop's; copy this desktop's secret file to the server and restart it"
-            )
+            ), "token refused (HTTP 401)")
         if status in (301, 302, 303, 307, 308):
             target = response.headers.get("Location", "")
             if source.url.startswith("http://") and target.startswith("https://"):
-                raise PullError(f"{source.url} redirects to HTTPS (HTTP {status}): set pull_url to "
-                                f"https://{source.host}; over http:// the pull token would travel in clear")
-            raise PullError(f"{url} redirects to {target or 'another address'} (HTTP {status}); pull_url "
-                            "must be the pixel server's own address (a redirect is not followed: the "
-                            "token would go with it)")
+                raise _failing(PullError(f"{source.url} redirects to HTTPS (HTTP {status}): set pull_url to "
+                                         f"https://{source.host}; over http:// the pull token would travel "
+                                         "in clear"), f"redirects (HTTP {status})")
+            raise _failing(PullError(f"{url} redirects to {target or 'another address'} (HTTP {status}); "
+                                     "pull_url must be the pixel server's own address (a redirect is not "
+                                     "followed: the token would go with it)"), f"redirects (HTTP {status})")
         if status == 404 and url == source.listing_url:
-            raise PullError(
+            raise _failing(PullError(
                 f"{source.url} does not serve hits (HTTP 404): start the pixel server with "
                 "--serve-hits, and check that pull_url is the server's address"
-            )
+            ), "does not serve hits (HTTP 404)")
         if status in GATEWAY_STATUSES:
             raise _not_answered(PullError(
                 f"{url} answered HTTP {status} {response.reason}: the proxy in front of the pixel server "
                 "answers, the pixel server behind it does not; is it running?"), f"HTTP {status} from its proxy")
         if status not in (200, 206):
-            raise PullError(f"{url} answered HTTP {status} {response.reason}")
+            raise _failing(PullError(f"{url} answered HTTP {status} {response.reason}"), f"HTTP {status}")
 
     @staticmethod
     def _parse_listing(source: _Source, body: bytes) -> List[Tuple[str, int]]:
@@ -589,7 +599,8 @@ class Puller:
                 f"another mailtracker pull held {self.hits_dir / LOCK_NAME} for {LOCK_TIMEOUT_S:.0f} s"
             ) from None
         if conflicts:
-            raise PullError(conflicts[0] + (f" ({len(conflicts) - 1} more files alike)" if len(conflicts) > 1 else ""))
+            raise _failing(PullError(conflicts[0] + (f" ({len(conflicts) - 1} more files alike)"
+                                                     if len(conflicts) > 1 else "")), "same server id as another")
         return complete
 
     def _pull_file(self, source: _Source, name: str, size: int, owners: "_Owners",
@@ -702,8 +713,8 @@ class Puller:
                                             "bytes asked; nothing of it was written")
                         handle.write(chunk)
             except OSError as exc:
-                raise PullError(f"cannot write {name} into {tmp.parent}: {exc.strerror or exc}; nothing "
-                                "of it was kept") from None
+                raise _failing(PullError(f"cannot write {name} into {tmp.parent}: {exc.strerror or exc}; "
+                                         "nothing of it was kept"), "cannot write here") from None
         return got
 
     def _check_room(self, needed: int, name: str, source: _Source, folder: Path) -> None:
@@ -716,9 +727,9 @@ class Puller:
         reserve = min(self.reserve_bytes, total // 20)
         # The span lands in a temporary file first, then is appended: it is written twice.
         if free - 2 * needed < reserve:
-            raise PullError(f"the disk holding {folder} has {free >> 20} MiB free: {name} from "
-                            f"{source.host} ({needed} more bytes) is not pulled until there is room "
-                            f"(mailtracker leaves {reserve >> 20} MiB free)")
+            raise _failing(PullError(f"the disk holding {folder} has {free >> 20} MiB free: {name} from "
+                                     f"{source.host} ({needed} more bytes) is not pulled until there is room "
+                                     f"(mailtracker leaves {reserve >> 20} MiB free)"), "disk full here")
 
     def append(self, local: Path, tmp: Path, offset: int, count: int, have: int, name: str) -> None:
         """Append ``count`` bytes of ``tmp`` from ``offset`` to the copy; all of them or none."""
@@ -736,8 +747,8 @@ class Puller:
                     handle.truncate(have)
                     raise
         except OSError as exc:
-            raise PullError(f"cannot add to {name} in {local.parent}: {exc.strerror or exc}; the copy "
-                            "is as it was before this pull") from None
+            raise _failing(PullError(f"cannot add to {name} in {local.parent}: {exc.strerror or exc}; the "
+                                     "copy is as it was before this pull"), "cannot write here") from None
 
 
 class _Conflict(PullError):

@@ -1,6 +1,7 @@
 """``mailtracker tray``: the desktop daemon with an icon. It owns the daemon (folding,
-pulling), the notifications and, when it can, a tray icon showing new opens and a menu
-of recent tracked emails.
+pulling), the notifications, the watch on whether opens still arrive (``troubles``) and,
+when it can, a tray icon showing new opens, or why none can arrive, and a menu of recent
+tracked emails.
 
 pystray's ``Icon.run`` owns the main thread; the daemon and the notifications
 start from its setup hook, and stop before the icon does, so no fold ever
@@ -33,6 +34,7 @@ from mailtracker.desktop.report import write_report
 from mailtracker.desktop.tray.backend import IconThread, title_for, tray_unavailable_reason
 from mailtracker.desktop.tray.icon import draw_icon
 from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view
+from mailtracker.desktop.troubles import GRACE_S, TroubleWatch, Troubles
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +74,18 @@ class Tray:
     """
 
     def __init__(self, home: Home, config: Config,
-                 deliver: Optional[Callable[[Notice], None]] = None):
+                 deliver: Optional[Callable[[Notice], None]] = None, trouble_grace_s: float = GRACE_S):
         self.home = home
         self.config = config
         self.marks = Marks.load(home)
         self.notifier = Notifier(self.marks)
         self.daemon = Daemon(home, config, on_change=self._on_change)
+        # Whether opens still arrive, read from what the leading daemon writes (this one or another).
+        self.trouble_watch = TroubleWatch(home, config, on_change=self._on_troubles, grace_s=trouble_grace_s)
         self.notifications: Optional[Notifications] = None
         self.icon = None
         self.reason = ""
-        self.view = build_view(_rows(home), self.marks, time.time())
+        self.view = self._view(_rows(home))
         self._deliver = deliver
         self._marks_lock = threading.RLock()
         self._stop_requested = threading.Event()
@@ -89,7 +93,7 @@ class Tray:
         self._docker: Optional[threading.Thread] = None
         self._stopped = False
         self._on_icon_thread: Optional[IconThread] = None
-        self._shown: Tuple[int, bool] = (-1, False)
+        self._shown: Tuple[int, bool, bool] = (-1, False, False)
 
     # -- the parts -------------------------------------------------------------
 
@@ -97,6 +101,7 @@ class Tray:
         deliver = self._deliver or Delivery(icon=self.icon)
         self.notifications = Notifications(self.notifier, deliver).start()
         self.daemon.start()
+        self.trouble_watch.start()
         return self
 
     def stop(self) -> None:
@@ -104,6 +109,7 @@ class Tray:
             return
         self._stopped = True
         try:
+            self.trouble_watch.stop()
             self.daemon.stop()
         finally:
             if self.notifications is not None:
@@ -144,9 +150,9 @@ class Tray:
         import pystray
 
         view = self.view
-        self.icon = pystray.Icon(APP_NAME, draw_icon(view.unseen, view.paused),
-                                 title_for(pystray.Icon, view.title), menu=pystray.Menu(self._menu_items))
-        self._shown = (view.unseen, view.paused)
+        self.icon = pystray.Icon(APP_NAME, _draw(view), title_for(pystray.Icon, view.title),
+                                 menu=pystray.Menu(self._menu_items))
+        self._shown = _drawn(view)
         self._on_icon_thread = IconThread(self.icon)
         try:
             self.icon.run(setup=self._setup)
@@ -180,13 +186,20 @@ class Tray:
     def _on_change(self, result: Optional[FoldResult]) -> None:
         self.refresh()
 
+    def _on_troubles(self, troubles: Troubles) -> None:
+        self.refresh()
+
+    def _view(self, rows) -> View:
+        return build_view(rows, self.marks, time.time(), problem=self.daemon.last_error,
+                          troubles=self.trouble_watch.troubles)
+
     def refresh(self) -> None:
         """Read the fold state (whoever folded it), notify, and update icon and menu."""
         rows = _rows(self.home)
         with self._marks_lock:
             if self.notifications is not None and self.notifications.observe(rows):
                 self._save_marks()
-            self.view = build_view(rows, self.marks, time.time(), problem=self.daemon.last_error)
+            self.view = self._view(rows)
         self._show()
 
     def _show(self) -> None:
@@ -201,9 +214,9 @@ class Tray:
 
     def _apply(self, view: View) -> None:
         icon = self.icon
-        if (view.unseen, view.paused) != self._shown:
-            icon.icon = draw_icon(view.unseen, view.paused)
-            self._shown = (view.unseen, view.paused)
+        if _drawn(view) != self._shown:
+            icon.icon = _draw(view)
+            self._shown = _drawn(view)
         title = title_for(type(icon), view.title)
         if icon.title != title:
             icon.title = title
@@ -258,7 +271,7 @@ class Tray:
         with self._marks_lock:
             self.marks.mark_all_seen(self.view.rows)
             self._save_marks()
-            self.view = build_view(self.view.rows, self.marks, time.time())
+            self.view = self._view(self.view.rows)
         self._show()
 
     def _do_pause(self) -> None:
@@ -273,13 +286,22 @@ class Tray:
             if paused and self.notifications is not None:
                 self.notifications.drop_pending()
             self._save_marks()
-            self.view = build_view(self.view.rows, self.marks, time.time())
+            self.view = self._view(self.view.rows)
         log.info("tracking %s", "paused: new emails get no pixel" if paused else "resumed")
         self._show()
 
     def _do_quit(self) -> None:
         self.request_stop()
 
+
+
+def _drawn(view: View) -> Tuple[int, bool, bool]:
+    """What of a view the icon's picture shows (it is drawn again only when that changes)."""
+    return view.unseen, view.paused, view.trouble
+
+
+def _draw(view: View):
+    return draw_icon(view.unseen, view.paused, trouble=view.trouble)
 
 
 def _rows(home: Home):

@@ -5,14 +5,19 @@ register's rows and the user's marks. No GUI library here.
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from mailtracker.core.timestamps import ago
+from mailtracker.core.errors import PullAuthError
+from mailtracker.core.timestamps import ago, clock_time
 from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.pull import UNREACHABLE
 from mailtracker.desktop.register import Row, display_name, grouped
+from mailtracker.desktop.troubles import NO_TROUBLES, ServerTrouble, Troubles
 
 APP_NAME = "mailtracker"
 
 
 RECENT_LIMIT = 8
+# A problem's line is a sentence with a host name and a reason: wider than an email's.
+PROBLEM_WIDTH = 120
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class View:
     paused: bool
     title: str
     entries: Tuple[MenuEntry, ...]
+    # The headline is a problem (not counting, or opens not arriving): the icon shows a warning.
+    trouble: bool = False
 
 
 def _plural(count: int, word: str) -> str:
@@ -71,19 +78,73 @@ def describe_row(row: Row, unseen: int, now: float) -> str:
     return f"● {text} ({unseen} new)" if unseen else text
 
 
-def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "") -> View:
+def describe_server_trouble(trouble: ServerTrouble, now: float) -> str:
+    """'pixel.example.org not answering since 14:02 (connection refused)', or for a refused
+    token what to run."""
+    if trouble.code == PullAuthError.code:
+        return f"{trouble.host} refused this computer's token (401): run mailtracker doctor --server"
+    since = clock_time(trouble.since, now)
+    if trouble.outcome == UNREACHABLE:
+        return f"{trouble.host} not answering since {since} ({trouble.reason or 'no answer'})"
+    if trouble.reason:
+        return f"{trouble.host} failing since {since} ({trouble.reason})"
+    return f"{trouble.host} failing since {since}: run mailtracker doctor --server"
+
+
+def describe_pull_troubles(troubles: Troubles, now: float) -> str:
+    """The headline when pull servers fail, naming the first; '' when none does. With one of
+    several failing, opens still come from the others: it says how many fail, not 'not receiving'."""
+    if not troubles.servers:
+        return ""
+    first = describe_server_trouble(troubles.servers[0], now)
+    failing, count = len(troubles.servers), troubles.server_count
+    if failing < count:
+        return f"{failing} of {count} servers failing: {first}"
+    if count > 1:
+        return f"Not receiving opens from any of {count} servers: {first}"
+    return f"Not receiving opens: {first}"
+
+
+def describe_sync_troubles(troubles: Troubles) -> str:
+    """The quieter line when the device logs do not meet the other computers' ('' when they do)."""
+    if not troubles.device_sync:
+        return ""
+    first = troubles.device_sync[0]
+    through = f" through {first.host}" if len(troubles.device_sync) < troubles.sync_count else ""
+    return _clip(f"Not syncing with your other computers{through}: {first.problem}", PROBLEM_WIDTH)
+
+
+def _headline(unseen: int, paused: bool, problem: str, pulling: str) -> str:
+    # A fold problem comes first: until it is fixed no count moves, not even from the opens
+    # that do arrive, and its fix is on this computer (close register.csv...). A pull trouble
+    # then has a line of its own under it.
+    if problem:
+        return _clip(f"Not counting: {problem}", PROBLEM_WIDTH)
+    if pulling:
+        # Before 'paused': pausing is the user's choice, opens not arriving is not.
+        return _clip(pulling, PROBLEM_WIDTH)
+    if paused:
+        return "Tracking paused: new emails get no pixel"
+    return _plural(unseen, "new open") if unseen else "No new opens"
+
+
+def _trouble_entries(problem: str, pulling: str, syncing: str) -> List[MenuEntry]:
+    """The lines under the headline that tell what else is wrong (none when all is well)."""
+    lines = [pulling] if problem and pulling else []
+    lines += [syncing] if syncing else []
+    return [MenuEntry(_clip(line, PROBLEM_WIDTH), enabled=False) for line in lines]
+
+
+def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
+               troubles: Troubles = NO_TROUBLES) -> View:
+    """The view of the rows; ``problem`` is the fold's ('' when it went well), ``troubles`` what
+    keeps opens from arriving."""
     unseen = sum(marks.unseen(row) for row in rows)
     recent = recent_rows(rows)
-    if problem:
-        # The counts are stale until this is fixed: say it first, not a quiet icon.
-        headline = _clip(f"Not counting: {problem}", 90)
-    elif marks.paused:
-        headline = "Tracking paused: new emails get no pixel"
-    elif unseen:
-        headline = f"{_plural(unseen, 'new open')}"
-    else:
-        headline = "No new opens"
-    entries = [MenuEntry(headline, enabled=False), SEPARATOR]
+    pulling = describe_pull_troubles(troubles, now)
+    headline = _headline(unseen, marks.paused, problem, pulling)
+    under = _trouble_entries(problem, pulling, describe_sync_troubles(troubles))
+    entries = [MenuEntry(headline, enabled=False), *under, SEPARATOR]
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
     for members in grouped(recent):
@@ -108,12 +169,14 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "")
         SEPARATOR,
         MenuEntry("Quit mailtracker", ("quit",)),
     ]
-    title = f"{APP_NAME}: {'paused' if marks.paused else headline.lower()}"
+    alarming = bool(problem or pulling)
+    title = f"{APP_NAME}: {'paused' if marks.paused and not alarming else headline[:1].lower() + headline[1:]}"
     opened = [row for row in recent if row.last_open]
-    if opened:
+    # A problem's title is the whole sentence: the last open would cut its reason off.
+    if opened and not alarming:
         latest = opened[0]
         title += f"; {display_name(latest)} opened \"{latest.subject or '(no subject)'}\" " \
                  f"{ago(latest.last_open, now)}"
     return View(rows=tuple(rows), unseen=unseen, paused=marks.paused, title=_clip(title, 120),
-                entries=tuple(entries))
+                entries=tuple(entries), trouble=alarming)
 
