@@ -2,6 +2,7 @@
 and the real program in a real tray (Xvfb + trayer), headless, and twice."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -251,6 +252,29 @@ def test_menu_actions_persist_seen_and_pause(home, two_tags):
     assert marks.seen[ann.id] == 1 and marks.paused and tracking_paused(home)
     tray.choose({entry.text: entry for entry in tray.view.entries}["Resume tracking"])
     assert not tracking_paused(home)
+
+
+def test_choosing_an_email_opens_the_report_at_its_row_even_an_old_one(home, two_tags, monkeypatch):
+    """The menu lists the emails with the latest activity, an old one opened lately among them;
+    choosing one opens the report at its row, and the report lists it even past the newest it
+    lists (here none). (Fails when the tray does not name the email to the report.)"""
+    from functools import partial
+
+    from mailtracker.desktop import report as report_module
+    from mailtracker.desktop.tray import app as app_module
+
+    ann, _, hits = two_tags
+    write_hits(hits, [(1, ann.id, "GET", utc_timestamp())])
+    fold(home)
+    opened = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    monkeypatch.setattr(app_module, "write_report", partial(report_module.write_report, table_rows=0))
+    tray = Tray(home, load_config(home))
+    tray.refresh()
+    tray.choose(next(entry for entry in tray.view.entries if entry.action == ("show", ann.id)))
+    path = report_module.report_path(home)
+    assert opened == [f"{path.as_uri()}#t-{ann.short_id}"]
+    assert re.findall(r'<tr id="t-([^"]+)"', path.read_text(encoding="utf-8")) == [ann.short_id]
 
 
 class TrayProcess:

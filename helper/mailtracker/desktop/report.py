@@ -444,7 +444,7 @@ def _listed(emails: Sequence[Email], table_rows: Optional[int], picked: Sequence
 def _listed_note(listed: Sequence[Email], emails: Sequence[Email], table_rows: Optional[int]) -> str:
     if len(listed) == len(emails):
         return ""
-    newest = min(len(emails), table_rows or len(emails))
+    newest = len(emails) if table_rows is None else min(len(emails), table_rows)
     more = len(listed) - newest
     extra = f", and {more} more: the copies of emails sent individually, or one you picked" if more else ""
     return (f"<p class=\"note\">The {newest} newest of {len(emails)} tracked emails{extra}. Every one is "
