@@ -25,7 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from filelock import FileLock, Timeout
 
-from mailtracker.core.bulk import collector_paused
+from mailtracker.core.bulk import collector_paused, return_free_memory
 from mailtracker.core.errors import LockTimeoutError, RegisterLockedError
 from mailtracker.core.hitline import HITS_GLOB, is_header, split_hit_line
 from mailtracker.core.origins import Origins
@@ -652,6 +652,8 @@ def fold(home: Home, config: Optional[Config] = None, rebuild: bool = False,
                          "counting the history again")
                 again = _fold_locked(home, config, True, progress, platform)
                 result.register_written, result.register_error = again.register_written, again.register_error
+            if rebuild or result.new_hits >= BIG_PASS_HITS:
+                return_free_memory()  # what the pass held at its peak, a daemon need not keep
             return result
     except Timeout:
         raise LockTimeoutError(
@@ -1144,6 +1146,9 @@ class _Noted:
 # 0.6 GB, and a fifth slower).
 FAST_PATH = True
 FAST_MIN_BYTES = 4 << 20
+# From this many new hits a pass gives back the memory it held (a first fold of 1M hits left a
+# daemon 575 MB, 240 MB of it free; a 1k-hit pass needs no more than the last one left).
+BIG_PASS_HITS = 20_000
 FAST_GROUP_BYTES = 256 << 20
 
 
