@@ -14,7 +14,7 @@ from mailtracker.desktop.pull import FAILING, REACHABLE, UNREACHABLE, Puller
 from mailtracker.desktop.reachability import Sighting, read_sightings, seen_path
 from mailtracker.desktop.tray.app import Tray
 from mailtracker.desktop.troubles import GRACE_S, NO_TROUBLES, TroubleWatch, troubles_of
-from tests.conftest import PixelServer, free_port, wait_for
+from tests.conftest import PixelServer, free_port, wait_for, write_hits
 
 URL = "https://t.example.org"
 OTHER = "https://u.example.org"
@@ -186,3 +186,53 @@ def test_a_following_tray_learns_the_leaders_pull_trouble(home, desktop):
     finally:
         server.stop()
         assert "Traceback" not in watch.stop()
+
+
+def test_a_following_tray_says_the_leaders_folds_fail_and_when_they_work_again(desktop):
+    """A real 'watch' leads (it folds); a tray started after it follows, with no watcher of its
+    own, and still says 'Not counting: …' when the leader's folds fail (tags.csv made unreadable),
+    in the leader's words, and 'No new opens' once they work again. (Fails when only a leading
+    tray's own watcher tells the fold problem.)"""
+    from tests.test_pull_live import Watch
+
+    init_home(desktop)
+    config = load_config(desktop)
+    hits = desktop.hits_dir(config) / "hits-a-2026-11-24.csv"
+    watch = Watch(desktop)
+    try:
+        wait_for(lambda: desktop.register_path.exists(), timeout=15, what="the leader's first fold")
+        with Tray(desktop, config, deliver=[].append) as tray:
+            assert not tray.daemon.leading.is_set()
+            desktop.tags_path.unlink(missing_ok=True)
+            desktop.tags_path.mkdir()  # every fold stops at a log it cannot read
+            write_hits(hits, [(1, "a" * 32, "GET")])
+            wait_for(lambda: _headline(tray).startswith("Not counting:"), timeout=30, interval=0.05,
+                     what="the following tray to say the folds fail")
+            assert _headline(tray) == "Not counting: folding failed: tags.csv is not a regular file"
+            assert tray.view.trouble
+            desktop.tags_path.rmdir()
+            write_hits(hits, [(2, "a" * 32, "GET")])
+            wait_for(lambda: _headline(tray) == "No new opens", timeout=30, interval=0.05,
+                     what="the headline to clear once a fold works again")
+    finally:
+        assert "Traceback" not in watch.stop()
+
+
+def test_a_leading_tray_says_its_folds_fail_without_waiting_for_another_change(desktop):
+    """The tray that folds itself: a fold that fails changes no count, yet the headline says so at
+    once (the watch sees the problem the watcher wrote), and clears when a fold works again."""
+    init_home(desktop)
+    config = load_config(desktop)
+    hits = desktop.hits_dir(config) / "hits-a-2026-11-24.csv"
+    with Tray(desktop, config, deliver=[].append) as tray:
+        wait_for(lambda: tray.daemon.leading.is_set() and desktop.register_path.exists(), timeout=15,
+                 what="the first fold")
+        desktop.tags_path.unlink(missing_ok=True)
+        desktop.tags_path.mkdir()
+        write_hits(hits, [(1, "a" * 32, "GET")])
+        wait_for(lambda: _headline(tray).startswith("Not counting:"), timeout=30, interval=0.05,
+                 what="the headline to say the folds fail")
+        desktop.tags_path.rmdir()
+        write_hits(hits, [(2, "a" * 32, "GET")])
+        wait_for(lambda: _headline(tray) == "No new opens", timeout=30, interval=0.05,
+                 what="the headline to clear once a fold works again")

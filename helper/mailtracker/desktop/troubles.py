@@ -1,10 +1,11 @@
-"""What keeps opens from arriving here, as the tray tells it: the pull servers that have not
-answered (or whose pulls failed) for longer than a grace, and the device logs' sync with the
-person's other computers failing likewise.
+"""What keeps opens from arriving here, or from being counted, as the tray tells it: the pull
+servers that have not answered (or whose pulls failed) for longer than a grace, the device logs'
+sync with the person's other computers failing likewise, and the folding daemon's folds failing.
 
-It reads what the leading daemon writes (``reachability``'s sightings of each server, and
-``devicesync``'s state), never the puller's memory: a tray that follows another process's
-daemon has no puller, and reading the files in the leader too keeps one way for both. The
+It reads what the leading daemon writes (``reachability``'s sightings of each server,
+``devicesync``'s state, the watcher's fold problem), never the puller's or the watcher's memory:
+a tray that follows another process's daemon has neither, and reading the files in the leader
+too keeps one way for both. The
 files are written only when an outcome changes, so ``TroubleWatch`` looks at them once a
 second (a stat each; read only when one changed) and tells its owner when what is to be
 shown changed, also when a failure outlasts the grace with no new write.
@@ -29,6 +30,7 @@ from mailtracker.core.paths import Home
 from mailtracker.core.settings import Config
 from mailtracker.core.timestamps import parse_timestamp
 from mailtracker.desktop.devicesync import read_sync_state, state_path
+from mailtracker.desktop.install import read_fold_problem
 from mailtracker.desktop.pull import FAILING, UNREACHABLE
 from mailtracker.desktop.reachability import Sighting, read_sightings, seen_path
 
@@ -66,6 +68,8 @@ class Troubles:
     server_count: int = 0  # how many pull servers config.toml names
     device_sync: Tuple[SyncTrouble, ...] = ()
     sync_count: int = 0  # how many servers the device logs meet at
+    # The folding daemon's words for why its last fold failed ('' when it worked): told at once.
+    fold_problem: str = ""
 
 
 NO_TROUBLES = Troubles()
@@ -91,7 +95,7 @@ def _failing_since(seen: Sighting) -> str:
 
 
 def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict[str, Dict[str, str]],
-                now: float, grace_s: float = GRACE_S, watched_since: float = 0.0) -> Troubles:
+                now: float, grace_s: float = GRACE_S, watched_since: float = 0.0, fold_problem: str = "") -> Troubles:
     """The troubles the files say, for the servers config.toml names (pure: no reading)."""
     urls = [url.rstrip("/") for url in config.pull_urls]
     servers = []
@@ -108,9 +112,10 @@ def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict
         if entry.get("problem") and _host(url) not in told \
                 and _lasted(entry.get("failing_since", ""), now, grace_s, watched_since):
             syncs.append(SyncTrouble(_host(url), entry["problem"]))
-    if not servers and not syncs:
+    if not servers and not syncs and not fold_problem:
         return NO_TROUBLES
-    return Troubles(tuple(servers), len(urls), tuple(syncs), len(urls) if config.devices_via_server else 0)
+    return Troubles(tuple(servers), len(urls), tuple(syncs), len(urls) if config.devices_via_server else 0,
+                    fold_problem)
 
 
 def _stat_key(path) -> Optional[Tuple[int, int, int]]:
@@ -134,14 +139,12 @@ class TroubleWatch:
         self.poll_s = poll_s
         self.troubles = NO_TROUBLES
         self._keys: Tuple = ()
-        self._read: Tuple[Dict, Dict] = ({}, {})
+        self._read: Tuple[Dict, Dict, str] = ({}, {}, "")
         self._watched_since = time.time()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "TroubleWatch":
-        if not self.config.pull_urls:
-            return self  # hits come by a sync tool: nothing here knows whether they stop
         self._watched_since = time.time()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="mailtracker-troubles", daemon=True)
@@ -163,11 +166,15 @@ class TroubleWatch:
 
     def check(self) -> Troubles:
         """Work the troubles out now; tell the owner when they changed."""
-        keys = (_stat_key(seen_path(self.home)), _stat_key(state_path(self.home)))
+        keys = (_stat_key(seen_path(self.home)), _stat_key(state_path(self.home)),
+                _stat_key(self.home.fold_problem_path))
         if keys != self._keys:
-            self._read = (read_sightings(self.home), read_sync_state(self.home))
+            problem = read_fold_problem(self.home) or {}
+            self._read = (read_sightings(self.home), read_sync_state(self.home), str(problem.get("error", "")))
             self._keys = keys
-        troubles = troubles_of(self.config, *self._read, time.time(), self.grace_s, self._watched_since)
+        sightings, sync_state, fold_problem = self._read
+        troubles = troubles_of(self.config, sightings, sync_state, time.time(), self.grace_s, self._watched_since,
+                               fold_problem)
         if troubles != self.troubles:
             self.troubles = troubles
             self.on_change(troubles)

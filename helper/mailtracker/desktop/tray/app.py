@@ -190,8 +190,11 @@ class Tray:
         self.refresh()
 
     def _view(self, rows) -> View:
-        return build_view(rows, self.marks, time.time(), problem=self.daemon.last_error,
-                          troubles=self.trouble_watch.troubles)
+        # The fold's problem as this daemon's watcher knows it, else as the folding one wrote it
+        # (a tray that follows another process's daemon has no watcher of its own).
+        troubles = self.trouble_watch.troubles
+        return build_view(rows, self.marks, time.time(), problem=self.daemon.last_error or troubles.fold_problem,
+                          troubles=troubles)
 
     def refresh(self) -> None:
         """Read the fold state (whoever folded it), notify, and update icon and menu."""
