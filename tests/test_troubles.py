@@ -105,6 +105,26 @@ def test_the_device_sync_keeps_since_when_it_fails_while_it_fails(home):
     assert read_sync_state(home)[URL]["failing_since"] > since  # a new failure, a new since
 
 
+def test_a_notification_when_a_server_starts_failing_and_when_all_answer_again(home):
+    """Told once when a server's failure outlasts the grace (not again for new words, nor for the
+    device sync), and once when the last failing server answers again."""
+    from mailtracker.desktop.tray.menu import trouble_notice
+    from mailtracker.desktop.troubles import ServerTrouble, SyncTrouble, Troubles
+
+    down = ServerTrouble("t.example.org", UNREACHABLE, utc_timestamp(NOW - 120), "connection refused", 70)
+    failing = Troubles((down,), 1)
+    notice = trouble_notice(NO_TROUBLES, failing, NOW)
+    assert notice.title == "Not receiving opens"
+    assert notice.body.startswith(f"t.example.org not answering since {clock_time(down.since, NOW)} "
+                                  "(connection refused)\nNothing is lost")
+    reworded = Troubles((replace(down, reason="timed out"),), 1)
+    assert trouble_notice(failing, reworded, NOW) is None
+    assert trouble_notice(NO_TROUBLES, Troubles((), 1, (SyncTrouble("t.example.org", "refused"),), 1), NOW) is None
+    back = trouble_notice(reworded, NO_TROUBLES, NOW)
+    assert (back.title, back.body) == ("Receiving opens again",
+                                       "t.example.org answers again: the opens it kept arrive now.")
+
+
 def test_the_watch_tells_its_owner_when_the_file_changes_and_when_the_grace_ends(home):
     """The watch reads servers-seen.json as the leader writes it: a failure is told when it has
     lasted the grace (with no new write), and the all-clear when the file says it answers."""
@@ -147,7 +167,8 @@ def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_
     port = free_port()
     server = PixelServer(home, "--serve-hits", "--port", str(port))
     init_home(desktop, pull_url=server.base)
-    tray = Tray(desktop, load_config(desktop), deliver=[].append, trouble_grace_s=0.0)
+    notices = []
+    tray = Tray(desktop, load_config(desktop), deliver=notices.append, trouble_grace_s=0.0)
     try:
         with tray:
             wait_for(lambda: _reached(desktop, server), timeout=15, what="the first pull")
@@ -160,10 +181,14 @@ def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_
             expected = f"Not receiving opens: 127.0.0.1:{port} not answering since {since} (connection refused)"
             assert _headline(tray) == expected
             assert tray.view.title == "mailtracker: n" + expected[1:]
+            # One notification, though the words changed on the way ("connection closed", then refused).
+            assert [notice.title for notice in notices] == ["Not receiving opens"]
+            assert notices[0].body.startswith(f"127.0.0.1:{port} not answering since {since}")
             server = PixelServer(home, "--serve-hits", "--port", str(port))
             wait_for(lambda: _headline(tray) == "No new opens", timeout=40, interval=0.05,
                      what="the headline to clear once the server answers again")
             assert tray.view.title == "mailtracker: no new opens"
+            assert [notice.title for notice in notices] == ["Not receiving opens", "Receiving opens again"]
     finally:
         server.stop()
 

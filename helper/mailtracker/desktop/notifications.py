@@ -193,6 +193,17 @@ class Notifications:
         with self._changed:
             self.notifier.drop_pending()
 
+    def tell(self, notice: Notice) -> None:
+        """Show a notice now, outside the opens' rules (the tray's word that opens stop arriving)."""
+        self._show(notice)
+
+    def _show(self, notice: Notice) -> None:
+        log.info("notifying: %s: %s", notice.title, notice.body.replace("\n", "; "))
+        try:
+            self.deliver(notice)
+        except NotificationUnavailable as exc:
+            log.warning("%s", exc)
+
     def _run(self) -> None:
         while True:
             with self._changed:
@@ -206,11 +217,7 @@ class Notifications:
                         self._changed.wait(None if due is None else due - now)
                 if self._stopping:
                     return
-            log.info("notifying: %s: %s", notice.title, notice.body.replace("\n", "; "))
-            try:
-                self.deliver(notice)
-            except NotificationUnavailable as exc:
-                log.warning("%s", exc)
+            self._show(notice)
 
 
 class Delivery:

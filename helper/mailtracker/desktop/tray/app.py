@@ -33,8 +33,8 @@ from mailtracker.desktop.opener import open_in_system_program
 from mailtracker.desktop.report import write_report
 from mailtracker.desktop.tray.backend import IconThread, title_for, tray_unavailable_reason
 from mailtracker.desktop.tray.icon import draw_icon
-from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view
-from mailtracker.desktop.troubles import GRACE_S, TroubleWatch, Troubles
+from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view, trouble_notice
+from mailtracker.desktop.troubles import GRACE_S, NO_TROUBLES, TroubleWatch, Troubles
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class Tray:
         self.daemon = Daemon(home, config, on_change=self._on_change)
         # Whether opens still arrive, read from what the leading daemon writes (this one or another).
         self.trouble_watch = TroubleWatch(home, config, on_change=self._on_troubles, grace_s=trouble_grace_s)
+        self._told_troubles = NO_TROUBLES  # what the last trouble notification was about
         self.notifications: Optional[Notifications] = None
         self.icon = None
         self.reason = ""
@@ -187,6 +188,11 @@ class Tray:
         self.refresh()
 
     def _on_troubles(self, troubles: Troubles) -> None:
+        notice = trouble_notice(self._told_troubles, troubles, time.time())
+        self._told_troubles = troubles
+        # Paused: no notification at all, as for opens (the menu still says it).
+        if notice is not None and self.notifications is not None and not self.marks.paused:
+            self.notifications.tell(notice)
         self.refresh()
 
     def _view(self, rows) -> View:

@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 from mailtracker.core.errors import PullAuthError
 from mailtracker.core.timestamps import ago, clock_time
 from mailtracker.desktop.marks import Marks
+from mailtracker.desktop.notifications import Notice
 from mailtracker.desktop.pull import UNREACHABLE
 from mailtracker.desktop.register import Row, display_name, grouped
 from mailtracker.desktop.troubles import NO_TROUBLES, ServerTrouble, Troubles
@@ -103,6 +104,25 @@ def describe_pull_troubles(troubles: Troubles, now: float) -> str:
     if count > 1:
         return f"Not receiving opens from any of {count} servers: {first}"
     return f"Not receiving opens: {first}"
+
+
+def trouble_notice(before: Troubles, after: Troubles, now: float) -> Optional[Notice]:
+    """The notification when a pull server starts failing past the grace ('Not receiving opens'),
+    and when the last one answers again; None for any other change (a reason's new words, a
+    second server of two, the device sync's line: the menu says those). A notification, not
+    only the menu's first line: a user who believes nobody opened their mail does not look."""
+    was = {trouble.host for trouble in before.servers}
+    now_failing = [trouble for trouble in after.servers if trouble.host not in was]
+    if now_failing:
+        pulling = describe_pull_troubles(after, now)
+        title, _, body = pulling.partition(": ")
+        return Notice(title=title, body=f"{body}\nNothing is lost: the opens it keeps arrive once pulling works again.",
+                      tag_ids=())
+    if was and not after.servers:
+        hosts = ", ".join(sorted(was))
+        return Notice(title="Receiving opens again", body=f"{hosts} answers again: the opens it kept arrive now.",
+                      tag_ids=())
+    return None
 
 
 def describe_sync_troubles(troubles: Troubles) -> str:
