@@ -149,7 +149,9 @@ def test_the_opens_per_day_count_every_email_whichever_the_report_reads(home, mo
                       (6, tags["New"], "GET", utc_timestamp(_noon(1)))])
     fold(home)
     every = _days_drawn(write_report(home, table_rows=None).read_text(encoding="utf-8"))
-    day = lambda days_ago: datetime.fromtimestamp(_noon(days_ago)).date().isoformat()  # noqa: E731
+    def day(days_ago: int) -> str:
+        return datetime.fromtimestamp(_noon(days_ago)).date().isoformat()
+
     assert every == ({day(3): 1, day(2): 1, day(1): 1}, 3)
     monkeypatch.setattr(report_module, "MAX_TIMELINE_ROWS", 1)  # the newest email alone is drawn
     assert _days_drawn(write_report(home, table_rows=1).read_text(encoding="utf-8")) == every

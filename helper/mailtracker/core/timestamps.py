@@ -103,7 +103,6 @@ def ago(stamp: str, now: float) -> str:
     return f"{seconds // 86400} d ago"
 
 
-
 def clock_time(stamp: str, now: float) -> str:
     """A timestamp as the local clock read it: '14:02' on ``now``'s day, '5 Dec 14:02' before."""
     moment = datetime.fromtimestamp(parse_timestamp(stamp))

@@ -38,6 +38,7 @@ from mailtracker.desktop.troubles import GRACE_S, NO_TROUBLES, TroubleWatch, Tro
 
 log = logging.getLogger(__name__)
 
+
 class InstanceLock:
     """One daemon per home: a lock held while it runs (the OS drops it when the process dies)."""
 
@@ -301,7 +302,6 @@ class Tray:
 
     def _do_quit(self) -> None:
         self.request_stop()
-
 
 
 def _drawn(view: View) -> Tuple[int, bool, bool]:

@@ -52,4 +52,3 @@ def _draw_warning(draw, scale: float) -> None:
     ink = (31, 41, 55)
     draw.rectangle(tuple(int(v * scale) for v in (18, 39, 22, 52)), fill=ink)
     draw.rectangle(tuple(int(v * scale) for v in (18, 55, 22, 59)), fill=ink)
-

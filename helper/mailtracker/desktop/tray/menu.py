@@ -199,4 +199,3 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
                  f"{ago(latest.last_open, now)}"
     return View(rows=tuple(rows), unseen=unseen, paused=marks.paused, title=_clip(title, 120),
                 entries=tuple(entries), trouble=alarming)
-
