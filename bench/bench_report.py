@@ -66,7 +66,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mailtracker-bench-report-", dir=args.dir) as root:
         results = {size: measure(Path(root), size, args) for size in sizes}
     base = results[sizes[0]]
-    print(f"\n| view | {' | '.join(human(size) + ' tags' for size in sizes)} | {human(sizes[-1])} ÷ {human(sizes[0])} |")
+    columns = " | ".join(f"{human(size)} tags" for size in sizes)
+    print(f"\n| view | {columns} | {human(sizes[-1])} ÷ {human(sizes[0])} |")
     print("|---|" + "---:|" * (len(sizes) + 1))
     for name in ("rows", "report", "report, chart full", "report --all"):
         cells = [seconds(results[size][name]) + (f", {results[size][name + ' bytes'] / 2**20:.1f} MiB"
