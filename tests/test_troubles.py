@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict, replace
 
+from mailtracker.core.hints import hint_for
 from mailtracker.core.settings import init_home, load_config
 from mailtracker.core.timestamps import clock_time, utc_timestamp
 from mailtracker.desktop.devicesync import read_sync_state
@@ -125,6 +126,28 @@ def test_a_notification_when_a_server_starts_failing_and_when_all_answer_again(h
                                        "t.example.org answers again: the opens it kept arrive now.")
 
 
+def test_the_problem_line_chosen_says_the_failure_in_full_with_what_to_do(home):
+    """The pull trouble's line in the menu can be chosen (the headline, or the line under a fold
+    problem); it gives the failure's sentence and its code's fix for each failing server. A menu
+    without a trouble has nothing to choose at its top. (Fails when the line stays disabled.)"""
+    from mailtracker.desktop.marks import Marks
+    from mailtracker.desktop.tray.menu import build_view, trouble_explained
+    from mailtracker.desktop.troubles import ServerTrouble, Troubles
+
+    token = ServerTrouble("t.example.org", FAILING, utc_timestamp(NOW - 120), "token refused (HTTP 401)", 71,
+                          "t.example.org refused the pull token (HTTP 401): the server's secret is not this desktop's")
+    troubles = Troubles((token,), 1)
+    marks = Marks.load(home)
+    first = build_view([], marks, NOW, troubles=troubles).entries[0]
+    assert first.action == ("explain_trouble",) and first.enabled and first.text.startswith("Not receiving opens")
+    under_fold = build_view([], marks, NOW, problem="register.csv is open in another program", troubles=troubles)
+    assert not under_fold.entries[0].enabled and under_fold.entries[1].action == ("explain_trouble",)
+    assert build_view([], marks, NOW).entries[0].action is None
+    notice = trouble_explained(troubles)
+    assert notice.body == f"{token.message}\n{hint_for(71)}"
+    assert trouble_explained(NO_TROUBLES) is None
+
+
 def test_the_watch_tells_its_owner_when_the_file_changes_and_when_the_grace_ends(home):
     """The watch reads servers-seen.json as the leader writes it: a failure is told when it has
     lasted the grace (with no new write), and the all-clear when the file says it answers."""
@@ -184,6 +207,12 @@ def test_a_real_tray_says_a_real_server_stopped_answering_and_clears_when_it_is_
             # One notification, though the words changed on the way ("connection closed", then refused).
             assert [notice.title for notice in notices] == ["Not receiving opens"]
             assert notices[0].body.startswith(f"127.0.0.1:{port} not answering since {since}")
+            # The line chosen says it in full, with what to do.
+            tray.choose(tray.view.entries[0])
+            explained = notices[-1]
+            assert explained.title == "Why opens are not arriving"
+            assert explained.body == f"{read_sightings(desktop)[server.base].message}\n{hint_for(70)}"
+            notices.pop()
             server = PixelServer(home, "--serve-hits", "--port", str(port))
             wait_for(lambda: _headline(tray) == "No new opens", timeout=40, interval=0.05,
                      what="the headline to clear once the server answers again")

@@ -43,13 +43,14 @@ POLL_S = 1.0
 @dataclass(frozen=True)
 class ServerTrouble:
     """One pull server failing past the grace: its host, how (UNREACHABLE or FAILING), since
-    when (UTC timestamp), why in a few words, and the error code."""
+    when (UTC timestamp), why in a few words, the error code, and the failure's sentence."""
 
     host: str
     outcome: str
     since: str
     reason: str = ""
     code: int = 0
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def troubles_of(config: Config, sightings: Dict[str, Sighting], sync_state: Dict
         seen = sightings.get(url)
         if seen is not None and seen.outcome in (UNREACHABLE, FAILING) \
                 and _lasted(_failing_since(seen), now, grace_s, watched_since):
-            servers.append(ServerTrouble(_host(url), seen.outcome, seen.since, seen.reason, seen.code))
+            servers.append(ServerTrouble(_host(url), seen.outcome, seen.since, seen.reason, seen.code, seen.message))
     syncs = []
     told = {server.host for server in servers}
     for url in urls if config.devices_via_server else ():

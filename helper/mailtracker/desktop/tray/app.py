@@ -33,7 +33,7 @@ from mailtracker.desktop.opener import open_in_system_program
 from mailtracker.desktop.report import write_report
 from mailtracker.desktop.tray.backend import IconThread, title_for, tray_unavailable_reason
 from mailtracker.desktop.tray.icon import draw_icon
-from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view, trouble_notice
+from mailtracker.desktop.tray.menu import APP_NAME, MenuEntry, View, build_view, trouble_explained, trouble_notice
 from mailtracker.desktop.troubles import GRACE_S, NO_TROUBLES, TroubleWatch, Troubles
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,12 @@ class Tray:
         # At the email's row: the report lists it even when it is older than the newest it lists.
         path = write_report(self.home, picked=[tag_id])
         webbrowser.open(f"{path.as_uri()}#t-{short_id(tag_id)}")
+
+    def _do_explain_trouble(self) -> None:
+        # Chosen by the user: shown while paused too.
+        notice = trouble_explained(self.trouble_watch.troubles)
+        if notice is not None and self.notifications is not None:
+            self.notifications.tell(notice)
 
     def _do_open_report(self) -> None:
         webbrowser.open(write_report(self.home).as_uri())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from mailtracker.core.errors import PullAuthError
+from mailtracker.core.hints import hint_for
 from mailtracker.core.timestamps import ago, clock_time
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.notifications import Notice
@@ -148,11 +149,31 @@ def _headline(unseen: int, paused: bool, problem: str, pulling: str) -> str:
     return _plural(unseen, "new open") if unseen else "No new opens"
 
 
+def _problem_entry(text: str, pulling: str) -> MenuEntry:
+    """A line that says what is wrong; the pull trouble's, chosen, says it in full with what to do
+    (``trouble_explained``): the line itself has room for a few words only."""
+    if pulling and text == _clip(pulling, PROBLEM_WIDTH):
+        return MenuEntry(text, action=("explain_trouble",))
+    return MenuEntry(text, enabled=False)
+
+
 def _trouble_entries(problem: str, pulling: str, syncing: str) -> List[MenuEntry]:
     """The lines under the headline that tell what else is wrong (none when all is well)."""
     lines = [pulling] if problem and pulling else []
     lines += [syncing] if syncing else []
-    return [MenuEntry(_clip(line, PROBLEM_WIDTH), enabled=False) for line in lines]
+    return [_problem_entry(_clip(line, PROBLEM_WIDTH), pulling) for line in lines]
+
+
+def trouble_explained(troubles: Troubles) -> Optional[Notice]:
+    """What the pull servers' failures are, in full, with what to do: a notice for the problem line
+    chosen in the menu (None when no server fails)."""
+    if not troubles.servers:
+        return None
+    lines = []
+    for trouble in troubles.servers:
+        lines.append(trouble.message or f"{trouble.host}: {trouble.reason or trouble.outcome}")
+        lines.append(hint_for(trouble.code) if trouble.code else "")
+    return Notice(title="Why opens are not arriving", body="\n".join(line for line in lines if line), tag_ids=())
 
 
 def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
@@ -164,7 +185,7 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
     pulling = describe_pull_troubles(troubles, now)
     headline = _headline(unseen, marks.paused, problem, pulling)
     under = _trouble_entries(problem, pulling, describe_sync_troubles(troubles))
-    entries = [MenuEntry(headline, enabled=False), *under, SEPARATOR]
+    entries = [_problem_entry(headline, pulling), *under, SEPARATOR]
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
     for members in grouped(recent):
