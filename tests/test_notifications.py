@@ -185,3 +185,20 @@ def test_a_click_notifies_with_the_link_it_followed():
     notice = notifier.take(2.0)
     assert notice.title == "Ann clicked “the offer”" and "Offer" in notice.body
     assert not notifier.observe([clicked], 3.0) and notifier.take(3.0) is None
+
+
+def test_an_open_of_another_day_names_its_day():
+    """An open that arrives late (a computer back online) says its day, not a time that reads as
+    today's; one of today says its time alone."""
+    from mailtracker.core.timestamps import parse_timestamp
+    from mailtracker.desktop.notifications import describe_opens
+    from mailtracker.desktop.register import Row
+
+    days_ago = utc_timestamp(time.time() - 3 * 86400)
+    row = Row("t" * 32, "ttttttt", name="Ann", subject="Offer", opens=1, first_open=days_ago, last_open=days_ago)
+    moment = time.localtime(parse_timestamp(days_ago))
+    assert describe_opens([row]).body == f"First open at {moment.tm_mday} {time.strftime('%b %H:%M', moment)}."
+    now = utc_timestamp()
+    today = Row("t" * 32, "ttttttt", name="Ann", subject="Offer", opens=1, first_open=now, last_open=now)
+    clock = time.strftime("%H:%M", time.localtime(parse_timestamp(now)))
+    assert describe_opens([today]).body == f"First open at {clock}."

@@ -18,10 +18,9 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from mailtracker.core.timestamps import parse_timestamp
+from mailtracker.core.timestamps import clock_time, parse_timestamp
 from mailtracker.core.errors import NotificationUnavailable
 from mailtracker.desktop.marks import Marks
 from mailtracker.desktop.platforms import Platform
@@ -155,9 +154,8 @@ def describe_opens(rows: Sequence[Row], clicked: bool = False) -> Notice:
 
 
 def _local_time(stamp: str) -> str:
-    if not stamp:
-        return "an unknown time"
-    return datetime.fromtimestamp(parse_timestamp(stamp)).strftime("%H:%M")
+    """'14:02' today, '5 Dec 14:02' for an open of another day (a computer back online brings it late)."""
+    return clock_time(stamp, time.time()) if stamp else "an unknown time"
 
 
 class Notifications:
