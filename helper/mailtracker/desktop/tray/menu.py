@@ -149,19 +149,17 @@ def _headline(unseen: int, paused: bool, problem: str, pulling: str) -> str:
     return _plural(unseen, "new open") if unseen else "No new opens"
 
 
-def _problem_entry(text: str, pulling: str) -> MenuEntry:
-    """A line that says what is wrong; the pull trouble's, chosen, says it in full with what to do
-    (``trouble_explained``): the line itself has room for a few words only."""
-    if pulling and text == _clip(pulling, PROBLEM_WIDTH):
-        return MenuEntry(text, action=("explain_trouble",))
-    return MenuEntry(text, enabled=False)
-
-
-def _trouble_entries(problem: str, pulling: str, syncing: str) -> List[MenuEntry]:
-    """The lines under the headline that tell what else is wrong (none when all is well)."""
-    lines = [pulling] if problem and pulling else []
-    lines += [syncing] if syncing else []
-    return [_problem_entry(_clip(line, PROBLEM_WIDTH), pulling) for line in lines]
+def _top_entries(headline: str, problem: str, pulling: str, syncing: str) -> List[MenuEntry]:
+    """The headline, and under it the lines that tell what else is wrong (none when all is well).
+    The pull trouble's line, the headline or under a fold problem, can be chosen: it says the
+    failure in full with what to do (``trouble_explained``), where the line has room for a few words."""
+    pull = MenuEntry(_clip(pulling, PROBLEM_WIDTH), action=("explain_trouble",)) if pulling else None
+    entries = [pull if pull is not None and not problem else MenuEntry(headline, enabled=False)]
+    if pull is not None and problem:
+        entries.append(pull)
+    if syncing:
+        entries.append(MenuEntry(syncing, enabled=False))
+    return entries
 
 
 def trouble_explained(troubles: Troubles) -> Optional[Notice]:
@@ -184,8 +182,7 @@ def build_view(rows: Sequence[Row], marks: Marks, now: float, problem: str = "",
     recent = recent_rows(rows)
     pulling = describe_pull_troubles(troubles, now)
     headline = _headline(unseen, marks.paused, problem, pulling)
-    under = _trouble_entries(problem, pulling, describe_sync_troubles(troubles))
-    entries = [_problem_entry(headline, pulling), *under, SEPARATOR]
+    entries = [*_top_entries(headline, problem, pulling, describe_sync_troubles(troubles)), SEPARATOR]
     if not recent:
         entries.append(MenuEntry("No tracked emails yet", enabled=False))
     for members in grouped(recent):
