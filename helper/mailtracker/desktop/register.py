@@ -211,9 +211,7 @@ class Row:
         values = {"id": doc["id"], "short_id": doc["short_id"]}
         values.update(_DEFAULTS)  # in the fields' order
         values.update((name, doc[name]) for name in _SCALARS if name in doc)
-        found = doc.get("links")
-        values["links"] = tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link})
-                                for link in found) if found else ()
+        values["links"] = _links(doc.get("links"))
         return cls._made(values)
 
     @classmethod
@@ -224,9 +222,7 @@ class Row:
             return cls.from_json(dict(zip(ROW_KEYS, values)))
         fields = _FIELDS_IN_ORDER.copy()
         fields.update(zip(_STORED_SCALARS, values))
-        found = values[_LINKS_AT]
-        fields["links"] = tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link})
-                                for link in found) if found else ()
+        fields["links"] = _links(values[_LINKS_AT])
         return cls._made(fields)
 
     def stored_values(self) -> tuple:
@@ -317,6 +313,11 @@ _tag_cells = itemgetter(*_TAG_FIELDS)
 # A row holds every field of tags.csv (the fold state keeps them in the row alone: ``stored_tag_fields``).
 if set(_TAG_FIELDS) != set(TAG_COLUMNS) - {"id"}:
     raise ImportError("Row does not take every field of tags.csv")
+
+
+def _links(stored: Optional[Sequence[Mapping]]) -> Tuple[Link, ...]:
+    """A row's links from ``Link.to_json``'s dicts; a key an older writer did not know takes its default."""
+    return tuple(Link(**{key: link[key] for key in _LINK_FIELDS if key in link}) for link in stored) if stored else ()
 
 
 def stored_tag_fields(values: Sequence) -> Dict[str, str]:
