@@ -370,15 +370,25 @@ class ViewWriter:
 
 def _kinds_of(db: sqlite3.Connection, codes: Iterable[int]) -> Dict[int, Kind]:
     """The kinds of these codes that the store holds."""
-    codes = list(codes)
     found: Dict[int, Kind] = {}
-    for start in range(0, len(codes), 500):  # SQLite's bound on a statement's parameters
-        part = codes[start:start + 500]
-        for code, text in db.execute(
-                f"SELECT code, kind FROM event_kinds WHERE code IN ({','.join('?' * len(part))})", part):
-            label, counted, reason, client = loads(text)
-            found[code] = (label, counted, reason, client)
+    for code, text in _rows_in(db, "SELECT code, kind FROM event_kinds WHERE code IN", list(codes)):
+        label, counted, reason, client = loads(text)
+        found[code] = (label, counted, reason, client)
     return found
+
+
+# An IN list goes to SQLite this many values at a time (its bound on a statement's parameters
+# was 999 before 3.32).
+_IN_AT_ONCE = 500
+
+
+def _rows_in(db: sqlite3.Connection, select: str, values: list) -> List[tuple]:
+    """The rows of ``select`` (which ends in "IN") for these values, asked a part at a time."""
+    rows: List[tuple] = []
+    for start in range(0, len(values), _IN_AT_ONCE):
+        part = values[start:start + _IN_AT_ONCE]
+        rows += db.execute(f"{select} ({','.join('?' * len(part))})", part).fetchall()
+    return rows
 
 
 # Rows a statement of ``_insert`` takes at once (SQLite allows 32,766 parameters from 3.32 on,
@@ -468,16 +478,12 @@ class ViewReader:
         """These tags' timelines (the tags with none are left out), read at once."""
         if self._db is None:
             return {}
-        tag_ids = list(tag_ids)
         try:
             # The timelines and their kinds as one pass left them (a rebuild deletes kinds).
             self._db.execute("BEGIN")
             try:
-                coded = {}
-                for start in range(0, len(tag_ids), 500):  # SQLite's bound on a statement's parameters
-                    part = tag_ids[start:start + 500]
-                    coded.update((tag, coded_events(events)) for tag, events in self._db.execute(
-                        f"SELECT tag, events FROM timelines WHERE tag IN ({','.join('?' * len(part))})", part))
+                coded = {tag: coded_events(events) for tag, events in _rows_in(
+                    self._db, "SELECT tag, events FROM timelines WHERE tag IN", list(tag_ids))}
                 kinds = self._kinds
                 kinds.update(_kinds_of(self._db, {code for events in coded.values() for _, code in events
                                                   if code not in kinds}))
